@@ -1,0 +1,3 @@
+//! placeholder
+pub mod model;
+pub mod nft;

@@ -1,0 +1,139 @@
+//! Plain data the snapshot client fills from the wire and the data path reads.
+//!
+//! These types carry no IO and no generated protobuf code: the snapshot client
+//! converts `switchyard.v1` messages into them in one place, so the nftables
+//! compiler (and its tests) never see the wire format.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::Ipv4Addr;
+
+use ipnet::Ipv4Net;
+
+/// What this agent knows about the host it runs on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeContext {
+    /// Matched against `EndpointEntry::node_name` for `Local` traffic policies.
+    pub node_name: String,
+    /// The node's own addresses (informational: NodePorts match any local
+    /// address through `fib daddr type local`, as kube-proxy does).
+    pub node_ips: Vec<Ipv4Addr>,
+    /// Pods on this node live here. Traffic from outside it is masqueraded when
+    /// it may be sent to another node; `None` masquerades everything (kube-proxy's
+    /// `masqueradeAll`), the safe choice when the pod network is unknown.
+    pub pod_cidr: Option<Ipv4Net>,
+}
+
+/// One complete, versioned view of every Service the node must serve.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    pub version: u64,
+    pub services: BTreeMap<ServiceKey, ServiceEntry>,
+}
+
+/// `namespace/name` of a Service; ordered so compilation is deterministic.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ServiceKey {
+    pub namespace: String,
+    pub name: String,
+}
+
+impl ServiceKey {
+    pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
+        Self {
+            namespace: namespace.into(),
+            name: name.into(),
+        }
+    }
+}
+
+impl fmt::Display for ServiceKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
+/// A Service as the data path needs it: addresses, ports, policies, endpoints.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServiceEntry {
+    /// `None` for headless and ExternalName services: nothing is programmed.
+    pub cluster_ip: Option<Ipv4Addr>,
+    pub external_ips: Vec<Ipv4Addr>,
+    /// `status.loadBalancer.ingress[].ip`.
+    pub load_balancer_ips: Vec<Ipv4Addr>,
+    pub ports: Vec<ServicePortEntry>,
+    /// `Some(seconds)` when `sessionAffinity: ClientIP`.
+    pub session_affinity_timeout: Option<u32>,
+    /// `internalTrafficPolicy: Local`.
+    pub internal_traffic_local: bool,
+    /// `externalTrafficPolicy: Local`.
+    pub external_traffic_local: bool,
+    pub endpoints: Vec<EndpointEntry>,
+}
+
+/// One `spec.ports[]` item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServicePortEntry {
+    /// May be empty for single-port services; endpoints match it by name.
+    pub name: String,
+    pub protocol: Protocol,
+    pub port: u16,
+    pub node_port: Option<u16>,
+}
+
+/// One endpoint address with its conditions, as an EndpointSlice carries it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointEntry {
+    pub ip: Ipv4Addr,
+    pub node_name: Option<String>,
+    pub ready: bool,
+    pub serving: bool,
+    pub terminating: bool,
+    /// The resolved target ports; a service port is served by the endpoint port
+    /// with the same name and protocol (how EndpointSlices resolve named
+    /// `targetPort`s per pod).
+    pub ports: Vec<EndpointPortEntry>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointPortEntry {
+    pub name: String,
+    pub protocol: Protocol,
+    pub port: u16,
+}
+
+/// Transport protocols a Service port may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Protocol {
+    Tcp,
+    Udp,
+    Sctp,
+}
+
+impl Protocol {
+    /// The keyword nft uses (also the `inet_proto` spelling in map keys).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+            Protocol::Sctp => "sctp",
+        }
+    }
+
+    /// Parses nft's spelling, including the numeric form it prints for
+    /// protocols it has no name for.
+    pub fn from_nft(s: &str) -> Option<Self> {
+        match s {
+            "tcp" | "6" => Some(Protocol::Tcp),
+            "udp" | "17" => Some(Protocol::Udp),
+            "sctp" | "132" => Some(Protocol::Sctp),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

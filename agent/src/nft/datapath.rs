@@ -1,0 +1,238 @@
+//! [`DataPath`]: owns the agent's table, remembers what is applied, and turns
+//! each snapshot into one incremental transaction.
+//!
+//! Drift detection is cheap by design: every transaction also rewrites a
+//! one-element `canary` set with a new generation number, and
+//! [`DataPath::check_drift`] lists only that set (a few milliseconds even
+//! when the table holds tens of thousands of rules, whereas listing one chain
+//! makes nft 1.0 load every rule of the table). A deleted table, `flush
+//! ruleset`, or a restored older copy all change or remove the canary; then
+//! [`DataPath::resync`] reads the whole table back and repairs the
+//! difference. Edits that keep the canary (`flush table`, a single rule or
+//! element changed by hand) are only seen by a full [`DataPath::resync`],
+//! which the caller may run on a slow timer.
+
+use tracing::{debug, info, instrument, warn};
+
+use super::diff::{plan, ApplyStats, Transaction};
+use super::error::{NftError, Result};
+use super::live;
+use super::ruleset::compile;
+use super::runner::NftRunner;
+use super::state::{AppliedState, CANARY_SET};
+use crate::model::{NodeContext, Snapshot};
+
+/// The agent's nftables data path.
+#[derive(Debug)]
+pub struct DataPath<R> {
+    table: String,
+    runner: R,
+    applied: AppliedState,
+    /// Last generation written to (or read from) the canary.
+    generation: u32,
+    /// Set after a failed transaction: what we believe is applied may be
+    /// wrong, so the next apply reads the table back first.
+    stale: bool,
+}
+
+impl<R: NftRunner> DataPath<R> {
+    /// Reads the live table (if any) so the first [`apply`](Self::apply)
+    /// reconciles against it instead of starting over: traffic never blips.
+    pub async fn open(table: &str, runner: R) -> Result<Self> {
+        validate_table_name(table)?;
+        let mut dp = Self {
+            table: table.to_owned(),
+            runner,
+            applied: AppliedState::default(),
+            generation: 0,
+            stale: false,
+        };
+        dp.read_live().await?;
+        info!(table, exists = dp.applied.table_exists, generation = dp.generation, "opened nftables table");
+        Ok(dp)
+    }
+
+    /// Programs `snap` as one atomic transaction holding only the difference
+    /// from what is applied. On error the previous ruleset stays in force.
+    #[instrument(skip_all, fields(table = %self.table, version = snap.version))]
+    pub async fn apply(&mut self, ctx: &NodeContext, snap: &Snapshot) -> Result<ApplyStats> {
+        if self.stale {
+            self.read_live().await?;
+        }
+        let desired = compile(ctx, snap);
+        for conflict in &desired.conflicts {
+            warn!(%conflict, "service address conflict");
+        }
+        let mut tx = plan(&self.table, &self.applied, &desired);
+        let generation = self.next_generation(&tx);
+        if self.applied.generation != Some(generation) {
+            tx.set_generation(generation);
+        }
+        self.run(&tx).await?;
+        self.applied = AppliedState::from_ruleset(&desired, generation);
+        self.generation = generation;
+        Ok(tx.stats)
+    }
+
+    /// Cheap check: does the canary still hold our generation?
+    pub async fn check_drift(&self) -> Result<bool> {
+        let object = format!("set ip {} {CANARY_SET}", self.table);
+        let live = match self.runner.list_json(&object).await? {
+            Some(json) => live::parse_canary(&json)?,
+            None => None,
+        };
+        Ok(live != self.applied.generation)
+    }
+
+    /// Runs [`check_drift`](Self::check_drift) and, on drift, [`resync`](Self::resync).
+    /// Returns whether a repair happened.
+    pub async fn repair_if_drifted(&mut self, ctx: &NodeContext, snap: &Snapshot) -> Result<bool> {
+        if !self.check_drift().await? {
+            return Ok(false);
+        }
+        warn!(table = %self.table, "nftables table drifted, repairing");
+        let stats = self.resync(ctx, snap).await?;
+        info!(?stats, "nftables table repaired");
+        Ok(true)
+    }
+
+    /// Reads the whole table back and applies the difference to `snap`.
+    pub async fn resync(&mut self, ctx: &NodeContext, snap: &Snapshot) -> Result<ApplyStats> {
+        self.read_live().await?;
+        self.apply(ctx, snap).await
+    }
+
+    /// The transaction [`apply`](Self::apply) would run, without running it.
+    pub fn plan(&self, ctx: &NodeContext, snap: &Snapshot) -> Transaction {
+        plan(&self.table, &self.applied, &compile(ctx, snap))
+    }
+
+    /// Last generation written to the canary.
+    pub fn generation(&self) -> u32 {
+        self.generation
+    }
+
+    pub fn runner(&self) -> &R {
+        &self.runner
+    }
+
+    /// A new generation when something changes; the current one otherwise
+    /// (a resync that finds only an emptied canary rewrites just the canary).
+    fn next_generation(&self, tx: &Transaction) -> u32 {
+        match tx.has_changes() {
+            true => self.generation.wrapping_add(1),
+            false => self.generation,
+        }
+    }
+
+    async fn run(&mut self, tx: &Transaction) -> Result<()> {
+        if tx.is_empty() {
+            debug!("nftables already up to date");
+            return Ok(());
+        }
+        let script = tx.script();
+        match self.runner.run_script(&script).await {
+            Ok(()) => {
+                debug!(stats = ?tx.stats, bytes = script.len(), "applied nftables transaction");
+                Ok(())
+            }
+            Err(err) => {
+                self.stale = true;
+                Err(err)
+            }
+        }
+    }
+
+    async fn read_live(&mut self) -> Result<()> {
+        let object = format!("table ip {}", self.table);
+        self.applied = match self.runner.list_json(&object).await? {
+            Some(json) => live::parse_table(&json, &self.table)?,
+            None => AppliedState::default(),
+        };
+        if let Some(generation) = self.applied.generation {
+            self.generation = generation;
+        }
+        self.stale = false;
+        Ok(())
+    }
+}
+
+/// Table names are interpolated into scripts, so only plain identifiers pass.
+fn validate_table_name(table: &str) -> Result<()> {
+    let mut chars = table.chars();
+    let valid = chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        && table.len() <= 64;
+    match valid {
+        true => Ok(()),
+        false => Err(NftError::InvalidTable(table.to_owned())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use super::*;
+    use crate::model::{ServiceEntry, ServiceKey, ServicePortEntry, Protocol};
+    use crate::nft::RecordingRunner;
+
+    fn ctx() -> NodeContext {
+        NodeContext {
+            node_name: "a".into(),
+            node_ips: vec![],
+            pod_cidr: None,
+        }
+    }
+
+    fn snap(version: u64, vip: Option<[u8; 4]>) -> Snapshot {
+        let mut s = Snapshot { version, ..Default::default() };
+        if let Some(vip) = vip {
+            let svc = ServiceEntry {
+                cluster_ip: Some(Ipv4Addr::from(vip)),
+                ports: vec![ServicePortEntry { name: String::new(), protocol: Protocol::Udp, port: 53, node_port: None }],
+                ..Default::default()
+            };
+            s.services.insert(ServiceKey::new("kube-system", "dns"), svc);
+        }
+        s
+    }
+
+    #[tokio::test]
+    async fn applies_incrementally_and_skips_empty_diffs() {
+        let rec = RecordingRunner::new();
+        let mut dp = DataPath::open("switchyard", rec.clone()).await.unwrap();
+        let first = dp.apply(&ctx(), &snap(1, None)).await.unwrap();
+        assert!(first.chains_created > 0);
+        assert_eq!(dp.generation(), 1);
+        assert!(dp.apply(&ctx(), &snap(2, None)).await.unwrap().is_empty());
+        assert_eq!(rec.scripts().len(), 1, "empty diff runs nothing");
+        dp.apply(&ctx(), &snap(3, Some([10, 96, 0, 10]))).await.unwrap();
+        let scripts = rec.scripts();
+        assert_eq!(
+            scripts[1],
+            "add element ip switchyard no-endpoint-services { 10.96.0.10 . udp . 53 : goto reject-chain }\n\
+             flush set ip switchyard canary\nadd element ip switchyard canary { 2 }\n"
+        );
+        assert!(!dp.check_drift().await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn failure_keeps_error_text_and_rereads_before_next_apply() {
+        let rec = RecordingRunner::new();
+        let mut dp = DataPath::open("switchyard", rec.clone()).await.unwrap();
+        dp.apply(&ctx(), &snap(1, None)).await.unwrap();
+        rec.fail_next("Error: Could not process rule: No such file or directory");
+        let err = dp.apply(&ctx(), &snap(2, Some([10, 96, 0, 10]))).await.unwrap_err();
+        assert!(err.nft_stderr().unwrap().contains("Could not process rule"));
+        // The recorder shows no live table, so the retry rebuilds from scratch.
+        dp.apply(&ctx(), &snap(2, Some([10, 96, 0, 10]))).await.unwrap();
+        assert!(rec.scripts()[1].starts_with("add table ip switchyard\n"));
+    }
+
+    #[tokio::test]
+    async fn rejects_table_names_that_are_not_identifiers() {
+        let err = DataPath::open("x; flush ruleset", RecordingRunner::new()).await.unwrap_err();
+        assert!(matches!(err, NftError::InvalidTable(_)));
+    }
+}

@@ -1,0 +1,205 @@
+//! Reads the agent's own table back from `nft -j list table` output.
+//!
+//! Parsed as raw JSON (`serde_json::Value`): the typed `nftables` crate cannot
+//! read a table that holds a verdict map. Only what the differ compares is
+//! extracted — chain fingerprints and rule counts, map elements, set names and
+//! the canary generation — so rule expressions never need a full model.
+
+use std::net::Ipv4Addr;
+
+use serde_json::Value;
+
+use super::error::NftError;
+use super::names;
+use super::state::{AppliedMap, AppliedState, ChainDigest, MapKey, MapName, Verdict, CANARY_SET};
+use crate::model::Protocol;
+
+/// Parses a full listing of `table` into the state the differ diffs against.
+pub fn parse_table(json: &str, table: &str) -> Result<AppliedState, NftError> {
+    let mut state = AppliedState::default();
+    for (kind, obj) in objects(json)? {
+        if obj.get("table").and_then(Value::as_str) != Some(table) && kind != "table" {
+            continue;
+        }
+        match kind.as_str() {
+            "table" => state.table_exists |= obj.get("name").and_then(Value::as_str) == Some(table),
+            "chain" => read_chain(&mut state, obj),
+            "rule" => read_rule(&mut state, obj),
+            "set" => read_set(&mut state, obj),
+            "map" => read_map(&mut state, obj),
+            _ => {} // counters, flowtables…: not ours to judge
+        }
+    }
+    Ok(state)
+}
+
+/// Parses `nft -j list set ip <table> canary` into the generation it holds.
+pub fn parse_canary(json: &str) -> Result<Option<u32>, NftError> {
+    Ok(objects(json)?
+        .into_iter()
+        .find(|(kind, obj)| kind == "set" && name(obj) == CANARY_SET)
+        .and_then(|(_, obj)| generation(&obj)))
+}
+
+/// The `{"nftables": [{kind: {...}}, ...]}` list as `(kind, body)` pairs.
+fn objects(json: &str) -> Result<Vec<(String, Value)>, NftError> {
+    let root: Value = serde_json::from_str(json).map_err(NftError::Json)?;
+    let list = match root.get("nftables") {
+        Some(Value::Array(list)) => list,
+        _ => return Err(NftError::Malformed("no top-level \"nftables\" array".into())),
+    };
+    Ok(list
+        .iter()
+        .filter_map(Value::as_object)
+        .filter_map(|o| o.iter().next())
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect())
+}
+
+fn name(obj: &Value) -> &str {
+    obj.get("name").and_then(Value::as_str).unwrap_or_default()
+}
+
+fn read_chain(state: &mut AppliedState, obj: Value) {
+    state.chains.entry(name(&obj).to_owned()).or_insert(ChainDigest {
+        fingerprint: None,
+        rules: 0,
+    });
+}
+
+/// Counts the rule; the first rule of a chain carries the fingerprint.
+fn read_rule(state: &mut AppliedState, obj: Value) {
+    let Some(chain) = obj.get("chain").and_then(Value::as_str) else {
+        return;
+    };
+    let digest = state.chains.entry(chain.to_owned()).or_insert(ChainDigest {
+        fingerprint: None,
+        rules: 0,
+    });
+    if digest.rules == 0 {
+        digest.fingerprint = obj
+            .get("comment")
+            .and_then(Value::as_str)
+            .and_then(names::parse_fingerprint)
+            .map(str::to_owned);
+    }
+    digest.rules += 1;
+}
+
+fn read_set(state: &mut AppliedState, obj: Value) {
+    let set_name = name(&obj).to_owned();
+    if set_name == CANARY_SET {
+        state.generation = generation(&obj);
+    }
+    state.sets.insert(set_name);
+}
+
+fn generation(set: &Value) -> Option<u32> {
+    let first = set.get("elem")?.as_array()?.first()?;
+    first.as_u64().and_then(|g| u32::try_from(g).ok())
+}
+
+fn read_map(state: &mut AppliedState, obj: Value) {
+    let map_name = name(&obj).to_owned();
+    let mut map = AppliedMap::default();
+    if let Some(kind) = MapName::from_name(&map_name) {
+        let elements = obj.get("elem").and_then(Value::as_array).cloned().unwrap_or_default();
+        for element in &elements {
+            match parse_element(kind, element) {
+                Some((key, verdict)) => {
+                    map.elements.insert(key, verdict);
+                }
+                None => map.unreadable = true,
+            }
+        }
+    }
+    state.maps.insert(map_name, map);
+}
+
+/// `[{"concat": ["10.0.0.1", "tcp", 80]}, {"goto": {"target": "svc-…"}}]`.
+fn parse_element(map: MapName, element: &Value) -> Option<(MapKey, Verdict)> {
+    let pair = element.as_array()?;
+    let (key, verdict) = (pair.first()?, pair.get(1)?);
+    // Elements with options are wrapped: {"elem": {"val": key, ...}}.
+    let key = key.get("elem").and_then(|e| e.get("val")).unwrap_or(key);
+    let parts = key.get("concat")?.as_array()?;
+    let key = match (map.keyed_by_address(), parts.as_slice()) {
+        (true, [addr, proto, port]) => MapKey {
+            addr: Some(addr.as_str()?.parse::<Ipv4Addr>().ok()?),
+            protocol: protocol(proto)?,
+            port: u16::try_from(port.as_u64()?).ok()?,
+        },
+        (false, [proto, port]) => MapKey {
+            addr: None,
+            protocol: protocol(proto)?,
+            port: u16::try_from(port.as_u64()?).ok()?,
+        },
+        _ => return None,
+    };
+    Some((key, parse_verdict(verdict)?))
+}
+
+fn protocol(v: &Value) -> Option<Protocol> {
+    match v {
+        Value::String(s) => Protocol::from_nft(s),
+        Value::Number(n) => Protocol::from_nft(&n.to_string()),
+        _ => None,
+    }
+}
+
+fn parse_verdict(v: &Value) -> Option<Verdict> {
+    if v.get("drop").is_some() {
+        return Some(Verdict::Drop);
+    }
+    let target = v.get("goto")?.get("target")?.as_str()?;
+    Some(Verdict::Goto(target.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Trimmed from real `nft -j list table ip sw` output (nft 1.0.6).
+    const LISTING: &str = r#"{"nftables": [
+      {"metainfo": {"version": "1.0.6", "json_schema_version": 1}},
+      {"table": {"family": "ip", "name": "sw", "handle": 1}},
+      {"set": {"family": "ip", "name": "canary", "table": "sw", "type": "mark", "handle": 1, "elem": [7]}},
+      {"map": {"family": "ip", "name": "service-ips", "table": "sw", "type": ["ipv4_addr", "inet_proto", "inet_service"], "handle": 2, "map": "verdict",
+               "elem": [[{"concat": ["10.96.0.10", "tcp", 80]}, {"goto": {"target": "svc-a"}}]]}},
+      {"map": {"family": "ip", "name": "no-endpoint-nodeports", "table": "sw", "type": ["inet_proto", "inet_service"], "handle": 4, "map": "verdict",
+               "elem": [[{"concat": ["udp", 30053]}, {"drop": null}], [{"concat": ["tcp", 30080]}, {"goto": {"target": "reject-chain"}}]]}},
+      {"map": {"family": "ip", "name": "service-nodeports", "table": "sw", "type": ["inet_proto", "inet_service"], "handle": 5, "map": "verdict",
+               "elem": [[{"concat": ["tcp", {"range": [1, 2]}]}, {"accept": null}]]}},
+      {"set": {"family": "ip", "name": "aff-1", "table": "sw", "type": "ipv4_addr", "handle": 14, "flags": ["timeout"], "timeout": 10800}},
+      {"chain": {"family": "ip", "table": "sw", "name": "nat-output", "handle": 6, "type": "nat", "hook": "output", "prio": -100, "policy": "accept"}},
+      {"chain": {"family": "ip", "table": "sw", "name": "empty", "handle": 7}},
+      {"rule": {"family": "ip", "table": "sw", "chain": "nat-output", "handle": 15, "comment": "sy:00aa nat-output", "expr": [{"jump": {"target": "services"}}]}},
+      {"rule": {"family": "ip", "table": "sw", "chain": "nat-output", "handle": 16, "expr": [{"accept": null}]}}
+    ]}"#;
+
+    #[test]
+    fn reads_chains_maps_sets_and_generation() {
+        let s = parse_table(LISTING, "sw").unwrap();
+        assert!(s.table_exists);
+        assert_eq!(s.generation, Some(7));
+        assert_eq!(s.sets.iter().collect::<Vec<_>>(), ["aff-1", "canary"]);
+        let out = &s.chains["nat-output"];
+        assert_eq!((out.fingerprint.as_deref(), out.rules), (Some("00aa"), 2));
+        assert_eq!(s.chains["empty"], ChainDigest { fingerprint: None, rules: 0 });
+        let ips = &s.maps["service-ips"];
+        let key = MapKey { addr: Some(Ipv4Addr::new(10, 96, 0, 10)), protocol: Protocol::Tcp, port: 80 };
+        assert_eq!(ips.elements[&key], Verdict::Goto("svc-a".into()));
+        let nodeports = &s.maps["no-endpoint-nodeports"];
+        assert_eq!(nodeports.elements.len(), 2);
+        assert!(!nodeports.unreadable);
+        assert!(s.maps["service-nodeports"].unreadable, "foreign element shape forces a flush");
+    }
+
+    #[test]
+    fn canary_and_errors() {
+        let json = r#"{"nftables": [{"metainfo": {}}, {"set": {"name": "canary", "table": "sw", "elem": [42]}}]}"#;
+        assert_eq!(parse_canary(json).unwrap(), Some(42));
+        assert!(matches!(parse_table("{}", "sw"), Err(NftError::Malformed(_))));
+        assert!(matches!(parse_table("nope", "sw"), Err(NftError::Json(_))));
+    }
+}

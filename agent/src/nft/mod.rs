@@ -1,0 +1,30 @@
+//! The agent's nftables data path: Kubernetes Service semantics in one table.
+//!
+//! Pure in the middle, IO at the edge:
+//! snapshot → [`ruleset::compile`] → desired [`Ruleset`] →
+//! [`diff::plan`] against the [`AppliedState`] (recorded, or read back by
+//! [`live`]) → one atomic `nft -f -` [`Transaction`] run by an [`NftRunner`].
+//! [`DataPath`] ties these together for the agent. The ruleset shape is told
+//! top to bottom in [`ruleset`].
+
+pub mod datapath;
+pub mod diff;
+pub mod endpoints;
+pub mod error;
+pub mod live;
+pub mod names;
+pub mod ruleset;
+pub mod runner;
+pub mod state;
+
+pub use datapath::DataPath;
+pub use diff::{plan, ApplyStats, Transaction};
+pub use error::{NftError, Result};
+pub use ruleset::compile;
+pub use runner::{NftCommand, NftRunner, RecordingRunner};
+pub use state::{AppliedState, Ruleset};
+
+/// The table the agent owns unless configured otherwise.
+pub const DEFAULT_TABLE: &str = "switchyard";
+#[cfg(test)]
+mod script_tests;

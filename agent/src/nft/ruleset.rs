@@ -1,0 +1,311 @@
+//! Compiles a [`Snapshot`] into the desired [`Ruleset`] of the agent's table.
+//!
+//! The shape follows kube-proxy's nftables mode, top to bottom:
+//!
+//! ```text
+//! table ip switchyard                                   (only table we touch)
+//!   set canary                 { type mark }            generation, for drift checks
+//!   map service-ips            { ipv4_addr . inet_proto . inet_service : verdict }
+//!   map service-nodeports      { inet_proto . inet_service : verdict }
+//!   map no-endpoint-services   { ipv4_addr . inet_proto . inet_service : verdict }
+//!   map no-endpoint-nodeports  { inet_proto . inet_service : verdict }
+//!
+//!   # base chains: filtering runs before DNAT (-110) so it sees service addresses
+//!   chain filter-input    hook input   -110: ct state new jump nodeport-endpoints-check
+//!                                              ct state new jump service-endpoints-check
+//!   chain filter-forward  hook forward -110: ct state new jump service-endpoints-check
+//!   chain filter-output   hook output  -110: ct state new jump service-endpoints-check
+//!   chain nat-prerouting  hook prerouting -100: jump services      (from pods, from outside)
+//!   chain nat-output      hook output     -100: jump services      (from the host itself)
+//!   chain nat-postrouting hook postrouting 100: jump masquerading
+//!
+//!   # one O(1) lookup per packet, whatever the number of services
+//!   chain services
+//!     ip daddr . meta l4proto . th dport vmap @service-ips
+//!     fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport vmap @service-nodeports
+//!   chain service-endpoints-check    ip daddr . meta l4proto . th dport vmap @no-endpoint-services
+//!   chain nodeport-endpoints-check   fib daddr type local … vmap @no-endpoint-nodeports
+//!   chain reject-chain               TCP reset, else ICMP port unreachable
+//!   chain mark-for-masquerade        meta mark |= 0x4000
+//!   chain masquerading               unmarked → return; clear mark; masquerade fully-random
+//!
+//!   # per service port (names are hashes of ns/name/proto/port, see `names`)
+//!   chain svc-<h>    cluster policy: mark if the source is outside this node's pod
+//!                    CIDR (all sources when unknown); affinity lookups; numgen vmap
+//!   chain local-<h>  local policy: affinity lookups; numgen over local endpoints
+//!   chain ext-<h>    NodePort / external / LB entry:
+//!                      Cluster policy: mark; goto svc-<h>
+//!                      Local policy:   pods of this node → goto svc-<h>;
+//!                                      the host → mark, goto svc-<h>;
+//!                                      others → goto local-<h> (drop when none),
+//!                                      unmarked, so the client address is kept
+//!   # per endpoint of a service port
+//!   chain ep-<h>     ip saddr <ep> jump mark-for-masquerade   (hairpin)
+//!                    update @aff-<h> { ip saddr }             (ClientIP affinity only)
+//!                    meta l4proto <p> dnat to <ep>:<targetPort>
+//!   set aff-<h>      { type ipv4_addr; flags dynamic,timeout; timeout N }
+//! ```
+//!
+//! Map elements per service port:
+//! - ClusterIP: `service-ips` → `svc-<h>` (or `local-<h>` with internal policy
+//!   Local); with no usable endpoint, `no-endpoint-services` → reject when the
+//!   service has no endpoints at all, drop when only the Local set is empty.
+//! - externalIPs, LB IPs (`service-ips`) and the NodePort (`service-nodeports`)
+//!   → `ext-<h>`; with no endpoint at all, the `no-endpoint-*` maps → reject.
+//!
+//! Headless and ExternalName services (no ClusterIP) program nothing.
+//! The first rule of every chain carries a `sy:<fingerprint>` comment; the
+//! differ compares fingerprints to decide which chains to rewrite.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
+use super::endpoints::{backends_for, Backend, PortBackends};
+use super::names;
+use super::state::{
+    BaseHook, ChainSpec, MapKey, MapName, Ruleset, Verdict, MARK_MASQ_CHAIN, MASQ_MARK,
+    REJECT_CHAIN,
+};
+use crate::model::{NodeContext, ServiceEntry, ServiceKey, ServicePortEntry, Snapshot};
+
+/// Compiles the whole desired table. Pure: same inputs, same ruleset.
+pub fn compile(ctx: &NodeContext, snap: &Snapshot) -> Ruleset {
+    let mut rs = skeleton();
+    for (key, svc) in &snap.services {
+        let Some(vip) = svc.cluster_ip else {
+            continue;
+        };
+        for port in &svc.ports {
+            PortCompiler::new(ctx, key, svc, vip, port).compile(&mut rs);
+        }
+    }
+    rs
+}
+
+/// The fixed part: base chains, dispatch chains, empty maps.
+pub fn skeleton() -> Ruleset {
+    let mut rs = Ruleset::default();
+    for map in MapName::ALL {
+        rs.maps.insert(map, BTreeMap::new());
+    }
+    let jump_new = |chain: &str| format!("ct state new jump {chain}");
+    let base = [
+        ("filter-input", "filter", "input", -110, vec![jump_new("nodeport-endpoints-check"), jump_new("service-endpoints-check")]),
+        ("filter-forward", "filter", "forward", -110, vec![jump_new("service-endpoints-check")]),
+        ("filter-output", "filter", "output", -110, vec![jump_new("service-endpoints-check")]),
+        ("nat-prerouting", "nat", "prerouting", -100, vec!["jump services".to_owned()]),
+        ("nat-output", "nat", "output", -100, vec!["jump services".to_owned()]),
+        ("nat-postrouting", "nat", "postrouting", 100, vec!["jump masquerading".to_owned()]),
+    ];
+    for (name, kind, hook, priority, rules) in base {
+        let mut spec = ChainSpec::new(name, rules);
+        spec.base = Some(BaseHook { kind, hook, priority });
+        rs.chains.insert(name.to_owned(), spec);
+    }
+    let local_dst = "fib daddr type local ip daddr != 127.0.0.0/8";
+    let tuple = "meta l4proto . th dport";
+    let fixed = [
+        ("services", vec![
+            format!("ip daddr . {tuple} vmap @{}", MapName::ServiceIps.as_str()),
+            format!("{local_dst} {tuple} vmap @{}", MapName::ServiceNodePorts.as_str()),
+        ]),
+        ("service-endpoints-check", vec![
+            format!("ip daddr . {tuple} vmap @{}", MapName::NoEndpointServices.as_str()),
+        ]),
+        ("nodeport-endpoints-check", vec![
+            format!("{local_dst} {tuple} vmap @{}", MapName::NoEndpointNodePorts.as_str()),
+        ]),
+        (REJECT_CHAIN, vec![
+            "meta l4proto tcp reject with tcp reset".to_owned(),
+            "reject".to_owned(),
+        ]),
+        (MARK_MASQ_CHAIN, vec![format!("meta mark set meta mark or {MASQ_MARK:#x}")]),
+        ("masquerading", vec![
+            format!("meta mark and {MASQ_MARK:#x} == 0 return"),
+            format!("meta mark set meta mark xor {MASQ_MARK:#x}"),
+            "masquerade fully-random".to_owned(),
+        ]),
+    ];
+    for (name, rules) in fixed {
+        rs.chains.insert(name.to_owned(), ChainSpec::new(name, rules));
+    }
+    rs
+}
+
+/// Compiles one Service port: its chains and its map elements.
+struct PortCompiler<'a> {
+    ctx: &'a NodeContext,
+    svc: &'a ServiceEntry,
+    vip: Ipv4Addr,
+    port: &'a ServicePortEntry,
+    id: String,
+    backends: PortBackends,
+}
+
+impl<'a> PortCompiler<'a> {
+    fn new(
+        ctx: &'a NodeContext,
+        key: &ServiceKey,
+        svc: &'a ServiceEntry,
+        vip: Ipv4Addr,
+        port: &'a ServicePortEntry,
+    ) -> Self {
+        Self {
+            ctx,
+            svc,
+            vip,
+            port,
+            id: names::service_port_id(key, port),
+            backends: backends_for(svc, port, &ctx.node_name),
+        }
+    }
+
+    fn compile(&self, rs: &mut Ruleset) {
+        let cluster_chain = names::cluster_chain(&self.id);
+        let local_chain = names::local_chain(&self.id);
+        if self.needs_cluster_chain() {
+            let mut rules = vec![self.cluster_masquerade_rule()];
+            rules.extend(self.dispatch_rules(&self.backends.cluster));
+            rs.chains.insert(cluster_chain.clone(), ChainSpec::new(&self.id, rules));
+            self.add_endpoint_chains(rs, &self.backends.cluster);
+        }
+        if self.needs_local_chain() {
+            let rules = self.dispatch_rules(&self.backends.local);
+            rs.chains.insert(local_chain.clone(), ChainSpec::new(format!("{} local", self.id), rules));
+            self.add_endpoint_chains(rs, &self.backends.local);
+        }
+        self.add_cluster_ip_element(rs, &cluster_chain, &local_chain);
+        if self.has_external() {
+            self.add_external(rs, &cluster_chain, &local_chain);
+        }
+    }
+
+    fn has_external(&self) -> bool {
+        self.port.node_port.is_some()
+            || !self.svc.external_ips.is_empty()
+            || !self.svc.load_balancer_ips.is_empty()
+    }
+
+    /// Used by ClusterIP traffic with policy Cluster, and by external traffic
+    /// (policy Cluster, or the pod/host short-circuit of policy Local).
+    fn needs_cluster_chain(&self) -> bool {
+        !self.backends.cluster.is_empty() && (!self.svc.internal_traffic_local || self.has_external())
+    }
+
+    fn needs_local_chain(&self) -> bool {
+        let external_local = self.has_external() && self.svc.external_traffic_local;
+        !self.backends.local.is_empty() && (self.svc.internal_traffic_local || external_local)
+    }
+
+    /// ClusterIP traffic that may leave for another node is masqueraded unless
+    /// it comes from this node's pods, so replies come back through us.
+    fn cluster_masquerade_rule(&self) -> String {
+        let (vip, proto, port) = (self.vip, self.port.protocol, self.port.port);
+        match self.ctx.pod_cidr {
+            Some(cidr) => format!("ip daddr {vip} {proto} dport {port} ip saddr != {cidr} jump {MARK_MASQ_CHAIN}"),
+            None => format!("ip daddr {vip} {proto} dport {port} jump {MARK_MASQ_CHAIN}"),
+        }
+    }
+
+    /// Affinity lookups (one per endpoint) then a uniform random choice.
+    fn dispatch_rules(&self, backends: &[Backend]) -> Vec<String> {
+        let mut rules = Vec::new();
+        if let Some(timeout) = self.svc.session_affinity_timeout {
+            for b in backends {
+                let ep_id = self.endpoint_id(b);
+                let set = names::affinity_set(&ep_id, timeout);
+                rules.push(format!("ip saddr @{set} goto {}", names::endpoint_chain(&ep_id)));
+            }
+        }
+        let arms: Vec<String> = backends
+            .iter()
+            .enumerate()
+            .map(|(i, b)| format!("{i} : goto {}", names::endpoint_chain(&self.endpoint_id(b))))
+            .collect();
+        rules.push(format!("numgen random mod {} vmap {{ {} }}", backends.len(), arms.join(", ")));
+        rules
+    }
+
+    fn add_endpoint_chains(&self, rs: &mut Ruleset, backends: &[Backend]) {
+        for b in backends {
+            let ep_id = self.endpoint_id(b);
+            let mut rules = vec![format!("ip saddr {} jump {MARK_MASQ_CHAIN}", b.ip)];
+            if let Some(timeout) = self.svc.session_affinity_timeout {
+                let set = names::affinity_set(&ep_id, timeout);
+                rules.push(format!("update @{set} {{ ip saddr }}"));
+                rs.affinity_sets.insert(set, timeout);
+            }
+            rules.push(format!("meta l4proto {} dnat to {}:{}", self.port.protocol, b.ip, b.port));
+            rs.chains.insert(names::endpoint_chain(&ep_id), ChainSpec::new(ep_id, rules));
+        }
+    }
+
+    fn endpoint_id(&self, b: &Backend) -> String {
+        names::endpoint_id(&self.id, b.ip, b.port)
+    }
+
+    fn add_cluster_ip_element(&self, rs: &mut Ruleset, cluster_chain: &str, local_chain: &str) {
+        let key = MapKey { addr: Some(self.vip), protocol: self.port.protocol, port: self.port.port };
+        let (internal, target) = match self.svc.internal_traffic_local {
+            true => (&self.backends.local, local_chain),
+            false => (&self.backends.cluster, cluster_chain),
+        };
+        if !internal.is_empty() {
+            rs.insert_element(MapName::ServiceIps, key, Verdict::Goto(target.to_owned()), &self.id);
+        } else {
+            rs.insert_element(MapName::NoEndpointServices, key, self.no_endpoint_verdict(), &self.id);
+        }
+    }
+
+    /// Reject when the service has no endpoint at all; drop when endpoints
+    /// exist but none may be used under a Local policy (as kube-proxy does).
+    fn no_endpoint_verdict(&self) -> Verdict {
+        match self.backends.cluster.is_empty() {
+            true => Verdict::reject(),
+            false => Verdict::Drop,
+        }
+    }
+
+    fn add_external(&self, rs: &mut Ruleset, cluster_chain: &str, local_chain: &str) {
+        let ext_chain = names::external_chain(&self.id);
+        let reachable = !self.backends.cluster.is_empty();
+        let (ip_map, port_map, verdict) = match reachable {
+            true => (MapName::ServiceIps, MapName::ServiceNodePorts, Verdict::Goto(ext_chain.clone())),
+            false => (MapName::NoEndpointServices, MapName::NoEndpointNodePorts, Verdict::reject()),
+        };
+        let mut ips: Vec<Ipv4Addr> = self.svc.external_ips.iter().chain(&self.svc.load_balancer_ips).copied().collect();
+        ips.sort();
+        ips.dedup();
+        let (protocol, port) = (self.port.protocol, self.port.port);
+        for ip in ips {
+            rs.insert_element(ip_map, MapKey { addr: Some(ip), protocol, port }, verdict.clone(), &self.id);
+        }
+        if let Some(node_port) = self.port.node_port {
+            rs.insert_element(port_map, MapKey { addr: None, protocol, port: node_port }, verdict, &self.id);
+        }
+        if reachable {
+            let rules = self.external_rules(cluster_chain, local_chain);
+            rs.chains.insert(ext_chain, ChainSpec::new(format!("{} external", self.id), rules));
+        }
+    }
+
+    fn external_rules(&self, cluster_chain: &str, local_chain: &str) -> Vec<String> {
+        if !self.svc.external_traffic_local {
+            return vec![format!("jump {MARK_MASQ_CHAIN}"), format!("goto {cluster_chain}")];
+        }
+        let mut rules = Vec::new();
+        if let Some(cidr) = self.ctx.pod_cidr {
+            // Pods of this node reaching an external address are treated as if
+            // they went out and came back through a load balancer: any endpoint.
+            rules.push(format!("ip saddr {cidr} goto {cluster_chain}"));
+        }
+        // The host's own traffic carries a local source address: masquerade it.
+        rules.push(format!("fib saddr type local jump {MARK_MASQ_CHAIN}"));
+        rules.push(format!("fib saddr type local goto {cluster_chain}"));
+        match self.backends.local.is_empty() {
+            true => rules.push("drop".to_owned()),
+            false => rules.push(format!("goto {local_chain}")),
+        }
+        rules
+    }
+}

@@ -1,0 +1,180 @@
+//! The one place that talks to nft. Everything above it works on strings, so
+//! tests and the benchmark's hollow agents swap in a [`RecordingRunner`].
+
+use std::future::Future;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::io::AsyncWriteExt;
+use tokio::process::Command;
+
+use super::error::{NftError, Result};
+use super::state::CANARY_SET;
+
+/// Runs nft transactions and listings.
+pub trait NftRunner: Send + Sync {
+    /// Runs `script` as one atomic transaction (`nft -f -`).
+    fn run_script(&self, script: &str) -> impl Future<Output = Result<()>> + Send;
+
+    /// `nft -j list <object>` (e.g. `table ip switchyard`); `Ok(None)` when the
+    /// object does not exist.
+    fn list_json(&self, object: &str) -> impl Future<Output = Result<Option<String>>> + Send;
+}
+
+/// Runs the real `nft` binary, optionally inside a network namespace
+/// (`ip netns exec NS nft …`, used by the integration tests and the lab).
+#[derive(Debug, Clone)]
+pub struct NftCommand {
+    netns: Option<String>,
+}
+
+impl NftCommand {
+    /// nft in the agent's own network namespace.
+    pub fn new() -> Self {
+        Self { netns: None }
+    }
+
+    /// nft inside the named network namespace.
+    pub fn in_netns(netns: impl Into<String>) -> Self {
+        Self {
+            netns: Some(netns.into()),
+        }
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = match &self.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, "nft"]);
+                c
+            }
+            None => Command::new("nft"),
+        };
+        cmd.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.kill_on_drop(true);
+        cmd
+    }
+
+    fn program(&self) -> String {
+        match &self.netns {
+            Some(ns) => format!("ip netns exec {ns} nft"),
+            None => "nft".to_owned(),
+        }
+    }
+
+    fn spawn_error(&self, source: std::io::Error) -> NftError {
+        NftError::Spawn {
+            program: self.program(),
+            source,
+        }
+    }
+}
+
+impl Default for NftCommand {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl NftRunner for NftCommand {
+    async fn run_script(&self, script: &str) -> Result<()> {
+        let mut cmd = self.command(&["-f", "-"]);
+        cmd.stdin(Stdio::piped());
+        let mut child = cmd.spawn().map_err(|e| self.spawn_error(e))?;
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin.write_all(script.as_bytes()).await.map_err(|e| self.spawn_error(e))?;
+            // Dropping stdin closes it so nft sees end of input.
+        }
+        let out = child.wait_with_output().await.map_err(|e| self.spawn_error(e))?;
+        match out.status.success() {
+            true => Ok(()),
+            false => Err(rejected(&out)),
+        }
+    }
+
+    async fn list_json(&self, object: &str) -> Result<Option<String>> {
+        let mut args = vec!["-j", "list"];
+        args.extend(object.split_whitespace());
+        let out = self.command(&args).output().await.map_err(|e| self.spawn_error(e))?;
+        if out.status.success() {
+            return Ok(Some(String::from_utf8_lossy(&out.stdout).into_owned()));
+        }
+        match String::from_utf8_lossy(&out.stderr).contains("No such file or directory") {
+            true => Ok(None),
+            false => Err(rejected(&out)),
+        }
+    }
+}
+
+fn rejected(out: &std::process::Output) -> NftError {
+    NftError::Rejected {
+        status: out.status.to_string(),
+        stderr: String::from_utf8_lossy(&out.stderr).trim_end().to_owned(),
+    }
+}
+
+/// A runner that only records scripts: for unit tests and hollow agents.
+///
+/// It reports no live table, and answers canary listings with the last
+/// generation a recorded script wrote, so drift checks stay quiet.
+#[derive(Debug, Clone, Default)]
+pub struct RecordingRunner {
+    inner: Arc<Mutex<Recorded>>,
+}
+
+#[derive(Debug, Default)]
+struct Recorded {
+    scripts: Vec<String>,
+    canary: Option<String>,
+    fail_next: Option<String>,
+}
+
+impl RecordingRunner {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Every script run so far.
+    pub fn scripts(&self) -> Vec<String> {
+        self.lock().scripts.clone()
+    }
+
+    /// Makes the next `run_script` fail with `stderr`, recording nothing.
+    pub fn fail_next(&self, stderr: impl Into<String>) {
+        self.lock().fail_next = Some(stderr.into());
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Recorded> {
+        // A poisoned lock only means a test panicked mid-record; the data is fine.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl NftRunner for RecordingRunner {
+    async fn run_script(&self, script: &str) -> Result<()> {
+        let mut rec = self.lock();
+        if let Some(stderr) = rec.fail_next.take() {
+            return Err(NftError::Rejected {
+                status: "exit status: 1".into(),
+                stderr,
+            });
+        }
+        let marker = format!(" {CANARY_SET} {{ ");
+        if let Some(line) = script.lines().rev().find(|l| l.starts_with("add element") && l.contains(&marker)) {
+            let generation = line.rsplit("{ ").next().unwrap_or_default().trim_end_matches(" }");
+            rec.canary = Some(generation.to_owned());
+        }
+        rec.scripts.push(script.to_owned());
+        Ok(())
+    }
+
+    async fn list_json(&self, object: &str) -> Result<Option<String>> {
+        let rec = self.lock();
+        match (object.ends_with(&format!(" {CANARY_SET}")), &rec.canary) {
+            (true, Some(generation)) => Ok(Some(format!(
+                r#"{{"nftables": [{{"set": {{"name": "{CANARY_SET}", "elem": [{generation}]}}}}]}}"#
+            ))),
+            _ => Ok(None),
+        }
+    }
+}

@@ -1,0 +1,308 @@
+//! What a Service holds (its ClusterIP, NodePorts, LoadBalancer IP) and how
+//! an applied Service gets the values it did not ask for.
+
+use std::collections::BTreeSet;
+use std::net::Ipv4Addr;
+
+use rand::Rng;
+use switchyard_api::resources::{LoadBalancerIngress, LoadBalancerStatus, Service};
+
+use super::cluster_ip::ClusterIpRange;
+use super::lb_ip::LbPool;
+use super::node_port::NodePortRange;
+use super::{AllocKey, AllocationTable};
+use crate::validation::field::{FieldError, FieldErrors};
+
+/// The ranges configured on the control plane.
+#[derive(Debug, Clone)]
+pub struct Ranges {
+    pub cluster_ips: ClusterIpRange,
+    pub node_ports: NodePortRange,
+    pub lb_pool: Option<LbPool>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AllocError {
+    #[error("{0}")]
+    Conflict(FieldErrors),
+    #[error("failed to allocate a {0}: range is full")]
+    Exhausted(&'static str),
+}
+
+/// Everything `svc` holds, read off the object itself.
+pub fn held_by(svc: &Service) -> BTreeSet<AllocKey> {
+    let mut keys = BTreeSet::new();
+    if let Some(ip) = svc.spec.cluster_ip.as_deref().and_then(|s| s.parse().ok()) {
+        keys.insert(AllocKey::ClusterIp(ip));
+    }
+    for p in &svc.spec.ports {
+        if let Some(np) = p.node_port.and_then(|n| u16::try_from(n).ok()) {
+            keys.insert(AllocKey::NodePort(np));
+        }
+    }
+    for ingress in svc.status.load_balancer.iter().flat_map(|lb| &lb.ingress) {
+        if let Some(ip) = ingress.ip.as_deref().and_then(|s| s.parse().ok()) {
+            keys.insert(AllocKey::LoadBalancerIp(ip));
+        }
+    }
+    keys
+}
+
+/// Fills in the ClusterIP, NodePorts and LoadBalancer ingress that `svc`
+/// needs, checking that explicitly requested values are free for `owner`.
+/// `svc` is defaulted and validated; on error it may be partly filled and
+/// must be dropped.
+pub fn allocate(
+    svc: &mut Service,
+    owner: &str,
+    table: &AllocationTable,
+    ranges: &Ranges,
+    rng: &mut impl Rng,
+) -> Result<(), AllocError> {
+    let mut errors = FieldErrors::default();
+    allocate_cluster_ip(svc, owner, table, ranges, rng, &mut errors)?;
+    allocate_node_ports(svc, owner, table, ranges, rng, &mut errors)?;
+    allocate_lb_ip(svc, owner, table, ranges)?;
+    errors.into_result().map_err(AllocError::Conflict)
+}
+
+fn allocate_cluster_ip(
+    svc: &mut Service,
+    owner: &str,
+    table: &AllocationTable,
+    ranges: &Ranges,
+    rng: &mut impl Rng,
+    errors: &mut FieldErrors,
+) -> Result<(), AllocError> {
+    if svc.service_type() == "ExternalName" || svc.is_headless() {
+        svc.spec.cluster_ips = svc.spec.cluster_ip.iter().cloned().collect();
+        return Ok(());
+    }
+    match svc.spec.cluster_ip.as_deref().filter(|s| !s.is_empty()) {
+        Some(requested) => {
+            if let Ok(ip) = requested.parse::<Ipv4Addr>() {
+                if !table.is_free_for(&AllocKey::ClusterIp(ip), owner) {
+                    errors.push(FieldError::invalid(
+                        "spec.clusterIP",
+                        requested,
+                        "provided IP is already allocated",
+                    ));
+                }
+            }
+        }
+        None => {
+            let ip = ranges
+                .cluster_ips
+                .allocate(|ip| !table.is_free_for(&AllocKey::ClusterIp(ip), owner), rng)
+                .ok_or(AllocError::Exhausted("serviceIP"))?;
+            svc.spec.cluster_ip = Some(ip.to_string());
+        }
+    }
+    svc.spec.cluster_ips = svc.spec.cluster_ip.iter().cloned().collect();
+    Ok(())
+}
+
+fn allocate_node_ports(
+    svc: &mut Service,
+    owner: &str,
+    table: &AllocationTable,
+    ranges: &Ranges,
+    rng: &mut impl Rng,
+    errors: &mut FieldErrors,
+) -> Result<(), AllocError> {
+    if !svc.has_node_ports() {
+        return Ok(());
+    }
+    let mut taken_here = BTreeSet::new();
+    for (i, port) in svc.spec.ports.iter_mut().enumerate() {
+        match port.node_port {
+            Some(requested) => {
+                let free = u16::try_from(requested)
+                    .is_ok_and(|np| table.is_free_for(&AllocKey::NodePort(np), owner));
+                if !free {
+                    errors.push(FieldError::invalid(
+                        format!("spec.ports[{i}].nodePort"),
+                        requested,
+                        "provided port is already allocated",
+                    ));
+                }
+                taken_here.insert(requested);
+            }
+            None => {
+                let np = ranges
+                    .node_ports
+                    .allocate(
+                        |p| {
+                            !table.is_free_for(&AllocKey::NodePort(p), owner)
+                                || taken_here.contains(&i32::from(p))
+                        },
+                        rng,
+                    )
+                    .ok_or(AllocError::Exhausted("nodePort"))?;
+                port.node_port = Some(i32::from(np));
+                taken_here.insert(i32::from(np));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn allocate_lb_ip(svc: &mut Service, owner: &str, table: &AllocationTable, ranges: &Ranges) -> Result<(), AllocError> {
+    if svc.service_type() != "LoadBalancer" {
+        svc.status.load_balancer = None;
+        return Ok(());
+    }
+    let Some(pool) = ranges.lb_pool else {
+        svc.status.load_balancer = Some(LoadBalancerStatus::default());
+        return Ok(());
+    };
+    let current = svc
+        .status
+        .load_balancer
+        .iter()
+        .flat_map(|lb| &lb.ingress)
+        .find_map(|i| i.ip.as_deref()?.parse::<Ipv4Addr>().ok())
+        .filter(|ip| pool.contains(*ip));
+    let wanted = svc
+        .spec
+        .load_balancer_ip
+        .as_deref()
+        .and_then(|s| s.parse::<Ipv4Addr>().ok());
+    let ip = match wanted {
+        Some(ip) => claim_requested_lb_ip(ip, owner, table, &pool)?,
+        None => match current {
+            Some(ip) => ip,
+            None => pool
+                .allocate(|ip| !table.is_free_for(&AllocKey::LoadBalancerIp(ip), owner))
+                .ok_or(AllocError::Exhausted("loadBalancer IP"))?,
+        },
+    };
+    svc.status.load_balancer = Some(LoadBalancerStatus {
+        ingress: vec![LoadBalancerIngress {
+            ip: Some(ip.to_string()),
+            hostname: None,
+        }],
+    });
+    Ok(())
+}
+
+fn claim_requested_lb_ip(ip: Ipv4Addr, owner: &str, table: &AllocationTable, pool: &LbPool) -> Result<Ipv4Addr, AllocError> {
+    let error = |detail: String| {
+        AllocError::Conflict(FieldError::invalid("spec.loadBalancerIP", ip.to_string(), detail).into())
+    };
+    if !pool.contains(ip) {
+        return Err(error(format!(
+            "provided IP is not in the load-balancer pool {}",
+            pool.cidr()
+        )));
+    }
+    if !table.is_free_for(&AllocKey::LoadBalancerIp(ip), owner) {
+        return Err(error("provided IP is already allocated".to_string()));
+    }
+    Ok(ip)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{rngs::StdRng, SeedableRng};
+    use switchyard_api::resources::ServicePort;
+
+    fn ranges(pool: Option<&str>) -> Ranges {
+        Ranges {
+            cluster_ips: ClusterIpRange::new("10.96.0.0/12".parse().unwrap()),
+            node_ports: NodePortRange::new(30000..=32767),
+            lb_pool: pool.map(|p| LbPool::new(p.parse().unwrap())),
+        }
+    }
+
+    fn svc(type_: &str, ports: &[(i32, Option<i32>)]) -> Service {
+        let mut s = Service::default();
+        s.spec.type_ = Some(type_.into());
+        s.spec.ports = ports
+            .iter()
+            .map(|(port, node_port)| ServicePort {
+                port: *port,
+                node_port: *node_port,
+                ..Default::default()
+            })
+            .collect();
+        s
+    }
+
+    #[test]
+    fn cluster_ip_service_gets_an_ip_and_no_node_port() {
+        let mut s = svc("ClusterIP", &[(80, None)]);
+        allocate(&mut s, "default/a", &AllocationTable::default(), &ranges(None), &mut StdRng::seed_from_u64(1)).unwrap();
+        let ip: Ipv4Addr = s.spec.cluster_ip.clone().unwrap().parse().unwrap();
+        assert!("10.96.0.0/12".parse::<ipnet::Ipv4Net>().unwrap().contains(&ip));
+        assert_eq!(s.spec.cluster_ips, vec![ip.to_string()]);
+        assert_eq!(s.spec.ports[0].node_port, None);
+        assert_eq!(held_by(&s), BTreeSet::from([AllocKey::ClusterIp(ip)]));
+    }
+
+    #[test]
+    fn requested_node_port_conflict_names_the_field() {
+        let table: AllocationTable = [(AllocKey::NodePort(30080), "default/other".to_string())].into_iter().collect();
+        let mut s = svc("NodePort", &[(80, None), (81, Some(30080))]);
+        let err = allocate(&mut s, "default/a", &table, &ranges(None), &mut StdRng::seed_from_u64(1)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "spec.ports[1].nodePort: Invalid value: 30080: provided port is already allocated"
+        );
+    }
+
+    #[test]
+    fn an_owner_keeps_its_own_values() {
+        let table: AllocationTable = [
+            (AllocKey::NodePort(30080), "default/a".to_string()),
+            (AllocKey::ClusterIp("10.96.0.20".parse().unwrap()), "default/a".to_string()),
+        ]
+        .into_iter()
+        .collect();
+        let mut s = svc("NodePort", &[(80, Some(30080))]);
+        s.spec.cluster_ip = Some("10.96.0.20".into());
+        allocate(&mut s, "default/a", &table, &ranges(None), &mut StdRng::seed_from_u64(1)).unwrap();
+        assert_eq!(s.spec.ports[0].node_port, Some(30080));
+    }
+
+    #[test]
+    fn requested_cluster_ip_conflict() {
+        let table: AllocationTable = [(AllocKey::ClusterIp("10.96.0.20".parse().unwrap()), "default/b".to_string())]
+            .into_iter()
+            .collect();
+        let mut s = svc("ClusterIP", &[(80, None)]);
+        s.spec.cluster_ip = Some("10.96.0.20".into());
+        let err = allocate(&mut s, "default/a", &table, &ranges(None), &mut StdRng::seed_from_u64(1)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "spec.clusterIP: Invalid value: \"10.96.0.20\": provided IP is already allocated"
+        );
+    }
+
+    #[test]
+    fn load_balancer_pending_without_pool_and_assigned_with_one() {
+        let mut s = svc("LoadBalancer", &[(80, None)]);
+        allocate(&mut s, "default/a", &AllocationTable::default(), &ranges(None), &mut StdRng::seed_from_u64(1)).unwrap();
+        assert_eq!(s.status.load_balancer, Some(LoadBalancerStatus::default()));
+        assert!(s.spec.ports[0].node_port.is_some());
+
+        let mut s = svc("LoadBalancer", &[(80, None)]);
+        allocate(&mut s, "default/a", &AllocationTable::default(), &ranges(Some("172.18.0.200/29")), &mut StdRng::seed_from_u64(1)).unwrap();
+        let ingress = &s.status.load_balancer.as_ref().unwrap().ingress;
+        assert_eq!(ingress[0].ip.as_deref(), Some("172.18.0.201"));
+        assert!(held_by(&s).contains(&AllocKey::LoadBalancerIp("172.18.0.201".parse().unwrap())));
+    }
+
+    #[test]
+    fn headless_and_external_name_hold_nothing() {
+        let mut s = svc("ClusterIP", &[(80, None)]);
+        s.spec.cluster_ip = Some("None".into());
+        allocate(&mut s, "default/a", &AllocationTable::default(), &ranges(None), &mut StdRng::seed_from_u64(1)).unwrap();
+        assert!(held_by(&s).is_empty());
+        assert_eq!(s.spec.cluster_ips, vec!["None".to_string()]);
+        let mut s = svc("ExternalName", &[]);
+        allocate(&mut s, "default/a", &AllocationTable::default(), &ranges(None), &mut StdRng::seed_from_u64(1)).unwrap();
+        assert!(held_by(&s).is_empty());
+    }
+}

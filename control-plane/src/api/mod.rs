@@ -1,0 +1,7 @@
+//! gRPC handlers: translate wire messages into registry calls and back,
+//! nothing more.
+
+mod resources;
+mod status;
+
+pub use resources::ResourcesApi;

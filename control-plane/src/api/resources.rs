@@ -1,0 +1,199 @@
+//! The `switchyard.v1.Resources` service.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures::Stream;
+use switchyard_api::resources::{Kind, Object};
+use switchyard_api::v1::resources_server::Resources;
+use switchyard_api::v1::{
+    ApplyOutcome, ApplyRequest, ApplyResponse, EventType, ListRequest, ListResponse, ObjectRef, Resource,
+    WatchEvent, WatchRequest,
+};
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+
+use super::status::to_status;
+use crate::registry::{Event, Outcome, Registry};
+use crate::selector::Selector;
+use crate::store;
+
+pub struct ResourcesApi {
+    registry: Arc<Registry>,
+}
+
+impl ResourcesApi {
+    pub fn new(registry: Arc<Registry>) -> Self {
+        Self { registry }
+    }
+}
+
+fn parse_kind(kind: &str) -> Result<Kind, Status> {
+    kind.parse().map_err(|e: switchyard_api::resources::UnknownKind| Status::not_found(e.to_string()))
+}
+
+fn parse_selector(s: &str) -> Result<Selector, Status> {
+    Selector::parse(s).map_err(|e| Status::invalid_argument(e.to_string()))
+}
+
+fn resource(obj: &Object) -> Resource {
+    Resource {
+        kind: obj.kind().as_str().to_string(),
+        json: obj.to_json(),
+    }
+}
+
+fn decode(r: Option<Resource>) -> Result<Object, Status> {
+    let r = r.ok_or_else(|| Status::invalid_argument("resource is required"))?;
+    let kind = parse_kind(&r.kind)?;
+    Object::from_json(kind, &r.json)
+        .map_err(|e| Status::invalid_argument(format!("{kind} in version \"{}\" cannot be handled: {e}", kind.api_version())))
+}
+
+/// Which objects a list or watch asked for.
+struct Scope {
+    namespace: Option<String>,
+    selector: Selector,
+}
+
+impl Scope {
+    fn new(kind: Kind, namespace: &str, all: bool, selector: &str) -> Result<Self, Status> {
+        let namespace = (kind.is_namespaced() && !all).then(|| {
+            if namespace.is_empty() { "default".to_string() } else { namespace.to_string() }
+        });
+        Ok(Self {
+            namespace,
+            selector: parse_selector(selector)?,
+        })
+    }
+
+    fn admits(&self, obj: &Object) -> bool {
+        self.namespace.as_deref().is_none_or(|ns| obj.namespace() == ns) && self.selector.matches(&obj.meta().labels)
+    }
+}
+
+type WatchStream = Pin<Box<dyn Stream<Item = Result<WatchEvent, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Resources for ResourcesApi {
+    #[tracing::instrument(skip_all)]
+    async fn apply(&self, request: Request<ApplyRequest>) -> Result<Response<ApplyResponse>, Status> {
+        let req = request.into_inner();
+        let obj = decode(req.resource)?;
+        let (stored, outcome) = self.registry.apply(obj, req.create_only).await.map_err(to_status)?;
+        let outcome = match outcome {
+            Outcome::Created => ApplyOutcome::Created,
+            Outcome::Configured => ApplyOutcome::Configured,
+            Outcome::Unchanged => ApplyOutcome::Unchanged,
+        };
+        Ok(Response::new(ApplyResponse {
+            resource: Some(resource(&stored)),
+            outcome: outcome as i32,
+        }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn get(&self, request: Request<ObjectRef>) -> Result<Response<Resource>, Status> {
+        let r = request.into_inner();
+        let kind = parse_kind(&r.kind)?;
+        let obj = self.registry.get(kind, namespace_or_default(&r.namespace), &r.name).map_err(to_status)?;
+        Ok(Response::new(resource(&obj)))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list(&self, request: Request<ListRequest>) -> Result<Response<ListResponse>, Status> {
+        let r = request.into_inner();
+        let kind = parse_kind(&r.kind)?;
+        let scope = Scope::new(kind, &r.namespace, r.all_namespaces, &r.label_selector)?;
+        let (items, revision) = self.registry.list(kind, scope.namespace.as_deref(), &scope.selector);
+        Ok(Response::new(ListResponse {
+            items: items.iter().map(resource).collect(),
+            resource_version: revision,
+        }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn delete(&self, request: Request<ObjectRef>) -> Result<Response<Resource>, Status> {
+        let r = request.into_inner();
+        let kind = parse_kind(&r.kind)?;
+        let obj = self
+            .registry
+            .delete(kind, namespace_or_default(&r.namespace), &r.name)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(resource(&obj)))
+    }
+
+    type WatchStream = WatchStream;
+
+    #[tracing::instrument(skip_all)]
+    async fn watch(&self, request: Request<WatchRequest>) -> Result<Response<Self::WatchStream>, Status> {
+        let r = request.into_inner();
+        let kind = parse_kind(&r.kind)?;
+        let scope = Scope::new(kind, &r.namespace, r.all_namespaces, &r.label_selector)?;
+        let start = self.registry.watch(kind, r.resource_version).await.map_err(to_status)?;
+        let (tx, rx) = mpsc::channel(256);
+        tokio::spawn(forward_watch(kind, scope, start, tx));
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}
+
+fn namespace_or_default(ns: &str) -> &str {
+    if ns.is_empty() {
+        "default"
+    } else {
+        ns
+    }
+}
+
+fn wire_event(e: &Event) -> WatchEvent {
+    let t = match e.event_type {
+        store::EventType::Added => EventType::Added,
+        store::EventType::Modified => EventType::Modified,
+        store::EventType::Deleted => EventType::Deleted,
+    };
+    WatchEvent {
+        r#type: t as i32,
+        resource: Some(resource(&e.object)),
+        resource_version: e.revision,
+    }
+}
+
+/// Feeds one watcher: backlog first, then live commits. A watcher too slow
+/// to keep up is cut off with OUT_OF_RANGE so it relists, rather than the
+/// server buffering without bound.
+async fn forward_watch(
+    kind: Kind,
+    scope: Scope,
+    start: crate::registry::WatchStart,
+    tx: mpsc::Sender<Result<WatchEvent, Status>>,
+) {
+    for e in start.backlog.iter().filter(|e| scope.admits(&e.object)) {
+        if tx.send(Ok(wire_event(e))).await.is_err() {
+            return;
+        }
+    }
+    let mut live = start.live;
+    loop {
+        let batch = match live.recv().await {
+            Ok(batch) => batch,
+            Err(RecvError::Lagged(_)) => {
+                let _ = tx
+                    .send(Err(Status::out_of_range("watch fell behind; list again and resume")))
+                    .await;
+                return;
+            }
+            Err(RecvError::Closed) => return,
+        };
+        let relevant = batch
+            .iter()
+            .filter(|e| e.revision > start.revision && e.object.kind() == kind && scope.admits(&e.object));
+        for e in relevant {
+            if tx.send(Ok(wire_event(e))).await.is_err() {
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,272 @@
+//! The endpoints controller: for every Service with a selector, the
+//! EndpointSlices listing its matching Pods.
+//!
+//! Pods whose named targetPorts resolve to different numbers land in
+//! different slices (one slice per distinct port list, at most
+//! [`MAX_ENDPOINTS_PER_SLICE`] endpoints each), exactly as Kubernetes splits
+//! them. Slice names derive from the Service name and the port list, so
+//! recomputing yields the same names and the registry can diff by key.
+
+use std::collections::BTreeMap;
+
+use switchyard_api::resources::{
+    Endpoint, EndpointConditions, EndpointPort, EndpointSlice, IntOrString, Kind, ObjectMeta,
+    ObjectReference, Pod, Service, MANAGED_BY_CONTROLLER, MANAGED_BY_LABEL, SERVICE_NAME_LABEL,
+};
+
+use crate::selector::service_selects;
+
+pub const MAX_ENDPOINTS_PER_SLICE: usize = 100;
+
+/// Whether the controller manages slices for this Service at all.
+pub fn is_managed(svc: &Service) -> bool {
+    svc.service_type() != "ExternalName" && svc.spec.selector.as_ref().is_some_and(|s| !s.is_empty())
+}
+
+/// Whether `pod` is (or was) a backend of `svc`: the pods whose change must
+/// re-run this controller for that Service.
+pub fn selects(svc: &Service, pod: &Pod) -> bool {
+    is_managed(svc)
+        && svc.metadata.namespace == pod.metadata.namespace
+        && svc
+            .spec
+            .selector
+            .as_ref()
+            .is_some_and(|sel| service_selects(sel, &pod.metadata.labels))
+}
+
+/// The complete set of slices `svc` should have, given every Pod of its namespace.
+pub fn desired_slices<'a>(svc: &Service, pods: impl IntoIterator<Item = &'a Pod>) -> Vec<EndpointSlice> {
+    if !is_managed(svc) {
+        return Vec::new();
+    }
+    let mut groups: BTreeMap<Vec<EndpointPort>, Vec<(String, Endpoint)>> = BTreeMap::new();
+    for pod in pods.into_iter().filter(|p| selects(svc, p)) {
+        if let Some((ports, endpoint)) = endpoint_for(svc, pod) {
+            groups
+                .entry(ports)
+                .or_default()
+                .push((pod.metadata.name.clone(), endpoint));
+        }
+    }
+    groups
+        .into_iter()
+        .flat_map(|(ports, mut endpoints)| {
+            endpoints.sort_by(|a, b| a.0.cmp(&b.0));
+            let chunks: Vec<Vec<Endpoint>> = endpoints
+                .chunks(MAX_ENDPOINTS_PER_SLICE)
+                .map(|c| c.iter().map(|(_, e)| e.clone()).collect())
+                .collect();
+            chunks
+                .into_iter()
+                .enumerate()
+                .map(move |(i, eps)| slice(svc, &ports, i, eps))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+fn endpoint_for(svc: &Service, pod: &Pod) -> Option<(Vec<EndpointPort>, Endpoint)> {
+    let ip = pod.status.pod_ip.clone()?;
+    let ports = svc
+        .spec
+        .ports
+        .iter()
+        .filter_map(|sp| {
+            let number = match sp.target_port.as_ref() {
+                None => sp.port,
+                Some(IntOrString::Int(n)) => *n,
+                Some(IntOrString::String(name)) => pod.named_port(name, sp.protocol())?,
+            };
+            Some(EndpointPort {
+                name: sp.name.clone(),
+                port: Some(number),
+                protocol: Some(sp.protocol().to_string()),
+            })
+        })
+        .collect();
+    let ready = pod.is_ready();
+    let publish = svc.spec.publish_not_ready_addresses.unwrap_or(false);
+    let hostname = pod
+        .spec
+        .hostname
+        .clone()
+        .filter(|_| pod.spec.subdomain.as_deref() == Some(svc.metadata.name.as_str()));
+    let endpoint = Endpoint {
+        addresses: vec![ip],
+        conditions: EndpointConditions {
+            ready: Some(ready || publish),
+            serving: Some(ready || publish),
+            terminating: Some(false),
+        },
+        hostname,
+        node_name: pod.spec.node_name.clone(),
+        target_ref: Some(ObjectReference {
+            kind: Kind::Pod.as_str().to_string(),
+            namespace: pod.metadata.namespace.clone(),
+            name: pod.metadata.name.clone(),
+            uid: pod.metadata.uid.clone(),
+        }),
+    };
+    Some((ports, endpoint))
+}
+
+fn slice(svc: &Service, ports: &[EndpointPort], chunk: usize, endpoints: Vec<Endpoint>) -> EndpointSlice {
+    let signature: Vec<String> = ports
+        .iter()
+        .map(|p| format!("{}/{}/{}", p.name.as_deref().unwrap_or(""), p.protocol.as_deref().unwrap_or(""), p.port.unwrap_or(0)))
+        .collect();
+    let suffix = format!("{:05x}", fnv1a(format!("{}#{chunk}", signature.join(",")).as_bytes()) & 0xfffff);
+    let labels = [
+        (SERVICE_NAME_LABEL.to_string(), svc.metadata.name.clone()),
+        (MANAGED_BY_LABEL.to_string(), MANAGED_BY_CONTROLLER.to_string()),
+    ]
+    .into_iter()
+    .collect();
+    EndpointSlice {
+        api_version: Kind::EndpointSlice.api_version().to_string(),
+        kind: Kind::EndpointSlice.as_str().to_string(),
+        metadata: ObjectMeta {
+            name: format!("{}-{suffix}", svc.metadata.name),
+            namespace: svc.metadata.namespace.clone(),
+            labels,
+            ..Default::default()
+        },
+        address_type: "IPv4".to_string(),
+        endpoints,
+        ports: ports.to_vec(),
+    }
+}
+
+/// FNV-1a: stable across builds and toolchains, unlike std's hasher, so
+/// slice names survive upgrades.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchyard_api::resources::{Container, ContainerPort, PodCondition, ServicePort};
+
+    fn service(target: IntOrString, publish: bool) -> Service {
+        let mut s = Service::default();
+        s.metadata.name = "frontend-svc".into();
+        s.metadata.namespace = Some("default".into());
+        s.spec.selector = Some([("app".to_string(), "frontend".to_string())].into_iter().collect());
+        s.spec.ports = vec![ServicePort {
+            port: 80,
+            protocol: Some("TCP".into()),
+            target_port: Some(target),
+            ..Default::default()
+        }];
+        s.spec.publish_not_ready_addresses = Some(publish);
+        s
+    }
+
+    fn pod(name: &str, ip: &str, web_port: i32, ready: bool) -> Pod {
+        let mut p = Pod::default();
+        p.metadata.name = name.into();
+        p.metadata.namespace = Some("default".into());
+        p.metadata.labels = [("app".to_string(), "frontend".to_string())].into_iter().collect();
+        p.spec.node_name = Some("node-1".into());
+        p.spec.containers = vec![Container {
+            name: "web".into(),
+            ports: vec![ContainerPort {
+                name: Some("web".into()),
+                container_port: web_port,
+                protocol: Some("TCP".into()),
+            }],
+            ..Default::default()
+        }];
+        p.status.pod_ip = Some(ip.into());
+        p.status.conditions = vec![PodCondition {
+            type_: "Ready".into(),
+            status: if ready { "True" } else { "False" }.into(),
+            last_transition_time: None,
+        }];
+        p
+    }
+
+    fn summary(slices: &[EndpointSlice]) -> Vec<(Vec<Option<i32>>, Vec<(String, Option<bool>)>)> {
+        slices
+            .iter()
+            .map(|s| {
+                (
+                    s.ports.iter().map(|p| p.port).collect(),
+                    s.endpoints
+                        .iter()
+                        .map(|e| (e.addresses[0].clone(), e.conditions.ready))
+                        .collect(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn lists_matching_pods_with_readiness() {
+        let svc = service(IntOrString::Int(5000), false);
+        let mut other = pod("db", "10.244.1.9", 5000, true);
+        other.metadata.labels.insert("app".into(), "db".into());
+        let pods = [pod("a", "10.244.1.5", 5000, true), pod("b", "10.244.2.7", 5000, false), other];
+        let slices = desired_slices(&svc, &pods);
+        assert_eq!(
+            summary(&slices),
+            vec![(
+                vec![Some(5000)],
+                vec![("10.244.1.5".to_string(), Some(true)), ("10.244.2.7".to_string(), Some(false))]
+            )]
+        );
+        assert_eq!(slices[0].service_name(), Some("frontend-svc"));
+        assert!(slices[0].is_managed());
+        assert!(slices[0].metadata.name.starts_with("frontend-svc-"));
+        assert_eq!(slices[0].endpoints[0].node_name.as_deref(), Some("node-1"));
+    }
+
+    #[test]
+    fn publish_not_ready_marks_everything_ready() {
+        let svc = service(IntOrString::Int(5000), true);
+        let slices = desired_slices(&svc, &[pod("b", "10.244.2.7", 5000, false)]);
+        assert_eq!(slices[0].endpoints[0].conditions.ready, Some(true));
+    }
+
+    #[test]
+    fn named_target_ports_resolve_per_pod_into_separate_slices() {
+        let svc = service(IntOrString::String("web".into()), false);
+        let slices = desired_slices(
+            &svc,
+            &[pod("a", "10.244.1.5", 5000, true), pod("b", "10.244.2.7", 8080, true)],
+        );
+        let mut got = summary(&slices);
+        got.sort();
+        assert_eq!(
+            got,
+            vec![
+                (vec![Some(5000)], vec![("10.244.1.5".to_string(), Some(true))]),
+                (vec![Some(8080)], vec![("10.244.2.7".to_string(), Some(true))]),
+            ]
+        );
+        assert_ne!(slices[0].metadata.name, slices[1].metadata.name);
+    }
+
+    #[test]
+    fn pods_without_ip_and_selectorless_services_are_skipped() {
+        let svc = service(IntOrString::Int(5000), false);
+        let mut p = pod("a", "10.244.1.5", 5000, true);
+        p.status.pod_ip = None;
+        assert!(desired_slices(&svc, &[p]).is_empty());
+        let mut manual = service(IntOrString::Int(5000), false);
+        manual.spec.selector = None;
+        assert!(desired_slices(&manual, &[pod("a", "10.244.1.5", 5000, true)]).is_empty());
+    }
+
+    #[test]
+    fn big_services_split_at_one_hundred() {
+        let svc = service(IntOrString::Int(5000), false);
+        let pods: Vec<Pod> = (0..150)
+            .map(|i| pod(&format!("p{i:03}"), &format!("10.244.{}.{}", i / 200, i % 200 + 2), 5000, true))
+            .collect();
+        let slices = desired_slices(&svc, &pods);
+        assert_eq!(slices.iter().map(|s| s.endpoints.len()).collect::<Vec<_>>(), vec![100, 50]);
+    }
+}

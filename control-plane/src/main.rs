@@ -1,0 +1,97 @@
+//! `switchyard-control-plane`: the API server with its embedded sled store.
+
+use std::net::SocketAddr;
+use std::ops::RangeInclusive;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use clap::Parser;
+use ipnet::Ipv4Net;
+use switchyard_control_plane::registry::RegistryConfig;
+use switchyard_control_plane::server::{Server, ServerConfig};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Debug, Parser)]
+#[command(name = "switchyard-control-plane", version, about = "Switchyard control plane: API server and store")]
+struct Args {
+    /// Directory of the embedded sled store.
+    #[arg(long, default_value = "./switchyard-data")]
+    data_dir: PathBuf,
+    /// Address for the gRPC API (swctl and agents).
+    #[arg(long, default_value = "127.0.0.1:7443")]
+    listen: SocketAddr,
+    /// CIDR that ClusterIPs are allocated from.
+    #[arg(long, default_value = "10.96.0.0/12")]
+    service_cidr: Ipv4Net,
+    /// Range that NodePorts are allocated from, as FIRST-LAST.
+    #[arg(long, default_value = "30000-32767", value_parser = parse_port_range)]
+    node_port_range: RangeInclusive<u16>,
+    /// CIDR that LoadBalancer ingress addresses are allocated from; without
+    /// it, LoadBalancer Services stay <pending> and work as NodePorts.
+    #[arg(long)]
+    lb_pool: Option<Ipv4Net>,
+    /// Revisions of history kept for watches and agents to resume from.
+    #[arg(long, default_value_t = 100_000)]
+    log_retention: u64,
+}
+
+fn parse_port_range(s: &str) -> anyhow::Result<RangeInclusive<u16>> {
+    let (a, b) = s.split_once('-').context("expected FIRST-LAST, e.g. 30000-32767")?;
+    let (a, b): (u16, u16) = (a.trim().parse()?, b.trim().parse()?);
+    if a == 0 || a > b {
+        bail!("invalid port range {s}: need 1 <= FIRST <= LAST <= 65535");
+    }
+    Ok(a..=b)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .init();
+    let args = Args::parse();
+    let cfg = ServerConfig {
+        data_dir: args.data_dir.clone(),
+        listen: args.listen,
+        registry: RegistryConfig {
+            service_cidr: args.service_cidr.trunc(),
+            node_port_range: args.node_port_range,
+            lb_pool: args.lb_pool,
+            log_retention: args.log_retention,
+        },
+    };
+    let server = Server::bind(cfg).await.context("starting the control plane")?;
+    let addr = server.local_addr().context("reading the bound address")?;
+    tracing::info!(%addr, data_dir = %args.data_dir.display(), revision = server.registry.revision(), "serving gRPC");
+    server.serve(shutdown_signal()).await.context("serving")?;
+    tracing::info!("shut down cleanly");
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => tracing::info!("SIGINT received, shutting down"),
+        _ = term => tracing::info!("SIGTERM received, shutting down"),
+    }
+}

@@ -1,0 +1,62 @@
+use switchyard_api::resources::Kind;
+
+use crate::allocator::service::AllocError;
+use crate::store::StoreError;
+use crate::validation::field::FieldErrors;
+
+/// Why a request was refused; each variant's text is the API server's message.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("{kind} \"{name}\" is invalid: {errors}")]
+    Invalid {
+        kind: Kind,
+        name: String,
+        errors: FieldErrors,
+    },
+    #[error("{} \"{name}\" not found", kind.plural())]
+    NotFound { kind: Kind, name: String },
+    #[error("{} \"{name}\" already exists", kind.plural())]
+    AlreadyExists { kind: Kind, name: String },
+    #[error("{} \"{name}\" is forbidden: {reason}", kind.plural())]
+    Forbidden {
+        kind: Kind,
+        name: String,
+        reason: String,
+    },
+    #[error("Internal error occurred: {0}")]
+    Exhausted(String),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("too old resource version: {requested} ({oldest})")]
+    Gone { requested: u64, oldest: u64 },
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl From<StoreError> for RegistryError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Compacted { requested, oldest } => RegistryError::Gone { requested, oldest },
+            other => RegistryError::Store(other),
+        }
+    }
+}
+
+impl RegistryError {
+    pub fn invalid(kind: Kind, name: &str, errors: FieldErrors) -> Self {
+        RegistryError::Invalid {
+            kind,
+            name: name.to_string(),
+            errors,
+        }
+    }
+
+    pub fn from_alloc(kind: Kind, name: &str, e: AllocError) -> Self {
+        match e {
+            AllocError::Conflict(errors) => RegistryError::invalid(kind, name, errors),
+            AllocError::Exhausted(_) => RegistryError::Exhausted(e.to_string()),
+        }
+    }
+}
+
+pub type Result<T, E = RegistryError> = std::result::Result<T, E>;

@@ -1,0 +1,400 @@
+//! The registry: the one place objects are written. Every write runs under a
+//! single writer lock (the store's revision is global, like etcd's), is
+//! prepared purely against the in-memory state, committed to the store as
+//! one batch, and only then made visible to readers and watchers.
+
+mod error;
+mod prepare;
+pub mod state;
+mod watch;
+
+use std::sync::{Arc, RwLock, RwLockReadGuard};
+
+use ipnet::Ipv4Net;
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use switchyard_api::resources::{Kind, Namespace, Object, ObjectMeta, DEFAULT_NAMESPACE};
+use tokio::sync::{broadcast, Mutex};
+
+pub use error::{RegistryError, Result};
+pub use state::Event;
+pub use watch::WatchStart;
+
+use crate::allocator::cluster_ip::ClusterIpRange;
+use crate::allocator::lb_ip::LbPool;
+use crate::allocator::node_port::NodePortRange;
+use crate::allocator::service::{held_by, Ranges};
+use crate::controller::endpoints;
+use crate::selector::Selector;
+use crate::store::{ObjectKey, Store};
+use crate::validation::Config as ValidationConfig;
+use prepare::{deployment_status, prepare, Limits};
+use state::{key_of, object_key, State, Txn};
+
+#[derive(Debug, Clone)]
+pub struct RegistryConfig {
+    pub service_cidr: Ipv4Net,
+    pub node_port_range: std::ops::RangeInclusive<u16>,
+    pub lb_pool: Option<Ipv4Net>,
+    /// How many revisions of history watches can resume from.
+    pub log_retention: u64,
+}
+
+/// What an apply did, as `kubectl apply` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Created,
+    Configured,
+    Unchanged,
+}
+
+pub struct Registry {
+    store: Arc<dyn Store>,
+    state: RwLock<State>,
+    writer: Mutex<StdRng>,
+    events: broadcast::Sender<Arc<Vec<Event>>>,
+    validation: ValidationConfig,
+    ranges: Ranges,
+    log_retention: u64,
+}
+
+impl Registry {
+    /// Loads the store and makes sure the `default` namespace exists.
+    pub async fn open(store: Arc<dyn Store>, cfg: RegistryConfig) -> Result<Arc<Registry>> {
+        let loaded = {
+            let store = store.clone();
+            tokio::task::spawn_blocking(move || store.load())
+                .await
+                .map_err(|e| RegistryError::BadRequest(e.to_string()))??
+        };
+        let mut state = State {
+            revision: loaded.revision,
+            allocations: loaded.allocations.into_iter().collect(),
+            ..Default::default()
+        };
+        for (kind, key, json) in loaded.objects {
+            let obj = Object::from_json(kind, &json).map_err(|e| {
+                RegistryError::Store(crate::store::StoreError::Corrupt {
+                    tree: kind.plural().to_string(),
+                    detail: format!("{key}: {e}"),
+                })
+            })?;
+            state.objects.entry(kind).or_default().insert(key, Arc::new(obj));
+        }
+        let (events, _) = broadcast::channel(4096);
+        let registry = Arc::new(Registry {
+            store,
+            state: RwLock::new(state),
+            writer: Mutex::new(StdRng::from_os_rng()),
+            events,
+            validation: ValidationConfig {
+                service_cidr: cfg.service_cidr,
+                node_port_range: cfg.node_port_range.clone(),
+            },
+            ranges: Ranges {
+                cluster_ips: ClusterIpRange::new(cfg.service_cidr),
+                node_ports: NodePortRange::new(cfg.node_port_range),
+                lb_pool: cfg.lb_pool.map(LbPool::new),
+            },
+            log_retention: cfg.log_retention.max(1),
+        });
+        registry.ensure_default_namespace().await?;
+        Ok(registry)
+    }
+
+    async fn ensure_default_namespace(&self) -> Result<()> {
+        if self.read().get(Kind::Namespace, DEFAULT_NAMESPACE).is_some() {
+            return Ok(());
+        }
+        let ns = Namespace {
+            metadata: ObjectMeta {
+                name: DEFAULT_NAMESPACE.to_string(),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        self.apply(Object::Namespace(ns), false).await.map(|_| ())
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, State> {
+        // A poisoned lock means a panic mid-update of plain maps; the maps
+        // are still structurally sound, so keep serving.
+        self.state.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn revision(&self) -> u64 {
+        self.read().revision
+    }
+
+    /// Creates or updates an object (`create_only` refuses updates).
+    #[tracing::instrument(skip_all, fields(kind = %obj.kind(), name = %obj.name()))]
+    pub async fn apply(&self, mut obj: Object, create_only: bool) -> Result<(Object, Outcome)> {
+        let kind = obj.kind();
+        if kind.is_namespaced() && obj.namespace().is_empty() {
+            obj.meta_mut().namespace = Some(DEFAULT_NAMESPACE.to_string());
+        } else if !kind.is_namespaced() {
+            obj.meta_mut().namespace = None;
+        }
+        let mut rng = self.writer.lock().await;
+        let (commit, stored, outcome) = {
+            let state = self.read();
+            self.check_namespace(&state, &obj)?;
+            let key = key_of(&obj);
+            let old = state.get(kind, &key).cloned();
+            if create_only && old.is_some() {
+                return Err(RegistryError::AlreadyExists {
+                    kind,
+                    name: obj.name().to_string(),
+                });
+            }
+            let limits = Limits {
+                validation: &self.validation,
+                ranges: &self.ranges,
+            };
+            let stored = prepare(obj, old.as_deref(), &state.allocations, &limits, &mut *rng)?;
+            if let Some(old) = old.as_deref().filter(|o| state::same_content(o, &stored)) {
+                return Ok((old.clone(), Outcome::Unchanged));
+            }
+            let outcome = if old.is_some() { Outcome::Configured } else { Outcome::Created };
+            let mut txn = Txn::new(&state);
+            record_allocations(&mut txn, old.as_deref(), Some(&stored));
+            txn.put(stored);
+            let new = txn.get(kind, &key);
+            reconcile_endpoints(&mut txn, old.as_deref(), new.as_ref());
+            let commit = txn.finish(state.revision + 1);
+            (commit, key, outcome)
+        };
+        let events = self.commit(commit).await?;
+        let obj = events
+            .iter()
+            .find(|e| e.object.kind() == kind && key_of(&e.object) == stored)
+            .map(|e| (*e.object).clone())
+            .ok_or_else(|| RegistryError::BadRequest("write produced no object".to_string()))?;
+        Ok((obj, outcome))
+    }
+
+    /// Deletes an object and everything that hangs off it.
+    #[tracing::instrument(skip(self))]
+    pub async fn delete(&self, kind: Kind, namespace: &str, name: &str) -> Result<Object> {
+        let _rng = self.writer.lock().await;
+        let (commit, old) = {
+            let state = self.read();
+            let key = object_key(kind, namespace, name);
+            let old = state.get(kind, &key).cloned().ok_or_else(|| RegistryError::NotFound {
+                kind,
+                name: name.to_string(),
+            })?;
+            if kind == Kind::Namespace && name == DEFAULT_NAMESPACE {
+                return Err(RegistryError::Forbidden {
+                    kind,
+                    name: name.to_string(),
+                    reason: "this namespace may not be deleted".to_string(),
+                });
+            }
+            let mut txn = Txn::new(&state);
+            delete_with_dependents(&mut txn, &old);
+            (txn.finish(state.revision + 1), old)
+        };
+        self.commit(commit).await?;
+        Ok((*old).clone())
+    }
+
+    async fn commit(&self, commit: state::Commit) -> Result<Arc<Vec<Event>>> {
+        if commit.is_empty() {
+            return Ok(Arc::new(commit.events));
+        }
+        let store = self.store.clone();
+        let batch = commit.batch;
+        let batch = tokio::task::spawn_blocking(move || store.commit(&batch).map(|_| batch))
+            .await
+            .map_err(|e| RegistryError::BadRequest(e.to_string()))??;
+        let events = Arc::new(commit.events);
+        {
+            let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
+            state.apply(batch.revision, &events, &batch.claims, &batch.releases);
+        }
+        let _ = self.events.send(events.clone());
+        self.maybe_compact(batch.revision);
+        Ok(events)
+    }
+
+    /// Trims the revision log every few hundred writes, off the write path.
+    fn maybe_compact(&self, revision: u64) {
+        if revision % 256 != 0 || revision <= self.log_retention {
+            return;
+        }
+        let store = self.store.clone();
+        let keep_from = revision - self.log_retention;
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = store.compact(keep_from) {
+                tracing::warn!(error = %e, "revision log compaction failed");
+            }
+        });
+    }
+
+    fn check_namespace(&self, state: &State, obj: &Object) -> Result<()> {
+        let kind = obj.kind();
+        if kind.is_namespaced() && state.get(Kind::Namespace, obj.namespace()).is_none() {
+            return Err(RegistryError::NotFound {
+                kind: Kind::Namespace,
+                name: obj.namespace().to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    pub fn get(&self, kind: Kind, namespace: &str, name: &str) -> Result<Object> {
+        let state = self.read();
+        let obj = state
+            .get(kind, &object_key(kind, namespace, name))
+            .ok_or_else(|| RegistryError::NotFound {
+                kind,
+                name: name.to_string(),
+            })?;
+        Ok(decorate(&state, obj))
+    }
+
+    /// Objects of a kind (`namespace: None` = all namespaces) matching the
+    /// selector, with the revision they were read at.
+    pub fn list(&self, kind: Kind, namespace: Option<&str>, selector: &Selector) -> (Vec<Object>, u64) {
+        let state = self.read();
+        let namespace = namespace.filter(|_| kind.is_namespaced());
+        let items = state
+            .in_namespace(kind, namespace)
+            .filter(|o| selector.matches(&o.meta().labels))
+            .map(|o| decorate(&state, o))
+            .collect();
+        (items, state.revision)
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Vec<Event>>> {
+        self.events.subscribe()
+    }
+}
+
+/// Adds what is computed at read time: a Deployment's replica counts.
+fn decorate(state: &State, obj: &Arc<Object>) -> Object {
+    let mut obj = (**obj).clone();
+    if let Object::Deployment(d) = &mut obj {
+        let ns = d.metadata.namespace.clone();
+        let pods = state.in_namespace(Kind::Pod, ns.as_deref()).filter_map(|o| match &**o {
+            Object::Pod(p) => Some(p),
+            _ => None,
+        });
+        deployment_status(d, pods);
+    }
+    obj
+}
+
+fn record_allocations(txn: &mut Txn<'_>, old: Option<&Object>, new: Option<&Object>) {
+    let held = |o: Option<&Object>| match o {
+        Some(Object::Service(s)) => held_by(s),
+        _ => Default::default(),
+    };
+    let (before, after) = (held(old), held(new));
+    for key in before.difference(&after) {
+        txn.release(*key);
+    }
+    if let Some(owner) = new.map(key_of) {
+        for key in after.difference(&before) {
+            txn.claim(*key, owner.clone());
+        }
+    }
+}
+
+fn delete_with_dependents(txn: &mut Txn<'_>, obj: &Object) {
+    let mut doomed = vec![obj.clone()];
+    if let Object::Namespace(ns) = obj {
+        for kind in Kind::ALL.into_iter().filter(|k| k.is_namespaced()) {
+            doomed.extend(txn.list(kind, &ns.metadata.name));
+        }
+    }
+    for o in &doomed {
+        record_allocations(txn, Some(o), None);
+        txn.delete(o.kind(), key_of(o));
+    }
+    if !matches!(obj, Object::Namespace(_)) {
+        reconcile_endpoints(txn, Some(obj), None);
+    }
+}
+
+/// Re-runs the endpoints controller for every Service a Service or Pod
+/// change can affect, writing the slice differences into the same write.
+fn reconcile_endpoints(txn: &mut Txn<'_>, old: Option<&Object>, new: Option<&Object>) {
+    let services: Vec<Object> = match (old, new) {
+        (_, Some(svc @ Object::Service(_))) | (Some(svc @ Object::Service(_)), None) => {
+            vec![svc.clone()]
+        }
+        (Some(Object::Pod(_)), _) | (_, Some(Object::Pod(_))) => {
+            let ns = old.or(new).map(|o| o.namespace().to_string()).unwrap_or_default();
+            txn.list(Kind::Service, &ns)
+                .into_iter()
+                .filter(|s| {
+                    let Object::Service(svc) = s else { return false };
+                    [old, new].into_iter().flatten().any(|p| match p {
+                        Object::Pod(pod) => endpoints::selects(svc, pod),
+                        _ => false,
+                    })
+                })
+                .collect()
+        }
+        _ => Vec::new(),
+    };
+    for svc in services {
+        sync_service_slices(txn, &svc);
+    }
+}
+
+fn sync_service_slices(txn: &mut Txn<'_>, svc_obj: &Object) {
+    let Object::Service(svc) = svc_obj else { return };
+    let ns = svc_obj.namespace().to_string();
+    let live = txn.get(Kind::Service, &key_of(svc_obj));
+    let desired = match &live {
+        Some(Object::Service(live)) => {
+            let pods: Vec<_> = txn
+                .list(Kind::Pod, &ns)
+                .into_iter()
+                .filter_map(|o| match o {
+                    Object::Pod(p) => Some(p),
+                    _ => None,
+                })
+                .collect();
+            endpoints::desired_slices(live, &pods)
+        }
+        _ => Vec::new(),
+    };
+    let existing: Vec<ObjectKey> = txn
+        .list(Kind::EndpointSlice, &ns)
+        .into_iter()
+        .filter(|o| match o {
+            Object::EndpointSlice(s) => s.is_managed() && s.service_name() == Some(&svc.metadata.name),
+            _ => false,
+        })
+        .map(|o| key_of(&o))
+        .collect();
+    let desired_keys: Vec<ObjectKey> = desired
+        .iter()
+        .map(|s| object_key(Kind::EndpointSlice, &ns, &s.metadata.name))
+        .collect();
+    for key in existing.into_iter().filter(|k| !desired_keys.contains(k)) {
+        txn.delete(Kind::EndpointSlice, key);
+    }
+    for slice in desired {
+        let key = object_key(Kind::EndpointSlice, &ns, &slice.metadata.name);
+        let mut slice = Object::EndpointSlice(slice);
+        match txn.get(Kind::EndpointSlice, &key) {
+            Some(old) => {
+                let meta = slice.meta_mut();
+                meta.uid = old.meta().uid.clone();
+                meta.creation_timestamp = old.meta().creation_timestamp.clone();
+                meta.resource_version = old.meta().resource_version.clone();
+            }
+            None => {
+                let meta = slice.meta_mut();
+                meta.uid = Some(uuid::Uuid::new_v4().to_string());
+                meta.creation_timestamp = Some(prepare::now_rfc3339());
+            }
+        }
+        txn.put(slice);
+    }
+}

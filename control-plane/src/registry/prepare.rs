@@ -1,0 +1,171 @@
+//! Turning an applied object into the object to store: carry over what the
+//! server owns from the stored version, default, validate, allocate.
+
+use chrono::{SecondsFormat, Utc};
+use rand::Rng;
+use switchyard_api::resources::{Deployment, Object, Pod, PodCondition, Service};
+
+use super::error::{RegistryError, Result};
+use crate::allocator::service::{allocate, Ranges};
+use crate::allocator::AllocationTable;
+use crate::validation::{self, Config as ValidationConfig};
+use crate::{defaulting, registry::state::object_key};
+
+pub struct Limits<'a> {
+    pub validation: &'a ValidationConfig,
+    pub ranges: &'a Ranges,
+}
+
+pub fn now_rfc3339() -> String {
+    Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// The object to store for `new`, given the stored `old`. Identity fields
+/// (uid, creationTimestamp) always come from the server.
+pub fn prepare(
+    new: Object,
+    old: Option<&Object>,
+    table: &AllocationTable,
+    limits: &Limits<'_>,
+    rng: &mut impl Rng,
+) -> Result<Object> {
+    let kind = new.kind();
+    let name = new.name().to_string();
+    let invalid = |errors| RegistryError::invalid(kind, &name, errors);
+    let mut obj = new.with_type_meta();
+    stamp_identity(&mut obj, old);
+    match (&mut obj, old) {
+        (Object::Service(svc), old) => {
+            let old = match old {
+                Some(Object::Service(o)) => Some(o),
+                _ => None,
+            };
+            carry_over_service(svc, old);
+            defaulting::service(svc);
+            validation::service(svc, old, limits.validation).map_err(invalid)?;
+            let owner = object_key(kind, svc.metadata.namespace.as_deref().unwrap_or(""), &name);
+            allocate(svc, &owner, table, limits.ranges, rng)
+                .map_err(|e| RegistryError::from_alloc(kind, &name, e))?;
+        }
+        (Object::Pod(pod), old) => {
+            let old = match old {
+                Some(Object::Pod(o)) => Some(o),
+                _ => None,
+            };
+            defaulting::pod(pod);
+            validation::pod(pod, old).map_err(invalid)?;
+            set_pod_status(pod, old);
+        }
+        (Object::Deployment(d), _) => {
+            defaulting::deployment(d);
+            validation::deployment(d).map_err(invalid)?;
+            d.status = Default::default();
+        }
+        (Object::EndpointSlice(s), _) => {
+            defaulting::endpoint_slice(s);
+            validation::endpoint_slice(s).map_err(invalid)?;
+        }
+        (Object::Namespace(ns), _) => {
+            validation::namespace(ns).map_err(invalid)?;
+            ns.status.phase = Some("Active".to_string());
+        }
+        (Object::Node(n), _) => validation::node(n).map_err(invalid)?,
+    }
+    Ok(obj)
+}
+
+fn stamp_identity(obj: &mut Object, old: Option<&Object>) {
+    let meta = obj.meta_mut();
+    match old {
+        Some(old) => {
+            meta.uid = old.meta().uid.clone();
+            meta.creation_timestamp = old.meta().creation_timestamp.clone();
+            meta.resource_version = old.meta().resource_version.clone();
+        }
+        None => {
+            meta.uid = Some(uuid::Uuid::new_v4().to_string());
+            meta.creation_timestamp = Some(now_rfc3339());
+            meta.resource_version = None;
+        }
+    }
+}
+
+/// Keeps what the server allocated when the manifest leaves it out, as
+/// `kubectl apply` does: the ClusterIP, NodePorts (matched by port and
+/// protocol) and the LoadBalancer ingress.
+fn carry_over_service(svc: &mut Service, old: Option<&Service>) {
+    let Some(old) = old else {
+        svc.status = Default::default();
+        return;
+    };
+    let new_type = svc.service_type().to_string();
+    let old_type = old.service_type();
+    let same_family = (new_type == "ExternalName") == (old_type == "ExternalName");
+    if svc.spec.cluster_ip.as_deref().unwrap_or("").is_empty() && same_family {
+        svc.spec.cluster_ip = old.spec.cluster_ip.clone();
+    }
+    if svc.has_node_ports() {
+        for port in svc.spec.ports.iter_mut().filter(|p| p.node_port.is_none()) {
+            port.node_port = old
+                .spec
+                .ports
+                .iter()
+                .find(|o| o.port == port.port && o.protocol() == port.protocol())
+                .and_then(|o| o.node_port);
+        }
+    }
+    svc.status = old.status.clone();
+}
+
+/// The Ready condition belongs to the server: ready at once without a probe
+/// (unless the registrant says otherwise), unready until probed with one,
+/// and unchanged across re-applies that keep the probe.
+fn set_pod_status(pod: &mut Pod, old: Option<&Pod>) {
+    let given = pod
+        .status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .map(|c| c.status == "True");
+    let kept = old
+        .filter(|o| o.has_readiness_probe() && pod.has_readiness_probe())
+        .map(Pod::is_ready);
+    let ready = match (pod.has_readiness_probe(), kept, given) {
+        (true, Some(kept), _) => kept,
+        (true, None, _) => false,
+        (false, _, given) => given.unwrap_or(true),
+    };
+    let unchanged = old.is_some_and(|o| o.is_ready() == ready);
+    let since = old
+        .filter(|_| unchanged)
+        .and_then(|o| o.status.conditions.iter().find(|c| c.type_ == "Ready"))
+        .and_then(|c| c.last_transition_time.clone())
+        .unwrap_or_else(now_rfc3339);
+    pod.status.conditions.retain(|c| c.type_ != "Ready");
+    pod.status.conditions.push(PodCondition {
+        type_: "Ready".to_string(),
+        status: if ready { "True" } else { "False" }.to_string(),
+        last_transition_time: Some(since),
+    });
+    if pod.status.phase.is_none() {
+        let phase = if pod.status.pod_ip.is_some() { "Running" } else { "Pending" };
+        pod.status.phase = Some(phase.to_string());
+    }
+}
+
+/// A Deployment's status, counted from the pods it selects.
+pub fn deployment_status<'a>(d: &mut Deployment, pods: impl IntoIterator<Item = &'a Pod>) {
+    let selector = crate::selector::Selector::from_label_selector(&d.spec.selector);
+    let (mut total, mut ready) = (0, 0);
+    for pod in pods {
+        if !d.spec.selector.match_labels.is_empty() || !d.spec.selector.match_expressions.is_empty() {
+            if selector.matches(&pod.metadata.labels) {
+                total += 1;
+                ready += i32::from(pod.is_ready());
+            }
+        }
+    }
+    d.status.replicas = total;
+    d.status.ready_replicas = ready;
+    d.status.available_replicas = ready;
+}

@@ -1,0 +1,209 @@
+//! The registry's in-memory view of the store, and the overlay one write
+//! builds on top of it before anything is committed.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::sync::Arc;
+
+use switchyard_api::resources::{Kind, Object};
+
+use crate::allocator::{AllocKey, AllocationTable};
+use crate::store::{Batch, EventType, LoggedEvent, ObjectKey};
+
+/// One committed change, as watchers receive it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    pub revision: u64,
+    pub event_type: EventType,
+    pub object: Arc<Object>,
+}
+
+pub fn object_key(kind: Kind, namespace: &str, name: &str) -> ObjectKey {
+    if kind.is_namespaced() {
+        format!("{namespace}/{name}")
+    } else {
+        name.to_string()
+    }
+}
+
+pub fn key_of(obj: &Object) -> ObjectKey {
+    object_key(obj.kind(), obj.namespace(), obj.name())
+}
+
+#[derive(Debug, Default)]
+pub struct State {
+    pub revision: u64,
+    pub objects: BTreeMap<Kind, BTreeMap<ObjectKey, Arc<Object>>>,
+    pub allocations: AllocationTable,
+}
+
+impl State {
+    pub fn get(&self, kind: Kind, key: &str) -> Option<&Arc<Object>> {
+        self.objects.get(&kind)?.get(key)
+    }
+
+    /// Objects of `kind` in `namespace` (every namespace when `None`), in key order.
+    pub fn in_namespace<'a>(&'a self, kind: Kind, namespace: Option<&'a str>) -> impl Iterator<Item = &'a Arc<Object>> + 'a {
+        self.with_prefix(kind, namespace.map(|ns| format!("{ns}/")).unwrap_or_default())
+    }
+
+    /// Objects of `kind` whose key starts with `prefix`, found by range, not scan.
+    pub fn with_prefix(&self, kind: Kind, prefix: String) -> impl Iterator<Item = &Arc<Object>> + '_ {
+        self.objects
+            .get(&kind)
+            .into_iter()
+            .flat_map(move |m| {
+                let start = Bound::Included(prefix.clone());
+                let prefix = prefix.clone();
+                m.range::<String, _>((start, Bound::Unbounded))
+                    .take_while(move |(k, _)| k.starts_with(&prefix))
+                    .map(|(_, v)| v)
+            })
+    }
+
+    pub fn apply(&mut self, revision: u64, events: &[Event], claims: &[(AllocKey, ObjectKey)], releases: &[AllocKey]) {
+        for e in events {
+            let map = self.objects.entry(e.object.kind()).or_default();
+            let key = key_of(&e.object);
+            match e.event_type {
+                EventType::Deleted => map.remove(&key),
+                EventType::Added | EventType::Modified => map.insert(key, e.object.clone()),
+            };
+        }
+        for key in releases {
+            self.allocations.remove(key);
+        }
+        for (key, owner) in claims {
+            self.allocations.insert(*key, owner.clone());
+        }
+        self.revision = revision;
+    }
+}
+
+/// The pending changes of one write, read through on top of the state.
+pub struct Txn<'a> {
+    pub base: &'a State,
+    changes: BTreeMap<(Kind, ObjectKey), Option<Object>>,
+    claims: Vec<(AllocKey, ObjectKey)>,
+    releases: Vec<AllocKey>,
+}
+
+impl<'a> Txn<'a> {
+    pub fn new(base: &'a State) -> Self {
+        Self {
+            base,
+            changes: BTreeMap::new(),
+            claims: Vec::new(),
+            releases: Vec::new(),
+        }
+    }
+
+    /// The object as this write would leave it.
+    pub fn get(&self, kind: Kind, key: &str) -> Option<Object> {
+        match self.changes.get(&(kind, key.to_string())) {
+            Some(change) => change.clone(),
+            None => self.base.get(kind, key).map(|o| (**o).clone()),
+        }
+    }
+
+    /// Objects of `kind` in `namespace` as this write would leave them.
+    pub fn list(&self, kind: Kind, namespace: &str) -> Vec<Object> {
+        let prefix = format!("{namespace}/");
+        let mut merged: BTreeMap<ObjectKey, Object> = self
+            .base
+            .with_prefix(kind, prefix.clone())
+            .map(|o| (key_of(o), (**o).clone()))
+            .collect();
+        for ((k, key), change) in &self.changes {
+            if *k == kind && key.starts_with(&prefix) {
+                match change {
+                    Some(o) => merged.insert(key.clone(), o.clone()),
+                    None => merged.remove(key),
+                };
+            }
+        }
+        merged.into_values().collect()
+    }
+
+    pub fn put(&mut self, obj: Object) {
+        self.changes.insert((obj.kind(), key_of(&obj)), Some(obj));
+    }
+
+    pub fn delete(&mut self, kind: Kind, key: ObjectKey) {
+        self.changes.insert((kind, key), None);
+    }
+
+    pub fn claim(&mut self, key: AllocKey, owner: ObjectKey) {
+        self.claims.push((key, owner));
+    }
+
+    pub fn release(&mut self, key: AllocKey) {
+        self.releases.push(key);
+    }
+
+    /// Stamps every changed object with `revision` and turns the write into
+    /// the store batch plus the events watchers will see. Puts equal to what
+    /// is stored and deletes of absent objects vanish here.
+    pub fn finish(self, revision: u64) -> Commit {
+        let mut batch = Batch {
+            revision,
+            claims: self.claims,
+            releases: self.releases,
+            ..Default::default()
+        };
+        let mut events = Vec::new();
+        for ((kind, key), change) in self.changes {
+            let before = self.base.get(kind, &key);
+            let (event_type, object) = match (change, before) {
+                (None, None) => continue,
+                (None, Some(old)) => {
+                    batch.deletes.push((kind, key));
+                    (EventType::Deleted, (**old).clone())
+                }
+                (Some(new), before) => {
+                    if before.is_some_and(|b| same_content(b, &new)) {
+                        continue;
+                    }
+                    let mut new = new;
+                    new.meta_mut().resource_version = Some(revision.to_string());
+                    batch.puts.push((kind, key, new.to_json()));
+                    let t = if before.is_some() { EventType::Modified } else { EventType::Added };
+                    (t, new)
+                }
+            };
+            batch.events.push(LoggedEvent {
+                revision,
+                event_type,
+                kind: kind.as_str().to_string(),
+                object: object.to_json(),
+            });
+            events.push(Event {
+                revision,
+                event_type,
+                object: Arc::new(object),
+            });
+        }
+        Commit { batch, events }
+    }
+}
+
+/// Equal but for the resourceVersion a write would stamp anyway.
+pub fn same_content(a: &Object, b: &Object) -> bool {
+    let mut a = a.clone();
+    a.meta_mut().resource_version = b.meta().resource_version.clone();
+    a == *b
+}
+
+pub struct Commit {
+    pub batch: Batch,
+    pub events: Vec<Event>,
+}
+
+impl Commit {
+    pub fn is_empty(&self) -> bool {
+        self.batch.puts.is_empty()
+            && self.batch.deletes.is_empty()
+            && self.batch.claims.is_empty()
+            && self.batch.releases.is_empty()
+    }
+}

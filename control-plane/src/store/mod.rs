@@ -1,0 +1,79 @@
+//! Persistence behind a small trait, so the registry never sees sled and a
+//! distributed backend (etcd) can be added for HA.
+//!
+//! The model is etcd's: one global revision bumped by every write, each write
+//! one atomic [`Batch`] (objects, allocation claims and the revision-log
+//! entries together), and a bounded revision log that watches resume from.
+
+mod sled_store;
+
+use switchyard_api::resources::Kind;
+
+use crate::allocator::AllocKey;
+pub use sled_store::SledStore;
+
+/// An object's identity inside its kind: `namespace/name`, or `name` for
+/// cluster-scoped kinds.
+pub type ObjectKey = String;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum EventType {
+    Added,
+    Modified,
+    Deleted,
+}
+
+/// One change as the revision log keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LoggedEvent {
+    pub revision: u64,
+    pub event_type: EventType,
+    pub kind: String,
+    /// The object after the change (before it, for deletions), as JSON.
+    pub object: String,
+}
+
+/// Everything one write changes, applied atomically or not at all.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Batch {
+    pub revision: u64,
+    pub puts: Vec<(Kind, ObjectKey, String)>,
+    pub deletes: Vec<(Kind, ObjectKey)>,
+    pub claims: Vec<(AllocKey, ObjectKey)>,
+    pub releases: Vec<AllocKey>,
+    pub events: Vec<LoggedEvent>,
+}
+
+/// What the store holds at start-up.
+#[derive(Debug, Clone, Default)]
+pub struct Loaded {
+    pub revision: u64,
+    pub objects: Vec<(Kind, ObjectKey, String)>,
+    pub allocations: Vec<(AllocKey, ObjectKey)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("storage: {0}")]
+    Backend(String),
+    #[error("corrupt record in {tree}: {detail}")]
+    Corrupt { tree: String, detail: String },
+    #[error("too old resource version: {requested} (oldest retained is {oldest})")]
+    Compacted { requested: u64, oldest: u64 },
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+pub trait Store: Send + Sync + 'static {
+    fn load(&self) -> Result<Loaded>;
+
+    /// Applies the batch atomically and durably.
+    fn commit(&self, batch: &Batch) -> Result<()>;
+
+    /// Every logged event with a revision greater than `after`, oldest first;
+    /// `Compacted` when events after `after` were already dropped.
+    fn events_after(&self, after: u64) -> Result<Vec<LoggedEvent>>;
+
+    /// Drops log entries older than `keep_from`, keeping the log bounded.
+    fn compact(&self, keep_from: u64) -> Result<()>;
+}

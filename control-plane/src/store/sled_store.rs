@@ -1,0 +1,279 @@
+//! The embedded store: one sled tree per kind, one for allocations, one for
+//! the revision log and one for metadata, all written in one transaction.
+
+use std::path::Path;
+
+use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
+use sled::{Db, Transactional, Tree};
+use switchyard_api::resources::Kind;
+
+use super::{Batch, Loaded, LoggedEvent, Result, Store, StoreError};
+
+const ALLOCATIONS: &str = "allocations";
+const LOG: &str = "log";
+const META: &str = "meta";
+const REVISION_KEY: &[u8] = b"revision";
+const COMPACTED_KEY: &[u8] = b"compacted";
+
+pub struct SledStore {
+    db: Db,
+    /// Kind trees in `Kind::ALL` order, then allocations, log and meta.
+    trees: Vec<Tree>,
+}
+
+fn backend(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+fn tree_name(kind: Kind) -> &'static str {
+    kind.plural()
+}
+
+fn kind_index(kind: Kind) -> usize {
+    Kind::ALL.iter().position(|k| *k == kind).unwrap_or(0)
+}
+
+impl SledStore {
+    pub fn open(dir: &Path) -> Result<Self> {
+        let db = sled::Config::new().path(dir).open().map_err(backend)?;
+        let mut names: Vec<&str> = Kind::ALL.iter().map(|k| tree_name(*k)).collect();
+        names.extend([ALLOCATIONS, LOG, META]);
+        let trees = names
+            .into_iter()
+            .map(|n| db.open_tree(n).map_err(backend))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self { db, trees })
+    }
+
+    fn kind_tree(&self, kind: Kind) -> &Tree {
+        &self.trees[kind_index(kind)]
+    }
+
+    fn allocations(&self) -> &Tree {
+        &self.trees[Kind::ALL.len()]
+    }
+
+    fn log(&self) -> &Tree {
+        &self.trees[Kind::ALL.len() + 1]
+    }
+
+    fn meta(&self) -> &Tree {
+        &self.trees[Kind::ALL.len() + 2]
+    }
+
+    fn read_u64(&self, key: &[u8]) -> Result<u64> {
+        Ok(self
+            .meta()
+            .get(key)
+            .map_err(backend)?
+            .map(|v| decode_u64(&v))
+            .unwrap_or(0))
+    }
+}
+
+fn decode_u64(bytes: &[u8]) -> u64 {
+    let mut buf = [0u8; 8];
+    let n = bytes.len().min(8);
+    buf[..n].copy_from_slice(&bytes[..n]);
+    u64::from_be_bytes(buf)
+}
+
+/// Log keys sort by revision, then by position inside the write.
+fn log_key(revision: u64, index: usize) -> Vec<u8> {
+    let mut key = revision.to_be_bytes().to_vec();
+    key.extend_from_slice(&(index as u32).to_be_bytes());
+    key
+}
+
+fn text(tree: &str, bytes: &[u8]) -> Result<String> {
+    String::from_utf8(bytes.to_vec()).map_err(|e| StoreError::Corrupt {
+        tree: tree.to_string(),
+        detail: e.to_string(),
+    })
+}
+
+fn write_batch(trees: &[TransactionalTree], batch: &Batch) -> std::result::Result<(), ConflictableTransactionError<StoreError>> {
+    let n = Kind::ALL.len();
+    for (kind, key, json) in &batch.puts {
+        trees[kind_index(*kind)].insert(key.as_bytes(), json.as_bytes())?;
+    }
+    for (kind, key) in &batch.deletes {
+        trees[kind_index(*kind)].remove(key.as_bytes())?;
+    }
+    for key in &batch.releases {
+        trees[n].remove(key.to_string().as_bytes())?;
+    }
+    for (key, owner) in &batch.claims {
+        trees[n].insert(key.to_string().as_bytes(), owner.as_bytes())?;
+    }
+    for (i, event) in batch.events.iter().enumerate() {
+        let json = serde_json::to_vec(event)
+            .map_err(|e| ConflictableTransactionError::Abort(backend(e)))?;
+        trees[n + 1].insert(log_key(batch.revision, i), json)?;
+    }
+    trees[n + 2].insert(REVISION_KEY, &batch.revision.to_be_bytes())?;
+    Ok(())
+}
+
+impl Store for SledStore {
+    fn load(&self) -> Result<Loaded> {
+        let mut objects = Vec::new();
+        for kind in Kind::ALL {
+            for item in self.kind_tree(kind).iter() {
+                let (k, v) = item.map_err(backend)?;
+                objects.push((kind, text(tree_name(kind), &k)?, text(tree_name(kind), &v)?));
+            }
+        }
+        let mut allocations = Vec::new();
+        for item in self.allocations().iter() {
+            let (k, v) = item.map_err(backend)?;
+            let key = text(ALLOCATIONS, &k)?.parse().map_err(|detail| StoreError::Corrupt {
+                tree: ALLOCATIONS.to_string(),
+                detail,
+            })?;
+            allocations.push((key, text(ALLOCATIONS, &v)?));
+        }
+        Ok(Loaded {
+            revision: self.read_u64(REVISION_KEY)?,
+            objects,
+            allocations,
+        })
+    }
+
+    fn commit(&self, batch: &Batch) -> Result<()> {
+        self.trees
+            .as_slice()
+            .transaction(|trees| write_batch(trees, batch))
+            .map_err(|e| match e {
+                TransactionError::Abort(e) => e,
+                TransactionError::Storage(e) => backend(e),
+            })?;
+        self.db.flush().map_err(backend)?;
+        Ok(())
+    }
+
+    fn events_after(&self, after: u64) -> Result<Vec<LoggedEvent>> {
+        let compacted = self.read_u64(COMPACTED_KEY)?;
+        if after < compacted {
+            return Err(StoreError::Compacted {
+                requested: after,
+                oldest: compacted,
+            });
+        }
+        self.log()
+            .range(log_key(after + 1, 0)..)
+            .map(|item| {
+                let (_, v) = item.map_err(backend)?;
+                serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt {
+                    tree: LOG.to_string(),
+                    detail: e.to_string(),
+                })
+            })
+            .collect()
+    }
+
+    fn compact(&self, keep_from: u64) -> Result<()> {
+        let doomed: Vec<sled::IVec> = self
+            .log()
+            .range(..log_key(keep_from, 0))
+            .keys()
+            .collect::<std::result::Result<_, _>>()
+            .map_err(backend)?;
+        let mut batch = sled::Batch::default();
+        for key in doomed {
+            batch.remove(key);
+        }
+        // Record the horizon first: a reader must never see a log with a hole
+        // that the horizon does not announce.
+        let horizon = keep_from.saturating_sub(1);
+        self.meta()
+            .insert(COMPACTED_KEY, &horizon.to_be_bytes())
+            .map_err(backend)?;
+        self.log().apply_batch(batch).map_err(backend)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::allocator::AllocKey;
+    use crate::store::EventType;
+
+    fn event(revision: u64, name: &str) -> LoggedEvent {
+        LoggedEvent {
+            revision,
+            event_type: EventType::Added,
+            kind: "Service".into(),
+            object: format!("{{\"metadata\":{{\"name\":\"{name}\"}}}}"),
+        }
+    }
+
+    #[test]
+    fn batches_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = SledStore::open(dir.path()).unwrap();
+            store
+                .commit(&Batch {
+                    revision: 7,
+                    puts: vec![(Kind::Service, "default/a".into(), "{}".into())],
+                    claims: vec![(AllocKey::NodePort(30080), "default/a".into())],
+                    events: vec![event(7, "a")],
+                    ..Default::default()
+                })
+                .unwrap();
+        }
+        let store = SledStore::open(dir.path()).unwrap();
+        let loaded = store.load().unwrap();
+        assert_eq!(loaded.revision, 7);
+        assert_eq!(loaded.objects, vec![(Kind::Service, "default/a".to_string(), "{}".to_string())]);
+        assert_eq!(loaded.allocations, vec![(AllocKey::NodePort(30080), "default/a".to_string())]);
+        assert_eq!(store.events_after(6).unwrap(), vec![event(7, "a")]);
+        assert!(store.events_after(7).unwrap().is_empty());
+    }
+
+    #[test]
+    fn compaction_bounds_resume() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        for rev in 1..=5 {
+            store
+                .commit(&Batch {
+                    revision: rev,
+                    events: vec![event(rev, "x")],
+                    ..Default::default()
+                })
+                .unwrap();
+        }
+        store.compact(4).unwrap();
+        assert_eq!(store.events_after(3).unwrap().len(), 2);
+        assert!(matches!(
+            store.events_after(2),
+            Err(StoreError::Compacted { requested: 2, oldest: 3 })
+        ));
+    }
+
+    #[test]
+    fn releases_remove_claims() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        let key = AllocKey::NodePort(30001);
+        store
+            .commit(&Batch {
+                revision: 1,
+                claims: vec![(key, "default/a".into())],
+                ..Default::default()
+            })
+            .unwrap();
+        store
+            .commit(&Batch {
+                revision: 2,
+                releases: vec![key],
+                deletes: vec![(Kind::Service, "default/a".into())],
+                ..Default::default()
+            })
+            .unwrap();
+        assert!(store.load().unwrap().allocations.is_empty());
+    }
+}

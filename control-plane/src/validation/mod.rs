@@ -1,0 +1,57 @@
+//! Validation of every kind, with the Kubernetes API server's rules, field
+//! paths and messages, so users see the errors they already know.
+//!
+//! Validators are pure and expect defaulted objects (see `crate::defaulting`);
+//! each collects every problem rather than stopping at the first.
+
+pub mod field;
+
+mod cluster;
+mod common;
+mod deployment;
+mod endpoint_slice;
+mod golang;
+mod names;
+mod pod;
+mod service;
+
+use std::ops::RangeInclusive;
+
+use ipnet::Ipv4Net;
+use switchyard_api::resources::{Deployment, EndpointSlice, Namespace, Node, Pod, Service};
+
+use field::FieldErrors;
+
+/// The ranges a Service may draw from, which Kubernetes checks in its
+/// allocators but Switchyard checks before allocating.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub service_cidr: Ipv4Net,
+    pub node_port_range: RangeInclusive<u16>,
+}
+
+/// `old` is the stored Service on update, whose ClusterIP may not change.
+pub fn service(svc: &Service, old: Option<&Service>, cfg: &Config) -> Result<(), FieldErrors> {
+    service::validate(svc, old, cfg).into_result()
+}
+
+/// `old` is the stored Pod on update, whose node may not change.
+pub fn pod(pod: &Pod, old: Option<&Pod>) -> Result<(), FieldErrors> {
+    pod::validate(pod, old).into_result()
+}
+
+pub fn deployment(d: &Deployment) -> Result<(), FieldErrors> {
+    deployment::validate(d).into_result()
+}
+
+pub fn endpoint_slice(s: &EndpointSlice) -> Result<(), FieldErrors> {
+    endpoint_slice::validate(s).into_result()
+}
+
+pub fn namespace(ns: &Namespace) -> Result<(), FieldErrors> {
+    cluster::namespace(ns).into_result()
+}
+
+pub fn node(n: &Node) -> Result<(), FieldErrors> {
+    cluster::node(n).into_result()
+}

@@ -1,0 +1,164 @@
+//! swctl's command line, in kubectl's shape.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(name = "swctl", version, about = "Command line for Switchyard, in kubectl's style")]
+pub struct Cli {
+    /// Control plane address.
+    #[arg(long, global = true, env = "SWITCHYARD_SERVER", default_value = "http://127.0.0.1:7443")]
+    pub server: String,
+    /// Namespace of the request.
+    #[arg(short = 'n', long, global = true, default_value = "default")]
+    pub namespace: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create or update objects from manifests (YAML or JSON; a file, a directory or - for stdin).
+    Apply(ApplyArgs),
+    /// List objects: `swctl get service,endpoints frontend-svc`.
+    Get(GetArgs),
+    /// Show one object in detail.
+    Describe(DescribeArgs),
+    /// Delete objects by kind and name, or those in manifests.
+    Delete(DeleteArgs),
+    /// Create a Service or Namespace from flags.
+    #[command(subcommand)]
+    Create(CreateCommand),
+    /// Expose a Deployment or Pod as a new Service.
+    Expose(ExposeArgs),
+    /// Print a shell completion script.
+    Completion {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// Manifest file, directory, or - for stdin (repeatable).
+    #[arg(short = 'f', long = "filename", required = true)]
+    pub files: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Wide,
+    Yaml,
+    Json,
+    Name,
+}
+
+#[derive(Debug, Args)]
+pub struct GetArgs {
+    /// Kinds, comma-separated (svc, ep, po, deploy, ns, nodes, endpointslices), or KIND/NAME.
+    pub kinds: String,
+    /// Names to show (all when none given).
+    pub names: Vec<String>,
+    /// List across all namespaces.
+    #[arg(short = 'A', long)]
+    pub all_namespaces: bool,
+    /// Label selector, e.g. `app=frontend,tier!=db`.
+    #[arg(short = 'l', long)]
+    pub selector: Option<String>,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum)]
+    pub output: Option<OutputFormat>,
+    /// After listing, watch for changes.
+    #[arg(short = 'w', long)]
+    pub watch: bool,
+    /// Omit the table header.
+    #[arg(long)]
+    pub no_headers: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DescribeArgs {
+    pub kind: String,
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    /// Delete the objects in these manifests.
+    #[arg(short = 'f', long = "filename")]
+    pub files: Vec<String>,
+    /// KIND NAME..., or KIND/NAME.
+    pub args: Vec<String>,
+    /// Treat a missing object as success.
+    #[arg(long)]
+    pub ignore_not_found: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CreateCommand {
+    /// Create a Service of the given type.
+    #[command(subcommand, visible_alias = "svc")]
+    Service(CreateService),
+    /// Create a Namespace.
+    #[command(visible_alias = "ns")]
+    Namespace { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CreateService {
+    /// A ClusterIP Service (`--clusterip=None` for headless).
+    Clusterip(CreateServiceArgs),
+    /// A NodePort Service.
+    Nodeport(CreateServiceArgs),
+    /// A LoadBalancer Service.
+    Loadbalancer(CreateServiceArgs),
+    /// An ExternalName Service (`--external-name`).
+    Externalname(CreateServiceArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CreateServiceArgs {
+    pub name: String,
+    /// Port pairs PORT[:TARGET] (repeatable, or comma-separated).
+    #[arg(long = "tcp", value_delimiter = ',')]
+    pub tcp: Vec<String>,
+    /// NodePort for the (single) port of a NodePort Service.
+    #[arg(long)]
+    pub node_port: Option<i32>,
+    /// The ClusterIP to ask for, or None for a headless Service.
+    #[arg(long)]
+    pub clusterip: Option<String>,
+    /// DNS name an ExternalName Service points at.
+    #[arg(long)]
+    pub external_name: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExposeArgs {
+    /// deploy, deployment, po or pod (or KIND/NAME).
+    pub kind: String,
+    #[arg(value_name = "NAME")]
+    pub target: Option<String>,
+    /// The Service port.
+    #[arg(long)]
+    pub port: i32,
+    /// The port (number or name) the backends listen on; defaults to --port.
+    #[arg(long)]
+    pub target_port: Option<String>,
+    /// ClusterIP, NodePort, LoadBalancer.
+    #[arg(long = "type")]
+    pub type_: Option<String>,
+    /// Name of the Service (defaults to the exposed object's name).
+    #[arg(long = "name")]
+    pub service_name: Option<String>,
+    #[arg(long, default_value = "TCP")]
+    pub protocol: String,
+    /// Name of the port.
+    #[arg(long)]
+    pub port_name: Option<String>,
+    /// ClusterIP to ask for, or None for headless.
+    #[arg(long = "cluster-ip")]
+    pub cluster_ip: Option<String>,
+    /// External IP to add to the Service (repeatable).
+    #[arg(long = "external-ip")]
+    pub external_ip: Vec<String>,
+}

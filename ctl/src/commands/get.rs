@@ -1,0 +1,213 @@
+//! `swctl get`: tables, `-o wide|yaml|json|name`, and `-w`.
+
+use anyhow::bail;
+use chrono::Utc;
+use switchyard_api::resources::{EndpointSlice, Kind, Object, Service};
+use switchyard_api::v1::WatchEvent;
+
+use super::{parse_kind, qualified_name, split_kind_name};
+use crate::cli::{GetArgs, OutputFormat};
+use crate::client::{decode, Client, Scope};
+use crate::output::{print_endpoints, print_table, to_json, to_yaml, TableOptions, WatchPrinter};
+
+/// A kind as `get` understands it: stored kinds plus the Endpoints view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Target {
+    Stored(Kind),
+    Endpoints,
+}
+
+fn parse_target(s: &str) -> anyhow::Result<Target> {
+    match s.to_ascii_lowercase().as_str() {
+        "ep" | "endpoints" | "endpoint" => Ok(Target::Endpoints),
+        other => Ok(Target::Stored(parse_kind(other)?)),
+    }
+}
+
+/// What one `get` asked for: each target with the names requested (none = all).
+fn requests(args: &GetArgs) -> anyhow::Result<Vec<(Target, Vec<String>)>> {
+    if split_kind_name(&args.kinds).is_some() {
+        let all = std::iter::once(&args.kinds).chain(&args.names);
+        return all
+            .map(|a| {
+                let (k, n) = split_kind_name(a).ok_or_else(|| anyhow::anyhow!("arguments in resource/name form must have a single resource and name"))?;
+                Ok((parse_target(k)?, vec![n.to_string()]))
+            })
+            .collect();
+    }
+    args.kinds
+        .split(',')
+        .filter(|k| !k.is_empty())
+        .map(|k| Ok((parse_target(k)?, args.names.clone())))
+        .collect()
+}
+
+pub async fn run(client: &mut Client, namespace: &str, args: &GetArgs) -> anyhow::Result<bool> {
+    let requests = requests(args)?;
+    let scope = Scope {
+        namespace: namespace.to_string(),
+        all_namespaces: args.all_namespaces,
+        selector: args.selector.clone().unwrap_or_default(),
+    };
+    if args.watch {
+        let [(Target::Stored(kind), names)] = requests.as_slice() else {
+            bail!("you may only specify a single resource type to watch");
+        };
+        return watch(client, *kind, names, &scope, args).await;
+    }
+    let several_kinds = requests.len() > 1;
+    let mut ok = true;
+    let mut out = Vec::new();
+    let mut found = 0;
+    for (target, names) in &requests {
+        let (objects, revision_ok) = fetch(client, *target, names, &scope).await?;
+        ok &= revision_ok;
+        found += objects.len();
+        let text = render(client, *target, &objects, &scope, args, several_kinds).await?;
+        if !text.is_empty() {
+            out.push(text);
+        }
+    }
+    let separator = if matches!(args.output, Some(OutputFormat::Yaml | OutputFormat::Json)) { "" } else { "\n" };
+    print!("{}", out.join(separator));
+    if found == 0 && ok && requests.iter().all(|(_, n)| n.is_empty()) {
+        eprintln!("{}", no_resources(&scope));
+    }
+    Ok(ok)
+}
+
+fn no_resources(scope: &Scope) -> String {
+    if scope.all_namespaces {
+        "No resources found".to_string()
+    } else {
+        format!("No resources found in {} namespace.", scope.namespace)
+    }
+}
+
+/// The objects to show: Services for the Endpoints view, whose rows derive from them.
+async fn fetch(client: &mut Client, target: Target, names: &[String], scope: &Scope) -> anyhow::Result<(Vec<Object>, bool)> {
+    let kind = match target {
+        Target::Stored(k) => k,
+        Target::Endpoints => Kind::Service,
+    };
+    if names.is_empty() {
+        return Ok((client.list(kind, scope).await?.0, true));
+    }
+    let mut ok = true;
+    let mut objects = Vec::new();
+    for name in names {
+        match client.get(kind, &scope.namespace, name).await {
+            Ok(o) => objects.push(o),
+            Err(e) => {
+                let msg = e.to_string();
+                // The Endpoints view is named after the Service it shows.
+                let msg = if target == Target::Endpoints { msg.replace("services \"", "endpoints \"") } else { msg };
+                eprintln!("{msg}");
+                ok = false;
+            }
+        }
+    }
+    Ok((objects, ok))
+}
+
+async fn render(
+    client: &mut Client,
+    target: Target,
+    objects: &[Object],
+    scope: &Scope,
+    args: &GetArgs,
+    several_kinds: bool,
+) -> anyhow::Result<String> {
+    if objects.is_empty() {
+        return Ok(String::new());
+    }
+    let opts = TableOptions {
+        wide: args.output == Some(OutputFormat::Wide),
+        all_namespaces: args.all_namespaces,
+        with_kind_prefix: several_kinds,
+        no_headers: args.no_headers,
+    };
+    let now = Utc::now();
+    if target == Target::Endpoints {
+        let slices = slices_for(client, objects, scope).await?;
+        return match args.output {
+            Some(OutputFormat::Yaml) => Ok(to_yaml(&slices.into_iter().map(Object::EndpointSlice).collect::<Vec<_>>())?),
+            Some(OutputFormat::Json) => Ok(to_json(&slices.into_iter().map(Object::EndpointSlice).collect::<Vec<_>>())?),
+            Some(OutputFormat::Name) => Ok(objects.iter().map(|o| format!("endpoints/{}\n", o.name())).collect()),
+            _ => Ok(print_endpoints(&services(objects), &slices, &opts, now)),
+        };
+    }
+    Ok(match args.output {
+        Some(OutputFormat::Yaml) => to_yaml(objects)?,
+        Some(OutputFormat::Json) => to_json(objects)?,
+        Some(OutputFormat::Name) => objects.iter().map(|o| format!("{}\n", qualified_name(o))).collect(),
+        _ => print_table(objects, &opts, now),
+    })
+}
+
+fn services(objects: &[Object]) -> Vec<Service> {
+    objects
+        .iter()
+        .filter_map(|o| match o {
+            Object::Service(s) => Some(s.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+async fn slices_for(client: &mut Client, services: &[Object], scope: &Scope) -> anyhow::Result<Vec<EndpointSlice>> {
+    let all = Scope {
+        selector: String::new(),
+        ..scope.clone()
+    };
+    let (slices, _) = client.list(Kind::EndpointSlice, &all).await?;
+    Ok(slices
+        .into_iter()
+        .filter_map(|o| match o {
+            Object::EndpointSlice(s) => Some(s),
+            _ => None,
+        })
+        .filter(|s| {
+            services
+                .iter()
+                .any(|svc| svc.namespace() == s.metadata.namespace.as_deref().unwrap_or("") && s.service_name() == Some(svc.name()))
+        })
+        .collect())
+}
+
+/// Lists, prints, then follows changes until interrupted.
+async fn watch(client: &mut Client, kind: Kind, names: &[String], scope: &Scope, args: &GetArgs) -> anyhow::Result<bool> {
+    let opts = TableOptions {
+        wide: args.output == Some(OutputFormat::Wide),
+        all_namespaces: args.all_namespaces,
+        with_kind_prefix: false,
+        no_headers: args.no_headers,
+    };
+    let wanted = |o: &Object| names.is_empty() || names.iter().any(|n| n == o.name());
+    let (objects, revision) = client.list(kind, scope).await?;
+    let objects: Vec<Object> = objects.into_iter().filter(|o| wanted(o)).collect();
+    let mut printer = WatchPrinter::new(opts);
+    print_flush(&printer.print(&objects, Utc::now()));
+    let mut stream = client.watch(kind, scope, revision).await?;
+    while let Some(event) = stream.message().await.map_err(crate::client::ClientError::Server)? {
+        if let Some(obj) = event_object(&event)? {
+            if wanted(&obj) {
+                print_flush(&printer.print(&[obj], Utc::now()));
+            }
+        }
+    }
+    Ok(true)
+}
+
+fn event_object(event: &WatchEvent) -> anyhow::Result<Option<Object>> {
+    Ok(match &event.resource {
+        Some(r) => Some(decode(r)?),
+        None => None,
+    })
+}
+
+fn print_flush(s: &str) {
+    use std::io::Write;
+    print!("{s}");
+    let _ = std::io::stdout().flush();
+}

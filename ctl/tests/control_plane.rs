@@ -1,0 +1,287 @@
+//! The control plane and swctl end to end: a real server process with its
+//! sled store on a loopback port, driven only through swctl.
+
+mod support;
+
+use support::{example, rows_without_age, ControlPlane};
+
+fn strs(rows: &[&[&str]]) -> Vec<Vec<String>> {
+    rows.iter().map(|r| r.iter().map(|s| s.to_string()).collect()).collect()
+}
+
+fn cluster_ip(cp: &ControlPlane, name: &str) -> String {
+    cp.json(&["get", "svc", name])["spec"]["clusterIP"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn frontend_service_shows_cluster_ip_and_both_endpoints() {
+    let cp = ControlPlane::start(&[]);
+    let applied = cp.apply_yaml(&example("frontend.yaml"));
+    assert_eq!(
+        applied,
+        "deployment.apps/frontend created\npod/frontend-1 created\npod/frontend-2 created\nservice/frontend-svc created\n"
+    );
+    let ip = cluster_ip(&cp, "frontend-svc");
+    assert!(ip.starts_with("10.9") || ip.starts_with("10.10") || ip.starts_with("10.11"), "{ip}");
+
+    let out = cp.ok(&["get", "service,endpoints", "frontend-svc"]);
+    assert_eq!(
+        rows_without_age(&out),
+        strs(&[
+            &["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)"],
+            &["service/frontend-svc", "ClusterIP", &ip, "<none>", "80/TCP"],
+            &["NAME", "ENDPOINTS"],
+            &["endpoints/frontend-svc", "10.244.1.10:5000,10.244.2.10:5000"],
+        ])
+    );
+    let deploy = cp.ok(&["get", "deploy"]);
+    assert_eq!(
+        rows_without_age(&deploy),
+        strs(&[&["NAME", "READY", "UP-TO-DATE", "AVAILABLE"], &["frontend", "2/2", "2", "2"]])
+    );
+    // Re-applying the same manifests changes nothing.
+    assert_eq!(
+        cp.apply_yaml(&example("frontend.yaml")),
+        "deployment.apps/frontend unchanged\npod/frontend-1 unchanged\npod/frontend-2 unchanged\nservice/frontend-svc unchanged\n"
+    );
+}
+
+const NODE_PORT_A: &str = r#"
+apiVersion: v1
+kind: Service
+metadata: {name: a}
+spec:
+  type: NodePort
+  selector: {app: a}
+  ports: [{port: 80, targetPort: 5000, nodePort: 30080}]
+"#;
+
+const NODE_PORT_B: &str = r#"
+apiVersion: v1
+kind: Service
+metadata: {name: b}
+spec:
+  type: NodePort
+  selector: {app: b}
+  ports: [{port: 80, nodePort: 30080}]
+"#;
+
+#[test]
+fn node_port_conflict_is_rejected_and_changes_nothing() {
+    let cp = ControlPlane::start(&[]);
+    cp.apply_yaml(NODE_PORT_A);
+    let out = cp.swctl_stdin(&["apply", "-f", "-"], Some(NODE_PORT_B));
+    assert!(!out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "The Service \"b\" is invalid: spec.ports[0].nodePort: Invalid value: 30080: provided port is already allocated\n"
+    );
+    assert_eq!(
+        cp.fails(&["get", "svc", "b"]),
+        "Error from server (NotFound): services \"b\" not found\n"
+    );
+    let table = cp.ok(&["get", "svc", "a"]);
+    assert_eq!(rows_without_age(&table)[1][4], "80:30080/TCP");
+    // Deleting frees the port for someone else.
+    assert_eq!(cp.ok(&["delete", "svc", "a"]), "service \"a\" deleted\n");
+    assert_eq!(cp.apply_yaml(NODE_PORT_B), "service/b created\n");
+}
+
+#[test]
+fn invalid_port_names_the_field_and_rule() {
+    let cp = ControlPlane::start(&[]);
+    let bad = r#"{"apiVersion":"v1","kind":"Service","metadata":{"name":"web"},"spec":{"selector":{"app":"web"},"ports":[{"port":70000}]}}"#;
+    let out = cp.swctl_stdin(&["apply", "-f", "-"], Some(bad));
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("spec.ports[0].port: Invalid value: 70000: must be between 1 and 65535, inclusive"),
+        "{err}"
+    );
+    assert_eq!(cp.fails(&["get", "svc", "web"]), "Error from server (NotFound): services \"web\" not found\n");
+}
+
+#[test]
+fn restart_keeps_objects_allocations_and_versions() {
+    let mut cp = ControlPlane::start(&[]);
+    cp.apply_yaml(&example("frontend.yaml"));
+    cp.apply_yaml(NODE_PORT_A);
+    let before = cp.json(&["get", "svc", "-A"]);
+    let slices_before = cp.json(&["get", "endpointslices"]);
+    cp.restart();
+    assert_eq!(cp.json(&["get", "svc", "-A"]), before);
+    assert_eq!(cp.json(&["get", "endpointslices"]), slices_before);
+    // The NodePort is still held after the restart.
+    let err = cp.swctl_stdin(&["apply", "-f", "-"], Some(NODE_PORT_B));
+    assert!(String::from_utf8_lossy(&err.stderr).contains("provided port is already allocated"));
+    // And the revision keeps counting up from where it was.
+    let rv_before: u64 = before["items"][0]["metadata"]["resourceVersion"].as_str().unwrap().parse().unwrap();
+    cp.ok(&["create", "service", "clusterip", "later", "--tcp=81:8081"]);
+    let rv_after: u64 = cp.json(&["get", "svc", "later"])["metadata"]["resourceVersion"].as_str().unwrap().parse().unwrap();
+    assert!(rv_after > rv_before);
+}
+
+#[test]
+fn create_service_nodeport_and_expose_deployment() {
+    let cp = ControlPlane::start(&[]);
+    assert_eq!(
+        cp.ok(&["create", "service", "nodeport", "web", "--tcp=80:5000", "--node-port=32233"]),
+        "service/web created\n"
+    );
+    let row = &rows_without_age(&cp.ok(&["get", "svc", "web"]))[1];
+    assert_eq!(row[1], "NodePort");
+    assert_eq!(row[4], "80:32233/TCP");
+    let err = cp.fails(&["create", "service", "nodeport", "web", "--tcp=80:5000"]);
+    assert_eq!(err, "Error from server (AlreadyExists): services \"web\" already exists\n");
+
+    cp.apply_yaml(&example("frontend.yaml"));
+    assert_eq!(
+        cp.ok(&["expose", "deploy", "frontend", "--port=8080", "--target-port=5000", "--name=frontend-np", "--type=NodePort"]),
+        "service/frontend-np exposed\n"
+    );
+    let out = cp.ok(&["get", "ep", "frontend-np"]);
+    assert_eq!(rows_without_age(&out)[1], vec!["frontend-np", "10.244.1.10:5000,10.244.2.10:5000"]);
+    let svc = cp.json(&["get", "svc", "frontend-np"]);
+    assert_eq!(svc["spec"]["selector"], serde_json::json!({"app": "frontend"}));
+    assert_eq!(svc["spec"]["type"], "NodePort");
+}
+
+#[test]
+fn load_balancer_is_pending_without_a_pool() {
+    let cp = ControlPlane::start(&[]);
+    cp.ok(&["create", "service", "loadbalancer", "lb", "--tcp=443:8443"]);
+    let row = &rows_without_age(&cp.ok(&["get", "svc", "lb"]))[1];
+    assert_eq!(row[1], "LoadBalancer");
+    assert_eq!(row[3], "<pending>");
+    assert!(row[4].starts_with("443:") && row[4].ends_with("/TCP"), "{row:?}");
+}
+
+#[test]
+fn load_balancer_gets_an_address_from_the_pool() {
+    let cp = ControlPlane::start(&["--lb-pool", "172.18.0.200/29"]);
+    cp.ok(&["create", "service", "loadbalancer", "lb", "--tcp=443:8443"]);
+    let row = &rows_without_age(&cp.ok(&["get", "svc", "lb"]))[1];
+    assert_eq!(row[3], "172.18.0.201");
+}
+
+#[test]
+fn namespaces_scope_objects_and_cascade_on_delete() {
+    let cp = ControlPlane::start(&[]);
+    let err = cp.fails(&["create", "service", "clusterip", "x", "--tcp=80", "-n", "team-a"]);
+    assert_eq!(err, "Error from server (NotFound): namespaces \"team-a\" not found\n");
+    assert_eq!(cp.ok(&["create", "namespace", "team-a"]), "namespace/team-a created\n");
+    cp.ok(&["create", "service", "clusterip", "x", "--tcp=80", "-n", "team-a"]);
+    assert_eq!(cp.swctl(&["get", "svc"]).stderr, b"No resources found in default namespace.\n");
+    let all = cp.ok(&["get", "svc", "-A"]);
+    assert_eq!(rows_without_age(&all)[1][..3], ["team-a".to_string(), "x".to_string(), "ClusterIP".to_string()]);
+    assert_eq!(cp.ok(&["delete", "namespace", "team-a"]), "namespace \"team-a\" deleted\n");
+    assert_eq!(cp.swctl(&["get", "svc", "-A"]).stderr, b"No resources found\n");
+    let err = cp.fails(&["delete", "ns", "default"]);
+    assert_eq!(err, "Error from server (Forbidden): namespaces \"default\" is forbidden: this namespace may not be deleted\n");
+}
+
+#[test]
+fn label_selectors_filter_lists() {
+    let cp = ControlPlane::start(&[]);
+    cp.apply_yaml(&example("frontend.yaml"));
+    cp.ok(&["create", "service", "clusterip", "other", "--tcp=80"]);
+    let names = cp.ok(&["get", "svc", "-l", "app=other", "-o", "name"]);
+    assert_eq!(names, "service/other\n");
+    let pods = cp.ok(&["get", "pods", "-l", "app=frontend", "-o", "name"]);
+    assert_eq!(pods, "pod/frontend-1\npod/frontend-2\n");
+}
+
+#[test]
+fn readiness_probe_pods_start_unready() {
+    let cp = ControlPlane::start(&[]);
+    cp.apply_yaml(&example("frontend.yaml"));
+    cp.apply_yaml(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: frontend-3, labels: {app: frontend}}
+spec:
+  nodeName: node-1
+  containers:
+    - name: web
+      ports: [{containerPort: 5000}]
+      readinessProbe: {tcpSocket: {port: 5000}, periodSeconds: 1}
+status: {podIP: 10.244.1.11}
+"#,
+    );
+    let slices = cp.json(&["get", "endpointslices"]);
+    let endpoints = &slices["items"][0]["endpoints"];
+    let ready: Vec<(String, bool)> = endpoints
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["addresses"][0].as_str().unwrap().to_string(), e["conditions"]["ready"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(
+        ready,
+        vec![
+            ("10.244.1.10".to_string(), true),
+            ("10.244.2.10".to_string(), true),
+            ("10.244.1.11".to_string(), false)
+        ]
+    );
+    // The Endpoints view lists only ready addresses.
+    let out = cp.ok(&["get", "ep", "frontend-svc"]);
+    assert_eq!(rows_without_age(&out)[1], vec!["frontend-svc", "10.244.1.10:5000,10.244.2.10:5000"]);
+    let deploy = rows_without_age(&cp.ok(&["get", "deploy", "frontend"]));
+    assert_eq!(deploy[1][1], "2/2");
+}
+
+#[test]
+fn deleting_a_pod_removes_its_endpoint() {
+    let cp = ControlPlane::start(&[]);
+    cp.apply_yaml(&example("frontend.yaml"));
+    assert_eq!(cp.ok(&["delete", "pod", "frontend-2"]), "pod \"frontend-2\" deleted\n");
+    let out = cp.ok(&["get", "ep", "frontend-svc"]);
+    assert_eq!(rows_without_age(&out)[1], vec!["frontend-svc", "10.244.1.10:5000"]);
+    cp.ok(&["delete", "svc", "frontend-svc"]);
+    assert_eq!(cp.swctl(&["get", "endpointslices"]).stderr, b"No resources found in default namespace.\n");
+}
+
+#[test]
+fn watch_prints_new_objects() {
+    let cp = ControlPlane::start(&[]);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_swctl"))
+        .args(["get", "svc", "-w"])
+        .env("SWITCHYARD_SERVER", &cp.server)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    cp.ok(&["create", "service", "clusterip", "watched", "--tcp=80"]);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    child.kill().unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let rows = rows_without_age(&text);
+    assert_eq!(rows[0], vec!["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)"]);
+    assert_eq!(rows[1][0], "watched");
+    assert_eq!(rows[1][4], "80/TCP");
+}
+
+#[test]
+fn describe_service_lists_endpoints() {
+    let cp = ControlPlane::start(&[]);
+    cp.apply_yaml(&example("frontend.yaml"));
+    let out = cp.ok(&["describe", "svc", "frontend-svc"]);
+    let ip = cluster_ip(&cp, "frontend-svc");
+    assert!(out.contains("Name:                     frontend-svc\n"), "{out}");
+    assert!(out.contains(&format!("IP:                       {ip}\n")), "{out}");
+    assert!(out.contains("Endpoints:                10.244.1.10:5000,10.244.2.10:5000\n"), "{out}");
+    assert!(out.contains("Selector:                 app=frontend\n"), "{out}");
+}
+
+#[test]
+fn completion_scripts_are_generated() {
+    let cp = ControlPlane::start(&[]);
+    for shell in ["bash", "zsh", "fish"] {
+        let out = cp.ok(&["completion", shell]);
+        assert!(out.contains("swctl"), "{shell}");
+    }
+}

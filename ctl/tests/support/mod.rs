@@ -1,0 +1,180 @@
+//! Test harness: a real `switchyard-control-plane` process on a loopback
+//! port with a temporary sled directory, driven through the real `swctl`.
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The workspace's binaries sit next to swctl's in the target directory.
+pub fn binary(name: &str) -> PathBuf {
+    let swctl = PathBuf::from(env!("CARGO_BIN_EXE_swctl"));
+    let path = swctl.with_file_name(name);
+    assert!(
+        path.exists(),
+        "{} is not built; run the tests with `cargo test --workspace`",
+        path.display()
+    );
+    path
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+pub struct ControlPlane {
+    child: Option<Child>,
+    pub server: String,
+    port: u16,
+    pub data_dir: PathBuf,
+    extra: Vec<String>,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl ControlPlane {
+    pub fn start(extra: &[&str]) -> ControlPlane {
+        let tmp = tempfile::tempdir().unwrap();
+        let data_dir = tmp.path().join("data");
+        let port = free_port();
+        let mut cp = ControlPlane {
+            child: None,
+            server: format!("http://127.0.0.1:{port}"),
+            port,
+            data_dir,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+            _tmp: Some(tmp),
+        };
+        cp.spawn();
+        cp
+    }
+
+    fn spawn(&mut self) {
+        let child = Command::new(binary("switchyard-control-plane"))
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{}", self.port))
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .args(&self.extra)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        self.wait_ready();
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("control plane did not start listening on port {}", self.port);
+    }
+
+    /// SIGTERM, then wait: the process must exit on its own, cleanly.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let pid = child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "control plane ignored SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn restart(&mut self) {
+        if self.child.is_some() {
+            assert!(self.stop().success());
+        }
+        self.spawn();
+    }
+
+    pub fn swctl(&self, args: &[&str]) -> Output {
+        self.swctl_stdin(args, None)
+    }
+
+    pub fn swctl_stdin(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        use std::io::Write;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_swctl"))
+            .args(args)
+            .env("SWITCHYARD_SERVER", &self.server)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut pipe = child.stdin.take().unwrap();
+        if let Some(text) = stdin {
+            pipe.write_all(text.as_bytes()).unwrap();
+        }
+        drop(pipe);
+        child.wait_with_output().unwrap()
+    }
+
+    /// Runs swctl, asserting success, and returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.swctl(args);
+        assert!(
+            out.status.success(),
+            "swctl {args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Runs swctl, asserting failure, and returns stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let out = self.swctl(args);
+        assert!(!out.status.success(), "swctl {args:?} unexpectedly succeeded: {}", String::from_utf8_lossy(&out.stdout));
+        String::from_utf8(out.stderr).unwrap()
+    }
+
+    pub fn apply_yaml(&self, yaml: &str) -> String {
+        let out = self.swctl_stdin(&["apply", "-f", "-"], Some(yaml));
+        assert!(out.status.success(), "apply failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut full: Vec<&str> = args.to_vec();
+        full.extend(["-o", "json"]);
+        serde_json::from_str(&self.ok(&full)).unwrap()
+    }
+}
+
+impl Drop for ControlPlane {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+pub fn example(name: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/examples").join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Table rows as whitespace-split cells, AGE (the last column) dropped.
+pub fn rows_without_age(table: &str) -> Vec<Vec<String>> {
+    table
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let mut cells: Vec<String> = l.split_whitespace().map(str::to_string).collect();
+            cells.pop();
+            cells
+        })
+        .collect()
+}

@@ -1,0 +1,66 @@
+//! `switchyard-lab`: build/tear down the namespace lab, and the tiny test
+//! backend and UDP client that e2e tests run inside it.
+
+mod backend;
+mod http;
+mod udp_send;
+mod up;
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "switchyard-lab",
+    version,
+    about = "Switchyard network-namespace lab"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Test backend: HTTP answering `NAME <client-ip>:<client-port>`, or UDP echo.
+    Backend(backend::BackendArgs),
+    /// Create a lab and keep it until SIGINT/SIGTERM.
+    Up(up::UpArgs),
+    /// Remove leftover namespaces (and their processes) whose names start with PREFIX.
+    Down(DownArgs),
+    /// Send datagrams from a fixed source port and print the replies.
+    UdpSend(udp_send::UdpSendArgs),
+}
+
+#[derive(Debug, Args)]
+struct DownArgs {
+    /// Namespace name prefix, e.g. `sy1234x0-` (or `sy` for every lab).
+    #[arg(long)]
+    prefix: String,
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<ExitCode> {
+    match Cli::parse().cmd {
+        Cmd::Backend(args) => backend::run(args).await?,
+        Cmd::Up(args) => up::run(args).await?,
+        Cmd::Down(args) => down(&args.prefix)?,
+        Cmd::UdpSend(args) => {
+            if !udp_send::run(&args)? {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn down(prefix: &str) -> Result<()> {
+    let removed = switchyard_lab::down(prefix)?;
+    for ns in &removed {
+        println!("removed {ns}");
+    }
+    println!("{} namespace(s) removed", removed.len());
+    Ok(())
+}

@@ -1,0 +1,14 @@
+//! Switchyard's wire API.
+//!
+//! `v1` is the generated gRPC code for package `switchyard.v1`; `resources`
+//! holds the Kubernetes-shaped objects those messages carry as JSON. Both are
+//! plain data: validation, defaulting and allocation live in the control plane.
+#![forbid(unsafe_code)]
+
+pub mod resources;
+
+/// Generated code for package `switchyard.v1`.
+#[allow(clippy::all, clippy::unwrap_used, clippy::expect_used)]
+pub mod v1 {
+    tonic::include_proto!("switchyard.v1");
+}

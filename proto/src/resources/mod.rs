@@ -1,0 +1,25 @@
+//! Kubernetes v1 resource types, with Kubernetes' JSON field names.
+//!
+//! Optional fields stay `Option` so that "not given" survives a round trip:
+//! defaulting is the control plane's job, and `swctl apply` must be able to
+//! tell a field the user left out from one set to its default.
+
+mod deployment;
+mod endpoint_slice;
+mod kind;
+mod meta;
+mod namespace;
+mod node;
+mod object;
+mod pod;
+mod service;
+
+pub use deployment::*;
+pub use endpoint_slice::*;
+pub use kind::*;
+pub use meta::*;
+pub use namespace::*;
+pub use node::*;
+pub use object::*;
+pub use pod::*;
+pub use service::*;
