@@ -2,7 +2,7 @@
 //! system `protoc`.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let protos = ["proto/switchyard.proto"];
+    let protos = ["proto/switchyard.proto", "proto/sync.proto"];
     for proto in protos {
         println!("cargo:rerun-if-changed={proto}");
     }

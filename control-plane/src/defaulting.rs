@@ -81,7 +81,8 @@ fn traffic_policies(svc: &mut Service) {
     let externally_accessible = matches!(
         ty.as_str(),
         service_type::NODE_PORT | service_type::LOAD_BALANCER
-    ) || (ty == service_type::CLUSTER_IP && !spec.external_ips.is_empty());
+    ) || (ty == service_type::CLUSTER_IP
+        && !spec.external_ips.is_empty());
     if externally_accessible {
         default_str(&mut spec.external_traffic_policy, "Cluster");
     }
@@ -254,7 +255,11 @@ mod tests {
                 svc.spec.external_ips = vec!["203.0.113.10".to_string()];
             }
             service(&mut svc);
-            assert_eq!(svc.spec.external_traffic_policy.as_deref(), expected, "{ty} {ips}");
+            assert_eq!(
+                svc.spec.external_traffic_policy.as_deref(),
+                expected,
+                "{ty} {ips}"
+            );
         }
     }
 
@@ -312,7 +317,11 @@ mod tests {
         let http = probe.http_get.unwrap_or_else(|| panic!("httpGet kept"));
         assert_eq!(http.path.as_deref(), Some("/"));
         assert_eq!(http.scheme.as_deref(), Some("HTTP"));
-        let tcp = p.spec.containers[1].readiness_probe.as_ref().cloned().unwrap_or_default();
+        let tcp = p.spec.containers[1]
+            .readiness_probe
+            .as_ref()
+            .cloned()
+            .unwrap_or_default();
         assert_eq!(tcp.failure_threshold, Some(3));
         assert_eq!(p.status.phase.as_deref(), Some("Running"));
     }

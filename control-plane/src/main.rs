@@ -1,6 +1,6 @@
 //! `switchyard-control-plane`: the API server with its embedded sled store.
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::path::PathBuf;
 
@@ -12,7 +12,11 @@ use switchyard_control_plane::server::{Server, ServerConfig};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Debug, Parser)]
-#[command(name = "switchyard-control-plane", version, about = "Switchyard control plane: API server and store")]
+#[command(
+    name = "switchyard-control-plane",
+    version,
+    about = "Switchyard control plane: API server and store"
+)]
 struct Args {
     /// Directory of the embedded sled store.
     #[arg(long, default_value = "./switchyard-data")]
@@ -33,10 +37,26 @@ struct Args {
     /// Revisions of history kept for watches and agents to resume from.
     #[arg(long, default_value_t = 100_000)]
     log_retention: u64,
+    /// DNS domain of the cluster, answered by every agent.
+    #[arg(long, default_value = "cluster.local")]
+    cluster_domain: String,
+    /// Address pods use as their nameserver (default: the 10th address of the service CIDR).
+    #[arg(long)]
+    cluster_dns: Option<Ipv4Addr>,
+    /// Address to serve Prometheus metrics on (`/metrics`); off when unset.
+    #[arg(long)]
+    metrics_listen: Option<SocketAddr>,
+}
+
+/// Kubernetes' convention: the cluster DNS Service takes the 10th address.
+fn tenth_address(cidr: Ipv4Net) -> Ipv4Addr {
+    Ipv4Addr::from(u32::from(cidr.network()).saturating_add(10))
 }
 
 fn parse_port_range(s: &str) -> anyhow::Result<RangeInclusive<u16>> {
-    let (a, b) = s.split_once('-').context("expected FIRST-LAST, e.g. 30000-32767")?;
+    let (a, b) = s
+        .split_once('-')
+        .context("expected FIRST-LAST, e.g. 30000-32767")?;
     let (a, b): (u16, u16) = (a.trim().parse()?, b.trim().parse()?);
     if a == 0 || a > b {
         bail!("invalid port range {s}: need 1 <= FIRST <= LAST <= 65535");
@@ -47,7 +67,9 @@ fn parse_port_range(s: &str) -> anyhow::Result<RangeInclusive<u16>> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
         .init();
     let args = Args::parse();
     let cfg = ServerConfig {
@@ -59,9 +81,23 @@ async fn main() -> anyhow::Result<()> {
             lb_pool: args.lb_pool,
             log_retention: args.log_retention,
         },
+        cluster_domain: args.cluster_domain.trim_end_matches('.').to_string(),
+        cluster_dns: args
+            .cluster_dns
+            .unwrap_or_else(|| tenth_address(args.service_cidr.trunc())),
     };
-    let server = Server::bind(cfg).await.context("starting the control plane")?;
+    let server = Server::bind(cfg)
+        .await
+        .context("starting the control plane")?;
     let addr = server.local_addr().context("reading the bound address")?;
+    if let Some(metrics_addr) = args.metrics_listen {
+        let metrics = server.metrics.clone();
+        tokio::spawn(async move {
+            if let Err(e) = switchyard_control_plane::metrics::serve(metrics_addr, metrics).await {
+                tracing::error!(error = %e, addr = %metrics_addr, "metrics listener failed");
+            }
+        });
+    }
     tracing::info!(%addr, data_dir = %args.data_dir.display(), revision = server.registry.revision(), "serving gRPC");
     server.serve(shutdown_signal()).await.context("serving")?;
     tracing::info!("shut down cleanly");

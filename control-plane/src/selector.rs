@@ -105,10 +105,16 @@ fn parse_requirement(part: &str) -> Result<Requirement, SelectorError> {
         return Ok(Requirement::DoesNotExist(checked_key(key.trim(), part)?));
     }
     if let Some((k, v)) = part.split_once("!=") {
-        return Ok(Requirement::NotEquals(checked_key(k.trim(), part)?, v.trim().to_string()));
+        return Ok(Requirement::NotEquals(
+            checked_key(k.trim(), part)?,
+            v.trim().to_string(),
+        ));
     }
     if let Some((k, v)) = part.split_once("==").or_else(|| part.split_once('=')) {
-        return Ok(Requirement::Equals(checked_key(k.trim(), part)?, v.trim().to_string()));
+        return Ok(Requirement::Equals(
+            checked_key(k.trim(), part)?,
+            v.trim().to_string(),
+        ));
     }
     let words: Vec<&str> = part.splitn(2, char::is_whitespace).collect();
     match words.as_slice() {
@@ -190,9 +196,15 @@ mod tests {
     #[test]
     fn service_selector_needs_every_pair_and_is_never_empty() {
         let sel = labels(&[("app", "frontend")]);
-        assert!(service_selects(&sel, &labels(&[("app", "frontend"), ("x", "y")])));
+        assert!(service_selects(
+            &sel,
+            &labels(&[("app", "frontend"), ("x", "y")])
+        ));
         assert!(!service_selects(&sel, &labels(&[("app", "other")])));
-        assert!(!service_selects(&labels(&[]), &labels(&[("app", "frontend")])));
+        assert!(!service_selects(
+            &labels(&[]),
+            &labels(&[("app", "frontend")])
+        ));
     }
 
     #[test]

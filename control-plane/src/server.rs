@@ -9,16 +9,26 @@ use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::api::ResourcesApi;
+use crate::metrics::Metrics;
 use crate::registry::{Registry, RegistryConfig, RegistryError};
 use crate::store::{SledStore, StoreError};
+use crate::sync::session::SyncContext;
+use crate::sync::{NodeTable, SnapshotCache, SyncApi};
+use switchyard_api::v1::agent_sync_server::AgentSyncServer;
 use switchyard_api::v1::resources_server::ResourcesServer;
+use switchyard_api::v1::ClusterConfig;
 
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     pub data_dir: PathBuf,
     pub listen: SocketAddr,
     pub registry: RegistryConfig,
+    pub cluster_domain: String,
+    pub cluster_dns: std::net::Ipv4Addr,
 }
+
+/// Pushes can carry every Service in the cluster.
+const MAX_MESSAGE_BYTES: usize = 512 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -43,6 +53,8 @@ pub enum ServerError {
 /// A bound, loaded control plane, ready to serve.
 pub struct Server {
     pub registry: Arc<Registry>,
+    pub metrics: Arc<Metrics>,
+    sync: Arc<SyncContext>,
     listener: TcpListener,
 }
 
@@ -53,10 +65,30 @@ impl Server {
             source,
         })?;
         let registry = Registry::open(Arc::new(store), cfg.registry).await?;
+        let metrics = Metrics::new();
+        let cluster = ClusterConfig {
+            cluster_domain: cfg.cluster_domain.clone(),
+            cluster_dns: cfg.cluster_dns.to_string(),
+        };
+        let cache = SnapshotCache::start(registry.clone(), cluster, metrics.clone()).await;
+        let sync = Arc::new(SyncContext {
+            registry: registry.clone(),
+            cache,
+            nodes: Arc::new(NodeTable::default()),
+            metrics: metrics.clone(),
+        });
         let listener = TcpListener::bind(cfg.listen)
             .await
-            .map_err(|source| ServerError::Bind { addr: cfg.listen, source })?;
-        Ok(Self { registry, listener })
+            .map_err(|source| ServerError::Bind {
+                addr: cfg.listen,
+                source,
+            })?;
+        Ok(Self {
+            registry,
+            metrics,
+            sync,
+            listener,
+        })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -64,8 +96,17 @@ impl Server {
     }
 
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), ServerError> {
+        let resources = ResourcesApi::new(self.registry.clone(), self.sync.clone());
         tonic::transport::Server::builder()
-            .add_service(ResourcesServer::new(ResourcesApi::new(self.registry.clone())))
+            .add_service(
+                ResourcesServer::new(resources)
+                    .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                    .max_encoding_message_size(MAX_MESSAGE_BYTES),
+            )
+            .add_service(
+                AgentSyncServer::new(SyncApi::new(self.sync.clone()))
+                    .max_encoding_message_size(MAX_MESSAGE_BYTES),
+            )
             .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), shutdown)
             .await?;
         Ok(())

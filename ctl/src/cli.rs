@@ -3,10 +3,19 @@
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
-#[command(name = "swctl", version, about = "Command line for Switchyard, in kubectl's style")]
+#[command(
+    name = "swctl",
+    version,
+    about = "Command line for Switchyard, in kubectl's style"
+)]
 pub struct Cli {
     /// Control plane address.
-    #[arg(long, global = true, env = "SWITCHYARD_SERVER", default_value = "http://127.0.0.1:7443")]
+    #[arg(
+        long,
+        global = true,
+        env = "SWITCHYARD_SERVER",
+        default_value = "http://127.0.0.1:7443"
+    )]
     pub server: String,
     /// Namespace of the request.
     #[arg(short = 'n', long, global = true, default_value = "default")]

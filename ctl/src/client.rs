@@ -3,7 +3,9 @@
 
 use switchyard_api::resources::{Kind, Object};
 use switchyard_api::v1::resources_client::ResourcesClient;
-use switchyard_api::v1::{ApplyOutcome, ApplyRequest, ListRequest, ObjectRef, Resource, WatchEvent, WatchRequest};
+use switchyard_api::v1::{
+    ApplyOutcome, ApplyRequest, ListRequest, ObjectRef, Resource, WatchEvent, WatchRequest,
+};
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status, Streaming};
 
@@ -57,18 +59,26 @@ pub fn decode(r: &Resource) -> Result<Object, ClientError> {
         kind: r.kind.clone(),
         detail,
     };
-    let kind: Kind = r.kind.parse().map_err(|e: switchyard_api::resources::UnknownKind| err(e.to_string()))?;
+    let kind: Kind = r
+        .kind
+        .parse()
+        .map_err(|e: switchyard_api::resources::UnknownKind| err(e.to_string()))?;
     Object::from_json(kind, &r.json).map_err(|e| err(e.to_string()))
 }
 
 impl Client {
     /// Connects lazily-checked: the first call reports an unreachable server.
     pub async fn connect(server: &str) -> Result<Client, ClientError> {
-        let endpoint = Endpoint::from_shared(server.to_string()).map_err(|e| ClientError::BadAddress {
-            server: server.to_string(),
-            detail: e.to_string(),
-        })?;
-        let authority = endpoint.uri().authority().map(|a| a.to_string()).unwrap_or_else(|| server.to_string());
+        let endpoint =
+            Endpoint::from_shared(server.to_string()).map_err(|e| ClientError::BadAddress {
+                server: server.to_string(),
+                detail: e.to_string(),
+            })?;
+        let authority = endpoint
+            .uri()
+            .authority()
+            .map(|a| a.to_string())
+            .unwrap_or_else(|| server.to_string());
         let channel = endpoint
             .connect()
             .await
@@ -78,7 +88,12 @@ impl Client {
         })
     }
 
-    pub async fn apply(&mut self, kind: Kind, json: String, create_only: bool) -> Result<(Object, ApplyOutcome), ClientError> {
+    pub async fn apply(
+        &mut self,
+        kind: Kind,
+        json: String,
+        create_only: bool,
+    ) -> Result<(Object, ApplyOutcome), ClientError> {
         let resp = self
             .inner
             .apply(ApplyRequest {
@@ -99,7 +114,12 @@ impl Client {
         Ok((decode(&resource)?, outcome))
     }
 
-    pub async fn get(&mut self, kind: Kind, namespace: &str, name: &str) -> Result<Object, ClientError> {
+    pub async fn get(
+        &mut self,
+        kind: Kind,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Object, ClientError> {
         let r = self
             .inner
             .get(object_ref(kind, namespace, name))
@@ -109,7 +129,11 @@ impl Client {
         decode(&r)
     }
 
-    pub async fn list(&mut self, kind: Kind, scope: &Scope) -> Result<(Vec<Object>, u64), ClientError> {
+    pub async fn list(
+        &mut self,
+        kind: Kind,
+        scope: &Scope,
+    ) -> Result<(Vec<Object>, u64), ClientError> {
         let resp = self
             .inner
             .list(ListRequest {
@@ -125,7 +149,12 @@ impl Client {
         Ok((items, resp.resource_version))
     }
 
-    pub async fn delete(&mut self, kind: Kind, namespace: &str, name: &str) -> Result<Object, ClientError> {
+    pub async fn delete(
+        &mut self,
+        kind: Kind,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Object, ClientError> {
         let r = self
             .inner
             .delete(object_ref(kind, namespace, name))
@@ -135,7 +164,12 @@ impl Client {
         decode(&r)
     }
 
-    pub async fn watch(&mut self, kind: Kind, scope: &Scope, after: u64) -> Result<Streaming<WatchEvent>, ClientError> {
+    pub async fn watch(
+        &mut self,
+        kind: Kind,
+        scope: &Scope,
+        after: u64,
+    ) -> Result<Streaming<WatchEvent>, ClientError> {
         Ok(self
             .inner
             .watch(WatchRequest {

@@ -14,9 +14,7 @@ use std::path::Path;
 use serde::de::{DeserializeOwned, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::Value;
-use switchyard_api::resources::{
-    Deployment, EndpointSlice, Kind, Namespace, Node, Pod, Service,
-};
+use switchyard_api::resources::{Deployment, EndpointSlice, Kind, Namespace, Node, Pod, Service};
 
 /// One object read from a manifest, ready to send to the API.
 #[derive(Debug, Clone, PartialEq)]
@@ -206,10 +204,14 @@ fn json_documents(text: &str, source: &str) -> Result<Vec<Document>, ManifestErr
 }
 
 fn yaml_documents(text: &str, source: &str) -> Result<Vec<Document>, ManifestError> {
+    // YAML 1.2 booleans only: `yes` stays the string it reads as, not YAML 1.1's `true`.
+    let options = serde_saphyr::options! { strict_booleans: true };
     let trees: Vec<Located> =
-        serde_saphyr::from_multiple(text).map_err(|e| ManifestError::Syntax {
-            file: source.to_string(),
-            message: e.without_snippet().to_string(),
+        serde_saphyr::from_multiple_with_options(text, options).map_err(|e| {
+            ManifestError::Syntax {
+                file: source.to_string(),
+                message: e.without_snippet().to_string(),
+            }
         })?;
     Ok(trees
         .into_iter()
@@ -291,11 +293,14 @@ impl DocContext<'_> {
     }
 
     fn missing_type(&self, no_version: bool, no_kind: bool, prefix: &[Segment]) -> ManifestError {
-        let missing = [(no_version, "apiVersion not set"), (no_kind, "kind not set")]
-            .into_iter()
-            .filter_map(|(is_missing, text)| is_missing.then_some(text))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let missing = [
+            (no_version, "apiVersion not set"),
+            (no_kind, "kind not set"),
+        ]
+        .into_iter()
+        .filter_map(|(is_missing, text)| is_missing.then_some(text))
+        .collect::<Vec<_>>()
+        .join(", ");
         ManifestError::MissingType {
             file: self.source.to_string(),
             at: self.position(prefix),
@@ -323,7 +328,10 @@ impl DocContext<'_> {
 }
 
 /// Decodes `value` as the concrete type of `kind` to find type errors, with their path.
-fn decode_as(kind: Kind, value: &Value) -> Result<(), serde_path_to_error::Error<serde_json::Error>> {
+fn decode_as(
+    kind: Kind,
+    value: &Value,
+) -> Result<(), serde_path_to_error::Error<serde_json::Error>> {
     match kind {
         Kind::Namespace => decode::<Namespace>(value),
         Kind::Service => decode::<Service>(value),
@@ -589,7 +597,10 @@ spec:
             .iter()
             .map(|m| m.value["metadata"]["name"].as_str().unwrap())
             .collect();
-        assert_eq!(names, ["frontend-svc", "frontend-1", "frontend-2", "frontend"]);
+        assert_eq!(
+            names,
+            ["frontend-svc", "frontend-1", "frontend-2", "frontend"]
+        );
         assert!(manifests.iter().all(|m| m.source == "app.yaml"));
     }
 
@@ -699,7 +710,13 @@ spec:
         ]}"#;
         match parse(list, "l.json") {
             Err(ManifestError::Invalid { at, path, .. }) => {
-                assert_eq!(at, Position { document: 1, line: None });
+                assert_eq!(
+                    at,
+                    Position {
+                        document: 1,
+                        line: None
+                    }
+                );
                 assert_eq!(path, "items[0].spec.nodeName");
             }
             other => panic!("unexpected {other:?}"),
@@ -728,7 +745,8 @@ spec:
     #[test]
     fn reads_directories_in_name_order() {
         let dir = tempfile::tempdir().unwrap();
-        let ns = |name: &str| format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {name}\n");
+        let ns =
+            |name: &str| format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {name}\n");
         std::fs::write(dir.path().join("b.yaml"), ns("b")).unwrap();
         std::fs::write(dir.path().join("a.yml"), ns("a")).unwrap();
         std::fs::write(
@@ -751,6 +769,9 @@ spec:
     #[test]
     fn missing_path_reads_like_kubectl() {
         let error = read_inputs(&["/no/such/app.yaml".to_string()]).unwrap_err();
-        assert_eq!(error.to_string(), "the path \"/no/such/app.yaml\" does not exist");
+        assert_eq!(
+            error.to_string(),
+            "the path \"/no/such/app.yaml\" does not exist"
+        );
     }
 }

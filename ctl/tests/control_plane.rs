@@ -6,11 +6,16 @@ mod support;
 use support::{example, rows_without_age, ControlPlane};
 
 fn strs(rows: &[&[&str]]) -> Vec<Vec<String>> {
-    rows.iter().map(|r| r.iter().map(|s| s.to_string()).collect()).collect()
+    rows.iter()
+        .map(|r| r.iter().map(|s| s.to_string()).collect())
+        .collect()
 }
 
 fn cluster_ip(cp: &ControlPlane, name: &str) -> String {
-    cp.json(&["get", "svc", name])["spec"]["clusterIP"].as_str().unwrap().to_string()
+    cp.json(&["get", "svc", name])["spec"]["clusterIP"]
+        .as_str()
+        .unwrap()
+        .to_string()
 }
 
 #[test]
@@ -22,7 +27,10 @@ fn frontend_service_shows_cluster_ip_and_both_endpoints() {
         "deployment.apps/frontend created\npod/frontend-1 created\npod/frontend-2 created\nservice/frontend-svc created\n"
     );
     let ip = cluster_ip(&cp, "frontend-svc");
-    assert!(ip.starts_with("10.9") || ip.starts_with("10.10") || ip.starts_with("10.11"), "{ip}");
+    assert!(
+        ip.starts_with("10.9") || ip.starts_with("10.10") || ip.starts_with("10.11"),
+        "{ip}"
+    );
 
     let out = cp.ok(&["get", "service,endpoints", "frontend-svc"]);
     assert_eq!(
@@ -31,13 +39,19 @@ fn frontend_service_shows_cluster_ip_and_both_endpoints() {
             &["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)"],
             &["service/frontend-svc", "ClusterIP", &ip, "<none>", "80/TCP"],
             &["NAME", "ENDPOINTS"],
-            &["endpoints/frontend-svc", "10.244.1.10:5000,10.244.2.10:5000"],
+            &[
+                "endpoints/frontend-svc",
+                "10.244.1.10:5000,10.244.2.10:5000"
+            ],
         ])
     );
     let deploy = cp.ok(&["get", "deploy"]);
     assert_eq!(
         rows_without_age(&deploy),
-        strs(&[&["NAME", "READY", "UP-TO-DATE", "AVAILABLE"], &["frontend", "2/2", "2", "2"]])
+        strs(&[
+            &["NAME", "READY", "UP-TO-DATE", "AVAILABLE"],
+            &["frontend", "2/2", "2", "2"]
+        ])
     );
     // Re-applying the same manifests changes nothing.
     assert_eq!(
@@ -95,10 +109,15 @@ fn invalid_port_names_the_field_and_rule() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("spec.ports[0].port: Invalid value: 70000: must be between 1 and 65535, inclusive"),
+        err.contains(
+            "spec.ports[0].port: Invalid value: 70000: must be between 1 and 65535, inclusive"
+        ),
         "{err}"
     );
-    assert_eq!(cp.fails(&["get", "svc", "web"]), "Error from server (NotFound): services \"web\" not found\n");
+    assert_eq!(
+        cp.fails(&["get", "svc", "web"]),
+        "Error from server (NotFound): services \"web\" not found\n"
+    );
 }
 
 #[test]
@@ -115,9 +134,17 @@ fn restart_keeps_objects_allocations_and_versions() {
     let err = cp.swctl_stdin(&["apply", "-f", "-"], Some(NODE_PORT_B));
     assert!(String::from_utf8_lossy(&err.stderr).contains("provided port is already allocated"));
     // And the revision keeps counting up from where it was.
-    let rv_before: u64 = before["items"][0]["metadata"]["resourceVersion"].as_str().unwrap().parse().unwrap();
+    let rv_before: u64 = before["items"][0]["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     cp.ok(&["create", "service", "clusterip", "later", "--tcp=81:8081"]);
-    let rv_after: u64 = cp.json(&["get", "svc", "later"])["metadata"]["resourceVersion"].as_str().unwrap().parse().unwrap();
+    let rv_after: u64 = cp.json(&["get", "svc", "later"])["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!(rv_after > rv_before);
 }
 
@@ -125,24 +152,48 @@ fn restart_keeps_objects_allocations_and_versions() {
 fn create_service_nodeport_and_expose_deployment() {
     let cp = ControlPlane::start(&[]);
     assert_eq!(
-        cp.ok(&["create", "service", "nodeport", "web", "--tcp=80:5000", "--node-port=32233"]),
+        cp.ok(&[
+            "create",
+            "service",
+            "nodeport",
+            "web",
+            "--tcp=80:5000",
+            "--node-port=32233"
+        ]),
         "service/web created\n"
     );
     let row = &rows_without_age(&cp.ok(&["get", "svc", "web"]))[1];
     assert_eq!(row[1], "NodePort");
     assert_eq!(row[4], "80:32233/TCP");
     let err = cp.fails(&["create", "service", "nodeport", "web", "--tcp=80:5000"]);
-    assert_eq!(err, "Error from server (AlreadyExists): services \"web\" already exists\n");
+    assert_eq!(
+        err,
+        "Error from server (AlreadyExists): services \"web\" already exists\n"
+    );
 
     cp.apply_yaml(&example("frontend.yaml"));
     assert_eq!(
-        cp.ok(&["expose", "deploy", "frontend", "--port=8080", "--target-port=5000", "--name=frontend-np", "--type=NodePort"]),
+        cp.ok(&[
+            "expose",
+            "deploy",
+            "frontend",
+            "--port=8080",
+            "--target-port=5000",
+            "--name=frontend-np",
+            "--type=NodePort"
+        ]),
         "service/frontend-np exposed\n"
     );
     let out = cp.ok(&["get", "ep", "frontend-np"]);
-    assert_eq!(rows_without_age(&out)[1], vec!["frontend-np", "10.244.1.10:5000,10.244.2.10:5000"]);
+    assert_eq!(
+        rows_without_age(&out)[1],
+        vec!["frontend-np", "10.244.1.10:5000,10.244.2.10:5000"]
+    );
     let svc = cp.json(&["get", "svc", "frontend-np"]);
-    assert_eq!(svc["spec"]["selector"], serde_json::json!({"app": "frontend"}));
+    assert_eq!(
+        svc["spec"]["selector"],
+        serde_json::json!({"app": "frontend"})
+    );
     assert_eq!(svc["spec"]["type"], "NodePort");
 }
 
@@ -153,7 +204,10 @@ fn load_balancer_is_pending_without_a_pool() {
     let row = &rows_without_age(&cp.ok(&["get", "svc", "lb"]))[1];
     assert_eq!(row[1], "LoadBalancer");
     assert_eq!(row[3], "<pending>");
-    assert!(row[4].starts_with("443:") && row[4].ends_with("/TCP"), "{row:?}");
+    assert!(
+        row[4].starts_with("443:") && row[4].ends_with("/TCP"),
+        "{row:?}"
+    );
 }
 
 #[test]
@@ -167,15 +221,53 @@ fn load_balancer_gets_an_address_from_the_pool() {
 #[test]
 fn namespaces_scope_objects_and_cascade_on_delete() {
     let cp = ControlPlane::start(&[]);
-    let err = cp.fails(&["create", "service", "clusterip", "x", "--tcp=80", "-n", "team-a"]);
-    assert_eq!(err, "Error from server (NotFound): namespaces \"team-a\" not found\n");
-    assert_eq!(cp.ok(&["create", "namespace", "team-a"]), "namespace/team-a created\n");
-    cp.ok(&["create", "service", "clusterip", "x", "--tcp=80", "-n", "team-a"]);
-    assert_eq!(cp.swctl(&["get", "svc"]).stderr, b"No resources found in default namespace.\n");
+    let err = cp.fails(&[
+        "create",
+        "service",
+        "clusterip",
+        "x",
+        "--tcp=80",
+        "-n",
+        "team-a",
+    ]);
+    assert_eq!(
+        err,
+        "Error from server (NotFound): namespaces \"team-a\" not found\n"
+    );
+    assert_eq!(
+        cp.ok(&["create", "namespace", "team-a"]),
+        "namespace/team-a created\n"
+    );
+    cp.ok(&[
+        "create",
+        "service",
+        "clusterip",
+        "x",
+        "--tcp=80",
+        "-n",
+        "team-a",
+    ]);
+    assert_eq!(
+        cp.swctl(&["get", "svc"]).stderr,
+        b"No resources found in default namespace.\n"
+    );
     let all = cp.ok(&["get", "svc", "-A"]);
-    assert_eq!(rows_without_age(&all)[1][..3], ["team-a".to_string(), "x".to_string(), "ClusterIP".to_string()]);
-    assert_eq!(cp.ok(&["delete", "namespace", "team-a"]), "namespace \"team-a\" deleted\n");
-    assert_eq!(cp.swctl(&["get", "svc", "-A"]).stderr, b"No resources found\n");
+    assert_eq!(
+        rows_without_age(&all)[1][..3],
+        [
+            "team-a".to_string(),
+            "x".to_string(),
+            "ClusterIP".to_string()
+        ]
+    );
+    assert_eq!(
+        cp.ok(&["delete", "namespace", "team-a"]),
+        "namespace \"team-a\" deleted\n"
+    );
+    assert_eq!(
+        cp.swctl(&["get", "svc", "-A"]).stderr,
+        b"No resources found\n"
+    );
     let err = cp.fails(&["delete", "ns", "default"]);
     assert_eq!(err, "Error from server (Forbidden): namespaces \"default\" is forbidden: this namespace may not be deleted\n");
 }
@@ -215,7 +307,12 @@ status: {podIP: 10.244.1.11}
         .as_array()
         .unwrap()
         .iter()
-        .map(|e| (e["addresses"][0].as_str().unwrap().to_string(), e["conditions"]["ready"].as_bool().unwrap()))
+        .map(|e| {
+            (
+                e["addresses"][0].as_str().unwrap().to_string(),
+                e["conditions"]["ready"].as_bool().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(
         ready,
@@ -227,7 +324,10 @@ status: {podIP: 10.244.1.11}
     );
     // The Endpoints view lists only ready addresses.
     let out = cp.ok(&["get", "ep", "frontend-svc"]);
-    assert_eq!(rows_without_age(&out)[1], vec!["frontend-svc", "10.244.1.10:5000,10.244.2.10:5000"]);
+    assert_eq!(
+        rows_without_age(&out)[1],
+        vec!["frontend-svc", "10.244.1.10:5000,10.244.2.10:5000"]
+    );
     let deploy = rows_without_age(&cp.ok(&["get", "deploy", "frontend"]));
     assert_eq!(deploy[1][1], "2/2");
 }
@@ -236,11 +336,20 @@ status: {podIP: 10.244.1.11}
 fn deleting_a_pod_removes_its_endpoint() {
     let cp = ControlPlane::start(&[]);
     cp.apply_yaml(&example("frontend.yaml"));
-    assert_eq!(cp.ok(&["delete", "pod", "frontend-2"]), "pod \"frontend-2\" deleted\n");
+    assert_eq!(
+        cp.ok(&["delete", "pod", "frontend-2"]),
+        "pod \"frontend-2\" deleted\n"
+    );
     let out = cp.ok(&["get", "ep", "frontend-svc"]);
-    assert_eq!(rows_without_age(&out)[1], vec!["frontend-svc", "10.244.1.10:5000"]);
+    assert_eq!(
+        rows_without_age(&out)[1],
+        vec!["frontend-svc", "10.244.1.10:5000"]
+    );
     cp.ok(&["delete", "svc", "frontend-svc"]);
-    assert_eq!(cp.swctl(&["get", "endpointslices"]).stderr, b"No resources found in default namespace.\n");
+    assert_eq!(
+        cp.swctl(&["get", "endpointslices"]).stderr,
+        b"No resources found in default namespace.\n"
+    );
 }
 
 #[test]
@@ -260,7 +369,10 @@ fn watch_prints_new_objects() {
     let out = child.wait_with_output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     let rows = rows_without_age(&text);
-    assert_eq!(rows[0], vec!["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)"]);
+    assert_eq!(
+        rows[0],
+        vec!["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)"]
+    );
     assert_eq!(rows[1][0], "watched");
     assert_eq!(rows[1][4], "80/TCP");
 }
@@ -271,10 +383,22 @@ fn describe_service_lists_endpoints() {
     cp.apply_yaml(&example("frontend.yaml"));
     let out = cp.ok(&["describe", "svc", "frontend-svc"]);
     let ip = cluster_ip(&cp, "frontend-svc");
-    assert!(out.contains("Name:                     frontend-svc\n"), "{out}");
-    assert!(out.contains(&format!("IP:                       {ip}\n")), "{out}");
-    assert!(out.contains("Endpoints:                10.244.1.10:5000,10.244.2.10:5000\n"), "{out}");
-    assert!(out.contains("Selector:                 app=frontend\n"), "{out}");
+    assert!(
+        out.contains("Name:                     frontend-svc\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("IP:                       {ip}\n")),
+        "{out}"
+    );
+    assert!(
+        out.contains("Endpoints:                10.244.1.10:5000,10.244.2.10:5000\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("Selector:                 app=frontend\n"),
+        "{out}"
+    );
 }
 
 #[test]

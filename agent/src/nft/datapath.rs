@@ -48,7 +48,12 @@ impl<R: NftRunner> DataPath<R> {
             stale: false,
         };
         dp.read_live().await?;
-        info!(table, exists = dp.applied.table_exists, generation = dp.generation, "opened nftables table");
+        info!(
+            table,
+            exists = dp.applied.table_exists,
+            generation = dp.generation,
+            "opened nftables table"
+        );
         Ok(dp)
     }
 
@@ -171,10 +176,12 @@ fn validate_table_name(table: &str) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use std::net::Ipv4Addr;
 
     use super::*;
-    use crate::model::{ServiceEntry, ServiceKey, ServicePortEntry, Protocol};
+    use crate::model::{Protocol, ServiceEntry, ServiceKey, ServicePortEntry};
     use crate::nft::RecordingRunner;
 
     fn ctx() -> NodeContext {
@@ -186,14 +193,23 @@ mod tests {
     }
 
     fn snap(version: u64, vip: Option<[u8; 4]>) -> Snapshot {
-        let mut s = Snapshot { version, ..Default::default() };
+        let mut s = Snapshot {
+            version,
+            ..Default::default()
+        };
         if let Some(vip) = vip {
             let svc = ServiceEntry {
                 cluster_ip: Some(Ipv4Addr::from(vip)),
-                ports: vec![ServicePortEntry { name: String::new(), protocol: Protocol::Udp, port: 53, node_port: None }],
+                ports: vec![ServicePortEntry {
+                    name: String::new(),
+                    protocol: Protocol::Udp,
+                    port: 53,
+                    node_port: None,
+                }],
                 ..Default::default()
             };
-            s.services.insert(ServiceKey::new("kube-system", "dns"), svc);
+            s.services
+                .insert(ServiceKey::new("kube-system", "dns"), svc);
         }
         s
     }
@@ -207,7 +223,9 @@ mod tests {
         assert_eq!(dp.generation(), 1);
         assert!(dp.apply(&ctx(), &snap(2, None)).await.unwrap().is_empty());
         assert_eq!(rec.scripts().len(), 1, "empty diff runs nothing");
-        dp.apply(&ctx(), &snap(3, Some([10, 96, 0, 10]))).await.unwrap();
+        dp.apply(&ctx(), &snap(3, Some([10, 96, 0, 10])))
+            .await
+            .unwrap();
         let scripts = rec.scripts();
         assert_eq!(
             scripts[1],
@@ -223,16 +241,23 @@ mod tests {
         let mut dp = DataPath::open("switchyard", rec.clone()).await.unwrap();
         dp.apply(&ctx(), &snap(1, None)).await.unwrap();
         rec.fail_next("Error: Could not process rule: No such file or directory");
-        let err = dp.apply(&ctx(), &snap(2, Some([10, 96, 0, 10]))).await.unwrap_err();
+        let err = dp
+            .apply(&ctx(), &snap(2, Some([10, 96, 0, 10])))
+            .await
+            .unwrap_err();
         assert!(err.nft_stderr().unwrap().contains("Could not process rule"));
         // The recorder shows no live table, so the retry rebuilds from scratch.
-        dp.apply(&ctx(), &snap(2, Some([10, 96, 0, 10]))).await.unwrap();
+        dp.apply(&ctx(), &snap(2, Some([10, 96, 0, 10])))
+            .await
+            .unwrap();
         assert!(rec.scripts()[1].starts_with("add table ip switchyard\n"));
     }
 
     #[tokio::test]
     async fn rejects_table_names_that_are_not_identifiers() {
-        let err = DataPath::open("x; flush ruleset", RecordingRunner::new()).await.unwrap_err();
+        let err = DataPath::open("x; flush ruleset", RecordingRunner::new())
+            .await
+            .unwrap_err();
         assert!(matches!(err, NftError::InvalidTable(_)));
     }
 }

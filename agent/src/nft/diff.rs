@@ -19,7 +19,9 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use super::state::{AppliedMap, AppliedState, ChainSpec, MapKey, MapName, Ruleset, Verdict, CANARY_SET};
+use super::state::{
+    AppliedMap, AppliedState, ChainSpec, MapKey, MapName, Ruleset, Verdict, CANARY_SET,
+};
 
 /// Elements per `add element`/`delete element` command, to keep lines sane.
 const ELEMENTS_PER_COMMAND: usize = 500;
@@ -114,13 +116,27 @@ fn plan_declarations(tx: &mut Transaction, applied: &AppliedState) {
     let t = tx.table.clone();
     for map in MapName::ALL {
         if !applied.maps.contains_key(map.as_str()) {
-            tx.push(DECLARE, format!("add map ip {t} {} {{ type {}; }}", map.as_str(), map.type_decl()));
+            tx.push(
+                DECLARE,
+                format!(
+                    "add map ip {t} {} {{ type {}; }}",
+                    map.as_str(),
+                    map.type_decl()
+                ),
+            );
         }
     }
     if !applied.sets.contains(CANARY_SET) {
-        tx.push(DECLARE, format!("add set ip {t} {CANARY_SET} {{ type mark; }}"));
+        tx.push(
+            DECLARE,
+            format!("add set ip {t} {CANARY_SET} {{ type mark; }}"),
+        );
     }
-    for name in applied.maps.keys().filter(|n| MapName::from_name(n).is_none()) {
+    for name in applied
+        .maps
+        .keys()
+        .filter(|n| MapName::from_name(n).is_none())
+    {
         tx.push(DELETE, format!("delete map ip {t} {name}"));
     }
 }
@@ -162,7 +178,11 @@ fn plan_chains(tx: &mut Transaction, applied: &AppliedState, desired: &Ruleset) 
             tx.push(RULES, format!("add rule ip {t} {name} {rule}"));
         }
     }
-    for name in applied.chains.keys().filter(|n| !desired.chains.contains_key(*n)) {
+    for name in applied
+        .chains
+        .keys()
+        .filter(|n| !desired.chains.contains_key(*n))
+    {
         tx.push(FLUSH, format!("flush chain ip {t} {name}"));
         tx.push(DELETE, format!("delete chain ip {t} {name}"));
         tx.stats.chains_deleted += 1;

@@ -37,7 +37,11 @@ struct Candidate {
 pub fn backends_for(svc: &ServiceEntry, port: &ServicePortEntry, node: &str) -> PortBackends {
     let candidates = candidates(svc, port, node);
     let pick = |local_only: bool| {
-        let pool = || candidates.iter().filter(move |(_, c)| !local_only || c.local);
+        let pool = || {
+            candidates
+                .iter()
+                .filter(move |(_, c)| !local_only || c.local)
+        };
         let ready: Vec<Backend> = pool().filter(|(_, c)| c.ready).map(|(b, _)| *b).collect();
         if !ready.is_empty() {
             return ready;
@@ -65,7 +69,12 @@ fn candidates(
         let Some(target) = target_port(ep, port) else {
             continue;
         };
-        let c = out.entry(Backend { ip: ep.ip, port: target }).or_default();
+        let c = out
+            .entry(Backend {
+                ip: ep.ip,
+                port: target,
+            })
+            .or_default();
         c.local |= ep.node_name.as_deref() == Some(node);
         c.ready |= ep.ready;
         c.serving_terminating |= ep.serving && ep.terminating;
@@ -82,6 +91,8 @@ fn target_port(ep: &EndpointEntry, port: &ServicePortEntry) -> Option<u16> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
     use crate::model::{EndpointPortEntry, Protocol};
 
@@ -116,7 +127,11 @@ mod tests {
     #[test]
     fn ready_endpoints_win_over_terminating_ones() {
         let svc = ServiceEntry {
-            endpoints: vec![ep(3, "b", true, false), ep(1, "a", false, true), ep(2, "a", true, false)],
+            endpoints: vec![
+                ep(3, "b", true, false),
+                ep(1, "a", false, true),
+                ep(2, "a", true, false),
+            ],
             ..Default::default()
         };
         let b = backends_for(&svc, &http(), "a");
@@ -132,7 +147,11 @@ mod tests {
         };
         let b = backends_for(&svc, &http(), "a");
         assert_eq!(ips(&b.cluster), [2]);
-        assert_eq!(ips(&b.local), [1], "no ready local endpoint: local terminating one");
+        assert_eq!(
+            ips(&b.local),
+            [1],
+            "no ready local endpoint: local terminating one"
+        );
     }
 
     #[test]

@@ -46,7 +46,11 @@ fn objects(json: &str) -> Result<Vec<(String, Value)>, NftError> {
     let root: Value = serde_json::from_str(json).map_err(NftError::Json)?;
     let list = match root.get("nftables") {
         Some(Value::Array(list)) => list,
-        _ => return Err(NftError::Malformed("no top-level \"nftables\" array".into())),
+        _ => {
+            return Err(NftError::Malformed(
+                "no top-level \"nftables\" array".into(),
+            ))
+        }
     };
     Ok(list
         .iter()
@@ -61,10 +65,13 @@ fn name(obj: &Value) -> &str {
 }
 
 fn read_chain(state: &mut AppliedState, obj: Value) {
-    state.chains.entry(name(&obj).to_owned()).or_insert(ChainDigest {
-        fingerprint: None,
-        rules: 0,
-    });
+    state
+        .chains
+        .entry(name(&obj).to_owned())
+        .or_insert(ChainDigest {
+            fingerprint: None,
+            rules: 0,
+        });
 }
 
 /// Counts the rule; the first rule of a chain carries the fingerprint.
@@ -103,7 +110,11 @@ fn read_map(state: &mut AppliedState, obj: Value) {
     let map_name = name(&obj).to_owned();
     let mut map = AppliedMap::default();
     if let Some(kind) = MapName::from_name(&map_name) {
-        let elements = obj.get("elem").and_then(Value::as_array).cloned().unwrap_or_default();
+        let elements = obj
+            .get("elem")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
         for element in &elements {
             match parse_element(kind, element) {
                 Some((key, verdict)) => {
@@ -157,6 +168,8 @@ fn parse_verdict(v: &Value) -> Option<Verdict> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     /// Trimmed from real `nft -j list table ip sw` output (nft 1.0.6).
@@ -185,21 +198,37 @@ mod tests {
         assert_eq!(s.sets.iter().collect::<Vec<_>>(), ["aff-1", "canary"]);
         let out = &s.chains["nat-output"];
         assert_eq!((out.fingerprint.as_deref(), out.rules), (Some("00aa"), 2));
-        assert_eq!(s.chains["empty"], ChainDigest { fingerprint: None, rules: 0 });
+        assert_eq!(
+            s.chains["empty"],
+            ChainDigest {
+                fingerprint: None,
+                rules: 0
+            }
+        );
         let ips = &s.maps["service-ips"];
-        let key = MapKey { addr: Some(Ipv4Addr::new(10, 96, 0, 10)), protocol: Protocol::Tcp, port: 80 };
+        let key = MapKey {
+            addr: Some(Ipv4Addr::new(10, 96, 0, 10)),
+            protocol: Protocol::Tcp,
+            port: 80,
+        };
         assert_eq!(ips.elements[&key], Verdict::Goto("svc-a".into()));
         let nodeports = &s.maps["no-endpoint-nodeports"];
         assert_eq!(nodeports.elements.len(), 2);
         assert!(!nodeports.unreadable);
-        assert!(s.maps["service-nodeports"].unreadable, "foreign element shape forces a flush");
+        assert!(
+            s.maps["service-nodeports"].unreadable,
+            "foreign element shape forces a flush"
+        );
     }
 
     #[test]
     fn canary_and_errors() {
         let json = r#"{"nftables": [{"metainfo": {}}, {"set": {"name": "canary", "table": "sw", "elem": [42]}}]}"#;
         assert_eq!(parse_canary(json).unwrap(), Some(42));
-        assert!(matches!(parse_table("{}", "sw"), Err(NftError::Malformed(_))));
+        assert!(matches!(
+            parse_table("{}", "sw"),
+            Err(NftError::Malformed(_))
+        ));
         assert!(matches!(parse_table("nope", "sw"), Err(NftError::Json(_))));
     }
 }

@@ -64,7 +64,10 @@ pub fn endpoint_chain(endpoint_id: &str) -> String {
 /// Session-affinity set of one endpoint. The timeout is part of the name so a
 /// timeout change creates a new set instead of mutating a referenced one.
 pub fn affinity_set(endpoint_id: &str, timeout_secs: u32) -> String {
-    format!("aff-{}", short_hash(&format!("{endpoint_id}/{timeout_secs}")))
+    format!(
+        "aff-{}",
+        short_hash(&format!("{endpoint_id}/{timeout_secs}"))
+    )
 }
 
 /// Fingerprint of a chain body: changes whenever any rule text changes.
@@ -97,6 +100,8 @@ pub fn parse_fingerprint(comment: &str) -> Option<&str> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
     use crate::model::Protocol;
 

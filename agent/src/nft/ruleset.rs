@@ -90,44 +90,111 @@ pub fn skeleton() -> Ruleset {
     }
     let jump_new = |chain: &str| format!("ct state new jump {chain}");
     let base = [
-        ("filter-input", "filter", "input", -110, vec![jump_new("nodeport-endpoints-check"), jump_new("service-endpoints-check")]),
-        ("filter-forward", "filter", "forward", -110, vec![jump_new("service-endpoints-check")]),
-        ("filter-output", "filter", "output", -110, vec![jump_new("service-endpoints-check")]),
-        ("nat-prerouting", "nat", "prerouting", -100, vec!["jump services".to_owned()]),
-        ("nat-output", "nat", "output", -100, vec!["jump services".to_owned()]),
-        ("nat-postrouting", "nat", "postrouting", 100, vec!["jump masquerading".to_owned()]),
+        (
+            "filter-input",
+            "filter",
+            "input",
+            -110,
+            vec![
+                jump_new("nodeport-endpoints-check"),
+                jump_new("service-endpoints-check"),
+            ],
+        ),
+        (
+            "filter-forward",
+            "filter",
+            "forward",
+            -110,
+            vec![jump_new("service-endpoints-check")],
+        ),
+        (
+            "filter-output",
+            "filter",
+            "output",
+            -110,
+            vec![jump_new("service-endpoints-check")],
+        ),
+        (
+            "nat-prerouting",
+            "nat",
+            "prerouting",
+            -100,
+            vec!["jump services".to_owned()],
+        ),
+        (
+            "nat-output",
+            "nat",
+            "output",
+            -100,
+            vec!["jump services".to_owned()],
+        ),
+        (
+            "nat-postrouting",
+            "nat",
+            "postrouting",
+            100,
+            vec!["jump masquerading".to_owned()],
+        ),
     ];
     for (name, kind, hook, priority, rules) in base {
         let mut spec = ChainSpec::new(name, rules);
-        spec.base = Some(BaseHook { kind, hook, priority });
+        spec.base = Some(BaseHook {
+            kind,
+            hook,
+            priority,
+        });
         rs.chains.insert(name.to_owned(), spec);
     }
     let local_dst = "fib daddr type local ip daddr != 127.0.0.0/8";
     let tuple = "meta l4proto . th dport";
     let fixed = [
-        ("services", vec![
-            format!("ip daddr . {tuple} vmap @{}", MapName::ServiceIps.as_str()),
-            format!("{local_dst} {tuple} vmap @{}", MapName::ServiceNodePorts.as_str()),
-        ]),
-        ("service-endpoints-check", vec![
-            format!("ip daddr . {tuple} vmap @{}", MapName::NoEndpointServices.as_str()),
-        ]),
-        ("nodeport-endpoints-check", vec![
-            format!("{local_dst} {tuple} vmap @{}", MapName::NoEndpointNodePorts.as_str()),
-        ]),
-        (REJECT_CHAIN, vec![
-            "meta l4proto tcp reject with tcp reset".to_owned(),
-            "reject".to_owned(),
-        ]),
-        (MARK_MASQ_CHAIN, vec![format!("meta mark set meta mark or {MASQ_MARK:#x}")]),
-        ("masquerading", vec![
-            format!("meta mark and {MASQ_MARK:#x} == 0 return"),
-            format!("meta mark set meta mark xor {MASQ_MARK:#x}"),
-            "masquerade fully-random".to_owned(),
-        ]),
+        (
+            "services",
+            vec![
+                format!("ip daddr . {tuple} vmap @{}", MapName::ServiceIps.as_str()),
+                format!(
+                    "{local_dst} {tuple} vmap @{}",
+                    MapName::ServiceNodePorts.as_str()
+                ),
+            ],
+        ),
+        (
+            "service-endpoints-check",
+            vec![format!(
+                "ip daddr . {tuple} vmap @{}",
+                MapName::NoEndpointServices.as_str()
+            )],
+        ),
+        (
+            "nodeport-endpoints-check",
+            vec![format!(
+                "{local_dst} {tuple} vmap @{}",
+                MapName::NoEndpointNodePorts.as_str()
+            )],
+        ),
+        (
+            REJECT_CHAIN,
+            vec![
+                "meta l4proto tcp reject with tcp reset".to_owned(),
+                "reject".to_owned(),
+            ],
+        ),
+        (
+            MARK_MASQ_CHAIN,
+            vec![format!("meta mark set meta mark or {MASQ_MARK:#x}")],
+        ),
+        (
+            "masquerading",
+            vec![
+                format!("meta mark and {MASQ_MARK:#x} == 0 return"),
+                format!("meta mark set meta mark xor {MASQ_MARK:#x}"),
+                "masquerade fully-random".to_owned(),
+            ],
+        ),
     ];
     for (name, rules) in fixed {
-        rs.chains.insert(name.to_owned(), ChainSpec::new(name, rules));
+        rs.chains
+            .insert(name.to_owned(), ChainSpec::new(name, rules));
     }
     rs
 }
@@ -166,12 +233,16 @@ impl<'a> PortCompiler<'a> {
         if self.needs_cluster_chain() {
             let mut rules = vec![self.cluster_masquerade_rule()];
             rules.extend(self.dispatch_rules(&self.backends.cluster));
-            rs.chains.insert(cluster_chain.clone(), ChainSpec::new(&self.id, rules));
+            rs.chains
+                .insert(cluster_chain.clone(), ChainSpec::new(&self.id, rules));
             self.add_endpoint_chains(rs, &self.backends.cluster);
         }
         if self.needs_local_chain() {
             let rules = self.dispatch_rules(&self.backends.local);
-            rs.chains.insert(local_chain.clone(), ChainSpec::new(format!("{} local", self.id), rules));
+            rs.chains.insert(
+                local_chain.clone(),
+                ChainSpec::new(format!("{} local", self.id), rules),
+            );
             self.add_endpoint_chains(rs, &self.backends.local);
         }
         self.add_cluster_ip_element(rs, &cluster_chain, &local_chain);
@@ -189,7 +260,8 @@ impl<'a> PortCompiler<'a> {
     /// Used by ClusterIP traffic with policy Cluster, and by external traffic
     /// (policy Cluster, or the pod/host short-circuit of policy Local).
     fn needs_cluster_chain(&self) -> bool {
-        !self.backends.cluster.is_empty() && (!self.svc.internal_traffic_local || self.has_external())
+        !self.backends.cluster.is_empty()
+            && (!self.svc.internal_traffic_local || self.has_external())
     }
 
     fn needs_local_chain(&self) -> bool {
@@ -202,7 +274,9 @@ impl<'a> PortCompiler<'a> {
     fn cluster_masquerade_rule(&self) -> String {
         let (vip, proto, port) = (self.vip, self.port.protocol, self.port.port);
         match self.ctx.pod_cidr {
-            Some(cidr) => format!("ip daddr {vip} {proto} dport {port} ip saddr != {cidr} jump {MARK_MASQ_CHAIN}"),
+            Some(cidr) => format!(
+                "ip daddr {vip} {proto} dport {port} ip saddr != {cidr} jump {MARK_MASQ_CHAIN}"
+            ),
             None => format!("ip daddr {vip} {proto} dport {port} jump {MARK_MASQ_CHAIN}"),
         }
     }
@@ -214,7 +288,10 @@ impl<'a> PortCompiler<'a> {
             for b in backends {
                 let ep_id = self.endpoint_id(b);
                 let set = names::affinity_set(&ep_id, timeout);
-                rules.push(format!("ip saddr @{set} goto {}", names::endpoint_chain(&ep_id)));
+                rules.push(format!(
+                    "ip saddr @{set} goto {}",
+                    names::endpoint_chain(&ep_id)
+                ));
             }
         }
         let arms: Vec<String> = backends
@@ -222,7 +299,11 @@ impl<'a> PortCompiler<'a> {
             .enumerate()
             .map(|(i, b)| format!("{i} : goto {}", names::endpoint_chain(&self.endpoint_id(b))))
             .collect();
-        rules.push(format!("numgen random mod {} vmap {{ {} }}", backends.len(), arms.join(", ")));
+        rules.push(format!(
+            "numgen random mod {} vmap {{ {} }}",
+            backends.len(),
+            arms.join(", ")
+        ));
         rules
     }
 
@@ -235,8 +316,12 @@ impl<'a> PortCompiler<'a> {
                 rules.push(format!("update @{set} {{ ip saddr }}"));
                 rs.affinity_sets.insert(set, timeout);
             }
-            rules.push(format!("meta l4proto {} dnat to {}:{}", self.port.protocol, b.ip, b.port));
-            rs.chains.insert(names::endpoint_chain(&ep_id), ChainSpec::new(ep_id, rules));
+            rules.push(format!(
+                "meta l4proto {} dnat to {}:{}",
+                self.port.protocol, b.ip, b.port
+            ));
+            rs.chains
+                .insert(names::endpoint_chain(&ep_id), ChainSpec::new(ep_id, rules));
         }
     }
 
@@ -245,15 +330,29 @@ impl<'a> PortCompiler<'a> {
     }
 
     fn add_cluster_ip_element(&self, rs: &mut Ruleset, cluster_chain: &str, local_chain: &str) {
-        let key = MapKey { addr: Some(self.vip), protocol: self.port.protocol, port: self.port.port };
+        let key = MapKey {
+            addr: Some(self.vip),
+            protocol: self.port.protocol,
+            port: self.port.port,
+        };
         let (internal, target) = match self.svc.internal_traffic_local {
             true => (&self.backends.local, local_chain),
             false => (&self.backends.cluster, cluster_chain),
         };
         if !internal.is_empty() {
-            rs.insert_element(MapName::ServiceIps, key, Verdict::Goto(target.to_owned()), &self.id);
+            rs.insert_element(
+                MapName::ServiceIps,
+                key,
+                Verdict::Goto(target.to_owned()),
+                &self.id,
+            );
         } else {
-            rs.insert_element(MapName::NoEndpointServices, key, self.no_endpoint_verdict(), &self.id);
+            rs.insert_element(
+                MapName::NoEndpointServices,
+                key,
+                self.no_endpoint_verdict(),
+                &self.id,
+            );
         }
     }
 
@@ -270,28 +369,66 @@ impl<'a> PortCompiler<'a> {
         let ext_chain = names::external_chain(&self.id);
         let reachable = !self.backends.cluster.is_empty();
         let (ip_map, port_map, verdict) = match reachable {
-            true => (MapName::ServiceIps, MapName::ServiceNodePorts, Verdict::Goto(ext_chain.clone())),
-            false => (MapName::NoEndpointServices, MapName::NoEndpointNodePorts, Verdict::reject()),
+            true => (
+                MapName::ServiceIps,
+                MapName::ServiceNodePorts,
+                Verdict::Goto(ext_chain.clone()),
+            ),
+            false => (
+                MapName::NoEndpointServices,
+                MapName::NoEndpointNodePorts,
+                Verdict::reject(),
+            ),
         };
-        let mut ips: Vec<Ipv4Addr> = self.svc.external_ips.iter().chain(&self.svc.load_balancer_ips).copied().collect();
+        let mut ips: Vec<Ipv4Addr> = self
+            .svc
+            .external_ips
+            .iter()
+            .chain(&self.svc.load_balancer_ips)
+            .copied()
+            .collect();
         ips.sort();
         ips.dedup();
         let (protocol, port) = (self.port.protocol, self.port.port);
         for ip in ips {
-            rs.insert_element(ip_map, MapKey { addr: Some(ip), protocol, port }, verdict.clone(), &self.id);
+            rs.insert_element(
+                ip_map,
+                MapKey {
+                    addr: Some(ip),
+                    protocol,
+                    port,
+                },
+                verdict.clone(),
+                &self.id,
+            );
         }
         if let Some(node_port) = self.port.node_port {
-            rs.insert_element(port_map, MapKey { addr: None, protocol, port: node_port }, verdict, &self.id);
+            rs.insert_element(
+                port_map,
+                MapKey {
+                    addr: None,
+                    protocol,
+                    port: node_port,
+                },
+                verdict,
+                &self.id,
+            );
         }
         if reachable {
             let rules = self.external_rules(cluster_chain, local_chain);
-            rs.chains.insert(ext_chain, ChainSpec::new(format!("{} external", self.id), rules));
+            rs.chains.insert(
+                ext_chain,
+                ChainSpec::new(format!("{} external", self.id), rules),
+            );
         }
     }
 
     fn external_rules(&self, cluster_chain: &str, local_chain: &str) -> Vec<String> {
         if !self.svc.external_traffic_local {
-            return vec![format!("jump {MARK_MASQ_CHAIN}"), format!("goto {cluster_chain}")];
+            return vec![
+                format!("jump {MARK_MASQ_CHAIN}"),
+                format!("goto {cluster_chain}"),
+            ];
         }
         let mut rules = Vec::new();
         if let Some(cidr) = self.ctx.pod_cidr {

@@ -50,7 +50,10 @@ impl NftCommand {
             }
             None => Command::new("nft"),
         };
-        cmd.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         cmd.kill_on_drop(true);
         cmd
     }
@@ -82,10 +85,16 @@ impl NftRunner for NftCommand {
         cmd.stdin(Stdio::piped());
         let mut child = cmd.spawn().map_err(|e| self.spawn_error(e))?;
         if let Some(mut stdin) = child.stdin.take() {
-            stdin.write_all(script.as_bytes()).await.map_err(|e| self.spawn_error(e))?;
+            stdin
+                .write_all(script.as_bytes())
+                .await
+                .map_err(|e| self.spawn_error(e))?;
             // Dropping stdin closes it so nft sees end of input.
         }
-        let out = child.wait_with_output().await.map_err(|e| self.spawn_error(e))?;
+        let out = child
+            .wait_with_output()
+            .await
+            .map_err(|e| self.spawn_error(e))?;
         match out.status.success() {
             true => Ok(()),
             false => Err(rejected(&out)),
@@ -95,7 +104,11 @@ impl NftRunner for NftCommand {
     async fn list_json(&self, object: &str) -> Result<Option<String>> {
         let mut args = vec!["-j", "list"];
         args.extend(object.split_whitespace());
-        let out = self.command(&args).output().await.map_err(|e| self.spawn_error(e))?;
+        let out = self
+            .command(&args)
+            .output()
+            .await
+            .map_err(|e| self.spawn_error(e))?;
         if out.status.success() {
             return Ok(Some(String::from_utf8_lossy(&out.stdout).into_owned()));
         }
@@ -160,8 +173,16 @@ impl NftRunner for RecordingRunner {
             });
         }
         let marker = format!(" {CANARY_SET} {{ ");
-        if let Some(line) = script.lines().rev().find(|l| l.starts_with("add element") && l.contains(&marker)) {
-            let generation = line.rsplit("{ ").next().unwrap_or_default().trim_end_matches(" }");
+        if let Some(line) = script
+            .lines()
+            .rev()
+            .find(|l| l.starts_with("add element") && l.contains(&marker))
+        {
+            let generation = line
+                .rsplit("{ ")
+                .next()
+                .unwrap_or_default()
+                .trim_end_matches(" }");
             rec.canary = Some(generation.to_owned());
         }
         rec.scripts.push(script.to_owned());

@@ -2,6 +2,8 @@
 //! and nft. Names and fingerprints are pinned on purpose — they must stay
 //! stable across agent versions for restart reconciliation to match.
 
+#![allow(clippy::unwrap_used)]
+
 use std::net::Ipv4Addr;
 
 use super::diff::plan;
@@ -26,14 +28,23 @@ fn ep(ip: [u8; 4], node: &str, port: u16) -> EndpointEntry {
         ready: true,
         serving: true,
         terminating: false,
-        ports: vec![EndpointPortEntry { name: "http".into(), protocol: Protocol::Tcp, port }],
+        ports: vec![EndpointPortEntry {
+            name: "http".into(),
+            protocol: Protocol::Tcp,
+            port,
+        }],
     }
 }
 
 fn web(endpoints: Vec<EndpointEntry>) -> ServiceEntry {
     ServiceEntry {
         cluster_ip: Some(Ipv4Addr::new(10, 96, 0, 10)),
-        ports: vec![ServicePortEntry { name: "http".into(), protocol: Protocol::Tcp, port: 80, node_port: None }],
+        ports: vec![ServicePortEntry {
+            name: "http".into(),
+            protocol: Protocol::Tcp,
+            port: 80,
+            node_port: None,
+        }],
         endpoints,
         ..Default::default()
     }
@@ -42,7 +53,10 @@ fn web(endpoints: Vec<EndpointEntry>) -> ServiceEntry {
 fn snap(services: Vec<(&str, ServiceEntry)>) -> Snapshot {
     Snapshot {
         version: 1,
-        services: services.into_iter().map(|(n, s)| (ServiceKey::new("default", n), s)).collect(),
+        services: services
+            .into_iter()
+            .map(|(n, s)| (ServiceKey::new("default", n), s))
+            .collect(),
     }
 }
 
@@ -56,11 +70,19 @@ fn script_from(applied: &AppliedState, s: &Snapshot) -> String {
 }
 
 fn two_endpoints() -> Vec<EndpointEntry> {
-    vec![ep([10, 244, 1, 5], "node-a", 8080), ep([10, 244, 2, 7], "node-b", 8080)]
+    vec![
+        ep([10, 244, 1, 5], "node-a", 8080),
+        ep([10, 244, 2, 7], "node-b", 8080),
+    ]
 }
 
 fn assert_script(actual: String, expected: &str) {
-    let expected: String = expected.lines().map(str::trim).filter(|l| !l.is_empty()).map(|l| format!("{l}\n")).collect();
+    let expected: String = expected
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(|l| format!("{l}\n"))
+        .collect();
     assert_eq!(actual, expected, "\nactual script:\n{actual}");
 }
 
@@ -71,7 +93,9 @@ fn applied(s: &Snapshot) -> AppliedState {
 #[test]
 fn cluster_ip_with_two_endpoints() {
     let s = snap(vec![("web", web(two_endpoints()))]);
-    assert_script(script_from(&base(), &s), r#"
+    assert_script(
+        script_from(&base(), &s),
+        r#"
         add chain ip switchyard ep-8dc39eac8cd02869
         add chain ip switchyard ep-b02320497d3c7a4b
         add chain ip switchyard svc-85208ae619feec63
@@ -82,7 +106,8 @@ fn cluster_ip_with_two_endpoints() {
         add rule ip switchyard svc-85208ae619feec63 ip daddr 10.96.0.10 tcp dport 80 ip saddr != 10.244.1.0/24 jump mark-for-masquerade comment "sy:009f4aaac6510a14 default/web/tcp/80"
         add rule ip switchyard svc-85208ae619feec63 numgen random mod 2 vmap { 0 : goto ep-b02320497d3c7a4b, 1 : goto ep-8dc39eac8cd02869 }
         add element ip switchyard service-ips { 10.96.0.10 . tcp . 80 : goto svc-85208ae619feec63 }
-    "#);
+    "#,
+    );
 }
 
 #[test]
@@ -90,7 +115,9 @@ fn node_port_and_external_ip_enter_through_the_external_chain() {
     let mut svc = web(two_endpoints());
     svc.ports[0].node_port = Some(30080);
     svc.external_ips = vec![Ipv4Addr::new(203, 0, 113, 7)];
-    assert_script(script_from(&base(), &snap(vec![("web", svc)])), r#"
+    assert_script(
+        script_from(&base(), &snap(vec![("web", svc)])),
+        r#"
         add chain ip switchyard ep-8dc39eac8cd02869
         add chain ip switchyard ep-b02320497d3c7a4b
         add chain ip switchyard ext-85208ae619feec63
@@ -105,7 +132,8 @@ fn node_port_and_external_ip_enter_through_the_external_chain() {
         add rule ip switchyard svc-85208ae619feec63 numgen random mod 2 vmap { 0 : goto ep-b02320497d3c7a4b, 1 : goto ep-8dc39eac8cd02869 }
         add element ip switchyard service-ips { 10.96.0.10 . tcp . 80 : goto svc-85208ae619feec63, 203.0.113.7 . tcp . 80 : goto ext-85208ae619feec63 }
         add element ip switchyard service-nodeports { tcp . 30080 : goto ext-85208ae619feec63 }
-    "#);
+    "#,
+    );
 }
 
 #[test]
@@ -114,7 +142,9 @@ fn local_policies_without_local_endpoint_drop_but_short_circuit_pods_and_host() 
     svc.internal_traffic_local = true;
     svc.external_traffic_local = true;
     svc.ports[0].node_port = Some(30081);
-    assert_script(script_from(&base(), &snap(vec![("web", svc)])), r#"
+    assert_script(
+        script_from(&base(), &snap(vec![("web", svc)])),
+        r#"
         add chain ip switchyard ep-8dc39eac8cd02869
         add chain ip switchyard ext-85208ae619feec63
         add chain ip switchyard svc-85208ae619feec63
@@ -128,21 +158,27 @@ fn local_policies_without_local_endpoint_drop_but_short_circuit_pods_and_host() 
         add rule ip switchyard svc-85208ae619feec63 numgen random mod 1 vmap { 0 : goto ep-8dc39eac8cd02869 }
         add element ip switchyard service-nodeports { tcp . 30081 : goto ext-85208ae619feec63 }
         add element ip switchyard no-endpoint-services { 10.96.0.10 . tcp . 80 : drop }
-    "#);
+    "#,
+    );
 }
 
 #[test]
 fn no_endpoints_rejects() {
-    assert_script(script_from(&base(), &snap(vec![("web", web(vec![]))])), r#"
+    assert_script(
+        script_from(&base(), &snap(vec![("web", web(vec![]))])),
+        r#"
         add element ip switchyard no-endpoint-services { 10.96.0.10 . tcp . 80 : goto reject-chain }
-    "#);
+    "#,
+    );
 }
 
 #[test]
 fn client_ip_affinity_uses_per_endpoint_timeout_sets() {
     let mut svc = web(two_endpoints());
     svc.session_affinity_timeout = Some(10800);
-    assert_script(script_from(&base(), &snap(vec![("web", svc)])), r#"
+    assert_script(
+        script_from(&base(), &snap(vec![("web", svc)])),
+        r#"
         add set ip switchyard aff-a6482ace17e07f66 { type ipv4_addr; flags dynamic,timeout; timeout 10800s; }
         add set ip switchyard aff-fbcb474fb2644e8f { type ipv4_addr; flags dynamic,timeout; timeout 10800s; }
         add chain ip switchyard ep-8dc39eac8cd02869
@@ -159,13 +195,16 @@ fn client_ip_affinity_uses_per_endpoint_timeout_sets() {
         add rule ip switchyard svc-85208ae619feec63 ip saddr @aff-fbcb474fb2644e8f goto ep-8dc39eac8cd02869
         add rule ip switchyard svc-85208ae619feec63 numgen random mod 2 vmap { 0 : goto ep-b02320497d3c7a4b, 1 : goto ep-8dc39eac8cd02869 }
         add element ip switchyard service-ips { 10.96.0.10 . tcp . 80 : goto svc-85208ae619feec63 }
-    "#);
+    "#,
+    );
 }
 
 #[test]
 fn removing_a_service_flushes_unreferences_then_deletes() {
     let before = applied(&snap(vec![("web", web(two_endpoints()))]));
-    assert_script(script_from(&before, &snap(vec![])), r#"
+    assert_script(
+        script_from(&before, &snap(vec![])),
+        r#"
         flush chain ip switchyard ep-8dc39eac8cd02869
         flush chain ip switchyard ep-b02320497d3c7a4b
         flush chain ip switchyard svc-85208ae619feec63
@@ -173,17 +212,30 @@ fn removing_a_service_flushes_unreferences_then_deletes() {
         delete chain ip switchyard ep-8dc39eac8cd02869
         delete chain ip switchyard ep-b02320497d3c7a4b
         delete chain ip switchyard svc-85208ae619feec63
-    "#);
+    "#,
+    );
 }
 
 #[test]
 fn endpoint_change_touches_only_that_service_chains() {
     let before = applied(&snap(vec![("web", web(two_endpoints()))]));
-    let changed = web(vec![ep([10, 244, 1, 5], "node-a", 8080), ep([10, 244, 2, 8], "node-b", 8080)]);
+    let changed = web(vec![
+        ep([10, 244, 1, 5], "node-a", 8080),
+        ep([10, 244, 2, 8], "node-b", 8080),
+    ]);
     let tx = plan(T, &before, &compile(&ctx(), &snap(vec![("web", changed)])));
     assert_eq!((tx.stats.elements_added, tx.stats.elements_deleted), (0, 0));
-    assert_eq!((tx.stats.chains_created, tx.stats.chains_rewritten, tx.stats.chains_deleted), (1, 1, 1));
-    assert_script(tx.script(), r#"
+    assert_eq!(
+        (
+            tx.stats.chains_created,
+            tx.stats.chains_rewritten,
+            tx.stats.chains_deleted
+        ),
+        (1, 1, 1)
+    );
+    assert_script(
+        tx.script(),
+        r#"
         add chain ip switchyard ep-24c4bd43fe14774c
         flush chain ip switchyard svc-85208ae619feec63
         flush chain ip switchyard ep-8dc39eac8cd02869
@@ -192,13 +244,16 @@ fn endpoint_change_touches_only_that_service_chains() {
         add rule ip switchyard svc-85208ae619feec63 ip daddr 10.96.0.10 tcp dport 80 ip saddr != 10.244.1.0/24 jump mark-for-masquerade comment "sy:e3846a6abb7d9f64 default/web/tcp/80"
         add rule ip switchyard svc-85208ae619feec63 numgen random mod 2 vmap { 0 : goto ep-b02320497d3c7a4b, 1 : goto ep-24c4bd43fe14774c }
         delete chain ip switchyard ep-8dc39eac8cd02869
-    "#);
+    "#,
+    );
 }
 
 #[test]
 fn losing_all_endpoints_moves_the_element_to_the_reject_map() {
     let before = applied(&snap(vec![("web", web(two_endpoints()))]));
-    assert_script(script_from(&before, &snap(vec![("web", web(vec![]))])), r#"
+    assert_script(
+        script_from(&before, &snap(vec![("web", web(vec![]))])),
+        r#"
         flush chain ip switchyard ep-8dc39eac8cd02869
         flush chain ip switchyard ep-b02320497d3c7a4b
         flush chain ip switchyard svc-85208ae619feec63
@@ -207,13 +262,16 @@ fn losing_all_endpoints_moves_the_element_to_the_reject_map() {
         delete chain ip switchyard ep-8dc39eac8cd02869
         delete chain ip switchyard ep-b02320497d3c7a4b
         delete chain ip switchyard svc-85208ae619feec63
-    "#);
+    "#,
+    );
 }
 
 #[test]
 fn fresh_table_declares_everything_once() {
     let tx = plan(T, &AppliedState::default(), &compile(&ctx(), &snap(vec![])));
-    assert_script(tx.script(), r#"
+    assert_script(
+        tx.script(),
+        r#"
         add table ip switchyard
         add map ip switchyard service-ips { type ipv4_addr . inet_proto . inet_service : verdict; }
         add map ip switchyard service-nodeports { type inet_proto . inet_service : verdict; }
@@ -249,7 +307,8 @@ fn fresh_table_declares_everything_once() {
         add rule ip switchyard service-endpoints-check ip daddr . meta l4proto . th dport vmap @no-endpoint-services comment "sy:33ab4f4f43d2bed6 service-endpoints-check"
         add rule ip switchyard services ip daddr . meta l4proto . th dport vmap @service-ips comment "sy:6648d864424c1dfa services"
         add rule ip switchyard services fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport vmap @service-nodeports
-    "#);
+    "#,
+    );
 }
 
 #[test]
@@ -261,11 +320,15 @@ fn unchanged_snapshot_plans_nothing() {
 
 #[test]
 fn canary_goes_last() {
-    let mut tx = plan(T, &base(), &compile(&ctx(), &snap(vec![("web", web(vec![]))])));
+    let mut tx = plan(
+        T,
+        &base(),
+        &compile(&ctx(), &snap(vec![("web", web(vec![]))])),
+    );
     tx.set_generation(9);
-    assert!(tx.script().ends_with(
-        "flush set ip switchyard canary\nadd element ip switchyard canary { 9 }\n"
-    ));
+    assert!(tx
+        .script()
+        .ends_with("flush set ip switchyard canary\nadd element ip switchyard canary { 9 }\n"));
 }
 
 #[test]
@@ -281,7 +344,10 @@ fn unknown_pod_cidr_masquerades_all_cluster_ip_traffic() {
     c.pod_cidr = None;
     let rs = compile(&c, &snap(vec![("web", web(two_endpoints()))]));
     let svc = &rs.chains["svc-85208ae619feec63"];
-    assert_eq!(svc.rules[0], "ip daddr 10.96.0.10 tcp dport 80 jump mark-for-masquerade");
+    assert_eq!(
+        svc.rules[0],
+        "ip daddr 10.96.0.10 tcp dport 80 jump mark-for-masquerade"
+    );
 }
 
 #[test]

@@ -31,10 +31,12 @@ impl ClusterIpRange {
         self.range.contains(u64::from(u32::from(ip)))
     }
 
-    pub fn allocate(&self, is_used: impl Fn(Ipv4Addr) -> bool, rng: &mut impl Rng) -> Option<Ipv4Addr> {
-        self.range
-            .pick(|v| is_used(to_ip(v)), rng)
-            .map(to_ip)
+    pub fn allocate(
+        &self,
+        is_used: impl Fn(Ipv4Addr) -> bool,
+        rng: &mut impl Rng,
+    ) -> Option<Ipv4Addr> {
+        self.range.pick(|v| is_used(to_ip(v)), rng).map(to_ip)
     }
 }
 
@@ -68,7 +70,10 @@ mod tests {
         let mut rng = StdRng::seed_from_u64(3);
         for _ in 0..100 {
             let ip = r.allocate(|_| false, &mut rng).unwrap();
-            assert!(u32::from(ip) >= u32::from(Ipv4Addr::new(10, 96, 1, 1)), "{ip}");
+            assert!(
+                u32::from(ip) >= u32::from(Ipv4Addr::new(10, 96, 1, 1)),
+                "{ip}"
+            );
         }
     }
 }

@@ -35,15 +35,24 @@ mod tests {
     #[test]
     fn lowest_free_first() {
         let pool = LbPool::new("172.18.0.200/29".parse().unwrap());
-        assert_eq!(pool.allocate(|_| false), Some(Ipv4Addr::new(172, 18, 0, 201)));
+        assert_eq!(
+            pool.allocate(|_| false),
+            Some(Ipv4Addr::new(172, 18, 0, 201))
+        );
         let used = Ipv4Addr::new(172, 18, 0, 201);
-        assert_eq!(pool.allocate(|ip| ip == used), Some(Ipv4Addr::new(172, 18, 0, 202)));
+        assert_eq!(
+            pool.allocate(|ip| ip == used),
+            Some(Ipv4Addr::new(172, 18, 0, 202))
+        );
         assert_eq!(pool.allocate(|_| true), None);
     }
 
     #[test]
     fn single_address_pool() {
         let pool = LbPool::new("172.18.0.250/32".parse().unwrap());
-        assert_eq!(pool.allocate(|_| false), Some(Ipv4Addr::new(172, 18, 0, 250)));
+        assert_eq!(
+            pool.allocate(|_| false),
+            Some(Ipv4Addr::new(172, 18, 0, 250))
+        );
     }
 }

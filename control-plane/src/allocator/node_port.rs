@@ -26,9 +26,7 @@ impl NodePortRange {
     }
 
     pub fn allocate(&self, is_used: impl Fn(u16) -> bool, rng: &mut impl Rng) -> Option<u16> {
-        self.range
-            .pick(|v| is_used(to_port(v)), rng)
-            .map(to_port)
+        self.range.pick(|v| is_used(to_port(v)), rng).map(to_port)
     }
 }
 

@@ -40,7 +40,12 @@ impl BandedRange {
 }
 
 /// Starts at a random offset and probes forward, wrapping once.
-fn pick_in(start: u64, len: u64, is_used: &impl Fn(u64) -> bool, rng: &mut impl Rng) -> Option<u64> {
+fn pick_in(
+    start: u64,
+    len: u64,
+    is_used: &impl Fn(u64) -> bool,
+    rng: &mut impl Rng,
+) -> Option<u64> {
     if len == 0 {
         return None;
     }

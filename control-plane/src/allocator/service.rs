@@ -93,7 +93,10 @@ fn allocate_cluster_ip(
         None => {
             let ip = ranges
                 .cluster_ips
-                .allocate(|ip| !table.is_free_for(&AllocKey::ClusterIp(ip), owner), rng)
+                .allocate(
+                    |ip| !table.is_free_for(&AllocKey::ClusterIp(ip), owner),
+                    rng,
+                )
                 .ok_or(AllocError::Exhausted("serviceIP"))?;
             svc.spec.cluster_ip = Some(ip.to_string());
         }
@@ -147,7 +150,12 @@ fn allocate_node_ports(
     Ok(())
 }
 
-fn allocate_lb_ip(svc: &mut Service, owner: &str, table: &AllocationTable, ranges: &Ranges) -> Result<(), AllocError> {
+fn allocate_lb_ip(
+    svc: &mut Service,
+    owner: &str,
+    table: &AllocationTable,
+    ranges: &Ranges,
+) -> Result<(), AllocError> {
     if svc.service_type() != "LoadBalancer" {
         svc.status.load_balancer = None;
         return Ok(());
@@ -186,9 +194,16 @@ fn allocate_lb_ip(svc: &mut Service, owner: &str, table: &AllocationTable, range
     Ok(())
 }
 
-fn claim_requested_lb_ip(ip: Ipv4Addr, owner: &str, table: &AllocationTable, pool: &LbPool) -> Result<Ipv4Addr, AllocError> {
+fn claim_requested_lb_ip(
+    ip: Ipv4Addr,
+    owner: &str,
+    table: &AllocationTable,
+    pool: &LbPool,
+) -> Result<Ipv4Addr, AllocError> {
     let error = |detail: String| {
-        AllocError::Conflict(FieldError::invalid("spec.loadBalancerIP", ip.to_string(), detail).into())
+        AllocError::Conflict(
+            FieldError::invalid("spec.loadBalancerIP", ip.to_string(), detail).into(),
+        )
     };
     if !pool.contains(ip) {
         return Err(error(format!(
@@ -233,9 +248,19 @@ mod tests {
     #[test]
     fn cluster_ip_service_gets_an_ip_and_no_node_port() {
         let mut s = svc("ClusterIP", &[(80, None)]);
-        allocate(&mut s, "default/a", &AllocationTable::default(), &ranges(None), &mut StdRng::seed_from_u64(1)).unwrap();
+        allocate(
+            &mut s,
+            "default/a",
+            &AllocationTable::default(),
+            &ranges(None),
+            &mut StdRng::seed_from_u64(1),
+        )
+        .unwrap();
         let ip: Ipv4Addr = s.spec.cluster_ip.clone().unwrap().parse().unwrap();
-        assert!("10.96.0.0/12".parse::<ipnet::Ipv4Net>().unwrap().contains(&ip));
+        assert!("10.96.0.0/12"
+            .parse::<ipnet::Ipv4Net>()
+            .unwrap()
+            .contains(&ip));
         assert_eq!(s.spec.cluster_ips, vec![ip.to_string()]);
         assert_eq!(s.spec.ports[0].node_port, None);
         assert_eq!(held_by(&s), BTreeSet::from([AllocKey::ClusterIp(ip)]));
@@ -243,9 +268,18 @@ mod tests {
 
     #[test]
     fn requested_node_port_conflict_names_the_field() {
-        let table: AllocationTable = [(AllocKey::NodePort(30080), "default/other".to_string())].into_iter().collect();
+        let table: AllocationTable = [(AllocKey::NodePort(30080), "default/other".to_string())]
+            .into_iter()
+            .collect();
         let mut s = svc("NodePort", &[(80, None), (81, Some(30080))]);
-        let err = allocate(&mut s, "default/a", &table, &ranges(None), &mut StdRng::seed_from_u64(1)).unwrap_err();
+        let err = allocate(
+            &mut s,
+            "default/a",
+            &table,
+            &ranges(None),
+            &mut StdRng::seed_from_u64(1),
+        )
+        .unwrap_err();
         assert_eq!(
             err.to_string(),
             "spec.ports[1].nodePort: Invalid value: 30080: provided port is already allocated"
@@ -256,24 +290,44 @@ mod tests {
     fn an_owner_keeps_its_own_values() {
         let table: AllocationTable = [
             (AllocKey::NodePort(30080), "default/a".to_string()),
-            (AllocKey::ClusterIp("10.96.0.20".parse().unwrap()), "default/a".to_string()),
+            (
+                AllocKey::ClusterIp("10.96.0.20".parse().unwrap()),
+                "default/a".to_string(),
+            ),
         ]
         .into_iter()
         .collect();
         let mut s = svc("NodePort", &[(80, Some(30080))]);
         s.spec.cluster_ip = Some("10.96.0.20".into());
-        allocate(&mut s, "default/a", &table, &ranges(None), &mut StdRng::seed_from_u64(1)).unwrap();
+        allocate(
+            &mut s,
+            "default/a",
+            &table,
+            &ranges(None),
+            &mut StdRng::seed_from_u64(1),
+        )
+        .unwrap();
         assert_eq!(s.spec.ports[0].node_port, Some(30080));
     }
 
     #[test]
     fn requested_cluster_ip_conflict() {
-        let table: AllocationTable = [(AllocKey::ClusterIp("10.96.0.20".parse().unwrap()), "default/b".to_string())]
-            .into_iter()
-            .collect();
+        let table: AllocationTable = [(
+            AllocKey::ClusterIp("10.96.0.20".parse().unwrap()),
+            "default/b".to_string(),
+        )]
+        .into_iter()
+        .collect();
         let mut s = svc("ClusterIP", &[(80, None)]);
         s.spec.cluster_ip = Some("10.96.0.20".into());
-        let err = allocate(&mut s, "default/a", &table, &ranges(None), &mut StdRng::seed_from_u64(1)).unwrap_err();
+        let err = allocate(
+            &mut s,
+            "default/a",
+            &table,
+            &ranges(None),
+            &mut StdRng::seed_from_u64(1),
+        )
+        .unwrap_err();
         assert_eq!(
             err.to_string(),
             "spec.clusterIP: Invalid value: \"10.96.0.20\": provided IP is already allocated"
@@ -283,12 +337,26 @@ mod tests {
     #[test]
     fn load_balancer_pending_without_pool_and_assigned_with_one() {
         let mut s = svc("LoadBalancer", &[(80, None)]);
-        allocate(&mut s, "default/a", &AllocationTable::default(), &ranges(None), &mut StdRng::seed_from_u64(1)).unwrap();
+        allocate(
+            &mut s,
+            "default/a",
+            &AllocationTable::default(),
+            &ranges(None),
+            &mut StdRng::seed_from_u64(1),
+        )
+        .unwrap();
         assert_eq!(s.status.load_balancer, Some(LoadBalancerStatus::default()));
         assert!(s.spec.ports[0].node_port.is_some());
 
         let mut s = svc("LoadBalancer", &[(80, None)]);
-        allocate(&mut s, "default/a", &AllocationTable::default(), &ranges(Some("172.18.0.200/29")), &mut StdRng::seed_from_u64(1)).unwrap();
+        allocate(
+            &mut s,
+            "default/a",
+            &AllocationTable::default(),
+            &ranges(Some("172.18.0.200/29")),
+            &mut StdRng::seed_from_u64(1),
+        )
+        .unwrap();
         let ingress = &s.status.load_balancer.as_ref().unwrap().ingress;
         assert_eq!(ingress[0].ip.as_deref(), Some("172.18.0.201"));
         assert!(held_by(&s).contains(&AllocKey::LoadBalancerIp("172.18.0.201".parse().unwrap())));
@@ -298,11 +366,25 @@ mod tests {
     fn headless_and_external_name_hold_nothing() {
         let mut s = svc("ClusterIP", &[(80, None)]);
         s.spec.cluster_ip = Some("None".into());
-        allocate(&mut s, "default/a", &AllocationTable::default(), &ranges(None), &mut StdRng::seed_from_u64(1)).unwrap();
+        allocate(
+            &mut s,
+            "default/a",
+            &AllocationTable::default(),
+            &ranges(None),
+            &mut StdRng::seed_from_u64(1),
+        )
+        .unwrap();
         assert!(held_by(&s).is_empty());
         assert_eq!(s.spec.cluster_ips, vec!["None".to_string()]);
         let mut s = svc("ExternalName", &[]);
-        allocate(&mut s, "default/a", &AllocationTable::default(), &ranges(None), &mut StdRng::seed_from_u64(1)).unwrap();
+        allocate(
+            &mut s,
+            "default/a",
+            &AllocationTable::default(),
+            &ranges(None),
+            &mut StdRng::seed_from_u64(1),
+        )
+        .unwrap();
         assert!(held_by(&s).is_empty());
     }
 }

@@ -31,7 +31,10 @@ impl FromStr for AllocKey {
         match kind {
             "clusterip" => value.parse().map(AllocKey::ClusterIp).map_err(|_| bad()),
             "nodeport" => value.parse().map(AllocKey::NodePort).map_err(|_| bad()),
-            "lbip" => value.parse().map(AllocKey::LoadBalancerIp).map_err(|_| bad()),
+            "lbip" => value
+                .parse()
+                .map(AllocKey::LoadBalancerIp)
+                .map_err(|_| bad()),
             _ => Err(bad()),
         }
     }

@@ -5,3 +5,4 @@ mod resources;
 mod status;
 
 pub use resources::ResourcesApi;
+pub use status::to_status;

@@ -7,8 +7,8 @@ use futures::Stream;
 use switchyard_api::resources::{Kind, Object};
 use switchyard_api::v1::resources_server::Resources;
 use switchyard_api::v1::{
-    ApplyOutcome, ApplyRequest, ApplyResponse, EventType, ListRequest, ListResponse, ObjectRef, Resource,
-    WatchEvent, WatchRequest,
+    ApplyOutcome, ApplyRequest, ApplyResponse, EventType, ListRequest, ListResponse, ObjectRef,
+    Resource, WatchEvent, WatchRequest,
 };
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
@@ -19,19 +19,33 @@ use super::status::to_status;
 use crate::registry::{Event, Outcome, Registry};
 use crate::selector::Selector;
 use crate::store;
+use crate::sync::session::SyncContext;
 
 pub struct ResourcesApi {
     registry: Arc<Registry>,
+    sync: Arc<SyncContext>,
 }
 
 impl ResourcesApi {
-    pub fn new(registry: Arc<Registry>) -> Self {
-        Self { registry }
+    pub fn new(registry: Arc<Registry>, sync: Arc<SyncContext>) -> Self {
+        Self { registry, sync }
+    }
+
+    /// Nodes carry their agent's live sync state, which is not stored.
+    fn with_sync_state(&self, mut obj: Object) -> Object {
+        if let Object::Node(node) = &mut obj {
+            let version = self.sync.cache.version();
+            self.sync
+                .nodes
+                .fill_status(&node.metadata.name, version, &mut node.status);
+        }
+        obj
     }
 }
 
 fn parse_kind(kind: &str) -> Result<Kind, Status> {
-    kind.parse().map_err(|e: switchyard_api::resources::UnknownKind| Status::not_found(e.to_string()))
+    kind.parse()
+        .map_err(|e: switchyard_api::resources::UnknownKind| Status::not_found(e.to_string()))
 }
 
 fn parse_selector(s: &str) -> Result<Selector, Status> {
@@ -48,8 +62,12 @@ fn resource(obj: &Object) -> Resource {
 fn decode(r: Option<Resource>) -> Result<Object, Status> {
     let r = r.ok_or_else(|| Status::invalid_argument("resource is required"))?;
     let kind = parse_kind(&r.kind)?;
-    Object::from_json(kind, &r.json)
-        .map_err(|e| Status::invalid_argument(format!("{kind} in version \"{}\" cannot be handled: {e}", kind.api_version())))
+    Object::from_json(kind, &r.json).map_err(|e| {
+        Status::invalid_argument(format!(
+            "{kind} in version \"{}\" cannot be handled: {e}",
+            kind.api_version()
+        ))
+    })
 }
 
 /// Which objects a list or watch asked for.
@@ -61,7 +79,11 @@ struct Scope {
 impl Scope {
     fn new(kind: Kind, namespace: &str, all: bool, selector: &str) -> Result<Self, Status> {
         let namespace = (kind.is_namespaced() && !all).then(|| {
-            if namespace.is_empty() { "default".to_string() } else { namespace.to_string() }
+            if namespace.is_empty() {
+                "default".to_string()
+            } else {
+                namespace.to_string()
+            }
         });
         Ok(Self {
             namespace,
@@ -70,7 +92,10 @@ impl Scope {
     }
 
     fn admits(&self, obj: &Object) -> bool {
-        self.namespace.as_deref().is_none_or(|ns| obj.namespace() == ns) && self.selector.matches(&obj.meta().labels)
+        self.namespace
+            .as_deref()
+            .is_none_or(|ns| obj.namespace() == ns)
+            && self.selector.matches(&obj.meta().labels)
     }
 }
 
@@ -79,10 +104,17 @@ type WatchStream = Pin<Box<dyn Stream<Item = Result<WatchEvent, Status>> + Send>
 #[tonic::async_trait]
 impl Resources for ResourcesApi {
     #[tracing::instrument(skip_all)]
-    async fn apply(&self, request: Request<ApplyRequest>) -> Result<Response<ApplyResponse>, Status> {
+    async fn apply(
+        &self,
+        request: Request<ApplyRequest>,
+    ) -> Result<Response<ApplyResponse>, Status> {
         let req = request.into_inner();
         let obj = decode(req.resource)?;
-        let (stored, outcome) = self.registry.apply(obj, req.create_only).await.map_err(to_status)?;
+        let (stored, outcome) = self
+            .registry
+            .apply(obj, req.create_only)
+            .await
+            .map_err(to_status)?;
         let outcome = match outcome {
             Outcome::Created => ApplyOutcome::Created,
             Outcome::Configured => ApplyOutcome::Configured,
@@ -98,8 +130,11 @@ impl Resources for ResourcesApi {
     async fn get(&self, request: Request<ObjectRef>) -> Result<Response<Resource>, Status> {
         let r = request.into_inner();
         let kind = parse_kind(&r.kind)?;
-        let obj = self.registry.get(kind, namespace_or_default(&r.namespace), &r.name).map_err(to_status)?;
-        Ok(Response::new(resource(&obj)))
+        let obj = self
+            .registry
+            .get(kind, namespace_or_default(&r.namespace), &r.name)
+            .map_err(to_status)?;
+        Ok(Response::new(resource(&self.with_sync_state(obj))))
     }
 
     #[tracing::instrument(skip_all)]
@@ -107,9 +142,14 @@ impl Resources for ResourcesApi {
         let r = request.into_inner();
         let kind = parse_kind(&r.kind)?;
         let scope = Scope::new(kind, &r.namespace, r.all_namespaces, &r.label_selector)?;
-        let (items, revision) = self.registry.list(kind, scope.namespace.as_deref(), &scope.selector);
+        let (items, revision) =
+            self.registry
+                .list(kind, scope.namespace.as_deref(), &scope.selector);
         Ok(Response::new(ListResponse {
-            items: items.iter().map(resource).collect(),
+            items: items
+                .into_iter()
+                .map(|o| resource(&self.with_sync_state(o)))
+                .collect(),
             resource_version: revision,
         }))
     }
@@ -129,11 +169,18 @@ impl Resources for ResourcesApi {
     type WatchStream = WatchStream;
 
     #[tracing::instrument(skip_all)]
-    async fn watch(&self, request: Request<WatchRequest>) -> Result<Response<Self::WatchStream>, Status> {
+    async fn watch(
+        &self,
+        request: Request<WatchRequest>,
+    ) -> Result<Response<Self::WatchStream>, Status> {
         let r = request.into_inner();
         let kind = parse_kind(&r.kind)?;
         let scope = Scope::new(kind, &r.namespace, r.all_namespaces, &r.label_selector)?;
-        let start = self.registry.watch(kind, r.resource_version).await.map_err(to_status)?;
+        let start = self
+            .registry
+            .watch(kind, r.resource_version)
+            .await
+            .map_err(to_status)?;
         let (tx, rx) = mpsc::channel(256);
         tokio::spawn(forward_watch(kind, scope, start, tx));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
@@ -181,15 +228,17 @@ async fn forward_watch(
             Ok(batch) => batch,
             Err(RecvError::Lagged(_)) => {
                 let _ = tx
-                    .send(Err(Status::out_of_range("watch fell behind; list again and resume")))
+                    .send(Err(Status::out_of_range(
+                        "watch fell behind; list again and resume",
+                    )))
                     .await;
                 return;
             }
             Err(RecvError::Closed) => return,
         };
-        let relevant = batch
-            .iter()
-            .filter(|e| e.revision > start.revision && e.object.kind() == kind && scope.admits(&e.object));
+        let relevant = batch.iter().filter(|e| {
+            e.revision > start.revision && e.object.kind() == kind && scope.admits(&e.object)
+        });
         for e in relevant {
             if tx.send(Ok(wire_event(e))).await.is_err() {
                 return;

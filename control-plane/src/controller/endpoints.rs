@@ -20,7 +20,8 @@ pub const MAX_ENDPOINTS_PER_SLICE: usize = 100;
 
 /// Whether the controller manages slices for this Service at all.
 pub fn is_managed(svc: &Service) -> bool {
-    svc.service_type() != "ExternalName" && svc.spec.selector.as_ref().is_some_and(|s| !s.is_empty())
+    svc.service_type() != "ExternalName"
+        && svc.spec.selector.as_ref().is_some_and(|s| !s.is_empty())
 }
 
 /// Whether `pod` is (or was) a backend of `svc`: the pods whose change must
@@ -36,7 +37,10 @@ pub fn selects(svc: &Service, pod: &Pod) -> bool {
 }
 
 /// The complete set of slices `svc` should have, given every Pod of its namespace.
-pub fn desired_slices<'a>(svc: &Service, pods: impl IntoIterator<Item = &'a Pod>) -> Vec<EndpointSlice> {
+pub fn desired_slices<'a>(
+    svc: &Service,
+    pods: impl IntoIterator<Item = &'a Pod>,
+) -> Vec<EndpointSlice> {
     if !is_managed(svc) {
         return Vec::new();
     }
@@ -111,15 +115,33 @@ fn endpoint_for(svc: &Service, pod: &Pod) -> Option<(Vec<EndpointPort>, Endpoint
     Some((ports, endpoint))
 }
 
-fn slice(svc: &Service, ports: &[EndpointPort], chunk: usize, endpoints: Vec<Endpoint>) -> EndpointSlice {
+fn slice(
+    svc: &Service,
+    ports: &[EndpointPort],
+    chunk: usize,
+    endpoints: Vec<Endpoint>,
+) -> EndpointSlice {
     let signature: Vec<String> = ports
         .iter()
-        .map(|p| format!("{}/{}/{}", p.name.as_deref().unwrap_or(""), p.protocol.as_deref().unwrap_or(""), p.port.unwrap_or(0)))
+        .map(|p| {
+            format!(
+                "{}/{}/{}",
+                p.name.as_deref().unwrap_or(""),
+                p.protocol.as_deref().unwrap_or(""),
+                p.port.unwrap_or(0)
+            )
+        })
         .collect();
-    let suffix = format!("{:05x}", fnv1a(format!("{}#{chunk}", signature.join(",")).as_bytes()) & 0xfffff);
+    let suffix = format!(
+        "{:05x}",
+        fnv1a(format!("{}#{chunk}", signature.join(",")).as_bytes()) & 0xfffff
+    );
     let labels = [
         (SERVICE_NAME_LABEL.to_string(), svc.metadata.name.clone()),
-        (MANAGED_BY_LABEL.to_string(), MANAGED_BY_CONTROLLER.to_string()),
+        (
+            MANAGED_BY_LABEL.to_string(),
+            MANAGED_BY_CONTROLLER.to_string(),
+        ),
     ]
     .into_iter()
     .collect();
@@ -141,7 +163,9 @@ fn slice(svc: &Service, ports: &[EndpointPort], chunk: usize, endpoints: Vec<End
 /// FNV-1a: stable across builds and toolchains, unlike std's hasher, so
 /// slice names survive upgrades.
 fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3))
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3)
+    })
 }
 
 #[cfg(test)]
@@ -153,7 +177,11 @@ mod tests {
         let mut s = Service::default();
         s.metadata.name = "frontend-svc".into();
         s.metadata.namespace = Some("default".into());
-        s.spec.selector = Some([("app".to_string(), "frontend".to_string())].into_iter().collect());
+        s.spec.selector = Some(
+            [("app".to_string(), "frontend".to_string())]
+                .into_iter()
+                .collect(),
+        );
         s.spec.ports = vec![ServicePort {
             port: 80,
             protocol: Some("TCP".into()),
@@ -168,7 +196,9 @@ mod tests {
         let mut p = Pod::default();
         p.metadata.name = name.into();
         p.metadata.namespace = Some("default".into());
-        p.metadata.labels = [("app".to_string(), "frontend".to_string())].into_iter().collect();
+        p.metadata.labels = [("app".to_string(), "frontend".to_string())]
+            .into_iter()
+            .collect();
         p.spec.node_name = Some("node-1".into());
         p.spec.containers = vec![Container {
             name: "web".into(),
@@ -208,13 +238,20 @@ mod tests {
         let svc = service(IntOrString::Int(5000), false);
         let mut other = pod("db", "10.244.1.9", 5000, true);
         other.metadata.labels.insert("app".into(), "db".into());
-        let pods = [pod("a", "10.244.1.5", 5000, true), pod("b", "10.244.2.7", 5000, false), other];
+        let pods = [
+            pod("a", "10.244.1.5", 5000, true),
+            pod("b", "10.244.2.7", 5000, false),
+            other,
+        ];
         let slices = desired_slices(&svc, &pods);
         assert_eq!(
             summary(&slices),
             vec![(
                 vec![Some(5000)],
-                vec![("10.244.1.5".to_string(), Some(true)), ("10.244.2.7".to_string(), Some(false))]
+                vec![
+                    ("10.244.1.5".to_string(), Some(true)),
+                    ("10.244.2.7".to_string(), Some(false))
+                ]
             )]
         );
         assert_eq!(slices[0].service_name(), Some("frontend-svc"));
@@ -235,15 +272,24 @@ mod tests {
         let svc = service(IntOrString::String("web".into()), false);
         let slices = desired_slices(
             &svc,
-            &[pod("a", "10.244.1.5", 5000, true), pod("b", "10.244.2.7", 8080, true)],
+            &[
+                pod("a", "10.244.1.5", 5000, true),
+                pod("b", "10.244.2.7", 8080, true),
+            ],
         );
         let mut got = summary(&slices);
         got.sort();
         assert_eq!(
             got,
             vec![
-                (vec![Some(5000)], vec![("10.244.1.5".to_string(), Some(true))]),
-                (vec![Some(8080)], vec![("10.244.2.7".to_string(), Some(true))]),
+                (
+                    vec![Some(5000)],
+                    vec![("10.244.1.5".to_string(), Some(true))]
+                ),
+                (
+                    vec![Some(8080)],
+                    vec![("10.244.2.7".to_string(), Some(true))]
+                ),
             ]
         );
         assert_ne!(slices[0].metadata.name, slices[1].metadata.name);
@@ -264,9 +310,19 @@ mod tests {
     fn big_services_split_at_one_hundred() {
         let svc = service(IntOrString::Int(5000), false);
         let pods: Vec<Pod> = (0..150)
-            .map(|i| pod(&format!("p{i:03}"), &format!("10.244.{}.{}", i / 200, i % 200 + 2), 5000, true))
+            .map(|i| {
+                pod(
+                    &format!("p{i:03}"),
+                    &format!("10.244.{}.{}", i / 200, i % 200 + 2),
+                    5000,
+                    true,
+                )
+            })
             .collect();
         let slices = desired_slices(&svc, &pods);
-        assert_eq!(slices.iter().map(|s| s.endpoints.len()).collect::<Vec<_>>(), vec![100, 50]);
+        assert_eq!(
+            slices.iter().map(|s| s.endpoints.len()).collect::<Vec<_>>(),
+            vec![100, 50]
+        );
     }
 }

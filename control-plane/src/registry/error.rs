@@ -36,7 +36,9 @@ pub enum RegistryError {
 impl From<StoreError> for RegistryError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Compacted { requested, oldest } => RegistryError::Gone { requested, oldest },
+            StoreError::Compacted { requested, oldest } => {
+                RegistryError::Gone { requested, oldest }
+            }
             other => RegistryError::Store(other),
         }
     }

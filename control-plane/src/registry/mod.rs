@@ -79,7 +79,11 @@ impl Registry {
                     detail: format!("{key}: {e}"),
                 })
             })?;
-            state.objects.entry(kind).or_default().insert(key, Arc::new(obj));
+            state
+                .objects
+                .entry(kind)
+                .or_default()
+                .insert(key, Arc::new(obj));
         }
         let (events, _) = broadcast::channel(4096);
         let registry = Arc::new(Registry {
@@ -103,7 +107,11 @@ impl Registry {
     }
 
     async fn ensure_default_namespace(&self) -> Result<()> {
-        if self.read().get(Kind::Namespace, DEFAULT_NAMESPACE).is_some() {
+        if self
+            .read()
+            .get(Kind::Namespace, DEFAULT_NAMESPACE)
+            .is_some()
+        {
             return Ok(());
         }
         let ns = Namespace {
@@ -155,7 +163,11 @@ impl Registry {
             if let Some(old) = old.as_deref().filter(|o| state::same_content(o, &stored)) {
                 return Ok((old.clone(), Outcome::Unchanged));
             }
-            let outcome = if old.is_some() { Outcome::Configured } else { Outcome::Created };
+            let outcome = if old.is_some() {
+                Outcome::Configured
+            } else {
+                Outcome::Created
+            };
             let mut txn = Txn::new(&state);
             record_allocations(&mut txn, old.as_deref(), Some(&stored));
             txn.put(stored);
@@ -180,10 +192,13 @@ impl Registry {
         let (commit, old) = {
             let state = self.read();
             let key = object_key(kind, namespace, name);
-            let old = state.get(kind, &key).cloned().ok_or_else(|| RegistryError::NotFound {
-                kind,
-                name: name.to_string(),
-            })?;
+            let old = state
+                .get(kind, &key)
+                .cloned()
+                .ok_or_else(|| RegistryError::NotFound {
+                    kind,
+                    name: name.to_string(),
+                })?;
             if kind == Kind::Namespace && name == DEFAULT_NAMESPACE {
                 return Err(RegistryError::Forbidden {
                     kind,
@@ -256,7 +271,12 @@ impl Registry {
 
     /// Objects of a kind (`namespace: None` = all namespaces) matching the
     /// selector, with the revision they were read at.
-    pub fn list(&self, kind: Kind, namespace: Option<&str>, selector: &Selector) -> (Vec<Object>, u64) {
+    pub fn list(
+        &self,
+        kind: Kind,
+        namespace: Option<&str>,
+        selector: &Selector,
+    ) -> (Vec<Object>, u64) {
         let state = self.read();
         let namespace = namespace.filter(|_| kind.is_namespaced());
         let items = state
@@ -270,6 +290,67 @@ impl Registry {
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Vec<Event>>> {
         self.events.subscribe()
     }
+
+    /// Subscribes and reads the state at one instant, so a consumer that
+    /// builds from `f` and then follows the receiver misses nothing: every
+    /// event it receives with a revision above the one `f` saw is new.
+    pub async fn subscribe_with<T>(
+        &self,
+        f: impl FnOnce(&State) -> T,
+    ) -> (broadcast::Receiver<Arc<Vec<Event>>>, T) {
+        let _writer = self.writer.lock().await;
+        let rx = self.events.subscribe();
+        let state = self.read();
+        (rx, f(&state))
+    }
+
+    /// Runs `f` over a consistent view of every object.
+    pub fn with_state<T>(&self, f: impl FnOnce(&State) -> T) -> T {
+        f(&self.read())
+    }
+
+    /// Records what a node's agent observed of a pod's readiness probe.
+    /// Returns `false` when nothing changed.
+    #[tracing::instrument(skip(self))]
+    pub async fn set_pod_ready(
+        &self,
+        namespace: &str,
+        name: &str,
+        node: &str,
+        ready: bool,
+    ) -> Result<bool> {
+        let _rng = self.writer.lock().await;
+        let commit = {
+            let state = self.read();
+            let key = object_key(Kind::Pod, namespace, name);
+            let Some(Object::Pod(pod)) = state.get(Kind::Pod, &key).map(|o| (**o).clone()) else {
+                return Err(RegistryError::NotFound {
+                    kind: Kind::Pod,
+                    name: name.to_string(),
+                });
+            };
+            if pod.spec.node_name.as_deref() != Some(node) {
+                return Err(RegistryError::Forbidden {
+                    kind: Kind::Pod,
+                    name: name.to_string(),
+                    reason: format!("node {node:?} does not run this pod"),
+                });
+            }
+            if pod.is_ready() == ready {
+                return Ok(false);
+            }
+            let old = Object::Pod(pod.clone());
+            let mut pod = pod;
+            prepare::set_ready_condition(&mut pod, ready);
+            let mut txn = Txn::new(&state);
+            let new = Object::Pod(pod);
+            txn.put(new.clone());
+            reconcile_endpoints(&mut txn, Some(&old), Some(&new));
+            txn.finish(state.revision + 1)
+        };
+        self.commit(commit).await?;
+        Ok(true)
+    }
 }
 
 /// Adds what is computed at read time: a Deployment's replica counts.
@@ -277,10 +358,12 @@ fn decorate(state: &State, obj: &Arc<Object>) -> Object {
     let mut obj = (**obj).clone();
     if let Object::Deployment(d) = &mut obj {
         let ns = d.metadata.namespace.clone();
-        let pods = state.in_namespace(Kind::Pod, ns.as_deref()).filter_map(|o| match &**o {
-            Object::Pod(p) => Some(p),
-            _ => None,
-        });
+        let pods = state
+            .in_namespace(Kind::Pod, ns.as_deref())
+            .filter_map(|o| match &**o {
+                Object::Pod(p) => Some(p),
+                _ => None,
+            });
         deployment_status(d, pods);
     }
     obj
@@ -326,11 +409,16 @@ fn reconcile_endpoints(txn: &mut Txn<'_>, old: Option<&Object>, new: Option<&Obj
             vec![svc.clone()]
         }
         (Some(Object::Pod(_)), _) | (_, Some(Object::Pod(_))) => {
-            let ns = old.or(new).map(|o| o.namespace().to_string()).unwrap_or_default();
+            let ns = old
+                .or(new)
+                .map(|o| o.namespace().to_string())
+                .unwrap_or_default();
             txn.list(Kind::Service, &ns)
                 .into_iter()
                 .filter(|s| {
-                    let Object::Service(svc) = s else { return false };
+                    let Object::Service(svc) = s else {
+                        return false;
+                    };
                     [old, new].into_iter().flatten().any(|p| match p {
                         Object::Pod(pod) => endpoints::selects(svc, pod),
                         _ => false,
@@ -346,7 +434,9 @@ fn reconcile_endpoints(txn: &mut Txn<'_>, old: Option<&Object>, new: Option<&Obj
 }
 
 fn sync_service_slices(txn: &mut Txn<'_>, svc_obj: &Object) {
-    let Object::Service(svc) = svc_obj else { return };
+    let Object::Service(svc) = svc_obj else {
+        return;
+    };
     let ns = svc_obj.namespace().to_string();
     let live = txn.get(Kind::Service, &key_of(svc_obj));
     let desired = match &live {
@@ -367,7 +457,9 @@ fn sync_service_slices(txn: &mut Txn<'_>, svc_obj: &Object) {
         .list(Kind::EndpointSlice, &ns)
         .into_iter()
         .filter(|o| match o {
-            Object::EndpointSlice(s) => s.is_managed() && s.service_name() == Some(&svc.metadata.name),
+            Object::EndpointSlice(s) => {
+                s.is_managed() && s.service_name() == Some(&svc.metadata.name)
+            }
             _ => false,
         })
         .map(|o| key_of(&o))

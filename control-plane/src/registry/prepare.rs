@@ -104,6 +104,20 @@ fn carry_over_service(svc: &mut Service, old: Option<&Service>) {
     if svc.spec.cluster_ip.as_deref().unwrap_or("").is_empty() && same_family {
         svc.spec.cluster_ip = old.spec.cluster_ip.clone();
     }
+    if !svc.has_node_ports() {
+        // Like Kubernetes' dropTypeDependentFields: a type change away from
+        // NodePort drops the node ports the manifest merely carried along.
+        for port in &mut svc.spec.ports {
+            let carried = old
+                .spec
+                .ports
+                .iter()
+                .any(|o| o.port == port.port && o.node_port == port.node_port);
+            if carried {
+                port.node_port = None;
+            }
+        }
+    }
     if svc.has_node_ports() {
         for port in svc.spec.ports.iter_mut().filter(|p| p.node_port.is_none()) {
             port.node_port = old
@@ -139,31 +153,45 @@ fn set_pod_status(pod: &mut Pod, old: Option<&Pod>) {
     let since = old
         .filter(|_| unchanged)
         .and_then(|o| o.status.conditions.iter().find(|c| c.type_ == "Ready"))
-        .and_then(|c| c.last_transition_time.clone())
-        .unwrap_or_else(now_rfc3339);
+        .and_then(|c| c.last_transition_time.clone());
+    write_ready_condition(pod, ready, since.unwrap_or_else(now_rfc3339));
+    if pod.status.phase.is_none() {
+        let phase = if pod.status.pod_ip.is_some() {
+            "Running"
+        } else {
+            "Pending"
+        };
+        pod.status.phase = Some(phase.to_string());
+    }
+}
+
+/// Flips the Ready condition, stamping the transition time.
+pub fn set_ready_condition(pod: &mut Pod, ready: bool) {
+    write_ready_condition(pod, ready, now_rfc3339());
+}
+
+fn write_ready_condition(pod: &mut Pod, ready: bool, since: String) {
     pod.status.conditions.retain(|c| c.type_ != "Ready");
     pod.status.conditions.push(PodCondition {
         type_: "Ready".to_string(),
         status: if ready { "True" } else { "False" }.to_string(),
         last_transition_time: Some(since),
     });
-    if pod.status.phase.is_none() {
-        let phase = if pod.status.pod_ip.is_some() { "Running" } else { "Pending" };
-        pod.status.phase = Some(phase.to_string());
-    }
 }
 
 /// A Deployment's status, counted from the pods it selects.
 pub fn deployment_status<'a>(d: &mut Deployment, pods: impl IntoIterator<Item = &'a Pod>) {
     let selector = crate::selector::Selector::from_label_selector(&d.spec.selector);
     let (mut total, mut ready) = (0, 0);
-    for pod in pods {
-        if !d.spec.selector.match_labels.is_empty() || !d.spec.selector.match_expressions.is_empty() {
-            if selector.matches(&pod.metadata.labels) {
-                total += 1;
-                ready += i32::from(pod.is_ready());
-            }
-        }
+    // An empty selector would match every pod; validation forbids it anyway.
+    let selects_nothing =
+        d.spec.selector.match_labels.is_empty() && d.spec.selector.match_expressions.is_empty();
+    for pod in pods
+        .into_iter()
+        .filter(|p| !selects_nothing && selector.matches(&p.metadata.labels))
+    {
+        total += 1;
+        ready += i32::from(pod.is_ready());
     }
     d.status.replicas = total;
     d.status.ready_replicas = ready;

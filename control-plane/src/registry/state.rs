@@ -43,25 +43,39 @@ impl State {
     }
 
     /// Objects of `kind` in `namespace` (every namespace when `None`), in key order.
-    pub fn in_namespace<'a>(&'a self, kind: Kind, namespace: Option<&'a str>) -> impl Iterator<Item = &'a Arc<Object>> + 'a {
-        self.with_prefix(kind, namespace.map(|ns| format!("{ns}/")).unwrap_or_default())
+    pub fn in_namespace<'a>(
+        &'a self,
+        kind: Kind,
+        namespace: Option<&'a str>,
+    ) -> impl Iterator<Item = &'a Arc<Object>> + 'a {
+        self.with_prefix(
+            kind,
+            namespace.map(|ns| format!("{ns}/")).unwrap_or_default(),
+        )
     }
 
     /// Objects of `kind` whose key starts with `prefix`, found by range, not scan.
-    pub fn with_prefix(&self, kind: Kind, prefix: String) -> impl Iterator<Item = &Arc<Object>> + '_ {
-        self.objects
-            .get(&kind)
-            .into_iter()
-            .flat_map(move |m| {
-                let start = Bound::Included(prefix.clone());
-                let prefix = prefix.clone();
-                m.range::<String, _>((start, Bound::Unbounded))
-                    .take_while(move |(k, _)| k.starts_with(&prefix))
-                    .map(|(_, v)| v)
-            })
+    pub fn with_prefix(
+        &self,
+        kind: Kind,
+        prefix: String,
+    ) -> impl Iterator<Item = &Arc<Object>> + '_ {
+        self.objects.get(&kind).into_iter().flat_map(move |m| {
+            let start = Bound::Included(prefix.clone());
+            let prefix = prefix.clone();
+            m.range::<String, _>((start, Bound::Unbounded))
+                .take_while(move |(k, _)| k.starts_with(&prefix))
+                .map(|(_, v)| v)
+        })
     }
 
-    pub fn apply(&mut self, revision: u64, events: &[Event], claims: &[(AllocKey, ObjectKey)], releases: &[AllocKey]) {
+    pub fn apply(
+        &mut self,
+        revision: u64,
+        events: &[Event],
+        claims: &[(AllocKey, ObjectKey)],
+        releases: &[AllocKey],
+    ) {
         for e in events {
             let map = self.objects.entry(e.object.kind()).or_default();
             let key = key_of(&e.object);
@@ -167,7 +181,11 @@ impl<'a> Txn<'a> {
                     let mut new = new;
                     new.meta_mut().resource_version = Some(revision.to_string());
                     batch.puts.push((kind, key, new.to_json()));
-                    let t = if before.is_some() { EventType::Modified } else { EventType::Added };
+                    let t = if before.is_some() {
+                        EventType::Modified
+                    } else {
+                        EventType::Added
+                    };
                     (t, new)
                 }
             };

@@ -62,8 +62,9 @@ impl Registry {
             .into_iter()
             .filter(|e| e.revision <= until && e.kind == kind.as_str())
             .map(|e| {
-                let object = Object::from_json(kind, &e.object)
-                    .map_err(|err| RegistryError::BadRequest(format!("corrupt log entry: {err}")))?;
+                let object = Object::from_json(kind, &e.object).map_err(|err| {
+                    RegistryError::BadRequest(format!("corrupt log entry: {err}"))
+                })?;
                 Ok(Event {
                     revision: e.revision,
                     event_type: e.event_type,

@@ -92,7 +92,10 @@ fn text(tree: &str, bytes: &[u8]) -> Result<String> {
     })
 }
 
-fn write_batch(trees: &[TransactionalTree], batch: &Batch) -> std::result::Result<(), ConflictableTransactionError<StoreError>> {
+fn write_batch(
+    trees: &[TransactionalTree],
+    batch: &Batch,
+) -> std::result::Result<(), ConflictableTransactionError<StoreError>> {
     let n = Kind::ALL.len();
     for (kind, key, json) in &batch.puts {
         trees[kind_index(*kind)].insert(key.as_bytes(), json.as_bytes())?;
@@ -127,10 +130,12 @@ impl Store for SledStore {
         let mut allocations = Vec::new();
         for item in self.allocations().iter() {
             let (k, v) = item.map_err(backend)?;
-            let key = text(ALLOCATIONS, &k)?.parse().map_err(|detail| StoreError::Corrupt {
-                tree: ALLOCATIONS.to_string(),
-                detail,
-            })?;
+            let key = text(ALLOCATIONS, &k)?
+                .parse()
+                .map_err(|detail| StoreError::Corrupt {
+                    tree: ALLOCATIONS.to_string(),
+                    detail,
+                })?;
             allocations.push((key, text(ALLOCATIONS, &v)?));
         }
         Ok(Loaded {
@@ -227,8 +232,14 @@ mod tests {
         let store = SledStore::open(dir.path()).unwrap();
         let loaded = store.load().unwrap();
         assert_eq!(loaded.revision, 7);
-        assert_eq!(loaded.objects, vec![(Kind::Service, "default/a".to_string(), "{}".to_string())]);
-        assert_eq!(loaded.allocations, vec![(AllocKey::NodePort(30080), "default/a".to_string())]);
+        assert_eq!(
+            loaded.objects,
+            vec![(Kind::Service, "default/a".to_string(), "{}".to_string())]
+        );
+        assert_eq!(
+            loaded.allocations,
+            vec![(AllocKey::NodePort(30080), "default/a".to_string())]
+        );
         assert_eq!(store.events_after(6).unwrap(), vec![event(7, "a")]);
         assert!(store.events_after(7).unwrap().is_empty());
     }
@@ -250,7 +261,10 @@ mod tests {
         assert_eq!(store.events_after(3).unwrap().len(), 2);
         assert!(matches!(
             store.events_after(2),
-            Err(StoreError::Compacted { requested: 2, oldest: 3 })
+            Err(StoreError::Compacted {
+                requested: 2,
+                oldest: 3
+            })
         ));
     }
 

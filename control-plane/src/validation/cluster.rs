@@ -10,13 +10,23 @@ use super::{golang, names};
 
 pub(super) fn namespace(ns: &Namespace) -> FieldErrors {
     let mut errs = FieldErrors::default();
-    common::object_meta(&mut errs, &ns.metadata, Scope::Cluster, names::dns1123_label);
+    common::object_meta(
+        &mut errs,
+        &ns.metadata,
+        Scope::Cluster,
+        names::dns1123_label,
+    );
     errs
 }
 
 pub(super) fn node(n: &Node) -> FieldErrors {
     let mut errs = FieldErrors::default();
-    common::object_meta(&mut errs, &n.metadata, Scope::Cluster, names::dns1123_subdomain);
+    common::object_meta(
+        &mut errs,
+        &n.metadata,
+        Scope::Cluster,
+        names::dns1123_subdomain,
+    );
     if let Some(cidr) = non_empty(n.spec.pod_cidr.as_deref()) {
         common::cidr(&mut errs, "spec.podCIDR", cidr);
     }
@@ -134,10 +144,13 @@ mod tests {
 
     #[test]
     fn duplicate_node_addresses() {
-        let n = node_with(&[("InternalIP", "192.168.1.10"), ("InternalIP", "192.168.1.10")]);
+        let n = node_with(&[
+            ("InternalIP", "192.168.1.10"),
+            ("InternalIP", "192.168.1.10"),
+        ]);
         assert_eq!(
             node(&n).to_string(),
-            r#"status.addresses[1]: Duplicate value: "core.NodeAddress{Type:\"InternalIP\", Address:\"192.168.1.10\"}""#
+            r#"status.addresses[1]: Duplicate value: core.NodeAddress{Type:"InternalIP", Address:"192.168.1.10"}"#
         );
     }
 

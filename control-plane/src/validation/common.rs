@@ -156,7 +156,9 @@ pub(super) fn non_special_ip(errs: &mut FieldErrors, path: &str, value: &str, ip
         reject("may not be in the link-local range (169.254.0.0/16, fe80::/10)".to_string());
     }
     if is_link_local_multicast(ip) {
-        reject("may not be in the link-local multicast range (224.0.0.0/24, ff02::/10)".to_string());
+        reject(
+            "may not be in the link-local multicast range (224.0.0.0/24, ff02::/10)".to_string(),
+        );
     }
 }
 
@@ -201,7 +203,10 @@ mod tests {
     #[test]
     fn name_is_required() {
         let out = run(|e| object_meta(e, &meta(""), Scope::Namespaced, names::dns1123_label));
-        assert_eq!(out, "metadata.name: Required value: name or generateName is required");
+        assert_eq!(
+            out,
+            "metadata.name: Required value: name or generateName is required"
+        );
     }
 
     #[test]
@@ -217,7 +222,10 @@ mod tests {
             )
         );
         m.namespace = None;
-        assert_eq!(run(|e| object_meta(e, &m, Scope::Namespaced, names::dns1123_label)), "[]");
+        assert_eq!(
+            run(|e| object_meta(e, &m, Scope::Namespaced, names::dns1123_label)),
+            "[]"
+        );
     }
 
     #[test]
@@ -225,7 +233,10 @@ mod tests {
         let mut m = meta("x");
         m.namespace = Some("default".to_string());
         let out = run(|e| object_meta(e, &m, Scope::Cluster, names::dns1123_label));
-        assert_eq!(out, "metadata.namespace: Forbidden: not allowed on this type");
+        assert_eq!(
+            out,
+            "metadata.namespace: Forbidden: not allowed on this type"
+        );
     }
 
     #[test]
@@ -247,8 +258,12 @@ mod tests {
     #[test]
     fn annotation_keys_are_case_insensitive_qualified_names() {
         let mut m = meta("x");
-        m.annotations.insert("Example.COM/Key".to_string(), "anything at all".to_string());
-        assert_eq!(run(|e| object_meta(e, &m, Scope::Namespaced, names::dns1123_label)), "[]");
+        m.annotations
+            .insert("Example.COM/Key".to_string(), "anything at all".to_string());
+        assert_eq!(
+            run(|e| object_meta(e, &m, Scope::Namespaced, names::dns1123_label)),
+            "[]"
+        );
         m.annotations.insert("bad key".to_string(), String::new());
         let out = run(|e| object_meta(e, &m, Scope::Namespaced, names::dns1123_label));
         assert_eq!(
@@ -296,7 +311,10 @@ mod tests {
                 }
             })
         };
-        assert_eq!(check("0.0.0.0"), "x: Invalid value: \"0.0.0.0\": may not be unspecified (0.0.0.0)");
+        assert_eq!(
+            check("0.0.0.0"),
+            "x: Invalid value: \"0.0.0.0\": may not be unspecified (0.0.0.0)"
+        );
         assert_eq!(
             check("127.0.0.1"),
             "x: Invalid value: \"127.0.0.1\": may not be in the loopback range (127.0.0.0/8, ::1/128)"

@@ -11,7 +11,12 @@ use crate::selector::Selector;
 
 pub(super) fn validate(d: &Deployment) -> FieldErrors {
     let mut errs = FieldErrors::default();
-    common::object_meta(&mut errs, &d.metadata, Scope::Namespaced, names::dns1123_subdomain);
+    common::object_meta(
+        &mut errs,
+        &d.metadata,
+        Scope::Namespaced,
+        names::dns1123_subdomain,
+    );
     common::non_negative(&mut errs, "spec.replicas", d.spec.replicas);
     let selector = &d.spec.selector;
     let before = errs.0.len();
@@ -24,7 +29,11 @@ pub(super) fn validate(d: &Deployment) -> FieldErrors {
     if errs.0.len() == before {
         template_selected(&mut errs, d);
     }
-    common::labels(&mut errs, "spec.template.labels", &d.spec.template.metadata.labels);
+    common::labels(
+        &mut errs,
+        "spec.template.labels",
+        &d.spec.template.metadata.labels,
+    );
     errs
 }
 
@@ -64,7 +73,12 @@ fn requirement(errs: &mut FieldErrors, path: &str, req: &LabelSelectorRequiremen
             "not a valid selector operator",
         )),
     }
-    common::invalid_each(errs, &format!("{path}.key"), &req.key, names::qualified_name(&req.key));
+    common::invalid_each(
+        errs,
+        &format!("{path}.key"),
+        &req.key,
+        names::qualified_name(&req.key),
+    );
     for (i, value) in req.values.iter().enumerate() {
         let msgs = names::label_value(value);
         common::invalid_each(errs, &format!("{values_path}[{i}]"), value, msgs);
@@ -139,7 +153,7 @@ mod tests {
         d.spec.template.metadata.labels = labels(&[("app", "x")]);
         assert_eq!(
             validate(&d).to_string(),
-            r#"spec.template.metadata.labels: Invalid value: "map[string]string{\"app\":\"x\"}": `selector` does not match template `labels`"#
+            r#"spec.template.metadata.labels: Invalid value: map[string]string{"app":"x"}: `selector` does not match template `labels`"#
         );
     }
 
@@ -149,7 +163,7 @@ mod tests {
         d.spec.template.metadata.labels.clear();
         assert_eq!(
             validate(&d).to_string(),
-            r#"spec.template.metadata.labels: Invalid value: "map[string]string(nil)": `selector` does not match template `labels`"#
+            r#"spec.template.metadata.labels: Invalid value: map[string]string(nil): `selector` does not match template `labels`"#
         );
     }
 
@@ -202,7 +216,11 @@ spec.selector.matchExpressions[0].values[0]: Invalid value: \"_v\": {}]",
     #[test]
     fn template_labels_are_checked_where_kubernetes_reports_them() {
         let mut d = frontend();
-        d.spec.template.metadata.labels.insert("bad key".to_string(), "v".to_string());
+        d.spec
+            .template
+            .metadata
+            .labels
+            .insert("bad key".to_string(), "v".to_string());
         assert_eq!(
             validate(&d).to_string(),
             format!(

@@ -18,7 +18,12 @@ const MAX_PORTS: usize = 20000;
 
 pub(super) fn validate(s: &EndpointSlice) -> FieldErrors {
     let mut errs = FieldErrors::default();
-    common::object_meta(&mut errs, &s.metadata, Scope::Namespaced, names::dns1123_subdomain);
+    common::object_meta(
+        &mut errs,
+        &s.metadata,
+        Scope::Namespaced,
+        names::dns1123_subdomain,
+    );
     address_type(&mut errs, &s.address_type);
     endpoints(&mut errs, &s.endpoints, &s.address_type);
     ports(&mut errs, &s.ports);
@@ -40,7 +45,11 @@ fn too_many(errs: &mut FieldErrors, path: &str, count: usize, max: usize) -> boo
         return false;
     }
     let count = i64::try_from(count).unwrap_or(i64::MAX);
-    errs.push(FieldError::invalid(path, count, format!("must have at most {max} items")));
+    errs.push(FieldError::invalid(
+        path,
+        count,
+        format!("must have at most {max} items"),
+    ));
     true
 }
 
@@ -63,10 +72,20 @@ fn endpoints(errs: &mut FieldErrors, endpoints: &[Endpoint], ty: &str) {
             address_of_type(errs, &format!("{addresses_path}[{j}]"), address, ty);
         }
         if let Some(node) = &ep.node_name {
-            common::invalid_each(errs, &format!("{path}.nodeName"), node, names::dns1123_subdomain(node));
+            common::invalid_each(
+                errs,
+                &format!("{path}.nodeName"),
+                node,
+                names::dns1123_subdomain(node),
+            );
         }
         if let Some(host) = &ep.hostname {
-            common::invalid_each(errs, &format!("{path}.hostname"), host, names::dns1123_label(host));
+            common::invalid_each(
+                errs,
+                &format!("{path}.hostname"),
+                host,
+                names::dns1123_label(host),
+            );
         }
     }
 }
@@ -87,7 +106,11 @@ fn address_of_type(errs: &mut FieldErrors, path: &str, address: &str, ty: &str) 
 fn ipv6(errs: &mut FieldErrors, path: &str, address: &str) -> Option<IpAddr> {
     let parsed = address.parse::<std::net::Ipv6Addr>().ok();
     if parsed.is_none() {
-        errs.push(FieldError::invalid(path, address, "must be a valid IPv6 address"));
+        errs.push(FieldError::invalid(
+            path,
+            address,
+            "must be a valid IPv6 address",
+        ));
     }
     parsed.map(IpAddr::V6)
 }
@@ -124,7 +147,12 @@ fn ports(errs: &mut FieldErrors, ports: &[EndpointPort]) {
         let path = format!("ports[{i}]");
         let name = port.name.as_deref().unwrap_or("");
         if !name.is_empty() {
-            common::invalid_each(errs, &format!("{path}.name"), name, names::dns1123_label(name));
+            common::invalid_each(
+                errs,
+                &format!("{path}.name"),
+                name,
+                names::dns1123_label(name),
+            );
         }
         // Unnamed ports collide too: a slice may hold at most one.
         if !seen.insert(name) {
@@ -133,7 +161,11 @@ fn ports(errs: &mut FieldErrors, ports: &[EndpointPort]) {
         match port.protocol.as_deref() {
             None => errs.push(FieldError::required(format!("{path}.protocol"))),
             Some(p) if !common::PROTOCOLS.contains(&p) => {
-                errs.push(FieldError::not_supported(format!("{path}.protocol"), p, common::PROTOCOLS));
+                errs.push(FieldError::not_supported(
+                    format!("{path}.protocol"),
+                    p,
+                    common::PROTOCOLS,
+                ));
             }
             Some(_) => {}
         }
@@ -177,7 +209,10 @@ mod tests {
 
     #[test]
     fn typical_slice_validates_clean() {
-        assert_eq!(validate(&slice(&["10.244.1.5", "10.244.2.7"])), FieldErrors::default());
+        assert_eq!(
+            validate(&slice(&["10.244.1.5", "10.244.2.7"])),
+            FieldErrors::default()
+        );
     }
 
     #[test]
@@ -241,7 +276,9 @@ endpoints[0].addresses[2]: Invalid value: \"Bad_Name.com\": {}]",
             validate(&slice(&[])).to_string(),
             "endpoints[0].addresses: Required value: must contain at least 1 address"
         );
-        let many: Vec<String> = (0..101).map(|i| format!("10.0.{}.{}", i / 200, i % 200 + 1)).collect();
+        let many: Vec<String> = (0..101)
+            .map(|i| format!("10.0.{}.{}", i / 200, i % 200 + 1))
+            .collect();
         let refs: Vec<&str> = many.iter().map(String::as_str).collect();
         assert_eq!(
             validate(&slice(&refs)).to_string(),

@@ -9,6 +9,8 @@ use std::fmt;
 pub enum BadValue {
     Int(i64),
     Str(String),
+    /// Already rendered as Go's `%#v` would (maps, slices, structs).
+    Raw(String),
 }
 
 impl From<i32> for BadValue {
@@ -40,17 +42,30 @@ impl fmt::Display for BadValue {
         match self {
             BadValue::Int(n) => write!(f, "{n}"),
             BadValue::Str(s) => write!(f, "{s:?}"),
+            BadValue::Raw(s) => f.write_str(s),
         }
     }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reason {
-    Invalid { value: BadValue, detail: String },
-    Required { detail: Option<String> },
-    Duplicate { value: BadValue },
-    NotSupported { value: BadValue, supported: Vec<String> },
-    Forbidden { detail: String },
+    Invalid {
+        value: BadValue,
+        detail: String,
+    },
+    Required {
+        detail: Option<String>,
+    },
+    Duplicate {
+        value: BadValue,
+    },
+    NotSupported {
+        value: BadValue,
+        supported: Vec<String>,
+    },
+    Forbidden {
+        detail: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,7 +75,11 @@ pub struct FieldError {
 }
 
 impl FieldError {
-    pub fn invalid(path: impl Into<String>, value: impl Into<BadValue>, detail: impl Into<String>) -> Self {
+    pub fn invalid(
+        path: impl Into<String>,
+        value: impl Into<BadValue>,
+        detail: impl Into<String>,
+    ) -> Self {
         Self {
             path: path.into(),
             reason: Reason::Invalid {
@@ -95,7 +114,11 @@ impl FieldError {
         }
     }
 
-    pub fn not_supported(path: impl Into<String>, value: impl Into<BadValue>, supported: &[&str]) -> Self {
+    pub fn not_supported(
+        path: impl Into<String>,
+        value: impl Into<BadValue>,
+        supported: &[&str],
+    ) -> Self {
         Self {
             path: path.into(),
             reason: Reason::NotSupported {

@@ -6,12 +6,9 @@ use std::collections::BTreeMap;
 
 use super::field::BadValue;
 
-/// The one place a Go rendering becomes a bad value. `BadValue` only holds
-/// numbers and strings, and prints strings quoted, so until `field.rs` gains
-/// a verbatim variant these values appear inside quotes with their inner
-/// quotes escaped; switching the variant here fixes every caller.
+/// The one place a Go rendering becomes a bad value, printed verbatim.
 pub(super) fn value(rendered: String) -> BadValue {
-    BadValue::Str(rendered)
+    BadValue::Raw(rendered)
 }
 
 fn quote(s: &str) -> String {

@@ -195,7 +195,9 @@ pub(super) fn port_name(value: &str) -> Vec<String> {
         errs.push(max_len_error(PORT_NAME_MAX));
     }
     if b.is_empty() || !b.iter().all(|&c| is_lower_alnum(c) || c == b'-') {
-        errs.push("must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)".to_string());
+        errs.push(
+            "must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)".to_string(),
+        );
     }
     if !b.iter().any(u8::is_ascii_lowercase) {
         errs.push("must contain at least one letter (a-z)".to_string());
@@ -249,7 +251,9 @@ mod tests {
         assert!(dns1123_subdomain("example.com").is_empty());
         assert_eq!(
             dns1123_subdomain("Example.com"),
-            vec![r"a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"]
+            vec![
+                r"a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"
+            ]
         );
         assert_eq!(dns1123_subdomain("a..b").len(), 1);
         assert_eq!(
@@ -262,10 +266,7 @@ mod tests {
     fn qualified_name_prefix_and_name_parts() {
         assert!(qualified_name("kubernetes.io/service-name").is_empty());
         assert!(qualified_name("My_Name.1").is_empty());
-        assert_eq!(
-            qualified_name("/x"),
-            vec!["prefix part must be non-empty"]
-        );
+        assert_eq!(qualified_name("/x"), vec!["prefix part must be non-empty"]);
         assert_eq!(
             qualified_name("a/"),
             vec![
@@ -308,9 +309,18 @@ mod tests {
             port_name("Http"),
             vec!["must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)"]
         );
-        assert_eq!(port_name("8080"), vec!["must contain at least one letter (a-z)"]);
-        assert_eq!(port_name("a--b"), vec!["must not contain consecutive hyphens"]);
-        assert_eq!(port_name("-ab"), vec!["must not begin or end with a hyphen"]);
+        assert_eq!(
+            port_name("8080"),
+            vec!["must contain at least one letter (a-z)"]
+        );
+        assert_eq!(
+            port_name("a--b"),
+            vec!["must not contain consecutive hyphens"]
+        );
+        assert_eq!(
+            port_name("-ab"),
+            vec!["must not begin or end with a hyphen"]
+        );
         assert_eq!(
             port_name("abcdefghijklmnop"),
             vec!["must be no more than 15 characters"]

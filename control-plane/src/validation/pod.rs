@@ -19,7 +19,12 @@ pub(super) fn validate(pod: &Pod, old: Option<&Pod>) -> FieldErrors {
     if let Some(old) = old {
         node_unchanged(&mut errs, pod, old);
     }
-    common::object_meta(&mut errs, &pod.metadata, Scope::Namespaced, names::dns1123_subdomain);
+    common::object_meta(
+        &mut errs,
+        &pod.metadata,
+        Scope::Namespaced,
+        names::dns1123_subdomain,
+    );
     spec(&mut errs, &pod.spec);
     if let Some(ip) = non_empty(pod.status.pod_ip.as_deref()) {
         common::ipv4(&mut errs, "status.podIP", ip);
@@ -30,7 +35,9 @@ pub(super) fn validate(pod: &Pod, old: Option<&Pod>) -> FieldErrors {
 /// A pod's endpoints are programmed for its node (`Local` policies), so a
 /// bound pod cannot move; re-register it under a new name instead.
 fn node_unchanged(errs: &mut FieldErrors, new: &Pod, old: &Pod) {
-    let Some(old_node) = non_empty(old.spec.node_name.as_deref()) else { return };
+    let Some(old_node) = non_empty(old.spec.node_name.as_deref()) else {
+        return;
+    };
     let new_node = new.spec.node_name.as_deref().unwrap_or("");
     if new_node != old_node {
         errs.push(FieldError::invalid("spec.nodeName", new_node, IMMUTABLE));
@@ -115,7 +122,10 @@ fn readiness_probe(errs: &mut FieldErrors, path: &str, probe: &Probe) {
 /// Exactly one way to probe; the agent supports httpGet and tcpSocket.
 fn handler(errs: &mut FieldErrors, path: &str, probe: &Probe) {
     match (&probe.http_get, &probe.tcp_socket) {
-        (None, None) => errs.push(FieldError::required_because(path, "must specify a handler type")),
+        (None, None) => errs.push(FieldError::required_because(
+            path,
+            "must specify a handler type",
+        )),
         (Some(http), None) => http_get(errs, &format!("{path}.httpGet"), http),
         (None, Some(tcp)) => tcp_socket(errs, &format!("{path}.tcpSocket"), tcp),
         (Some(http), Some(_)) => {
@@ -135,7 +145,11 @@ fn http_get(errs: &mut FieldErrors, path: &str, action: &HttpGetAction) {
     common::port_number_or_name(errs, &format!("{path}.port"), Some(&action.port));
     let scheme = action.scheme.as_deref().unwrap_or("");
     if !SCHEMES.contains(&scheme) {
-        errs.push(FieldError::not_supported(format!("{path}.scheme"), scheme, SCHEMES));
+        errs.push(FieldError::not_supported(
+            format!("{path}.scheme"),
+            scheme,
+            SCHEMES,
+        ));
     }
 }
 

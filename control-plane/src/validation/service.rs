@@ -26,7 +26,12 @@ pub(super) fn validate(svc: &Service, old: Option<&Service>, cfg: &Config) -> Fi
     if let Some(old) = old {
         cluster_ip_unchanged(&mut errs, svc, old);
     }
-    common::object_meta(&mut errs, &svc.metadata, Scope::Namespaced, names::dns1035_label);
+    common::object_meta(
+        &mut errs,
+        &svc.metadata,
+        Scope::Namespaced,
+        names::dns1035_label,
+    );
     let spec = &svc.spec;
     let ty = spec.type_.as_deref().unwrap_or("");
     if spec.ports.is_empty() && !svc.is_headless() && ty != service_type::EXTERNAL_NAME {
@@ -84,10 +89,16 @@ fn type_specific(errs: &mut FieldErrors, svc: &Service, ty: &str) {
 fn external_name(errs: &mut FieldErrors, spec: &ServiceSpec) {
     const NOT_FOR_EXTERNAL_NAME: &str = "may not be set for ExternalName services";
     if non_empty(spec.cluster_ip.as_deref()).is_some() {
-        errs.push(FieldError::forbidden("spec.clusterIP", NOT_FOR_EXTERNAL_NAME));
+        errs.push(FieldError::forbidden(
+            "spec.clusterIP",
+            NOT_FOR_EXTERNAL_NAME,
+        ));
     }
     if !spec.cluster_ips.is_empty() {
-        errs.push(FieldError::forbidden("spec.clusterIPs", NOT_FOR_EXTERNAL_NAME));
+        errs.push(FieldError::forbidden(
+            "spec.clusterIPs",
+            NOT_FOR_EXTERNAL_NAME,
+        ));
     }
     // A trailing dot marks the CNAME target as fully qualified.
     let name = spec.external_name.as_deref().unwrap_or("");
@@ -108,14 +119,23 @@ fn ports(errs: &mut FieldErrors, ports: &[ServicePort]) {
         if name.is_empty() && ports.len() > 1 {
             errs.push(FieldError::required(format!("{path}.name")));
         } else if !name.is_empty() {
-            common::invalid_each(errs, &format!("{path}.name"), name, names::dns1123_label(name));
+            common::invalid_each(
+                errs,
+                &format!("{path}.name"),
+                name,
+                names::dns1123_label(name),
+            );
             if !seen_names.insert(name) {
                 errs.push(FieldError::duplicate(format!("{path}.name"), name));
             }
         }
         common::port_number(errs, &format!("{path}.port"), port.port);
         common::protocol(errs, &format!("{path}.protocol"), port.protocol.as_deref());
-        common::port_number_or_name(errs, &format!("{path}.targetPort"), port.target_port.as_ref());
+        common::port_number_or_name(
+            errs,
+            &format!("{path}.targetPort"),
+            port.target_port.as_ref(),
+        );
         if let Some(app) = &port.app_protocol {
             let msgs = names::qualified_name(app);
             common::invalid_each(errs, &format!("{path}.appProtocol"), app, msgs);
@@ -148,7 +168,10 @@ fn client_ip_timeout(errs: &mut FieldErrors, spec: &ServiceSpec) {
         return;
     };
     let Some(client_ip) = &config.client_ip else {
-        errs.push(FieldError::required_because(format!("{path}.clientIP"), WHEN));
+        errs.push(FieldError::required_because(
+            format!("{path}.clientIP"),
+            WHEN,
+        ));
         return;
     };
     let path = format!("{path}.clientIP.timeoutSeconds");
@@ -171,7 +194,9 @@ fn cluster_ip(errs: &mut FieldErrors, spec: &ServiceSpec, cfg: &Config) {
     match requested {
         None | Some("None") => {}
         Some(value) => {
-            let Some(ip) = common::ip(errs, path, value) else { return };
+            let Some(ip) = common::ip(errs, path, value) else {
+                return;
+            };
             if !in_service_range(ip, cfg) {
                 errs.push(FieldError::invalid(
                     path,
@@ -212,7 +237,11 @@ fn cluster_ips(errs: &mut FieldErrors, ips: &[String], primary: Option<&str>) {
         )),
         _ => {}
     }
-    for (i, ip) in ips.iter().enumerate().filter(|(i, ip)| *i > 0 || ip.as_str() != "None") {
+    for (i, ip) in ips
+        .iter()
+        .enumerate()
+        .filter(|(i, ip)| *i > 0 || ip.as_str() != "None")
+    {
         common::ip(errs, &format!("{path}[{i}]"), ip);
     }
 }
@@ -239,7 +268,9 @@ fn service_type(errs: &mut FieldErrors, ty: &str) {
 fn node_ports(errs: &mut FieldErrors, ports: &[ServicePort], ty: &str, cfg: &Config) {
     let mut seen = BTreeSet::new();
     for (i, port) in ports.iter().enumerate() {
-        let Some(np) = port.node_port.filter(|np| *np != 0) else { continue };
+        let Some(np) = port.node_port.filter(|np| *np != 0) else {
+            continue;
+        };
         let path = format!("spec.ports[{i}].nodePort");
         match ty {
             service_type::CLUSTER_IP | service_type::EXTERNAL_NAME => {
@@ -280,7 +311,10 @@ fn duplicate_ports(errs: &mut FieldErrors, ports: &[ServicePort]) {
         let protocol = port.protocol.as_deref().unwrap_or("");
         if !seen.insert((protocol, port.port)) {
             let key = golang::service_port_key(protocol, port.port);
-            errs.push(FieldError::duplicate(format!("spec.ports[{i}]"), golang::value(key)));
+            errs.push(FieldError::duplicate(
+                format!("spec.ports[{i}]"),
+                golang::value(key),
+            ));
         }
     }
 }
@@ -336,7 +370,9 @@ fn external_traffic_policy(errs: &mut FieldErrors, spec: &ServiceSpec, ty: &str)
 
 /// Allocated by the allocator when needed; a given one must fit the policy.
 fn health_check_node_port(errs: &mut FieldErrors, spec: &ServiceSpec, ty: &str, policy: &str) {
-    let Some(port) = spec.health_check_node_port.filter(|p| *p != 0) else { return };
+    let Some(port) = spec.health_check_node_port.filter(|p| *p != 0) else {
+        return;
+    };
     let path = "spec.healthCheckNodePort";
     if ty == service_type::LOAD_BALANCER && policy == "Local" {
         common::port_number(errs, path, port);

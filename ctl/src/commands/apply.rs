@@ -35,7 +35,10 @@ pub fn with_namespace(m: Manifest, namespace: &str) -> serde_json::Value {
     let mut value = m.value;
     if m.kind.is_namespaced() {
         if let Some(meta) = value.get_mut("metadata").and_then(|v| v.as_object_mut()) {
-            let missing = meta.get("namespace").and_then(|v| v.as_str()).is_none_or(str::is_empty);
+            let missing = meta
+                .get("namespace")
+                .and_then(|v| v.as_str())
+                .is_none_or(str::is_empty);
             if missing {
                 meta.insert("namespace".to_string(), namespace.into());
             }

@@ -4,13 +4,19 @@
 use std::collections::BTreeMap;
 
 use anyhow::{bail, Context};
-use switchyard_api::resources::{IntOrString, Namespace, Object, ObjectMeta, Service, ServicePort};
+use switchyard_api::resources::{
+    IntOrString, Namespace, Object, ObjectMeta, Service, ServicePort, ServiceSpec,
+};
 
 use super::qualified_name;
 use crate::cli::{CreateCommand, CreateService};
 use crate::client::Client;
 
-pub async fn run(client: &mut Client, namespace: &str, cmd: &CreateCommand) -> anyhow::Result<bool> {
+pub async fn run(
+    client: &mut Client,
+    namespace: &str,
+    cmd: &CreateCommand,
+) -> anyhow::Result<bool> {
     let obj = match cmd {
         CreateCommand::Namespace { name } => Object::Namespace(Namespace {
             metadata: ObjectMeta {
@@ -22,7 +28,9 @@ pub async fn run(client: &mut Client, namespace: &str, cmd: &CreateCommand) -> a
         CreateCommand::Service(which) => Object::Service(service(namespace, which)?),
     };
     let kind = obj.kind();
-    let (created, _) = client.apply(kind, obj.with_type_meta().to_json(), true).await?;
+    let (created, _) = client
+        .apply(kind, obj.with_type_meta().to_json(), true)
+        .await?;
     println!("{} created", qualified_name(&created));
     Ok(true)
 }
@@ -34,7 +42,11 @@ fn service(namespace: &str, which: &CreateService) -> anyhow::Result<Service> {
         CreateService::Loadbalancer(a) => ("LoadBalancer", a),
         CreateService::Externalname(a) => ("ExternalName", a),
     };
-    let mut ports = args.tcp.iter().map(|spec| port(spec)).collect::<anyhow::Result<Vec<_>>>()?;
+    let mut ports = args
+        .tcp
+        .iter()
+        .map(|spec| port(spec))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     if let Some(np) = args.node_port {
         match ports.as_mut_slice() {
             [only] => only.node_port = Some(np),
@@ -45,26 +57,34 @@ fn service(namespace: &str, which: &CreateService) -> anyhow::Result<Service> {
     if external && args.external_name.is_none() {
         bail!("--external-name is required for an ExternalName service");
     }
-    let labels: BTreeMap<String, String> = [("app".to_string(), args.name.clone())].into_iter().collect();
-    let mut svc = Service::default();
-    svc.metadata = ObjectMeta {
-        name: args.name.clone(),
-        namespace: Some(namespace.to_string()),
-        labels: labels.clone(),
+    let labels: BTreeMap<String, String> = [("app".to_string(), args.name.clone())]
+        .into_iter()
+        .collect();
+    Ok(Service {
+        metadata: ObjectMeta {
+            name: args.name.clone(),
+            namespace: Some(namespace.to_string()),
+            labels: labels.clone(),
+            ..Default::default()
+        },
+        spec: ServiceSpec {
+            type_: Some(type_.to_string()),
+            ports,
+            selector: (!external).then_some(labels),
+            cluster_ip: args.clusterip.clone(),
+            external_name: args.external_name.clone(),
+            ..Default::default()
+        },
         ..Default::default()
-    };
-    svc.spec.type_ = Some(type_.to_string());
-    svc.spec.ports = ports;
-    svc.spec.selector = (!external).then_some(labels);
-    svc.spec.cluster_ip = args.clusterip.clone();
-    svc.spec.external_name = args.external_name.clone();
-    Ok(svc)
+    })
 }
 
 /// `--tcp=80:5000` → a port named `80-5000`, as kubectl names them.
 fn port(spec: &str) -> anyhow::Result<ServicePort> {
     let (port, target) = spec.split_once(':').unwrap_or((spec, spec));
-    let number: i32 = port.parse().with_context(|| format!("invalid --tcp port {spec:?}"))?;
+    let number: i32 = port
+        .parse()
+        .with_context(|| format!("invalid --tcp port {spec:?}"))?;
     let target = match target.parse::<i32>() {
         Ok(n) => IntOrString::Int(n),
         Err(_) => IntOrString::String(target.to_string()),
@@ -106,6 +126,9 @@ mod tests {
         let svc = service("default", &CreateService::Nodeport(args)).unwrap();
         assert_eq!(svc.spec.type_.as_deref(), Some("NodePort"));
         assert_eq!(svc.spec.ports[0].node_port, Some(32233));
-        assert_eq!(svc.spec.selector.unwrap().get("app").map(String::as_str), Some("web"));
+        assert_eq!(
+            svc.spec.selector.unwrap().get("app").map(String::as_str),
+            Some("web")
+        );
     }
 }

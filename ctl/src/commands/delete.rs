@@ -29,8 +29,15 @@ fn targets(namespace: &str, args: &DeleteArgs) -> anyhow::Result<Vec<(Kind, Stri
             .into_iter()
             .map(|m| {
                 let meta = m.value.get("metadata");
-                let field = |f: &str| meta.and_then(|v| v.get(f)).and_then(|v| v.as_str()).unwrap_or_default().to_string();
-                let ns = Some(field("namespace")).filter(|s| !s.is_empty()).unwrap_or_else(|| namespace.to_string());
+                let field = |f: &str| {
+                    meta.and_then(|v| v.get(f))
+                        .and_then(|v| v.as_str())
+                        .unwrap_or_default()
+                        .to_string()
+                };
+                let ns = Some(field("namespace"))
+                    .filter(|s| !s.is_empty())
+                    .unwrap_or_else(|| namespace.to_string());
                 (m.kind, ns, field("name"))
             })
             .collect());

@@ -6,7 +6,11 @@ use crate::cli::DescribeArgs;
 use crate::client::{Client, Scope};
 use crate::output::{describe_deployment, describe_pod, describe_service};
 
-pub async fn run(client: &mut Client, namespace: &str, args: &DescribeArgs) -> anyhow::Result<bool> {
+pub async fn run(
+    client: &mut Client,
+    namespace: &str,
+    args: &DescribeArgs,
+) -> anyhow::Result<bool> {
     let (kind, name) = match (super::split_kind_name(&args.kind), &args.name) {
         (Some((k, n)), None) => (parse_kind(k)?, Some(n.to_string())),
         (_, name) => (parse_kind(&args.kind)?, name.clone()),

@@ -3,7 +3,9 @@
 use std::collections::BTreeMap;
 
 use anyhow::bail;
-use switchyard_api::resources::{IntOrString, Kind, Object, ObjectMeta, Service, ServicePort};
+use switchyard_api::resources::{
+    IntOrString, Kind, Object, ObjectMeta, Service, ServicePort, ServiceSpec,
+};
 
 use super::{parse_kind, split_kind_name};
 use crate::cli::ExposeArgs;
@@ -19,7 +21,11 @@ pub async fn run(client: &mut Client, namespace: &str, args: &ExposeArgs) -> any
     let (selector, labels) = selector_of(&source)?;
     let svc = service(namespace, args, &name, selector, labels)?;
     let (created, _) = client
-        .apply(Kind::Service, Object::Service(svc).with_type_meta().to_json(), true)
+        .apply(
+            Kind::Service,
+            Object::Service(svc).with_type_meta().to_json(),
+            true,
+        )
         .await?;
     println!("service/{} exposed", created.name());
     Ok(true)
@@ -34,7 +40,10 @@ fn selector_of(obj: &Object) -> anyhow::Result<(LabelMap, LabelMap)> {
             if !d.spec.selector.match_expressions.is_empty() {
                 bail!("couldn't retrieve selectors via --selector flag or introspection: the deployment's selector uses matchExpressions, which a Service cannot express");
             }
-            Ok((d.spec.selector.match_labels.clone(), d.metadata.labels.clone()))
+            Ok((
+                d.spec.selector.match_labels.clone(),
+                d.metadata.labels.clone(),
+            ))
         }
         Object::Pod(p) if p.metadata.labels.is_empty() => {
             bail!("couldn't retrieve selectors via --selector flag or introspection: the pod has no labels and cannot be exposed")
@@ -44,7 +53,13 @@ fn selector_of(obj: &Object) -> anyhow::Result<(LabelMap, LabelMap)> {
     }
 }
 
-fn service(namespace: &str, args: &ExposeArgs, source_name: &str, selector: LabelMap, labels: LabelMap) -> anyhow::Result<Service> {
+fn service(
+    namespace: &str,
+    args: &ExposeArgs,
+    source_name: &str,
+    selector: LabelMap,
+    labels: LabelMap,
+) -> anyhow::Result<Service> {
     let target = match &args.target_port {
         None => IntOrString::Int(args.port),
         Some(t) => match t.parse::<i32>() {
@@ -54,26 +69,36 @@ fn service(namespace: &str, args: &ExposeArgs, source_name: &str, selector: Labe
     };
     let protocol = args.protocol.to_ascii_uppercase();
     if !["TCP", "UDP", "SCTP"].contains(&protocol.as_str()) {
-        bail!("invalid --protocol {:?}: must be TCP, UDP or SCTP", args.protocol);
+        bail!(
+            "invalid --protocol {:?}: must be TCP, UDP or SCTP",
+            args.protocol
+        );
     }
-    let name = args.service_name.clone().unwrap_or_else(|| source_name.to_string());
-    let mut svc = Service::default();
-    svc.metadata = ObjectMeta {
-        name,
-        namespace: Some(namespace.to_string()),
-        labels,
+    let name = args
+        .service_name
+        .clone()
+        .unwrap_or_else(|| source_name.to_string());
+    Ok(Service {
+        metadata: ObjectMeta {
+            name,
+            namespace: Some(namespace.to_string()),
+            labels,
+            ..Default::default()
+        },
+        spec: ServiceSpec {
+            selector: Some(selector),
+            type_: args.type_.clone(),
+            cluster_ip: args.cluster_ip.clone(),
+            external_ips: args.external_ip.clone(),
+            ports: vec![ServicePort {
+                name: args.port_name.clone(),
+                protocol: Some(protocol),
+                port: args.port,
+                target_port: Some(target),
+                ..Default::default()
+            }],
+            ..Default::default()
+        },
         ..Default::default()
-    };
-    svc.spec.selector = Some(selector);
-    svc.spec.type_ = args.type_.clone();
-    svc.spec.cluster_ip = args.cluster_ip.clone();
-    svc.spec.external_ips = args.external_ip.clone();
-    svc.spec.ports = vec![ServicePort {
-        name: args.port_name.clone(),
-        protocol: Some(protocol),
-        port: args.port,
-        target_port: Some(target),
-        ..Default::default()
-    }];
-    Ok(svc)
+    })
 }

@@ -30,7 +30,11 @@ fn requests(args: &GetArgs) -> anyhow::Result<Vec<(Target, Vec<String>)>> {
         let all = std::iter::once(&args.kinds).chain(&args.names);
         return all
             .map(|a| {
-                let (k, n) = split_kind_name(a).ok_or_else(|| anyhow::anyhow!("arguments in resource/name form must have a single resource and name"))?;
+                let (k, n) = split_kind_name(a).ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "arguments in resource/name form must have a single resource and name"
+                    )
+                })?;
                 Ok((parse_target(k)?, vec![n.to_string()]))
             })
             .collect();
@@ -56,24 +60,53 @@ pub async fn run(client: &mut Client, namespace: &str, args: &GetArgs) -> anyhow
         return watch(client, *kind, names, &scope, args).await;
     }
     let several_kinds = requests.len() > 1;
+    let structured = matches!(args.output, Some(OutputFormat::Yaml | OutputFormat::Json));
     let mut ok = true;
-    let mut out = Vec::new();
+    let mut tables = Vec::new();
+    let mut documents = Vec::new();
     let mut found = 0;
     for (target, names) in &requests {
-        let (objects, revision_ok) = fetch(client, *target, names, &scope).await?;
-        ok &= revision_ok;
+        let (objects, all_found) = fetch(client, *target, names, &scope).await?;
+        ok &= all_found;
         found += objects.len();
-        let text = render(client, *target, &objects, &scope, args, several_kinds).await?;
-        if !text.is_empty() {
-            out.push(text);
+        if objects.is_empty() {
+            continue;
+        }
+        if structured {
+            documents.extend(as_documents(client, *target, objects, &scope).await?);
+        } else {
+            tables.push(render(client, *target, &objects, &scope, args, several_kinds).await?);
         }
     }
-    let separator = if matches!(args.output, Some(OutputFormat::Yaml | OutputFormat::Json)) { "" } else { "\n" };
-    print!("{}", out.join(separator));
+    if structured && !documents.is_empty() {
+        // kubectl prints a bare object only for one object asked for by name.
+        let as_list = !matches!(requests.as_slice(), [(_, names)] if names.len() == 1);
+        let text = match args.output {
+            Some(OutputFormat::Yaml) => to_yaml(&documents, as_list)?,
+            _ => to_json(&documents, as_list)?,
+        };
+        print!("{text}");
+    }
+    print!("{}", tables.join("\n"));
     if found == 0 && ok && requests.iter().all(|(_, n)| n.is_empty()) {
         eprintln!("{}", no_resources(&scope));
     }
     Ok(ok)
+}
+
+/// What `-o yaml|json` shows: the objects, or for the Endpoints view the
+/// EndpointSlices behind it.
+async fn as_documents(
+    client: &mut Client,
+    target: Target,
+    objects: Vec<Object>,
+    scope: &Scope,
+) -> anyhow::Result<Vec<Object>> {
+    if target != Target::Endpoints {
+        return Ok(objects);
+    }
+    let slices = slices_for(client, &objects, scope).await?;
+    Ok(slices.into_iter().map(Object::EndpointSlice).collect())
 }
 
 fn no_resources(scope: &Scope) -> String {
@@ -85,7 +118,12 @@ fn no_resources(scope: &Scope) -> String {
 }
 
 /// The objects to show: Services for the Endpoints view, whose rows derive from them.
-async fn fetch(client: &mut Client, target: Target, names: &[String], scope: &Scope) -> anyhow::Result<(Vec<Object>, bool)> {
+async fn fetch(
+    client: &mut Client,
+    target: Target,
+    names: &[String],
+    scope: &Scope,
+) -> anyhow::Result<(Vec<Object>, bool)> {
     let kind = match target {
         Target::Stored(k) => k,
         Target::Endpoints => Kind::Service,
@@ -101,7 +139,11 @@ async fn fetch(client: &mut Client, target: Target, names: &[String], scope: &Sc
             Err(e) => {
                 let msg = e.to_string();
                 // The Endpoints view is named after the Service it shows.
-                let msg = if target == Target::Endpoints { msg.replace("services \"", "endpoints \"") } else { msg };
+                let msg = if target == Target::Endpoints {
+                    msg.replace("services \"", "endpoints \"")
+                } else {
+                    msg
+                };
                 eprintln!("{msg}");
                 ok = false;
             }
@@ -118,9 +160,6 @@ async fn render(
     args: &GetArgs,
     several_kinds: bool,
 ) -> anyhow::Result<String> {
-    if objects.is_empty() {
-        return Ok(String::new());
-    }
     let opts = TableOptions {
         wide: args.output == Some(OutputFormat::Wide),
         all_namespaces: args.all_namespaces,
@@ -130,17 +169,19 @@ async fn render(
     let now = Utc::now();
     if target == Target::Endpoints {
         let slices = slices_for(client, objects, scope).await?;
-        return match args.output {
-            Some(OutputFormat::Yaml) => Ok(to_yaml(&slices.into_iter().map(Object::EndpointSlice).collect::<Vec<_>>())?),
-            Some(OutputFormat::Json) => Ok(to_json(&slices.into_iter().map(Object::EndpointSlice).collect::<Vec<_>>())?),
-            Some(OutputFormat::Name) => Ok(objects.iter().map(|o| format!("endpoints/{}\n", o.name())).collect()),
-            _ => Ok(print_endpoints(&services(objects), &slices, &opts, now)),
-        };
+        return Ok(match args.output {
+            Some(OutputFormat::Name) => objects
+                .iter()
+                .map(|o| format!("endpoints/{}\n", o.name()))
+                .collect(),
+            _ => print_endpoints(&services(objects), &slices, &opts, now),
+        });
     }
     Ok(match args.output {
-        Some(OutputFormat::Yaml) => to_yaml(objects)?,
-        Some(OutputFormat::Json) => to_json(objects)?,
-        Some(OutputFormat::Name) => objects.iter().map(|o| format!("{}\n", qualified_name(o))).collect(),
+        Some(OutputFormat::Name) => objects
+            .iter()
+            .map(|o| format!("{}\n", qualified_name(o)))
+            .collect(),
         _ => print_table(objects, &opts, now),
     })
 }
@@ -155,7 +196,11 @@ fn services(objects: &[Object]) -> Vec<Service> {
         .collect()
 }
 
-async fn slices_for(client: &mut Client, services: &[Object], scope: &Scope) -> anyhow::Result<Vec<EndpointSlice>> {
+async fn slices_for(
+    client: &mut Client,
+    services: &[Object],
+    scope: &Scope,
+) -> anyhow::Result<Vec<EndpointSlice>> {
     let all = Scope {
         selector: String::new(),
         ..scope.clone()
@@ -168,15 +213,22 @@ async fn slices_for(client: &mut Client, services: &[Object], scope: &Scope) -> 
             _ => None,
         })
         .filter(|s| {
-            services
-                .iter()
-                .any(|svc| svc.namespace() == s.metadata.namespace.as_deref().unwrap_or("") && s.service_name() == Some(svc.name()))
+            services.iter().any(|svc| {
+                svc.namespace() == s.metadata.namespace.as_deref().unwrap_or("")
+                    && s.service_name() == Some(svc.name())
+            })
         })
         .collect())
 }
 
 /// Lists, prints, then follows changes until interrupted.
-async fn watch(client: &mut Client, kind: Kind, names: &[String], scope: &Scope, args: &GetArgs) -> anyhow::Result<bool> {
+async fn watch(
+    client: &mut Client,
+    kind: Kind,
+    names: &[String],
+    scope: &Scope,
+    args: &GetArgs,
+) -> anyhow::Result<bool> {
     let opts = TableOptions {
         wide: args.output == Some(OutputFormat::Wide),
         all_namespaces: args.all_namespaces,
@@ -189,7 +241,11 @@ async fn watch(client: &mut Client, kind: Kind, names: &[String], scope: &Scope,
     let mut printer = WatchPrinter::new(opts);
     print_flush(&printer.print(&objects, Utc::now()));
     let mut stream = client.watch(kind, scope, revision).await?;
-    while let Some(event) = stream.message().await.map_err(crate::client::ClientError::Server)? {
+    while let Some(event) = stream
+        .message()
+        .await
+        .map_err(crate::client::ClientError::Server)?
+    {
         if let Some(obj) = event_object(&event)? {
             if wanted(&obj) {
                 print_flush(&printer.print(&[obj], Utc::now()));

@@ -18,7 +18,8 @@ pub fn qualified_name(obj: &Object) -> String {
 
 /// Splits `KIND/NAME`.
 pub fn split_kind_name(s: &str) -> Option<(&str, &str)> {
-    s.split_once('/').filter(|(k, n)| !k.is_empty() && !n.is_empty())
+    s.split_once('/')
+        .filter(|(k, n)| !k.is_empty() && !n.is_empty())
 }
 
 pub fn parse_kind(s: &str) -> anyhow::Result<Kind> {

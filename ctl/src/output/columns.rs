@@ -21,10 +21,7 @@ pub(super) fn header(kind: Kind, wide: bool) -> Vec<&'static str> {
             vec!["TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"],
             &["SELECTOR"],
         ),
-        Kind::Pod => (
-            vec!["READY", "STATUS", "RESTARTS", "AGE"],
-            &["IP", "NODE"],
-        ),
+        Kind::Pod => (vec!["READY", "STATUS", "RESTARTS", "AGE"], &["IP", "NODE"]),
         Kind::Deployment => (
             vec!["READY", "UP-TO-DATE", "AVAILABLE", "AGE"],
             &["SELECTOR"],
@@ -81,7 +78,11 @@ fn service_cells(svc: &Service, wide: bool) -> Vec<String> {
 
 /// The first cluster IP: `None` for headless services, `<none>` for ExternalName.
 fn cluster_ip(svc: &Service) -> String {
-    let ip = svc.spec.cluster_ips.first().or(svc.spec.cluster_ip.as_ref());
+    let ip = svc
+        .spec
+        .cluster_ips
+        .first()
+        .or(svc.spec.cluster_ip.as_ref());
     or_none(ip.map(String::as_str))
 }
 
@@ -109,7 +110,11 @@ fn external_ip(svc: &Service, wide: bool) -> String {
 fn load_balancer_addresses(svc: &Service, wide: bool) -> Vec<String> {
     let ingress = svc.status.load_balancer.iter().flat_map(|lb| &lb.ingress);
     let mut addresses: Vec<&str> = ingress
-        .filter_map(|i| i.ip.as_deref().filter(|ip| !ip.is_empty()).or(i.hostname.as_deref()))
+        .filter_map(|i| {
+            i.ip.as_deref()
+                .filter(|ip| !ip.is_empty())
+                .or(i.hostname.as_deref())
+        })
         .filter(|address| !address.is_empty())
         .collect();
     addresses.sort_unstable();
@@ -164,12 +169,18 @@ fn deployment_cells(deploy: &Deployment) -> Vec<String> {
 }
 
 fn endpoint_slice_cells(slice: &EndpointSlice) -> Vec<String> {
-    let ports = slice.ports.iter().map(|port| match (port.port, &port.name) {
-        (Some(number), _) => number.to_string(),
-        (None, Some(name)) => name.clone(),
-        (None, None) => "*".to_string(),
-    });
-    let addresses = slice.endpoints.iter().flat_map(|e| e.addresses.iter().cloned());
+    let ports = slice
+        .ports
+        .iter()
+        .map(|port| match (port.port, &port.name) {
+            (Some(number), _) => number.to_string(),
+            (None, Some(name)) => name.clone(),
+            (None, None) => "*".to_string(),
+        });
+    let addresses = slice
+        .endpoints
+        .iter()
+        .flat_map(|e| e.addresses.iter().cloned());
     vec![
         slice.address_type.clone(),
         truncated_list(ports).unwrap_or_else(unset),
@@ -184,7 +195,11 @@ fn namespace_cells(ns: &Namespace) -> Vec<String> {
 
 fn node_cells(node: &Node) -> Vec<String> {
     let status = &node.status;
-    let addresses: Vec<&str> = status.addresses.iter().map(|a| a.address.as_str()).collect();
+    let addresses: Vec<&str> = status
+        .addresses
+        .iter()
+        .map(|a| a.address.as_str())
+        .collect();
     let version = status.applied_version.map(|v| v.to_string());
     vec![
         or_none(Some(addresses.join(",").as_str())),
@@ -275,5 +290,6 @@ fn unset() -> String {
 
 /// The text, or `<none>` when missing or empty.
 pub(super) fn or_none(text: Option<&str>) -> String {
-    text.filter(|t| !t.is_empty()).map_or_else(none, str::to_string)
+    text.filter(|t| !t.is_empty())
+        .map_or_else(none, str::to_string)
 }

@@ -115,7 +115,12 @@ fn created(meta: &ObjectMeta) -> String {
 
 fn cluster_ips(svc: &Service) -> Vec<String> {
     if svc.spec.cluster_ips.is_empty() {
-        svc.spec.cluster_ip.iter().filter(|ip| !ip.is_empty()).cloned().collect()
+        svc.spec
+            .cluster_ip
+            .iter()
+            .filter(|ip| !ip.is_empty())
+            .cloned()
+            .collect()
     } else {
         svc.spec.cluster_ips.clone()
     }
@@ -124,7 +129,11 @@ fn cluster_ips(svc: &Service) -> Vec<String> {
 fn load_balancer_ingress(svc: &Service) -> Vec<String> {
     let ingress = svc.status.load_balancer.iter().flat_map(|lb| &lb.ingress);
     ingress
-        .map(|i| i.ip.clone().filter(|ip| !ip.is_empty()).or_else(|| i.hostname.clone()))
+        .map(|i| {
+            i.ip.clone()
+                .filter(|ip| !ip.is_empty())
+                .or_else(|| i.hostname.clone())
+        })
         .map(Option::unwrap_or_default)
         .collect()
 }
@@ -148,7 +157,11 @@ fn annotation_lines(annotations: &BTreeMap<String, String>) -> Vec<String> {
         let value = value.strip_suffix('\n').unwrap_or(value);
         if value.len() + key.len() + 2 > MAX_ANNOTATION_LEN || value.contains('\n') {
             lines.push(format!("{key}:"));
-            lines.extend(value.split('\n').map(|l| shorten(l, MAX_ANNOTATION_LEN - 2)));
+            lines.extend(
+                value
+                    .split('\n')
+                    .map(|l| shorten(l, MAX_ANNOTATION_LEN - 2)),
+            );
         } else {
             lines.push(format!("{key}: {value}"));
         }
@@ -175,7 +188,11 @@ fn describe_probe(probe: &Probe) -> String {
         probe.failure_threshold.unwrap_or(3),
     );
     if let Some(http) = &probe.http_get {
-        let scheme = http.scheme.as_deref().unwrap_or("HTTP").to_ascii_lowercase();
+        let scheme = http
+            .scheme
+            .as_deref()
+            .unwrap_or("HTTP")
+            .to_ascii_lowercase();
         let path = http.path.as_deref().unwrap_or_default();
         return format!("http-get {scheme}://:{}{path} {attrs}", http.port);
     }
@@ -219,7 +236,11 @@ impl Describe {
 
     fn meta_named(&mut self, meta: &ObjectMeta, with_labels: bool) {
         self.field(0, "Name", &meta.name);
-        self.field(0, "Namespace", meta.namespace.as_deref().unwrap_or_default());
+        self.field(
+            0,
+            "Namespace",
+            meta.namespace.as_deref().unwrap_or_default(),
+        );
         if with_labels {
             self.labels_and_annotations(meta);
         }
@@ -247,7 +268,10 @@ impl Describe {
         let name = port.name.as_deref().unwrap_or_default();
         let shown = if name.is_empty() { "<unset>" } else { name };
         self.field(0, "Port", format!("{shown}\t{}/{protocol}", port.port));
-        let target = port.target_port.clone().unwrap_or(IntOrString::Int(port.port));
+        let target = port
+            .target_port
+            .clone()
+            .unwrap_or(IntOrString::Int(port.port));
         self.field(0, "TargetPort", format!("{target}/{protocol}"));
         if let Some(node_port) = port.node_port.filter(|p| *p > 0) {
             self.field(0, "NodePort", format!("{shown}\t{node_port}/{protocol}"));

@@ -48,7 +48,13 @@ pub fn print_endpoints(
     let mut lines = Vec::new();
     if !opts.no_headers {
         let titles = vec!["ENDPOINTS".to_string(), "AGE".to_string()];
-        lines.push(decorate(kind, opts, "NAMESPACE".into(), "NAME".into(), titles));
+        lines.push(decorate(
+            kind,
+            opts,
+            "NAMESPACE".into(),
+            "NAME".into(),
+            titles,
+        ));
     }
     for row in endpoints_rows(services, slices) {
         let name = if opts.with_kind_prefix {

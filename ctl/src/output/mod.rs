@@ -31,23 +31,24 @@ pub enum OutputError {
     Json(#[from] serde_json::Error),
 }
 
-/// `-o yaml`: one object as itself, several as a `v1` `List`. Keys are sorted,
-/// as kubectl's YAML (converted from JSON maps) has them.
-pub fn to_yaml(objects: &[Object]) -> Result<String, OutputError> {
+/// `-o yaml`: a single object as itself when one was asked for by name
+/// (`as_list == false`), anything else as a `v1` `List`, as kubectl does.
+/// Keys are sorted, as kubectl's YAML (converted from JSON maps) has them.
+pub fn to_yaml(objects: &[Object], as_list: bool) -> Result<String, OutputError> {
     let mut value = match objects {
-        [object] => typed(object).to_value(),
+        [object] if !as_list => typed(object).to_value(),
         _ => list(objects.iter().map(|o| typed(o).to_value()).collect()),
     };
     value.sort_all_objects();
     Ok(serde_saphyr::to_string(&value)?)
 }
 
-/// `-o json`: one object as itself, several as a `v1` `List`; four-space
-/// indents and fields in API order, as kubectl prints them.
-pub fn to_json(objects: &[Object]) -> Result<String, OutputError> {
+/// `-o json`: shaped as [`to_yaml`]; four-space indents and fields in API
+/// order, as kubectl prints them.
+pub fn to_json(objects: &[Object], as_list: bool) -> Result<String, OutputError> {
     let typed: Vec<Object> = objects.iter().map(typed).collect();
     let text = match typed.as_slice() {
-        [object] => pretty_json(&Typed(object))?,
+        [object] if !as_list => pretty_json(&Typed(object))?,
         _ => pretty_json(&TypedList {
             api_version: "v1",
             items: typed.iter().map(Typed).collect(),
@@ -77,7 +78,9 @@ fn list(items: Vec<Value>) -> Value {
 fn pretty_json<T: Serialize>(value: &T) -> Result<String, serde_json::Error> {
     let mut out = Vec::new();
     let formatter = serde_json::ser::PrettyFormatter::with_indent(b"    ");
-    value.serialize(&mut serde_json::Serializer::with_formatter(&mut out, formatter))?;
+    value.serialize(&mut serde_json::Serializer::with_formatter(
+        &mut out, formatter,
+    ))?;
     // serde_json writes only valid UTF-8.
     Ok(String::from_utf8_lossy(&out).into_owned())
 }

@@ -66,18 +66,23 @@ impl WatchPrinter {
     pub fn print(&mut self, objects: &[Object], now: DateTime<Utc>) -> String {
         let mut out = String::new();
         for object in objects {
+            let row = object_row(object, &self.opts, now);
             let kind = object.kind();
-            let mut lines = vec![object_row(object, &self.opts, now)];
-            if self.kind != Some(kind) {
-                self.kind = Some(kind);
-                self.aligner = Aligner::default();
-                // Size the columns for the whole batch at once, as a table would be.
-                let rest = objects.iter().filter(|o| o.kind() == kind);
-                let batch: Vec<_> = rest.map(|o| object_row(o, &self.opts, now)).collect();
-                self.aligner.reserve(&with_header(kind, &self.opts, batch));
-                lines = with_header(kind, &self.opts, lines);
+            if self.kind == Some(kind) {
+                out.push_str(&self.aligner.render(&[row]));
+                continue;
             }
-            out.push_str(&self.aligner.render(&lines));
+            // A new table: size its columns for the whole batch, as `get` would.
+            self.kind = Some(kind);
+            self.aligner = Aligner::default();
+            let batch = objects.iter().filter(|o| o.kind() == kind);
+            let batch = batch.map(|o| object_row(o, &self.opts, now)).collect();
+            self.aligner.reserve(&with_header(kind, &self.opts, batch));
+            out.push_str(
+                &self
+                    .aligner
+                    .render(&with_header(kind, &self.opts, vec![row])),
+            );
         }
         out
     }
@@ -88,7 +93,9 @@ fn with_header(kind: Kind, opts: &TableOptions, rows: Vec<Vec<String>>) -> Vec<V
     if opts.no_headers {
         return rows;
     }
-    let titles = columns::header(kind, opts.wide).into_iter().map(String::from);
+    let titles = columns::header(kind, opts.wide)
+        .into_iter()
+        .map(String::from);
     let header = decorate(
         kind,
         opts,

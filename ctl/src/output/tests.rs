@@ -11,7 +11,9 @@ const NOW: &str = "2024-05-01T12:00:00Z";
 const CREATED: &str = "2024-05-01T11:57:50Z";
 
 fn now() -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(NOW).unwrap().with_timezone(&Utc)
+    DateTime::parse_from_rfc3339(NOW)
+        .unwrap()
+        .with_timezone(&Utc)
 }
 
 fn object(kind: Kind, value: serde_json::Value) -> Object {
@@ -77,7 +79,11 @@ fn frontend_slices() -> Vec<EndpointSlice> {
     vec![slice(
         "frontend-svc",
         "frontend-svc-x7k2p",
-        &[("10.244.1.5", true), ("10.244.2.7", true), ("10.244.3.9", false)],
+        &[
+            ("10.244.1.5", true),
+            ("10.244.2.7", true),
+            ("10.244.3.9", false),
+        ],
         5000,
     )]
 }
@@ -111,7 +117,10 @@ fn services_of_every_type() {
         "web-lb",
         json!({"type": "LoadBalancer", "clusterIPs": ["10.96.0.21"], "ports": [{"port": 443, "nodePort": 30443}]}),
     );
-    let headless = service("db", json!({"clusterIP": "None", "clusterIPs": ["None"], "ports": [{"port": 5432}]}));
+    let headless = service(
+        "db",
+        json!({"clusterIP": "None", "clusterIPs": ["None"], "ports": [{"port": 5432}]}),
+    );
     let external = service(
         "search",
         json!({"type": "ExternalName", "externalName": "search.example.com"}),
@@ -119,11 +128,11 @@ fn services_of_every_type() {
     assert_eq!(
         table(&[node_port, pending, headless, external]),
         "\
-NAME     TYPE           CLUSTER-IP   EXTERNAL-IP          PORT(S)                   AGE
-web-np   NodePort       10.96.0.20   <none>               80:32233/TCP,53/UDP       2m10s
-web-lb   LoadBalancer   10.96.0.21   <pending>            443:30443/TCP             2m10s
-db       ClusterIP      None         <none>               5432/TCP                  2m10s
-search   ExternalName   <none>       search.example.com   <none>                    2m10s
+NAME     TYPE           CLUSTER-IP   EXTERNAL-IP          PORT(S)               AGE
+web-np   NodePort       10.96.0.20   <none>               80:32233/TCP,53/UDP   2m10s
+web-lb   LoadBalancer   10.96.0.21   <pending>            443:30443/TCP         2m10s
+db       ClusterIP      None         <none>               5432/TCP              2m10s
+search   ExternalName   <none>       search.example.com   <none>                2m10s
 "
     );
 }
@@ -132,16 +141,24 @@ search   ExternalName   <none>       search.example.com   <none>                
 fn load_balancer_addresses() {
     let spec = json!({"type": "LoadBalancer", "clusterIPs": ["10.96.0.21"], "externalIPs": ["192.0.2.9"], "ports": [{"port": 80, "nodePort": 30080}]});
     let one = json!({"loadBalancer": {"ingress": [{"ip": "203.0.113.10"}]}});
-    let many = json!({"loadBalancer": {"ingress": [{"ip": "203.0.113.11"}, {"ip": "203.0.113.10"}]}});
+    let many =
+        json!({"loadBalancer": {"ingress": [{"ip": "203.0.113.11"}, {"ip": "203.0.113.10"}]}});
     let lb = |status| service_in("default", "lb", spec.clone(), status);
     let external_ip = |object: Object, wide: bool| {
-        let opts = TableOptions { wide, no_headers: true, ..TableOptions::default() };
+        let opts = TableOptions {
+            wide,
+            no_headers: true,
+            ..TableOptions::default()
+        };
         let text = print_table(&[object], &opts, now());
         text.split_whitespace().nth(3).unwrap().to_string()
     };
     assert_eq!(external_ip(lb(one), false), "203.0.113.10,192.0.2.9");
     // kubectl cuts ingress addresses to 16 characters unless -o wide.
-    assert_eq!(external_ip(lb(many.clone()), false), "203.0.113.10,...,192.0.2.9");
+    assert_eq!(
+        external_ip(lb(many.clone()), false),
+        "203.0.113.10,...,192.0.2.9"
+    );
     assert_eq!(
         external_ip(lb(many), true),
         "203.0.113.10,203.0.113.11,192.0.2.9"
@@ -150,7 +167,10 @@ fn load_balancer_addresses() {
 
 #[test]
 fn wide_service_shows_selector() {
-    let opts = TableOptions { wide: true, ..TableOptions::default() };
+    let opts = TableOptions {
+        wide: true,
+        ..TableOptions::default()
+    };
     assert_eq!(
         print_table(&[frontend()], &opts, now()),
         "\
@@ -168,7 +188,10 @@ fn all_namespaces_adds_namespace_column() {
         json!({"clusterIPs": ["10.96.0.10"], "ports": [{"port": 53, "protocol": "UDP"}, {"port": 53}]}),
         json!({}),
     );
-    let opts = TableOptions { all_namespaces: true, ..TableOptions::default() };
+    let opts = TableOptions {
+        all_namespaces: true,
+        ..TableOptions::default()
+    };
     assert_eq!(
         print_table(&[frontend(), other], &opts, now()),
         "\
@@ -180,7 +203,8 @@ kube-system   kube-dns       ClusterIP   10.96.0.10   <none>        53/UDP,53/TC
 }
 
 fn pod(name: &str, ip: Option<&str>, ready: bool) -> Object {
-    let mut status = json!({"conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}]});
+    let mut status =
+        json!({"conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}]});
     if let Some(ip) = ip {
         status["podIP"] = json!(ip);
     }
@@ -196,7 +220,10 @@ fn pod(name: &str, ip: Option<&str>, ready: bool) -> Object {
 
 #[test]
 fn several_kinds_get_a_table_each_with_kind_prefixes() {
-    let opts = TableOptions { with_kind_prefix: true, ..TableOptions::default() };
+    let opts = TableOptions {
+        with_kind_prefix: true,
+        ..TableOptions::default()
+    };
     let objects = [frontend(), pod("frontend-1", Some("10.244.1.5"), true)];
     assert_eq!(
         print_table(&objects, &opts, now()),
@@ -216,7 +243,10 @@ fn pods_wide() {
         pod("frontend-1", Some("10.244.1.5"), true),
         pod("frontend-2", None, false),
     ];
-    let opts = TableOptions { wide: true, ..TableOptions::default() };
+    let opts = TableOptions {
+        wide: true,
+        ..TableOptions::default()
+    };
     assert_eq!(
         print_table(&objects, &opts, now()),
         "\
@@ -243,7 +273,10 @@ fn deployments() {
             "status": {"replicas": 3, "readyReplicas": 2, "availableReplicas": 2},
         }),
     );
-    let opts = TableOptions { wide: true, ..TableOptions::default() };
+    let opts = TableOptions {
+        wide: true,
+        ..TableOptions::default()
+    };
     assert_eq!(
         print_table(&[deploy], &opts, now()),
         "\
@@ -258,10 +291,17 @@ fn endpoint_slices() {
     let mut many = slice(
         "big",
         "big-abcde",
-        &[("10.0.0.1", true), ("10.0.0.2", true), ("10.0.0.3", true), ("10.0.0.4", false), ("10.0.0.5", true)],
+        &[
+            ("10.0.0.1", true),
+            ("10.0.0.2", true),
+            ("10.0.0.3", true),
+            ("10.0.0.4", false),
+            ("10.0.0.5", true),
+        ],
         8080,
     );
-    many.ports.push(serde_json::from_value(json!({"name": "metrics"})).unwrap());
+    many.ports
+        .push(serde_json::from_value(json!({"name": "metrics"})).unwrap());
     let objects: Vec<Object> = frontend_slices()
         .into_iter()
         .chain([many])
@@ -270,8 +310,8 @@ fn endpoint_slices() {
     assert_eq!(
         table(&objects),
         "\
-NAME                 ADDRESSTYPE   PORTS          ENDPOINTS                                    AGE
-frontend-svc-x7k2p   IPv4          5000           10.244.1.5,10.244.2.7,10.244.3.9             2m10s
+NAME                 ADDRESSTYPE   PORTS          ENDPOINTS                                AGE
+frontend-svc-x7k2p   IPv4          5000           10.244.1.5,10.244.2.7,10.244.3.9         2m10s
 big-abcde            IPv4          8080,metrics   10.0.0.1,10.0.0.2,10.0.0.3 + 2 more...   2m10s
 "
     );
@@ -279,7 +319,10 @@ big-abcde            IPv4          8080,metrics   10.0.0.1,10.0.0.2,10.0.0.3 + 2
 
 #[test]
 fn namespaces_and_nodes() {
-    let ns = object(Kind::Namespace, json!({"metadata": {"name": "default", "creationTimestamp": "2021-01-02T00:00:00Z"}}));
+    let ns = object(
+        Kind::Namespace,
+        json!({"metadata": {"name": "default", "creationTimestamp": "2021-01-02T00:00:00Z"}}),
+    );
     let synced = object(
         Kind::Node,
         json!({
@@ -295,7 +338,10 @@ fn namespaces_and_nodes() {
         }),
     );
     // Cluster-scoped kinds never get a NAMESPACE column.
-    let opts = TableOptions { all_namespaces: true, ..TableOptions::default() };
+    let opts = TableOptions {
+        all_namespaces: true,
+        ..TableOptions::default()
+    };
     assert_eq!(
         print_table(&[ns, synced, nacked], &opts, now()),
         "\
@@ -320,16 +366,23 @@ fn endpoints_view() {
     slices.push(slice(
         "big",
         "big-abcde",
-        &[("10.0.0.1", true), ("10.0.0.2", true), ("10.0.0.3", true), ("10.0.0.4", false), ("10.0.0.5", true), ("fd00::6", true)],
+        &[
+            ("10.0.0.1", true),
+            ("10.0.0.2", true),
+            ("10.0.0.3", true),
+            ("10.0.0.4", false),
+            ("10.0.0.5", true),
+            ("fd00::6", true),
+        ],
         8080,
     ));
     assert_eq!(
         print_endpoints(&services, &slices, &TableOptions::default(), now()),
         "\
-NAME           ENDPOINTS                                          AGE
-frontend-svc   10.244.1.5:5000,10.244.2.7:5000                    2m10s
+NAME           ENDPOINTS                                               AGE
+frontend-svc   10.244.1.5:5000,10.244.2.7:5000                         2m10s
 big            10.0.0.1:8080,10.0.0.2:8080,10.0.0.3:8080 + 2 more...   2m10s
-lonely         <none>                                             2m10s
+lonely         <none>                                                  2m10s
 "
     );
     let rows = endpoints_rows(&services[..1], &slices);
@@ -338,7 +391,11 @@ lonely         <none>                                             2m10s
 
 #[test]
 fn endpoints_view_with_namespaces_and_prefix() {
-    let opts = TableOptions { all_namespaces: true, with_kind_prefix: true, ..TableOptions::default() };
+    let opts = TableOptions {
+        all_namespaces: true,
+        with_kind_prefix: true,
+        ..TableOptions::default()
+    };
     assert_eq!(
         print_endpoints(&[as_service(frontend())], &frontend_slices(), &opts, now()),
         "\
@@ -351,23 +408,33 @@ default     endpoints/frontend-svc   10.244.1.5:5000,10.244.2.7:5000   2m10s
 #[test]
 fn watch_keeps_columns_aligned() {
     let mut printer = WatchPrinter::new(TableOptions::default());
-    let first = printer.print(&[pod("frontend-1", Some("10.244.1.5"), true)], now());
+    let initial = [
+        pod("fe-1", Some("10.244.1.5"), true),
+        pod("frontend-1", None, false),
+    ];
     assert_eq!(
-        first,
+        printer.print(&initial, now()),
         "\
 NAME         READY   STATUS    RESTARTS   AGE
-frontend-1   1/1     Running   0          3h20m
+fe-1         1/1     Running   0          3h20m
+frontend-1   0/1     Pending   0          3h20m
 "
     );
     let next = printer.print(&[pod("fe-2", None, false)], now());
     assert_eq!(next, "fe-2         0/1     Pending   0          3h20m\n");
     let wider = printer.print(&[pod("frontend-canary-1", None, false)], now());
-    assert_eq!(wider, "frontend-canary-1   0/1     Pending   0          3h20m\n");
+    assert_eq!(
+        wider,
+        "frontend-canary-1   0/1     Pending   0          3h20m\n"
+    );
 }
 
 #[test]
 fn no_headers_and_empty_input() {
-    let opts = TableOptions { no_headers: true, ..TableOptions::default() };
+    let opts = TableOptions {
+        no_headers: true,
+        ..TableOptions::default()
+    };
     assert_eq!(
         print_table(&[frontend()], &opts, now()),
         "frontend-svc   ClusterIP   10.96.0.15   <none>   80/TCP   2m10s\n"
@@ -515,9 +582,9 @@ Containers:
     Port:       5000/TCP (http)
     Readiness:  http-get http://:http/healthz delay=0s timeout=1s period=5s #success=1 #failure=3
 Conditions:
-  Type   Status
-  Ready  True 
-Events:  <none>
+  Type    Status
+  Ready   True 
+Events:   <none>
 "
     );
 }
@@ -557,14 +624,14 @@ Pod Template:
     web:
       Image:  nginx:1.27
       Port:   <none>
-Events:  <none>
+Events:       <none>
 "
     );
 }
 
 #[test]
 fn yaml_of_one_object() {
-    let yaml = to_yaml(&[frontend()]).unwrap();
+    let yaml = to_yaml(&[frontend()], false).unwrap();
     assert_eq!(
         yaml,
         "\
@@ -575,9 +642,9 @@ metadata:
   name: frontend-svc
   namespace: default
 spec:
-  clusterIP: 10.96.0.15
+  clusterIP: \"10.96.0.15\"
   clusterIPs:
-  - 10.96.0.15
+  - \"10.96.0.15\"
   ports:
   - port: 80
     protocol: TCP
@@ -593,7 +660,7 @@ spec:
 #[test]
 fn yaml_of_several_objects_is_a_list() {
     let ns = object(Kind::Namespace, json!({"metadata": {"name": "shop"}}));
-    let yaml = to_yaml(&[ns.clone(), ns]).unwrap();
+    let yaml = to_yaml(&[ns.clone(), ns], true).unwrap();
     assert_eq!(
         yaml,
         "\
@@ -620,7 +687,7 @@ metadata:
 fn json_output() {
     let ns = object(Kind::Namespace, json!({"metadata": {"name": "shop"}}));
     assert_eq!(
-        to_json(&[ns.clone()]).unwrap(),
+        to_json(&[ns.clone()], false).unwrap(),
         "\
 {
     \"apiVersion\": \"v1\",
@@ -632,10 +699,27 @@ fn json_output() {
 }
 "
     );
-    let list = to_json(&[ns.clone(), ns]).unwrap();
+    let list = to_json(&[ns.clone(), ns], true).unwrap();
     let value: serde_json::Value = serde_json::from_str(&list).unwrap();
     assert_eq!(value["kind"], "List");
     assert_eq!(value["items"].as_array().map(Vec::len), Some(2));
-    assert!(list.starts_with("{\n    \"apiVersion\": \"v1\",\n    \"items\": [\n"), "{list}");
+    assert!(
+        list.starts_with("{\n    \"apiVersion\": \"v1\",\n    \"items\": [\n"),
+        "{list}"
+    );
     assert!(list.ends_with("    \"kind\": \"List\",\n    \"metadata\": {\n        \"resourceVersion\": \"\"\n    }\n}\n"), "{list}");
+}
+
+#[test]
+fn endpoints_bracket_ipv6_and_list_portless_slices() {
+    let svc = as_service(service(
+        "v6",
+        json!({"clusterIP": "None", "ports": [{"port": 80}]}),
+    ));
+    let mut with_port = slice("v6", "v6-a", &[("fd00::6", true)], 8080);
+    with_port.address_type = "IPv6".into();
+    let mut portless = slice("v6", "v6-b", &[("10.0.0.7", true)], 0);
+    portless.ports.clear();
+    let rows = endpoints_rows(&[svc], &[with_port, portless]);
+    assert_eq!(rows[0].endpoints, "[fd00::6]:8080,10.0.0.7");
 }

@@ -20,7 +20,11 @@ pub fn binary(name: &str) -> PathBuf {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 pub struct ControlPlane {
@@ -73,7 +77,10 @@ impl ControlPlane {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("control plane did not start listening on port {}", self.port);
+        panic!(
+            "control plane did not start listening on port {}",
+            self.port
+        );
     }
 
     /// SIGTERM, then wait: the process must exit on its own, cleanly.
@@ -135,13 +142,21 @@ impl ControlPlane {
     /// Runs swctl, asserting failure, and returns stderr.
     pub fn fails(&self, args: &[&str]) -> String {
         let out = self.swctl(args);
-        assert!(!out.status.success(), "swctl {args:?} unexpectedly succeeded: {}", String::from_utf8_lossy(&out.stdout));
+        assert!(
+            !out.status.success(),
+            "swctl {args:?} unexpectedly succeeded: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
         String::from_utf8(out.stderr).unwrap()
     }
 
     pub fn apply_yaml(&self, yaml: &str) -> String {
         let out = self.swctl_stdin(&["apply", "-f", "-"], Some(yaml));
-        assert!(out.status.success(), "apply failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "apply failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8(out.stdout).unwrap()
     }
 
@@ -162,7 +177,9 @@ impl Drop for ControlPlane {
 }
 
 pub fn example(name: &str) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/examples").join(name);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../deploy/examples")
+        .join(name);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 

@@ -90,7 +90,10 @@ impl EndpointSlice {
     }
 
     pub fn is_managed(&self) -> bool {
-        self.metadata.labels.get(MANAGED_BY_LABEL).map(String::as_str)
+        self.metadata
+            .labels
+            .get(MANAGED_BY_LABEL)
+            .map(String::as_str)
             == Some(MANAGED_BY_CONTROLLER)
     }
 }

@@ -82,11 +82,7 @@ pub struct UnknownKind(pub String);
 
 impl fmt::Display for UnknownKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "the server doesn't have a resource type \"{}\"",
-            self.0
-        )
+        write!(f, "the server doesn't have a resource type \"{}\"", self.0)
     }
 }
 

@@ -21,7 +21,9 @@ fn frontend() -> Pod {
         },
         ..Default::default()
     };
-    pod.metadata.labels.insert("app".to_string(), "frontend".to_string());
+    pod.metadata
+        .labels
+        .insert("app".to_string(), "frontend".to_string());
     pod.spec.node_name = Some("node-1".to_string());
     pod.spec.containers = vec![Container {
         name: "web".to_string(),
@@ -46,7 +48,10 @@ fn check(pod: &Pod) -> String {
 }
 
 fn probe_mut(pod: &mut Pod) -> &mut Probe {
-    pod.spec.containers[0].readiness_probe.as_mut().unwrap()
+    let Some(probe) = pod.spec.containers[0].readiness_probe.as_mut() else {
+        panic!("the frontend pod has a readiness probe")
+    };
+    probe
 }
 
 #[test]
@@ -90,7 +95,10 @@ fn container_names_required_valid_and_unique() {
     second.readiness_probe = None;
     second.ports.clear();
     pod.spec.containers.push(second);
-    assert_eq!(check(&pod), "spec.containers[1].name: Duplicate value: \"web\"");
+    assert_eq!(
+        check(&pod),
+        "spec.containers[1].name: Duplicate value: \"web\""
+    );
     pod.spec.containers[1].name = "Side_Car".to_string();
     assert_eq!(
         check(&pod),
@@ -152,7 +160,10 @@ fn container_port_protocols() {
         "spec.containers[0].ports[0].protocol: Unsupported value: \"HTTP\": supported values: \"SCTP\", \"TCP\", \"UDP\""
     );
     pod.spec.containers[0].ports[0].protocol = None;
-    assert_eq!(check(&pod), "spec.containers[0].ports[0].protocol: Required value");
+    assert_eq!(
+        check(&pod),
+        "spec.containers[0].ports[0].protocol: Required value"
+    );
 }
 
 #[test]
@@ -197,7 +208,9 @@ fn probe_ports() {
 #[test]
 fn http_probe_path_and_scheme() {
     let mut pod = frontend();
-    let http = probe_mut(&mut pod).http_get.as_mut().unwrap();
+    let Some(http) = probe_mut(&mut pod).http_get.as_mut() else {
+        panic!("the frontend probe uses httpGet")
+    };
     http.path = None;
     http.scheme = Some("TCP".to_string());
     assert_eq!(

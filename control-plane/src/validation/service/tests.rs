@@ -8,8 +8,11 @@ use super::*;
 use crate::defaulting;
 
 fn cfg() -> Config {
+    let Ok(service_cidr) = "10.96.0.0/12".parse() else {
+        panic!("a valid CIDR")
+    };
     Config {
-        service_cidr: "10.96.0.0/12".parse().unwrap(),
+        service_cidr,
         node_port_range: 30000..=32767,
     }
 }
@@ -32,7 +35,10 @@ fn frontend() -> Service {
         },
         ..Default::default()
     };
-    svc.spec.selector = Some(BTreeMap::from([("app".to_string(), "frontend".to_string())]));
+    svc.spec.selector = Some(BTreeMap::from([(
+        "app".to_string(),
+        "frontend".to_string(),
+    )]));
     let mut p = port(None, 80);
     p.target_port = Some(IntOrString::Int(5000));
     svc.spec.ports = vec![p];
@@ -148,7 +154,10 @@ fn service_name_max_63() {
 #[test]
 fn selector_must_hold_valid_labels() {
     let mut svc = frontend();
-    svc.spec.selector = Some(BTreeMap::from([("app".to_string(), "front end".to_string())]));
+    svc.spec.selector = Some(BTreeMap::from([(
+        "app".to_string(),
+        "front end".to_string(),
+    )]));
     assert_eq!(
         check(&svc),
         "spec.selector: Invalid value: \"front end\": a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')"
@@ -234,7 +243,7 @@ fn port_and_protocol_pairs_unique() {
     defaulting::service(&mut svc);
     assert_eq!(
         check(&svc),
-        r#"spec.ports[1]: Duplicate value: "core.ServicePort{Name:\"\", Protocol:\"TCP\", AppProtocol:(*string)(nil), Port:80, TargetPort:intstr.IntOrString{Type:0, IntVal:0, StrVal:\"\"}, NodePort:0}""#
+        r#"spec.ports[1]: Duplicate value: core.ServicePort{Name:"", Protocol:"TCP", AppProtocol:(*string)(nil), Port:80, TargetPort:intstr.IntOrString{Type:0, IntVal:0, StrVal:""}, NodePort:0}"#
     );
     svc.spec.ports[1].protocol = Some("UDP".to_string());
     assert!(clean(&svc), "{}", check(&svc));
@@ -290,7 +299,10 @@ fn all_errors_are_collected() {
     svc.spec.type_ = Some("Bogus".to_string());
     let errs = validate(&svc, None, &cfg());
     assert_eq!(errs.0.len(), 3, "{errs}");
-    assert_eq!(errs.0[1].to_string(), "spec.ports[0].port: Invalid value: 0: must be between 1 and 65535, inclusive");
+    assert_eq!(
+        errs.0[1].to_string(),
+        "spec.ports[0].port: Invalid value: 0: must be between 1 and 65535, inclusive"
+    );
 }
 
 // === node ports ===
@@ -342,7 +354,10 @@ fn node_ports_unique_per_protocol() {
     b.node_port = Some(30080);
     svc.spec.ports = vec![a, b];
     defaulting::service(&mut svc);
-    assert_eq!(check(&svc), "spec.ports[1].nodePort: Duplicate value: 30080");
+    assert_eq!(
+        check(&svc),
+        "spec.ports[1].nodePort: Duplicate value: 30080"
+    );
     svc.spec.ports[1].protocol = Some("UDP".to_string());
     assert!(clean(&svc));
 }
@@ -405,12 +420,12 @@ fn cluster_ips_mirror_cluster_ip() {
     svc.spec.cluster_ips = vec!["10.96.0.11".to_string()];
     assert_eq!(
         check(&svc),
-        r#"spec.clusterIPs: Invalid value: "[]string{\"10.96.0.11\"}": first value must match `clusterIP`"#
+        r#"spec.clusterIPs: Invalid value: []string{"10.96.0.11"}: first value must match `clusterIP`"#
     );
     svc.spec.cluster_ip = None;
     assert_eq!(
         check(&svc),
-        r#"spec.clusterIPs: Invalid value: "[]string{\"10.96.0.11\"}": must be empty when `clusterIP` is not specified"#
+        r#"spec.clusterIPs: Invalid value: []string{"10.96.0.11"}: must be empty when `clusterIP` is not specified"#
     );
     svc.spec.cluster_ip = Some("None".to_string());
     svc.spec.cluster_ips = vec!["None".to_string()];

@@ -1,0 +1,319 @@
+//! Real packets through the compiled ruleset, in three throwaway namespaces:
+//!
+//! ```text
+//!  client 192.168.1.20 ──veth── 192.168.1.10 node 10.244.1.1 ──veth── 10.244.1.5 pod
+//!                                (table switchyard)                   (server :8080)
+//! ```
+//!
+//! The server answers every connection with the source address it sees, so
+//! each check asserts both reachability and who was masqueraded. Clients and
+//! the server are this test binary re-executed inside a namespace (role in
+//! `SYTEST_ROLE`), so no extra tools are needed. Needs root; see `support`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use support::Netns;
+use switchyard_agent::model::*;
+use switchyard_agent::nft::DataPath;
+
+const ROLE: &str = "SYTEST_ROLE";
+const MARK: &str = "SYTEST ";
+
+// === helper roles (run inside a namespace) ===
+
+/// No-op in a normal run; the server or client role when re-executed.
+#[test]
+fn traffic_helper() {
+    let Ok(role) = std::env::var(ROLE) else {
+        return;
+    };
+    match role.split_once('=') {
+        Some(("serve", addr)) => serve(addr.parse().unwrap()),
+        Some(("connect", addr)) => println!("{MARK}{}", connect(addr.parse().unwrap())),
+        _ => panic!("unknown role {role}"),
+    }
+}
+
+fn serve(addr: SocketAddr) {
+    let listener = TcpListener::bind(addr).unwrap();
+    println!("{MARK}listening");
+    std::io::stdout().flush().unwrap();
+    for stream in listener.incoming().flatten() {
+        let mut stream = stream;
+        if let Ok(peer) = stream.peer_addr() {
+            let _ = stream.write_all(peer.ip().to_string().as_bytes());
+        }
+    }
+}
+
+/// `ok <address the server saw>`, `refused`, `timeout` or `error …`.
+fn connect(addr: SocketAddr) -> String {
+    match TcpStream::connect_timeout(&addr, Duration::from_millis(1500)) {
+        Ok(mut stream) => {
+            let mut seen = String::new();
+            stream
+                .set_read_timeout(Some(Duration::from_secs(2)))
+                .unwrap();
+            match stream.read_to_string(&mut seen) {
+                Ok(_) => format!("ok {seen}"),
+                Err(e) => format!("error reading: {e}"),
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => "refused".into(),
+        Err(e) if e.kind() == std::io::ErrorKind::TimedOut => "timeout".into(),
+        Err(e) => format!("error {e}"),
+    }
+}
+
+fn helper_command(ns: &Netns, role: &str) -> Command {
+    let exe = std::env::current_exe().unwrap();
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", &ns.name])
+        .arg(exe)
+        .args(["--exact", "traffic_helper", "--nocapture", "--quiet"])
+        .env(ROLE, role);
+    cmd
+}
+
+/// Connects from inside `ns` and returns the client's verdict.
+fn connect_from(ns: &Netns, addr: &str) -> String {
+    let out = helper_command(ns, &format!("connect={addr}"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix(MARK))
+        .map(str::to_owned)
+        .unwrap_or_else(|| {
+            format!(
+                "no answer: {stdout} {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
+}
+
+/// The server process, killed on drop.
+struct Server(Child);
+
+impl Server {
+    fn start(ns: &Netns, addr: &str) -> Self {
+        let mut child = helper_command(ns, &format!("serve={addr}"))
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let ready = lines.any(|l| l.is_ok_and(|l| l == format!("{MARK}listening")));
+        assert!(ready, "server did not start");
+        Self(child)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+// === topology ===
+
+fn wire(node: &Netns, peer: &Netns, node_if: &str, node_addr: &str, peer_addr: &str) {
+    let (n, p) = (&node.name, &peer.name);
+    let cmds = [
+        format!("ip -n {n} link add {node_if} type veth peer name eth0 netns {p}"),
+        format!("ip -n {n} addr add {node_addr} dev {node_if}"),
+        format!("ip -n {n} link set {node_if} up"),
+        format!("ip -n {p} addr add {peer_addr} dev eth0"),
+        format!("ip -n {p} link set eth0 up"),
+        format!("ip -n {p} link set lo up"),
+        format!(
+            "ip -n {p} route add default via {}",
+            node_addr.split('/').next().unwrap()
+        ),
+    ];
+    for cmd in cmds {
+        support::sh(&cmd.split_whitespace().collect::<Vec<_>>()).unwrap();
+    }
+}
+
+fn endpoint(ip: [u8; 4], node: &str) -> EndpointEntry {
+    EndpointEntry {
+        ip: ip.into(),
+        node_name: Some(node.into()),
+        ready: true,
+        serving: true,
+        terminating: false,
+        ports: vec![EndpointPortEntry {
+            name: "http".into(),
+            protocol: Protocol::Tcp,
+            port: 8080,
+        }],
+    }
+}
+
+fn service(
+    vip: u8,
+    node_port: u16,
+    external_local: bool,
+    endpoints: Vec<EndpointEntry>,
+) -> ServiceEntry {
+    ServiceEntry {
+        cluster_ip: Some(Ipv4Addr::new(10, 96, 0, vip)),
+        ports: vec![ServicePortEntry {
+            name: "http".into(),
+            protocol: Protocol::Tcp,
+            port: 80,
+            node_port: Some(node_port),
+        }],
+        external_traffic_local: external_local,
+        endpoints,
+        ..Default::default()
+    }
+}
+
+fn snapshot() -> Snapshot {
+    let pod = || vec![endpoint([10, 244, 1, 5], "node-a")];
+    let mut web = service(10, 30080, false, pod());
+    web.external_ips = vec![Ipv4Addr::new(203, 0, 113, 7)];
+    // Same pod, but it claims another node: no local endpoint for node-a.
+    let mut remote_local = service(13, 30083, true, vec![endpoint([10, 244, 1, 5], "node-b")]);
+    remote_local.external_ips = vec![Ipv4Addr::new(203, 0, 113, 8)];
+    let services = [
+        ("web", web),
+        ("web-local", service(11, 30081, true, pod())),
+        ("empty", service(12, 30082, false, vec![])),
+        ("remote-local", remote_local),
+    ];
+    Snapshot {
+        version: 1,
+        services: services
+            .into_iter()
+            .map(|(n, s)| (ServiceKey::new("default", n), s))
+            .collect(),
+    }
+}
+
+// === the test ===
+
+#[tokio::test]
+async fn service_traffic_is_dnatted_masqueraded_and_rejected_as_kube_proxy_does() {
+    let test = "service_traffic";
+    let (Some(node), Some(pod), Some(client)) = (
+        Netns::create(test),
+        Netns::create(test),
+        Netns::create(test),
+    ) else {
+        return;
+    };
+    wire(&node, &pod, "pods0", "10.244.1.1/24", "10.244.1.5/24");
+    wire(
+        &node,
+        &client,
+        "uplink0",
+        "192.168.1.10/24",
+        "192.168.1.20/24",
+    );
+    node.exec("ip link set lo up").unwrap();
+    node.exec("sysctl -qw net.ipv4.ip_forward=1").unwrap();
+    // The host needs a route to the service range before nat/output runs.
+    node.exec("ip route add 10.96.0.0/12 dev uplink0").unwrap();
+
+    let ctx = NodeContext {
+        node_name: "node-a".into(),
+        node_ips: vec![Ipv4Addr::new(192, 168, 1, 10)],
+        pod_cidr: Some("10.244.1.0/24".parse().unwrap()),
+    };
+    let mut dp = DataPath::open("switchyard", node.runner()).await.unwrap();
+    dp.apply(&ctx, &snapshot()).await.unwrap();
+    let _server = Server::start(&pod, "0.0.0.0:8080");
+
+    let masq = "ok 10.244.1.1";
+    let checks = [
+        (
+            &node,
+            "10.96.0.10:80",
+            masq,
+            "ClusterIP from the host (masqueraded)",
+        ),
+        (
+            &pod,
+            "10.96.0.10:80",
+            masq,
+            "hairpin: a pod through its own service",
+        ),
+        (
+            &client,
+            "192.168.1.10:30080",
+            masq,
+            "NodePort, Cluster policy",
+        ),
+        (&client, "203.0.113.7:80", masq, "external IP"),
+        (
+            &node,
+            "192.168.1.10:30080",
+            masq,
+            "NodePort from the node itself",
+        ),
+        (
+            &client,
+            "192.168.1.10:30081",
+            "ok 192.168.1.20",
+            "NodePort, Local policy keeps the client IP",
+        ),
+        (
+            &node,
+            "10.96.0.12:80",
+            "refused",
+            "no endpoints: rejected at once (host)",
+        ),
+        (
+            &pod,
+            "10.96.0.12:80",
+            "refused",
+            "no endpoints: rejected at once (pod)",
+        ),
+        (
+            &client,
+            "192.168.1.10:30082",
+            "refused",
+            "no endpoints: NodePort rejected",
+        ),
+        (
+            &client,
+            "192.168.1.10:30083",
+            "timeout",
+            "Local policy, no local endpoint: dropped",
+        ),
+        (
+            &pod,
+            "203.0.113.8:80",
+            masq,
+            "…but this node's pods still reach the cluster set",
+        ),
+        (
+            &node,
+            "192.168.1.10:30083",
+            masq,
+            "…and so does the node itself",
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (from, addr, want, what) in checks {
+        let got = connect_from(from, addr);
+        if got != want {
+            failures.push(format!(
+                "{what}: {addr} from {} gave {got:?}, want {want:?}",
+                from.name
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+}

@@ -1,0 +1,340 @@
+//! The snapshot cache: every Service as agents see it, the probe list of
+//! every node, and a bounded log of which of them changed at which version,
+//! from which any agent's delta is computed.
+//!
+//! A single builder task follows the registry's commits. It coalesces a
+//! burst (until the feed is quiet for [`QUIET`], at most [`MAX_DELAY`]) into
+//! one new version, so a storm of endpoint changes costs one push per agent.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use switchyard_api::resources::{Kind, Object};
+use switchyard_api::v1::{ClusterConfig, PodProbe, ServiceRef, ServiceState};
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::watch;
+
+use super::snapshot::{probes_for_node, service_state};
+use crate::metrics::Metrics;
+use crate::registry::state::State;
+use crate::registry::{Event, Registry};
+
+/// How long the feed must be quiet before a new version is cut.
+pub const QUIET: Duration = Duration::from_millis(2);
+/// The longest a change waits for its burst to end.
+pub const MAX_DELAY: Duration = Duration::from_millis(20);
+const CHANGE_LOG_LIMIT: usize = 200_000;
+
+pub type ServiceKey = (String, String);
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Changed {
+    Service(ServiceKey),
+    Probes(String),
+}
+
+/// What an agent at some version needs to catch up.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Catchup {
+    pub version: u64,
+    pub full: bool,
+    pub services: Vec<Arc<ServiceState>>,
+    pub removed: Vec<ServiceRef>,
+    /// `Some` when this node's probe list changed (always on a full push).
+    pub probes: Option<Arc<Vec<PodProbe>>>,
+}
+
+#[derive(Default)]
+struct Snapshot {
+    version: u64,
+    services: BTreeMap<ServiceKey, Arc<ServiceState>>,
+    probes: HashMap<String, Arc<Vec<PodProbe>>>,
+    changes: VecDeque<(u64, Changed)>,
+    /// Deltas can be computed from any version at or above this one.
+    oldest: u64,
+    /// When the first change of each recent version was committed.
+    started: VecDeque<(u64, Instant)>,
+}
+
+pub struct SnapshotCache {
+    snapshot: RwLock<Snapshot>,
+    version: watch::Sender<u64>,
+    cluster: ClusterConfig,
+}
+
+impl SnapshotCache {
+    /// Builds from the registry's current state and keeps following it.
+    pub async fn start(
+        registry: Arc<Registry>,
+        cluster: ClusterConfig,
+        metrics: Arc<Metrics>,
+    ) -> Arc<SnapshotCache> {
+        let (rx, snapshot) = registry.subscribe_with(full_build).await;
+        let (version, _) = watch::channel(snapshot.version);
+        let cache = Arc::new(SnapshotCache {
+            snapshot: RwLock::new(snapshot),
+            version,
+            cluster,
+        });
+        tokio::spawn(builder(cache.clone(), registry, rx, metrics));
+        cache
+    }
+
+    pub fn cluster(&self) -> &ClusterConfig {
+        &self.cluster
+    }
+
+    pub fn version(&self) -> u64 {
+        *self.version.borrow()
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.version.subscribe()
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Snapshot> {
+        // Poisoning means a panic between plain map updates; the maps remain usable.
+        self.snapshot.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// When the change that produced `version` was committed, for push latency.
+    pub fn started_at(&self, version: u64) -> Option<Instant> {
+        let snap = self.read();
+        snap.started
+            .iter()
+            .find(|(v, _)| *v == version)
+            .map(|(_, t)| *t)
+    }
+
+    /// What `node`, holding version `from` (`None`: nothing), needs;
+    /// `None` when it is current.
+    pub fn catchup(&self, from: Option<u64>, node: &str) -> Option<Catchup> {
+        let snap = self.read();
+        if from == Some(snap.version) {
+            return None;
+        }
+        let Some(from) = from.filter(|f| *f <= snap.version && *f >= snap.oldest) else {
+            return Some(Catchup {
+                version: snap.version,
+                full: true,
+                services: snap.services.values().cloned().collect(),
+                removed: Vec::new(),
+                probes: Some(snap.probes.get(node).cloned().unwrap_or_default()),
+            });
+        };
+        let start = snap.changes.partition_point(|(v, _)| *v <= from);
+        let changed: BTreeSet<&Changed> = snap.changes.range(start..).map(|(_, c)| c).collect();
+        let mut out = Catchup {
+            version: snap.version,
+            ..Default::default()
+        };
+        for c in changed {
+            match c {
+                Changed::Service(key) => match snap.services.get(key) {
+                    Some(s) => out.services.push(s.clone()),
+                    None => out.removed.push(ServiceRef {
+                        namespace: key.0.clone(),
+                        name: key.1.clone(),
+                    }),
+                },
+                Changed::Probes(n) if n == node => {
+                    out.probes = Some(snap.probes.get(node).cloned().unwrap_or_default());
+                }
+                Changed::Probes(_) => {}
+            }
+        }
+        Some(out)
+    }
+}
+
+fn full_build(state: &State) -> Snapshot {
+    let mut slices: HashMap<ServiceKey, Vec<&switchyard_api::resources::EndpointSlice>> =
+        HashMap::new();
+    for o in state.in_namespace(Kind::EndpointSlice, None) {
+        if let Object::EndpointSlice(s) = &**o {
+            if let Some(svc) = s.service_name() {
+                let ns = s.metadata.namespace.clone().unwrap_or_default();
+                slices.entry((ns, svc.to_string())).or_default().push(s);
+            }
+        }
+    }
+    let mut snap = Snapshot {
+        version: state.revision,
+        oldest: state.revision,
+        ..Default::default()
+    };
+    for o in state.in_namespace(Kind::Service, None) {
+        if let Object::Service(svc) = &**o {
+            let key = (
+                svc.metadata.namespace.clone().unwrap_or_default(),
+                svc.metadata.name.clone(),
+            );
+            let state = service_state(svc, slices.get(&key).into_iter().flatten().copied());
+            snap.services.insert(key, Arc::new(state));
+        }
+    }
+    let mut nodes: BTreeSet<String> = BTreeSet::new();
+    for o in state.in_namespace(Kind::Pod, None) {
+        if let Object::Pod(p) = &**o {
+            nodes.extend(p.spec.node_name.clone());
+        }
+    }
+    for node in nodes {
+        snap.probes
+            .insert(node.clone(), Arc::new(node_probes(state, &node)));
+    }
+    snap
+}
+
+fn node_probes(state: &State, node: &str) -> Vec<PodProbe> {
+    let pods = state
+        .in_namespace(Kind::Pod, None)
+        .filter_map(|o| match &**o {
+            Object::Pod(p) => Some(p),
+            _ => None,
+        });
+    probes_for_node(node, pods)
+}
+
+fn rebuild_service(state: &State, key: &ServiceKey) -> Option<ServiceState> {
+    let Some(Object::Service(svc)) = state
+        .get(Kind::Service, &format!("{}/{}", key.0, key.1))
+        .map(|o| &**o)
+    else {
+        return None;
+    };
+    let slices = state
+        .in_namespace(Kind::EndpointSlice, Some(&key.0))
+        .filter_map(|o| match &**o {
+            Object::EndpointSlice(s) if s.service_name() == Some(key.1.as_str()) => Some(s),
+            _ => None,
+        });
+    Some(service_state(svc, slices))
+}
+
+/// The services and nodes an event can change.
+fn affected(e: &Event, out: &mut BTreeSet<Changed>) {
+    let ns = e.object.namespace().to_string();
+    match &*e.object {
+        Object::Service(s) => {
+            out.insert(Changed::Service((ns, s.metadata.name.clone())));
+        }
+        Object::EndpointSlice(s) => {
+            if let Some(svc) = s.service_name() {
+                out.insert(Changed::Service((ns, svc.to_string())));
+            }
+        }
+        Object::Pod(p) => {
+            if let Some(node) = &p.spec.node_name {
+                out.insert(Changed::Probes(node.clone()));
+            }
+        }
+        _ => {}
+    }
+}
+
+async fn builder(
+    cache: Arc<SnapshotCache>,
+    registry: Arc<Registry>,
+    mut rx: tokio::sync::broadcast::Receiver<Arc<Vec<Event>>>,
+    metrics: Arc<Metrics>,
+) {
+    loop {
+        let first = match rx.recv().await {
+            Ok(batch) => batch,
+            Err(RecvError::Closed) => return,
+            Err(RecvError::Lagged(n)) => {
+                tracing::warn!(
+                    missed = n,
+                    "snapshot builder fell behind; rebuilding everything"
+                );
+                resync(&cache, &registry).await;
+                continue;
+            }
+        };
+        let started = Instant::now();
+        let mut changed = BTreeSet::new();
+        let mut version = cache.version();
+        let mut lagged = false;
+        let absorb = |batch: &[Event], changed: &mut BTreeSet<Changed>, version: &mut u64| {
+            for e in batch {
+                affected(e, changed);
+                *version = (*version).max(e.revision);
+            }
+        };
+        absorb(&first, &mut changed, &mut version);
+        let deadline = tokio::time::Instant::now() + MAX_DELAY;
+        loop {
+            let quiet = tokio::time::Instant::now() + QUIET;
+            match tokio::time::timeout_at(quiet.min(deadline), rx.recv()).await {
+                Ok(Ok(batch)) => absorb(&batch, &mut changed, &mut version),
+                Ok(Err(RecvError::Lagged(_))) => {
+                    lagged = true;
+                    break;
+                }
+                Ok(Err(RecvError::Closed)) | Err(_) => break,
+            }
+        }
+        if lagged {
+            resync(&cache, &registry).await;
+            continue;
+        }
+        let build = Instant::now();
+        apply_changes(&cache, &registry, changed, version, started);
+        metrics
+            .snapshot_build
+            .observe(build.elapsed().as_secs_f64());
+    }
+}
+
+fn apply_changes(
+    cache: &SnapshotCache,
+    registry: &Registry,
+    changed: BTreeSet<Changed>,
+    version: u64,
+    started: Instant,
+) {
+    if changed.is_empty() {
+        return;
+    }
+    registry.with_state(|state| {
+        let mut snap = cache.snapshot.write().unwrap_or_else(|e| e.into_inner());
+        for c in changed {
+            match &c {
+                Changed::Service(key) => match rebuild_service(state, key) {
+                    Some(s) => {
+                        snap.services.insert(key.clone(), Arc::new(s));
+                    }
+                    None => {
+                        snap.services.remove(key);
+                    }
+                },
+                Changed::Probes(node) => {
+                    snap.probes
+                        .insert(node.clone(), Arc::new(node_probes(state, node)));
+                }
+            }
+            snap.changes.push_back((version, c));
+        }
+        while snap.changes.len() > CHANGE_LOG_LIMIT {
+            if let Some((v, _)) = snap.changes.pop_front() {
+                snap.oldest = v;
+            }
+        }
+        snap.version = version;
+        snap.started.push_back((version, started));
+        while snap.started.len() > 1024 {
+            snap.started.pop_front();
+        }
+    });
+    cache.version.send_replace(version);
+}
+
+/// After missing events, rebuild from scratch; agents get full pushes.
+async fn resync(cache: &SnapshotCache, registry: &Registry) {
+    let fresh = registry.with_state(full_build);
+    let version = fresh.version;
+    *cache.snapshot.write().unwrap_or_else(|e| e.into_inner()) = fresh;
+    cache.version.send_replace(version);
+}

@@ -1,0 +1,147 @@
+//! Per-agent sync state, the control plane's answer to "is every node's data
+//! path current?" (`swctl get nodes`, like `istioctl proxy-status`).
+
+use std::collections::HashMap;
+use std::sync::RwLock;
+
+use switchyard_api::resources::NodeStatus;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodeSync {
+    pub connected: bool,
+    /// Sessions opened by this node; a new stream supersedes an old one.
+    pub session: u64,
+    pub applied_version: u64,
+    pub last_error: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncState {
+    Synced,
+    Stale,
+    Nacked,
+    Disconnected,
+}
+
+impl SyncState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyncState::Synced => "SYNCED",
+            SyncState::Stale => "STALE",
+            SyncState::Nacked => "NACKED",
+            SyncState::Disconnected => "DISCONNECTED",
+        }
+    }
+}
+
+impl NodeSync {
+    pub fn state(&self, current_version: u64) -> SyncState {
+        if !self.connected {
+            SyncState::Disconnected
+        } else if self.last_error.is_some() {
+            SyncState::Nacked
+        } else if self.applied_version >= current_version {
+            SyncState::Synced
+        } else {
+            SyncState::Stale
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct NodeTable {
+    nodes: RwLock<HashMap<String, NodeSync>>,
+}
+
+impl NodeTable {
+    fn update<T>(&self, f: impl FnOnce(&mut HashMap<String, NodeSync>) -> T) -> T {
+        // Poisoning would only follow a panic between plain field writes.
+        f(&mut self.nodes.write().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Marks a node connected and returns the id of its new session.
+    pub fn connected(&self, node: &str, applied_version: u64) -> u64 {
+        self.update(|nodes| {
+            let entry = nodes.entry(node.to_string()).or_default();
+            entry.connected = true;
+            entry.session += 1;
+            entry.applied_version = applied_version;
+            entry.last_error = None;
+            entry.session
+        })
+    }
+
+    /// Records an ACK (`error == None`) or NACK from the given session.
+    pub fn acked(&self, node: &str, session: u64, version: u64, error: Option<String>) {
+        self.update(|nodes| {
+            if let Some(entry) = nodes.get_mut(node).filter(|e| e.session == session) {
+                if error.is_none() {
+                    entry.applied_version = version;
+                }
+                entry.last_error = error;
+            }
+        });
+    }
+
+    /// Ends a session unless a newer one from the same node replaced it.
+    pub fn disconnected(&self, node: &str, session: u64) {
+        self.update(|nodes| {
+            if let Some(entry) = nodes.get_mut(node).filter(|e| e.session == session) {
+                entry.connected = false;
+            }
+        });
+    }
+
+    pub fn connected_count(&self) -> usize {
+        self.nodes
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .filter(|n| n.connected)
+            .count()
+    }
+
+    /// Writes the sync fields of a Node's status.
+    pub fn fill_status(&self, node: &str, current_version: u64, status: &mut NodeStatus) {
+        let nodes = self.nodes.read().unwrap_or_else(|e| e.into_inner());
+        let sync = nodes.get(node).cloned().unwrap_or_default();
+        status.sync_state = Some(sync.state(current_version).as_str().to_string());
+        status.applied_version = (sync.applied_version > 0).then_some(sync.applied_version);
+        status.last_error = sync.last_error;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_follow_acks_and_sessions() {
+        let table = NodeTable::default();
+        let mut status = NodeStatus::default();
+        table.fill_status("n1", 5, &mut status);
+        assert_eq!(status.sync_state.as_deref(), Some("DISCONNECTED"));
+
+        let s1 = table.connected("n1", 3);
+        table.fill_status("n1", 5, &mut status);
+        assert_eq!(status.sync_state.as_deref(), Some("STALE"));
+        table.acked("n1", s1, 5, None);
+        table.fill_status("n1", 5, &mut status);
+        assert_eq!(
+            (status.sync_state.as_deref(), status.applied_version),
+            (Some("SYNCED"), Some(5))
+        );
+        table.acked("n1", s1, 6, Some("nft: syntax error".into()));
+        table.fill_status("n1", 6, &mut status);
+        assert_eq!(status.sync_state.as_deref(), Some("NACKED"));
+        assert_eq!(status.last_error.as_deref(), Some("nft: syntax error"));
+        assert_eq!(status.applied_version, Some(5));
+
+        // A reconnect supersedes the old session: its late disconnect is ignored.
+        let s2 = table.connected("n1", 6);
+        table.disconnected("n1", s1);
+        assert_eq!(table.connected_count(), 1);
+        table.disconnected("n1", s2);
+        assert_eq!(table.connected_count(), 0);
+    }
+}

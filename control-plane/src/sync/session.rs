@@ -1,0 +1,132 @@
+//! One agent's stream: register the node, push what it lacks, follow every
+//! new version, record its ACKs and NACKs. Pushes always go out as deltas
+//! from the last version *sent*: the agent folds every push into its model
+//! whether or not its data path applied it, so a NACKed change is retried
+//! with the next push rather than lost.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use prost::Message;
+use switchyard_api::resources::{Node, NodeAddress, NodeSpec, NodeStatus, Object, ObjectMeta};
+use switchyard_api::v1::agent_message::Message as AgentMsg;
+use switchyard_api::v1::{AgentMessage, ProbeSet, Push, Register};
+use tokio::sync::mpsc;
+use tonic::{Status, Streaming};
+
+use super::cache::{Catchup, SnapshotCache};
+use super::nodes::NodeTable;
+use crate::metrics::Metrics;
+use crate::registry::Registry;
+
+pub struct SyncContext {
+    pub registry: Arc<Registry>,
+    pub cache: Arc<SnapshotCache>,
+    pub nodes: Arc<NodeTable>,
+    pub metrics: Arc<Metrics>,
+}
+
+/// The Node object an agent's registration describes.
+pub fn node_object(reg: &Register) -> Object {
+    Object::Node(Node {
+        metadata: ObjectMeta {
+            name: reg.node_name.clone(),
+            ..Default::default()
+        },
+        spec: NodeSpec {
+            pod_cidr: Some(reg.pod_cidr.clone()).filter(|c| !c.is_empty()),
+        },
+        status: NodeStatus {
+            addresses: reg
+                .node_ips
+                .iter()
+                .map(|ip| NodeAddress {
+                    type_: "InternalIP".to_string(),
+                    address: ip.clone(),
+                })
+                .collect(),
+            agent_version: Some(reg.agent_version.clone()).filter(|v| !v.is_empty()),
+            ..Default::default()
+        },
+        ..Default::default()
+    })
+}
+
+fn push(c: Catchup, nonce: String, cache: &SnapshotCache) -> Push {
+    Push {
+        version: c.version,
+        nonce,
+        full: c.full,
+        services: c.services.iter().map(|s| (**s).clone()).collect(),
+        removed: c.removed,
+        probes: c.probes.map(|p| ProbeSet { pods: (*p).clone() }),
+        cluster: Some(cache.cluster().clone()),
+    }
+}
+
+#[tracing::instrument(skip_all, fields(node = %reg.node_name))]
+pub async fn run(
+    ctx: Arc<SyncContext>,
+    reg: Register,
+    mut inbound: Streaming<AgentMessage>,
+    tx: mpsc::Sender<Result<Push, Status>>,
+) {
+    let node = reg.node_name.clone();
+    let session = ctx.nodes.connected(&node, reg.applied_version);
+    ctx.metrics
+        .agents_connected
+        .set(ctx.nodes.connected_count() as i64);
+    tracing::info!(applied = reg.applied_version, "agent connected");
+    let mut versions = ctx.cache.subscribe();
+    let mut sent = Some(reg.applied_version).filter(|v| *v > 0);
+    let mut pushes = 0u64;
+    loop {
+        if let Some(c) = ctx.cache.catchup(sent, &node) {
+            pushes += 1;
+            let version = c.version;
+            let msg = push(c, format!("{session}-{pushes}"), &ctx.cache);
+            ctx.metrics.push_bytes.observe(msg.encoded_len() as f64);
+            ctx.metrics.pushes.inc();
+            tracing::debug!(
+                version,
+                full = msg.full,
+                services = msg.services.len(),
+                "push"
+            );
+            if tx.send(Ok(msg)).await.is_err() {
+                break;
+            }
+            sent = Some(version);
+        }
+        tokio::select! {
+            changed = versions.changed() => if changed.is_err() { break },
+            msg = inbound.message() => match msg {
+                Ok(Some(AgentMessage { message: Some(AgentMsg::Ack(ack)) })) => {
+                    record_ack(&ctx, &node, session, ack.version, ack.error);
+                }
+                Ok(Some(_)) => {}
+                Ok(None) | Err(_) => break,
+            },
+        }
+    }
+    ctx.nodes.disconnected(&node, session);
+    ctx.metrics
+        .agents_connected
+        .set(ctx.nodes.connected_count() as i64);
+    tracing::info!("agent disconnected");
+}
+
+fn record_ack(ctx: &SyncContext, node: &str, session: u64, version: u64, error: String) {
+    if error.is_empty() {
+        if let Some(started) = ctx.cache.started_at(version) {
+            ctx.metrics
+                .push_latency
+                .observe(Instant::now().duration_since(started).as_secs_f64());
+        }
+        ctx.nodes.acked(node, session, version, None);
+    } else {
+        tracing::warn!(version, %error, "agent NACKed a push");
+        ctx.metrics.nacks.inc();
+        ctx.nodes.acked(node, session, version, Some(error));
+    }
+}
