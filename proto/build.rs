@@ -2,7 +2,11 @@
 //! system `protoc`.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let protos = ["proto/switchyard.proto", "proto/sync.proto"];
+    let protos = [
+        "proto/switchyard.proto",
+        "proto/sync.proto",
+        "proto/tunnel.proto",
+    ];
     for proto in protos {
         println!("cargo:rerun-if-changed={proto}");
     }

@@ -1,3 +1,18 @@
-//! placeholder
+//! switchyard-agent: keeps one snapshot stream to the control plane and
+//! programs this host's nftables from it.
+//!
+//! `sync` is the stream client and `runtime` the loop around it; `view`
+//! folds pushes into the agent's picture of the cluster; `model` and `nft`
+//! turn that into an nftables table; `conntrack` clears stale UDP flows;
+//! `probe` runs readiness probes for pods on this node.
+#![forbid(unsafe_code)]
+
+pub mod conntrack;
+pub mod dns;
+pub mod metrics;
 pub mod model;
 pub mod nft;
+pub mod probe;
+pub mod runtime;
+pub mod sync;
+pub mod view;

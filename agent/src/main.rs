@@ -1,1 +1,136 @@
-fn main() {}
+//! `switchyard-agent`: one per host; programs this host's nftables from the
+//! control plane's snapshot stream.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::Parser;
+use ipnet::Ipv4Net;
+use switchyard_agent::conntrack::Conntrack;
+use switchyard_agent::metrics::{self, Metrics};
+use switchyard_agent::model::NodeContext;
+use switchyard_agent::nft::{DataPath, NftCommand, DEFAULT_TABLE};
+use switchyard_agent::probe::{Prober, Reporter};
+use switchyard_agent::runtime::{AgentConfig, Runtime};
+use switchyard_agent::view::ClusterView;
+use tokio::sync::{mpsc, watch};
+use tonic::transport::{Channel, Endpoint};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "switchyard-agent",
+    version,
+    about = "Switchyard node agent: Service data path in nftables"
+)]
+struct Args {
+    /// Control plane gRPC address.
+    #[arg(long, default_value = "http://127.0.0.1:7443")]
+    control_plane: String,
+    /// This node's name, as pods' spec.nodeName refers to it.
+    #[arg(long)]
+    node_name: String,
+    /// An address of this node (repeatable).
+    #[arg(long = "node-ip", required = true)]
+    node_ips: Vec<Ipv4Addr>,
+    /// The pod CIDR of this node; traffic from outside it is masqueraded.
+    #[arg(long)]
+    pod_cidr: Option<Ipv4Net>,
+    /// The nftables table (family ip) this agent owns.
+    #[arg(long, default_value = DEFAULT_TABLE)]
+    table: String,
+    /// Address to serve Prometheus metrics on (`/metrics`); off when unset.
+    #[arg(long)]
+    metrics_listen: Option<SocketAddr>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .init();
+    let args = Args::parse();
+    if args.node_name.is_empty() {
+        bail!("--node-name must not be empty");
+    }
+    let channel = channel(&args.control_plane)?;
+    let metrics = Metrics::new();
+    if let Some(addr) = args.metrics_listen {
+        let m = metrics.clone();
+        tokio::spawn(async move {
+            if let Err(e) = metrics::serve(addr, m).await {
+                tracing::error!(error = %e, %addr, "metrics listener failed");
+            }
+        });
+    }
+    let datapath = DataPath::open(&args.table, NftCommand::new())
+        .await
+        .context("opening the nftables table")?;
+    let cfg = AgentConfig {
+        node: NodeContext {
+            node_name: args.node_name.clone(),
+            node_ips: args.node_ips.clone(),
+            pod_cidr: args.pod_cidr.map(|c| c.trunc()),
+        },
+        agent_version: env!("CARGO_PKG_VERSION").to_string(),
+        local_services: Vec::new(),
+    };
+    let (runtime, views) = Runtime::new(cfg, channel.clone(), datapath, Conntrack::new(), metrics);
+    spawn_probes(args.node_name.clone(), channel, views);
+    tracing::info!(node = %args.node_name, control_plane = %args.control_plane, table = %args.table, "agent starting");
+    tokio::select! {
+        _ = runtime.run() => {}
+        _ = shutdown_signal() => tracing::info!("shutting down; the nftables table stays in place"),
+    }
+    Ok(())
+}
+
+/// One lazily connected channel for the stream, readiness reports and
+/// tunnels; HTTP/2 keepalives notice a dead control plane within seconds.
+fn channel(url: &str) -> anyhow::Result<Channel> {
+    Ok(Endpoint::from_shared(url.to_string())
+        .with_context(|| format!("invalid --control-plane {url:?}"))?
+        .connect_timeout(Duration::from_secs(3))
+        .http2_keep_alive_interval(Duration::from_secs(5))
+        .keep_alive_timeout(Duration::from_secs(5))
+        .keep_alive_while_idle(true)
+        .tcp_nodelay(true)
+        .connect_lazy())
+}
+
+/// Keeps the prober in line with the probe list of every new view.
+fn spawn_probes(node: String, channel: Channel, mut views: watch::Receiver<Arc<ClusterView>>) {
+    let (tx, rx) = mpsc::channel(256);
+    tokio::spawn(Reporter::new(node.clone(), channel).run(rx));
+    tokio::spawn(async move {
+        let mut prober = Prober::new(node, tx);
+        let mut current = Arc::default();
+        while views.changed().await.is_ok() {
+            let probes = views.borrow_and_update().probes.clone();
+            if !Arc::ptr_eq(&probes, &current) {
+                prober.update(&probes);
+                current = probes;
+            }
+        }
+    });
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+}

@@ -16,4 +16,5 @@ pub mod selector;
 pub mod server;
 pub mod store;
 pub mod sync;
+pub mod tunnel;
 pub mod validation;

@@ -107,6 +107,7 @@ impl Server {
                 AgentSyncServer::new(SyncApi::new(self.sync.clone()))
                     .max_encoding_message_size(MAX_MESSAGE_BYTES),
             )
+            .add_service(crate::tunnel::server(self.registry.clone()))
             .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), shutdown)
             .await?;
         Ok(())

@@ -46,6 +46,10 @@ pub enum LabError {
     /// A background process did not reach the expected state in time.
     #[error("{0}")]
     Timeout(String),
+    /// The Switchyard cluster on the lab misbehaved (missing binaries, a
+    /// failing swctl call).
+    #[error("{0}")]
+    Cluster(String),
 }
 
 /// Result alias used across the crate.

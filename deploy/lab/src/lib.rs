@@ -68,6 +68,7 @@
 
 mod child;
 mod cleanup;
+pub mod cluster;
 mod cmd;
 mod error;
 mod lab;

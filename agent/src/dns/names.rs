@@ -1,0 +1,307 @@
+//! Which part of the Kubernetes DNS schema a query name points at.
+//!
+//! Classifying first keeps record building ([`super::records`]) free of
+//! label arithmetic, and lets the two be tested apart. Comparisons are
+//! case-insensitive, as the specification requires: labels are lowercased
+//! before matching.
+
+use std::net::Ipv4Addr;
+
+use hickory_server::proto::rr::Name;
+
+use crate::model::ServiceKey;
+
+/// What a query name refers to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// `<zone>` itself: SOA and NS live here.
+    Apex,
+    /// `dns-version.<zone>`: the schema version TXT record.
+    Version,
+    /// `ns.dns.<zone>`: the responder's own name, which the apex NS names.
+    Nameserver,
+    /// Names that exist only as parents of others (`svc.<zone>`,
+    /// `dns.<zone>`, `pod.<zone>`, `<ns>.pod.<zone>`): NODATA, never NXDOMAIN,
+    /// so resolvers do not prune the subtree below them (RFC 8020).
+    Interior,
+    /// `<ns>.svc.<zone>`: exists while some Service lives in the namespace.
+    Namespace(String),
+    /// `<service>.<ns>.svc.<zone>`.
+    Service(ServiceKey),
+    /// `<host>.<service>.<ns>.svc.<zone>`: one endpoint of a headless Service.
+    Endpoint { service: ServiceKey, host: String },
+    /// `_<proto>.<service>.<ns>.svc.<zone>`: the parent of the SRV names.
+    SrvProto { service: ServiceKey, proto: String },
+    /// `_<port>._<proto>.<service>.<ns>.svc.<zone>`.
+    Srv {
+        service: ServiceKey,
+        port: String,
+        proto: String,
+    },
+    /// `<a>-<b>-<c>-<d>.<ns>.pod.<zone>`: deprecated by the specification but
+    /// still required by it.
+    Pod(Ipv4Addr),
+    /// `<d>.<c>.<b>.<a>.in-addr.arpa.`.
+    Reverse(Ipv4Addr),
+    /// Inside the zone but matching no part of the schema: NXDOMAIN.
+    Unknown,
+    /// Outside the zone and not a reverse name: forwarded or refused.
+    Outside,
+}
+
+/// Classifies `qname` against the cluster zone `zone` (lowercase, FQDN).
+pub fn classify(qname: &Name, zone: &Name) -> Target {
+    let qname = fqdn(qname).to_lowercase();
+    if zone.zone_of(&qname) {
+        let relative = usize::from(qname.num_labels() - zone.num_labels());
+        let labels = labels(&qname, relative);
+        let labels: Vec<&str> = labels.iter().map(String::as_str).collect();
+        return in_zone(&labels);
+    }
+    reverse(&qname).map_or(Target::Outside, Target::Reverse)
+}
+
+/// The zone's name as a lowercase FQDN; `None` when `domain` is not a name.
+pub fn zone_name(domain: &str) -> Option<Name> {
+    let domain = domain.trim_end_matches('.');
+    if domain.is_empty() {
+        return None;
+    }
+    let mut name = Name::from_ascii(domain).ok()?;
+    name.set_fqdn(true);
+    Some(name.to_lowercase())
+}
+
+fn fqdn(name: &Name) -> Name {
+    let mut name = name.clone();
+    name.set_fqdn(true);
+    name
+}
+
+/// The first `n` labels of `name`, leftmost first.
+fn labels(name: &Name, n: usize) -> Vec<String> {
+    name.iter()
+        .take(n)
+        .map(|l| String::from_utf8_lossy(l).into_owned())
+        .collect()
+}
+
+fn key(ns: &str, svc: &str) -> ServiceKey {
+    ServiceKey::new(ns, svc)
+}
+
+fn in_zone(labels: &[&str]) -> Target {
+    match labels {
+        [] => Target::Apex,
+        ["dns-version"] => Target::Version,
+        ["ns", "dns"] => Target::Nameserver,
+        ["dns" | "svc" | "pod"] | [_, "pod"] => Target::Interior,
+        [ns, "svc"] => Target::Namespace(ns.to_string()),
+        [svc, ns, "svc"] => Target::Service(key(ns, svc)),
+        [label, svc, ns, "svc"] => match label.strip_prefix('_') {
+            Some(proto) => Target::SrvProto {
+                service: key(ns, svc),
+                proto: proto.to_string(),
+            },
+            None => Target::Endpoint {
+                service: key(ns, svc),
+                host: label.to_string(),
+            },
+        },
+        [port, proto, svc, ns, "svc"] => srv(port, proto, key(ns, svc)),
+        [ip, _, "pod"] => dashed_ip(ip).map_or(Target::Unknown, Target::Pod),
+        _ => Target::Unknown,
+    }
+}
+
+fn srv(port: &str, proto: &str, service: ServiceKey) -> Target {
+    match (port.strip_prefix('_'), proto.strip_prefix('_')) {
+        (Some(port), Some(proto)) => Target::Srv {
+            service,
+            port: port.to_string(),
+            proto: proto.to_string(),
+        },
+        _ => Target::Unknown,
+    }
+}
+
+/// `10-244-1-5` → 10.244.1.5.
+fn dashed_ip(label: &str) -> Option<Ipv4Addr> {
+    label.replace('-', ".").parse().ok()
+}
+
+/// `5.1.244.10.in-addr.arpa.` → 10.244.1.5; partial reverse names (whole
+/// networks) are not ours.
+fn reverse(qname: &Name) -> Option<Ipv4Addr> {
+    if qname.num_labels() != 6 {
+        return None;
+    }
+    let labels = labels(qname, 6);
+    if labels[4] != "in-addr" || labels[5] != "arpa" {
+        return None;
+    }
+    let octets: Vec<u8> = labels[..4]
+        .iter()
+        .rev()
+        .map(|l| l.parse().ok())
+        .collect::<Option<_>>()?;
+    Some(Ipv4Addr::new(octets[0], octets[1], octets[2], octets[3]))
+}
+
+/// `<host-label>` for an endpoint without a hostname: its dashed address,
+/// the system-assigned identifier the specification asks for (CoreDNS's form).
+pub fn dashed(ip: Ipv4Addr) -> String {
+    ip.to_string().replace('.', "-")
+}
+
+/// `a.b.c.d` → `d.c.b.a.in-addr.arpa.`.
+pub fn reverse_name(ip: Ipv4Addr) -> String {
+    let [a, b, c, d] = ip.octets();
+    format!("{d}.{c}.{b}.{a}.in-addr.arpa.")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn zone() -> Name {
+        zone_name("cluster.local").unwrap()
+    }
+
+    fn classify_str(q: &str) -> Target {
+        classify(&Name::from_ascii(q).unwrap(), &zone())
+    }
+
+    #[test]
+    fn zone_names_are_lowercase_fqdns() {
+        assert_eq!(zone().to_string(), "cluster.local.");
+        assert_eq!(
+            zone_name("Corp.Example.").unwrap().to_string(),
+            "corp.example."
+        );
+        assert_eq!(zone_name("bad..name"), None);
+        assert_eq!(zone_name(""), None);
+        assert_eq!(zone_name("."), None);
+    }
+
+    #[test]
+    fn schema_names() {
+        assert_eq!(classify_str("cluster.local."), Target::Apex);
+        assert_eq!(classify_str("dns-version.cluster.local."), Target::Version);
+        assert_eq!(classify_str("ns.dns.cluster.local."), Target::Nameserver);
+        for interior in ["svc", "dns", "pod", "default.pod"] {
+            assert_eq!(
+                classify_str(&format!("{interior}.cluster.local.")),
+                Target::Interior,
+                "{interior}"
+            );
+        }
+        assert_eq!(
+            classify_str("default.svc.cluster.local."),
+            Target::Namespace("default".into())
+        );
+    }
+
+    #[test]
+    fn service_names_are_case_insensitive() {
+        let svc = Target::Service(ServiceKey::new("default", "frontend-svc"));
+        assert_eq!(classify_str("frontend-svc.default.svc.cluster.local."), svc);
+        assert_eq!(classify_str("Frontend-SVC.Default.SVC.Cluster.Local."), svc);
+        // A name without the trailing dot is the same name.
+        assert_eq!(classify_str("frontend-svc.default.svc.cluster.local"), svc);
+    }
+
+    #[test]
+    fn endpoint_and_srv_names() {
+        let key = ServiceKey::new("db", "pg");
+        assert_eq!(
+            classify_str("pg-0.pg.db.svc.cluster.local."),
+            Target::Endpoint {
+                service: key.clone(),
+                host: "pg-0".into()
+            }
+        );
+        assert_eq!(
+            classify_str("_TCP.pg.db.svc.cluster.local."),
+            Target::SrvProto {
+                service: key.clone(),
+                proto: "tcp".into()
+            }
+        );
+        assert_eq!(
+            classify_str("_postgres._tcp.pg.db.svc.cluster.local."),
+            Target::Srv {
+                service: key,
+                port: "postgres".into(),
+                proto: "tcp".into()
+            }
+        );
+        assert_eq!(
+            classify_str("postgres._tcp.pg.db.svc.cluster.local."),
+            Target::Unknown
+        );
+    }
+
+    #[test]
+    fn pod_names() {
+        assert_eq!(
+            classify_str("10-244-1-5.default.pod.cluster.local."),
+            Target::Pod(Ipv4Addr::new(10, 244, 1, 5))
+        );
+        assert_eq!(
+            classify_str("10-244-1-500.default.pod.cluster.local."),
+            Target::Unknown
+        );
+    }
+
+    #[test]
+    fn unknown_names_inside_the_zone() {
+        for q in [
+            "foo.cluster.local.",
+            "a.b.c.d.e.svc.cluster.local.",
+            "x.frontend-svc.default.other.cluster.local.",
+        ] {
+            assert_eq!(classify_str(q), Target::Unknown, "{q}");
+        }
+    }
+
+    #[test]
+    fn names_outside_the_zone() {
+        for q in [
+            "example.com.",
+            "local.",
+            "cluster.local.example.com.",
+            "xcluster.local.",
+            "96.10.in-addr.arpa.",
+            "1.0.96.10.ip6.arpa.",
+        ] {
+            assert_eq!(classify_str(q), Target::Outside, "{q}");
+        }
+    }
+
+    #[test]
+    fn reverse_names() {
+        assert_eq!(
+            classify_str("10.0.96.10.IN-ADDR.ARPA."),
+            Target::Reverse(Ipv4Addr::new(10, 96, 0, 10))
+        );
+        assert_eq!(classify_str("300.0.96.10.in-addr.arpa."), Target::Outside);
+        assert_eq!(
+            reverse_name(Ipv4Addr::new(10, 96, 0, 10)),
+            "10.0.96.10.in-addr.arpa."
+        );
+        assert_eq!(dashed(Ipv4Addr::new(10, 244, 1, 5)), "10-244-1-5");
+    }
+
+    #[test]
+    fn other_cluster_domains() {
+        let zone = zone_name("corp.example").unwrap();
+        let q = Name::from_ascii("web.prod.svc.corp.example.").unwrap();
+        assert_eq!(
+            classify(&q, &zone),
+            Target::Service(ServiceKey::new("prod", "web"))
+        );
+        let q = Name::from_ascii("web.prod.svc.cluster.local.").unwrap();
+        assert_eq!(classify(&q, &zone), Target::Outside);
+    }
+}

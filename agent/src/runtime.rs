@@ -1,0 +1,241 @@
+//! The agent's main loop: keep the snapshot stream open, fold every push
+//! into the cluster view, apply it to nftables as one transaction, ACK or
+//! NACK, clear stale UDP flows, feed the probes, and repair the table if
+//! someone else changes it.
+//!
+//! The loop owns the data path, so applies, drift checks and repairs never
+//! race. When the stream is down the data path is only touched to repair
+//! drift, from the last view: the last ruleset keeps serving.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand::SeedableRng;
+use switchyard_api::v1::{Push, Register};
+use tokio::sync::watch;
+use tonic::transport::Channel;
+
+use crate::conntrack::{stale_flows, Conntrack};
+use crate::metrics::Metrics;
+use crate::model::{NodeContext, ServiceEntry, ServiceKey, Snapshot};
+use crate::nft::{DataPath, NftRunner};
+use crate::sync::{self, Backoff, Session};
+use crate::view::ClusterView;
+
+/// How often the cheap drift check runs.
+pub const DRIFT_CHECK: Duration = Duration::from_secs(2);
+/// How often the whole table is read back and reconciled.
+pub const FULL_RESYNC: Duration = Duration::from_secs(300);
+
+pub struct AgentConfig {
+    pub node: NodeContext,
+    pub agent_version: String,
+    /// Services this agent serves on its own behalf (the DNS VIP).
+    pub local_services: Vec<(ServiceKey, ServiceEntry)>,
+}
+
+pub struct Runtime<R> {
+    cfg: AgentConfig,
+    channel: Channel,
+    datapath: DataPath<R>,
+    conntrack: Conntrack,
+    view: Arc<ClusterView>,
+    views: watch::Sender<Arc<ClusterView>>,
+    applied: Option<u64>,
+    applied_snapshot: Snapshot,
+    metrics: Arc<Metrics>,
+}
+
+impl<R: NftRunner> Runtime<R> {
+    pub fn new(
+        cfg: AgentConfig,
+        channel: Channel,
+        datapath: DataPath<R>,
+        conntrack: Conntrack,
+        metrics: Arc<Metrics>,
+    ) -> (Self, watch::Receiver<Arc<ClusterView>>) {
+        let (views, rx) = watch::channel(Arc::new(ClusterView::default()));
+        let runtime = Self {
+            cfg,
+            channel,
+            datapath,
+            conntrack,
+            view: Arc::default(),
+            views,
+            applied: None,
+            applied_snapshot: Snapshot::default(),
+            metrics,
+        };
+        (runtime, rx)
+    }
+
+    /// Runs forever.
+    pub async fn run(mut self) {
+        let mut drift = tokio::time::interval(DRIFT_CHECK);
+        let mut resync =
+            tokio::time::interval_at(tokio::time::Instant::now() + FULL_RESYNC, FULL_RESYNC);
+        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
+        let mut rng = rand::rngs::StdRng::from_os_rng();
+        loop {
+            let session = match sync::open(self.channel.clone(), self.register()).await {
+                Ok(session) => session,
+                Err(e) => {
+                    let delay = backoff.next_delay(&mut rng);
+                    tracing::warn!(error = %e, retry_in = ?delay, "control plane unreachable; keeping the last ruleset");
+                    self.wait(delay, &mut drift, &mut resync).await;
+                    continue;
+                }
+            };
+            self.metrics.connected.set(1);
+            let reason = self
+                .serve(session, &mut drift, &mut resync, &mut backoff)
+                .await;
+            self.metrics.connected.set(0);
+            let delay = backoff.next_delay(&mut rng);
+            tracing::warn!(error = %reason, retry_in = ?delay, "snapshot stream lost; keeping the last ruleset");
+            self.wait(delay, &mut drift, &mut resync).await;
+        }
+    }
+
+    fn register(&self) -> Register {
+        Register {
+            node_name: self.cfg.node.node_name.clone(),
+            node_ips: self
+                .cfg
+                .node
+                .node_ips
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+            pod_cidr: self
+                .cfg
+                .node
+                .pod_cidr
+                .map(|c| c.to_string())
+                .unwrap_or_default(),
+            agent_version: self.cfg.agent_version.clone(),
+            applied_version: self.applied.unwrap_or(0),
+        }
+    }
+
+    /// Sleeps out a reconnect delay while still guarding the table.
+    async fn wait(
+        &mut self,
+        delay: Duration,
+        drift: &mut tokio::time::Interval,
+        resync: &mut tokio::time::Interval,
+    ) {
+        let until = tokio::time::sleep(delay);
+        tokio::pin!(until);
+        loop {
+            tokio::select! {
+                _ = &mut until => return,
+                _ = drift.tick() => self.repair_drift().await,
+                _ = resync.tick() => self.full_resync().await,
+            }
+        }
+    }
+
+    async fn serve(
+        &mut self,
+        mut session: Session,
+        drift: &mut tokio::time::Interval,
+        resync: &mut tokio::time::Interval,
+        backoff: &mut Backoff,
+    ) -> sync::StreamError {
+        loop {
+            tokio::select! {
+                push = session.next() => match push {
+                    Ok(push) => {
+                        backoff.reset();
+                        if let Err(e) = self.handle_push(&session, push).await {
+                            return e;
+                        }
+                    }
+                    Err(e) => return e,
+                },
+                _ = drift.tick() => self.repair_drift().await,
+                _ = resync.tick() => self.full_resync().await,
+            }
+        }
+    }
+
+    /// What the data path should hold for a view: its services plus ours.
+    fn snapshot(&self, view: &ClusterView) -> Snapshot {
+        let mut snap = view.data_path_snapshot();
+        snap.services
+            .extend(self.cfg.local_services.iter().cloned());
+        snap
+    }
+
+    #[tracing::instrument(skip_all, fields(version = push.version, full = push.full, services = push.services.len()))]
+    async fn handle_push(
+        &mut self,
+        session: &Session,
+        push: Push,
+    ) -> Result<(), sync::StreamError> {
+        let started = Instant::now();
+        let ack_for = Push {
+            version: push.version,
+            nonce: push.nonce.clone(),
+            ..Default::default()
+        };
+        self.view = Arc::new(self.view.fold(push));
+        self.views.send_replace(self.view.clone());
+        let snap = self.snapshot(&self.view);
+        let result = self.datapath.apply(&self.cfg.node, &snap).await;
+        self.metrics
+            .sync_duration
+            .observe(started.elapsed().as_secs_f64());
+        match result {
+            Ok(stats) => {
+                tracing::info!(?stats, elapsed = ?started.elapsed(), "applied");
+                session.ack(&ack_for, None).await?;
+                self.conntrack
+                    .flush(&stale_flows(&self.applied_snapshot, &snap))
+                    .await;
+                self.applied = Some(ack_for.version);
+                self.applied_snapshot = snap;
+                self.metrics
+                    .applied_version
+                    .set(i64::try_from(ack_for.version).unwrap_or(i64::MAX));
+            }
+            Err(e) => {
+                let text = e
+                    .nft_stderr()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| e.to_string());
+                tracing::error!(error = %text, "nftables apply failed; the last good ruleset stays");
+                self.metrics.sync_errors.inc();
+                session.ack(&ack_for, Some(text)).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn repair_drift(&mut self) {
+        if self.applied.is_none() {
+            return;
+        }
+        let snap = self.applied_snapshot.clone();
+        match self.datapath.repair_if_drifted(&self.cfg.node, &snap).await {
+            Ok(true) => {
+                self.metrics.repairs.inc();
+                tracing::warn!("the nftables table was changed from outside; repaired");
+            }
+            Ok(false) => {}
+            Err(e) => tracing::error!(error = %e, "drift check failed"),
+        }
+    }
+
+    async fn full_resync(&mut self) {
+        if self.applied.is_none() {
+            return;
+        }
+        let snap = self.applied_snapshot.clone();
+        match self.datapath.resync(&self.cfg.node, &snap).await {
+            Ok(stats) => tracing::debug!(?stats, "periodic full resync"),
+            Err(e) => tracing::error!(error = %e, "periodic full resync failed"),
+        }
+    }
+}

@@ -1,0 +1,221 @@
+//! The agent's picture of the cluster: every Service as the control plane
+//! last pushed it. Pushes fold into it purely ([`ClusterView::fold`]); the
+//! data path, DNS and probes each derive what they need from it.
+//!
+//! The view takes every push, whether or not the data path then applies
+//! it, so the next apply carries any change a failed one missed.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+use switchyard_api::v1::{ClusterConfig, PodProbe, Push, ServiceState};
+
+use crate::model::{
+    EndpointEntry, EndpointPortEntry, Protocol, ServiceEntry, ServiceKey, ServicePortEntry,
+    Snapshot,
+};
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ClusterView {
+    pub version: u64,
+    pub cluster: ClusterConfig,
+    pub services: BTreeMap<ServiceKey, Arc<ServiceState>>,
+    /// Readiness probes for the pods on this node.
+    pub probes: Arc<Vec<PodProbe>>,
+}
+
+impl ClusterView {
+    /// The view after `push`: a full push replaces everything, a delta patches.
+    pub fn fold(&self, push: Push) -> ClusterView {
+        let mut next = if push.full {
+            ClusterView::default()
+        } else {
+            self.clone()
+        };
+        next.version = push.version;
+        if let Some(cluster) = push.cluster {
+            next.cluster = cluster;
+        }
+        if push.full {
+            next.probes = Arc::default();
+        }
+        if let Some(probes) = push.probes {
+            next.probes = Arc::new(probes.pods);
+        }
+        for r in push.removed {
+            next.services.remove(&ServiceKey::new(r.namespace, r.name));
+        }
+        for s in push.services {
+            next.services.insert(
+                ServiceKey::new(s.namespace.clone(), s.name.clone()),
+                Arc::new(s),
+            );
+        }
+        next
+    }
+
+    /// What the nftables data path programs. Services whose addresses do not
+    /// parse are skipped (validation makes that impossible for stored ones).
+    pub fn data_path_snapshot(&self) -> Snapshot {
+        Snapshot {
+            version: self.version,
+            services: self
+                .services
+                .iter()
+                .map(|(k, s)| (k.clone(), service_entry(s)))
+                .collect(),
+        }
+    }
+}
+
+fn protocol(s: &str) -> Option<Protocol> {
+    match s {
+        "TCP" => Some(Protocol::Tcp),
+        "UDP" => Some(Protocol::Udp),
+        "SCTP" => Some(Protocol::Sctp),
+        _ => None,
+    }
+}
+
+fn ips(list: &[String]) -> Vec<Ipv4Addr> {
+    list.iter().filter_map(|s| s.parse().ok()).collect()
+}
+
+fn port(n: u32) -> Option<u16> {
+    u16::try_from(n).ok().filter(|p| *p != 0)
+}
+
+pub fn service_entry(s: &ServiceState) -> ServiceEntry {
+    let programmed = s.r#type != "ExternalName" && !s.headless;
+    ServiceEntry {
+        cluster_ip: s.cluster_ip.parse().ok().filter(|_| programmed),
+        external_ips: ips(&s.external_ips),
+        load_balancer_ips: ips(&s.load_balancer_ips),
+        ports: s
+            .ports
+            .iter()
+            .filter_map(|p| {
+                Some(ServicePortEntry {
+                    name: p.name.clone(),
+                    protocol: protocol(&p.protocol)?,
+                    port: port(p.port)?,
+                    node_port: port(p.node_port),
+                })
+            })
+            .collect(),
+        session_affinity_timeout: (s.affinity_timeout_seconds > 0)
+            .then_some(s.affinity_timeout_seconds),
+        internal_traffic_local: s.internal_traffic_local,
+        external_traffic_local: s.external_traffic_local,
+        endpoints: s
+            .endpoints
+            .iter()
+            .filter_map(|e| {
+                Some(EndpointEntry {
+                    ip: e.ip.parse().ok()?,
+                    node_name: Some(e.node_name.clone()).filter(|n| !n.is_empty()),
+                    ready: e.ready,
+                    serving: e.serving,
+                    terminating: e.terminating,
+                    ports: e
+                        .ports
+                        .iter()
+                        .filter_map(|p| {
+                            Some(EndpointPortEntry {
+                                name: p.name.clone(),
+                                protocol: protocol(&p.protocol)?,
+                                port: port(p.port)?,
+                            })
+                        })
+                        .collect(),
+                })
+            })
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchyard_api::v1::{Endpoint, EndpointPort, ProbeSet, ServicePort, ServiceRef};
+
+    fn state(name: &str, ip: &str, endpoints: &[&str]) -> ServiceState {
+        ServiceState {
+            namespace: "default".into(),
+            name: name.into(),
+            r#type: "NodePort".into(),
+            cluster_ip: ip.into(),
+            ports: vec![ServicePort {
+                name: String::new(),
+                protocol: "TCP".into(),
+                port: 80,
+                node_port: 30080,
+            }],
+            endpoints: endpoints
+                .iter()
+                .map(|e| Endpoint {
+                    ip: e.to_string(),
+                    node_name: "node-1".into(),
+                    ready: true,
+                    serving: true,
+                    ports: vec![EndpointPort {
+                        name: String::new(),
+                        protocol: "TCP".into(),
+                        port: 5000,
+                    }],
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn full_then_delta() {
+        let full = Push {
+            version: 5,
+            full: true,
+            services: vec![
+                state("a", "10.96.0.1", &["10.244.1.10"]),
+                state("b", "10.96.0.2", &[]),
+            ],
+            probes: Some(ProbeSet::default()),
+            ..Default::default()
+        };
+        let v1 = ClusterView::default().fold(full);
+        assert_eq!(v1.version, 5);
+        assert_eq!(v1.services.len(), 2);
+        let delta = Push {
+            version: 7,
+            services: vec![state("a", "10.96.0.1", &["10.244.1.10", "10.244.2.10"])],
+            removed: vec![ServiceRef {
+                namespace: "default".into(),
+                name: "b".into(),
+            }],
+            ..Default::default()
+        };
+        let v2 = v1.fold(delta);
+        assert_eq!(v2.version, 7);
+        assert_eq!(
+            v2.services
+                .keys()
+                .map(|k| k.to_string())
+                .collect::<Vec<_>>(),
+            vec!["default/a"]
+        );
+        let snap = v2.data_path_snapshot();
+        let a = &snap.services[&ServiceKey::new("default", "a")];
+        assert_eq!(a.cluster_ip, Some(Ipv4Addr::new(10, 96, 0, 1)));
+        assert_eq!(a.ports[0].node_port, Some(30080));
+        assert_eq!(a.endpoints.len(), 2);
+        assert_eq!(a.endpoints[1].ports[0].port, 5000);
+    }
+
+    #[test]
+    fn headless_services_program_nothing() {
+        let mut s = state("h", "", &["10.244.1.10"]);
+        s.headless = true;
+        assert_eq!(service_entry(&s).cluster_ip, None);
+    }
+}

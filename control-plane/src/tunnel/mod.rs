@@ -1,0 +1,31 @@
+//! The port-forward broker (`swctl port-forward`).
+//!
+//! The control plane never dials agents, and operators' machines reach only
+//! the control plane, so a forwarded connection is two gRPC streams joined
+//! here: swctl's `Forward` stream and a `Dial` stream that the pod's node
+//! agent opens when asked over its long-lived `Serve` stream. `resolve`
+//! picks the pod and port (pure rules over registry objects), `broker` keeps
+//! the agents' sessions and pending dials, `relay` joins the two streams,
+//! `session` serves one agent's `Serve` stream, `service` is the gRPC surface.
+
+pub mod broker;
+pub mod error;
+pub mod relay;
+pub mod resolve;
+pub mod service;
+pub mod session;
+
+use std::sync::Arc;
+
+use switchyard_api::v1::tunnel_server::TunnelServer;
+
+pub use broker::Broker;
+pub use error::TunnelError;
+pub use service::TunnelApi;
+
+use crate::registry::Registry;
+
+/// The gRPC service to add to the server, with a fresh broker.
+pub fn server(registry: Arc<Registry>) -> TunnelServer<TunnelApi> {
+    TunnelServer::new(TunnelApi::new(registry, Arc::new(Broker::default())))
+}

@@ -1,0 +1,141 @@
+//! The `switchyard.v1.Tunnel` gRPC service: swctl's `Resolve` and `Forward`,
+//! the agents' `Serve` and `Dial`.
+
+use std::sync::Arc;
+
+use switchyard_api::v1::tunnel_agent_message::Message as AgentMsg;
+use switchyard_api::v1::tunnel_frame::Frame;
+use switchyard_api::v1::tunnel_server::Tunnel;
+use switchyard_api::v1::{
+    ForwardRoute, ForwardTarget, TunnelAgentMessage, TunnelBrokerMessage, TunnelDialed, TunnelFrame,
+};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+use tracing::Instrument;
+
+use super::broker::Broker;
+use super::error::TunnelError;
+use super::resolve::resolve;
+use super::{relay, session};
+use crate::registry::Registry;
+
+/// Frames buffered per direction of a relayed connection.
+const RELAY_BUFFER: usize = 16;
+/// Messages buffered towards one agent's `Serve` stream.
+const SESSION_BUFFER: usize = 256;
+
+pub struct TunnelApi {
+    registry: Arc<Registry>,
+    broker: Arc<Broker>,
+}
+
+impl TunnelApi {
+    pub fn new(registry: Arc<Registry>, broker: Arc<Broker>) -> Self {
+        Self { registry, broker }
+    }
+
+    fn route(&self, target: &ForwardTarget) -> Result<ForwardRoute, TunnelError> {
+        Ok(resolve(&self.registry, target, |node| {
+            self.broker.is_connected(node)
+        })?)
+    }
+}
+
+type FrameStream = ReceiverStream<Result<TunnelFrame, Status>>;
+
+#[tonic::async_trait]
+impl Tunnel for TunnelApi {
+    #[tracing::instrument(skip_all, fields(ns = %request.get_ref().namespace, kind = %request.get_ref().kind, name = %request.get_ref().name))]
+    async fn resolve(
+        &self,
+        request: Request<ForwardTarget>,
+    ) -> Result<Response<ForwardRoute>, Status> {
+        Ok(Response::new(self.route(request.get_ref())?))
+    }
+
+    type ForwardStream = FrameStream;
+
+    async fn forward(
+        &self,
+        request: Request<Streaming<TunnelFrame>>,
+    ) -> Result<Response<Self::ForwardStream>, Status> {
+        let mut inbound = request.into_inner();
+        let target = match first_frame(&mut inbound).await? {
+            Frame::Open(target) => target,
+            _ => return Err(protocol("the first frame of Forward must be open")),
+        };
+        let route = self.route(&target)?;
+        let id = rand::random::<u64>();
+        let span = tracing::info_span!("forward", conn = id, ns = %route.namespace,
+            target = %format!("{}/{}", target.kind, target.name), pod = %route.pod,
+            node = %route.node, port = route.pod_port);
+        let dialed = self.broker.dial(id, &route).instrument(span.clone()).await;
+        let dialed = dialed
+            .inspect_err(|e| span.in_scope(|| tracing::info!(error = %e, "forward failed")))?;
+        let (tx, rx) = mpsc::channel(RELAY_BUFFER);
+        let node = route.node.clone();
+        let opened = TunnelFrame {
+            frame: Some(Frame::Opened(route)),
+        };
+        tx.send(Ok(opened))
+            .await
+            .map_err(|_| Status::cancelled("the port-forward client went away"))?;
+        tokio::spawn(relay::run(inbound, tx, dialed, node).instrument(span));
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    type ServeStream = ReceiverStream<Result<TunnelBrokerMessage, Status>>;
+
+    async fn serve(
+        &self,
+        request: Request<Streaming<TunnelAgentMessage>>,
+    ) -> Result<Response<Self::ServeStream>, Status> {
+        let mut inbound = request.into_inner();
+        let hello = match inbound.message().await? {
+            Some(TunnelAgentMessage {
+                message: Some(AgentMsg::Hello(hello)),
+            }) if !hello.node_name.is_empty() => hello,
+            _ => {
+                return Err(protocol(
+                    "the first message of Serve must be hello with a node name",
+                ))
+            }
+        };
+        let (tx, rx) = mpsc::channel(SESSION_BUFFER);
+        let id = self.broker.register(&hello.node_name, tx.clone());
+        let span = tracing::info_span!("tunnel", node = %hello.node_name, session = id,
+            agent_version = %hello.agent_version);
+        let task = session::run(self.broker.clone(), hello.node_name, id, inbound, tx);
+        tokio::spawn(task.instrument(span));
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    type DialStream = FrameStream;
+
+    async fn dial(
+        &self,
+        request: Request<Streaming<TunnelFrame>>,
+    ) -> Result<Response<Self::DialStream>, Status> {
+        let mut inbound = request.into_inner();
+        let dialed: TunnelDialed = match first_frame(&mut inbound).await? {
+            Frame::Dialed(d) => d,
+            _ => return Err(protocol("the first frame of Dial must be dialed")),
+        };
+        let (tx, rx) = mpsc::channel(RELAY_BUFFER);
+        self.broker.deliver(&dialed, inbound, tx)?;
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+}
+
+async fn first_frame(inbound: &mut Streaming<TunnelFrame>) -> Result<Frame, Status> {
+    inbound
+        .message()
+        .await?
+        .and_then(|f| f.frame)
+        .ok_or_else(|| protocol("the stream ended before its first frame"))
+}
+
+fn protocol(msg: &str) -> Status {
+    TunnelError::Protocol(format!("protocol error: {msg}")).into()
+}

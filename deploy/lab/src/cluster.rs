@@ -1,0 +1,242 @@
+//! A running Switchyard cluster on the lab: the control plane in `<p>-cp`,
+//! one `switchyard-agent` per node namespace, `swctl` run from the control
+//! plane host. Used by the end-to-end tests and the demo.
+//!
+//! Binaries are taken from the directory of the running executable or its
+//! parent (`target/<profile>/` for tests and for the `switchyard-lab`
+//! binary), or from `SWITCHYARD_BIN_DIR`.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+use crate::error::{LabError, Result};
+use crate::{ChildGuard, Host, Lab, LabConfig};
+
+/// The control plane's gRPC port inside the lab.
+pub const CONTROL_PLANE_PORT: u16 = 7443;
+
+#[derive(Debug, Clone, Default)]
+pub struct ClusterConfig {
+    pub lab: LabConfig,
+    /// Extra flags for `switchyard-control-plane`.
+    pub control_plane_args: Vec<String>,
+    /// Extra flags for every `switchyard-agent`.
+    pub agent_args: Vec<String>,
+}
+
+/// Guards come first: fields drop in order, so processes stop before the
+/// lab deletes their namespaces.
+pub struct Cluster {
+    control_plane: Option<ChildGuard>,
+    agents: Vec<Option<ChildGuard>>,
+    cfg: ClusterConfig,
+    bin_dir: PathBuf,
+    data_dir: PathBuf,
+    pub lab: Lab,
+}
+
+/// Where the workspace binaries are.
+pub fn bin_dir() -> Result<PathBuf> {
+    if let Some(dir) = std::env::var_os("SWITCHYARD_BIN_DIR") {
+        return Ok(PathBuf::from(dir));
+    }
+    let exe = std::env::current_exe()
+        .map_err(|e| LabError::Cluster(format!("cannot find the running executable: {e}")))?;
+    let candidates = exe.ancestors().skip(1).take(2).map(Path::to_path_buf);
+    for dir in candidates {
+        if dir.join("switchyard-agent").exists() && dir.join("switchyard-control-plane").exists() {
+            return Ok(dir);
+        }
+    }
+    Err(LabError::Cluster(format!(
+        "switchyard binaries not found next to {}; build them with `cargo build --workspace` (or set SWITCHYARD_BIN_DIR)",
+        exe.display()
+    )))
+}
+
+impl Cluster {
+    /// Builds the lab and starts the control plane and every agent.
+    pub fn start(cfg: ClusterConfig) -> Result<Cluster> {
+        let lab = Lab::new(cfg.lab)?;
+        let data_dir = lab.log_dir().join("control-plane-data");
+        let nodes = lab.nodes().len();
+        let mut cluster = Cluster {
+            control_plane: None,
+            agents: (0..nodes).map(|_| None).collect(),
+            cfg,
+            bin_dir: bin_dir()?,
+            data_dir,
+            lab,
+        };
+        cluster.start_control_plane()?;
+        for i in 1..=nodes {
+            cluster.start_agent(i)?;
+        }
+        cluster.wait_synced(Duration::from_secs(30))?;
+        Ok(cluster)
+    }
+
+    pub fn bin(&self, name: &str) -> String {
+        self.bin_dir.join(name).to_string_lossy().into_owned()
+    }
+
+    /// `http://172.18.0.2:7443`.
+    pub fn server(&self) -> String {
+        format!(
+            "http://{}:{CONTROL_PLANE_PORT}",
+            self.lab.control_plane().ip
+        )
+    }
+
+    pub fn start_control_plane(&mut self) -> Result<()> {
+        let listen = format!("{}:{CONTROL_PLANE_PORT}", self.lab.control_plane().ip);
+        let mut args = vec![
+            self.bin("switchyard-control-plane"),
+            "--listen".to_string(),
+            listen,
+            "--data-dir".to_string(),
+            self.data_dir.to_string_lossy().into_owned(),
+        ];
+        args.extend(self.cfg.control_plane_args.iter().cloned());
+        let ns = self.lab.control_plane().ns.clone();
+        let guard = self.lab.spawn(&ns, &args)?;
+        guard.wait_for_log("serving gRPC", Duration::from_secs(20))?;
+        self.control_plane = Some(guard);
+        Ok(())
+    }
+
+    /// Stops the control plane (SIGTERM); its data directory stays.
+    pub fn stop_control_plane(&mut self) {
+        self.control_plane = None;
+    }
+
+    pub fn control_plane_log(&self) -> String {
+        self.control_plane
+            .as_ref()
+            .map(ChildGuard::log)
+            .unwrap_or_default()
+    }
+
+    pub fn start_agent(&mut self, i: usize) -> Result<()> {
+        let node = self.lab.node(i).clone();
+        let mut args = vec![
+            "env".to_string(),
+            "RUST_LOG=info,switchyard_agent=debug".to_string(),
+            self.bin("switchyard-agent"),
+            "--control-plane".to_string(),
+            self.server(),
+            "--node-name".to_string(),
+            node.name.clone(),
+            "--node-ip".to_string(),
+            node.ip.to_string(),
+        ];
+        if let Some(cidr) = node.pod_cidr {
+            args.extend(["--pod-cidr".to_string(), cidr.to_string()]);
+        }
+        args.extend(self.cfg.agent_args.iter().cloned());
+        let guard = self.lab.spawn(&node.ns, &args)?;
+        guard.wait_for_log("agent starting", Duration::from_secs(20))?;
+        self.agents[i - 1] = Some(guard);
+        Ok(())
+    }
+
+    /// Stops an agent (SIGTERM); its nftables table stays, as on a real host.
+    pub fn stop_agent(&mut self, i: usize) {
+        self.agents[i - 1] = None;
+    }
+
+    pub fn agent_log(&self, i: usize) -> String {
+        self.agents[i - 1]
+            .as_ref()
+            .map(ChildGuard::log)
+            .unwrap_or_default()
+    }
+
+    /// Runs swctl on the control plane host.
+    pub fn swctl(&self, args: &[&str]) -> Result<Output> {
+        let mut full = vec![self.bin("swctl"), "--server".to_string(), self.server()];
+        full.extend(args.iter().map(|s| s.to_string()));
+        self.lab.exec(&self.lab.control_plane().ns, &full)
+    }
+
+    /// Runs swctl and returns stdout, failing with its stderr.
+    pub fn swctl_ok(&self, args: &[&str]) -> Result<String> {
+        let out = self.swctl(args)?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(LabError::Cluster(format!(
+                "swctl {args:?} failed: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )))
+        }
+    }
+
+    /// Applies a manifest through swctl (written to a file in the log dir).
+    pub fn apply(&self, yaml: &str) -> Result<String> {
+        let n = std::fs::read_dir(self.lab.log_dir())
+            .map(|d| d.count())
+            .unwrap_or(0);
+        let path = self.lab.log_dir().join(format!("manifest-{n:03}.yaml"));
+        std::fs::write(&path, yaml)
+            .map_err(|e| LabError::Cluster(format!("writing {}: {e}", path.display())))?;
+        self.swctl_ok(&["apply", "-f", &path.to_string_lossy()])
+    }
+
+    /// Waits until every connected node has ACKed the newest snapshot.
+    pub fn wait_synced(&self, timeout: Duration) -> Result<()> {
+        // Let the control plane cut a version for any write just made.
+        std::thread::sleep(Duration::from_millis(60));
+        let deadline = Instant::now() + timeout;
+        let mut last = String::new();
+        while Instant::now() < deadline {
+            if let Ok(out) = self.swctl_ok(&["get", "nodes", "--no-headers"]) {
+                let rows: Vec<&str> = out.lines().filter(|l| !l.trim().is_empty()).collect();
+                let running = self.agents.iter().filter(|a| a.is_some()).count();
+                let synced = rows.iter().filter(|l| l.contains(" SYNCED ")).count();
+                if synced >= running && rows.len() >= running {
+                    return Ok(());
+                }
+                last = out;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Err(LabError::Timeout(format!(
+            "nodes not synced after {timeout:?}:\n{last}"
+        )))
+    }
+
+    /// Starts the lab backend in pod (i, j), answering `NAME <client>` on TCP
+    /// and UDP `port`.
+    pub fn backend(&self, i: usize, j: usize, name: &str, port: u16) -> Result<ChildGuard> {
+        let pod: Host = self.lab.pod(i, j).clone();
+        let listen = format!("0.0.0.0:{port}");
+        let guard = self.lab.spawn(
+            &pod.ns,
+            &[
+                self.bin("switchyard-lab").as_str(),
+                "backend",
+                "--name",
+                name,
+                "--listen",
+                &listen,
+                "--udp-listen",
+                &listen,
+            ],
+        )?;
+        guard.wait_for_log("ready", Duration::from_secs(10))?;
+        Ok(guard)
+    }
+
+    /// A Pod manifest for lab pod (i, j), labelled `app: <app>`, port `port`
+    /// named `http` (TCP) and `udp` (UDP).
+    pub fn pod_manifest(&self, i: usize, j: usize, name: &str, app: &str, port: u16) -> String {
+        let pod = self.lab.pod(i, j);
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  labels:\n    app: {app}\nspec:\n  nodeName: node-{i}\n  containers:\n    - name: main\n      ports:\n        - name: http\n          containerPort: {port}\n        - name: udp\n          containerPort: {port}\n          protocol: UDP\nstatus:\n  podIP: {}\n---\n",
+            pod.ip
+        )
+    }
+}
