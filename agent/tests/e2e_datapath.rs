@@ -4,109 +4,11 @@
 //! with SWITCHYARD_E2E=1.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::BTreeMap;
+mod e2e;
+
 use std::time::{Duration, Instant};
 
-use switchyard_lab::cluster::{Cluster, ClusterConfig};
-use switchyard_lab::{require_root, ChildGuard, LabConfig};
-
-fn cluster(test: &str, cp_args: &[&str]) -> Option<Cluster> {
-    if !require_root(test) {
-        return None;
-    }
-    let cfg = ClusterConfig {
-        lab: LabConfig {
-            nodes: 2,
-            pods_per_node: 2,
-        },
-        control_plane_args: cp_args.iter().map(|s| s.to_string()).collect(),
-        agent_args: Vec::new(),
-    };
-    Some(Cluster::start(cfg).expect("cluster starts"))
-}
-
-/// Backends on pods (1,1) and (2,1) labelled app=web on port 8080.
-fn web_backends(c: &Cluster) -> Vec<ChildGuard> {
-    let mut manifests = c.pod_manifest(1, 1, "web-1", "web", 8080);
-    manifests.push_str(&c.pod_manifest(2, 1, "web-2", "web", 8080));
-    c.apply(&manifests).unwrap();
-    vec![
-        c.backend(1, 1, "web-1", 8080).unwrap(),
-        c.backend(2, 1, "web-2", 8080).unwrap(),
-    ]
-}
-
-fn service_yaml(name: &str, extra_spec: &str) -> String {
-    format!(
-        "apiVersion: v1\nkind: Service\nmetadata:\n  name: {name}\nspec:\n  selector:\n    app: web\n  ports:\n    - name: http\n      port: 80\n      targetPort: http\n{extra_spec}"
-    )
-}
-
-fn json(c: &Cluster, args: &[&str]) -> serde_json::Value {
-    let mut full = args.to_vec();
-    full.extend(["-o", "json"]);
-    serde_json::from_str(&c.swctl_ok(&full).unwrap()).unwrap()
-}
-
-fn cluster_ip(c: &Cluster, svc: &str) -> String {
-    json(c, &["get", "svc", svc])["spec"]["clusterIP"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
-
-fn node_port(c: &Cluster, svc: &str) -> u64 {
-    json(c, &["get", "svc", svc])["spec"]["ports"][0]["nodePort"]
-        .as_u64()
-        .unwrap()
-}
-
-/// One HTTP GET with curl from a namespace; Err carries curl's exit code.
-fn curl(c: &Cluster, ns: &str, url: &str) -> Result<String, i32> {
-    let out = c
-        .lab
-        .exec(
-            ns,
-            &[
-                "curl",
-                "-sS",
-                "--max-time",
-                "2",
-                "--connect-timeout",
-                "2",
-                url,
-            ],
-        )
-        .unwrap();
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-    } else {
-        Err(out.status.code().unwrap_or(-1))
-    }
-}
-
-/// Backend name → count over `n` requests.
-fn spread(c: &Cluster, ns: &str, url: &str, n: usize) -> BTreeMap<String, usize> {
-    let mut counts = BTreeMap::new();
-    for _ in 0..n {
-        let body = curl(c, ns, url)
-            .unwrap_or_else(|code| panic!("curl {url} from {ns} failed with {code}"));
-        let name = body.split_whitespace().next().unwrap().to_string();
-        *counts.entry(name).or_default() += 1;
-    }
-    counts
-}
-
-fn eventually(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("timed out waiting for: {what}");
-}
+use e2e::*;
 
 #[test]
 fn cluster_ip_reaches_backends_on_every_node_from_pods_and_hosts() {

@@ -162,6 +162,7 @@ pub fn reverse_name(ip: Ipv4Addr) -> String {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     fn zone() -> Name {

@@ -64,6 +64,7 @@ pub fn dns_service(
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]

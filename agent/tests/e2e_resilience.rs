@@ -1,0 +1,155 @@
+//! What happens when things break, end to end on the namespace lab: agent
+//! restarts under load, a control-plane outage, missed deletions, someone
+//! deleting the agent's table, and per-node sync status.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod e2e;
+
+use std::time::{Duration, Instant};
+
+use e2e::*;
+
+fn loop_result(guard: &switchyard_lab::ChildGuard) -> String {
+    guard.wait_for_log("done", Duration::from_secs(60)).unwrap();
+    guard.log()
+}
+
+#[test]
+fn agent_restart_under_load_fails_no_request() {
+    let Some(mut c) = cluster("agent_restart_under_load_fails_no_request", &[]) else {
+        return;
+    };
+    let _backends = web_backends(&c);
+    c.apply(&service_yaml("web", "  type: NodePort\n")).unwrap();
+    c.wait_synced(Duration::from_secs(10)).unwrap();
+    let url = format!("http://{}/", cluster_ip(&c, "web"));
+    let node_url = format!("http://{}:{}/", c.lab.node(1).ip, node_port(&c, "web"));
+    let from_pod = request_loop(&c, &c.lab.pod(1, 2).ns, &url, 60, "0.05");
+    let from_client = request_loop(&c, &c.lab.client().ns, &node_url, 60, "0.05");
+    std::thread::sleep(Duration::from_millis(500));
+    c.stop_agent(1);
+    std::thread::sleep(Duration::from_millis(500));
+    c.start_agent(1).unwrap();
+    c.wait_synced(Duration::from_secs(10)).unwrap();
+    for (what, guard) in [("pod", &from_pod), ("client", &from_client)] {
+        let log = loop_result(guard);
+        assert_eq!(
+            log.matches("ok").count(),
+            60,
+            "failed requests from {what}:\n{log}"
+        );
+        assert!(!log.contains("FAIL"), "{what}:\n{log}");
+    }
+    assert!(c.agent_log(1).contains("applied"), "{}", c.agent_log(1));
+}
+
+#[test]
+fn data_path_survives_a_control_plane_outage_and_resyncs() {
+    let Some(mut c) = cluster("data_path_survives_a_control_plane_outage_and_resyncs", &[]) else {
+        return;
+    };
+    let _backends = web_backends(&c);
+    c.apply(&service_yaml("web", "")).unwrap();
+    c.wait_synced(Duration::from_secs(10)).unwrap();
+    let url = format!("http://{}/", cluster_ip(&c, "web"));
+    c.stop_control_plane();
+    let during = request_loop(&c, &c.lab.pod(2, 2).ns, &url, 30, "0.1");
+    let log = loop_result(&during);
+    assert_eq!(
+        log.matches("ok").count(),
+        30,
+        "requests failed while the control plane was down:\n{log}"
+    );
+    let nodes = c.swctl(&["get", "nodes"]).unwrap();
+    assert!(
+        !nodes.status.success(),
+        "swctl should fail while the control plane is down"
+    );
+
+    c.start_control_plane().unwrap();
+    c.wait_synced(Duration::from_secs(20)).unwrap();
+    c.apply(&service_yaml("web-after", "")).unwrap();
+    c.wait_synced(Duration::from_secs(10)).unwrap();
+    let after = format!("http://{}/", cluster_ip(&c, "web-after"));
+    assert!(curl(&c, &c.lab.pod(1, 2).ns, &after)
+        .unwrap()
+        .starts_with("web-"));
+}
+
+#[test]
+fn a_restarted_agent_drops_services_deleted_while_it_was_away() {
+    let Some(mut c) = cluster(
+        "a_restarted_agent_drops_services_deleted_while_it_was_away",
+        &[],
+    ) else {
+        return;
+    };
+    let _backends = web_backends(&c);
+    c.apply(&service_yaml("web", "")).unwrap();
+    c.wait_synced(Duration::from_secs(10)).unwrap();
+    let url = format!("http://{}/", cluster_ip(&c, "web"));
+    let from = c.lab.pod(1, 2).ns.clone();
+    c.stop_agent(1);
+    c.swctl_ok(&["delete", "svc", "web"]).unwrap();
+    // The stopped agent's table still serves the old service.
+    assert!(curl(&c, &from, &url).is_ok());
+    c.start_agent(1).unwrap();
+    c.wait_synced(Duration::from_secs(10)).unwrap();
+    eventually(
+        "the deleted service disappears from node 1",
+        Duration::from_secs(5),
+        || curl(&c, &from, &url).is_err(),
+    );
+}
+
+#[test]
+fn a_deleted_table_is_repaired_within_seconds() {
+    let Some(c) = cluster("a_deleted_table_is_repaired_within_seconds", &[]) else {
+        return;
+    };
+    let _backends = web_backends(&c);
+    c.apply(&service_yaml("web", "")).unwrap();
+    c.wait_synced(Duration::from_secs(10)).unwrap();
+    let url = format!("http://{}/", cluster_ip(&c, "web"));
+    let node = c.lab.node(1).ns.clone();
+    c.lab
+        .exec_ok(&node, &["nft", "delete", "table", "ip", "switchyard"])
+        .unwrap();
+    assert!(
+        curl(&c, &c.lab.pod(1, 2).ns, &url).is_err(),
+        "traffic should break without the table"
+    );
+    let started = Instant::now();
+    eventually(
+        "the agent restores its table",
+        Duration::from_secs(6),
+        || curl(&c, &c.lab.pod(1, 2).ns, &url).is_ok(),
+    );
+    assert!(started.elapsed() < Duration::from_secs(6));
+    assert!(c.agent_log(1).contains("repaired"), "{}", c.agent_log(1));
+}
+
+#[test]
+fn get_nodes_reports_sync_state() {
+    let Some(mut c) = cluster("get_nodes_reports_sync_state", &[]) else {
+        return;
+    };
+    let out = c.swctl_ok(&["get", "nodes"]).unwrap();
+    let rows: Vec<Vec<&str>> = out
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        rows[0],
+        vec!["NAME", "ADDRESSES", "VERSION", "STATUS", "AGE"]
+    );
+    assert_eq!(rows[1][..2], ["node-1", "172.18.0.11"]);
+    assert_eq!(rows[1][3], "SYNCED");
+    assert_eq!(rows[2][..2], ["node-2", "172.18.0.12"]);
+    c.stop_agent(2);
+    eventually("node-2 shows DISCONNECTED", Duration::from_secs(5), || {
+        c.swctl_ok(&["get", "nodes", "node-2", "--no-headers"])
+            .unwrap()
+            .contains("DISCONNECTED")
+    });
+}
