@@ -110,10 +110,12 @@ pub fn stale_flows(old: &Snapshot, new: &Snapshot) -> BTreeSet<Flush> {
     out
 }
 
-/// Runs `conntrack`, optionally inside a network namespace (tests).
+/// Runs `conntrack`, optionally inside a network namespace (tests), or not
+/// at all (hollow agents in benchmarks, which have no kernel state).
 #[derive(Debug, Clone, Default)]
 pub struct Conntrack {
     netns: Option<String>,
+    disabled: bool,
 }
 
 impl Conntrack {
@@ -124,12 +126,23 @@ impl Conntrack {
     pub fn in_netns(netns: impl Into<String>) -> Self {
         Self {
             netns: Some(netns.into()),
+            disabled: false,
+        }
+    }
+
+    pub fn disabled() -> Self {
+        Self {
+            netns: None,
+            disabled: true,
         }
     }
 
     /// Deletes each flow; failures are logged, never fatal: a missing
     /// `conntrack` tool costs only the fast failover of UDP clients.
     pub async fn flush(&self, flows: &BTreeSet<Flush>) {
+        if self.disabled {
+            return;
+        }
         for flow in flows {
             let mut cmd = match &self.netns {
                 Some(ns) => {

@@ -15,4 +15,5 @@ pub mod nft;
 pub mod probe;
 pub mod runtime;
 pub mod sync;
+pub mod tunnel;
 pub mod view;

@@ -91,15 +91,32 @@ async fn main() -> anyhow::Result<()> {
 
 /// One lazily connected channel for the stream, readiness reports and
 /// tunnels; HTTP/2 keepalives notice a dead control plane within seconds.
+/// `unix:///path` reaches a control plane on a Unix socket of this machine.
 fn channel(url: &str) -> anyhow::Result<Channel> {
-    Ok(Endpoint::from_shared(url.to_string())
+    let socket = url.strip_prefix("unix://").map(std::path::PathBuf::from);
+    // The URI only names the authority for HTTP/2 when dialling a socket.
+    let uri = if socket.is_some() {
+        "http://control-plane.local"
+    } else {
+        url
+    };
+    let endpoint = Endpoint::from_shared(uri.to_string())
         .with_context(|| format!("invalid --control-plane {url:?}"))?
         .connect_timeout(Duration::from_secs(3))
         .http2_keep_alive_interval(Duration::from_secs(5))
         .keep_alive_timeout(Duration::from_secs(5))
         .keep_alive_while_idle(true)
-        .tcp_nodelay(true)
-        .connect_lazy())
+        .tcp_nodelay(true);
+    Ok(match socket {
+        None => endpoint.connect_lazy(),
+        Some(path) => endpoint.connect_with_connector_lazy(tower::service_fn(move |_| {
+            let path = path.clone();
+            async move {
+                let stream = tokio::net::UnixStream::connect(path).await?;
+                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(stream))
+            }
+        })),
+    })
 }
 
 /// Keeps the prober in line with the probe list of every new view.

@@ -10,6 +10,8 @@ pub mod allocator;
 pub mod api;
 pub mod controller;
 pub mod defaulting;
+pub mod env;
+pub mod listener;
 pub mod metrics;
 pub mod registry;
 pub mod selector;

@@ -46,6 +46,10 @@ struct Args {
     /// Address to serve Prometheus metrics on (`/metrics`); off when unset.
     #[arg(long)]
     metrics_listen: Option<SocketAddr>,
+    /// Also serve the API on this Unix socket, for agents in other network
+    /// namespaces of this machine (agents use `--control-plane unix://PATH`).
+    #[arg(long)]
+    listen_unix: Option<PathBuf>,
 }
 
 /// Kubernetes' convention: the cluster DNS Service takes the 10th address.
@@ -85,6 +89,7 @@ async fn main() -> anyhow::Result<()> {
         cluster_dns: args
             .cluster_dns
             .unwrap_or_else(|| tenth_address(args.service_cidr.trunc())),
+        listen_unix: args.listen_unix.clone(),
     };
     let server = Server::bind(cfg)
         .await

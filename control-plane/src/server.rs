@@ -6,9 +6,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::api::ResourcesApi;
+use crate::listener;
 use crate::metrics::Metrics;
 use crate::registry::{Registry, RegistryConfig, RegistryError};
 use crate::store::{SledStore, StoreError};
@@ -25,6 +25,8 @@ pub struct ServerConfig {
     pub registry: RegistryConfig,
     pub cluster_domain: String,
     pub cluster_dns: std::net::Ipv4Addr,
+    /// Also serve on this Unix socket (for agents in other network namespaces).
+    pub listen_unix: Option<PathBuf>,
 }
 
 /// Pushes can carry every Service in the cluster.
@@ -46,6 +48,12 @@ pub enum ServerError {
         #[source]
         source: std::io::Error,
     },
+    #[error("binding {path}: {source}")]
+    BindUnix {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("serving gRPC: {0}")]
     Transport(#[from] tonic::transport::Error),
 }
@@ -56,6 +64,7 @@ pub struct Server {
     pub metrics: Arc<Metrics>,
     sync: Arc<SyncContext>,
     listener: TcpListener,
+    unix: Option<tokio::net::UnixListener>,
 }
 
 impl Server {
@@ -83,11 +92,21 @@ impl Server {
                 addr: cfg.listen,
                 source,
             })?;
+        let unix = cfg
+            .listen_unix
+            .as_deref()
+            .map(listener::bind_unix)
+            .transpose()
+            .map_err(|source| ServerError::BindUnix {
+                path: cfg.listen_unix.clone().unwrap_or_default(),
+                source,
+            })?;
         Ok(Self {
             registry,
             metrics,
             sync,
             listener,
+            unix,
         })
     }
 
@@ -108,7 +127,7 @@ impl Server {
                     .max_encoding_message_size(MAX_MESSAGE_BYTES),
             )
             .add_service(crate::tunnel::server(self.registry.clone()))
-            .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), shutdown)
+            .serve_with_incoming_shutdown(listener::incoming(self.listener, self.unix), shutdown)
             .await?;
         Ok(())
     }

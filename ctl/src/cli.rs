@@ -39,6 +39,10 @@ pub enum Command {
     Create(CreateCommand),
     /// Expose a Deployment or Pod as a new Service.
     Expose(ExposeArgs),
+    /// Forward local ports to a pod, through the control plane: `swctl port-forward svc/x 8080:80`.
+    PortForward(PortForwardArgs),
+    /// Print the Service environment variables a pod gets (`--export` for `eval`).
+    Env(EnvArgs),
     /// Print a shell completion script.
     Completion {
         #[arg(value_enum)]
@@ -170,4 +174,25 @@ pub struct ExposeArgs {
     /// External IP to add to the Service (repeatable).
     #[arg(long = "external-ip")]
     pub external_ip: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PortForwardArgs {
+    /// svc/NAME, deploy/NAME, pod/NAME or a pod name.
+    pub target: String,
+    /// Port pairs [LOCAL:]REMOTE; `:REMOTE` picks a free local port. For svc/, REMOTE is the Service port.
+    #[arg(required = true, value_name = "[LOCAL:]REMOTE")]
+    pub ports: Vec<String>,
+    /// Addresses to listen on (comma-separated IPs or localhost).
+    #[arg(long, value_delimiter = ',', default_value = "127.0.0.1")]
+    pub address: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct EnvArgs {
+    /// The pod (NAME or pod/NAME); without it, every current Service of the namespace.
+    pub pod: Option<String>,
+    /// Print `export NAME='value'` lines: `eval "$(swctl env --export POD)"`.
+    #[arg(long)]
+    pub export: bool,
 }

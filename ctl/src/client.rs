@@ -4,7 +4,8 @@
 use switchyard_api::resources::{Kind, Object};
 use switchyard_api::v1::resources_client::ResourcesClient;
 use switchyard_api::v1::{
-    ApplyOutcome, ApplyRequest, ListRequest, ObjectRef, Resource, WatchEvent, WatchRequest,
+    ApplyOutcome, ApplyRequest, EnvRequest, EnvVar, ListRequest, ObjectRef, Resource, WatchEvent,
+    WatchRequest,
 };
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status, Streaming};
@@ -162,6 +163,20 @@ impl Client {
             .map_err(ClientError::Server)?
             .into_inner();
         decode(&r)
+    }
+
+    /// The Service variables for `pod` (empty: a pod created now) in `namespace`.
+    pub async fn env(&mut self, namespace: &str, pod: &str) -> Result<Vec<EnvVar>, ClientError> {
+        Ok(self
+            .inner
+            .env(EnvRequest {
+                namespace: namespace.to_string(),
+                pod: pod.to_string(),
+            })
+            .await
+            .map_err(ClientError::Server)?
+            .into_inner()
+            .vars)
     }
 
     pub async fn watch(

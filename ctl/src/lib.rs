@@ -8,3 +8,4 @@ pub mod client;
 pub mod commands;
 pub mod manifest;
 pub mod output;
+pub mod portforward;

@@ -43,6 +43,8 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
         Command::Delete(a) => commands::delete::run(&mut client, ns, a).await,
         Command::Create(c) => commands::create::run(&mut client, ns, c).await,
         Command::Expose(a) => commands::expose::run(&mut client, ns, a).await,
+        Command::PortForward(a) => commands::port_forward::run(&cli.server, ns, a).await,
+        Command::Env(a) => commands::env::run(&mut client, ns, a).await,
         Command::Completion { .. } => Ok(true),
     }
 }

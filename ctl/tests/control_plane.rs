@@ -41,7 +41,7 @@ fn frontend_service_shows_cluster_ip_and_both_endpoints() {
             &["NAME", "ENDPOINTS"],
             &[
                 "endpoints/frontend-svc",
-                "10.244.1.10:5000,10.244.2.10:5000"
+                "10.244.1.11:5000,10.244.2.11:5000"
             ],
         ])
     );
@@ -187,7 +187,7 @@ fn create_service_nodeport_and_expose_deployment() {
     let out = cp.ok(&["get", "ep", "frontend-np"]);
     assert_eq!(
         rows_without_age(&out)[1],
-        vec!["frontend-np", "10.244.1.10:5000,10.244.2.10:5000"]
+        vec!["frontend-np", "10.244.1.11:5000,10.244.2.11:5000"]
     );
     let svc = cp.json(&["get", "svc", "frontend-np"]);
     assert_eq!(
@@ -298,7 +298,7 @@ spec:
     - name: web
       ports: [{containerPort: 5000}]
       readinessProbe: {tcpSocket: {port: 5000}, periodSeconds: 1}
-status: {podIP: 10.244.1.11}
+status: {podIP: 10.244.1.12}
 "#,
     );
     let slices = cp.json(&["get", "endpointslices"]);
@@ -317,16 +317,16 @@ status: {podIP: 10.244.1.11}
     assert_eq!(
         ready,
         vec![
-            ("10.244.1.10".to_string(), true),
-            ("10.244.2.10".to_string(), true),
-            ("10.244.1.11".to_string(), false)
+            ("10.244.1.11".to_string(), true),
+            ("10.244.2.11".to_string(), true),
+            ("10.244.1.12".to_string(), false)
         ]
     );
     // The Endpoints view lists only ready addresses.
     let out = cp.ok(&["get", "ep", "frontend-svc"]);
     assert_eq!(
         rows_without_age(&out)[1],
-        vec!["frontend-svc", "10.244.1.10:5000,10.244.2.10:5000"]
+        vec!["frontend-svc", "10.244.1.11:5000,10.244.2.11:5000"]
     );
     let deploy = rows_without_age(&cp.ok(&["get", "deploy", "frontend"]));
     assert_eq!(deploy[1][1], "2/2");
@@ -343,7 +343,7 @@ fn deleting_a_pod_removes_its_endpoint() {
     let out = cp.ok(&["get", "ep", "frontend-svc"]);
     assert_eq!(
         rows_without_age(&out)[1],
-        vec!["frontend-svc", "10.244.1.10:5000"]
+        vec!["frontend-svc", "10.244.1.11:5000"]
     );
     cp.ok(&["delete", "svc", "frontend-svc"]);
     assert_eq!(
@@ -392,7 +392,7 @@ fn describe_service_lists_endpoints() {
         "{out}"
     );
     assert!(
-        out.contains("Endpoints:                10.244.1.10:5000,10.244.2.10:5000\n"),
+        out.contains("Endpoints:                10.244.1.11:5000,10.244.2.11:5000\n"),
         "{out}"
     );
     assert!(

@@ -53,7 +53,8 @@ pub enum Target {
 pub fn classify(qname: &Name, zone: &Name) -> Target {
     let qname = fqdn(qname).to_lowercase();
     if zone.zone_of(&qname) {
-        let relative = usize::from(qname.num_labels() - zone.num_labels());
+        // Counted by iterating: `num_labels` leaves out a leading `*`.
+        let relative = label_count(&qname) - label_count(zone);
         let labels = labels(&qname, relative);
         let labels: Vec<&str> = labels.iter().map(String::as_str).collect();
         return in_zone(&labels);
@@ -76,6 +77,10 @@ fn fqdn(name: &Name) -> Name {
     let mut name = name.clone();
     name.set_fqdn(true);
     name
+}
+
+fn label_count(name: &Name) -> usize {
+    name.iter().count()
 }
 
 /// The first `n` labels of `name`, leftmost first.
@@ -133,7 +138,7 @@ fn dashed_ip(label: &str) -> Option<Ipv4Addr> {
 /// `5.1.244.10.in-addr.arpa.` → 10.244.1.5; partial reverse names (whole
 /// networks) are not ours.
 fn reverse(qname: &Name) -> Option<Ipv4Addr> {
-    if qname.num_labels() != 6 {
+    if label_count(qname) != 6 {
         return None;
     }
     let labels = labels(qname, 6);
@@ -252,6 +257,14 @@ mod tests {
         assert_eq!(
             classify_str("10-244-1-500.default.pod.cluster.local."),
             Target::Unknown
+        );
+    }
+
+    #[test]
+    fn wildcards_are_plain_labels() {
+        assert_eq!(
+            classify_str("*.default.svc.cluster.local."),
+            Target::Service(ServiceKey::new("default", "*"))
         );
     }
 

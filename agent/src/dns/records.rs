@@ -287,28 +287,11 @@ impl<'a> Zone<'a> {
             .unwrap_or_default()
     }
 
-    /// PTR records for `ip`: Services whose ClusterIP it is, and published
-    /// endpoints of headless Services. A scan of every Service: reverse
-    /// lookups are rare next to forward ones, so no index is kept.
+    /// PTR answers for `ip`; not ours when nothing in the cluster has it,
+    /// so the upstreams (or REFUSED) deal with the rest of the reverse space.
     fn reverse(&self, qname: &Name, ip: Ipv4Addr, qtype: RecordType) -> Resolution {
-        if !matches!(qtype, RecordType::PTR | RecordType::ANY) {
-            return Resolution::NotOurs;
-        }
-        let mut targets = BTreeSet::new();
-        for s in self.view.services.values() {
-            if !s.headless && !is_external_name(s) && s.cluster_ip.parse() == Ok(ip) {
-                targets.insert(self.service_name(s));
-            }
-            if s.headless {
-                for (e, eip) in published(s) {
-                    if eip == ip {
-                        let host = host_label(e, eip);
-                        targets.insert(self.name(&[&host, &s.name, &s.namespace, "svc"]));
-                    }
-                }
-            }
-        }
-        if targets.is_empty() {
+        let targets = self.ptr_targets(ip);
+        if targets.is_empty() || !matches!(qtype, RecordType::PTR | RecordType::ANY) {
             return Resolution::NotOurs;
         }
         Resolution::Answer(Answer {
@@ -321,6 +304,24 @@ impl<'a> Zone<'a> {
             additionals: Vec::new(),
             chase: None,
         })
+    }
+
+    /// The names `ip` has: Services whose ClusterIP it is, and published
+    /// endpoints of headless Services. A scan of every Service: reverse
+    /// lookups are rare next to forward ones, so no index is kept.
+    fn ptr_targets(&self, ip: Ipv4Addr) -> BTreeSet<Name> {
+        let mut targets = BTreeSet::new();
+        for s in self.view.services.values() {
+            if s.headless {
+                for (e, _) in published(s).into_iter().filter(|(_, eip)| *eip == ip) {
+                    let host = host_label(e, ip);
+                    targets.insert(self.name(&[&host, &s.name, &s.namespace, "svc"]));
+                }
+            } else if !is_external_name(s) && s.cluster_ip.parse() == Ok(ip) {
+                targets.insert(self.service_name(s));
+            }
+        }
+        targets
     }
 }
 

@@ -165,10 +165,7 @@ async fn uplink(
         } else {
             data_frame(buf)
         };
-        outbound
-            .send(frame)
-            .await
-            .map_err(|_| PumpError::Aborted)?;
+        outbound.send(frame).await.map_err(|_| PumpError::Aborted)?;
         if n == 0 {
             return Ok(total);
         }
@@ -298,9 +295,8 @@ mod tests {
     async fn a_peer_overrunning_its_window_is_refused() {
         let (_outer, inner) = socket_pair().await;
         let (tx, _rx) = mpsc::channel(OUTBOUND_BUFFER);
-        let frames: Vec<Result<TunnelFrame, Status>> = (0..10)
-            .map(|_| Ok(data_frame(vec![0; CHUNK])))
-            .collect();
+        let frames: Vec<Result<TunnelFrame, Status>> =
+            (0..10).map(|_| Ok(data_frame(vec![0; CHUNK]))).collect();
         let err = pump(inner, futures::stream::iter(frames), tx)
             .await
             .unwrap_err();

@@ -17,7 +17,7 @@ pub fn cluster(test: &str, cp_args: &[&str]) -> Option<Cluster> {
             pods_per_node: 2,
         },
         control_plane_args: cp_args.iter().map(|s| s.to_string()).collect(),
-        agent_args: Vec::new(),
+        ..Default::default()
     };
     Some(Cluster::start(cfg).expect("cluster starts"))
 }

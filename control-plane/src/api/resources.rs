@@ -7,8 +7,8 @@ use futures::Stream;
 use switchyard_api::resources::{Kind, Object};
 use switchyard_api::v1::resources_server::Resources;
 use switchyard_api::v1::{
-    ApplyOutcome, ApplyRequest, ApplyResponse, EventType, ListRequest, ListResponse, ObjectRef,
-    Resource, WatchEvent, WatchRequest,
+    ApplyOutcome, ApplyRequest, ApplyResponse, EnvRequest, EnvResponse, EnvVar, EventType,
+    ListRequest, ListResponse, ObjectRef, Resource, WatchEvent, WatchRequest,
 };
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
@@ -164,6 +164,42 @@ impl Resources for ResourcesApi {
             .await
             .map_err(to_status)?;
         Ok(Response::new(resource(&obj)))
+    }
+
+    /// The Service variables a pod gets (`swctl env`): its namespace's
+    /// Services created at or before it, or all current ones without a pod.
+    #[tracing::instrument(skip_all)]
+    async fn env(&self, request: Request<EnvRequest>) -> Result<Response<EnvResponse>, Status> {
+        let r = request.into_inner();
+        let namespace = namespace_or_default(&r.namespace);
+        let pod_created = match r.pod.as_str() {
+            "" => None,
+            pod => self
+                .registry
+                .get(Kind::Pod, namespace, pod)
+                .map_err(to_status)?
+                .meta()
+                .creation_timestamp
+                .clone(),
+        };
+        let (objects, _) = self
+            .registry
+            .list(Kind::Service, None, &Selector::default());
+        let services: Vec<_> = objects
+            .into_iter()
+            .filter_map(|o| match o {
+                Object::Service(s) => Some(s),
+                _ => None,
+            })
+            .collect();
+        let vars = crate::env::service_env(namespace, &services, pod_created.as_deref())
+            .into_iter()
+            .map(|v| EnvVar {
+                name: v.name,
+                value: v.value,
+            })
+            .collect();
+        Ok(Response::new(EnvResponse { vars }))
     }
 
     type WatchStream = WatchStream;

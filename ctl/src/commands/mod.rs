@@ -6,8 +6,10 @@ pub mod apply;
 pub mod create;
 pub mod delete;
 pub mod describe;
+pub mod env;
 pub mod expose;
 pub mod get;
+pub mod port_forward;
 
 use switchyard_api::resources::{Kind, Object};
 

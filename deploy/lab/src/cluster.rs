@@ -16,9 +16,22 @@ use crate::{ChildGuard, Host, Lab, LabConfig};
 /// The control plane's gRPC port inside the lab.
 pub const CONTROL_PLANE_PORT: u16 = 7443;
 
+/// Where the control plane runs.
+#[derive(Debug, Clone, Default)]
+pub enum Placement {
+    /// On the lab's control-plane host, reached over the lab bridge.
+    #[default]
+    InLab,
+    /// In the root namespace on a loopback address (so `swctl` works from
+    /// the host with its defaults); agents reach it over a Unix socket, so
+    /// nothing is added to the host's network.
+    OnHost { listen: String, data_dir: PathBuf },
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct ClusterConfig {
     pub lab: LabConfig,
+    pub placement: Placement,
     /// Extra flags for `switchyard-control-plane`.
     pub control_plane_args: Vec<String>,
     /// Extra flags for every `switchyard-agent`.
@@ -34,6 +47,36 @@ pub struct Cluster {
     bin_dir: PathBuf,
     data_dir: PathBuf,
     pub lab: Lab,
+}
+
+/// Starts a process in the root namespace (the demo's control plane, on
+/// loopback only), logging to `log`, stopped when the guard drops.
+fn spawn_on_host(args: &[String], log: &Path) -> Result<ChildGuard> {
+    let io = |source| LabError::Io {
+        what: "creating",
+        path: log.to_path_buf(),
+        source,
+    };
+    let file = std::fs::File::create(log).map_err(io)?;
+    let err = file.try_clone().map_err(io)?;
+    let child = std::process::Command::new(&args[0])
+        .args(&args[1..])
+        .stdin(std::process::Stdio::null())
+        .stdout(file)
+        .stderr(err)
+        .spawn()
+        .map_err(|source| LabError::Spawn {
+            cmd: args.join(" "),
+            source,
+        })?;
+    let pid = child.id();
+    let shared = std::sync::Arc::new(std::sync::Mutex::new(Some(child)));
+    Ok(ChildGuard::new(
+        shared,
+        pid,
+        "host".to_string(),
+        log.to_path_buf(),
+    ))
 }
 
 /// Where the workspace binaries are.
@@ -59,7 +102,10 @@ impl Cluster {
     /// Builds the lab and starts the control plane and every agent.
     pub fn start(cfg: ClusterConfig) -> Result<Cluster> {
         let lab = Lab::new(cfg.lab)?;
-        let data_dir = lab.log_dir().join("control-plane-data");
+        let data_dir = match &cfg.placement {
+            Placement::InLab => lab.log_dir().join("control-plane-data"),
+            Placement::OnHost { data_dir, .. } => data_dir.clone(),
+        };
         let nodes = lab.nodes().len();
         let mut cluster = Cluster {
             control_plane: None,
@@ -81,26 +127,54 @@ impl Cluster {
         self.bin_dir.join(name).to_string_lossy().into_owned()
     }
 
-    /// `http://172.18.0.2:7443`.
+    /// The address swctl uses: `http://172.18.0.2:7443` in the lab.
     pub fn server(&self) -> String {
-        format!(
-            "http://{}:{CONTROL_PLANE_PORT}",
-            self.lab.control_plane().ip
-        )
+        match &self.cfg.placement {
+            Placement::InLab => format!(
+                "http://{}:{CONTROL_PLANE_PORT}",
+                self.lab.control_plane().ip
+            ),
+            Placement::OnHost { listen, .. } => format!("http://{listen}"),
+        }
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.lab.log_dir().join("control-plane.sock")
+    }
+
+    /// The address agents use.
+    fn agent_server(&self) -> String {
+        match &self.cfg.placement {
+            Placement::InLab => self.server(),
+            Placement::OnHost { .. } => format!("unix://{}", self.socket().display()),
+        }
     }
 
     pub fn start_control_plane(&mut self) -> Result<()> {
-        let listen = format!("{}:{CONTROL_PLANE_PORT}", self.lab.control_plane().ip);
         let mut args = vec![
             self.bin("switchyard-control-plane"),
-            "--listen".to_string(),
-            listen,
             "--data-dir".to_string(),
             self.data_dir.to_string_lossy().into_owned(),
         ];
         args.extend(self.cfg.control_plane_args.iter().cloned());
-        let ns = self.lab.control_plane().ns.clone();
-        let guard = self.lab.spawn(&ns, &args)?;
+        let guard = match &self.cfg.placement {
+            Placement::InLab => {
+                args.extend([
+                    "--listen".to_string(),
+                    format!("{}:{CONTROL_PLANE_PORT}", self.lab.control_plane().ip),
+                ]);
+                let ns = self.lab.control_plane().ns.clone();
+                self.lab.spawn(&ns, &args)?
+            }
+            Placement::OnHost { listen, .. } => {
+                args.extend(["--listen".to_string(), listen.clone()]);
+                args.extend([
+                    "--listen-unix".to_string(),
+                    self.socket().to_string_lossy().into_owned(),
+                ]);
+                spawn_on_host(&args, &self.lab.log_dir().join("control-plane.log"))?
+            }
+        };
         guard.wait_for_log("serving gRPC", Duration::from_secs(20))?;
         self.control_plane = Some(guard);
         Ok(())
@@ -125,7 +199,7 @@ impl Cluster {
             "RUST_LOG=info,switchyard_agent=debug".to_string(),
             self.bin("switchyard-agent"),
             "--control-plane".to_string(),
-            self.server(),
+            self.agent_server(),
             "--node-name".to_string(),
             node.name.clone(),
             "--node-ip".to_string(),
@@ -155,9 +229,21 @@ impl Cluster {
 
     /// Runs swctl on the control plane host.
     pub fn swctl(&self, args: &[&str]) -> Result<Output> {
-        let mut full = vec![self.bin("swctl"), "--server".to_string(), self.server()];
+        let mut full = vec!["--server".to_string(), self.server()];
         full.extend(args.iter().map(|s| s.to_string()));
-        self.lab.exec(&self.lab.control_plane().ns, &full)
+        match &self.cfg.placement {
+            Placement::InLab => {
+                full.insert(0, self.bin("swctl"));
+                self.lab.exec(&self.lab.control_plane().ns, &full)
+            }
+            Placement::OnHost { .. } => std::process::Command::new(self.bin("swctl"))
+                .args(&full)
+                .output()
+                .map_err(|source| LabError::Spawn {
+                    cmd: "swctl".to_string(),
+                    source,
+                }),
+        }
     }
 
     /// Runs swctl and returns stdout, failing with its stderr.

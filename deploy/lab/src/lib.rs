@@ -80,7 +80,7 @@ pub use cleanup::{down, list_namespaces, namespaces_with_prefix};
 pub use cmd::find_tool;
 pub use error::{LabError, Result};
 pub use lab::Lab;
-pub use root::{is_root, require_root};
+pub use root::{is_root, missing_requirement, require_root};
 pub use topology::{
     node_ip, pod_cidr, pod_gateway, pod_ip, Host, LabConfig, CLIENT_IP, CONTROL_PLANE_IP,
     MAX_NODES, MAX_PODS_PER_NODE, NODE_GATEWAY,

@@ -4,8 +4,9 @@ use std::io::Write as _;
 
 use crate::cmd;
 
-/// Tools every e2e test needs: `ip` builds the lab, `nft` is what the agent drives.
-const REQUIRED_TOOLS: &[&str] = &["ip", "nft"];
+/// Tools every e2e test needs: `ip` builds the lab, `nft` is what the agent
+/// drives, `curl` is the client the tests observe traffic with.
+pub const REQUIRED_TOOLS: &[&str] = &["ip", "nft", "curl"];
 
 /// Returns true when the current process can build labs (root, `ip` and `nft`
 /// installed). Otherwise: with `SWITCHYARD_E2E=1` (CI) it panics, so a
@@ -28,7 +29,8 @@ pub fn require_root(test_name: &str) -> bool {
     }
 }
 
-fn missing_requirement() -> Option<String> {
+/// Why labs cannot run here, if they cannot.
+pub fn missing_requirement() -> Option<String> {
     if !is_root() {
         return Some("not running as root (uid 0)".to_string());
     }

@@ -2,6 +2,7 @@
 //! backend and UDP client that e2e tests run inside it.
 
 mod backend;
+mod demo;
 mod http;
 mod udp_send;
 mod up;
@@ -26,6 +27,9 @@ struct Cli {
 enum Cmd {
     /// Test backend: HTTP answering `NAME <client-ip>:<client-port>`, or UDP echo.
     Backend(backend::BackendArgs),
+    /// The first demo: control plane on 127.0.0.1:7443, two agents in a lab,
+    /// the frontend example, curls through its ClusterIP and NodePort.
+    Demo(demo::DemoArgs),
     /// Create a lab and keep it until SIGINT/SIGTERM.
     Up(up::UpArgs),
     /// Remove leftover namespaces (and their processes) whose names start with PREFIX.
@@ -45,6 +49,7 @@ struct DownArgs {
 async fn main() -> Result<ExitCode> {
     match Cli::parse().cmd {
         Cmd::Backend(args) => backend::run(args).await?,
+        Cmd::Demo(args) => demo::run(args).await?,
         Cmd::Up(args) => up::run(args).await?,
         Cmd::Down(args) => down(&args.prefix)?,
         Cmd::UdpSend(args) => {

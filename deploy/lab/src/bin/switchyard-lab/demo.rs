@@ -1,0 +1,142 @@
+//! `switchyard-lab demo`: the README's first run. A control plane on
+//! 127.0.0.1:7443 with its sled store (so `swctl` works from this shell with
+//! its defaults), a two-node lab with an agent per node, the frontend
+//! example, and a curl through its ClusterIP and its NodePort.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use switchyard_lab::cluster::{bin_dir, Cluster, ClusterConfig, Placement};
+use switchyard_lab::{missing_requirement, LabConfig};
+use tokio::signal::unix::{signal, SignalKind};
+
+const FRONTEND: &str = include_str!("../../../../examples/frontend.yaml");
+const FRONTEND_NODEPORT: &str = include_str!("../../../../examples/frontend-nodeport.yaml");
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Where the control plane serves gRPC (loopback only).
+    #[arg(long, default_value = "127.0.0.1:7443")]
+    listen: String,
+    /// The control plane's sled store.
+    #[arg(long, default_value = "./switchyard-data")]
+    data_dir: PathBuf,
+    /// Tear down right after the demo instead of waiting for Ctrl-C.
+    #[arg(long)]
+    exit: bool,
+}
+
+pub async fn run(args: DemoArgs) -> Result<()> {
+    let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
+    if let Some(reason) = missing_requirement() {
+        return control_plane_only(&args, &reason);
+    }
+    let cluster = start(&args)?;
+    show(&cluster)?;
+    if args.exit {
+        return Ok(());
+    }
+    println!("\nThe demo keeps running. Try, from this machine:");
+    println!(
+        "  swctl get svc,ep            swctl get nodes            swctl describe svc frontend-svc"
+    );
+    println!(
+        "  ip netns exec {}-client curl http://172.18.0.11:30080/",
+        cluster.lab.prefix()
+    );
+    println!(
+        "Ctrl-C tears the lab down; the store stays in {}.",
+        args.data_dir.display()
+    );
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    println!("tearing down {}", cluster.lab.prefix());
+    Ok(())
+}
+
+/// Without root (or ip, nft, curl) there is no lab: serve the API alone, loudly.
+fn control_plane_only(args: &DemoArgs, reason: &str) -> Result<()> {
+    eprintln!("NOTE: the demo lab cannot start: {reason}.");
+    eprintln!("It needs root and `apt-get install nftables iproute2 curl`.");
+    eprintln!(
+        "Running the control plane alone on {}; swctl works against it. Ctrl-C stops it.",
+        args.listen
+    );
+    let bin = bin_dir()?.join("switchyard-control-plane");
+    let status = std::process::Command::new(&bin)
+        .args(["--listen", &args.listen, "--data-dir"])
+        .arg(&args.data_dir)
+        .status()
+        .with_context(|| format!("running {}", bin.display()))?;
+    anyhow::ensure!(status.success(), "the control plane exited with {status}");
+    Ok(())
+}
+
+fn start(args: &DemoArgs) -> Result<Cluster> {
+    println!(
+        "Starting the control plane on {} and a two-node lab…",
+        args.listen
+    );
+    let cfg = ClusterConfig {
+        lab: LabConfig {
+            nodes: 2,
+            pods_per_node: 2,
+        },
+        placement: Placement::OnHost {
+            listen: args.listen.clone(),
+            data_dir: args.data_dir.clone(),
+        },
+        ..Default::default()
+    };
+    let cluster = Cluster::start(cfg).context("starting the cluster")?;
+    let backends = [
+        cluster.backend(1, 1, "frontend-1", 5000)?,
+        cluster.backend(2, 1, "frontend-2", 5000)?,
+    ];
+    // The backends live as long as the lab: they are stopped at teardown.
+    std::mem::forget(backends);
+    print!("{}", cluster.apply(FRONTEND)?);
+    print!("{}", cluster.apply(FRONTEND_NODEPORT)?);
+    cluster.wait_synced(Duration::from_secs(20))?;
+    Ok(cluster)
+}
+
+fn show(cluster: &Cluster) -> Result<()> {
+    println!("\n$ swctl get svc,ep");
+    print!("{}", cluster.swctl_ok(&["get", "svc,ep"])?);
+    println!("\n$ swctl get nodes");
+    print!("{}", cluster.swctl_ok(&["get", "nodes"])?);
+    let svc: serde_json::Value =
+        serde_json::from_str(&cluster.swctl_ok(&["get", "svc", "frontend-svc", "-o", "json"])?)?;
+    let ip = svc["spec"]["clusterIP"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let pod = cluster.lab.pod(1, 2).ns.clone();
+    let client = cluster.lab.client().ns.clone();
+    for (from, url) in [
+        (&pod, format!("http://{ip}/")),
+        (&client, "http://172.18.0.11:30080/".to_string()),
+    ] {
+        println!(
+            "\n$ ip netns exec {from} curl -s {url}   # {}",
+            if from == &pod {
+                "ClusterIP, from a pod"
+            } else {
+                "NodePort, from outside"
+            }
+        );
+        for _ in 0..4 {
+            let body = cluster
+                .lab
+                .exec_ok(from, &["curl", "-sS", "--max-time", "3", &url])?;
+            print!("{body}");
+        }
+    }
+    Ok(())
+}
