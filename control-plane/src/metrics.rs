@@ -5,14 +5,36 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use std::time::Duration;
+
 use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub method: String,
+    pub code: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct MethodLabel {
+    pub method: String,
+}
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.0001, 2.0, 18))
+}
+
 pub struct Metrics {
     registry: Registry,
+    pub requests: Family<RequestLabels, Counter>,
+    pub request_duration: Family<MethodLabel, Histogram>,
+    pub store_commit: Histogram,
     pub agents_connected: Gauge,
     pub pushes: Counter,
     pub nacks: Counter,
@@ -24,6 +46,26 @@ pub struct Metrics {
 impl Metrics {
     pub fn new() -> Arc<Metrics> {
         let mut registry = Registry::with_prefix("switchyard");
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "api_requests",
+            "gRPC calls by method and status code",
+            requests.clone(),
+        );
+        let request_duration = Family::<MethodLabel, Histogram>::new_with_constructor(
+            latency_histogram as fn() -> Histogram,
+        );
+        registry.register(
+            "api_request_duration_seconds",
+            "Time to the response head of each gRPC call",
+            request_duration.clone(),
+        );
+        let store_commit = latency_histogram();
+        registry.register(
+            "store_commit_duration_seconds",
+            "Durable sled commits (transaction plus flush) per write",
+            store_commit.clone(),
+        );
         let agents_connected = Gauge::default();
         registry.register(
             "agents_connected",
@@ -58,6 +100,9 @@ impl Metrics {
         );
         Arc::new(Metrics {
             registry,
+            requests,
+            request_duration,
+            store_commit,
             agents_connected,
             pushes,
             nacks,
@@ -65,6 +110,20 @@ impl Metrics {
             push_bytes,
             snapshot_build,
         })
+    }
+
+    pub fn observe_request(&self, method: &str, code: &str, elapsed: Duration) {
+        self.requests
+            .get_or_create(&RequestLabels {
+                method: method.to_string(),
+                code: code.to_string(),
+            })
+            .inc();
+        self.request_duration
+            .get_or_create(&MethodLabel {
+                method: method.to_string(),
+            })
+            .observe(elapsed.as_secs_f64());
     }
 
     pub fn render(&self) -> String {

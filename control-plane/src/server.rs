@@ -73,8 +73,8 @@ impl Server {
             dir: cfg.data_dir.clone(),
             source,
         })?;
-        let registry = Registry::open(Arc::new(store), cfg.registry).await?;
         let metrics = Metrics::new();
+        let registry = Registry::open(Arc::new(store), cfg.registry, metrics.clone()).await?;
         let cluster = ClusterConfig {
             cluster_domain: cfg.cluster_domain.clone(),
             cluster_dns: cfg.cluster_dns.to_string(),
@@ -117,6 +117,7 @@ impl Server {
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), ServerError> {
         let resources = ResourcesApi::new(self.registry.clone(), self.sync.clone());
         tonic::transport::Server::builder()
+            .layer(crate::api::observe::ObserveLayer::new(self.metrics.clone()))
             .add_service(
                 ResourcesServer::new(resources)
                     .max_decoding_message_size(MAX_MESSAGE_BYTES)

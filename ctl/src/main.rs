@@ -24,7 +24,9 @@ async fn main() -> ExitCode {
 /// their own prefix.
 fn message(e: &anyhow::Error) -> String {
     match e.downcast_ref::<swctl::client::ClientError>() {
-        Some(swctl::client::ClientError::Server(_)) => e.to_string(),
+        Some(
+            swctl::client::ClientError::Server(_) | swctl::client::ClientError::Unreachable { .. },
+        ) => e.to_string(),
         _ => format!("error: {e:#}"),
     }
 }

@@ -409,3 +409,44 @@ fn completion_scripts_are_generated() {
         assert!(out.contains("swctl"), "{shell}");
     }
 }
+
+fn http_get(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+#[test]
+fn metrics_count_requests_and_store_commits() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let cp = ControlPlane::start(&["--metrics-listen", &addr]);
+    cp.ok(&["create", "service", "clusterip", "m", "--tcp=80"]);
+    cp.fails(&["get", "svc", "missing"]);
+    let body = http_get(&addr, "/metrics");
+    assert!(
+        body.contains("switchyard_api_requests_total{method=\"/switchyard.v1.Resources/Apply\",code=\"Ok\"} 1"),
+        "{body}"
+    );
+    assert!(
+        body.contains("switchyard_api_requests_total{method=\"/switchyard.v1.Resources/Get\",code=\"NotFound\"} 1"),
+        "{body}"
+    );
+    // The default namespace and the service: two durable commits.
+    assert!(
+        body.contains("switchyard_store_commit_duration_seconds_count 2"),
+        "{body}"
+    );
+    assert!(body.contains("switchyard_agents_connected 0"), "{body}");
+}

@@ -282,7 +282,10 @@ impl Harness {
     }
 
     fn stop_agent(&mut self) {
-        self.agent.take().unwrap().shutdown_timeout(Duration::from_secs(5));
+        self.agent
+            .take()
+            .unwrap()
+            .shutdown_timeout(Duration::from_secs(5));
         self.wait_agent(false);
     }
 
@@ -330,9 +333,12 @@ struct Forwarder {
     stdout: Arc<Mutex<String>>,
 }
 
-fn collect(pipe: impl std::io::Read + Send + 'static, into: Arc<Mutex<String>>) {
+fn collect(
+    lines: impl Iterator<Item = std::io::Result<String>> + Send + 'static,
+    into: Arc<Mutex<String>>,
+) {
     std::thread::spawn(move || {
-        for line in BufReader::new(pipe).lines() {
+        for line in lines {
             let Ok(line) = line else { break };
             let mut s = into.lock().unwrap();
             s.push_str(&line);
@@ -353,7 +359,10 @@ impl Forwarder {
             .spawn()
             .unwrap();
         let stderr = Arc::new(Mutex::new(String::new()));
-        collect(child.stderr.take().unwrap(), stderr.clone());
+        collect(
+            BufReader::new(child.stderr.take().unwrap()).lines(),
+            stderr.clone(),
+        );
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let (mut ports, mut remotes) = (Vec::new(), Vec::new());
         while ports.len() < pairs {
@@ -368,7 +377,7 @@ impl Forwarder {
             remotes.push(remote.parse().unwrap());
         }
         let stdout = Arc::new(Mutex::new(String::new()));
-        collect(lines.into_inner(), stdout.clone());
+        collect(lines, stdout.clone());
         Forwarder {
             child,
             ports,
@@ -774,6 +783,9 @@ fn a_slow_reader_stalls_the_transfer_instead_of_buffering_it() {
         "still flowing: {at_3s} -> {at_4s}"
     );
     let (swctl_now, cp_now) = (rss_kib(f.pid()), rss_kib(cp_pid));
+    eprintln!(
+        "slow reader: pod sent {at_4s} bytes; RSS swctl {swctl_before}->{swctl_now} KiB, control plane {cp_before}->{cp_now} KiB"
+    );
     assert!(
         swctl_now < swctl_before + 32 * 1024,
         "swctl grew {swctl_before} -> {swctl_now} KiB"

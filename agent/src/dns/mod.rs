@@ -17,9 +17,13 @@
 //! ```ignore
 //! let server = dns::bind(listen, views.clone(), upstreams).await?; // fails fast
 //! tokio::spawn(server.run());
-//! let (key, entry) = dns::dns_service(cluster_dns, listen, &node_name)?;
-//! snapshot.services.insert(key, entry);
+//! // for every view, next to its Services in the data path's snapshot:
+//! if let Some((key, entry)) = dns::dns_service_for(&view, listen, &node_name) {
+//!     snapshot.services.insert(key, entry);
+//! }
 //! ```
+//! (The cluster DNS address comes with the pushes, so the synthetic Service
+//! is derived per view; [`dns_service`] builds it from an address directly.)
 
 pub mod forward;
 pub mod names;
@@ -33,7 +37,7 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 pub use server::{bind, DnsServer};
-pub use service::{dns_service, DNS_SERVICE_NAME, DNS_SERVICE_NAMESPACE};
+pub use service::{dns_service, dns_service_for, DNS_SERVICE_NAME, DNS_SERVICE_NAMESPACE};
 
 use crate::view::ClusterView;
 

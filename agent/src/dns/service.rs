@@ -10,6 +10,7 @@ use super::DnsError;
 use crate::model::{
     EndpointEntry, EndpointPortEntry, Protocol, ServiceEntry, ServiceKey, ServicePortEntry,
 };
+use crate::view::ClusterView;
 
 /// The key the synthetic Service has in the data path's snapshot, where
 /// Kubernetes keeps its `kube-dns` Service.
@@ -62,6 +63,19 @@ pub fn dns_service(
     ))
 }
 
+/// [`dns_service`] for the cluster DNS address the control plane pushed
+/// (`ClusterConfig.cluster_dns`): what the data path adds on every view.
+/// `None` before the first push, or when the address or `listen` cannot be
+/// used (the caller checked `listen` with [`dns_service`] at startup).
+pub fn dns_service_for(
+    view: &ClusterView,
+    listen: SocketAddr,
+    node_name: &str,
+) -> Option<(ServiceKey, ServiceEntry)> {
+    let cluster_dns = view.cluster.cluster_dns.parse().ok()?;
+    dns_service(cluster_dns, listen, node_name).ok()
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -96,6 +110,16 @@ mod tests {
         assert_eq!(targets, [("dns", 5353), ("dns-tcp", 5353)]);
         assert!(!entry.internal_traffic_local && !entry.external_traffic_local);
         assert_eq!(entry.session_affinity_timeout, None);
+    }
+
+    #[test]
+    fn follows_the_pushed_cluster_dns_address() {
+        let listen: SocketAddr = "192.168.50.2:53".parse().unwrap();
+        let mut view = ClusterView::default();
+        assert_eq!(dns_service_for(&view, listen, "n"), None);
+        view.cluster.cluster_dns = "10.100.0.10".into();
+        let (_, entry) = dns_service_for(&view, listen, "n").unwrap();
+        assert_eq!(entry.cluster_ip, Some(Ipv4Addr::new(10, 100, 0, 10)));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! gRPC handlers: translate wire messages into registry calls and back,
 //! nothing more.
 
+pub mod observe;
 mod resources;
 mod status;
 

@@ -25,6 +25,7 @@ use crate::allocator::lb_ip::LbPool;
 use crate::allocator::node_port::NodePortRange;
 use crate::allocator::service::{held_by, Ranges};
 use crate::controller::endpoints;
+use crate::metrics::Metrics;
 use crate::selector::Selector;
 use crate::store::{ObjectKey, Store};
 use crate::validation::Config as ValidationConfig;
@@ -50,6 +51,7 @@ pub enum Outcome {
 
 pub struct Registry {
     store: Arc<dyn Store>,
+    metrics: Arc<Metrics>,
     state: RwLock<State>,
     writer: Mutex<StdRng>,
     events: broadcast::Sender<Arc<Vec<Event>>>,
@@ -60,7 +62,11 @@ pub struct Registry {
 
 impl Registry {
     /// Loads the store and makes sure the `default` namespace exists.
-    pub async fn open(store: Arc<dyn Store>, cfg: RegistryConfig) -> Result<Arc<Registry>> {
+    pub async fn open(
+        store: Arc<dyn Store>,
+        cfg: RegistryConfig,
+        metrics: Arc<Metrics>,
+    ) -> Result<Arc<Registry>> {
         let loaded = {
             let store = store.clone();
             tokio::task::spawn_blocking(move || store.load())
@@ -88,6 +94,7 @@ impl Registry {
         let (events, _) = broadcast::channel(4096);
         let registry = Arc::new(Registry {
             store,
+            metrics,
             state: RwLock::new(state),
             writer: Mutex::new(StdRng::from_os_rng()),
             events,
@@ -220,9 +227,13 @@ impl Registry {
         }
         let store = self.store.clone();
         let batch = commit.batch;
+        let started = std::time::Instant::now();
         let batch = tokio::task::spawn_blocking(move || store.commit(&batch).map(|_| batch))
             .await
             .map_err(|e| RegistryError::BadRequest(e.to_string()))??;
+        self.metrics
+            .store_commit
+            .observe(started.elapsed().as_secs_f64());
         let events = Arc::new(commit.events);
         {
             let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
@@ -235,7 +246,7 @@ impl Registry {
 
     /// Trims the revision log every few hundred writes, off the write path.
     fn maybe_compact(&self, revision: u64) {
-        if revision % 256 != 0 || revision <= self.log_retention {
+        if !revision.is_multiple_of(256) || revision <= self.log_retention {
             return;
         }
         let store = self.store.clone();

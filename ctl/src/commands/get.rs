@@ -42,6 +42,11 @@ fn requests(args: &GetArgs) -> anyhow::Result<Vec<(Target, Vec<String>)>> {
     args.kinds
         .split(',')
         .filter(|k| !k.is_empty())
+        .flat_map(|k| match k {
+            // kubectl's `all` category, as far as Switchyard has those kinds.
+            "all" => vec!["pods", "services", "deployments"],
+            other => vec![other],
+        })
         .map(|k| Ok((parse_target(k)?, args.names.clone())))
         .collect()
 }
@@ -87,7 +92,12 @@ pub async fn run(client: &mut Client, namespace: &str, args: &GetArgs) -> anyhow
         };
         print!("{text}");
     }
-    print!("{}", tables.join("\n"));
+    let separator = if args.output == Some(OutputFormat::Name) {
+        ""
+    } else {
+        "\n"
+    };
+    print!("{}", tables.join(separator));
     if found == 0 && ok && requests.iter().all(|(_, n)| n.is_empty()) {
         eprintln!("{}", no_resources(&scope));
     }

@@ -687,7 +687,7 @@ metadata:
 fn json_output() {
     let ns = object(Kind::Namespace, json!({"metadata": {"name": "shop"}}));
     assert_eq!(
-        to_json(&[ns.clone()], false).unwrap(),
+        to_json(std::slice::from_ref(&ns), false).unwrap(),
         "\
 {
     \"apiVersion\": \"v1\",

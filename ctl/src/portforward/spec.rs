@@ -84,7 +84,7 @@ impl PortPair {
         };
         let (local, remote) = match s.split_once(':') {
             None => (Some(s), s),
-            Some((local, remote)) if local.is_empty() => (None, remote),
+            Some(("", remote)) => (None, remote),
             Some((local, remote)) => (Some(local), remote),
         };
         if remote.contains(':') {
