@@ -18,7 +18,8 @@ const CLUSTER_DNS: &str = "10.96.0.10";
 
 /// `/etc/netns/<ns>/resolv.conf`, which `ip netns exec <ns>` bind-mounts
 /// over `/etc/resolv.conf`: the lab pod gets a kubelet-style resolv.conf.
-/// Written only for lab namespaces, removed on drop.
+/// Written only for lab namespaces, removed on drop. (A host that already
+/// keeps its own `/etc/netns` entries keeps them: only empty directories go.)
 struct PodResolvConf {
     dir: PathBuf,
 }
@@ -42,6 +43,8 @@ impl Drop for PodResolvConf {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(self.dir.join("resolv.conf"));
         let _ = std::fs::remove_dir(&self.dir);
+        // `/etc/netns` itself too, once no lab pod uses it (fails otherwise).
+        let _ = std::fs::remove_dir("/etc/netns");
     }
 }
 
@@ -64,6 +67,16 @@ fn dig(c: &Cluster, ns: &str, args: &[&str]) -> Vec<String> {
         .collect();
     lines.sort();
     lines
+}
+
+/// Waits until the cluster DNS address answers from `ns` (the agent has
+/// its first view and the data path routes 10.96.0.10 to the responder).
+fn wait_for_dns(c: &Cluster, ns: &str) {
+    eventually(
+        "the node's DNS responder to answer at 10.96.0.10 (the agent's --dns-listen wiring)",
+        Duration::from_secs(10),
+        || dig(c, ns, &["-t", "TXT", "dns-version.cluster.local"]) == ["\"1.1.0\""],
+    );
 }
 
 /// The response status dig reports (`NOERROR`, `NXDOMAIN`, `REFUSED`, …).
@@ -142,9 +155,10 @@ fn pods_reach_services_by_dns_name() {
     for (i, j) in [(1, 2), (2, 2)] {
         let ns = c.lab.pod(i, j).ns.clone();
         let _resolv = PodResolvConf::new(&ns, "default");
+        wait_for_dns(&c, &ns);
         assert_eq!(
             dig(&c, &ns, &["frontend-svc.default.svc.cluster.local"]),
-            [frontend_ip.clone()],
+            [frontend_ip.as_str()],
             "pod ({i},{j})"
         );
         for name in [
@@ -163,7 +177,7 @@ fn pods_reach_services_by_dns_name() {
         assert!(curl(&c, &ns, "http://api/").is_err());
         assert_eq!(
             dig(&c, &ns, &["+search", "frontend-svc"]),
-            [frontend_ip.clone()]
+            [frontend_ip.as_str()]
         );
     }
 }
@@ -198,14 +212,21 @@ fn dig_sees_every_record_type_and_follows_changes() {
     c.wait_synced(Duration::from_secs(10)).unwrap();
 
     let ns = c.lab.pod(1, 2).ns.clone();
+    wait_for_dns(&c, &ns);
     let ip = cluster_ip(&c, "frontend-svc");
     let web1 = c.lab.pod(1, 1).ip.to_string();
     let web2 = c.lab.pod(2, 1).ip.to_string();
     let web2_dashed = web2.replace('.', "-");
     let d = |args: &[&str]| dig(&c, &ns, args);
 
-    assert_eq!(d(&["frontend-svc.default.svc.cluster.local"]), [ip.clone()]);
-    assert_eq!(d(&["FRONTEND-SVC.Default.SVC.cluster.local"]), [ip.clone()]);
+    assert_eq!(
+        d(&["frontend-svc.default.svc.cluster.local"]),
+        [ip.as_str()]
+    );
+    assert_eq!(
+        d(&["FRONTEND-SVC.Default.SVC.cluster.local"]),
+        [ip.as_str()]
+    );
     assert_eq!(
         d(&[
             "-t",
@@ -224,10 +245,10 @@ fn dig_sees_every_record_type_and_follows_changes() {
     let mut both = vec![web1.clone(), web2.clone()];
     both.sort();
     assert_eq!(d(&["db.default.svc.cluster.local"]), both);
-    assert_eq!(d(&["web-1.db.default.svc.cluster.local"]), [web1.clone()]);
+    assert_eq!(d(&["web-1.db.default.svc.cluster.local"]), [web1.as_str()]);
     assert_eq!(
         d(&[&format!("{web2_dashed}.db.default.svc.cluster.local")]),
-        [web2.clone()]
+        [web2.as_str()]
     );
     let mut srv = vec![
         "0 50 8080 web-1.db.default.svc.cluster.local.".to_string(),
@@ -268,7 +289,7 @@ fn dig_sees_every_record_type_and_follows_changes() {
     c.apply(&service("late", "default", WEB_PORTS)).unwrap();
     c.wait_synced(Duration::from_secs(10)).unwrap();
     let late_ip = cluster_ip(&c, "late");
-    assert_eq!(d(&["late.default.svc.cluster.local"]), [late_ip]);
+    assert_eq!(d(&["late.default.svc.cluster.local"]), [late_ip.as_str()]);
 
     c.apply(&service(
         "frontend-svc",

@@ -63,6 +63,7 @@ pub struct Server {
     pub registry: Arc<Registry>,
     pub metrics: Arc<Metrics>,
     sync: Arc<SyncContext>,
+    stop: tokio::sync::watch::Sender<bool>,
     listener: TcpListener,
     unix: Option<tokio::net::UnixListener>,
 }
@@ -80,7 +81,9 @@ impl Server {
             cluster_dns: cfg.cluster_dns.to_string(),
         };
         let cache = SnapshotCache::start(registry.clone(), cluster, metrics.clone()).await;
+        let (stop, stopping) = tokio::sync::watch::channel(false);
         let sync = Arc::new(SyncContext {
+            stopping,
             registry: registry.clone(),
             cache,
             nodes: Arc::new(NodeTable::default()),
@@ -105,6 +108,7 @@ impl Server {
             registry,
             metrics,
             sync,
+            stop,
             listener,
             unix,
         })
@@ -115,6 +119,11 @@ impl Server {
     }
 
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), ServerError> {
+        let stop = self.stop;
+        let shutdown = async move {
+            shutdown.await;
+            let _ = stop.send(true);
+        };
         let resources = ResourcesApi::new(self.registry.clone(), self.sync.clone());
         tonic::transport::Server::builder()
             .layer(crate::api::observe::ObserveLayer::new(self.metrics.clone()))

@@ -218,7 +218,13 @@ impl Resources for ResourcesApi {
             .await
             .map_err(to_status)?;
         let (tx, rx) = mpsc::channel(256);
-        tokio::spawn(forward_watch(kind, scope, start, tx));
+        tokio::spawn(forward_watch(
+            kind,
+            scope,
+            start,
+            tx,
+            self.sync.stopping.clone(),
+        ));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 }
@@ -252,6 +258,7 @@ async fn forward_watch(
     scope: Scope,
     start: crate::registry::WatchStart,
     tx: mpsc::Sender<Result<WatchEvent, Status>>,
+    mut stopping: tokio::sync::watch::Receiver<bool>,
 ) {
     for e in start.backlog.iter().filter(|e| scope.admits(&e.object)) {
         if tx.send(Ok(wire_event(e))).await.is_err() {
@@ -260,7 +267,14 @@ async fn forward_watch(
     }
     let mut live = start.live;
     loop {
-        let batch = match live.recv().await {
+        let received = tokio::select! {
+            _ = stopping.changed() => {
+                let _ = tx.send(Err(Status::unavailable("the control plane is shutting down"))).await;
+                return;
+            }
+            received = live.recv() => received,
+        };
+        let batch = match received {
             Ok(batch) => batch,
             Err(RecvError::Lagged(_)) => {
                 let _ = tx

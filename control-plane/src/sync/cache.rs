@@ -7,12 +7,12 @@
 //! one new version, so a storm of endpoint changes costs one push per agent.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, RwLock, Weak};
 use std::time::{Duration, Instant};
 
 use switchyard_api::resources::{Kind, Object};
 use switchyard_api::v1::{ClusterConfig, PodProbe, ServiceRef, ServiceState};
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::{self, error::RecvError};
 use tokio::sync::watch;
 
 use super::snapshot::{probes_for_node, service_state};
@@ -77,7 +77,12 @@ impl SnapshotCache {
             version,
             cluster,
         });
-        tokio::spawn(builder(cache.clone(), registry, rx, metrics));
+        tokio::spawn(builder(
+            cache.clone(),
+            Arc::downgrade(&registry),
+            rx,
+            metrics,
+        ));
         cache
     }
 
@@ -234,57 +239,88 @@ fn affected(e: &Event, out: &mut BTreeSet<Changed>) {
     }
 }
 
+/// One coalesced burst of commits.
+struct Burst {
+    changed: BTreeSet<Changed>,
+    version: u64,
+    /// The feed overflowed mid-burst: events were lost, rebuild everything.
+    lagged: bool,
+}
+
+/// Absorbs commits after `first` until the feed is quiet for [`QUIET`] or
+/// [`MAX_DELAY`] has passed.
+async fn collect_burst(
+    first: &[Event],
+    start_version: u64,
+    rx: &mut broadcast::Receiver<Arc<Vec<Event>>>,
+) -> Burst {
+    let mut burst = Burst {
+        changed: BTreeSet::new(),
+        version: start_version,
+        lagged: false,
+    };
+    let absorb = |batch: &[Event], burst: &mut Burst| {
+        for e in batch {
+            affected(e, &mut burst.changed);
+            burst.version = burst.version.max(e.revision);
+        }
+    };
+    absorb(first, &mut burst);
+    let deadline = tokio::time::Instant::now() + MAX_DELAY;
+    loop {
+        let quiet = tokio::time::Instant::now() + QUIET;
+        match tokio::time::timeout_at(quiet.min(deadline), rx.recv()).await {
+            Ok(Ok(batch)) => absorb(&batch, &mut burst),
+            Ok(Err(RecvError::Lagged(_))) => {
+                burst.lagged = true;
+                return burst;
+            }
+            Ok(Err(RecvError::Closed)) | Err(_) => return burst,
+        }
+    }
+}
+
+/// Follows the registry until it is dropped. It holds the registry weakly:
+/// the registry owns the feed this task reads, so a strong reference would
+/// keep both alive forever.
 async fn builder(
     cache: Arc<SnapshotCache>,
-    registry: Arc<Registry>,
-    mut rx: tokio::sync::broadcast::Receiver<Arc<Vec<Event>>>,
+    registry: Weak<Registry>,
+    mut rx: broadcast::Receiver<Arc<Vec<Event>>>,
     metrics: Arc<Metrics>,
 ) {
     loop {
         let first = match rx.recv().await {
-            Ok(batch) => batch,
+            Ok(batch) => Some(batch),
             Err(RecvError::Closed) => return,
             Err(RecvError::Lagged(n)) => {
                 tracing::warn!(
                     missed = n,
                     "snapshot builder fell behind; rebuilding everything"
                 );
-                resync(&cache, &registry).await;
-                continue;
+                None
             }
         };
         let started = Instant::now();
-        let mut changed = BTreeSet::new();
-        let mut version = cache.version();
-        let mut lagged = false;
-        let absorb = |batch: &[Event], changed: &mut BTreeSet<Changed>, version: &mut u64| {
-            for e in batch {
-                affected(e, changed);
-                *version = (*version).max(e.revision);
-            }
+        let burst = match &first {
+            Some(batch) => collect_burst(batch, cache.version(), &mut rx).await,
+            None => Burst {
+                changed: BTreeSet::new(),
+                version: 0,
+                lagged: true,
+            },
         };
-        absorb(&first, &mut changed, &mut version);
-        let deadline = tokio::time::Instant::now() + MAX_DELAY;
-        loop {
-            let quiet = tokio::time::Instant::now() + QUIET;
-            match tokio::time::timeout_at(quiet.min(deadline), rx.recv()).await {
-                Ok(Ok(batch)) => absorb(&batch, &mut changed, &mut version),
-                Ok(Err(RecvError::Lagged(_))) => {
-                    lagged = true;
-                    break;
-                }
-                Ok(Err(RecvError::Closed)) | Err(_) => break,
-            }
-        }
-        if lagged {
-            resync(&cache, &registry).await;
+        let Some(registry) = registry.upgrade() else {
+            return;
+        };
+        if burst.lagged {
+            resync(&cache, &registry);
             continue;
         }
-        let build = Instant::now();
-        apply_changes(&cache, &registry, changed, version, started);
+        apply_changes(&cache, &registry, burst.changed, burst.version, started);
         metrics
             .snapshot_build
-            .observe(build.elapsed().as_secs_f64());
+            .observe(started.elapsed().as_secs_f64());
     }
 }
 
@@ -332,7 +368,7 @@ fn apply_changes(
 }
 
 /// After missing events, rebuild from scratch; agents get full pushes.
-async fn resync(cache: &SnapshotCache, registry: &Registry) {
+fn resync(cache: &SnapshotCache, registry: &Registry) {
     let fresh = registry.with_state(full_build);
     let version = fresh.version;
     *cache.snapshot.write().unwrap_or_else(|e| e.into_inner()) = fresh;

@@ -20,6 +20,9 @@ use crate::metrics::Metrics;
 use crate::registry::Registry;
 
 pub struct SyncContext {
+    /// Turns true when the server shuts down: long-lived streams end then,
+    /// so a graceful shutdown does not wait on them forever.
+    pub stopping: tokio::sync::watch::Receiver<bool>,
     pub registry: Arc<Registry>,
     pub cache: Arc<SnapshotCache>,
     pub nodes: Arc<NodeTable>,
@@ -78,6 +81,7 @@ pub async fn run(
         .set(ctx.nodes.connected_count() as i64);
     tracing::info!(applied = reg.applied_version, "agent connected");
     let mut versions = ctx.cache.subscribe();
+    let mut stopping = ctx.stopping.clone();
     let mut sent = Some(reg.applied_version).filter(|v| *v > 0);
     let mut pushes = 0u64;
     loop {
@@ -99,6 +103,7 @@ pub async fn run(
             sent = Some(version);
         }
         tokio::select! {
+            _ = stopping.changed() => break,
             changed = versions.changed() => if changed.is_err() { break },
             msg = inbound.message() => match msg {
                 Ok(Some(AgentMessage { message: Some(AgentMsg::Ack(ack)) })) => {

@@ -274,10 +274,12 @@ mod tests {
     use switchyard_api::resources::{Container, ContainerPort, ObjectMeta, PodCondition};
 
     fn pod(name: &str, node: &str, ready: bool) -> Pod {
-        let mut p = Pod::default();
-        p.metadata = ObjectMeta {
-            name: name.into(),
-            namespace: Some("default".into()),
+        let mut p = Pod {
+            metadata: ObjectMeta {
+                name: name.into(),
+                namespace: Some("default".into()),
+                ..Default::default()
+            },
             ..Default::default()
         };
         p.spec.node_name = Some(node.into());

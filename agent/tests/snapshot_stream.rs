@@ -1,0 +1,237 @@
+//! The snapshot stream between a real control plane (in-process, real gRPC
+//! on loopback, real sled) and the real agent runtime whose nft step is a
+//! recorder: registration, full push, deltas, ACK/NACK as `swctl get nodes`
+//! reports them, and resync after a control-plane restart. Needs no root.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use switchyard_agent::conntrack::Conntrack;
+use switchyard_agent::metrics::Metrics;
+use switchyard_agent::model::NodeContext;
+use switchyard_agent::nft::{DataPath, RecordingRunner};
+use switchyard_agent::runtime::{AgentConfig, Runtime};
+use switchyard_api::resources::{Kind, Node, Object};
+use switchyard_api::v1::resources_client::ResourcesClient;
+use switchyard_api::v1::ObjectRef;
+use switchyard_control_plane::registry::{Registry, RegistryConfig};
+use switchyard_control_plane::server::{Server, ServerConfig};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+struct ControlPlane {
+    registry: Arc<Registry>,
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<()>,
+}
+
+async fn control_plane(dir: &Path, port: u16) -> ControlPlane {
+    let cfg = ServerConfig {
+        data_dir: dir.to_path_buf(),
+        listen: SocketAddr::from(([127, 0, 0, 1], port)),
+        registry: RegistryConfig {
+            service_cidr: "10.96.0.0/12".parse().unwrap(),
+            node_port_range: 30000..=32767,
+            lb_pool: None,
+            log_retention: 1000,
+        },
+        cluster_domain: "cluster.local".into(),
+        cluster_dns: "10.96.0.10".parse().unwrap(),
+        listen_unix: None,
+    };
+    let server = Server::bind(cfg).await.unwrap();
+    let addr = server.local_addr().unwrap();
+    let registry = server.registry.clone();
+    let (stop, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        server
+            .serve(async {
+                let _ = rx.await;
+            })
+            .await
+            .unwrap();
+    });
+    ControlPlane {
+        registry,
+        addr,
+        stop: Some(stop),
+        task,
+    }
+}
+
+impl ControlPlane {
+    async fn shutdown(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        // Streams hold the server open; abort the serving task after the signal.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        self.task.abort();
+        let _ = self.task.await;
+        drop(self.registry);
+        // Let sled release its lock on the directory.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    /// Applies an object; returns its revision and, for Services, the ClusterIP.
+    async fn apply(&self, yaml_json: serde_json::Value) -> (u64, String) {
+        let kind: Kind = yaml_json["kind"].as_str().unwrap().parse().unwrap();
+        let obj = Object::from_value(kind, yaml_json).unwrap();
+        let (stored, _) = self.registry.apply(obj, false).await.unwrap();
+        let rev = stored
+            .meta()
+            .resource_version
+            .as_deref()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let ip = match &stored {
+            Object::Service(s) => s.spec.cluster_ip.clone().unwrap_or_default(),
+            _ => String::new(),
+        };
+        (rev, ip)
+    }
+
+    /// node-1 as the API shows it, with its live sync state.
+    async fn node(&self) -> Option<Node> {
+        let mut client = ResourcesClient::connect(format!("http://{}", self.addr))
+            .await
+            .ok()?;
+        let r = client
+            .get(ObjectRef {
+                kind: "Node".into(),
+                namespace: String::new(),
+                name: "node-1".into(),
+            })
+            .await
+            .ok()?
+            .into_inner();
+        serde_json::from_str(&r.json).ok()
+    }
+
+    /// Polls node-1 until `ready` holds.
+    async fn node_when(&self, what: &str, ready: impl Fn(&Node) -> bool) -> Node {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(n) = self.node().await.filter(|n| ready(n)) {
+                return n;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}: {:?}",
+                self.node().await
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+async fn agent(addr: SocketAddr, runner: RecordingRunner) -> JoinHandle<()> {
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect_lazy();
+    let datapath = DataPath::open("switchyard", runner).await.unwrap();
+    let cfg = AgentConfig {
+        node: NodeContext {
+            node_name: "node-1".into(),
+            node_ips: vec!["172.18.0.11".parse().unwrap()],
+            pod_cidr: Some("10.244.1.0/24".parse().unwrap()),
+        },
+        agent_version: "test".into(),
+        local_services: Vec::new(),
+    };
+    let (runtime, _views) = Runtime::new(
+        cfg,
+        channel,
+        datapath,
+        Conntrack::disabled(),
+        Metrics::new(),
+    );
+    tokio::spawn(runtime.run())
+}
+
+fn service(name: &str, port: u16) -> serde_json::Value {
+    serde_json::json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {"selector": {"app": name}, "ports": [{"port": port, "targetPort": 8080}]}
+    })
+}
+
+fn pod(name: &str, app: &str, ip: &str) -> serde_json::Value {
+    serde_json::json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": "default", "labels": {"app": app}},
+        "spec": {"nodeName": "node-1", "containers": [{"name": "c", "ports": [{"containerPort": 8080}]}]},
+        "status": {"podIP": ip}
+    })
+}
+
+fn synced_at(n: &Node, rev: u64) -> bool {
+    n.status.sync_state.as_deref() == Some("SYNCED") && n.status.applied_version >= Some(rev)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_syncs_acks_nacks_and_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let cp = control_plane(dir.path(), 0).await;
+    let addr = cp.addr;
+    let (rev, web_ip) = cp.apply(service("web", 80)).await;
+    let runner = RecordingRunner::new();
+    let agent_task = agent(addr, runner.clone()).await;
+
+    // Registration and the first (full) push, ACKed.
+    let node = cp
+        .node_when("node registered and synced", |n| synced_at(n, rev))
+        .await;
+    assert_eq!(node.status.addresses[0].address, "172.18.0.11");
+    assert!(node.status.applied_version.unwrap() >= rev);
+    assert!(
+        runner.scripts().concat().contains(&web_ip),
+        "the service was programmed"
+    );
+
+    // A delta: one pod becomes an endpoint.
+    let scripts_before = runner.scripts().len();
+    let (rev, _) = cp.apply(pod("web-1", "web", "10.244.1.20")).await;
+    cp.node_when("endpoint change applied", |n| synced_at(n, rev))
+        .await;
+    let delta = runner.scripts()[scripts_before..].concat();
+    assert!(delta.contains("10.244.1.20"), "{delta}");
+
+    // A failing nft transaction is NACKed with nft's words; the node shows it.
+    runner.fail_next("Error: Could not process rule: No such file or directory");
+    let (rev_fail, api_ip) = cp.apply(service("api", 81)).await;
+    let node = cp
+        .node_when("NACK recorded", |n| {
+            n.status.sync_state.as_deref() == Some("NACKED")
+        })
+        .await;
+    assert_eq!(
+        node.status.last_error.as_deref(),
+        Some("Error: Could not process rule: No such file or directory")
+    );
+    assert!(node.status.applied_version < Some(rev_fail));
+    // The next push carries the failed change too, and heals the node.
+    let (rev, _) = cp.apply(pod("api-1", "api", "10.244.1.21")).await;
+    cp.node_when("recovered after the next push", |n| synced_at(n, rev))
+        .await;
+    let all = runner.scripts().concat();
+    assert!(
+        all.contains("10.244.1.21") && all.contains(&api_ip),
+        "{all}"
+    );
+
+    // Control plane restart on the same store: the agent reconnects and
+    // gets only what changed (nothing) plus later changes.
+    let port = addr.port();
+    cp.shutdown().await;
+    let cp = control_plane(dir.path(), port).await;
+    let (rev, after_ip) = cp.apply(service("after-restart", 82)).await;
+    cp.node_when("resynced after restart", |n| synced_at(n, rev))
+        .await;
+    assert!(runner.scripts().concat().contains(&after_ip));
+    agent_task.abort();
+    cp.shutdown().await;
+}

@@ -1,0 +1,10 @@
+use crate::context::Ctx;
+use crate::report::Report;
+
+pub async fn run(_ctx: &Ctx, _report: &mut Report) -> anyhow::Result<()> {
+    Ok(())
+}
+
+pub async fn inner(_services: usize, _reps: usize) -> anyhow::Result<()> {
+    Ok(())
+}

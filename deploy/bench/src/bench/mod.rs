@@ -1,0 +1,34 @@
+//! The six benchmarks of issue 6, one module each.
+
+pub mod api;
+pub mod datapath;
+pub mod full_sync;
+pub mod incremental;
+pub mod memory;
+pub mod programming;
+
+use crate::context::Ctx;
+use crate::report::Report;
+use crate::Command;
+
+/// Runs one benchmark, or all of them in an order that reuses the loaded
+/// store (the API benchmark loads it).
+pub async fn run(command: Command, ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
+    match command {
+        Command::All => {
+            api::run(ctx, report).await?;
+            memory::run(ctx, report).await?;
+            full_sync::run(ctx, report).await?;
+            incremental::run(ctx, report).await?;
+            programming::run(ctx, report).await?;
+            datapath::run(ctx, report).await
+        }
+        Command::Programming => programming::run(ctx, report).await,
+        Command::FullSync => full_sync::run(ctx, report).await,
+        Command::Incremental => incremental::run(ctx, report).await,
+        Command::Datapath => datapath::run(ctx, report).await,
+        Command::Memory => memory::run(ctx, report).await,
+        Command::Api => api::run(ctx, report).await,
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,6 @@
+use crate::context::Ctx;
+use crate::report::Report;
+
+pub async fn run(_ctx: &Ctx, _report: &mut Report) -> anyhow::Result<()> {
+    Ok(())
+}

@@ -1,0 +1,100 @@
+//! The control plane under test: the real `switchyard-control-plane` binary
+//! on loopback (TCP for the suite and hollow agents, a Unix socket for real
+//! agents in network namespaces), over a data directory the suite prepares.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+
+use crate::api::Api;
+use crate::process::{free_port, Memory, Proc};
+
+pub struct ControlPlane {
+    proc: Proc,
+    port: u16,
+    socket: PathBuf,
+}
+
+impl ControlPlane {
+    /// Starts on `data_dir` and waits until the API answers (loading a big
+    /// store takes a while).
+    pub async fn start(bins: &Path, data_dir: &Path, work: &Path) -> anyhow::Result<ControlPlane> {
+        let port = free_port()?;
+        let socket = work.join(format!("cp-{port}.sock"));
+        let args = vec![
+            bins.join("switchyard-control-plane")
+                .to_string_lossy()
+                .into_owned(),
+            "--data-dir".into(),
+            data_dir.to_string_lossy().into_owned(),
+            "--listen".into(),
+            format!("127.0.0.1:{port}"),
+            "--listen-unix".into(),
+            socket.to_string_lossy().into_owned(),
+        ];
+        let log = work.join(format!("control-plane-{port}.log"));
+        let proc = Proc::spawn("control plane", &args, &[("RUST_LOG", "warn")], &log)?;
+        let mut cp = ControlPlane { proc, port, socket };
+        cp.wait_ready(Duration::from_secs(300)).await?;
+        Ok(cp)
+    }
+
+    async fn wait_ready(&mut self, timeout: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            self.proc.check_alive()?;
+            if let Ok(mut api) = Api::connect(&self.url()).await {
+                if api.revision().await.is_ok() {
+                    return Ok(());
+                }
+            }
+            if Instant::now() > deadline {
+                bail!("control plane not ready after {timeout:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// For agents in other network namespaces.
+    pub fn unix_url(&self) -> String {
+        format!("unix://{}", self.socket.display())
+    }
+
+    pub async fn api(&self) -> anyhow::Result<Api> {
+        Api::connect(&self.url()).await
+    }
+
+    pub fn memory(&self) -> anyhow::Result<Memory> {
+        self.proc.memory()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.proc.pid()
+    }
+
+    /// Graceful stop, so the store is closed cleanly before it is reused.
+    pub fn stop(self) {
+        self.proc.stop(Duration::from_secs(10));
+    }
+}
+
+/// Copies a prepared data directory, so every run starts from the same store.
+pub fn copy_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from).with_context(|| format!("reading {}", from.display()))? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), &target)
+                .with_context(|| format!("copying {}", entry.path().display()))?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,182 @@
+//! `switchyard-bench`: Switchyard's benchmark suite at Kubernetes scale.
+//!
+//! Each subcommand runs one benchmark of issue 6 (`all` runs them in order),
+//! prints a results table (median and p99 over repeated runs, the target,
+//! PASS/MISS), and writes `bench-results/results.{csv,json,md}` plus PNG
+//! plots of latency against scale. Parts that need root (nftables in network
+//! namespaces, the lab) are skipped loudly when not run as root.
+#![forbid(unsafe_code)]
+
+mod api;
+mod bench;
+mod bins;
+mod context;
+mod control_plane;
+mod fixture;
+mod plot;
+mod process;
+mod report;
+mod stats;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::context::Ctx;
+use crate::report::Report;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "switchyard-bench",
+    version,
+    about = "Switchyard benchmark suite"
+)]
+struct Args {
+    #[command(subcommand)]
+    command: Command,
+    /// Smaller cluster and fewer repetitions (about a minute or two).
+    #[arg(long, global = true)]
+    quick: bool,
+    /// Where results and plots go.
+    #[arg(long, global = true, default_value = "bench-results")]
+    out: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]
+enum Command {
+    /// Every benchmark, in order.
+    All,
+    /// 1. API write → ACK by every agent (hollow agents + real lab agents).
+    Programming,
+    /// 2. An agent starting against the big cluster until its table is complete.
+    FullSync,
+    /// 3. Agent-side apply time of one change, 10,000 vs 100 Services loaded.
+    Incremental,
+    /// 4. New-connection latency and rate through a ClusterIP, 1 to 30,000 Services.
+    Datapath,
+    /// 5. Control plane and agent memory; bytes on the wire per change.
+    Memory,
+    /// 6. Durable writes per second and list latency.
+    Api,
+    /// Internal: run inside a network namespace by `incremental`.
+    #[command(hide = true)]
+    IncrementalInner {
+        #[arg(long)]
+        services: usize,
+        #[arg(long)]
+        reps: usize,
+    },
+    /// Internal: a one-line TCP server for `datapath`.
+    #[command(hide = true)]
+    Backend {
+        #[arg(long)]
+        listen: String,
+    },
+    /// Internal: the `datapath` load generator, run in a pod namespace.
+    #[command(hide = true)]
+    Client {
+        #[arg(long)]
+        target: String,
+        #[arg(long)]
+        connections: usize,
+        #[arg(long)]
+        seconds: f64,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(run(args))
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    match args.command {
+        Command::IncrementalInner { services, reps } => {
+            return bench::incremental::inner(services, reps).await;
+        }
+        Command::Backend { listen } => return bench::datapath::backend(&listen).await,
+        Command::Client {
+            target,
+            connections,
+            seconds,
+        } => return bench::datapath::client(&target, connections, seconds).await,
+        _ => {}
+    }
+    let root = process::is_root();
+    let bins = bins::prepare()?;
+    let ctx = Ctx::new(bins, args.quick, root)?;
+    let mut report = Report {
+        command: command_line(),
+        machine: machine(),
+        ..Default::default()
+    };
+    if !root {
+        report.skip(
+            "not running as root: the nftables, network-namespace and lab parts \
+             (full-sync, incremental, datapath, real agents in programming, agent memory) are skipped",
+        );
+    }
+    let started = std::time::Instant::now();
+    let result = bench::run(args.command, &ctx, &mut report).await;
+    if let Err(e) = &result {
+        report.skip(format!("the run stopped early: {e:#}"));
+    }
+    eprintln!("\nfinished in {:.0} s", started.elapsed().as_secs_f64());
+    finish(&report, &args.out)?;
+    result
+}
+
+fn finish(report: &Report, out: &std::path::Path) -> anyhow::Result<()> {
+    report.write_files(out)?;
+    let plots = plot::write_all(report, out)?;
+    println!("\n{}", report.markdown());
+    println!(
+        "results: {}/results.csv, results.json, results.md",
+        out.display()
+    );
+    for p in plots {
+        println!("plot: {}", p.display());
+    }
+    Ok(())
+}
+
+fn command_line() -> String {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    format!(
+        "cargo run --release -p switchyard-bench -- {}",
+        args.join(" ")
+    )
+}
+
+/// CPU model, core count and memory, for the results header.
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .next()
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|k| k.parse::<f64>().ok())
+        })
+        .map(|kib| format!("{:.0} GiB", kib / 1024.0 / 1024.0))
+        .unwrap_or_default();
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_default();
+    format!("{cores} cores ({cpu}), {mem}, Linux {kernel}")
+}
