@@ -9,6 +9,7 @@ use anyhow::{bail, Context};
 use clap::Parser;
 use ipnet::Ipv4Net;
 use switchyard_agent::conntrack::Conntrack;
+use switchyard_agent::dns;
 use switchyard_agent::metrics::{self, Metrics};
 use switchyard_agent::model::NodeContext;
 use switchyard_agent::nft::{DataPath, NftCommand, DEFAULT_TABLE};
@@ -44,11 +45,30 @@ struct Args {
     /// Address to serve Prometheus metrics on (`/metrics`); off when unset.
     #[arg(long)]
     metrics_listen: Option<SocketAddr>,
+    /// Where this node answers DNS for the cluster domain (UDP and TCP); the
+    /// cluster DNS address (`--cluster-dns` of the control plane) is
+    /// redirected here. Default: the first --node-ip, port 53.
+    #[arg(long)]
+    dns_listen: Option<SocketAddr>,
+    /// Resolver for names outside the cluster domain (repeatable, IP or
+    /// IP:PORT); without one such queries are REFUSED.
+    #[arg(long = "dns-upstream", value_parser = parse_upstream)]
+    dns_upstreams: Vec<SocketAddr>,
+}
+
+fn parse_upstream(s: &str) -> Result<SocketAddr, String> {
+    s.parse::<SocketAddr>()
+        .or_else(|_| {
+            s.parse::<std::net::IpAddr>()
+                .map(|ip| SocketAddr::new(ip, 53))
+        })
+        .map_err(|_| format!("expected IP or IP:PORT, got {s:?}"))
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
@@ -70,6 +90,9 @@ async fn main() -> anyhow::Result<()> {
     let datapath = DataPath::open(&args.table, NftCommand::new())
         .await
         .context("opening the nftables table")?;
+    let dns_listen = args
+        .dns_listen
+        .unwrap_or_else(|| SocketAddr::new(args.node_ips[0].into(), 53));
     let cfg = AgentConfig {
         node: NodeContext {
             node_name: args.node_name.clone(),
@@ -78,8 +101,13 @@ async fn main() -> anyhow::Result<()> {
         },
         agent_version: env!("CARGO_PKG_VERSION").to_string(),
         local_services: Vec::new(),
+        dns_listen: Some(dns_listen),
     };
     let (runtime, views) = Runtime::new(cfg, channel.clone(), datapath, Conntrack::new(), metrics);
+    let dns = dns::bind(dns_listen, views.clone(), args.dns_upstreams.clone())
+        .await
+        .with_context(|| format!("starting the DNS responder on {dns_listen}"))?;
+    tokio::spawn(dns.run());
     spawn_probes(args.node_name.clone(), channel, views);
     tracing::info!(node = %args.node_name, control_plane = %args.control_plane, table = %args.table, "agent starting");
     tokio::select! {

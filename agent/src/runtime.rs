@@ -16,6 +16,7 @@ use tokio::sync::watch;
 use tonic::transport::Channel;
 
 use crate::conntrack::{stale_flows, Conntrack};
+use crate::dns;
 use crate::metrics::Metrics;
 use crate::model::{NodeContext, ServiceEntry, ServiceKey, Snapshot};
 use crate::nft::{DataPath, NftRunner};
@@ -30,8 +31,11 @@ pub const FULL_RESYNC: Duration = Duration::from_secs(300);
 pub struct AgentConfig {
     pub node: NodeContext,
     pub agent_version: String,
-    /// Services this agent serves on its own behalf (the DNS VIP).
+    /// Services this agent serves on its own behalf.
     pub local_services: Vec<(ServiceKey, ServiceEntry)>,
+    /// Where this node's DNS responder listens; the cluster DNS address is
+    /// DNATed there (it arrives with the first push).
+    pub dns_listen: Option<std::net::SocketAddr>,
 }
 
 pub struct Runtime<R> {
@@ -165,6 +169,10 @@ impl<R: NftRunner> Runtime<R> {
         let mut snap = view.data_path_snapshot();
         snap.services
             .extend(self.cfg.local_services.iter().cloned());
+        if let Some(listen) = self.cfg.dns_listen {
+            snap.services
+                .extend(dns::dns_service_for(view, listen, &self.cfg.node.node_name));
+        }
         snap
     }
 

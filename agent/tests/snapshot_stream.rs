@@ -140,6 +140,7 @@ async fn agent(addr: SocketAddr, runner: RecordingRunner) -> JoinHandle<()> {
         },
         agent_version: "test".into(),
         local_services: Vec::new(),
+        dns_listen: None,
     };
     let (runtime, _views) = Runtime::new(
         cfg,
