@@ -103,11 +103,19 @@ async fn main() -> anyhow::Result<()> {
         local_services: Vec::new(),
         dns_listen: Some(dns_listen),
     };
-    let (runtime, views) = Runtime::new(cfg, channel.clone(), datapath, Conntrack::new(), metrics);
-    let dns = dns::bind(dns_listen, views.clone(), args.dns_upstreams.clone())
-        .await
-        .with_context(|| format!("starting the DNS responder on {dns_listen}"))?;
-    tokio::spawn(dns.run());
+    let (mut runtime, views) =
+        Runtime::new(cfg, channel.clone(), datapath, Conntrack::new(), metrics);
+    // DNS is a convenience next to the data path: if its port is taken,
+    // say so loudly and keep serving Services.
+    match dns::bind(dns_listen, views.clone(), args.dns_upstreams.clone()).await {
+        Ok(dns) => {
+            tokio::spawn(dns.run());
+        }
+        Err(e) => {
+            tracing::error!(error = %e, %dns_listen, "cannot start the DNS responder; cluster DNS is off on this node");
+            runtime.disable_dns();
+        }
+    }
     spawn_probes(args.node_name.clone(), channel, views);
     tracing::info!(node = %args.node_name, control_plane = %args.control_plane, table = %args.table, "agent starting");
     tokio::select! {

@@ -73,6 +73,12 @@ impl<R: NftRunner> Runtime<R> {
         (runtime, rx)
     }
 
+    /// Stops redirecting the cluster DNS address to this node's responder,
+    /// for when the responder could not start.
+    pub fn disable_dns(&mut self) {
+        self.cfg.dns_listen = None;
+    }
+
     /// Runs forever.
     pub async fn run(mut self) {
         let mut drift = tokio::time::interval(DRIFT_CHECK);

@@ -175,3 +175,36 @@ fn udp_clients_follow_endpoint_changes_from_a_fixed_port() {
     );
     assert!(started.elapsed() < Duration::from_secs(10));
 }
+
+#[test]
+fn node_port_answers_from_the_node_itself_and_local_policy_drops_without_local_endpoints() {
+    let Some(c) = cluster(
+        "node_port_answers_from_the_node_itself_and_local_policy_drops_without_local_endpoints",
+        &[],
+    ) else {
+        return;
+    };
+    c.apply(&c.pod_manifest(1, 1, "web-1", "web", 8080))
+        .unwrap();
+    let _b = c.backend(1, 1, "web-1", 8080).unwrap();
+    c.apply(&service_yaml(
+        "web",
+        "  type: NodePort\n  externalTrafficPolicy: Local\n",
+    ))
+    .unwrap();
+    c.wait_synced(Duration::from_secs(10)).unwrap();
+    let port = node_port(&c, "web");
+    let (node1, node2) = (c.lab.node(1).ip, c.lab.node(2).ip);
+    // From the node itself, to its own address.
+    let body = curl(&c, &c.lab.node(1).ns, &format!("http://{node1}:{port}/")).unwrap();
+    assert!(body.starts_with("web-1 "), "{body}");
+    // From outside: node 1 has the endpoint and keeps the client address;
+    // node 2 has none and drops (timeout), it does not forward.
+    let client = c.lab.client().ns.clone();
+    let body = curl(&c, &client, &format!("http://{node1}:{port}/")).unwrap();
+    assert!(body.starts_with("web-1 172.18.0.100:"), "{body}");
+    assert_eq!(
+        curl(&c, &client, &format!("http://{node2}:{port}/")),
+        Err(28)
+    );
+}
