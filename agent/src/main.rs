@@ -9,13 +9,13 @@ use anyhow::{bail, Context};
 use clap::Parser;
 use ipnet::Ipv4Net;
 use switchyard_agent::conntrack::Conntrack;
-use switchyard_agent::dns;
 use switchyard_agent::metrics::{self, Metrics};
 use switchyard_agent::model::NodeContext;
 use switchyard_agent::nft::{DataPath, NftCommand, DEFAULT_TABLE};
 use switchyard_agent::probe::{Prober, Reporter};
 use switchyard_agent::runtime::{AgentConfig, Runtime};
 use switchyard_agent::view::ClusterView;
+use switchyard_agent::{dns, tunnel};
 use tokio::sync::{mpsc, watch};
 use tonic::transport::{Channel, Endpoint};
 use tracing_subscriber::EnvFilter;
@@ -116,6 +116,7 @@ async fn main() -> anyhow::Result<()> {
             runtime.disable_dns();
         }
     }
+    tokio::spawn(tunnel::run(channel.clone(), args.node_name.clone()));
     spawn_probes(args.node_name.clone(), channel, views);
     tracing::info!(node = %args.node_name, control_plane = %args.control_plane, table = %args.table, "agent starting");
     tokio::select! {

@@ -424,18 +424,15 @@ fn reconcile_endpoints(txn: &mut Txn<'_>, old: Option<&Object>, new: Option<&Obj
                 .or(new)
                 .map(|o| o.namespace().to_string())
                 .unwrap_or_default();
-            txn.list(Kind::Service, &ns)
-                .into_iter()
-                .filter(|s| {
-                    let Object::Service(svc) = s else {
-                        return false;
-                    };
-                    [old, new].into_iter().flatten().any(|p| match p {
-                        Object::Pod(pod) => endpoints::selects(svc, pod),
-                        _ => false,
-                    })
+            txn.list_where(Kind::Service, &ns, |s| {
+                let Object::Service(svc) = s else {
+                    return false;
+                };
+                [old, new].into_iter().flatten().any(|p| match p {
+                    Object::Pod(pod) => endpoints::selects(svc, pod),
+                    _ => false,
                 })
-                .collect()
+            })
         }
         _ => Vec::new(),
     };
@@ -452,8 +449,9 @@ fn sync_service_slices(txn: &mut Txn<'_>, svc_obj: &Object) {
     let live = txn.get(Kind::Service, &key_of(svc_obj));
     let desired = match &live {
         Some(Object::Service(live)) => {
+            let selected = |o: &Object| matches!(o, Object::Pod(p) if endpoints::selects(live, p));
             let pods: Vec<_> = txn
-                .list(Kind::Pod, &ns)
+                .list_where(Kind::Pod, &ns, selected)
                 .into_iter()
                 .filter_map(|o| match o {
                     Object::Pod(p) => Some(p),
@@ -464,16 +462,14 @@ fn sync_service_slices(txn: &mut Txn<'_>, svc_obj: &Object) {
         }
         _ => Vec::new(),
     };
+    let owned = |o: &Object| match o {
+        Object::EndpointSlice(s) => s.is_managed() && s.service_name() == Some(&svc.metadata.name),
+        _ => false,
+    };
     let existing: Vec<ObjectKey> = txn
-        .list(Kind::EndpointSlice, &ns)
-        .into_iter()
-        .filter(|o| match o {
-            Object::EndpointSlice(s) => {
-                s.is_managed() && s.service_name() == Some(&svc.metadata.name)
-            }
-            _ => false,
-        })
-        .map(|o| key_of(&o))
+        .list_where(Kind::EndpointSlice, &ns, owned)
+        .iter()
+        .map(key_of)
         .collect();
     let desired_keys: Vec<ObjectKey> = desired
         .iter()

@@ -122,17 +122,30 @@ impl<'a> Txn<'a> {
 
     /// Objects of `kind` in `namespace` as this write would leave them.
     pub fn list(&self, kind: Kind, namespace: &str) -> Vec<Object> {
+        self.list_where(kind, namespace, |_| true)
+    }
+
+    /// Like [`list`](Self::list), keeping only objects that pass `keep`.
+    /// Only those are cloned: a write that needs the few pods of one Service
+    /// must not copy every pod of a namespace of thousands.
+    pub fn list_where(
+        &self,
+        kind: Kind,
+        namespace: &str,
+        keep: impl Fn(&Object) -> bool,
+    ) -> Vec<Object> {
         let prefix = format!("{namespace}/");
         let mut merged: BTreeMap<ObjectKey, Object> = self
             .base
             .with_prefix(kind, prefix.clone())
+            .filter(|o| keep(o))
             .map(|o| (key_of(o), (**o).clone()))
             .collect();
         for ((k, key), change) in &self.changes {
             if *k == kind && key.starts_with(&prefix) {
                 match change {
-                    Some(o) => merged.insert(key.clone(), o.clone()),
-                    None => merged.remove(key),
+                    Some(o) if keep(o) => merged.insert(key.clone(), o.clone()),
+                    _ => merged.remove(key),
                 };
             }
         }

@@ -42,7 +42,7 @@ struct Args {
     out: PathBuf,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]
+#[derive(Debug, Clone, PartialEq, Subcommand)]
 enum Command {
     /// Every benchmark, in order.
     All,
@@ -120,7 +120,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         );
     }
     let started = std::time::Instant::now();
-    let result = bench::run(args.command, &ctx, &mut report).await;
+    let result = bench::run(&args.command, &ctx, &mut report).await;
     if let Err(e) = &result {
         report.skip(format!("the run stopped early: {e:#}"));
     }

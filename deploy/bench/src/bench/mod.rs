@@ -13,7 +13,7 @@ use crate::Command;
 
 /// Runs one benchmark, or all of them in an order that reuses the loaded
 /// store (the API benchmark loads it).
-pub async fn run(command: Command, ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
+pub async fn run(command: &Command, ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
     match command {
         Command::All => {
             api::run(ctx, report).await?;
