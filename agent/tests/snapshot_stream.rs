@@ -3,6 +3,8 @@
 //! recorder: registration, full push, deltas, ACK/NACK as `swctl get nodes`
 //! reports them, and resync after a control-plane restart. Needs no root.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;

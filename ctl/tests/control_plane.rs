@@ -1,6 +1,8 @@
 //! The control plane and swctl end to end: a real server process with its
 //! sled store on a loopback port, driven only through swctl.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use support::{example, rows_without_age, ControlPlane};

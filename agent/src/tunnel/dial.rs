@@ -13,7 +13,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
 use tracing::Instrument;
 
-use super::pump::{pump, PumpError, Totals, OUTBOUND_BUFFER};
+use switchyard_tunnel::pump::{pump, PumpError, Totals, OUTBOUND_BUFFER};
 
 /// Shorter than the broker's dial timeout, so a pod that never answers is
 /// reported as such rather than as a silent agent.

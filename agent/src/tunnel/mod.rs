@@ -8,7 +8,6 @@
 //! the others. `pump` moves the bytes with the tunnel's credit flow control.
 
 pub mod dial;
-pub mod pump;
 
 use std::time::Duration;
 

@@ -218,7 +218,10 @@ mod tests {
         p
     }
 
-    fn summary(slices: &[EndpointSlice]) -> Vec<(Vec<Option<i32>>, Vec<(String, Option<bool>)>)> {
+    /// Per slice: its port numbers and each endpoint's (address, ready).
+    type Summary = Vec<(Vec<Option<i32>>, Vec<(String, Option<bool>)>)>;
+
+    fn summary(slices: &[EndpointSlice]) -> Summary {
         slices
             .iter()
             .map(|s| {

@@ -12,8 +12,8 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
 
 use super::forward_target;
-use super::pump::{pump, PumpError, Totals, OUTBOUND_BUFFER};
 use super::spec::Target;
+use switchyard_tunnel::pump::{pump, PumpError, Totals, OUTBOUND_BUFFER};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectionError {

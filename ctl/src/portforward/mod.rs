@@ -4,7 +4,6 @@
 //! credit flow control. The command itself is `commands::port_forward`.
 
 pub mod connection;
-pub mod pump;
 pub mod spec;
 
 use std::time::Duration;

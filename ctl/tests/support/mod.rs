@@ -1,6 +1,6 @@
 //! Test harness: a real `switchyard-control-plane` process on a loopback
 //! port with a temporary sled directory, driven through the real `swctl`.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

@@ -2,8 +2,7 @@
 //! tunnel's end-to-end flow control.
 //!
 //! Both ends of a forwarded connection (swctl and the agent) run this same
-//! code (kept identical in `ctl/src/portforward/pump.rs`: the crates share no
-//! library for logic). Why credits on top of HTTP/2's flow control: every
+//! code. Why credits on top of HTTP/2's flow control: every
 //! connection of an agent (and of a swctl) shares one HTTP/2 connection, and
 //! HTTP/2 data a receiver has not read yet still counts against that
 //! connection's window. If a slow reader stopped us reading its stream, it
