@@ -68,7 +68,13 @@ pub fn stale_flows(old: &Snapshot, new: &Snapshot) -> BTreeSet<Flush> {
         let before = old.services.get(key);
         for port in svc.ports.iter().filter(|p| p.protocol == Protocol::Udp) {
             let now = udp_backends(svc, &port.name);
+            // Only a UDP port of the same name could have had UDP flows.
             let then = before
+                .filter(|b| {
+                    b.ports
+                        .iter()
+                        .any(|p| p.protocol == Protocol::Udp && p.name == port.name)
+                })
                 .map(|b| udp_backends(b, &port.name))
                 .unwrap_or_default();
             let dports: Vec<(Option<Ipv4Addr>, u16)> = front_ips(svc)

@@ -112,6 +112,19 @@ impl SnapshotCache {
             .map(|(_, t)| *t)
     }
 
+    /// Nodes whose current probe list holds this pod.
+    fn nodes_probing(&self, namespace: &str, name: &str) -> Vec<String> {
+        self.read()
+            .probes
+            .iter()
+            .filter(|(_, list)| {
+                list.iter()
+                    .any(|p| p.namespace == namespace && p.name == name)
+            })
+            .map(|(node, _)| node.clone())
+            .collect()
+    }
+
     /// What `node`, holding version `from` (`None`: nothing), needs;
     /// `None` when it is current.
     pub fn catchup(&self, from: Option<u64>, node: &str) -> Option<Catchup> {
@@ -219,7 +232,7 @@ fn rebuild_service(state: &State, key: &ServiceKey) -> Option<ServiceState> {
 }
 
 /// The services and nodes an event can change.
-fn affected(e: &Event, out: &mut BTreeSet<Changed>) {
+fn affected(cache: &SnapshotCache, e: &Event, out: &mut BTreeSet<Changed>) {
     let ns = e.object.namespace().to_string();
     match &*e.object {
         Object::Service(s) => {
@@ -231,8 +244,18 @@ fn affected(e: &Event, out: &mut BTreeSet<Changed>) {
             }
         }
         Object::Pod(p) => {
-            if let Some(node) = &p.spec.node_name {
+            // Rebuilding a node's probe list scans every pod, so only pods
+            // that are or were probed trigger it (most pods have no probe).
+            if let Some(node) = p
+                .spec
+                .node_name
+                .as_ref()
+                .filter(|_| p.has_readiness_probe())
+            {
                 out.insert(Changed::Probes(node.clone()));
+            }
+            for node in cache.nodes_probing(&ns, &p.metadata.name) {
+                out.insert(Changed::Probes(node));
             }
         }
         _ => {}
@@ -250,6 +273,7 @@ struct Burst {
 /// Absorbs commits after `first` until the feed is quiet for [`QUIET`] or
 /// [`MAX_DELAY`] has passed.
 async fn collect_burst(
+    cache: &SnapshotCache,
     first: &[Event],
     start_version: u64,
     rx: &mut broadcast::Receiver<Arc<Vec<Event>>>,
@@ -261,7 +285,7 @@ async fn collect_burst(
     };
     let absorb = |batch: &[Event], burst: &mut Burst| {
         for e in batch {
-            affected(e, &mut burst.changed);
+            affected(cache, e, &mut burst.changed);
             burst.version = burst.version.max(e.revision);
         }
     };
@@ -303,7 +327,7 @@ async fn builder(
         };
         let started = Instant::now();
         let burst = match &first {
-            Some(batch) => collect_burst(batch, cache.version(), &mut rx).await,
+            Some(batch) => collect_burst(&cache, batch, cache.version(), &mut rx).await,
             None => Burst {
                 changed: BTreeSet::new(),
                 version: 0,

@@ -1,0 +1,160 @@
+//! Hollow agents, as Kubernetes' kubemark has hollow nodes: the real agent
+//! runtime ([`Runtime`]: snapshot stream, view folding, ruleset compile and
+//! diff, ACK/NACK) over a real gRPC stream on its own TCP connection, with
+//! only the final `nft -f` replaced by a recorder and conntrack disabled.
+//!
+//! An agent's ACK time is observed through its `applied_version` gauge,
+//! which the runtime sets right after sending the ACK.
+
+use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::bail;
+use switchyard_agent::conntrack::Conntrack;
+use switchyard_agent::metrics::Metrics;
+use switchyard_agent::model::NodeContext;
+use switchyard_agent::nft::{DataPath, NftRunner, Result as NftResult};
+use switchyard_agent::runtime::{AgentConfig, Runtime};
+use tokio::task::JoinHandle;
+use tonic::transport::Endpoint;
+
+/// Records what the agent would run, keeping only the canary generation and
+/// byte counts: a thousand agents holding every script of a 10,000-Service
+/// table would exhaust memory, which `RecordingRunner` (built for unit
+/// tests) would do.
+#[derive(Debug, Clone, Default)]
+pub struct HollowRunner {
+    inner: Arc<Mutex<Recorded>>,
+    bytes: Arc<AtomicU64>,
+}
+
+#[derive(Debug, Default)]
+struct Recorded {
+    canary: Option<String>,
+}
+
+impl HollowRunner {
+    /// Script bytes "run" so far.
+    pub fn bytes(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed)
+    }
+}
+
+impl NftRunner for HollowRunner {
+    async fn run_script(&self, script: &str) -> NftResult<()> {
+        self.bytes.fetch_add(script.len() as u64, Ordering::Relaxed);
+        let generation = script
+            .lines()
+            .rev()
+            .find(|l| l.starts_with("add element") && l.contains(" canary { "))
+            .and_then(|l| l.rsplit("{ ").next())
+            .map(|g| g.trim_end_matches(" }").to_owned());
+        if let Some(generation) = generation {
+            let mut rec = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+            rec.canary = Some(generation);
+        }
+        Ok(())
+    }
+
+    async fn list_json(&self, object: &str) -> NftResult<Option<String>> {
+        let rec = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        match (object.ends_with(" canary"), &rec.canary) {
+            (true, Some(g)) => Ok(Some(format!(
+                r#"{{"nftables": [{{"set": {{"name": "canary", "elem": [{g}]}}}}]}}"#
+            ))),
+            _ => Ok(None),
+        }
+    }
+}
+
+struct Hollow {
+    metrics: Arc<Metrics>,
+    task: JoinHandle<()>,
+}
+
+/// A set of hollow agents against one control plane.
+#[derive(Default)]
+pub struct Fleet {
+    agents: Vec<Hollow>,
+}
+
+impl Fleet {
+    pub fn len(&self) -> usize {
+        self.agents.len()
+    }
+
+    /// Starts agents until there are `total`, each with its own connection.
+    pub async fn grow_to(&mut self, total: usize, url: &str) -> anyhow::Result<()> {
+        while self.agents.len() < total {
+            let i = self.agents.len();
+            self.agents.push(start(i, url).await?);
+        }
+        Ok(())
+    }
+
+    /// Waits until every agent has ACKed `version` or later; returns when
+    /// the last one did.
+    pub async fn wait_acked(&self, version: u64, timeout: Duration) -> anyhow::Result<Instant> {
+        let gauges: Vec<Arc<Metrics>> = self.agents.iter().map(|a| a.metrics.clone()).collect();
+        // A dedicated thread polls every 100 µs: tokio timers tick in whole
+        // milliseconds, too coarse for the latencies measured here.
+        let waiter = std::thread::spawn(move || wait_gauges(&gauges, version, timeout));
+        match tokio::task::spawn_blocking(move || waiter.join()).await? {
+            Ok(r) => r,
+            Err(_) => bail!("the ACK watcher panicked"),
+        }
+    }
+}
+
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        for a in &self.agents {
+            a.task.abort();
+        }
+    }
+}
+
+fn wait_gauges(gauges: &[Arc<Metrics>], version: u64, timeout: Duration) -> anyhow::Result<Instant> {
+    let deadline = Instant::now() + timeout;
+    let target = i64::try_from(version).unwrap_or(i64::MAX);
+    let mut pending: Vec<usize> = (0..gauges.len()).collect();
+    loop {
+        pending.retain(|i| gauges[*i].applied_version.get() < target);
+        if pending.is_empty() {
+            return Ok(Instant::now());
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "{} of {} hollow agents had not ACKed version {version} after {timeout:?}",
+                pending.len(),
+                gauges.len()
+            );
+        }
+        std::thread::sleep(Duration::from_micros(100));
+    }
+}
+
+async fn start(i: usize, url: &str) -> anyhow::Result<Hollow> {
+    let channel = Endpoint::from_shared(url.to_owned())?
+        .tcp_nodelay(true)
+        .connect_lazy();
+    let node = NodeContext {
+        node_name: format!("hollow-{i:04}"),
+        node_ips: vec![Ipv4Addr::from(u32::from(Ipv4Addr::new(100, 64, 0, 1)) + i as u32)],
+        pod_cidr: None,
+    };
+    let cfg = AgentConfig {
+        node,
+        agent_version: "hollow".into(),
+        local_services: Vec::new(),
+    };
+    let datapath = DataPath::open("switchyard", HollowRunner::default()).await?;
+    let metrics = Metrics::new();
+    let (runtime, _views) = Runtime::new(cfg, channel, datapath, Conntrack::disabled(), metrics.clone());
+    Ok(Hollow {
+        metrics,
+        task: tokio::spawn(runtime.run()),
+    })
+}

@@ -1,0 +1,102 @@
+//! Real `switchyard-agent` processes with real nftables, one per node
+//! namespace of a lab (`switchyard_lab`), talking to the suite's control
+//! plane over its Unix socket. Dropping this stops the agents, then deletes
+//! every namespace.
+
+use std::time::{Duration, Instant};
+
+use anyhow::bail;
+use switchyard_lab::{ChildGuard, Lab, LabConfig};
+
+use crate::api::Api;
+use crate::control_plane::ControlPlane;
+use crate::process::{memory, Memory};
+
+pub struct RealAgents {
+    // Field order matters: agents stop before the lab deletes namespaces.
+    agents: Vec<ChildGuard>,
+    names: Vec<String>,
+    pub lab: Lab,
+}
+
+impl RealAgents {
+    /// Builds a lab of `nodes` nodes and starts one agent in each.
+    pub fn start(bins: &std::path::Path, cp: &ControlPlane, nodes: usize) -> anyhow::Result<RealAgents> {
+        let lab = Lab::new(LabConfig {
+            nodes,
+            pods_per_node: 1,
+        })?;
+        let mut real = RealAgents {
+            agents: Vec::new(),
+            names: Vec::new(),
+            lab,
+        };
+        for i in 1..=nodes {
+            real.start_agent(bins, cp, i)?;
+        }
+        Ok(real)
+    }
+
+    fn start_agent(&mut self, bins: &std::path::Path, cp: &ControlPlane, i: usize) -> anyhow::Result<()> {
+        let node = self.lab.node(i).clone();
+        let mut args = vec![
+            "env".to_owned(),
+            "RUST_LOG=warn".to_owned(),
+            bins.join("switchyard-agent").to_string_lossy().into_owned(),
+            "--control-plane".to_owned(),
+            cp.unix_url(),
+            "--node-name".to_owned(),
+            node.name.clone(),
+            "--node-ip".to_owned(),
+            node.ip.to_string(),
+        ];
+        if let Some(cidr) = node.pod_cidr {
+            args.extend(["--pod-cidr".to_owned(), cidr.to_string()]);
+        }
+        self.agents.push(self.lab.spawn(&node.ns, &args)?);
+        self.names.push(node.name);
+        Ok(())
+    }
+
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// Waits until every agent's node reports `version` ACKed (polled
+    /// through the API every millisecond); returns when the last one did.
+    pub async fn wait_acked(&self, api: &mut Api, version: u64, timeout: Duration) -> anyhow::Result<Instant> {
+        let deadline = Instant::now() + timeout;
+        let mut pending: Vec<&str> = self.names.iter().map(String::as_str).collect();
+        loop {
+            let mut still = Vec::new();
+            for name in pending {
+                if api.node_applied(name).await.unwrap_or(0) < version {
+                    still.push(name);
+                }
+            }
+            pending = still;
+            if pending.is_empty() {
+                return Ok(Instant::now());
+            }
+            if Instant::now() > deadline {
+                self.check_running()?;
+                bail!("real agents {pending:?} had not ACKed version {version} after {timeout:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+
+    fn check_running(&self) -> anyhow::Result<()> {
+        for a in &self.agents {
+            if !a.is_running() {
+                bail!("a real agent exited; log:\n{}", a.log());
+            }
+        }
+        Ok(())
+    }
+
+    /// Peak and current memory of each agent process.
+    pub fn memory(&self) -> anyhow::Result<Vec<Memory>> {
+        self.agents.iter().map(|a| memory(a.pid())).collect()
+    }
+}
