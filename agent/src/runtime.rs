@@ -7,6 +7,7 @@
 //! race. When the stream is down the data path is only touched to repair
 //! drift, from the last view: the last ruleset keeps serving.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,13 +16,13 @@ use switchyard_api::v1::{Push, Register};
 use tokio::sync::watch;
 use tonic::transport::Channel;
 
-use crate::conntrack::{stale_flows, Conntrack};
+use crate::conntrack::{stale_flows, Conntrack, Flush};
 use crate::dns;
 use crate::metrics::Metrics;
 use crate::model::{NodeContext, ServiceEntry, ServiceKey, Snapshot};
-use crate::nft::{DataPath, NftRunner};
+use crate::nft::{self, DataPath, NftRunner};
 use crate::sync::{self, Backoff, Session};
-use crate::view::ClusterView;
+use crate::view::{self, ClusterView};
 
 /// How often the cheap drift check runs.
 pub const DRIFT_CHECK: Duration = Duration::from_secs(2);
@@ -46,7 +47,12 @@ pub struct Runtime<R> {
     view: Arc<ClusterView>,
     views: watch::Sender<Arc<ClusterView>>,
     applied: Option<u64>,
-    applied_snapshot: Snapshot,
+    /// What the data path should hold: the view's Services plus ours. Kept
+    /// in step with the view push by push, so a delta costs what it changes.
+    snapshot: Snapshot,
+    /// The last snapshot the data path took, kept only after a failed
+    /// apply: stale UDP flows are computed from what really was applied.
+    unapplied_since: Option<Snapshot>,
     metrics: Arc<Metrics>,
 }
 
@@ -67,7 +73,8 @@ impl<R: NftRunner> Runtime<R> {
             view: Arc::default(),
             views,
             applied: None,
-            applied_snapshot: Snapshot::default(),
+            snapshot: Snapshot::default(),
+            unapplied_since: None,
             metrics,
         };
         (runtime, rx)
@@ -182,6 +189,90 @@ impl<R: NftRunner> Runtime<R> {
         snap
     }
 
+    /// The snapshot entry `key` should have now (`None`: absent).
+    fn desired_entry(&self, key: &ServiceKey) -> Option<ServiceEntry> {
+        if let Some((_, local)) = self.cfg.local_services.iter().find(|(k, _)| k == key) {
+            return Some(local.clone());
+        }
+        if let Some((dns_key, entry)) = self.dns_service() {
+            if dns_key == *key {
+                return Some(entry);
+            }
+        }
+        self.view.services.get(key).map(|s| view::service_entry(s))
+    }
+
+    fn dns_service(&self) -> Option<(ServiceKey, ServiceEntry)> {
+        let listen = self.cfg.dns_listen?;
+        dns::dns_service_for(&self.view, listen, &self.cfg.node.node_name)
+    }
+
+    /// Brings [`Self::snapshot`] in line with the view for the Services a
+    /// delta names (plus the DNS Service, which follows the cluster config);
+    /// returns the ones that changed and their entries before and after.
+    fn fold_into_snapshot(
+        &mut self,
+        named: BTreeSet<ServiceKey>,
+    ) -> (BTreeSet<ServiceKey>, Snapshot, Snapshot) {
+        let mut keys = named;
+        keys.insert(ServiceKey::new(
+            dns::DNS_SERVICE_NAMESPACE,
+            dns::DNS_SERVICE_NAME,
+        ));
+        let (mut before, mut after) = (Snapshot::default(), Snapshot::default());
+        let mut changed = BTreeSet::new();
+        for key in keys {
+            let want = self.desired_entry(&key);
+            if self.snapshot.services.get(&key) == want.as_ref() {
+                continue;
+            }
+            if let Some(old) = self.snapshot.services.remove(&key) {
+                before.services.insert(key.clone(), old);
+            }
+            if let Some(new) = want {
+                after.services.insert(key.clone(), new.clone());
+                self.snapshot.services.insert(key.clone(), new);
+            }
+            changed.insert(key);
+        }
+        self.snapshot.version = self.view.version;
+        (changed, before, after)
+    }
+
+    /// Applies the push just folded into the view: only the Services it
+    /// names when it is a delta, everything otherwise. Returns the result
+    /// and the UDP flows the change makes stale.
+    async fn apply_push(
+        &mut self,
+        named: Option<BTreeSet<ServiceKey>>,
+    ) -> (nft::Result<nft::ApplyStats>, BTreeSet<Flush>) {
+        let (result, before, after) = match named.filter(|_| self.applied.is_some()) {
+            Some(named) => {
+                let (changed, before, after) = self.fold_into_snapshot(named);
+                let result = self
+                    .datapath
+                    .apply_changes(&self.cfg.node, &self.snapshot, &changed)
+                    .await;
+                (result, before, after)
+            }
+            None => {
+                let full = self.snapshot(&self.view);
+                let before = std::mem::replace(&mut self.snapshot, full);
+                let result = self.datapath.apply(&self.cfg.node, &self.snapshot).await;
+                (result, before, self.snapshot.clone())
+            }
+        };
+        let flows = match (&result, self.unapplied_since.take()) {
+            (Ok(_), None) => stale_flows(&before, &after),
+            (Ok(_), Some(base)) => stale_flows(&base, &self.snapshot),
+            (Err(_), base) => {
+                self.unapplied_since = Some(base.unwrap_or(before));
+                BTreeSet::new()
+            }
+        };
+        (result, flows)
+    }
+
     #[tracing::instrument(skip_all, fields(version = push.version, full = push.full, services = push.services.len()))]
     async fn handle_push(
         &mut self,
@@ -194,10 +285,10 @@ impl<R: NftRunner> Runtime<R> {
             nonce: push.nonce.clone(),
             ..Default::default()
         };
+        let named = (!push.full).then(|| named_services(&push));
         self.view = Arc::new(self.view.fold(push));
         self.views.send_replace(self.view.clone());
-        let snap = self.snapshot(&self.view);
-        let result = self.datapath.apply(&self.cfg.node, &snap).await;
+        let (result, flows) = self.apply_push(named).await;
         self.metrics
             .sync_duration
             .observe(started.elapsed().as_secs_f64());
@@ -205,11 +296,8 @@ impl<R: NftRunner> Runtime<R> {
             Ok(stats) => {
                 tracing::info!(?stats, elapsed = ?started.elapsed(), "applied");
                 session.ack(&ack_for, None).await?;
-                self.conntrack
-                    .flush(&stale_flows(&self.applied_snapshot, &snap))
-                    .await;
+                self.conntrack.flush(&flows).await;
                 self.applied = Some(ack_for.version);
-                self.applied_snapshot = snap;
                 self.metrics
                     .applied_version
                     .set(i64::try_from(ack_for.version).unwrap_or(i64::MAX));
@@ -231,8 +319,11 @@ impl<R: NftRunner> Runtime<R> {
         if self.applied.is_none() {
             return;
         }
-        let snap = self.applied_snapshot.clone();
-        match self.datapath.repair_if_drifted(&self.cfg.node, &snap).await {
+        match self
+            .datapath
+            .repair_if_drifted(&self.cfg.node, &self.snapshot)
+            .await
+        {
             Ok(true) => {
                 self.metrics.repairs.inc();
                 tracing::warn!("the nftables table was changed from outside; repaired");
@@ -246,10 +337,22 @@ impl<R: NftRunner> Runtime<R> {
         if self.applied.is_none() {
             return;
         }
-        let snap = self.applied_snapshot.clone();
-        match self.datapath.resync(&self.cfg.node, &snap).await {
+        match self.datapath.resync(&self.cfg.node, &self.snapshot).await {
             Ok(stats) => tracing::debug!(?stats, "periodic full resync"),
             Err(e) => tracing::error!(error = %e, "periodic full resync failed"),
         }
     }
+}
+
+/// The Services a delta push adds, changes or removes.
+fn named_services(push: &Push) -> BTreeSet<ServiceKey> {
+    push.services
+        .iter()
+        .map(|s| ServiceKey::new(s.namespace.clone(), s.name.clone()))
+        .chain(
+            push.removed
+                .iter()
+                .map(|r| ServiceKey::new(r.namespace.clone(), r.name.clone())),
+        )
+        .collect()
 }

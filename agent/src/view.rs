@@ -5,7 +5,7 @@
 //! The view takes every push, whether or not the data path then applies
 //! it, so the next apply carries any change a failed one missed.
 
-use std::collections::BTreeMap;
+use imbl::OrdMap;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
@@ -20,7 +20,9 @@ use crate::model::{
 pub struct ClusterView {
     pub version: u64,
     pub cluster: ClusterConfig,
-    pub services: BTreeMap<ServiceKey, Arc<ServiceState>>,
+    /// A persistent map: folding a delta into a view of 10,000 Services
+    /// shares all but the changed entries instead of copying them.
+    pub services: OrdMap<ServiceKey, Arc<ServiceState>>,
     /// Readiness probes for the pods on this node.
     pub probes: Arc<Vec<PodProbe>>,
 }

@@ -14,13 +14,16 @@
 
 use tracing::{debug, info, instrument, warn};
 
-use super::diff::{plan, ApplyStats, Transaction};
+use std::collections::BTreeSet;
+
+use super::diff::{plan, plan_touched, ApplyStats, Transaction};
 use super::error::{NftError, Result};
+use super::index::Index;
 use super::live;
 use super::ruleset::compile;
 use super::runner::NftRunner;
 use super::state::{AppliedState, CANARY_SET};
-use crate::model::{NodeContext, Snapshot};
+use crate::model::{NodeContext, ServiceKey, Snapshot};
 
 /// The agent's nftables data path.
 #[derive(Debug)]
@@ -33,6 +36,9 @@ pub struct DataPath<R> {
     /// Set after a failed transaction: what we believe is applied may be
     /// wrong, so the next apply reads the table back first.
     stale: bool,
+    /// The desired ruleset of the last successful apply, by Service, and
+    /// the node it was compiled for; `None` forces a full apply.
+    index: Option<(NodeContext, Index)>,
 }
 
 impl<R: NftRunner> DataPath<R> {
@@ -46,6 +52,7 @@ impl<R: NftRunner> DataPath<R> {
             applied: AppliedState::default(),
             generation: 0,
             stale: false,
+            index: None,
         };
         dp.read_live().await?;
         info!(
@@ -61,21 +68,54 @@ impl<R: NftRunner> DataPath<R> {
     /// from what is applied. On error the previous ruleset stays in force.
     #[instrument(skip_all, fields(table = %self.table, version = snap.version))]
     pub async fn apply(&mut self, ctx: &NodeContext, snap: &Snapshot) -> Result<ApplyStats> {
+        self.index = None;
         if self.stale {
             self.read_live().await?;
         }
-        let desired = compile(ctx, snap);
+        let index = Index::build(ctx, snap);
+        let desired = index.desired();
         for conflict in &desired.conflicts {
             warn!(%conflict, "service address conflict");
         }
-        let mut tx = plan(&self.table, &self.applied, &desired);
+        let mut tx = plan(&self.table, &self.applied, desired);
         let generation = self.next_generation(&tx);
         if self.applied.generation != Some(generation) {
             tx.set_generation(generation);
         }
         self.run(&tx).await?;
-        self.applied = AppliedState::from_ruleset(&desired, generation);
+        self.applied = AppliedState::from_ruleset(desired, generation);
         self.generation = generation;
+        self.index = Some((ctx.clone(), index));
+        Ok(tx.stats)
+    }
+
+    /// Like [`apply`](Self::apply) when only the Services in `changed` may
+    /// differ from the last applied snapshot: recompiles and diffs just
+    /// those. Falls back to a full apply after a failure, on a new node
+    /// context, or before the first apply.
+    #[instrument(skip_all, fields(table = %self.table, version = snap.version, changed = changed.len()))]
+    pub async fn apply_changes(
+        &mut self,
+        ctx: &NodeContext,
+        snap: &Snapshot,
+        changed: &BTreeSet<ServiceKey>,
+    ) -> Result<ApplyStats> {
+        let index = match self.index.take() {
+            Some((indexed, index)) if !self.stale && indexed == *ctx => index,
+            _ => return self.apply(ctx, snap).await,
+        };
+        let mut index = index;
+        let touched = index.update(ctx, snap, changed);
+        let desired = index.desired();
+        let mut tx = plan_touched(&self.table, &self.applied, desired, &touched);
+        let generation = self.next_generation(&tx);
+        if self.applied.generation != Some(generation) {
+            tx.set_generation(generation);
+        }
+        self.run(&tx).await?;
+        self.applied.patch(desired, &touched, generation);
+        self.generation = generation;
+        self.index = Some((ctx.clone(), index));
         Ok(tx.stats)
     }
 

@@ -16,11 +16,14 @@
 //! A verdict change is a delete plus an add: nft 1.0 has no element update,
 //! and adding an existing key with other data fails the transaction.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
+use std::net::Ipv4Addr;
 
+use super::index::Touched;
 use super::state::{
-    AppliedMap, AppliedState, ChainSpec, MapKey, MapName, Ruleset, Verdict, CANARY_SET,
+    all_backend_maps, backends_map, is_backends_map, AppliedMap, AppliedState, ChainDigest,
+    ChainSpec, MapKey, MapName, Ruleset, Target, Verdict, CANARY_SET, HAIRPIN_SET,
 };
 
 /// Elements per `add element`/`delete element` command, to keep lines sane.
@@ -126,67 +129,182 @@ fn plan_declarations(tx: &mut Transaction, applied: &AppliedState) {
             );
         }
     }
+    for (protocol, name) in all_backend_maps() {
+        if !applied.maps.contains_key(&name) {
+            tx.push(
+                DECLARE,
+                format!("add map ip {t} {name} {{ typeof numgen random mod 1 : ip daddr . {protocol} dport; }}"),
+            );
+        }
+    }
     if !applied.sets.contains(CANARY_SET) {
         tx.push(
             DECLARE,
             format!("add set ip {t} {CANARY_SET} {{ type mark; }}"),
         );
     }
+    if !applied.sets.contains(HAIRPIN_SET) {
+        tx.push(
+            DECLARE,
+            format!("add set ip {t} {HAIRPIN_SET} {{ type ipv4_addr . ipv4_addr; }}"),
+        );
+    }
     for name in applied
         .maps
         .keys()
-        .filter(|n| MapName::from_name(n).is_none())
+        .filter(|n| MapName::from_name(n).is_none() && !is_backends_map(n))
     {
         tx.push(DELETE, format!("delete map ip {t} {name}"));
     }
 }
 
 fn plan_affinity_sets(tx: &mut Transaction, applied: &AppliedState, desired: &Ruleset) {
-    let t = tx.table.clone();
     for (name, timeout) in &desired.affinity_sets {
-        if !applied.sets.contains(name) {
+        plan_set(tx, applied, name, Some(*timeout));
+    }
+    for name in &applied.sets {
+        if !desired.affinity_sets.contains_key(name) {
+            plan_set(tx, applied, name, None);
+        }
+    }
+}
+
+/// Creates a wanted affinity set that is missing, deletes an unwanted one.
+fn plan_set(tx: &mut Transaction, applied: &AppliedState, name: &str, want: Option<u32>) {
+    let t = tx.table.clone();
+    match (applied.sets.contains(name), want) {
+        (false, Some(timeout)) => {
             tx.push(
                 DECLARE,
                 format!("add set ip {t} {name} {{ type ipv4_addr; flags dynamic,timeout; timeout {timeout}s; }}"),
             );
             tx.stats.sets_created += 1;
         }
-    }
-    for name in &applied.sets {
-        if name != CANARY_SET && !desired.affinity_sets.contains_key(name) {
+        (true, None) if name != CANARY_SET && name != HAIRPIN_SET => {
             tx.push(DELETE, format!("delete set ip {t} {name}"));
             tx.stats.sets_deleted += 1;
         }
+        _ => {}
     }
 }
 
 fn plan_chains(tx: &mut Transaction, applied: &AppliedState, desired: &Ruleset) {
-    let t = tx.table.clone();
     for (name, spec) in &desired.chains {
-        match applied.chains.get(name) {
-            None => {
-                tx.push(DECLARE, declare_chain(&t, name, spec));
-                tx.stats.chains_created += 1;
-            }
-            Some(digest) if *digest == spec.digest() => continue,
-            Some(_) => {
-                tx.push(FLUSH, format!("flush chain ip {t} {name}"));
-                tx.stats.chains_rewritten += 1;
-            }
-        }
-        for rule in spec.rendered_rules() {
-            tx.push(RULES, format!("add rule ip {t} {name} {rule}"));
-        }
+        plan_chain(tx, applied.chains.get(name), name, Some(spec));
     }
-    for name in applied
+    for (name, digest) in applied
         .chains
-        .keys()
-        .filter(|n| !desired.chains.contains_key(*n))
+        .iter()
+        .filter(|(n, _)| !desired.chains.contains_key(*n))
     {
-        tx.push(FLUSH, format!("flush chain ip {t} {name}"));
-        tx.push(DELETE, format!("delete chain ip {t} {name}"));
-        tx.stats.chains_deleted += 1;
+        plan_chain(tx, Some(digest), name, None);
     }
+}
+
+/// Creates, rewrites or deletes one chain, or leaves it when it matches.
+fn plan_chain(
+    tx: &mut Transaction,
+    have: Option<&ChainDigest>,
+    name: &str,
+    want: Option<&ChainSpec>,
+) {
+    let t = tx.table.clone();
+    let spec = match (have, want) {
+        (None, None) => return,
+        (Some(_), None) => {
+            tx.push(FLUSH, format!("flush chain ip {t} {name}"));
+            tx.push(DELETE, format!("delete chain ip {t} {name}"));
+            tx.stats.chains_deleted += 1;
+            return;
+        }
+        (None, Some(spec)) => {
+            tx.push(DECLARE, declare_chain(&t, name, spec));
+            tx.stats.chains_created += 1;
+            spec
+        }
+        (Some(digest), Some(spec)) if *digest == spec.digest() => return,
+        (Some(_), Some(spec)) => {
+            tx.push(FLUSH, format!("flush chain ip {t} {name}"));
+            tx.stats.chains_rewritten += 1;
+            spec
+        }
+    };
+    for rule in spec.rendered_rules() {
+        tx.push(RULES, format!("add rule ip {t} {name} {rule}"));
+    }
+}
+
+/// Like [`plan`], for a table that already holds everything of `desired`
+/// but the `touched` names and keys (an incremental apply): its cost
+/// follows the change, not the table.
+pub fn plan_touched(
+    table: &str,
+    applied: &AppliedState,
+    desired: &Ruleset,
+    touched: &Touched,
+) -> Transaction {
+    let mut tx = Transaction {
+        table: table.to_owned(),
+        ..Default::default()
+    };
+    plan_declarations(&mut tx, applied);
+    for name in &touched.sets {
+        plan_set(
+            &mut tx,
+            applied,
+            name,
+            desired.affinity_sets.get(name).copied(),
+        );
+    }
+    for name in &touched.chains {
+        plan_chain(
+            &mut tx,
+            applied.chains.get(name),
+            name,
+            desired.chains.get(name),
+        );
+    }
+    for map in MapName::ALL {
+        let keys = touched
+            .elements
+            .iter()
+            .filter(|(m, _)| *m == map)
+            .map(|(_, k)| k);
+        let (mut have, mut want) = (BTreeMap::new(), BTreeMap::new());
+        for k in keys {
+            if let Some(v) = applied
+                .maps
+                .get(map.as_str())
+                .and_then(|m| m.elements.get(k))
+            {
+                have.insert(*k, v.clone());
+            }
+            if let Some(v) = desired.maps.get(&map).and_then(|m| m.get(k)) {
+                want.insert(*k, v.clone());
+            }
+        }
+        plan_map_elements(&mut tx, map, &have, &want);
+    }
+    let pick = |from: &BTreeMap<u32, Target>| -> BTreeMap<u32, Target> {
+        touched
+            .backends
+            .iter()
+            .filter_map(|k| from.get(k).map(|t| (*k, *t)))
+            .collect()
+    };
+    plan_backends(&mut tx, &pick(&applied.backends), &pick(&desired.backends));
+    let have: BTreeSet<Ipv4Addr> = touched
+        .hairpin
+        .intersection(&applied.hairpin)
+        .copied()
+        .collect();
+    let want: BTreeSet<Ipv4Addr> = touched
+        .hairpin
+        .intersection(&desired.hairpin)
+        .copied()
+        .collect();
+    plan_hairpin(&mut tx, &have, &want);
+    tx
 }
 
 fn declare_chain(table: &str, name: &str, spec: &ChainSpec) -> String {
@@ -214,6 +332,67 @@ fn plan_maps(tx: &mut Transaction, applied: &AppliedState, desired: &Ruleset) {
         };
         plan_map_elements(tx, map, have_elements, want);
     }
+    let readable: BTreeMap<u32, Target> = applied
+        .backends
+        .iter()
+        .filter(|(k, t)| {
+            !applied
+                .maps
+                .get(&backends_map(t.protocol, **k))
+                .is_some_and(|m| m.unreadable)
+        })
+        .map(|(k, t)| (*k, *t))
+        .collect();
+    for (name, map) in &applied.maps {
+        if map.unreadable && is_backends_map(name) {
+            tx.push(FLUSH, format!("flush map ip {} {name}", tx.table));
+        }
+    }
+    plan_backends(tx, &readable, &desired.backends);
+    let empty = BTreeSet::new();
+    let have_hairpin = match applied.hairpin_unreadable {
+        true => {
+            tx.push(FLUSH, format!("flush set ip {} {HAIRPIN_SET}", tx.table));
+            &empty
+        }
+        false => &applied.hairpin,
+    };
+    plan_hairpin(tx, have_hairpin, &desired.hairpin);
+}
+
+/// Backend map elements: a key whose target changes is deleted and added.
+fn plan_backends(tx: &mut Transaction, have: &BTreeMap<u32, Target>, want: &BTreeMap<u32, Target>) {
+    let mut deletes: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut adds: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (k, t) in have.iter().filter(|(k, t)| want.get(*k) != Some(*t)) {
+        deletes
+            .entry(backends_map(t.protocol, *k))
+            .or_default()
+            .push(k.to_string());
+    }
+    for (k, t) in want.iter().filter(|(k, t)| have.get(*k) != Some(*t)) {
+        adds.entry(backends_map(t.protocol, *k))
+            .or_default()
+            .push(format!("{k} : {t}"));
+    }
+    for (name, items) in deletes {
+        tx.stats.elements_deleted += items.len();
+        push_named_elements(tx, DELETE_ELEMENTS, "delete", &name, &items);
+    }
+    for (name, items) in adds {
+        tx.stats.elements_added += items.len();
+        push_named_elements(tx, ADD_ELEMENTS, "add", &name, &items);
+    }
+}
+
+fn plan_hairpin(tx: &mut Transaction, have: &BTreeSet<Ipv4Addr>, want: &BTreeSet<Ipv4Addr>) {
+    let pair = |ip: &Ipv4Addr| format!("{ip} . {ip}");
+    let deletes: Vec<String> = have.difference(want).map(pair).collect();
+    let adds: Vec<String> = want.difference(have).map(pair).collect();
+    tx.stats.elements_deleted += deletes.len();
+    tx.stats.elements_added += adds.len();
+    push_named_elements(tx, DELETE_ELEMENTS, "delete", HAIRPIN_SET, &deletes);
+    push_named_elements(tx, ADD_ELEMENTS, "add", HAIRPIN_SET, &adds);
 }
 
 fn plan_map_elements(
@@ -239,8 +418,18 @@ fn plan_map_elements(
 }
 
 fn push_elements(tx: &mut Transaction, phase: usize, verb: &str, map: MapName, items: &[String]) {
+    push_named_elements(tx, phase, verb, map.as_str(), items);
+}
+
+fn push_named_elements(
+    tx: &mut Transaction,
+    phase: usize,
+    verb: &str,
+    map: &str,
+    items: &[String],
+) {
     for chunk in items.chunks(ELEMENTS_PER_COMMAND) {
-        let mut line = format!("{verb} element ip {} {} {{ ", tx.table, map.as_str());
+        let mut line = format!("{verb} element ip {} {map} {{ ", tx.table);
         let _ = write!(line, "{} }}", chunk.join(", "));
         tx.push(phase, line);
     }

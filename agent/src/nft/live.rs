@@ -11,7 +11,10 @@ use serde_json::Value;
 
 use super::error::NftError;
 use super::names;
-use super::state::{AppliedMap, AppliedState, ChainDigest, MapKey, MapName, Verdict, CANARY_SET};
+use super::state::{
+    backends_map_protocol, AppliedMap, AppliedState, ChainDigest, MapKey, MapName, Target, Verdict,
+    CANARY_SET, HAIRPIN_SET,
+};
 use crate::model::Protocol;
 
 /// Parses a full listing of `table` into the state the differ diffs against.
@@ -98,7 +101,66 @@ fn read_set(state: &mut AppliedState, obj: Value) {
     if set_name == CANARY_SET {
         state.generation = generation(&obj);
     }
+    if set_name == HAIRPIN_SET {
+        for element in elements(&obj) {
+            match parse_pair(&element) {
+                Some(ip) => {
+                    state.hairpin.insert(ip);
+                }
+                None => state.hairpin_unreadable = true,
+            }
+        }
+    }
     state.sets.insert(set_name);
+}
+
+fn elements(obj: &Value) -> Vec<Value> {
+    obj.get("elem")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// `{"concat": ["10.244.1.5", "10.244.1.5"]}` (both halves are equal).
+fn parse_pair(element: &Value) -> Option<Ipv4Addr> {
+    let parts = element.get("concat")?.as_array()?;
+    let [a, b] = parts.as_slice() else {
+        return None;
+    };
+    let ip: Ipv4Addr = a.as_str()?.parse().ok()?;
+    (b.as_str()? == a.as_str()?).then_some(ip)
+}
+
+/// `[80, {"concat": ["10.244.1.5", 8080]}]`.
+fn parse_backend(element: &Value, protocol: Protocol) -> Option<(u32, Target)> {
+    let pair = element.as_array()?;
+    let key = u32::try_from(pair.first()?.as_u64()?).ok()?;
+    let parts = pair.get(1)?.get("concat")?.as_array()?;
+    let [ip, port] = parts.as_slice() else {
+        return None;
+    };
+    Some((
+        key,
+        Target {
+            ip: ip.as_str()?.parse().ok()?,
+            port: u16::try_from(port.as_u64()?).ok()?,
+            protocol,
+        },
+    ))
+}
+
+/// A backend map: its elements go to `state.backends`.
+fn read_backends(state: &mut AppliedState, obj: &Value, map_name: String, protocol: Protocol) {
+    let mut map = AppliedMap::default();
+    for element in elements(obj) {
+        match parse_backend(&element, protocol) {
+            Some((k, target)) => {
+                state.backends.insert(k, target);
+            }
+            None => map.unreadable = true,
+        }
+    }
+    state.maps.insert(map_name, map);
 }
 
 fn generation(set: &Value) -> Option<u32> {
@@ -108,6 +170,9 @@ fn generation(set: &Value) -> Option<u32> {
 
 fn read_map(state: &mut AppliedState, obj: Value) {
     let map_name = name(&obj).to_owned();
+    if let Some(protocol) = backends_map_protocol(&map_name) {
+        return read_backends(state, &obj, map_name, protocol);
+    }
     let mut map = AppliedMap::default();
     if let Some(kind) = MapName::from_name(&map_name) {
         let elements = obj
@@ -219,6 +284,31 @@ mod tests {
             s.maps["service-nodeports"].unreadable,
             "foreign element shape forces a flush"
         );
+    }
+
+    #[test]
+    fn reads_backend_maps_and_the_hairpin_set() {
+        let json = r#"{"nftables": [
+          {"table": {"family": "ip", "name": "sw", "handle": 1}},
+          {"map": {"family": "ip", "name": "backends-tcp-05", "table": "sw", "type": "integer", "map": "ipv4_addr . inet_service",
+                   "elem": [[80, {"concat": ["10.244.1.5", 8080]}], [81, {"concat": ["10.244.1.6", 8080]}]]}},
+          {"set": {"family": "ip", "name": "hairpin", "table": "sw", "type": ["ipv4_addr", "ipv4_addr"],
+                   "elem": [{"concat": ["10.244.1.5", "10.244.1.5"]}]}}
+        ]}"#;
+        let s = parse_table(json, "sw").unwrap();
+        assert_eq!(s.backends.len(), 2);
+        let target = Target {
+            ip: Ipv4Addr::new(10, 244, 1, 6),
+            port: 8080,
+            protocol: Protocol::Tcp,
+        };
+        assert_eq!(s.backends[&81], target);
+        assert!(s.maps.contains_key("backends-tcp-05") && !s.maps["backends-tcp-05"].unreadable);
+        assert_eq!(
+            s.hairpin.iter().collect::<Vec<_>>(),
+            [&Ipv4Addr::new(10, 244, 1, 5)]
+        );
+        assert!(s.sets.contains("hairpin"));
     }
 
     #[test]

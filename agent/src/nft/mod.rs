@@ -11,6 +11,7 @@ pub mod datapath;
 pub mod diff;
 pub mod endpoints;
 pub mod error;
+pub mod index;
 pub mod live;
 pub mod names;
 pub mod ruleset;
@@ -18,7 +19,7 @@ pub mod runner;
 pub mod state;
 
 pub use datapath::DataPath;
-pub use diff::{plan, ApplyStats, Transaction};
+pub use diff::{plan, plan_touched, ApplyStats, Transaction};
 pub use error::{NftError, Result};
 pub use ruleset::compile;
 pub use runner::{NftCommand, NftRunner, RecordingRunner};

@@ -27,24 +27,39 @@
 //!   chain nodeport-endpoints-check   fib daddr type local … vmap @no-endpoint-nodeports
 //!   chain reject-chain               TCP reset, else ICMP port unreachable
 //!   chain mark-for-masquerade        meta mark |= 0x4000
-//!   chain masquerading               unmarked → return; clear mark; masquerade fully-random
+//!   chain masquerading               hairpin pairs → mark; unmarked → return; clear mark;
+//!                                    masquerade fully-random
 //!
 //!   # per service port (names are hashes of ns/name/proto/port, see `names`)
 //!   chain svc-<h>    cluster policy: mark if the source is outside this node's pod
-//!                    CIDR (all sources when unknown); affinity lookups; numgen vmap
-//!   chain local-<h>  local policy: affinity lookups; numgen over local endpoints
+//!                    CIDR (all sources when unknown); then one DNAT:
+//!                    meta l4proto <p> dnat ip to numgen random mod N offset B map @backends-<p>-<s>
+//!   chain local-<h>  local policy: the same DNAT over local endpoints (own key range)
 //!   chain ext-<h>    NodePort / external / LB entry:
 //!                      Cluster policy: mark; goto svc-<h>
 //!                      Local policy:   pods of this node → goto svc-<h>;
 //!                                      the host → mark, goto svc-<h>;
 //!                                      others → goto local-<h> (drop when none),
 //!                                      unmarked, so the client address is kept
-//!   # per endpoint of a service port
-//!   chain ep-<h>     ip saddr <ep> jump mark-for-masquerade   (hairpin)
-//!                    update @aff-<h> { ip saddr }             (ClientIP affinity only)
+//!
+//!   # endpoints are map elements, not chains
+//!   map backends-<p>-<s>  { numgen value : endpoint . targetPort }   64 shards per protocol;
+//!                    each dispatching chain owns keys B..B+N-1 (see `Slots`)
+//!   set hairpin      { endpoint . endpoint }: masquerading marks traffic whose
+//!                    source is the endpoint it was DNATed to (hairpin)
+//!
+//!   # ClientIP session affinity keeps kube-proxy's per-endpoint shape:
+//!   chain svc-<h>    ip saddr @aff-<e> goto ep-<e> (per endpoint); numgen vmap → ep-<e>
+//!   chain ep-<e>     ip saddr <ep> jump mark-for-masquerade; update @aff-<e> { ip saddr };
 //!                    meta l4proto <p> dnat to <ep>:<targetPort>
-//!   set aff-<h>      { type ipv4_addr; flags dynamic,timeout; timeout N }
+//!   set aff-<e>      { type ipv4_addr; flags dynamic,timeout; timeout N }
 //! ```
+//!
+//! Why no chain (or anonymous map) per endpoint: every `nft -f` lists all
+//! chains and sets of the table before it runs (nft 1.0), and the kernel
+//! resumes that listing from the start for each netlink message, so a delta
+//! at 10,000 Services × 10 endpoints cost seconds with 110,000 chains. With
+//! one chain per Service port and 192 shared maps it costs tens of ms.
 //!
 //! Map elements per service port:
 //! - ClusterIP: `service-ips` → `svc-<h>` (or `local-<h>` with internal policy
@@ -63,23 +78,36 @@ use std::net::Ipv4Addr;
 use super::endpoints::{backends_for, Backend, PortBackends};
 use super::names;
 use super::state::{
-    BaseHook, ChainSpec, MapKey, MapName, Ruleset, Verdict, MARK_MASQ_CHAIN, MASQ_MARK,
-    REJECT_CHAIN,
+    backends_map, BaseHook, ChainSpec, MapKey, MapName, Ruleset, Slots, Target, Verdict,
+    ENDPOINT_BITS, HAIRPIN_SET, MARK_MASQ_CHAIN, MASQ_MARK, REJECT_CHAIN,
 };
 use crate::model::{NodeContext, ServiceEntry, ServiceKey, ServicePortEntry, Snapshot};
 
 /// Compiles the whole desired table. Pure: same inputs, same ruleset.
 pub fn compile(ctx: &NodeContext, snap: &Snapshot) -> Ruleset {
     let mut rs = skeleton();
+    let mut slots = Slots::default();
     for (key, svc) in &snap.services {
-        let Some(vip) = svc.cluster_ip else {
-            continue;
-        };
-        for port in &svc.ports {
-            PortCompiler::new(ctx, key, svc, vip, port).compile(&mut rs);
-        }
+        compile_service(ctx, key, svc, &mut rs, &mut slots);
     }
     rs
+}
+
+/// Adds what one Service contributes: the unit an incremental apply
+/// recompiles (see [`super::index`]). `slots` hands out backend-map keys.
+pub fn compile_service(
+    ctx: &NodeContext,
+    key: &ServiceKey,
+    svc: &ServiceEntry,
+    rs: &mut Ruleset,
+    slots: &mut Slots,
+) {
+    let Some(vip) = svc.cluster_ip else {
+        return;
+    };
+    for port in &svc.ports {
+        PortCompiler::new(ctx, key, svc, vip, port).compile(rs, slots);
+    }
 }
 
 /// The fixed part: base chains, dispatch chains, empty maps.
@@ -186,6 +214,7 @@ pub fn skeleton() -> Ruleset {
         (
             "masquerading",
             vec![
+                format!("ip saddr . ip daddr @{HAIRPIN_SET} jump {MARK_MASQ_CHAIN}"),
                 format!("meta mark and {MASQ_MARK:#x} == 0 return"),
                 format!("meta mark set meta mark xor {MASQ_MARK:#x}"),
                 "masquerade fully-random".to_owned(),
@@ -227,23 +256,21 @@ impl<'a> PortCompiler<'a> {
         }
     }
 
-    fn compile(&self, rs: &mut Ruleset) {
+    fn compile(&self, rs: &mut Ruleset, slots: &mut Slots) {
         let cluster_chain = names::cluster_chain(&self.id);
         let local_chain = names::local_chain(&self.id);
         if self.needs_cluster_chain() {
             let mut rules = vec![self.cluster_masquerade_rule()];
-            rules.extend(self.dispatch_rules(&self.backends.cluster));
+            rules.extend(self.dispatch(rs, slots, &cluster_chain, &self.backends.cluster));
             rs.chains
                 .insert(cluster_chain.clone(), ChainSpec::new(&self.id, rules));
-            self.add_endpoint_chains(rs, &self.backends.cluster);
         }
         if self.needs_local_chain() {
-            let rules = self.dispatch_rules(&self.backends.local);
+            let rules = self.dispatch(rs, slots, &local_chain, &self.backends.local);
             rs.chains.insert(
                 local_chain.clone(),
                 ChainSpec::new(format!("{} local", self.id), rules),
             );
-            self.add_endpoint_chains(rs, &self.backends.local);
         }
         self.add_cluster_ip_element(rs, &cluster_chain, &local_chain);
         if self.has_external() {
@@ -281,8 +308,51 @@ impl<'a> PortCompiler<'a> {
         }
     }
 
+    /// The rules that pick an endpoint, plus what they refer to: with
+    /// ClientIP affinity, per-endpoint chains and sets; otherwise one DNAT
+    /// through the chain's key range of a backend map, no chain per endpoint
+    /// (every extra chain or set makes each later nft run list it).
+    fn dispatch(
+        &self,
+        rs: &mut Ruleset,
+        slots: &mut Slots,
+        chain: &str,
+        backends: &[Backend],
+    ) -> Vec<String> {
+        if self.svc.session_affinity_timeout.is_some() {
+            self.add_endpoint_chains(rs, backends);
+            return self.affinity_rules(backends);
+        }
+        let max = 1usize << ENDPOINT_BITS;
+        if backends.len() > max {
+            tracing::warn!(
+                chain,
+                endpoints = backends.len(),
+                max,
+                "too many endpoints for one chain; using the first"
+            );
+        }
+        let backends = &backends[..backends.len().min(max)];
+        let base = slots.base(chain);
+        for (i, b) in backends.iter().enumerate() {
+            let target = Target {
+                ip: b.ip,
+                port: b.port,
+                protocol: self.port.protocol,
+            };
+            rs.backends.insert(base + i as u32, target);
+            rs.hairpin.insert(b.ip);
+        }
+        vec![format!(
+            "meta l4proto {} dnat ip to numgen random mod {} offset {base} map @{}",
+            self.port.protocol,
+            backends.len(),
+            backends_map(self.port.protocol, base)
+        )]
+    }
+
     /// Affinity lookups (one per endpoint) then a uniform random choice.
-    fn dispatch_rules(&self, backends: &[Backend]) -> Vec<String> {
+    fn affinity_rules(&self, backends: &[Backend]) -> Vec<String> {
         let mut rules = Vec::new();
         if let Some(timeout) = self.svc.session_affinity_timeout {
             for b in backends {

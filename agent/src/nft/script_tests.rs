@@ -96,16 +96,12 @@ fn cluster_ip_with_two_endpoints() {
     assert_script(
         script_from(&base(), &s),
         r#"
-        add chain ip switchyard ep-8dc39eac8cd02869
-        add chain ip switchyard ep-b02320497d3c7a4b
         add chain ip switchyard svc-85208ae619feec63
-        add rule ip switchyard ep-8dc39eac8cd02869 ip saddr 10.244.2.7 jump mark-for-masquerade comment "sy:090921b2ec46f4ff default/web/tcp/80/10.244.2.7:8080"
-        add rule ip switchyard ep-8dc39eac8cd02869 meta l4proto tcp dnat to 10.244.2.7:8080
-        add rule ip switchyard ep-b02320497d3c7a4b ip saddr 10.244.1.5 jump mark-for-masquerade comment "sy:7d58ec8cc2ffea76 default/web/tcp/80/10.244.1.5:8080"
-        add rule ip switchyard ep-b02320497d3c7a4b meta l4proto tcp dnat to 10.244.1.5:8080
-        add rule ip switchyard svc-85208ae619feec63 ip daddr 10.96.0.10 tcp dport 80 ip saddr != 10.244.1.0/24 jump mark-for-masquerade comment "sy:009f4aaac6510a14 default/web/tcp/80"
-        add rule ip switchyard svc-85208ae619feec63 numgen random mod 2 vmap { 0 : goto ep-b02320497d3c7a4b, 1 : goto ep-8dc39eac8cd02869 }
+        add rule ip switchyard svc-85208ae619feec63 ip daddr 10.96.0.10 tcp dport 80 ip saddr != 10.244.1.0/24 jump mark-for-masquerade comment "sy:a3b3e0e6a098b89a default/web/tcp/80"
+        add rule ip switchyard svc-85208ae619feec63 meta l4proto tcp dnat ip to numgen random mod 2 offset 1292386304 map @backends-tcp-19
         add element ip switchyard service-ips { 10.96.0.10 . tcp . 80 : goto svc-85208ae619feec63 }
+        add element ip switchyard backends-tcp-19 { 1292386304 : 10.244.1.5 . 8080, 1292386305 : 10.244.2.7 . 8080 }
+        add element ip switchyard hairpin { 10.244.1.5 . 10.244.1.5, 10.244.2.7 . 10.244.2.7 }
     "#,
     );
 }
@@ -118,20 +114,16 @@ fn node_port_and_external_ip_enter_through_the_external_chain() {
     assert_script(
         script_from(&base(), &snap(vec![("web", svc)])),
         r#"
-        add chain ip switchyard ep-8dc39eac8cd02869
-        add chain ip switchyard ep-b02320497d3c7a4b
         add chain ip switchyard ext-85208ae619feec63
         add chain ip switchyard svc-85208ae619feec63
-        add rule ip switchyard ep-8dc39eac8cd02869 ip saddr 10.244.2.7 jump mark-for-masquerade comment "sy:090921b2ec46f4ff default/web/tcp/80/10.244.2.7:8080"
-        add rule ip switchyard ep-8dc39eac8cd02869 meta l4proto tcp dnat to 10.244.2.7:8080
-        add rule ip switchyard ep-b02320497d3c7a4b ip saddr 10.244.1.5 jump mark-for-masquerade comment "sy:7d58ec8cc2ffea76 default/web/tcp/80/10.244.1.5:8080"
-        add rule ip switchyard ep-b02320497d3c7a4b meta l4proto tcp dnat to 10.244.1.5:8080
         add rule ip switchyard ext-85208ae619feec63 jump mark-for-masquerade comment "sy:a8bdf1f0af56d961 default/web/tcp/80 external"
         add rule ip switchyard ext-85208ae619feec63 goto svc-85208ae619feec63
-        add rule ip switchyard svc-85208ae619feec63 ip daddr 10.96.0.10 tcp dport 80 ip saddr != 10.244.1.0/24 jump mark-for-masquerade comment "sy:009f4aaac6510a14 default/web/tcp/80"
-        add rule ip switchyard svc-85208ae619feec63 numgen random mod 2 vmap { 0 : goto ep-b02320497d3c7a4b, 1 : goto ep-8dc39eac8cd02869 }
+        add rule ip switchyard svc-85208ae619feec63 ip daddr 10.96.0.10 tcp dport 80 ip saddr != 10.244.1.0/24 jump mark-for-masquerade comment "sy:a3b3e0e6a098b89a default/web/tcp/80"
+        add rule ip switchyard svc-85208ae619feec63 meta l4proto tcp dnat ip to numgen random mod 2 offset 1292386304 map @backends-tcp-19
         add element ip switchyard service-ips { 10.96.0.10 . tcp . 80 : goto svc-85208ae619feec63, 203.0.113.7 . tcp . 80 : goto ext-85208ae619feec63 }
         add element ip switchyard service-nodeports { tcp . 30080 : goto ext-85208ae619feec63 }
+        add element ip switchyard backends-tcp-19 { 1292386304 : 10.244.1.5 . 8080, 1292386305 : 10.244.2.7 . 8080 }
+        add element ip switchyard hairpin { 10.244.1.5 . 10.244.1.5, 10.244.2.7 . 10.244.2.7 }
     "#,
     );
 }
@@ -145,19 +137,18 @@ fn local_policies_without_local_endpoint_drop_but_short_circuit_pods_and_host() 
     assert_script(
         script_from(&base(), &snap(vec![("web", svc)])),
         r#"
-        add chain ip switchyard ep-8dc39eac8cd02869
         add chain ip switchyard ext-85208ae619feec63
         add chain ip switchyard svc-85208ae619feec63
-        add rule ip switchyard ep-8dc39eac8cd02869 ip saddr 10.244.2.7 jump mark-for-masquerade comment "sy:090921b2ec46f4ff default/web/tcp/80/10.244.2.7:8080"
-        add rule ip switchyard ep-8dc39eac8cd02869 meta l4proto tcp dnat to 10.244.2.7:8080
         add rule ip switchyard ext-85208ae619feec63 ip saddr 10.244.1.0/24 goto svc-85208ae619feec63 comment "sy:4346cca282e2cc97 default/web/tcp/80 external"
         add rule ip switchyard ext-85208ae619feec63 fib saddr type local jump mark-for-masquerade
         add rule ip switchyard ext-85208ae619feec63 fib saddr type local goto svc-85208ae619feec63
         add rule ip switchyard ext-85208ae619feec63 drop
-        add rule ip switchyard svc-85208ae619feec63 ip daddr 10.96.0.10 tcp dport 80 ip saddr != 10.244.1.0/24 jump mark-for-masquerade comment "sy:7577f3fa6ce2879c default/web/tcp/80"
-        add rule ip switchyard svc-85208ae619feec63 numgen random mod 1 vmap { 0 : goto ep-8dc39eac8cd02869 }
+        add rule ip switchyard svc-85208ae619feec63 ip daddr 10.96.0.10 tcp dport 80 ip saddr != 10.244.1.0/24 jump mark-for-masquerade comment "sy:b71e43ee53e1b4ec default/web/tcp/80"
+        add rule ip switchyard svc-85208ae619feec63 meta l4proto tcp dnat ip to numgen random mod 1 offset 1292386304 map @backends-tcp-19
         add element ip switchyard service-nodeports { tcp . 30081 : goto ext-85208ae619feec63 }
         add element ip switchyard no-endpoint-services { 10.96.0.10 . tcp . 80 : drop }
+        add element ip switchyard backends-tcp-19 { 1292386304 : 10.244.2.7 . 8080 }
+        add element ip switchyard hairpin { 10.244.2.7 . 10.244.2.7 }
     "#,
     );
 }
@@ -205,45 +196,41 @@ fn removing_a_service_flushes_unreferences_then_deletes() {
     assert_script(
         script_from(&before, &snap(vec![])),
         r#"
-        flush chain ip switchyard ep-8dc39eac8cd02869
-        flush chain ip switchyard ep-b02320497d3c7a4b
         flush chain ip switchyard svc-85208ae619feec63
         delete element ip switchyard service-ips { 10.96.0.10 . tcp . 80 }
-        delete chain ip switchyard ep-8dc39eac8cd02869
-        delete chain ip switchyard ep-b02320497d3c7a4b
+        delete element ip switchyard backends-tcp-19 { 1292386304, 1292386305 }
+        delete element ip switchyard hairpin { 10.244.1.5 . 10.244.1.5, 10.244.2.7 . 10.244.2.7 }
         delete chain ip switchyard svc-85208ae619feec63
     "#,
     );
 }
 
 #[test]
-fn endpoint_change_touches_only_that_service_chains() {
+fn endpoint_change_touches_only_that_endpoint_elements() {
     let before = applied(&snap(vec![("web", web(two_endpoints()))]));
     let changed = web(vec![
         ep([10, 244, 1, 5], "node-a", 8080),
         ep([10, 244, 2, 8], "node-b", 8080),
     ]);
     let tx = plan(T, &before, &compile(&ctx(), &snap(vec![("web", changed)])));
-    assert_eq!((tx.stats.elements_added, tx.stats.elements_deleted), (0, 0));
+    // Its DNAT target and its hairpin pair; the chain picks by index, so
+    // with as many endpoints as before it stays as it is.
+    assert_eq!((tx.stats.elements_added, tx.stats.elements_deleted), (2, 2));
     assert_eq!(
         (
             tx.stats.chains_created,
             tx.stats.chains_rewritten,
             tx.stats.chains_deleted
         ),
-        (1, 1, 1)
+        (0, 0, 0)
     );
     assert_script(
         tx.script(),
         r#"
-        add chain ip switchyard ep-24c4bd43fe14774c
-        flush chain ip switchyard svc-85208ae619feec63
-        flush chain ip switchyard ep-8dc39eac8cd02869
-        add rule ip switchyard ep-24c4bd43fe14774c ip saddr 10.244.2.8 jump mark-for-masquerade comment "sy:816969ef2e9ee2d3 default/web/tcp/80/10.244.2.8:8080"
-        add rule ip switchyard ep-24c4bd43fe14774c meta l4proto tcp dnat to 10.244.2.8:8080
-        add rule ip switchyard svc-85208ae619feec63 ip daddr 10.96.0.10 tcp dport 80 ip saddr != 10.244.1.0/24 jump mark-for-masquerade comment "sy:e3846a6abb7d9f64 default/web/tcp/80"
-        add rule ip switchyard svc-85208ae619feec63 numgen random mod 2 vmap { 0 : goto ep-b02320497d3c7a4b, 1 : goto ep-24c4bd43fe14774c }
-        delete chain ip switchyard ep-8dc39eac8cd02869
+        delete element ip switchyard backends-tcp-19 { 1292386305 }
+        delete element ip switchyard hairpin { 10.244.2.7 . 10.244.2.7 }
+        add element ip switchyard backends-tcp-19 { 1292386305 : 10.244.2.8 . 8080 }
+        add element ip switchyard hairpin { 10.244.2.8 . 10.244.2.8 }
     "#,
     );
 }
@@ -254,13 +241,11 @@ fn losing_all_endpoints_moves_the_element_to_the_reject_map() {
     assert_script(
         script_from(&before, &snap(vec![("web", web(vec![]))])),
         r#"
-        flush chain ip switchyard ep-8dc39eac8cd02869
-        flush chain ip switchyard ep-b02320497d3c7a4b
         flush chain ip switchyard svc-85208ae619feec63
         delete element ip switchyard service-ips { 10.96.0.10 . tcp . 80 }
+        delete element ip switchyard backends-tcp-19 { 1292386304, 1292386305 }
+        delete element ip switchyard hairpin { 10.244.1.5 . 10.244.1.5, 10.244.2.7 . 10.244.2.7 }
         add element ip switchyard no-endpoint-services { 10.96.0.10 . tcp . 80 : goto reject-chain }
-        delete chain ip switchyard ep-8dc39eac8cd02869
-        delete chain ip switchyard ep-b02320497d3c7a4b
         delete chain ip switchyard svc-85208ae619feec63
     "#,
     );
@@ -269,8 +254,23 @@ fn losing_all_endpoints_moves_the_element_to_the_reject_map() {
 #[test]
 fn fresh_table_declares_everything_once() {
     let tx = plan(T, &AppliedState::default(), &compile(&ctx(), &snap(vec![])));
+    let script = tx.script();
+    let backend_maps: Vec<&str> = script
+        .lines()
+        .filter(|l| l.starts_with("add map ip switchyard backends-"))
+        .collect();
+    assert_eq!(backend_maps.len(), 3 * 64, "64 shards per protocol");
+    assert_eq!(
+        backend_maps[0],
+        "add map ip switchyard backends-tcp-00 { typeof numgen random mod 1 : ip daddr . tcp dport; }"
+    );
+    let rest: String = script
+        .lines()
+        .filter(|l| !l.starts_with("add map ip switchyard backends-"))
+        .map(|l| format!("{l}\n"))
+        .collect();
     assert_script(
-        tx.script(),
+        rest,
         r#"
         add table ip switchyard
         add map ip switchyard service-ips { type ipv4_addr . inet_proto . inet_service : verdict; }
@@ -278,6 +278,7 @@ fn fresh_table_declares_everything_once() {
         add map ip switchyard no-endpoint-services { type ipv4_addr . inet_proto . inet_service : verdict; }
         add map ip switchyard no-endpoint-nodeports { type inet_proto . inet_service : verdict; }
         add set ip switchyard canary { type mark; }
+        add set ip switchyard hairpin { type ipv4_addr . ipv4_addr; }
         add chain ip switchyard filter-forward { type filter hook forward priority -110; policy accept; }
         add chain ip switchyard filter-input { type filter hook input priority -110; policy accept; }
         add chain ip switchyard filter-output { type filter hook output priority -110; policy accept; }
@@ -295,7 +296,8 @@ fn fresh_table_declares_everything_once() {
         add rule ip switchyard filter-input ct state new jump service-endpoints-check
         add rule ip switchyard filter-output ct state new jump service-endpoints-check comment "sy:904d63af87a0c026 filter-output"
         add rule ip switchyard mark-for-masquerade meta mark set meta mark or 0x4000 comment "sy:ddd29a11799b2634 mark-for-masquerade"
-        add rule ip switchyard masquerading meta mark and 0x4000 == 0 return comment "sy:b274106bc1db0f80 masquerading"
+        add rule ip switchyard masquerading ip saddr . ip daddr @hairpin jump mark-for-masquerade comment "sy:dadcedbc19b6d743 masquerading"
+        add rule ip switchyard masquerading meta mark and 0x4000 == 0 return
         add rule ip switchyard masquerading meta mark set meta mark xor 0x4000
         add rule ip switchyard masquerading masquerade fully-random
         add rule ip switchyard nat-output jump services comment "sy:87b8595c58f41768 nat-output"

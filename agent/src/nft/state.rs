@@ -3,10 +3,11 @@
 //! the kernel, reduced to what the differ compares: chain fingerprints, map
 //! elements, set names).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::net::Ipv4Addr;
 
+use super::index::Touched;
 use super::names;
 use crate::model::Protocol;
 
@@ -18,6 +19,104 @@ pub const REJECT_CHAIN: &str = "reject-chain";
 pub const MARK_MASQ_CHAIN: &str = "mark-for-masquerade";
 /// The packet-mark bit meaning "masquerade me" (kube-proxy's value).
 pub const MASQ_MARK: u32 = 0x4000;
+/// `endpoint . endpoint` pairs: traffic an endpoint sends to a Service
+/// that lands back on itself (hairpin) must be masqueraded.
+pub const HAIRPIN_SET: &str = "hairpin";
+/// DNAT targets live in this many named maps (`backends-00`…), keyed by
+/// `numgen` value. One map referenced by every Service chain would make the
+/// kernel check each element against each referencing rule (quadratic at
+/// 10,000 Services); one map per Service would make every nft run list
+/// thousands of sets. Shards keep both small.
+pub const BACKEND_SHARDS: u32 = 64;
+/// Low key bits index a chain's endpoints: up to 16,384 per chain.
+pub const ENDPOINT_BITS: u32 = 14;
+/// Chains per shard (the key's middle bits): 262,144 chains per node.
+pub const SLOTS_PER_SHARD: u32 = 1 << 12;
+
+/// Protocols with backend maps: nft ties a map's port type to one protocol.
+pub const BACKEND_PROTOCOLS: [Protocol; 3] = [Protocol::Tcp, Protocol::Udp, Protocol::Sctp];
+
+/// Name of the `protocol` backend map holding `key`.
+pub fn backends_map(protocol: Protocol, key: u32) -> String {
+    format!("backends-{protocol}-{:02}", key >> (ENDPOINT_BITS + 12))
+}
+
+/// The protocol of one of our backend maps, by name.
+pub fn backends_map_protocol(name: &str) -> Option<Protocol> {
+    let rest = name.strip_prefix("backends-")?;
+    let (proto, shard) = rest.split_once('-')?;
+    let shard: u32 = shard.parse().ok()?;
+    let protocol = BACKEND_PROTOCOLS
+        .into_iter()
+        .find(|p| p.as_str() == proto)?;
+    (shard < BACKEND_SHARDS && name == backends_map(protocol, shard << (ENDPOINT_BITS + 12)))
+        .then_some(protocol)
+}
+
+/// Whether a map of our table is one of the backend maps.
+pub fn is_backends_map(name: &str) -> bool {
+    backends_map_protocol(name).is_some()
+}
+
+/// Every backend map, for declaring them with the table.
+pub fn all_backend_maps() -> impl Iterator<Item = (Protocol, String)> {
+    BACKEND_PROTOCOLS.into_iter().flat_map(|p| {
+        (0..BACKEND_SHARDS).map(move |shard| (p, backends_map(p, shard << (ENDPOINT_BITS + 12))))
+    })
+}
+
+/// One DNAT target: `address . port`, in the map of its protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Target {
+    pub ip: Ipv4Addr,
+    pub port: u16,
+    pub protocol: Protocol,
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} . {}", self.ip, self.port)
+    }
+}
+
+/// Assigns each dispatching chain its own key range in the backend maps.
+/// A chain prefers the slot its name hashes to, so the same table compiles
+/// to the same keys after a restart (only the rare collision moves).
+#[derive(Debug, Clone, Default)]
+pub struct Slots {
+    by_chain: HashMap<String, u32>,
+    taken: HashSet<u32>,
+}
+
+impl Slots {
+    /// The first key of `chain`'s range.
+    pub fn base(&mut self, chain: &str) -> u32 {
+        if let Some(slot) = self.by_chain.get(chain) {
+            return slot << ENDPOINT_BITS;
+        }
+        let total = BACKEND_SHARDS * SLOTS_PER_SHARD;
+        let mut slot = (fnv1a(chain.as_bytes()) % u64::from(total)) as u32;
+        while self.taken.contains(&slot) {
+            slot = (slot + 1) % total;
+        }
+        self.taken.insert(slot);
+        self.by_chain.insert(chain.to_owned(), slot);
+        slot << ENDPOINT_BITS
+    }
+
+    /// Frees `chain`'s range (the chain is gone or being recompiled).
+    pub fn release(&mut self, chain: &str) {
+        if let Some(slot) = self.by_chain.remove(chain) {
+            self.taken.remove(&slot);
+        }
+    }
+}
+
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
 
 /// The four verdict maps, declared once with the table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -166,6 +265,10 @@ pub struct Ruleset {
     pub maps: BTreeMap<MapName, BTreeMap<MapKey, Verdict>>,
     /// Session-affinity sets: name → timeout in seconds.
     pub affinity_sets: BTreeMap<String, u32>,
+    /// Elements of the backend maps: key → DNAT target.
+    pub backends: BTreeMap<u32, Target>,
+    /// Endpoint addresses whose hairpin traffic is masqueraded.
+    pub hairpin: BTreeSet<Ipv4Addr>,
     /// Keys claimed by two services (first one wins), for logging.
     pub conflicts: Vec<String>,
 }
@@ -211,9 +314,56 @@ pub struct AppliedState {
     pub sets: BTreeSet<String>,
     /// The generation held by [`CANARY_SET`].
     pub generation: Option<u32>,
+    /// Elements of the backend maps (which maps exist is in `maps`).
+    pub backends: BTreeMap<u32, Target>,
+    /// Elements of [`HAIRPIN_SET`] (whether it exists is in `sets`).
+    pub hairpin: BTreeSet<Ipv4Addr>,
+    /// Some hairpin element could not be read back: flush and refill.
+    pub hairpin_unreadable: bool,
 }
 
 impl AppliedState {
+    /// Brings a recorded state in line with `desired` for the `touched`
+    /// parts, after an incremental transaction of just those succeeded.
+    pub fn patch(&mut self, desired: &Ruleset, touched: &Touched, generation: u32) {
+        for name in &touched.chains {
+            match desired.chains.get(name) {
+                Some(spec) => self.chains.insert(name.clone(), spec.digest()),
+                None => self.chains.remove(name),
+            };
+        }
+        for name in &touched.sets {
+            match desired.affinity_sets.contains_key(name) {
+                true => self.sets.insert(name.clone()),
+                false => self.sets.remove(name),
+            };
+        }
+        for key in &touched.backends {
+            match desired.backends.get(key) {
+                Some(t) => self.backends.insert(*key, *t),
+                None => self.backends.remove(key),
+            };
+        }
+        for ip in &touched.hairpin {
+            match desired.hairpin.contains(ip) {
+                true => self.hairpin.insert(*ip),
+                false => self.hairpin.remove(ip),
+            };
+        }
+        for (map, key) in &touched.elements {
+            let have = &mut self
+                .maps
+                .entry(map.as_str().to_owned())
+                .or_default()
+                .elements;
+            match desired.maps.get(map).and_then(|m| m.get(key)) {
+                Some(v) => have.insert(*key, v.clone()),
+                None => have.remove(key),
+            };
+        }
+        self.generation = Some(generation);
+    }
+
     /// The state right after `desired` was applied with `generation`.
     pub fn from_ruleset(desired: &Ruleset, generation: u32) -> Self {
         let chains = desired
@@ -221,7 +371,7 @@ impl AppliedState {
             .iter()
             .map(|(name, spec)| (name.clone(), spec.digest()))
             .collect();
-        let maps = MapName::ALL
+        let mut maps: BTreeMap<String, AppliedMap> = MapName::ALL
             .into_iter()
             .map(|m| {
                 let elements = desired.maps.get(&m).cloned().unwrap_or_default();
@@ -232,14 +382,21 @@ impl AppliedState {
                 (m.as_str().to_owned(), map)
             })
             .collect();
+        for (_, name) in all_backend_maps() {
+            maps.insert(name, AppliedMap::default());
+        }
         let mut sets: BTreeSet<String> = desired.affinity_sets.keys().cloned().collect();
         sets.insert(CANARY_SET.to_owned());
+        sets.insert(HAIRPIN_SET.to_owned());
         Self {
             table_exists: true,
             chains,
             maps,
             sets,
             generation: Some(generation),
+            backends: desired.backends.clone(),
+            hairpin: desired.hairpin.clone(),
+            hairpin_unreadable: false,
         }
     }
 }

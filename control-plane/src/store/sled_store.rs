@@ -14,6 +14,8 @@ const LOG: &str = "log";
 const META: &str = "meta";
 const REVISION_KEY: &[u8] = b"revision";
 const COMPACTED_KEY: &[u8] = b"compacted";
+/// sled's page cache (its default is 1 GiB).
+const CACHE_BYTES: u64 = 32 * 1024 * 1024;
 
 pub struct SledStore {
     db: Db,
@@ -35,7 +37,14 @@ fn kind_index(kind: Kind) -> usize {
 
 impl SledStore {
     pub fn open(dir: &Path) -> Result<Self> {
-        let db = sled::Config::new().path(dir).open().map_err(backend)?;
+        // sled caches up to 1 GiB of pages by default; the registry already
+        // holds every object in memory, so a small page cache is enough and
+        // keeps the control plane's footprint in proportion to its data.
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(CACHE_BYTES)
+            .open()
+            .map_err(backend)?;
         let mut names: Vec<&str> = Kind::ALL.iter().map(|k| tree_name(*k)).collect();
         names.extend([ALLOCATIONS, LOG, META]);
         let trees = names

@@ -19,6 +19,10 @@ pub struct Ctx {
     pub work: tempfile::TempDir,
     /// Loaded stores kept between runs, keyed by shape.
     pub cache: PathBuf,
+    /// Hollow agent counts to run instead of the defaults.
+    pub agents: Vec<usize>,
+    /// Where results go.
+    pub out: PathBuf,
 }
 
 impl Ctx {
@@ -48,6 +52,8 @@ impl Ctx {
             shape,
             work,
             cache,
+            agents: Vec::new(),
+            out: PathBuf::from("bench-results"),
         })
     }
 

@@ -14,6 +14,10 @@ pub struct ControlPlane {
     proc: Proc,
     port: u16,
     socket: PathBuf,
+    /// The store revision when it started serving: the version of the
+    /// first snapshot. Later agent registrations write Node objects, which
+    /// bump the revision without cutting a new snapshot version.
+    pub loaded_revision: u64,
 }
 
 impl ControlPlane {
@@ -35,18 +39,24 @@ impl ControlPlane {
         ];
         let log = work.join(format!("control-plane-{port}.log"));
         let proc = Proc::spawn("control plane", &args, &[("RUST_LOG", "warn")], &log)?;
-        let mut cp = ControlPlane { proc, port, socket };
-        cp.wait_ready(Duration::from_secs(300)).await?;
+        let mut cp = ControlPlane {
+            proc,
+            port,
+            socket,
+            loaded_revision: 0,
+        };
+        cp.loaded_revision = cp.wait_ready(Duration::from_secs(300)).await?;
         Ok(cp)
     }
 
-    async fn wait_ready(&mut self, timeout: Duration) -> anyhow::Result<()> {
+    /// Waits for the API; returns the store revision.
+    async fn wait_ready(&mut self, timeout: Duration) -> anyhow::Result<u64> {
         let deadline = Instant::now() + timeout;
         loop {
             self.proc.check_alive()?;
             if let Ok(mut api) = Api::connect(&self.url()).await {
-                if api.revision().await.is_ok() {
-                    return Ok(());
+                if let Ok(rev) = api.revision().await {
+                    return Ok(rev);
                 }
             }
             if Instant::now() > deadline {
@@ -71,10 +81,6 @@ impl ControlPlane {
 
     pub fn memory(&self) -> anyhow::Result<Memory> {
         self.proc.memory()
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.proc.pid()
     }
 
     /// Graceful stop, so the store is closed cleanly before it is reused.

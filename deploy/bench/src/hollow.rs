@@ -7,7 +7,6 @@
 //! which the runtime sets right after sending the ACK.
 
 use std::net::Ipv4Addr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -20,14 +19,12 @@ use switchyard_agent::runtime::{AgentConfig, Runtime};
 use tokio::task::JoinHandle;
 use tonic::transport::Endpoint;
 
-/// Records what the agent would run, keeping only the canary generation and
-/// byte counts: a thousand agents holding every script of a 10,000-Service
+/// Records what the agent would run, keeping only the canary generation: a thousand agents holding every script of a 10,000-Service
 /// table would exhaust memory, which `RecordingRunner` (built for unit
 /// tests) would do.
 #[derive(Debug, Clone, Default)]
 pub struct HollowRunner {
     inner: Arc<Mutex<Recorded>>,
-    bytes: Arc<AtomicU64>,
 }
 
 #[derive(Debug, Default)]
@@ -35,16 +32,8 @@ struct Recorded {
     canary: Option<String>,
 }
 
-impl HollowRunner {
-    /// Script bytes "run" so far.
-    pub fn bytes(&self) -> u64 {
-        self.bytes.load(Ordering::Relaxed)
-    }
-}
-
 impl NftRunner for HollowRunner {
     async fn run_script(&self, script: &str) -> NftResult<()> {
-        self.bytes.fetch_add(script.len() as u64, Ordering::Relaxed);
         let generation = script
             .lines()
             .rev()
@@ -116,7 +105,11 @@ impl Drop for Fleet {
     }
 }
 
-fn wait_gauges(gauges: &[Arc<Metrics>], version: u64, timeout: Duration) -> anyhow::Result<Instant> {
+fn wait_gauges(
+    gauges: &[Arc<Metrics>],
+    version: u64,
+    timeout: Duration,
+) -> anyhow::Result<Instant> {
     let deadline = Instant::now() + timeout;
     let target = i64::try_from(version).unwrap_or(i64::MAX);
     let mut pending: Vec<usize> = (0..gauges.len()).collect();
@@ -142,17 +135,26 @@ async fn start(i: usize, url: &str) -> anyhow::Result<Hollow> {
         .connect_lazy();
     let node = NodeContext {
         node_name: format!("hollow-{i:04}"),
-        node_ips: vec![Ipv4Addr::from(u32::from(Ipv4Addr::new(100, 64, 0, 1)) + i as u32)],
+        node_ips: vec![Ipv4Addr::from(
+            u32::from(Ipv4Addr::new(100, 64, 0, 1)) + i as u32,
+        )],
         pod_cidr: None,
     };
     let cfg = AgentConfig {
         node,
         agent_version: "hollow".into(),
         local_services: Vec::new(),
+        dns_listen: None,
     };
     let datapath = DataPath::open("switchyard", HollowRunner::default()).await?;
     let metrics = Metrics::new();
-    let (runtime, _views) = Runtime::new(cfg, channel, datapath, Conntrack::disabled(), metrics.clone());
+    let (runtime, _views) = Runtime::new(
+        cfg,
+        channel,
+        datapath,
+        Conntrack::disabled(),
+        metrics.clone(),
+    );
     Ok(Hollow {
         metrics,
         task: tokio::spawn(runtime.run()),

@@ -13,10 +13,14 @@ mod bins;
 mod context;
 mod control_plane;
 mod fixture;
+mod hollow;
+mod netns;
 mod plot;
 mod process;
+mod real_agents;
 mod report;
 mod stats;
+mod wire;
 
 use std::path::PathBuf;
 
@@ -37,6 +41,9 @@ struct Args {
     /// Smaller cluster and fewer repetitions (about a minute or two).
     #[arg(long, global = true)]
     quick: bool,
+    /// Hollow agent counts for `programming` (default 100,500,1000; quick 25,50,100).
+    #[arg(long, global = true, value_delimiter = ',')]
+    agents: Vec<usize>,
     /// Where results and plots go.
     #[arg(long, global = true, default_value = "bench-results")]
     out: PathBuf,
@@ -107,7 +114,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     let root = process::is_root();
     let bins = bins::prepare()?;
-    let ctx = Ctx::new(bins, args.quick, root)?;
+    let mut ctx = Ctx::new(bins, args.quick, root)?;
+    ctx.agents = args.agents.clone();
+    ctx.out = args.out.clone();
     let mut report = Report {
         command: command_line(),
         machine: machine(),
@@ -120,7 +129,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
         );
     }
     let started = std::time::Instant::now();
-    let result = bench::run(&args.command, &ctx, &mut report).await;
+    // On Ctrl-C the benchmark future is dropped, so every guard runs:
+    // processes stop and namespaces are deleted.
+    let result = tokio::select! {
+        r = bench::run(&args.command, &ctx, &mut report) => r,
+        _ = shutdown_signal() => Err(anyhow::anyhow!("interrupted")),
+    };
     if let Err(e) = &result {
         report.skip(format!("the run stopped early: {e:#}"));
     }
@@ -141,6 +155,22 @@ fn finish(report: &Report, out: &std::path::Path) -> anyhow::Result<()> {
         println!("plot: {}", p.display());
     }
     Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
 }
 
 fn command_line() -> String {

@@ -30,18 +30,24 @@ fn register_font() -> anyhow::Result<()> {
 /// Writes `<dir>/<bench>.png` for every benchmark worth plotting.
 pub fn write_all(report: &Report, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     register_font()?;
-    let mut by_bench: BTreeMap<&str, Vec<&Row>> = BTreeMap::new();
-    for r in &report.rows {
-        by_bench.entry(&r.bench).or_default().push(r);
+    // One plot per benchmark and unit; ratios ("x") are single numbers.
+    let mut groups: BTreeMap<(&str, &str), Vec<&Row>> = BTreeMap::new();
+    for r in report.rows.iter().filter(|r| r.unit != "x") {
+        groups.entry((&r.bench, &r.unit)).or_default().push(r);
     }
+    let units_per_bench = |bench: &str| groups.keys().filter(|(b, _)| *b == bench).count();
     let mut written = Vec::new();
-    for (bench, rows) in by_bench {
-        let series = series(&rows);
-        if series.values().all(|points| points.len() < 2) {
+    for ((bench, unit), rows) in &groups {
+        let mut series = series(rows);
+        series.retain(|_, points| points.len() >= 2);
+        if series.is_empty() {
             continue;
         }
-        let path = dir.join(format!("{bench}.png"));
-        let unit = rows.first().map(|r| r.unit.as_str()).unwrap_or("");
+        let stem = match units_per_bench(bench) {
+            1 => bench.to_string(),
+            _ => format!("{bench}-{}", unit.replace('/', "per")),
+        };
+        let path = dir.join(format!("{stem}.png"));
         draw(&path, bench, unit, &series).with_context(|| format!("plotting {bench}"))?;
         written.push(path);
     }

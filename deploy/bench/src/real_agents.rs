@@ -16,29 +16,64 @@ pub struct RealAgents {
     // Field order matters: agents stop before the lab deletes namespaces.
     agents: Vec<ChildGuard>,
     names: Vec<String>,
+    /// Appended to node names, so a rerun is not mistaken for the last
+    /// run's agent (the control plane remembers what each node ACKed).
+    tag: String,
     pub lab: Lab,
 }
 
 impl RealAgents {
     /// Builds a lab of `nodes` nodes and starts one agent in each.
-    pub fn start(bins: &std::path::Path, cp: &ControlPlane, nodes: usize) -> anyhow::Result<RealAgents> {
-        let lab = Lab::new(LabConfig {
-            nodes,
-            pods_per_node: 1,
-        })?;
-        let mut real = RealAgents {
-            agents: Vec::new(),
-            names: Vec::new(),
-            lab,
-        };
-        for i in 1..=nodes {
-            real.start_agent(bins, cp, i)?;
-        }
+    pub fn start(
+        bins: &std::path::Path,
+        cp: &ControlPlane,
+        nodes: usize,
+    ) -> anyhow::Result<RealAgents> {
+        let mut real = RealAgents::lab(nodes, 1)?;
+        real.start_agents(bins, cp)?;
         Ok(real)
     }
 
-    fn start_agent(&mut self, bins: &std::path::Path, cp: &ControlPlane, i: usize) -> anyhow::Result<()> {
+    /// The lab alone, no agent running yet.
+    pub fn lab(nodes: usize, pods_per_node: usize) -> anyhow::Result<RealAgents> {
+        let lab = Lab::new(LabConfig {
+            nodes,
+            pods_per_node,
+        })?;
+        Ok(RealAgents {
+            agents: Vec::new(),
+            names: Vec::new(),
+            tag: String::new(),
+            lab,
+        })
+    }
+
+    /// Names this run's nodes `node-<i>-<tag>`.
+    pub fn tagged(mut self, tag: &str) -> RealAgents {
+        self.tag = format!("-{tag}");
+        self
+    }
+
+    /// Starts one agent per lab node.
+    pub fn start_agents(
+        &mut self,
+        bins: &std::path::Path,
+        cp: &ControlPlane,
+    ) -> anyhow::Result<()> {
+        for i in 1..=self.lab.nodes().len() {
+            self.start_agent(bins, cp, i)?;
+        }
+        Ok(())
+    }
+
+    fn start_agent(
+        &mut self,
+        bins: &std::path::Path,
+        cp: &ControlPlane,
+        i: usize,
+    ) -> anyhow::Result<()> {
         let node = self.lab.node(i).clone();
+        let name = format!("{}{}", node.name, self.tag);
         let mut args = vec![
             "env".to_owned(),
             "RUST_LOG=warn".to_owned(),
@@ -46,7 +81,7 @@ impl RealAgents {
             "--control-plane".to_owned(),
             cp.unix_url(),
             "--node-name".to_owned(),
-            node.name.clone(),
+            name.clone(),
             "--node-ip".to_owned(),
             node.ip.to_string(),
         ];
@@ -54,7 +89,7 @@ impl RealAgents {
             args.extend(["--pod-cidr".to_owned(), cidr.to_string()]);
         }
         self.agents.push(self.lab.spawn(&node.ns, &args)?);
-        self.names.push(node.name);
+        self.names.push(name);
         Ok(())
     }
 
@@ -64,7 +99,12 @@ impl RealAgents {
 
     /// Waits until every agent's node reports `version` ACKed (polled
     /// through the API every millisecond); returns when the last one did.
-    pub async fn wait_acked(&self, api: &mut Api, version: u64, timeout: Duration) -> anyhow::Result<Instant> {
+    pub async fn wait_acked(
+        &self,
+        api: &mut Api,
+        version: u64,
+        timeout: Duration,
+    ) -> anyhow::Result<Instant> {
         let deadline = Instant::now() + timeout;
         let mut pending: Vec<&str> = self.names.iter().map(String::as_str).collect();
         loop {

@@ -98,7 +98,8 @@ pub struct Row {
 }
 
 impl Row {
-    pub fn new(bench: &str, case: &str, scale: impl Into<String>, scale_value: f64) -> RowBuilder {
+    /// Starts a row: what was measured, at which scale.
+    pub fn at(bench: &str, case: &str, scale: impl Into<String>, scale_value: f64) -> RowBuilder {
         RowBuilder {
             bench: bench.to_owned(),
             case: case.to_owned(),
@@ -292,9 +293,9 @@ mod tests {
     #[test]
     fn targets_judge_the_named_statistic() {
         let s = Summary::of(&[1.0, 2.0, 30.0]).unwrap();
-        let row = Row::new("b", "c", "1", 1.0).measured("ms", s, Some(Target::p99(10.0)));
+        let row = Row::at("b", "c", "1", 1.0).measured("ms", s, Some(Target::p99(10.0)));
         assert_eq!(row.verdict, Verdict::Miss);
-        let row = Row::new("b", "c", "1", 1.0).measured("ms", s, Some(Target::median(10.0)));
+        let row = Row::at("b", "c", "1", 1.0).measured("ms", s, Some(Target::median(10.0)));
         assert_eq!(row.verdict, Verdict::Pass);
         assert_eq!(row.target_text, "median <= 10.0 ms");
     }

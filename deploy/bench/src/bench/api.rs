@@ -63,7 +63,7 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
         ("pod-writes", &stats.pods),
     ] {
         report.push(
-            Row::new(BENCH, &format!("{case}-per-second"), &scale, x).measured(
+            Row::at(BENCH, &format!("{case}-per-second"), &scale, x).measured(
                 "1/s",
                 Summary::single(phase.per_second()),
                 None,
@@ -71,12 +71,12 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
         );
         if let Some(s) = Summary::of(&phase.latencies_ms) {
             report.push(
-                Row::new(BENCH, &format!("{case}-latency"), &scale, x).measured("ms", s, None),
+                Row::at(BENCH, &format!("{case}-latency"), &scale, x).measured("ms", s, None),
             );
         }
     }
     if let Some(s) = Summary::of(&stats.list_services_ms) {
-        report.push(Row::new(BENCH, "list-all-services", &scale, x).measured("ms", s, None));
+        report.push(Row::at(BENCH, "list-all-services", &scale, x).measured("ms", s, None));
     }
     Ok(())
 }

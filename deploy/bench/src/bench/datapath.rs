@@ -1,14 +1,307 @@
+//! Benchmark 4, data path: new-connection latency (TCP connect, one small
+//! request, its reply) and new connections per second from a pod to a
+//! ClusterIP whose endpoint is another pod, with 1 to 30,000 Services
+//! programmed on the node by the agent's data path. For contrast the same
+//! Services as an iptables-mode-style linear chain (one rule per Service,
+//! the measured one last, as for the unluckiest Service under iptables),
+//! in its own table instead of the agent's.
+
+use std::fmt::Write as _;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use serde::{Deserialize, Serialize};
+use switchyard_agent::model::{NodeContext, Snapshot};
+use switchyard_agent::nft::{DataPath, NftCommand};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpSocket};
+
 use crate::context::Ctx;
-use crate::report::Report;
+use crate::fixture::{self, Shape};
+use crate::real_agents::RealAgents;
+use crate::report::{Report, Row, Target};
+use crate::stats::Summary;
 
-pub async fn run(_ctx: &Ctx, _report: &mut Report) -> anyhow::Result<()> {
+pub const LATENCY: &str = "datapath-connect-latency";
+pub const RATE: &str = "datapath-connection-rate";
+const TARGET_RATIO: f64 = 1.05;
+const BACKEND_PORT: u16 = 8080;
+const LINEAR_TABLE: &str = "bench-linear";
+const NFT: &str = "nftables-maps";
+const LINEAR: &str = "iptables-style-linear";
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ClientResult {
+    pub latencies_ms: Vec<f64>,
+    pub per_second: f64,
+}
+
+pub async fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
+    if !ctx.root {
+        report.skip(format!("{LATENCY}: needs root (lab namespaces, nftables)"));
+        return Ok(());
+    }
+    let counts: &[usize] = match ctx.quick {
+        true => &[1, 1_000, 5_000],
+        false => &[1, 1_000, 30_000],
+    };
+    let (connections, seconds) = if ctx.quick { (300, 1.0) } else { (1000, 3.0) };
+    report.setup(
+        LATENCY,
+        format!(
+            "lab node with a client pod and a backend pod; the agent's DataPath programs N ClusterIP Services \
+             (1 endpoint each; the measured one points at the backend); client: {connections} sequential \
+             connect + 5-byte request + reply for latency, then 4 parallel clients for {seconds} s for the rate; \
+             contrast: the same N Services as one linear nat chain in table `{LINEAR_TABLE}` (measured Service last)."
+        ),
+    );
+    let lab = RealAgents::lab(1, 2)?;
+    let node = lab.lab.node(1).clone();
+    let (client_ns, backend) = (lab.lab.pod(1, 1).ns.clone(), lab.lab.pod(1, 2).clone());
+    let exe = std::env::current_exe()?.to_string_lossy().into_owned();
+    let listen = format!("0.0.0.0:{BACKEND_PORT}");
+    // Tens of thousands of short connections per run: keep no TIME_WAIT
+    // sockets around, or later runs slow down on port reuse whatever the
+    // ruleset (a measurement artifact, not the data path).
+    for ns in [&client_ns, &backend.ns] {
+        lab.lab
+            .exec_ok(ns, &["sysctl", "-qw", "net.ipv4.tcp_max_tw_buckets=0"])?;
+    }
+    let _server = lab
+        .lab
+        .spawn(&backend.ns, &[exe.as_str(), "backend", "--listen", &listen])?;
+    std::thread::sleep(Duration::from_millis(300));
+    let node_ctx = NodeContext {
+        node_name: node.name.clone(),
+        node_ips: vec![node.ip],
+        pod_cidr: node.pod_cidr,
+    };
+    let mut results: Vec<(&str, usize, ClientResult)> = Vec::new();
+    for &n in counts {
+        eprintln!("  {LATENCY}: {n} services…");
+        let (snap, vip) = services(n, backend.ip);
+        let mut dp = DataPath::open("switchyard", NftCommand::in_netns(node.ns.clone())).await?;
+        dp.apply(&node_ctx, &snap).await?;
+        let target = format!("{vip}:{}", fixture::SERVICE_PORT);
+        results.push((
+            NFT,
+            n,
+            run_client(&lab, &client_ns, &exe, &target, connections, seconds)?,
+        ));
+        lab.lab
+            .exec_ok(&node.ns, &["nft", "delete", "table", "ip", "switchyard"])?;
+        load_linear(&lab, &node.ns, &snap, n, backend.ip)?;
+        results.push((
+            LINEAR,
+            n,
+            run_client(&lab, &client_ns, &exe, &target, connections, seconds)?,
+        ));
+        lab.lab
+            .exec_ok(&node.ns, &["nft", "delete", "table", "ip", LINEAR_TABLE])?;
+    }
+    record(report, &results, counts);
     Ok(())
 }
 
-pub async fn backend(_listen: &str) -> anyhow::Result<()> {
+fn record(report: &mut Report, results: &[(&str, usize, ClientResult)], counts: &[usize]) {
+    for (mode, n, r) in results {
+        let scale = format!("{n} services");
+        if let Some(s) = Summary::of(&r.latencies_ms) {
+            report.push(Row::at(LATENCY, mode, &scale, *n as f64).measured("ms", s, None));
+        }
+        report.push(Row::at(RATE, mode, &scale, *n as f64).measured(
+            "1/s",
+            Summary::single(r.per_second),
+            None,
+        ));
+    }
+    let find = |mode: &str, n: usize| results.iter().find(|(m, k, _)| *m == mode && *k == n);
+    let (Some(&first), Some(&last)) = (counts.first(), counts.last()) else {
+        return;
+    };
+    for mode in [NFT, LINEAR] {
+        let (Some(a), Some(b)) = (find(mode, last), find(mode, first)) else {
+            continue;
+        };
+        let (Some(sa), Some(sb)) = (
+            Summary::of(&a.2.latencies_ms),
+            Summary::of(&b.2.latencies_ms),
+        ) else {
+            continue;
+        };
+        let target = (mode == NFT).then_some(Target::median(TARGET_RATIO));
+        let scale = format!("{last} vs {first} services");
+        report.push(
+            Row::at(
+                LATENCY,
+                &format!("{mode}-latency-ratio"),
+                &scale,
+                last as f64,
+            )
+            .measured("x", Summary::single(sa.median / sb.median), target.clone()),
+        );
+        report.push(
+            Row::at(RATE, &format!("{mode}-rate-ratio"), &scale, last as f64).measured(
+                "x",
+                Summary::single(b.2.per_second / a.2.per_second.max(1e-9)),
+                target,
+            ),
+        );
+    }
+}
+
+/// N Services, the last one (the measured one) pointing at the backend.
+fn services(n: usize, backend: Ipv4Addr) -> (Snapshot, Ipv4Addr) {
+    let shape = Shape {
+        services: n,
+        endpoints: 1,
+    };
+    let mut snap = fixture::snapshot(&shape);
+    let last = fixture::service_key(n - 1);
+    let vip = fixture::cluster_ip(n - 1);
+    if let Some(svc) = snap.services.get_mut(&last) {
+        svc.endpoints = vec![fixture::endpoint(backend, "node-1")];
+        svc.endpoints[0].ports[0].port = BACKEND_PORT;
+    }
+    (snap, vip)
+}
+
+/// The iptables-mode shape: every Service one rule in one linear chain.
+fn load_linear(
+    lab: &RealAgents,
+    ns: &str,
+    snap: &Snapshot,
+    n: usize,
+    backend: Ipv4Addr,
+) -> anyhow::Result<()> {
+    let t = LINEAR_TABLE;
+    let mut script = format!(
+        "add table ip {t}\nadd chain ip {t} prerouting {{ type nat hook prerouting priority -100; policy accept; }}\n"
+    );
+    for (k, svc) in snap.services.values().enumerate() {
+        let (Some(vip), Some(ep)) = (svc.cluster_ip, svc.endpoints.first()) else {
+            continue;
+        };
+        let (ip, port) = match k + 1 == n {
+            true => (backend, BACKEND_PORT),
+            false => (ep.ip, fixture::TARGET_PORT),
+        };
+        let _ = writeln!(
+            script,
+            "add rule ip {t} prerouting ip daddr {vip} tcp dport {} dnat to {ip}:{port}",
+            fixture::SERVICE_PORT
+        );
+    }
+    let path = lab.lab.log_dir().join("linear.nft");
+    std::fs::write(&path, script)?;
+    lab.lab
+        .exec_ok(ns, &["nft", "-f", &path.to_string_lossy()])
+        .context("loading the linear table")?;
     Ok(())
 }
 
-pub async fn client(_target: &str, _c: usize, _s: f64) -> anyhow::Result<()> {
+/// Runs the load generator in the client pod, after clearing the node's
+/// conntrack table so every run starts from the same state.
+fn run_client(
+    lab: &RealAgents,
+    ns: &str,
+    exe: &str,
+    target: &str,
+    connections: usize,
+    seconds: f64,
+) -> anyhow::Result<ClientResult> {
+    let node = lab.lab.node(1).ns.clone();
+    let _ = lab.lab.exec(&node, &["conntrack", "-F"]);
+    std::thread::sleep(Duration::from_millis(200));
+    let out = lab.lab.exec_ok(
+        ns,
+        &[
+            exe,
+            "client",
+            "--target",
+            target,
+            "--connections",
+            &connections.to_string(),
+            "--seconds",
+            &seconds.to_string(),
+        ],
+    )?;
+    serde_json::from_str(&out).context("parsing the client's result")
+}
+
+/// The backend: answers every connection's request with one line.
+pub async fn backend(listen: &str) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(listen).await?;
+    eprintln!("ready on {listen}");
+    loop {
+        let (mut s, _) = listener.accept().await?;
+        tokio::spawn(async move {
+            let mut buf = [0u8; 64];
+            if s.read(&mut buf).await.unwrap_or(0) > 0 {
+                let _ = s.write_all(b"pong\n").await;
+            }
+        });
+    }
+}
+
+/// The load generator: sequential timed connections, then a rate.
+pub async fn client(target: &str, connections: usize, seconds: f64) -> anyhow::Result<()> {
+    let addr: SocketAddr = target.parse()?;
+    for _ in 0..20 {
+        one_request(addr).await?; // warm-up: ARP, routes, caches
+    }
+    let mut latencies_ms = Vec::with_capacity(connections);
+    for _ in 0..connections {
+        let t = Instant::now();
+        one_request(addr).await?;
+        latencies_ms.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    let done = Arc::new(AtomicUsize::new(0));
+    let until = Instant::now() + Duration::from_secs_f64(seconds);
+    let mut workers = Vec::new();
+    for _ in 0..4 {
+        let done = done.clone();
+        workers.push(tokio::spawn(async move {
+            while Instant::now() < until {
+                one_request(addr).await?;
+                done.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok::<_, anyhow::Error>(())
+        }));
+    }
+    let started = Instant::now();
+    for w in workers {
+        w.await??;
+    }
+    let per_second = done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64();
+    println!(
+        "{}",
+        serde_json::to_string(&ClientResult {
+            latencies_ms,
+            per_second
+        })?
+    );
+    Ok(())
+}
+
+/// Connect, send a request, read the reply. The backend closes first, so
+/// TIME_WAIT stays on its side and the client never runs out of ports.
+async fn one_request(addr: SocketAddr) -> anyhow::Result<()> {
+    let socket = TcpSocket::new_v4()?;
+    socket.set_nodelay(true)?;
+    let mut s = tokio::time::timeout(Duration::from_secs(2), socket.connect(addr))
+        .await
+        .context("connect timed out")??;
+    s.write_all(b"ping\n").await?;
+    let mut reply = Vec::with_capacity(8);
+    tokio::time::timeout(Duration::from_secs(2), s.read_to_end(&mut reply))
+        .await
+        .context("reply timed out")??;
+    if reply.is_empty() {
+        bail!("connection closed without a reply");
+    }
     Ok(())
 }

@@ -16,12 +16,19 @@ use crate::Command;
 pub async fn run(command: &Command, ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
     match command {
         Command::All => {
+            // Results are written after each benchmark, so a run stopped
+            // part-way (or killed) still leaves what it measured.
             api::run(ctx, report).await?;
+            report.write_files(&ctx.out)?;
             memory::run(ctx, report).await?;
+            report.write_files(&ctx.out)?;
             full_sync::run(ctx, report).await?;
+            report.write_files(&ctx.out)?;
             incremental::run(ctx, report).await?;
-            programming::run(ctx, report).await?;
-            datapath::run(ctx, report).await
+            report.write_files(&ctx.out)?;
+            datapath::run(ctx, report).await?;
+            report.write_files(&ctx.out)?;
+            programming::run(ctx, report).await
         }
         Command::Programming => programming::run(ctx, report).await,
         Command::FullSync => full_sync::run(ctx, report).await,

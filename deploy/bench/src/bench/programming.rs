@@ -1,6 +1,323 @@
-use crate::context::Ctx;
-use crate::report::Report;
+//! Benchmark 1, network programming latency: with the big cluster loaded,
+//! one change at a time through the API (an endpoint turning unready or
+//! ready through the agents' readiness RPC, a Service added or deleted),
+//! timed from the API call to the moment every agent has ACKed the version
+//! holding it. Agents: hollow ones at growing counts, plus two real agents
+//! with real nftables in the lab when run as root.
 
-pub async fn run(_ctx: &Ctx, _report: &mut Report) -> anyhow::Result<()> {
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use rand::{Rng, SeedableRng};
+use serde_json::json;
+
+use crate::api::Api;
+use crate::context::Ctx;
+use crate::fixture::{self, Shape};
+use crate::hollow::Fleet;
+use crate::real_agents::RealAgents;
+use crate::report::{Report, Row, Target};
+use crate::stats::Summary;
+
+pub const BENCH: &str = "programming-latency";
+const TARGET_MS: f64 = 50.0;
+/// Stop adding hollow agents when the machine has less memory than this left.
+const MIN_AVAILABLE_MIB: f64 = 3072.0;
+const CASES: [Case; 4] = [
+    Case::EndpointUnready,
+    Case::EndpointReady,
+    Case::ServiceAdd,
+    Case::ServiceDelete,
+];
+
+#[derive(Debug, Clone, Copy)]
+enum Case {
+    EndpointUnready,
+    EndpointReady,
+    ServiceAdd,
+    ServiceDelete,
+}
+
+impl Case {
+    fn name(self) -> &'static str {
+        match self {
+            Case::EndpointUnready => "endpoint-unready",
+            Case::EndpointReady => "endpoint-ready",
+            Case::ServiceAdd => "service-add",
+            Case::ServiceDelete => "service-delete",
+        }
+    }
+}
+
+pub async fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
+    let shape = ctx.shape;
+    let counts: Vec<usize> = match (ctx.agents.is_empty(), ctx.quick) {
+        (false, _) => ctx.agents.clone(),
+        (true, true) => vec![25, 50, 100],
+        (true, false) => vec![100, 500, 1000],
+    };
+    let reps = if ctx.quick { 8 } else { 20 };
+    report.setup(
+        BENCH,
+        format!(
+            "{} Services x {} endpoints loaded; hollow agents = the real agent runtime (switchyard_agent::runtime::Runtime) \
+             over real gRPC streams (one TCP connection each, in the suite's process) with only `nft -f` replaced by a \
+             recorder and conntrack off; plus 2 real agents (real nftables, lab namespaces) when root; each change is one \
+             API call, latency = call start -> the last agent's ACK of the version holding it; {reps} changes of each \
+             kind per agent count, one at a time. A hollow agent holds the whole cluster (~45 MiB at 10,000 Services), \
+             so the suite stops adding agents below 3 GiB of free memory and then runs the same counts with {} Services.",
+            shape.services, shape.endpoints, SMALL.services
+        ),
+    );
+    let done = run_shape(ctx, report, &shape, &counts, reps, "").await?;
+    if done < counts.len() && shape.services > SMALL.services {
+        run_shape(
+            ctx,
+            report,
+            &SMALL,
+            &counts,
+            reps,
+            &format!("@{}svc", SMALL.services),
+        )
+        .await?;
+    }
     Ok(())
+}
+
+/// The cluster used when the big one does not fit as many hollow agents.
+const SMALL: Shape = Shape {
+    services: 1_000,
+    endpoints: 10,
+};
+
+/// Measures every agent count it can on `shape`; returns how many it ran.
+async fn run_shape(
+    ctx: &Ctx,
+    report: &mut Report,
+    shape: &Shape,
+    counts: &[usize],
+    reps: usize,
+    suffix: &str,
+) -> anyhow::Result<usize> {
+    let cp = ctx.loaded_control_plane(shape).await?;
+    let mut api = cp.api().await?;
+    let real = match ctx.root {
+        true => Some(RealAgents::start(&ctx.bins, &cp, 2).context("starting real agents")?),
+        false => {
+            report.skip(format!(
+                "{BENCH}: the 2 real lab agents (needs root); hollow agents only"
+            ));
+            None
+        }
+    };
+    let mut fleet = Fleet::default();
+    let mut driver = Driver::new(*shape);
+    let mut done = 0;
+    for &n in counts {
+        if available_mib() < MIN_AVAILABLE_MIB {
+            report.skip(format!(
+                "{BENCH}: {} Services: stopped before {n} hollow agents, under {MIN_AVAILABLE_MIB} MiB of memory \
+                 left with {} agents running",
+                shape.services,
+                fleet.len()
+            ));
+            break;
+        }
+        eprintln!("  {BENCH}: {} services, {n} hollow agents…", shape.services);
+        let started = Instant::now();
+        let rev = driver.last_revision.max(cp.loaded_revision);
+        if !grow(&mut fleet, n, &cp.url(), real.as_ref(), &mut api, rev).await? {
+            report.skip(format!(
+                "{BENCH}: {} Services: stopped at {} of {n} hollow agents, under {MIN_AVAILABLE_MIB} MiB of memory left",
+                shape.services,
+                fleet.len()
+            ));
+            break;
+        }
+        eprintln!(
+            "  {n} hollow agents in sync in {:.1}s ({:.0} MiB free)",
+            started.elapsed().as_secs_f64(),
+            available_mib()
+        );
+        let samples = measure(&fleet, real.as_ref(), &mut api, &mut driver, reps).await?;
+        let agents = n + real.as_ref().map_or(0, |r| r.names().len());
+        for (case, ms) in CASES.iter().zip(samples) {
+            if let Some(s) = Summary::of(&ms) {
+                let target = (n >= 1000).then_some(Target::p99(TARGET_MS));
+                let scale = format!("{agents} agents, {} svc", shape.services);
+                report.push(
+                    Row::at(
+                        BENCH,
+                        &format!("{}{suffix}", case.name()),
+                        scale,
+                        agents as f64,
+                    )
+                    .measured("ms", s, target),
+                );
+            }
+        }
+        done += 1;
+    }
+    drop(fleet);
+    drop(real);
+    cp.stop();
+    Ok(done)
+}
+
+/// Adds hollow agents in steps, letting each step sync before the next so
+/// memory is checked against what the agents really hold; `false` when
+/// memory ran low before reaching `n`.
+async fn grow(
+    fleet: &mut Fleet,
+    n: usize,
+    url: &str,
+    real: Option<&RealAgents>,
+    api: &mut Api,
+    rev: u64,
+) -> anyhow::Result<bool> {
+    const STEP: usize = 25;
+    // Until a step has been measured, assume the worst seen at 10,000 Services.
+    let mut per_agent_mib = 200.0;
+    while fleet.len() < n {
+        let step = STEP.min(n - fleet.len());
+        let before = available_mib();
+        if before < MIN_AVAILABLE_MIB + per_agent_mib * step as f64 * 1.5 {
+            return Ok(false);
+        }
+        fleet.grow_to(fleet.len() + step, url).await?;
+        wait_all(fleet, real, api, rev, Duration::from_secs(900)).await?;
+        per_agent_mib = per_agent_mib.min(((before - available_mib()) / step as f64).max(1.0));
+    }
+    Ok(true)
+}
+
+/// Runs `reps` rounds of every case; samples per case, in milliseconds.
+async fn measure(
+    fleet: &Fleet,
+    real: Option<&RealAgents>,
+    api: &mut Api,
+    driver: &mut Driver,
+    reps: usize,
+) -> anyhow::Result<Vec<Vec<f64>>> {
+    let mut samples = vec![Vec::new(); CASES.len()];
+    for _ in 0..reps {
+        for (k, case) in CASES.iter().enumerate() {
+            let t0 = Instant::now();
+            let rev = driver.change(api, *case).await?;
+            let done = wait_all(fleet, real, api, rev, Duration::from_secs(120)).await?;
+            samples[k].push(done.duration_since(t0).as_secs_f64() * 1e3);
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
+    }
+    Ok(samples)
+}
+
+async fn wait_all(
+    fleet: &Fleet,
+    real: Option<&RealAgents>,
+    api: &mut Api,
+    rev: u64,
+    timeout: Duration,
+) -> anyhow::Result<Instant> {
+    let hollow = fleet.wait_acked(rev, timeout);
+    match real {
+        Some(real) => {
+            let mut api2 = api.clone();
+            let (h, r) = tokio::join!(hollow, real.wait_acked(&mut api2, rev, timeout));
+            Ok(h?.max(r?))
+        }
+        None => hollow.await,
+    }
+}
+
+/// Makes the changes: picks a random Service, flips one of its endpoints,
+/// adds and removes an extra Service selecting the same pods.
+struct Driver {
+    shape: Shape,
+    rng: rand::rngs::StdRng,
+    current: usize,
+    extra: u32,
+    /// Revision of the last change made.
+    last_revision: u64,
+}
+
+impl Driver {
+    fn new(shape: Shape) -> Self {
+        Self {
+            shape,
+            rng: rand::rngs::StdRng::seed_from_u64(6),
+            current: 0,
+            extra: 0,
+            last_revision: 0,
+        }
+    }
+
+    async fn change(&mut self, api: &mut Api, case: Case) -> anyhow::Result<u64> {
+        let rev = self.write(api, case).await?;
+        self.last_revision = rev;
+        Ok(rev)
+    }
+
+    async fn write(&mut self, api: &mut Api, case: Case) -> anyhow::Result<u64> {
+        let i = self.current;
+        match case {
+            Case::EndpointUnready => {
+                self.current = self.rng.random_range(0..self.shape.services);
+                let i = self.current;
+                let (ns, pod, node) = (
+                    fixture::namespace(i),
+                    fixture::pod_name(i, 0),
+                    fixture::node_name(i, 0),
+                );
+                api.set_ready(&ns, &pod, &node, false).await
+            }
+            Case::EndpointReady => {
+                let (ns, pod, node) = (
+                    fixture::namespace(i),
+                    fixture::pod_name(i, 0),
+                    fixture::node_name(i, 0),
+                );
+                api.set_ready(&ns, &pod, &node, true).await
+            }
+            Case::ServiceAdd => {
+                self.extra += 1;
+                api.apply(&extra_service(i, self.extra)).await
+            }
+            Case::ServiceDelete => {
+                api.delete("Service", &fixture::namespace(i), &extra_name(self.extra))
+                    .await
+            }
+        }
+    }
+}
+
+fn extra_name(k: u32) -> String {
+    format!("extra-{k:05}")
+}
+
+/// A new Service selecting the pods of Service `i` (so it has endpoints).
+fn extra_service(i: usize, k: u32) -> serde_json::Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": extra_name(k), "namespace": fixture::namespace(i)},
+        "spec": {
+            "selector": {"app": fixture::service_name(i)},
+            "ports": [{"name": "http", "port": 80, "targetPort": fixture::TARGET_PORT}]
+        }
+    })
+}
+
+/// `MemAvailable` in MiB.
+fn available_mib() -> f64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("MemAvailable:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<f64>().ok())
+        })
+        .map(|kib| kib / 1024.0)
+        .unwrap_or(f64::MAX)
 }
