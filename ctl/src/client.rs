@@ -67,23 +67,33 @@ pub fn decode(r: &Resource) -> Result<Object, ClientError> {
     Object::from_json(kind, &r.json).map_err(|e| err(e.to_string()))
 }
 
+/// Connects to the control plane, reporting an unreachable server in
+/// kubectl's words. Keepalives notice a control plane that vanished
+/// without closing the connection (long watches and port-forwards).
+pub async fn connect_channel(server: &str) -> Result<Channel, ClientError> {
+    let endpoint =
+        Endpoint::from_shared(server.to_string()).map_err(|e| ClientError::BadAddress {
+            server: server.to_string(),
+            detail: e.to_string(),
+        })?;
+    let authority = endpoint
+        .uri()
+        .authority()
+        .map(|a| a.to_string())
+        .unwrap_or_else(|| server.to_string());
+    endpoint
+        .tcp_nodelay(true)
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .http2_keep_alive_interval(std::time::Duration::from_secs(20))
+        .keep_alive_timeout(std::time::Duration::from_secs(10))
+        .connect()
+        .await
+        .map_err(|_| ClientError::Unreachable { server: authority })
+}
+
 impl Client {
-    /// Connects lazily-checked: the first call reports an unreachable server.
     pub async fn connect(server: &str) -> Result<Client, ClientError> {
-        let endpoint =
-            Endpoint::from_shared(server.to_string()).map_err(|e| ClientError::BadAddress {
-                server: server.to_string(),
-                detail: e.to_string(),
-            })?;
-        let authority = endpoint
-            .uri()
-            .authority()
-            .map(|a| a.to_string())
-            .unwrap_or_else(|| server.to_string());
-        let channel = endpoint
-            .connect()
-            .await
-            .map_err(|_| ClientError::Unreachable { server: authority })?;
+        let channel = connect_channel(server).await?;
         Ok(Client {
             inner: ResourcesClient::new(channel).max_decoding_message_size(256 * 1024 * 1024),
         })

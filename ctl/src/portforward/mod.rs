@@ -6,37 +6,18 @@
 pub mod connection;
 pub mod spec;
 
-use std::time::Duration;
-
 use switchyard_api::v1::tunnel_client::TunnelClient;
 use switchyard_api::v1::{ForwardRoute, ForwardTarget};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use crate::client::ClientError;
 use spec::Target;
 
-/// One HTTP/2 connection carries every forwarded connection; keepalives
-/// notice a control plane that vanished without closing it.
+/// One HTTP/2 connection carries every forwarded connection.
 pub async fn connect(server: &str) -> Result<TunnelClient<Channel>, ClientError> {
-    let endpoint =
-        Endpoint::from_shared(server.to_string()).map_err(|e| ClientError::BadAddress {
-            server: server.to_string(),
-            detail: e.to_string(),
-        })?;
-    let authority = endpoint
-        .uri()
-        .authority()
-        .map(|a| a.to_string())
-        .unwrap_or_else(|| server.to_string());
-    let channel = endpoint
-        .tcp_nodelay(true)
-        .connect_timeout(Duration::from_secs(5))
-        .http2_keep_alive_interval(Duration::from_secs(20))
-        .keep_alive_timeout(Duration::from_secs(10))
-        .connect()
-        .await
-        .map_err(|_| ClientError::Unreachable { server: authority })?;
-    Ok(TunnelClient::new(channel))
+    Ok(TunnelClient::new(
+        crate::client::connect_channel(server).await?,
+    ))
 }
 
 /// The wire form of a target and remote port.
