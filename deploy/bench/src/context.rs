@@ -23,6 +23,8 @@ pub struct Ctx {
     pub agents: Vec<usize>,
     /// Where results go.
     pub out: PathBuf,
+    /// `--services` was given: this run is a part of a bigger one.
+    pub services_override: bool,
 }
 
 impl Ctx {
@@ -54,6 +56,7 @@ impl Ctx {
             cache,
             agents: Vec::new(),
             out: PathBuf::from("bench-results"),
+            services_override: false,
         })
     }
 

@@ -44,6 +44,9 @@ struct Args {
     /// Hollow agent counts for `programming` (default 100,500,1000; quick 25,50,100).
     #[arg(long, global = true, value_delimiter = ',')]
     agents: Vec<usize>,
+    /// Run with this many Services instead of 10,000 (1,000 with --quick).
+    #[arg(long, global = true, hide = true)]
+    services: Option<usize>,
     /// Where results and plots go.
     #[arg(long, global = true, default_value = "bench-results")]
     out: PathBuf,
@@ -117,6 +120,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let mut ctx = Ctx::new(bins, args.quick, root)?;
     ctx.agents = args.agents.clone();
     ctx.out = args.out.clone();
+    if let Some(services) = args.services {
+        ctx.shape.services = services;
+        ctx.services_override = true;
+    }
     let mut report = Report {
         command: command_line(),
         machine: machine(),

@@ -6,12 +6,12 @@ use std::io::Write as _;
 use std::path::Path;
 
 use anyhow::Context;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::stats::Summary;
 
 /// Which statistic a target bounds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Stat {
     Median,
@@ -19,7 +19,7 @@ pub enum Stat {
 }
 
 /// An upper bound from the issue, e.g. "p99 ≤ 50 ms".
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Target {
     pub stat: Stat,
     pub max: f64,
@@ -60,12 +60,13 @@ impl Target {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum Verdict {
     Pass,
     Miss,
     /// Measured for context; no target applies.
+    #[serde(rename = "-")]
     Info,
 }
 
@@ -80,7 +81,7 @@ impl Verdict {
 }
 
 /// One measured quantity at one scale.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Row {
     /// Benchmark id, also the plot file stem (e.g. `programming-latency`).
     pub bench: String,
@@ -138,7 +139,7 @@ impl RowBuilder {
 }
 
 /// Everything one run produced.
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Report {
     pub command: String,
     pub machine: String,

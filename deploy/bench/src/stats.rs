@@ -1,10 +1,10 @@
 //! Order statistics over repeated runs. Nearest-rank percentiles: with few
 //! samples a p99 is the worst run, which is the honest reading.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Median, p99 and range of one set of samples.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
     pub n: usize,
     pub median: f64,

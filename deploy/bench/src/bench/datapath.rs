@@ -29,6 +29,7 @@ pub const LATENCY: &str = "datapath-connect-latency";
 pub const RATE: &str = "datapath-connection-rate";
 const TARGET_RATIO: f64 = 1.05;
 const BACKEND_PORT: u16 = 8080;
+const SETTLE: Duration = Duration::from_secs(3);
 const LINEAR_TABLE: &str = "bench-linear";
 const NFT: &str = "nftables-maps";
 const LINEAR: &str = "iptables-style-linear";
@@ -85,6 +86,8 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
         let (snap, vip) = services(n, backend.ip);
         let mut dp = DataPath::open("switchyard", NftCommand::in_netns(node.ns.clone())).await?;
         dp.apply(&node_ctx, &snap).await?;
+        // Let the kernel finish freeing the previous table before timing.
+        tokio::time::sleep(SETTLE).await;
         let target = format!("{vip}:{}", fixture::SERVICE_PORT);
         results.push((
             NFT,
@@ -94,6 +97,7 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
         lab.lab
             .exec_ok(&node.ns, &["nft", "delete", "table", "ip", "switchyard"])?;
         load_linear(&lab, &node.ns, &snap, n, backend.ip)?;
+        tokio::time::sleep(SETTLE).await;
         results.push((
             LINEAR,
             n,
