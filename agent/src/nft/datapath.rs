@@ -175,10 +175,9 @@ impl<R: NftRunner> DataPath<R> {
             debug!("nftables already up to date");
             return Ok(());
         }
-        let script = tx.script();
-        match self.runner.run_script(&script).await {
+        match self.runner.apply(tx).await {
             Ok(()) => {
-                debug!(stats = ?tx.stats, bytes = script.len(), "applied nftables transaction");
+                debug!(stats = ?tx.stats, "applied nftables transaction");
                 Ok(())
             }
             Err(err) => {

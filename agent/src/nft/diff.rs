@@ -17,17 +17,14 @@
 //! and adding an existing key with other data fails the transaction.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt::Write as _;
 use std::net::Ipv4Addr;
 
+use super::command::{self, Command, Element, SetKind};
 use super::index::Touched;
 use super::state::{
     all_backend_maps, backends_map, is_backends_map, AppliedMap, AppliedState, ChainDigest,
     ChainSpec, MapKey, MapName, Ruleset, Target, Verdict, CANARY_SET, HAIRPIN_SET,
 };
-
-/// Elements per `add element`/`delete element` command, to keep lines sane.
-const ELEMENTS_PER_COMMAND: usize = 500;
 
 /// What one transaction changes; all zero means nothing to do.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -47,11 +44,11 @@ impl ApplyStats {
     }
 }
 
-/// One atomic nft script and what it changes.
+/// One atomic transaction and what it changes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Transaction {
     table: String,
-    phases: [Vec<String>; 7],
+    phases: [Vec<Command>; 7],
     pub stats: ApplyStats,
 }
 
@@ -76,25 +73,35 @@ impl Transaction {
 
     /// Records `generation` in the canary set, in the same transaction.
     pub fn set_generation(&mut self, generation: u32) {
-        let t = &self.table;
         self.phases[CANARY] = vec![
-            format!("flush set ip {t} {CANARY_SET}"),
-            format!("add element ip {t} {CANARY_SET} {{ {generation} }}"),
+            Command::FlushSet {
+                kind: SetKind::Set,
+                name: CANARY_SET.to_owned(),
+            },
+            Command::AddElements {
+                set: CANARY_SET.to_owned(),
+                elements: vec![Element::Mark(generation)],
+            },
         ];
+    }
+
+    /// The table the commands apply to.
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// The commands in the order they must run.
+    pub fn commands(&self) -> impl Iterator<Item = &Command> {
+        self.phases.iter().flatten()
     }
 
     /// The script for `nft -f -`.
     pub fn script(&self) -> String {
-        let mut out = String::new();
-        for line in self.phases.iter().flatten() {
-            out.push_str(line);
-            out.push('\n');
-        }
-        out
+        command::script(&self.table, self.commands())
     }
 
-    fn push(&mut self, phase: usize, line: String) {
-        self.phases[phase].push(line);
+    fn push(&mut self, phase: usize, command: Command) {
+        self.phases[phase].push(command);
     }
 }
 
@@ -106,7 +113,7 @@ pub fn plan(table: &str, applied: &AppliedState, desired: &Ruleset) -> Transacti
         ..Default::default()
     };
     if !applied.table_exists {
-        tx.push(DECLARE, format!("add table ip {table}"));
+        tx.push(DECLARE, Command::AddTable);
     }
     plan_declarations(&mut tx, applied);
     plan_affinity_sets(&mut tx, applied, desired);
@@ -116,45 +123,40 @@ pub fn plan(table: &str, applied: &AppliedState, desired: &Ruleset) -> Transacti
 }
 
 fn plan_declarations(tx: &mut Transaction, applied: &AppliedState) {
-    let t = tx.table.clone();
+    let declare = |kind, name: &str, decl: String| Command::AddSet {
+        kind,
+        name: name.to_owned(),
+        decl,
+    };
     for map in MapName::ALL {
         if !applied.maps.contains_key(map.as_str()) {
-            tx.push(
-                DECLARE,
-                format!(
-                    "add map ip {t} {} {{ type {}; }}",
-                    map.as_str(),
-                    map.type_decl()
-                ),
-            );
+            let decl = format!("type {};", map.type_decl());
+            tx.push(DECLARE, declare(SetKind::Map, map.as_str(), decl));
         }
     }
     for (protocol, name) in all_backend_maps() {
         if !applied.maps.contains_key(&name) {
-            tx.push(
-                DECLARE,
-                format!("add map ip {t} {name} {{ typeof numgen random mod 1 : ip daddr . {protocol} dport; }}"),
-            );
+            let decl = format!("typeof numgen random mod 1 : ip daddr . {protocol} dport;");
+            tx.push(DECLARE, declare(SetKind::Map, &name, decl));
         }
     }
     if !applied.sets.contains(CANARY_SET) {
-        tx.push(
-            DECLARE,
-            format!("add set ip {t} {CANARY_SET} {{ type mark; }}"),
-        );
+        let decl = "type mark;".to_owned();
+        tx.push(DECLARE, declare(SetKind::Set, CANARY_SET, decl));
     }
     if !applied.sets.contains(HAIRPIN_SET) {
-        tx.push(
-            DECLARE,
-            format!("add set ip {t} {HAIRPIN_SET} {{ type ipv4_addr . ipv4_addr; }}"),
-        );
+        let decl = "type ipv4_addr . ipv4_addr;".to_owned();
+        tx.push(DECLARE, declare(SetKind::Set, HAIRPIN_SET, decl));
     }
-    for name in applied
+    let foreign: Vec<String> = applied
         .maps
         .keys()
         .filter(|n| MapName::from_name(n).is_none() && !is_backends_map(n))
-    {
-        tx.push(DELETE, format!("delete map ip {t} {name}"));
+        .cloned()
+        .collect();
+    for name in foreign {
+        let kind = SetKind::Map;
+        tx.push(DELETE, Command::DeleteSet { kind, name });
     }
 }
 
@@ -171,17 +173,26 @@ fn plan_affinity_sets(tx: &mut Transaction, applied: &AppliedState, desired: &Ru
 
 /// Creates a wanted affinity set that is missing, deletes an unwanted one.
 fn plan_set(tx: &mut Transaction, applied: &AppliedState, name: &str, want: Option<u32>) {
-    let t = tx.table.clone();
     match (applied.sets.contains(name), want) {
         (false, Some(timeout)) => {
             tx.push(
                 DECLARE,
-                format!("add set ip {t} {name} {{ type ipv4_addr; flags dynamic,timeout; timeout {timeout}s; }}"),
+                Command::AddSet {
+                    kind: SetKind::Set,
+                    name: name.to_owned(),
+                    decl: format!("type ipv4_addr; flags dynamic,timeout; timeout {timeout}s;"),
+                },
             );
             tx.stats.sets_created += 1;
         }
         (true, None) if name != CANARY_SET && name != HAIRPIN_SET => {
-            tx.push(DELETE, format!("delete set ip {t} {name}"));
+            tx.push(
+                DELETE,
+                Command::DeleteSet {
+                    kind: SetKind::Set,
+                    name: name.to_owned(),
+                },
+            );
             tx.stats.sets_deleted += 1;
         }
         _ => {}
@@ -208,29 +219,31 @@ fn plan_chain(
     name: &str,
     want: Option<&ChainSpec>,
 ) {
-    let t = tx.table.clone();
     let spec = match (have, want) {
         (None, None) => return,
         (Some(_), None) => {
-            tx.push(FLUSH, format!("flush chain ip {t} {name}"));
-            tx.push(DELETE, format!("delete chain ip {t} {name}"));
+            tx.push(FLUSH, Command::FlushChain(name.to_owned()));
+            tx.push(DELETE, Command::DeleteChain(name.to_owned()));
             tx.stats.chains_deleted += 1;
             return;
         }
         (None, Some(spec)) => {
-            tx.push(DECLARE, declare_chain(&t, name, spec));
+            let base = spec.base;
+            let name = name.to_owned();
+            tx.push(DECLARE, Command::AddChain { name, base });
             tx.stats.chains_created += 1;
             spec
         }
         (Some(digest), Some(spec)) if *digest == spec.digest() => return,
         (Some(_), Some(spec)) => {
-            tx.push(FLUSH, format!("flush chain ip {t} {name}"));
+            tx.push(FLUSH, Command::FlushChain(name.to_owned()));
             tx.stats.chains_rewritten += 1;
             spec
         }
     };
     for rule in spec.rendered_rules() {
-        tx.push(RULES, format!("add rule ip {t} {name} {rule}"));
+        let chain = name.to_owned();
+        tx.push(RULES, Command::AddRule { chain, rule });
     }
 }
 
@@ -307,16 +320,6 @@ pub fn plan_touched(
     tx
 }
 
-fn declare_chain(table: &str, name: &str, spec: &ChainSpec) -> String {
-    match spec.base {
-        None => format!("add chain ip {table} {name}"),
-        Some(b) => format!(
-            "add chain ip {table} {name} {{ type {} hook {} priority {}; policy accept; }}",
-            b.kind, b.hook, b.priority
-        ),
-    }
-}
-
 fn plan_maps(tx: &mut Transaction, applied: &AppliedState, desired: &Ruleset) {
     let empty_desired = BTreeMap::new();
     let empty_applied = AppliedMap::default();
@@ -325,7 +328,7 @@ fn plan_maps(tx: &mut Transaction, applied: &AppliedState, desired: &Ruleset) {
         let have = applied.maps.get(map.as_str()).unwrap_or(&empty_applied);
         let have_elements = match have.unreadable {
             true => {
-                tx.push(FLUSH, format!("flush map ip {} {}", tx.table, map.as_str()));
+                tx.push(FLUSH, flush_map(map.as_str()));
                 &empty_desired
             }
             false => &have.elements,
@@ -345,14 +348,20 @@ fn plan_maps(tx: &mut Transaction, applied: &AppliedState, desired: &Ruleset) {
         .collect();
     for (name, map) in &applied.maps {
         if map.unreadable && is_backends_map(name) {
-            tx.push(FLUSH, format!("flush map ip {} {name}", tx.table));
+            tx.push(FLUSH, flush_map(name));
         }
     }
     plan_backends(tx, &readable, &desired.backends);
     let empty = BTreeSet::new();
     let have_hairpin = match applied.hairpin_unreadable {
         true => {
-            tx.push(FLUSH, format!("flush set ip {} {HAIRPIN_SET}", tx.table));
+            tx.push(
+                FLUSH,
+                Command::FlushSet {
+                    kind: SetKind::Set,
+                    name: HAIRPIN_SET.to_owned(),
+                },
+            );
             &empty
         }
         false => &applied.hairpin,
@@ -360,39 +369,46 @@ fn plan_maps(tx: &mut Transaction, applied: &AppliedState, desired: &Ruleset) {
     plan_hairpin(tx, have_hairpin, &desired.hairpin);
 }
 
+fn flush_map(name: &str) -> Command {
+    Command::FlushSet {
+        kind: SetKind::Map,
+        name: name.to_owned(),
+    }
+}
+
 /// Backend map elements: a key whose target changes is deleted and added.
 fn plan_backends(tx: &mut Transaction, have: &BTreeMap<u32, Target>, want: &BTreeMap<u32, Target>) {
-    let mut deletes: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    let mut adds: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut deletes: BTreeMap<String, Vec<Element>> = BTreeMap::new();
+    let mut adds: BTreeMap<String, Vec<Element>> = BTreeMap::new();
     for (k, t) in have.iter().filter(|(k, t)| want.get(*k) != Some(*t)) {
         deletes
             .entry(backends_map(t.protocol, *k))
             .or_default()
-            .push(k.to_string());
+            .push(Element::Backend(*k, *t));
     }
     for (k, t) in want.iter().filter(|(k, t)| have.get(*k) != Some(*t)) {
         adds.entry(backends_map(t.protocol, *k))
             .or_default()
-            .push(format!("{k} : {t}"));
+            .push(Element::Backend(*k, *t));
     }
-    for (name, items) in deletes {
-        tx.stats.elements_deleted += items.len();
-        push_named_elements(tx, DELETE_ELEMENTS, "delete", &name, &items);
+    for (set, elements) in deletes {
+        push_elements(tx, DELETE_ELEMENTS, set, elements);
     }
-    for (name, items) in adds {
-        tx.stats.elements_added += items.len();
-        push_named_elements(tx, ADD_ELEMENTS, "add", &name, &items);
+    for (set, elements) in adds {
+        push_elements(tx, ADD_ELEMENTS, set, elements);
     }
 }
 
 fn plan_hairpin(tx: &mut Transaction, have: &BTreeSet<Ipv4Addr>, want: &BTreeSet<Ipv4Addr>) {
-    let pair = |ip: &Ipv4Addr| format!("{ip} . {ip}");
-    let deletes: Vec<String> = have.difference(want).map(pair).collect();
-    let adds: Vec<String> = want.difference(have).map(pair).collect();
-    tx.stats.elements_deleted += deletes.len();
-    tx.stats.elements_added += adds.len();
-    push_named_elements(tx, DELETE_ELEMENTS, "delete", HAIRPIN_SET, &deletes);
-    push_named_elements(tx, ADD_ELEMENTS, "add", HAIRPIN_SET, &adds);
+    let deletes = have.difference(want).map(|ip| Element::Hairpin(*ip));
+    let adds = want.difference(have).map(|ip| Element::Hairpin(*ip));
+    push_elements(
+        tx,
+        DELETE_ELEMENTS,
+        HAIRPIN_SET.to_owned(),
+        deletes.collect(),
+    );
+    push_elements(tx, ADD_ELEMENTS, HAIRPIN_SET.to_owned(), adds.collect());
 }
 
 fn plan_map_elements(
@@ -401,36 +417,31 @@ fn plan_map_elements(
     have: &BTreeMap<MapKey, Verdict>,
     want: &BTreeMap<MapKey, Verdict>,
 ) {
-    let deletes: Vec<String> = have
-        .iter()
-        .filter(|(k, v)| want.get(*k) != Some(*v))
-        .map(|(k, _)| k.to_string())
-        .collect();
-    let adds: Vec<String> = want
-        .iter()
-        .filter(|(k, v)| have.get(*k) != Some(*v))
-        .map(|(k, v)| format!("{k} : {v}"))
-        .collect();
-    tx.stats.elements_deleted += deletes.len();
-    tx.stats.elements_added += adds.len();
-    push_elements(tx, DELETE_ELEMENTS, "delete", map, &deletes);
-    push_elements(tx, ADD_ELEMENTS, "add", map, &adds);
+    let changed = |from: &BTreeMap<MapKey, Verdict>, other: &BTreeMap<MapKey, Verdict>| {
+        from.iter()
+            .filter(|(k, v)| other.get(*k) != Some(*v))
+            .map(|(k, v)| Element::Service(*k, v.clone()))
+            .collect::<Vec<_>>()
+    };
+    let set = map.as_str().to_owned();
+    push_elements(tx, DELETE_ELEMENTS, set.clone(), changed(have, want));
+    push_elements(tx, ADD_ELEMENTS, set, changed(want, have));
 }
 
-fn push_elements(tx: &mut Transaction, phase: usize, verb: &str, map: MapName, items: &[String]) {
-    push_named_elements(tx, phase, verb, map.as_str(), items);
-}
-
-fn push_named_elements(
-    tx: &mut Transaction,
-    phase: usize,
-    verb: &str,
-    map: &str,
-    items: &[String],
-) {
-    for chunk in items.chunks(ELEMENTS_PER_COMMAND) {
-        let mut line = format!("{verb} element ip {} {map} {{ ", tx.table);
-        let _ = write!(line, "{} }}", chunk.join(", "));
-        tx.push(phase, line);
+/// Adds (in the add phase) or deletes (in the delete phase) `elements`.
+fn push_elements(tx: &mut Transaction, phase: usize, set: String, elements: Vec<Element>) {
+    if elements.is_empty() {
+        return;
     }
+    let command = match phase {
+        DELETE_ELEMENTS => {
+            tx.stats.elements_deleted += elements.len();
+            Command::DeleteElements { set, elements }
+        }
+        _ => {
+            tx.stats.elements_added += elements.len();
+            Command::AddElements { set, elements }
+        }
+    };
+    tx.push(phase, command);
 }

@@ -23,6 +23,11 @@ pub enum NftError {
     /// `nft -j` printed JSON of an unexpected shape.
     #[error("unexpected nft JSON: {0}")]
     Malformed(String),
+    /// The nf_tables netlink socket failed: it could not be opened, the
+    /// send failed, or no reply came in time. In the last case whether the
+    /// batch was applied is unknown: re-read the table before trusting it.
+    #[error("nf_tables netlink socket failed")]
+    Netlink(#[source] io::Error),
     /// The table name is not a plain nft identifier.
     #[error("invalid nftables table name {0:?}")]
     InvalidTable(String),

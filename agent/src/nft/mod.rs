@@ -7,6 +7,7 @@
 //! [`DataPath`] ties these together for the agent. The ruleset shape is told
 //! top to bottom in [`ruleset`].
 
+pub mod command;
 pub mod datapath;
 pub mod diff;
 pub mod endpoints;
@@ -14,6 +15,7 @@ pub mod error;
 pub mod index;
 pub mod live;
 pub mod names;
+pub mod netlink;
 pub mod ruleset;
 pub mod runner;
 pub mod state;

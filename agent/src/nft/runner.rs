@@ -1,5 +1,6 @@
-//! The one place that talks to nft. Everything above it works on strings, so
-//! tests and the benchmark's hollow agents swap in a [`RecordingRunner`].
+//! The one place that talks to the kernel's nftables. Everything above it
+//! works on plain data, so tests and the benchmark's hollow agents swap in a
+//! [`RecordingRunner`].
 
 use std::future::Future;
 use std::process::Stdio;
@@ -8,7 +9,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 
+use super::diff::Transaction;
 use super::error::{NftError, Result};
+use super::netlink;
 use super::state::CANARY_SET;
 
 /// Runs nft transactions and listings.
@@ -16,28 +19,88 @@ pub trait NftRunner: Send + Sync {
     /// Runs `script` as one atomic transaction (`nft -f -`).
     fn run_script(&self, script: &str) -> impl Future<Output = Result<()>> + Send;
 
+    /// Runs `tx` as one atomic transaction; by default as its script.
+    fn apply(&self, tx: &Transaction) -> impl Future<Output = Result<()>> + Send {
+        let script = tx.script();
+        async move { self.run_script(&script).await }
+    }
+
     /// `nft -j list <object>` (e.g. `table ip switchyard`); `Ok(None)` when the
     /// object does not exist.
     fn list_json(&self, object: &str) -> impl Future<Output = Result<Option<String>>> + Send;
 }
 
-/// Runs the real `nft` binary, optionally inside a network namespace
+/// Talks to nftables in the agent's network namespace, or in a named one
 /// (`ip netns exec NS nft …`, used by the integration tests and the lab).
+///
+/// Deltas go out as netlink batches on a socket kept open for the agent's
+/// life: an `nft` run first lists every chain of the table (tens of ms at
+/// 10,000 Services) and closing its socket waits for an RCU grace period.
+/// What the netlink encoder does not cover (declarations, affinity rules,
+/// the first load) runs through `nft -f`, which parses big scripts faster.
 #[derive(Debug, Clone)]
 pub struct NftCommand {
     netns: Option<String>,
+    link: Arc<Mutex<Link>>,
+}
+
+/// The netlink socket, opened on first use.
+enum Link {
+    Unopened,
+    Open(netlink::Socket),
+    /// Opening failed once; every transaction goes through `nft -f`.
+    Unavailable,
+}
+
+impl std::fmt::Debug for Link {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Link::Unopened => "Unopened",
+            Link::Open(_) => "Open",
+            Link::Unavailable => "Unavailable",
+        })
+    }
 }
 
 impl NftCommand {
     /// nft in the agent's own network namespace.
     pub fn new() -> Self {
-        Self { netns: None }
+        Self::with_netns(None)
     }
 
     /// nft inside the named network namespace.
     pub fn in_netns(netns: impl Into<String>) -> Self {
+        Self::with_netns(Some(netns.into()))
+    }
+
+    fn with_netns(netns: Option<String>) -> Self {
         Self {
-            netns: Some(netns.into()),
+            netns,
+            link: Arc::new(Mutex::new(Link::Unopened)),
+        }
+    }
+
+    /// Sends `batch` on the socket, opening it first if needed; `None` when
+    /// no socket can be had, so the caller falls back to `nft -f`.
+    fn send_batch(
+        link: &Mutex<Link>,
+        netns: Option<&str>,
+        batch: &netlink::Batch,
+    ) -> Option<Result<()>> {
+        // A poisoned lock only means a sender panicked; the socket is still usable.
+        let mut link = link.lock().unwrap_or_else(|e| e.into_inner());
+        if matches!(*link, Link::Unopened) {
+            *link = match netlink::Socket::open(netns) {
+                Ok(socket) => Link::Open(socket),
+                Err(e) => {
+                    tracing::warn!(error = %e, "no nftables netlink socket; using nft -f for every change");
+                    Link::Unavailable
+                }
+            };
+        }
+        match &mut *link {
+            Link::Open(socket) => Some(socket.send(batch)),
+            Link::Unopened | Link::Unavailable => None,
         }
     }
 
@@ -80,6 +143,22 @@ impl Default for NftCommand {
 }
 
 impl NftRunner for NftCommand {
+    async fn apply(&self, tx: &Transaction) -> Result<()> {
+        if let Some(batch) = netlink::encode(tx.table(), tx.commands()) {
+            let (link, netns) = (self.link.clone(), self.netns.clone());
+            let sent = tokio::task::spawn_blocking(move || {
+                Self::send_batch(&link, netns.as_deref(), &batch)
+            })
+            .await;
+            match sent {
+                Ok(Some(result)) => return result,
+                Ok(None) => {}
+                Err(e) => tracing::error!(error = %e, "netlink sender panicked; using nft -f"),
+            }
+        }
+        self.run_script(&tx.script()).await
+    }
+
     async fn run_script(&self, script: &str) -> Result<()> {
         let mut cmd = self.command(&["-f", "-"]);
         cmd.stdin(Stdio::piped());

@@ -1,0 +1,267 @@
+//! The agent's `NETLINK_NETFILTER` socket: opened once (in the data path's
+//! network namespace), then one blocking `send` + ack wait per batch.
+
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::Path;
+use std::time::Duration;
+
+use rustix::io::Errno;
+use rustix::net::{
+    netlink, recv, send, socket_with, sockopt, AddressFamily, RecvFlags, SendFlags, SocketFlags,
+    SocketType,
+};
+use rustix::thread::{move_into_link_name_space, LinkNameSpaceType};
+
+use super::message::{acks, set_seq};
+use super::Batch;
+use crate::nft::error::NftError;
+
+/// How long to wait for the kernel's next ack: nf_tables answers within
+/// the `send` itself, so this only fires on a kernel bug, and keeps that
+/// from hanging the agent.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Receive buffer charge per expected ack (an skb's truesize is below
+/// 1 KiB; twice that leaves room). Acks of a whole batch are queued before
+/// `send` returns, so the buffer must hold all of them at once, or the
+/// kernel drops some and the outcome is unknown.
+const RCVBUF_PER_ACK: usize = 2048;
+/// Smallest receive buffer: an error echoes the refused message.
+const MIN_RECV_BUF: usize = 64 * 1024;
+
+/// A `NETLINK_NETFILTER` socket, kept open for the life of the agent.
+#[derive(Debug)]
+pub struct Socket {
+    fd: OwnedFd,
+    /// Sequence number of the next message sent.
+    next_seq: u32,
+    /// Current `SO_SNDBUF` / `SO_RCVBUF` as the kernel reports them.
+    sndbuf: usize,
+    rcvbuf: usize,
+    buf: Vec<u8>,
+}
+
+impl Socket {
+    /// Opens the socket in the current network namespace, or, with
+    /// `Some(name)`, inside `/run/netns/NAME`. A socket stays bound to the
+    /// namespace it was created in, so a short-lived thread enters the
+    /// namespace, creates it and exits: the caller's thread never moves.
+    pub fn open(netns: Option<&str>) -> Result<Socket, NftError> {
+        let fd = match netns {
+            None => new_socket(),
+            Some(name) => {
+                if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+                    return Err(NftError::Netlink(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        format!("invalid network namespace name {name:?}"),
+                    )));
+                }
+                let path = Path::new("/run/netns").join(name);
+                std::thread::spawn(move || {
+                    let ns = File::open(&path)?;
+                    move_into_link_name_space(ns.as_fd(), Some(LinkNameSpaceType::Network))?;
+                    new_socket()
+                })
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("netns thread panicked")))
+            }
+        }
+        .map_err(NftError::Netlink)?;
+        sockopt::set_socket_timeout(&fd, sockopt::Timeout::Recv, Some(REPLY_TIMEOUT))
+            .map_err(netlink_error)?;
+        let sndbuf = sockopt::socket_send_buffer_size(&fd).map_err(netlink_error)?;
+        let rcvbuf = sockopt::socket_recv_buffer_size(&fd).map_err(netlink_error)?;
+        Ok(Socket {
+            fd,
+            next_seq: 1,
+            sndbuf,
+            rcvbuf,
+            buf: vec![0; MIN_RECV_BUF],
+        })
+    }
+
+    /// Sends one batch as one atomic transaction and waits for the ack of
+    /// every message. On any error the kernel aborts the whole batch; the
+    /// error names the command whose message failed.
+    pub fn send(&mut self, batch: &Batch) -> Result<(), NftError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.discard_stale().map_err(NftError::Netlink)?;
+        let count = batch.offsets.len();
+        let base = self.next_seq;
+        self.next_seq = base.wrapping_add(count as u32);
+        let mut bytes = batch.bytes.clone();
+        for (i, &offset) in batch.offsets.iter().enumerate() {
+            set_seq(&mut bytes, offset, base.wrapping_add(i as u32));
+        }
+        self.reserve(bytes.len(), count, batch.largest_message())
+            .map_err(NftError::Netlink)?;
+        let sent = retry(|| send(&self.fd, &bytes, SendFlags::empty())).map_err(netlink_error)?;
+        if sent != bytes.len() {
+            return Err(NftError::Netlink(io::Error::new(
+                io::ErrorKind::WriteZero,
+                format!("sent {sent} of {} bytes", bytes.len()),
+            )));
+        }
+        self.await_acks(batch, base)
+    }
+
+    /// Waits until every request of the batch sent with sequence numbers
+    /// from `base` is acked, or one is refused.
+    fn await_acks(&mut self, batch: &Batch, base: u32) -> Result<(), NftError> {
+        let count = batch.offsets.len();
+        // Index 0 and count-1 are BATCH_BEGIN/END: never acked on success.
+        let mut acked = vec![false; count];
+        let mut remaining = count - 2;
+        while remaining > 0 {
+            let len = self.recv(RecvFlags::empty()).map_err(|e| match e {
+                Errno::AGAIN => NftError::Netlink(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("no reply from nf_tables within {REPLY_TIMEOUT:?}"),
+                )),
+                e => netlink_error(e),
+            })?;
+            for ack in acks(&self.buf[..len]) {
+                let index = ack.seq.wrapping_sub(base) as usize;
+                if index >= count {
+                    continue; // a late reply to an earlier batch
+                }
+                if ack.errno != 0 {
+                    return Err(rejection(batch, index, ack.errno));
+                }
+                if (1..count - 1).contains(&index) && !acked[index] {
+                    acked[index] = true;
+                    remaining -= 1;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Drops replies left over from an earlier batch that failed before
+    /// all its acks were read.
+    fn discard_stale(&mut self) -> io::Result<()> {
+        loop {
+            match self.recv(RecvFlags::DONTWAIT) {
+                Ok(_) => continue,
+                Err(Errno::AGAIN) => return Ok(()),
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// One datagram into `self.buf`; its length, capped to the buffer.
+    fn recv(&mut self, flags: RecvFlags) -> Result<usize, Errno> {
+        let buf = &mut self.buf[..];
+        let (_, len) = retry(|| recv(&self.fd, &mut *buf, flags | RecvFlags::TRUNC))?;
+        Ok(len.min(self.buf.len()))
+    }
+
+    /// Grows the socket buffers for a batch of `len` bytes and `messages`
+    /// messages: the kernel refuses a datagram larger than `SO_SNDBUF`, and
+    /// drops acks that do not fit `SO_RCVBUF`.
+    fn reserve(&mut self, len: usize, messages: usize, largest: usize) -> io::Result<()> {
+        let want_snd = len + 4096;
+        if want_snd > self.sndbuf {
+            sockopt::set_socket_send_buffer_size_force(&self.fd, want_snd)
+                .or_else(|_| sockopt::set_socket_send_buffer_size(&self.fd, want_snd))?;
+            self.sndbuf = sockopt::socket_send_buffer_size(&self.fd)?;
+        }
+        // Errors echo their message, so the whole batch may come back.
+        let want_rcv = messages * RCVBUF_PER_ACK + len;
+        if want_rcv > self.rcvbuf {
+            sockopt::set_socket_recv_buffer_size_force(&self.fd, want_rcv)
+                .or_else(|_| sockopt::set_socket_recv_buffer_size(&self.fd, want_rcv))?;
+            self.rcvbuf = sockopt::socket_recv_buffer_size(&self.fd)?;
+        }
+        let want_buf = (largest + 1024).max(MIN_RECV_BUF);
+        if self.buf.len() < want_buf {
+            self.buf.resize(want_buf, 0);
+        }
+        Ok(())
+    }
+}
+
+fn new_socket() -> io::Result<OwnedFd> {
+    Ok(socket_with(
+        AddressFamily::NETLINK,
+        SocketType::RAW,
+        SocketFlags::CLOEXEC,
+        Some(netlink::NETFILTER),
+    )?)
+}
+
+/// Repeats a syscall interrupted by a signal.
+fn retry<T>(mut call: impl FnMut() -> Result<T, Errno>) -> Result<T, Errno> {
+    loop {
+        match call() {
+            Err(Errno::INTR) => continue,
+            other => return other,
+        }
+    }
+}
+
+fn netlink_error(errno: Errno) -> NftError {
+    NftError::Netlink(errno.into())
+}
+
+/// The error for a refused message: which command, and why.
+fn rejection(batch: &Batch, index: usize, errno: i32) -> NftError {
+    // BATCH_BEGIN (index 0) is where the kernel reports a failed commit.
+    let what = index
+        .checked_sub(1)
+        .and_then(|request| batch.describe(request))
+        .unwrap_or_else(|| format!("commit of the batch on table ip {}", batch.table));
+    NftError::Rejected {
+        status: "netlink".to_owned(),
+        stderr: format!("{what}: {}", strerror(errno)),
+    }
+}
+
+/// The C library's message for `errno`, as nft would print it.
+fn strerror(errno: i32) -> String {
+    let text = io::Error::from_raw_os_error(errno).to_string();
+    match text.strip_suffix(&format!(" (os error {errno})")) {
+        Some(message) => message.to_owned(),
+        None => text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nft::command::Command;
+    use crate::nft::netlink::encode;
+
+    #[test]
+    fn strerror_drops_the_os_error_suffix() {
+        assert_eq!(strerror(2), "No such file or directory");
+    }
+
+    #[test]
+    fn rejection_names_the_failed_command() {
+        let batch = encode(
+            "sy",
+            &[
+                Command::AddChain {
+                    name: "a".into(),
+                    base: None,
+                },
+                Command::FlushChain("b".into()),
+            ],
+        )
+        .unwrap();
+        let err = rejection(&batch, 2, 2);
+        assert_eq!(
+            err.nft_stderr(),
+            Some("flush chain ip sy b: No such file or directory")
+        );
+        let err = rejection(&batch, 0, 1);
+        assert_eq!(
+            err.nft_stderr(),
+            Some("commit of the batch on table ip sy: Operation not permitted")
+        );
+    }
+}
