@@ -3,7 +3,9 @@
 //! Pure in the middle, IO at the edge:
 //! snapshot → [`ruleset::compile`] → desired [`Ruleset`] →
 //! [`diff::plan`] against the [`AppliedState`] (recorded, or read back by
-//! [`live`]) → one atomic `nft -f -` [`Transaction`] run by an [`NftRunner`].
+//! [`live`]) → one atomic [`Transaction`] of [`command`]s run by an
+//! [`NftRunner`]: deltas as one [`netlink`] batch, the first load (and what
+//! the netlink encoder does not cover) as `nft -f -`.
 //! [`DataPath`] ties these together for the agent. The ruleset shape is told
 //! top to bottom in [`ruleset`].
 

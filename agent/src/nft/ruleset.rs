@@ -59,7 +59,11 @@
 //! chains and sets of the table before it runs (nft 1.0), and the kernel
 //! resumes that listing from the start for each netlink message, so a delta
 //! at 10,000 Services × 10 endpoints cost seconds with 110,000 chains. With
-//! one chain per Service port and 192 shared maps it costs tens of ms.
+//! one chain per Service port and 192 shared maps it costs tens of ms, and
+//! deltas sent as netlink batches (see `netlink`) skip the listing. What is
+//! left grows with the table in the kernel: a commit that adds a jump, goto
+//! or NAT rule makes nf_tables re-validate every chain reachable from the
+//! base chains, walking the verdict maps element by element.
 //!
 //! Map elements per service port:
 //! - ClusterIP: `service-ips` → `svc-<h>` (or `local-<h>` with internal policy

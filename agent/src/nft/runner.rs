@@ -151,7 +151,10 @@ impl NftRunner for NftCommand {
             })
             .await;
             match sent {
-                Ok(Some(result)) => return result,
+                Ok(Some(result)) => {
+                    tracing::debug!(ok = result.is_ok(), "sent the transaction over netlink");
+                    return result;
+                }
                 Ok(None) => {}
                 Err(e) => tracing::error!(error = %e, "netlink sender panicked; using nft -f"),
             }
