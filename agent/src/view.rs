@@ -120,8 +120,8 @@ pub fn service_entry(s: &ServiceState) -> ServiceEntry {
                     ready: e.ready,
                     serving: e.serving,
                     terminating: e.terminating,
-                    ports: e
-                        .ports
+                    ports: s
+                        .endpoint_ports(e)
                         .iter()
                         .filter_map(|p| {
                             Some(EndpointPortEntry {
@@ -140,7 +140,9 @@ pub fn service_entry(s: &ServiceState) -> ServiceEntry {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use switchyard_api::v1::{Endpoint, EndpointPort, ProbeSet, ServicePort, ServiceRef};
+    use switchyard_api::v1::{
+        Endpoint, EndpointPort, EndpointPorts, ProbeSet, ServicePort, ServiceRef,
+    };
 
     fn state(name: &str, ip: &str, endpoints: &[&str]) -> ServiceState {
         ServiceState {
@@ -161,14 +163,16 @@ mod tests {
                     node_name: "node-1".into(),
                     ready: true,
                     serving: true,
-                    ports: vec![EndpointPort {
-                        name: String::new(),
-                        protocol: "TCP".into(),
-                        port: 5000,
-                    }],
                     ..Default::default()
                 })
                 .collect(),
+            port_sets: vec![EndpointPorts {
+                ports: vec![EndpointPort {
+                    name: String::new(),
+                    protocol: "TCP".into(),
+                    port: 5000,
+                }],
+            }],
             ..Default::default()
         }
     }

@@ -296,6 +296,53 @@ async fn failed_transaction_leaves_the_table_and_reports_nft_stderr() {
     );
 }
 
+/// The agent's own runner sends deltas over netlink: a delta the kernel
+/// refuses names the refused command, changes nothing, and the next apply
+/// repairs the table from a fresh read.
+#[tokio::test]
+async fn refused_netlink_delta_names_the_command_and_changes_nothing() {
+    let Some(ns) = Netns::create("refused_netlink_delta_names_the_command") else {
+        return;
+    };
+    let mut dp = DataPath::open(TABLE, ns.runner()).await.unwrap();
+    dp.apply(&ctx(), &snapshot(1, two_web_endpoints()))
+        .await
+        .unwrap();
+    // Someone else takes the key the next delta adds, with another verdict.
+    ns.nft(&format!(
+        "add element ip {TABLE} no-endpoint-services {{ 10.96.0.10 . tcp . 80 : drop }}"
+    ))
+    .unwrap();
+    let before = ns.nft(&format!("list table ip {TABLE}")).unwrap();
+
+    let web = std::collections::BTreeSet::from([ServiceKey::new("default", "web")]);
+    let err = dp
+        .apply_changes(&ctx(), &snapshot(2, vec![]), &web)
+        .await
+        .unwrap_err();
+    let stderr = err.nft_stderr().expect("the kernel's refusal");
+    assert!(
+        stderr.starts_with(&format!(
+            "add element ip {TABLE} no-endpoint-services {{ 10.96.0.10 . tcp . 80 : goto reject-chain"
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.ends_with(": File exists"), "{stderr}");
+    assert_eq!(
+        ns.nft(&format!("list table ip {TABLE}")).unwrap(),
+        before,
+        "atomic: nothing changed"
+    );
+
+    dp.apply_changes(&ctx(), &snapshot(2, vec![]), &web)
+        .await
+        .unwrap();
+    assert_eq!(
+        without_generation(ns.state(TABLE)),
+        expected(&snapshot(2, vec![]))
+    );
+}
+
 #[tokio::test]
 async fn drift_is_detected_cheaply_and_repaired() {
     let Some(ns) = Netns::create("drift_is_detected_cheaply_and_repaired") else {

@@ -1,7 +1,7 @@
-//! The netlink encoder against a real kernel: every rule shape and element
-//! kind sent as a raw nf_tables batch must list exactly like the same text
-//! loaded by `nft -f` into a twin chain or map; failures must name the
-//! command and leave nothing of the batch behind.
+//! The netlink encoder against a real kernel: every declaration, rule shape
+//! and element kind sent as a raw nf_tables batch must list exactly like
+//! the same text loaded by `nft -f` into a twin table, chain or map;
+//! failures must name the command and leave nothing of the batch behind.
 //!
 //! Runs inside throwaway network namespaces (never the root namespace).
 //! Needs root; without it each test prints `SKIPPED` and passes, unless
@@ -19,9 +19,10 @@ use switchyard_agent::model::Protocol;
 use switchyard_agent::nft::command::{script, Command, Element, SetKind};
 use switchyard_agent::nft::names::fingerprint_comment;
 use switchyard_agent::nft::netlink::{encode, Socket};
+use switchyard_agent::nft::ruleset::skeleton;
 use switchyard_agent::nft::state::{
-    backends_map, MapKey, MapName, Target, Verdict, BACKEND_PROTOCOLS, CANARY_SET, HAIRPIN_SET,
-    MARK_MASQ_CHAIN, REJECT_CHAIN,
+    all_backend_maps, backends_map, MapKey, MapName, Target, Verdict, BACKEND_PROTOCOLS,
+    CANARY_SET, HAIRPIN_SET, MARK_MASQ_CHAIN, REJECT_CHAIN,
 };
 use switchyard_agent::nft::NftError;
 
@@ -56,6 +57,8 @@ fn declarations() -> String {
     sets.push(("set", CANARY_SET.into(), "type mark;".into()));
     let hairpin = "type ipv4_addr . ipv4_addr;";
     sets.push(("set", HAIRPIN_SET.into(), hairpin.into()));
+    let affinity = "type ipv4_addr; flags dynamic,timeout; timeout 10800s;";
+    sets.push(("set", "aff-a".into(), affinity.into()));
     let mut out = format!("add table ip {TABLE}\n");
     for (kind, name, decl) in &sets {
         for suffix in ["", TWIN] {
@@ -67,8 +70,11 @@ fn declarations() -> String {
     for chain in [
         MARK_MASQ_CHAIN,
         REJECT_CHAIN,
+        "services",
         "svc-a",
         "svc-b",
+        "ep-a",
+        "ep-b",
         "nl",
         "nl-twin",
     ] {
@@ -85,8 +91,8 @@ fn setup(test: &str) -> Option<(Netns, Socket)> {
 }
 
 fn send(socket: &mut Socket, commands: &[Command]) -> Result<(), NftError> {
-    let batch = encode(TABLE, commands).expect("every command here has an encoding");
-    socket.send(&batch)
+    let mut batch = encode(TABLE, commands).expect("every command here has an encoding");
+    socket.send(&mut batch)
 }
 
 /// `nft list KIND NAME`, with the object's own name replaced by `NAME`,
@@ -97,10 +103,25 @@ fn listing(ns: &Netns, kind: &str, name: &str) -> String {
         .replace(&format!("{kind} {name} {{"), &format!("{kind} NAME {{"))
 }
 
+/// `line` with the kernel's names of anonymous sets (`__map0`, `__map1`, …)
+/// made equal: twins get different ones.
+fn anonymous_names(line: &str) -> String {
+    let mut out = String::new();
+    let mut rest = line;
+    while let Some(at) = rest.find("__map") {
+        out.push_str(&rest[..at + 5]);
+        rest = rest[at + 5..].trim_start_matches(|c: char| c.is_ascii_digit());
+    }
+    out.push_str(rest);
+    out
+}
+
 /// What the kernel holds for a chain or set, as `nft --debug=netlink`
 /// prints it: each rule's expressions and userdata bytes, or each
 /// element's key and data bytes (sorted: hash order differs between sets).
 /// Stricter than the listing, where different expressions may print alike.
+/// Anonymous maps are compared through the listing, which prints them
+/// inline.
 fn kernel_view(ns: &Netns, kind: &str, name: &str) -> Vec<String> {
     let out = ns
         .nft(&format!("--debug=netlink list {kind} ip {TABLE} {name}"))
@@ -121,7 +142,7 @@ fn kernel_view(ns: &Netns, kind: &str, name: &str) -> Vec<String> {
                 lines.push("rule".to_owned());
             }
         } else if inside {
-            lines.push(line.trim().to_owned());
+            lines.push(anonymous_names(line.trim()));
         }
     }
     if kind != "chain" {
@@ -153,7 +174,9 @@ fn assert_twins(
     );
 }
 
-const RULE_SHAPES: [&str; 19] = [
+/// Every shape of rule text the compiler writes (see `ruleset.rs`), with
+/// the numbers and names varied where nft's encoding depends on them.
+const RULE_SHAPES: &[&str] = &[
     "ip daddr 10.96.0.10 tcp dport 80 ip saddr != 10.244.0.0/16 jump mark-for-masquerade",
     "ip daddr 10.96.0.10 sctp dport 80 ip saddr != 10.244.0.0/20 jump mark-for-masquerade",
     "ip daddr 10.96.0.10 udp dport 53 ip saddr != 10.244.1.7/32 jump mark-for-masquerade",
@@ -173,6 +196,32 @@ const RULE_SHAPES: [&str; 19] = [
     "fib saddr type local goto svc-b",
     "drop",
     "jump reject-chain",
+    // Base and fixed chains of the skeleton.
+    "ct state new jump services",
+    "ct state new goto svc-a",
+    "ip daddr . meta l4proto . th dport vmap @service-ips",
+    "ip daddr . meta l4proto . th dport vmap @no-endpoint-services",
+    "fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport vmap @service-nodeports",
+    "fib daddr type local ip daddr != 127.0.0.0/12 meta l4proto . th dport vmap @no-endpoint-nodeports",
+    "meta l4proto tcp reject with tcp reset",
+    "reject",
+    "meta mark set meta mark or 0x4000",
+    "meta mark set meta mark or 1",
+    "meta mark set meta mark xor 0x4000",
+    "meta mark set meta mark xor 0xffffffff",
+    "ip saddr . ip daddr @hairpin jump mark-for-masquerade",
+    "meta mark and 0x4000 == 0 return",
+    "meta mark and 0x80000001 == 0 goto svc-a",
+    "masquerade fully-random",
+    // ClientIP affinity.
+    "ip saddr @aff-a goto ep-a",
+    "update @aff-a { ip saddr }",
+    "meta l4proto tcp dnat to 10.244.1.5:8080",
+    "meta l4proto udp dnat to 10.244.1.6:53",
+    "meta l4proto sctp dnat to 192.168.0.1:65535",
+    "numgen random mod 1 vmap { 0 : goto ep-a }",
+    "numgen random mod 2 vmap { 0 : goto ep-a, 1 : goto ep-b }",
+    "numgen random mod 3 vmap { 0 : goto ep-a, 1 : goto ep-b, 2 : jump ep-a }",
 ];
 
 #[test]
@@ -491,6 +540,190 @@ fn large_batch_is_chunked_and_fully_acked() {
     assert_eq!(rules.matches("jump svc-a").count(), 3000);
     let map = ns.nft("-j list map ip sy backends-tcp-00").unwrap();
     assert_eq!(map.matches("\"concat\"").count(), 5000);
+}
+
+/// The table `name` as `nft list` and `nft -j list` show it, its name
+/// replaced by `NAME` and handles dropped, so twin tables compare equal.
+fn table_views(ns: &Netns, name: &str) -> (String, serde_json::Value) {
+    let text = ns
+        .nft(&format!("list table ip {name}"))
+        .unwrap()
+        .replace(&format!("table ip {name} {{"), "table ip NAME {");
+    let json = ns.nft(&format!("-j list table ip {name}")).unwrap();
+    let mut json: serde_json::Value = serde_json::from_str(&json).unwrap();
+    normalize(&mut json, name);
+    (text, json)
+}
+
+/// Drops `handle` keys and renames the table, recursively.
+fn normalize(value: &mut serde_json::Value, table: &str) {
+    match value {
+        serde_json::Value::Object(map) => {
+            map.remove("handle");
+            for (key, v) in map.iter_mut() {
+                match (key.as_str(), &v) {
+                    ("table" | "name", serde_json::Value::String(s)) if s == table => {
+                        *v = "NAME".into();
+                    }
+                    _ => normalize(v, table),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(|v| normalize(v, table)),
+        _ => {}
+    }
+}
+
+/// Every declaration the differ writes: the table, the verdict maps, all
+/// backend maps, the canary and hairpin sets, affinity sets (timeouts at
+/// nft's limits too), the skeleton's base chains and the regular chains
+/// the test elements name.
+fn declaration_commands() -> Vec<Command> {
+    let mut commands = vec![Command::AddTable];
+    let mut set = |kind, name: &str, decl: String| {
+        commands.push(Command::AddSet {
+            kind,
+            name: name.into(),
+            decl,
+        })
+    };
+    for map in MapName::ALL {
+        set(
+            SetKind::Map,
+            map.as_str(),
+            format!("type {};", map.type_decl()),
+        );
+    }
+    for (protocol, name) in all_backend_maps() {
+        let decl = format!("typeof numgen random mod 1 : ip daddr . {protocol} dport;");
+        set(SetKind::Map, &name, decl);
+    }
+    set(SetKind::Set, CANARY_SET, "type mark;".into());
+    set(
+        SetKind::Set,
+        HAIRPIN_SET,
+        "type ipv4_addr . ipv4_addr;".into(),
+    );
+    for timeout in [0, 1, 10800, 99_999_999] {
+        let decl = format!("type ipv4_addr; flags dynamic,timeout; timeout {timeout}s;");
+        set(SetKind::Set, &format!("aff-{timeout}"), decl);
+    }
+    for (name, spec) in skeleton().chains {
+        if let Some(base) = spec.base {
+            commands.push(Command::AddChain {
+                name,
+                base: Some(base),
+            });
+        }
+    }
+    for name in ["svc-a", "svc-b", REJECT_CHAIN] {
+        commands.push(Command::AddChain {
+            name: name.into(),
+            base: None,
+        });
+    }
+    commands
+}
+
+#[test]
+fn every_declaration_lists_like_nft() {
+    let Some(ns) = Netns::create("every_declaration_lists_like_nft") else {
+        return;
+    };
+    let mut socket = Socket::open(Some(&ns.name)).unwrap();
+    let (ours, twin) = ("decl", "decl-twin");
+    let commands = declaration_commands();
+    socket.send(&mut encode(ours, &commands).unwrap()).unwrap();
+    nft_script(&ns, &script(twin, &commands)).unwrap();
+    let (text, json) = table_views(&ns, ours);
+    assert_eq!(text, table_views(&ns, twin).0);
+    assert_eq!(json, table_views(&ns, twin).1);
+    for expected in [
+        "typeof numgen random mod 1 : ip daddr . sctp dport",
+        "type ipv4_addr . inet_proto . inet_service : verdict",
+        "hook postrouting priority srcnat; policy accept;",
+        "timeout 1157d9h46m39s",
+    ] {
+        assert!(text.contains(expected), "{expected}: {text}");
+    }
+    // Elements print by the types the userdata records.
+    let fill: Vec<Command> = elements()
+        .into_iter()
+        .map(|(_, set, items)| Command::AddElements {
+            set: set.into(),
+            elements: items,
+        })
+        .collect();
+    socket.send(&mut encode(ours, &fill).unwrap()).unwrap();
+    nft_script(&ns, &script(twin, &fill)).unwrap();
+    let (text, json) = table_views(&ns, ours);
+    assert_eq!(text, table_views(&ns, twin).0);
+    assert_eq!(json, table_views(&ns, twin).1);
+    assert!(text.contains("16384 : 10.244.1.5 . 8080"), "{text}");
+}
+
+#[test]
+fn delete_set_and_map() {
+    let Some((ns, mut socket)) = setup("delete_set_and_map") else {
+        return;
+    };
+    for (kind, enum_kind, name) in [
+        ("map", SetKind::Map, "backends-udp-00"),
+        ("set", SetKind::Set, "aff-a"),
+    ] {
+        let delete = |name: &str| {
+            vec![Command::DeleteSet {
+                kind: enum_kind,
+                name: name.into(),
+            }]
+        };
+        send(&mut socket, &delete(name)).unwrap();
+        nft_script(&ns, &script(TABLE, &delete(&format!("{name}{TWIN}")))).unwrap();
+        for object in [name.to_owned(), format!("{name}{TWIN}")] {
+            let listed = ns.nft(&format!("list {kind} ip {TABLE} {object}"));
+            assert!(listed.is_err(), "{object}: {listed:?}");
+        }
+    }
+    // A set still referenced by a rule cannot go; the batch names it.
+    send(
+        &mut socket,
+        &[Command::AddRule {
+            chain: "nl".into(),
+            rule: "ip saddr . ip daddr @hairpin jump svc-a".into(),
+        }],
+    )
+    .unwrap();
+    let err = send(
+        &mut socket,
+        &[Command::DeleteSet {
+            kind: SetKind::Set,
+            name: HAIRPIN_SET.into(),
+        }],
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.nft_stderr(),
+        Some("delete set ip sy hairpin: Device or resource busy")
+    );
+}
+
+#[test]
+fn large_anonymous_map_is_chunked() {
+    let Some((ns, mut socket)) = setup("large_anonymous_map_is_chunked") else {
+        return;
+    };
+    let arms: Vec<String> = (0..3000)
+        .map(|i| format!("{i} : goto ep-{}", ["a", "b"][i % 2]))
+        .collect();
+    let rule = format!("numgen random mod 3000 vmap {{ {} }}", arms.join(", "));
+    assert_twins(&ns, &mut socket, "chain", "nl", |chain| {
+        vec![Command::AddRule {
+            chain: chain.into(),
+            rule: rule.clone(),
+        }]
+    });
+    let listed = listing(&ns, "chain", "nl");
+    assert!(listed.contains("2999 : goto ep-b }"), "{listed}");
 }
 
 #[test]

@@ -5,6 +5,7 @@
 //! plain data: validation, defaulting and allocation live in the control plane.
 #![forbid(unsafe_code)]
 
+pub mod endpoint_ports;
 pub mod resources;
 
 /// Generated code for package `switchyard.v1`.

@@ -447,8 +447,8 @@ fn headless_srv(owner: &Name, s: &ServiceState, port: &ServicePort, service: &Na
         .into_iter()
         .filter_map(|(e, ip)| {
             let target = service.prepend_label(host_label(e, ip).as_str()).ok()?;
-            let number = e
-                .ports
+            let number = s
+                .endpoint_ports(e)
                 .iter()
                 .find(|p| p.name == port.name && p.protocol.eq_ignore_ascii_case(&port.protocol))
                 .map_or(port.port, |p| p.port);

@@ -20,20 +20,17 @@ fn port(name: &str, protocol: &str, port: u32) -> ServicePort {
     }
 }
 
-fn endpoint(ip: &str, hostname: &str, ready: bool, target_port: u32) -> Endpoint {
-    Endpoint {
+/// An endpoint and its resolved `pg` target port.
+fn endpoint(ip: &str, hostname: &str, ready: bool, target_port: u32) -> (Endpoint, u32) {
+    let endpoint = Endpoint {
         ip: ip.into(),
         node_name: "node-1".into(),
         ready,
         serving: ready,
         hostname: hostname.into(),
-        ports: vec![EndpointPort {
-            name: "pg".into(),
-            protocol: "TCP".into(),
-            port: target_port,
-        }],
         ..Default::default()
-    }
+    };
+    (endpoint, target_port)
 }
 
 fn cluster_ip(ns: &str, name: &str, ip: &str, ports: Vec<ServicePort>) -> ServiceState {
@@ -47,16 +44,24 @@ fn cluster_ip(ns: &str, name: &str, ip: &str, ports: Vec<ServicePort>) -> Servic
     }
 }
 
-fn headless(name: &str, endpoints: Vec<Endpoint>) -> ServiceState {
-    ServiceState {
+fn headless(name: &str, endpoints: Vec<(Endpoint, u32)>) -> ServiceState {
+    let mut s = ServiceState {
         namespace: "db".into(),
         name: name.into(),
         r#type: "ClusterIP".into(),
         headless: true,
         ports: vec![port("pg", "TCP", 5432)],
-        endpoints,
         ..Default::default()
+    };
+    for (mut e, target_port) in endpoints {
+        e.port_set = s.port_set_index(vec![EndpointPort {
+            name: "pg".into(),
+            protocol: "TCP".into(),
+            port: target_port,
+        }]);
+        s.endpoints.push(e);
     }
+    s
 }
 
 fn external(name: &str, target: &str) -> ServiceState {

@@ -1,7 +1,7 @@
 //! One statement of a transaction, kept structured so the same plan can be
-//! written as nft syntax (`nft -f`, used for the initial load) or encoded as
-//! netlink messages (deltas, see [`super::netlink`]), which skips the full
-//! listing of the table that every `nft` run starts with.
+//! encoded as netlink messages (what the agent sends, see
+//! [`super::netlink`]) or written as nft syntax (`nft -f`: the fallback,
+//! logs, tests and the benchmark's floor).
 
 use std::fmt;
 use std::net::Ipv4Addr;

@@ -4,8 +4,8 @@
 //! snapshot → [`ruleset::compile`] → desired [`Ruleset`] →
 //! [`diff::plan`] against the [`AppliedState`] (recorded, or read back by
 //! [`live`]) → one atomic [`Transaction`] of [`command`]s run by an
-//! [`NftRunner`]: deltas as one [`netlink`] batch, the first load (and what
-//! the netlink encoder does not cover) as `nft -f -`.
+//! [`NftRunner`]: the agent's sends it as one [`netlink`] batch; tests and
+//! hollow agents can take its nft script instead.
 //! [`DataPath`] ties these together for the agent. The ruleset shape is told
 //! top to bottom in [`ruleset`].
 

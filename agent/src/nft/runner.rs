@@ -33,11 +33,12 @@ pub trait NftRunner: Send + Sync {
 /// Talks to nftables in the agent's network namespace, or in a named one
 /// (`ip netns exec NS nft …`, used by the integration tests and the lab).
 ///
-/// Deltas go out as netlink batches on a socket kept open for the agent's
-/// life: an `nft` run first lists every chain of the table (tens of ms at
-/// 10,000 Services) and closing its socket waits for an RCU grace period.
-/// What the netlink encoder does not cover (declarations, affinity rules,
-/// the first load) runs through `nft -f`, which parses big scripts faster.
+/// Transactions go out as netlink batches on a socket kept open for the
+/// agent's life: an `nft` run first lists every chain of the table (tens of
+/// ms at 10,000 Services), closing its socket waits for an RCU grace period,
+/// and parsing a first load of 10,000 Services costs it seconds. `nft -f`
+/// remains the fallback for what the encoder does not know (nothing the
+/// compiler writes today) or when no socket can be opened.
 #[derive(Debug, Clone)]
 pub struct NftCommand {
     netns: Option<String>,
@@ -85,7 +86,7 @@ impl NftCommand {
     fn send_batch(
         link: &Mutex<Link>,
         netns: Option<&str>,
-        batch: &netlink::Batch,
+        batch: &mut netlink::Batch,
     ) -> Option<Result<()>> {
         // A poisoned lock only means a sender panicked; the socket is still usable.
         let mut link = link.lock().unwrap_or_else(|e| e.into_inner());
@@ -144,10 +145,10 @@ impl Default for NftCommand {
 
 impl NftRunner for NftCommand {
     async fn apply(&self, tx: &Transaction) -> Result<()> {
-        if let Some(batch) = netlink::encode(tx.table(), tx.commands()) {
+        if let Some(mut batch) = netlink::encode(tx.table(), tx.commands()) {
             let (link, netns) = (self.link.clone(), self.netns.clone());
             let sent = tokio::task::spawn_blocking(move || {
-                Self::send_batch(&link, netns.as_deref(), &batch)
+                Self::send_batch(&link, netns.as_deref(), &mut batch)
             })
             .await;
             match sent {

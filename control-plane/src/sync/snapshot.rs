@@ -41,7 +41,7 @@ pub fn service_state<'a>(
                 .map_or(10800, |t| u32::try_from(t).unwrap_or(10800))
         })
         .unwrap_or(0);
-    ServiceState {
+    let mut state = ServiceState {
         namespace: svc.metadata.namespace.clone().unwrap_or_default(),
         name: svc.metadata.name.clone(),
         r#type: svc.service_type().to_string(),
@@ -62,14 +62,21 @@ pub fn service_state<'a>(
         affinity_timeout_seconds: affinity,
         internal_traffic_local: spec.internal_traffic_policy.as_deref() == Some("Local"),
         external_traffic_local: spec.external_traffic_policy.as_deref() == Some("Local"),
-        endpoints: endpoints(slices),
+        endpoints: Vec::new(),
         headless: svc.is_headless(),
         publish_not_ready: spec.publish_not_ready_addresses.unwrap_or(false),
-    }
+        port_sets: Vec::new(),
+    };
+    add_endpoints(&mut state, slices);
+    state
 }
 
-/// Every address of every slice, once per IP, ordered for stable pushes.
-fn endpoints<'a>(slices: impl IntoIterator<Item = &'a EndpointSlice>) -> Vec<Endpoint> {
+/// Every address of every slice, once per IP, ordered for stable pushes;
+/// each slice's port list is stored once and shared by its endpoints.
+fn add_endpoints<'a>(
+    state: &mut ServiceState,
+    slices: impl IntoIterator<Item = &'a EndpointSlice>,
+) {
     let mut by_ip: BTreeMap<String, Endpoint> = BTreeMap::new();
     for slice in slices {
         let ports: Vec<EndpointPort> = slice
@@ -82,6 +89,7 @@ fn endpoints<'a>(slices: impl IntoIterator<Item = &'a EndpointSlice>) -> Vec<End
                 port: port_number(p.port),
             })
             .collect();
+        let port_set = state.port_set_index(ports);
         for e in &slice.endpoints {
             for ip in &e.addresses {
                 let ready = e.conditions.is_ready();
@@ -92,7 +100,7 @@ fn endpoints<'a>(slices: impl IntoIterator<Item = &'a EndpointSlice>) -> Vec<End
                     serving: e.conditions.serving.unwrap_or(ready),
                     terminating: e.conditions.terminating.unwrap_or(false),
                     hostname: e.hostname.clone().unwrap_or_default(),
-                    ports: ports.clone(),
+                    port_set,
                     pod_name: e
                         .target_ref
                         .as_ref()
@@ -102,7 +110,7 @@ fn endpoints<'a>(slices: impl IntoIterator<Item = &'a EndpointSlice>) -> Vec<End
             }
         }
     }
-    by_ip.into_values().collect()
+    state.endpoints = by_ip.into_values().collect();
 }
 
 /// The probes a node's agent must run: its pods that declare a readiness
@@ -226,7 +234,7 @@ mod tests {
         let eps: Vec<(&str, bool, u32)> = state
             .endpoints
             .iter()
-            .map(|e| (e.ip.as_str(), e.ready, e.ports[0].port))
+            .map(|e| (e.ip.as_str(), e.ready, state.endpoint_ports(e)[0].port))
             .collect();
         assert_eq!(
             eps,

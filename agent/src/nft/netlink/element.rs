@@ -38,7 +38,9 @@ pub fn key(element: &Element) -> Vec<u8> {
     }
 }
 
-/// Writes one `NFTA_LIST_ELEM` (key, and data unless `key_only`).
+/// Writes one `NFTA_LIST_ELEM` (key, and data unless `key_only`). nft
+/// numbers the entries of a list 1, 2, …; the kernel ignores their type,
+/// so every entry here is `NFTA_LIST_ELEM`.
 pub fn write(w: &mut Writer, element: &Element, key_only: bool) -> Option<()> {
     let elem = w.begin_nest(NFTA_LIST_ELEM);
     w.data_value(NFTA_SET_ELEM_KEY, &key(element))?;

@@ -8,7 +8,7 @@
 
 use super::consts::{
     NFGENMSG_LEN, NFNETLINK_V0, NFTA_DATA_VALUE, NLA_F_NESTED, NLMSG_ERROR, NLMSG_HDRLEN,
-    NLM_F_REQUEST,
+    NLM_F_ACK, NLM_F_REQUEST,
 };
 
 /// Netlink aligns headers and attributes to 4 bytes.
@@ -88,6 +88,11 @@ impl Writer {
         self.bytes(kind, &value.to_be_bytes())
     }
 
+    /// A 64-bit attribute in network order (`NLA_BE64`).
+    pub fn be64(&mut self, kind: u16, value: u64) -> Option<()> {
+        self.bytes(kind, &value.to_be_bytes())
+    }
+
     pub fn begin_nest(&mut self, kind: u16) -> Open {
         let start = self.buf.len();
         self.buf.extend_from_slice(&0u16.to_ne_bytes()); // nla_len, patched
@@ -117,6 +122,17 @@ impl Writer {
 /// Overwrites the sequence number of the message starting at `offset`.
 pub fn set_seq(buf: &mut [u8], offset: usize, seq: u32) {
     buf[offset + 8..offset + 12].copy_from_slice(&seq.to_ne_bytes());
+}
+
+/// Sets or clears `NLM_F_ACK` on the message starting at `offset`.
+pub fn set_ack(buf: &mut [u8], offset: usize, ack: bool) {
+    let at = offset + 6;
+    let flags = u16::from_ne_bytes([buf[at], buf[at + 1]]);
+    let flags = match ack {
+        true => flags | NLM_F_ACK,
+        false => flags & !NLM_F_ACK,
+    };
+    buf[at..at + 2].copy_from_slice(&flags.to_ne_bytes());
 }
 
 /// The reply to one request: its sequence number and the errno the kernel

@@ -1,23 +1,30 @@
-//! Deltas as raw nf_tables netlink batches, sent from the agent's own
-//! socket instead of an `nft -f` run.
+//! Transactions as raw nf_tables netlink batches, sent from the agent's
+//! own socket instead of an `nft -f` run.
 //!
 //! Why: each `nft` run costs ~20 ms of process and socket teardown, and
 //! nft 1.0.6 first dumps every chain of the table (~40 ms at 10,000
-//! Services), whatever the size of the change. A batch here costs what its
-//! messages cost.
+//! Services), whatever the size of the change; on a first load, parsing
+//! and evaluating the script takes longer than the kernel's work. A batch
+//! here costs what its messages cost.
 //!
-//! Only what a delta needs is encoded: regular chains, flushes, elements of
-//! the agent's sets and maps, and the handful of rule shapes the agent
-//! writes (listed in `rule.rs`).
+//! Everything the differ and the compiler write is encoded: the table,
+//! base and regular chains, set and map declarations (`set.rs`), flushes
+//! and deletions, elements, and every rule shape (`rule.rs`,
+//! `skeleton.rs`, `affinity.rs`, with anonymous maps in `anonymous.rs`).
 //! [`encode`] returns `None` for anything else, and the caller runs that
 //! transaction through `nft -f` instead. Each message replicates what nft
 //! itself sends for the same text, so both paths leave identical tables.
 
+mod affinity;
+mod anonymous;
+mod chain;
 mod consts;
 mod element;
 mod expr;
 mod message;
 mod rule;
+mod set;
+mod skeleton;
 mod socket;
 
 pub use socket::Socket;
@@ -27,6 +34,8 @@ use message::Writer;
 
 use super::command::{Command, Element};
 use super::state::Verdict;
+use expr::RuleVerdict;
+use rule::Rule;
 
 /// Elements per netlink message: the same lines `nft -f` would get, so an
 /// error names the same `add element` line nft would have shown.
@@ -36,8 +45,8 @@ const ELEMENTS_PER_MESSAGE: usize = 500;
 const ELEMENT_BYTES_PER_MESSAGE: usize = 32 * 1024;
 
 /// A transaction encoded as `BATCH_BEGIN`, one message per command (or per
-/// chunk of elements), `BATCH_END`; sequence numbers are set by
-/// [`Socket::send`].
+/// chunk of elements; a rule with an anonymous map also declares and fills
+/// it), `BATCH_END`; sequence numbers are set by [`Socket::send`].
 #[derive(Debug, Clone)]
 pub struct Batch {
     table: String,
@@ -46,7 +55,7 @@ pub struct Batch {
     offsets: Vec<usize>,
     /// The command each request message (between begin and end) encodes;
     /// element commands are split like the messages, so an error names the
-    /// chunk that failed.
+    /// chunk that failed; the messages of an anonymous map name its rule.
     requests: Vec<Command>,
 }
 
@@ -87,6 +96,7 @@ pub fn encode<'a>(table: &str, commands: impl IntoIterator<Item = &'a Command>) 
         w: Writer::default(),
         offsets: Vec::new(),
         requests: Vec::new(),
+        last_set_id: 0,
     };
     enc.batch_marker(NFNL_MSG_BATCH_BEGIN)?;
     for command in commands {
@@ -119,6 +129,9 @@ struct Encoder<'a> {
     w: Writer,
     offsets: Vec<usize>,
     requests: Vec<Command>,
+    /// nft numbers the sets it declares in a batch from 1; the kernel
+    /// finds a set not yet named (an anonymous one) by that number.
+    last_set_id: u32,
 }
 
 impl Encoder<'_> {
@@ -130,9 +143,9 @@ impl Encoder<'_> {
         self.w.end_message(m)
     }
 
-    /// Writes one nf_tables request (with `NLM_F_ACK`, so success is
-    /// confirmed per message) whose attributes `body` writes. The caller
-    /// records the command to name should the kernel refuse it.
+    /// Writes one nf_tables request whose attributes `body` writes. The
+    /// caller records the command to name should the kernel refuse it.
+    /// Only the last request asks for an ack (see `Socket::send`).
     fn request(
         &mut self,
         msg_type: u16,
@@ -140,25 +153,44 @@ impl Encoder<'_> {
         body: impl FnOnce(&mut Writer) -> Option<()>,
     ) -> Option<()> {
         self.offsets.push(self.w.len());
-        let m = self.w.begin_message(
-            NFNL_SUBSYS_NFTABLES << 8 | msg_type,
-            flags | NLM_F_ACK,
-            NFPROTO_IPV4,
-            0,
-        );
+        let m = self
+            .w
+            .begin_message(NFNL_SUBSYS_NFTABLES << 8 | msg_type, flags, NFPROTO_IPV4, 0);
         body(&mut self.w)?;
         self.w.end_message(m)
+    }
+
+    fn next_set_id(&mut self) -> u32 {
+        self.last_set_id += 1;
+        self.last_set_id
     }
 
     fn command(&mut self, command: &Command) -> Option<()> {
         let table = self.table;
         match command {
+            Command::AddTable => self.request(NFT_MSG_NEWTABLE, NLM_F_CREATE, |w| {
+                w.string(NFTA_TABLE_NAME, table)?;
+                w.be32(NFTA_TABLE_FLAGS, 0)
+            })?,
+            Command::AddSet { kind, name, decl } if identifier(name) => {
+                let decl = set::parse(*kind, decl)?;
+                let id = self.next_set_id();
+                self.request(NFT_MSG_NEWSET, NLM_F_CREATE, |w| {
+                    decl.write(w, table, name, id)
+                })?
+            }
             Command::AddChain { name, base: None } if identifier(name) => {
                 self.request(NFT_MSG_NEWCHAIN, NLM_F_CREATE, |w| {
                     w.string(NFTA_CHAIN_TABLE, table)?;
                     w.string(NFTA_CHAIN_NAME, name)
                 })?
             }
+            Command::AddChain {
+                name,
+                base: Some(base),
+            } if identifier(name) => self.request(NFT_MSG_NEWCHAIN, NLM_F_CREATE, |w| {
+                chain::write_base(w, table, name, base)
+            })?,
             Command::FlushChain(name) if identifier(name) => {
                 self.request(NFT_MSG_DELRULE, 0, |w| {
                     w.string(NFTA_RULE_TABLE, table)?;
@@ -178,21 +210,15 @@ impl Encoder<'_> {
                     w.string(NFTA_SET_ELEM_LIST_SET, name)
                 })?
             }
-            Command::AddRule { chain, rule } if identifier(chain) => {
-                let rule = rule::parse(rule)?;
-                self.request(NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND, |w| {
-                    w.string(NFTA_RULE_TABLE, table)?;
-                    w.string(NFTA_RULE_CHAIN, chain)?;
-                    let list = w.begin_nest(NFTA_RULE_EXPRESSIONS);
-                    for expr in &rule.exprs {
-                        expr.write(w)?;
-                    }
-                    w.end_nest(list)?;
-                    match rule.userdata() {
-                        Some(data) => w.bytes(NFTA_RULE_USERDATA, &data),
-                        None => Some(()),
-                    }
+            Command::DeleteSet { name, .. } if identifier(name) => {
+                self.request(NFT_MSG_DELSET, 0, |w| {
+                    w.string(NFTA_SET_TABLE, table)?;
+                    w.string(NFTA_SET_NAME, name)
                 })?
+            }
+            // A rule with an anonymous map records itself for each message.
+            Command::AddRule { chain, rule } if identifier(chain) => {
+                return self.rule(command, chain, &rule::parse(rule)?)
             }
             // Element commands record one origin per chunk.
             Command::AddElements { set, elements } => return self.elements(set, elements, false),
@@ -203,10 +229,56 @@ impl Encoder<'_> {
         Some(())
     }
 
-    /// `NEWSETELEM`/`DELSETELEM` messages for `elements`, each holding up
-    /// to [`ELEMENTS_PER_MESSAGE`] elements and about
-    /// [`ELEMENT_BYTES_PER_MESSAGE`] bytes. An empty list sends nothing: a
-    /// `DELSETELEM` without elements would flush the set.
+    /// `NEWRULE`, preceded by the declaration and elements of its
+    /// anonymous map if it has one; `command` names each message.
+    fn rule(&mut self, command: &Command, chain: &str, rule: &Rule) -> Option<()> {
+        let table = self.table;
+        let anonymous = match &rule.anonymous {
+            Some(map) => {
+                let id = self.next_set_id();
+                let decl = map.declaration()?;
+                self.request(NFT_MSG_NEWSET, NLM_F_CREATE, |w| {
+                    decl.write(w, table, anonymous::NAME, id)
+                })?;
+                self.requests.push(command.clone());
+                let chunks = self.element_messages(
+                    NFT_MSG_NEWSETELEM,
+                    NLM_F_CREATE,
+                    &map.elements,
+                    |w| {
+                        w.string(NFTA_SET_ELEM_LIST_TABLE, table)?;
+                        w.string(NFTA_SET_ELEM_LIST_SET, anonymous::NAME)?;
+                        w.be32(NFTA_SET_ELEM_LIST_SET_ID, id)
+                    },
+                    |w, (key, verdict): &(u32, RuleVerdict)| {
+                        anonymous::write_element(w, *key, verdict)
+                    },
+                )?;
+                self.requests
+                    .extend(std::iter::repeat_n(command.clone(), chunks.len()));
+                Some(id)
+            }
+            None => None,
+        };
+        self.request(NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND, |w| {
+            w.string(NFTA_RULE_TABLE, table)?;
+            w.string(NFTA_RULE_CHAIN, chain)?;
+            let list = w.begin_nest(NFTA_RULE_EXPRESSIONS);
+            for expr in &rule.exprs {
+                expr.write(w, anonymous)?;
+            }
+            w.end_nest(list)?;
+            match rule.userdata() {
+                Some(data) => w.bytes(NFTA_RULE_USERDATA, &data),
+                None => Some(()),
+            }
+        })?;
+        self.requests.push(command.clone());
+        Some(())
+    }
+
+    /// `NEWSETELEM`/`DELSETELEM` messages for `elements`. An empty list
+    /// sends nothing: a `DELSETELEM` without elements would flush the set.
     fn elements(&mut self, set: &str, elements: &[Element], delete: bool) -> Option<()> {
         if !identifier(set) || !elements.iter().all(element_names_ok) {
             return None;
@@ -216,23 +288,18 @@ impl Encoder<'_> {
             false => (NFT_MSG_NEWSETELEM, NLM_F_CREATE),
         };
         let table = self.table;
-        let mut rest = elements;
-        while !rest.is_empty() {
-            let mut taken = 0;
-            self.request(msg_type, flags, |w| {
+        let chunks = self.element_messages(
+            msg_type,
+            flags,
+            elements,
+            |w| {
                 w.string(NFTA_SET_ELEM_LIST_TABLE, table)?;
-                w.string(NFTA_SET_ELEM_LIST_SET, set)?;
-                let list = w.begin_nest(NFTA_SET_ELEM_LIST_ELEMENTS);
-                let start = w.len();
-                for element in rest.iter().take(ELEMENTS_PER_MESSAGE) {
-                    if w.len() - start > ELEMENT_BYTES_PER_MESSAGE {
-                        break;
-                    }
-                    element::write(w, element, delete)?;
-                    taken += 1;
-                }
-                w.end_nest(list)
-            })?;
+                w.string(NFTA_SET_ELEM_LIST_SET, set)
+            },
+            |w, element| element::write(w, element, delete),
+        )?;
+        let mut rest = elements;
+        for taken in chunks {
             let (now, later) = rest.split_at(taken);
             let (set, elements) = (set.to_owned(), now.to_vec());
             self.requests.push(match delete {
@@ -242,6 +309,42 @@ impl Encoder<'_> {
             rest = later;
         }
         Some(())
+    }
+
+    /// Writes `items` as messages of type `msg_type`, each holding the
+    /// attributes `header` writes and a list of up to
+    /// [`ELEMENTS_PER_MESSAGE`] items of about
+    /// [`ELEMENT_BYTES_PER_MESSAGE`] bytes. Returns how many items each
+    /// message took; the caller records the commands.
+    fn element_messages<T>(
+        &mut self,
+        msg_type: u16,
+        flags: u16,
+        items: &[T],
+        header: impl Fn(&mut Writer) -> Option<()>,
+        item: impl Fn(&mut Writer, &T) -> Option<()>,
+    ) -> Option<Vec<usize>> {
+        let mut chunks = Vec::new();
+        let mut rest = items;
+        while !rest.is_empty() {
+            let mut taken = 0;
+            self.request(msg_type, flags, |w| {
+                header(w)?;
+                let list = w.begin_nest(NFTA_SET_ELEM_LIST_ELEMENTS);
+                let start = w.len();
+                for element in rest.iter().take(ELEMENTS_PER_MESSAGE) {
+                    if w.len() - start > ELEMENT_BYTES_PER_MESSAGE {
+                        break;
+                    }
+                    item(w, element)?;
+                    taken += 1;
+                }
+                w.end_nest(list)
+            })?;
+            chunks.push(taken);
+            rest = &rest[taken..];
+        }
+        Some(chunks)
     }
 }
 
@@ -276,21 +379,25 @@ mod tests {
     #[test]
     fn unsupported_commands_are_none() {
         let unsupported = [
-            Command::AddTable,
             Command::AddSet {
                 kind: SetKind::Set,
                 name: "s".into(),
+                decl: "type ipv6_addr;".into(),
+            },
+            Command::AddSet {
+                kind: SetKind::Set,
+                name: "bad name".into(),
                 decl: "type mark;".into(),
             },
             Command::DeleteSet {
                 kind: SetKind::Map,
-                name: "m".into(),
+                name: "bad name".into(),
             },
             Command::AddChain {
                 name: "input".into(),
                 base: Some(BaseHook {
-                    kind: "filter",
-                    hook: "input",
+                    kind: "route",
+                    hook: "output",
                     priority: 0,
                 }),
             },
@@ -317,6 +424,70 @@ mod tests {
         .is_none());
     }
 
+    fn message_types(batch: &Batch) -> Vec<u16> {
+        batch
+            .offsets
+            .iter()
+            .map(|&o| u16::from_ne_bytes([batch.bytes[o + 4], batch.bytes[o + 5]]))
+            .collect()
+    }
+
+    #[test]
+    fn declarations_number_their_sets() {
+        let set = |name: &str, decl: &str| Command::AddSet {
+            kind: SetKind::Set,
+            name: name.into(),
+            decl: decl.into(),
+        };
+        let vmap = Command::AddRule {
+            chain: "svc-a".into(),
+            rule: "numgen random mod 2 vmap { 0 : goto ep-a, 1 : goto ep-b }".into(),
+        };
+        let batch = encode(
+            "sy",
+            &[
+                Command::AddTable,
+                set("canary", "type mark;"),
+                Command::AddChain {
+                    name: "filter-input".into(),
+                    base: Some(BaseHook {
+                        kind: "filter",
+                        hook: "input",
+                        priority: -110,
+                    }),
+                },
+                set(
+                    "aff-a",
+                    "type ipv4_addr; flags dynamic,timeout; timeout 10800s;",
+                ),
+                vmap.clone(),
+                Command::DeleteSet {
+                    kind: SetKind::Set,
+                    name: "aff-b".into(),
+                },
+            ],
+        )
+        .unwrap();
+        // Table, set, chain, set, then the anonymous map's set, elements
+        // and the rule, then the deletion.
+        assert_eq!(
+            message_types(&batch),
+            [16, 0x0a00, 0x0a09, 0x0a03, 0x0a09, 0x0a09, 0x0a0c, 0x0a06, 0x0a0b, 17]
+        );
+        assert_eq!(batch.requests[4..7], [vmap.clone(), vmap.clone(), vmap]);
+        // Set ids 1, 2, 3: the anonymous map's id is in its elements and rule.
+        let id3 = [8u8, 0, 4, 0, 0, 0, 0, 3];
+        for message in [6, 7] {
+            let bytes = &batch.bytes[batch.offsets[message]..batch.offsets[message + 1]];
+            assert!(bytes.windows(8).any(|x| x == id3), "message {message}");
+        }
+        assert_eq!(
+            batch.describe(7).unwrap(),
+            "delete set ip sy aff-b",
+            "requests follow the messages"
+        );
+    }
+
     #[test]
     fn frames_every_command_between_begin_and_end() {
         let batch = encode(
@@ -340,12 +511,7 @@ mod tests {
         // Begin, two requests, end; the empty delete sends nothing.
         assert_eq!(batch.offsets.len(), 4);
         assert_eq!(batch.requests.len(), 2);
-        let types: Vec<u16> = batch
-            .offsets
-            .iter()
-            .map(|&o| u16::from_ne_bytes([batch.bytes[o + 4], batch.bytes[o + 5]]))
-            .collect();
-        assert_eq!(types, [16, 0x0a03, 0x0a06, 17]);
+        assert_eq!(message_types(&batch), [16, 0x0a03, 0x0a06, 17]);
         assert_eq!(batch.describe(1).unwrap(), "add rule ip sy svc-a drop");
     }
 

@@ -1,37 +1,56 @@
-//! Rule text → expressions, for the few rule shapes the agent writes into
-//! Service chains. Anything else is `None`, and the caller falls back to
-//! `nft -f`: guessing at nft's translation of an unknown statement could
-//! program a rule that differs from what nft would have made of it.
+//! Rule text → expressions. Anything not recognised is `None`, and the
+//! caller falls back to `nft -f`: guessing at nft's translation of an
+//! unknown statement could program a rule that differs from what nft
+//! would have made of it.
 //!
-//! Accepted (PROTO is `tcp`, `udp` or `sctp`; VERDICT is `jump CHAIN`,
-//! `goto CHAIN` or, alone, `drop`; each may end in `comment "TEXT"`):
+//! Every rule may end in `comment "TEXT"`. PROTO is `tcp`, `udp` or
+//! `sctp`; VERDICT is `jump CHAIN`, `goto CHAIN`, or alone `drop` or
+//! `return`. Service chains (here):
 //!
 //! - `ip daddr A PROTO dport P [ip saddr != CIDR] VERDICT`
 //! - `meta l4proto PROTO dnat ip to numgen random mod N [offset B] map @MAP`
 //! - `[ip saddr CIDR | fib saddr type local] VERDICT`
+//!
+//! The fixed chains of the skeleton are in [`super::skeleton`], the
+//! ClientIP affinity shapes in [`super::affinity`].
 
 use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
 
-use super::consts::{NFTNL_UDATA_COMMENT_MAXLEN, NFTNL_UDATA_RULE_COMMENT, RTN_LOCAL};
-use super::expr::{CmpOp, Expr, Header, RuleVerdict};
+use super::anonymous::AnonymousMap;
+use super::consts::{
+    NFTNL_UDATA_COMMENT_MAXLEN, NFTNL_UDATA_RULE_COMMENT, NFT_REG32_01, NFT_REG_1, RTN_LOCAL,
+};
+use super::expr::{CmpOp, Expr, FibAddr, Header, MetaKey, RuleVerdict, SetRef};
 use super::identifier;
+use super::{affinity, skeleton};
 use crate::model::Protocol;
 
 /// Offsets in the IPv4 header and in the TCP/UDP/SCTP header.
-const IP_SADDR: u32 = 12;
-const IP_DADDR: u32 = 16;
-const L4_DPORT: u32 = 2;
+pub const IP_SADDR: u32 = 12;
+pub const IP_DADDR: u32 = 16;
+pub const L4_DPORT: u32 = 2;
 
-/// A parsed rule: its expressions and the comment nft keeps in userdata.
+/// A parsed rule: its expressions, the anonymous map it looks up (if
+/// any), and the comment nft keeps in userdata.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rule {
     pub exprs: Vec<Expr>,
+    pub anonymous: Option<AnonymousMap>,
     pub comment: Option<String>,
 }
 
 impl Rule {
+    /// A rule of `exprs` alone.
+    pub fn new(exprs: Vec<Expr>) -> Self {
+        Self {
+            exprs,
+            anonymous: None,
+            comment: None,
+        }
+    }
+
     /// `NFTA_RULE_USERDATA` as nft writes it: one TLV holding the comment
     /// with its NUL, so `nft list` prints it back unchanged.
     pub fn userdata(&self) -> Option<Vec<u8>> {
@@ -101,13 +120,16 @@ pub fn parse(text: &str) -> Option<Rule> {
             Token::Quoted(_) => None,
         })
         .collect::<Option<Vec<&str>>>()?;
-    Some(Rule {
-        exprs: body(&words)?,
-        comment,
-    })
+    // The three grammars share no rule text: at most one accepts it.
+    let rule = service(&words)
+        .map(Rule::new)
+        .or_else(|| skeleton::parse(&words).map(Rule::new))
+        .or_else(|| affinity::parse(&words))?;
+    Some(Rule { comment, ..rule })
 }
 
-fn body(words: &[&str]) -> Option<Vec<Expr>> {
+/// The shapes of Service chains.
+fn service(words: &[&str]) -> Option<Vec<Expr>> {
     let mut exprs = Vec::new();
     let verdict = match words {
         ["ip", "daddr", addr, proto, "dport", port, rest @ ..] => {
@@ -129,16 +151,19 @@ fn body(words: &[&str]) -> Option<Vec<Expr>> {
                 _ => return None,
             };
             let modulus = number(modulus)?;
-            let set = map.strip_prefix('@').filter(|m| identifier(m))?;
             exprs.extend(l4proto_match(proto)?);
             exprs.push(Expr::NumgenRandom {
                 modulus: (modulus > 0).then_some(modulus)?,
                 offset,
             });
             exprs.push(Expr::Lookup {
-                set: set.to_owned(),
+                set: set_ref(map)?,
+                dreg: Some(NFT_REG_1),
             });
-            exprs.push(Expr::DnatFromConcat);
+            exprs.push(Expr::Dnat {
+                proto_reg: NFT_REG32_01,
+                flags: None,
+            });
             return Some(exprs);
         }
         ["ip", "saddr", cidr, verdict @ ..] => {
@@ -146,11 +171,7 @@ fn body(words: &[&str]) -> Option<Vec<Expr>> {
             verdict
         }
         ["fib", "saddr", "type", "local", verdict @ ..] => {
-            exprs.push(Expr::FibSaddrType);
-            exprs.push(Expr::Cmp {
-                op: CmpOp::Eq,
-                data: RTN_LOCAL.to_ne_bytes().to_vec(),
-            });
+            exprs.extend(fib_local(FibAddr::Saddr));
             verdict
         }
         verdict => verdict,
@@ -159,23 +180,30 @@ fn body(words: &[&str]) -> Option<Vec<Expr>> {
     Some(exprs)
 }
 
-fn parse_verdict(words: &[&str]) -> Option<RuleVerdict> {
+pub fn parse_verdict(words: &[&str]) -> Option<RuleVerdict> {
     match words {
         ["jump", chain] if identifier(chain) => Some(RuleVerdict::Jump((*chain).to_owned())),
         ["goto", chain] if identifier(chain) => Some(RuleVerdict::Goto((*chain).to_owned())),
         ["drop"] => Some(RuleVerdict::Drop),
+        ["return"] => Some(RuleVerdict::Return),
         _ => None,
     }
 }
 
+/// `@NAME` of a named set or map.
+pub fn set_ref(word: &str) -> Option<SetRef> {
+    let name = word.strip_prefix('@').filter(|m| identifier(m))?;
+    Some(SetRef::Named(name.to_owned()))
+}
+
 /// A plain decimal number (nft also reads hex; we never write it).
-fn number(word: &str) -> Option<u32> {
+pub fn number(word: &str) -> Option<u32> {
     word.bytes()
         .all(|b| b.is_ascii_digit())
         .then(|| word.parse().ok())?
 }
 
-fn protocol(word: &str) -> Option<Protocol> {
+pub fn protocol(word: &str) -> Option<Protocol> {
     match word {
         "tcp" => Some(Protocol::Tcp),
         "udp" => Some(Protocol::Udp),
@@ -193,14 +221,39 @@ pub fn ip_proto(protocol: Protocol) -> u8 {
     }
 }
 
-fn l4proto_match(proto: &str) -> Option<[Expr; 2]> {
+/// `meta l4proto PROTO`.
+pub fn l4proto_match(proto: &str) -> Option<[Expr; 2]> {
     Some([
-        Expr::MetaL4Proto,
+        Expr::Meta {
+            key: MetaKey::L4Proto,
+            dreg: NFT_REG_1,
+        },
         Expr::Cmp {
             op: CmpOp::Eq,
             data: vec![ip_proto(protocol(proto)?)],
         },
     ])
+}
+
+/// `fib ADDR type local`.
+pub fn fib_local(addr: FibAddr) -> [Expr; 2] {
+    [
+        Expr::FibType(addr),
+        Expr::Cmp {
+            op: CmpOp::Eq,
+            data: RTN_LOCAL.to_ne_bytes().to_vec(),
+        },
+    ]
+}
+
+/// A load of `len` bytes of the IPv4 header at `offset` into `dreg`.
+pub fn ip_field(offset: u32, len: u32, dreg: u32) -> Expr {
+    Expr::Payload {
+        header: Header::Network,
+        offset,
+        len,
+        dreg,
+    }
 }
 
 /// `PROTO dport P`: nft adds the `meta l4proto` dependency before the port.
@@ -211,6 +264,7 @@ fn dport_match(proto: &str, port: &str) -> Option<Vec<Expr>> {
         header: Header::Transport,
         offset: L4_DPORT,
         len: 2,
+        dreg: NFT_REG_1,
     });
     exprs.push(Expr::Cmp {
         op: CmpOp::Eq,
@@ -222,11 +276,7 @@ fn dport_match(proto: &str, port: &str) -> Option<Vec<Expr>> {
 fn addr_match(offset: u32, addr: &str) -> Option<[Expr; 2]> {
     let addr: Ipv4Addr = addr.parse().ok()?;
     Some([
-        Expr::Payload {
-            header: Header::Network,
-            offset,
-            len: 4,
-        },
+        ip_field(offset, 4, NFT_REG_1),
         Expr::Cmp {
             op: CmpOp::Eq,
             data: addr.octets().to_vec(),
@@ -234,10 +284,10 @@ fn addr_match(offset: u32, addr: &str) -> Option<[Expr; 2]> {
     ])
 }
 
-/// `ip saddr [!=] CIDR` the way nft does it: a whole-byte prefix loads and
-/// compares just those bytes; any other prefix (/0 included) loads the
-/// address, masks it and compares with the network address.
-fn prefix_match(offset: u32, op: CmpOp, cidr: &str) -> Option<Vec<Expr>> {
+/// `ip saddr|daddr [!=] CIDR` the way nft does it: a whole-byte prefix
+/// loads and compares just those bytes; any other prefix (/0 included)
+/// loads the address, masks it and compares with the network address.
+pub fn prefix_match(offset: u32, op: CmpOp, cidr: &str) -> Option<Vec<Expr>> {
     let net: Ipv4Net = match cidr.contains('/') {
         true => cidr.parse().ok()?,
         false => Ipv4Net::from(cidr.parse::<Ipv4Addr>().ok()?),
@@ -247,11 +297,7 @@ fn prefix_match(offset: u32, op: CmpOp, cidr: &str) -> Option<Vec<Expr>> {
     if prefix > 0 && prefix.is_multiple_of(8) {
         let bytes = usize::from(prefix / 8);
         return Some(vec![
-            Expr::Payload {
-                header: Header::Network,
-                offset,
-                len: u32::from(prefix / 8),
-            },
+            ip_field(offset, u32::from(prefix / 8), NFT_REG_1),
             Expr::Cmp {
                 op,
                 data: network[..bytes].to_vec(),
@@ -259,13 +305,11 @@ fn prefix_match(offset: u32, op: CmpOp, cidr: &str) -> Option<Vec<Expr>> {
         ]);
     }
     Some(vec![
-        Expr::Payload {
-            header: Header::Network,
-            offset,
-            len: 4,
-        },
-        Expr::Mask {
+        ip_field(offset, 4, NFT_REG_1),
+        Expr::Bitwise {
             mask: net.netmask().octets().to_vec(),
+            xor: vec![0; 4],
+            named_op: false,
         },
         Expr::Cmp {
             op,
@@ -283,6 +327,14 @@ mod tests {
             header,
             offset,
             len,
+            dreg: NFT_REG_1,
+        }
+    }
+
+    fn l4proto() -> Expr {
+        Expr::Meta {
+            key: MetaKey::L4Proto,
+            dreg: NFT_REG_1,
         }
     }
 
@@ -319,7 +371,7 @@ mod tests {
             [
                 payload(Header::Network, 16, 4),
                 eq(&[10, 96, 0, 10]),
-                Expr::MetaL4Proto,
+                l4proto(),
                 eq(&[6]),
                 payload(Header::Transport, 2, 2),
                 eq(&[0, 80]),
@@ -341,8 +393,10 @@ mod tests {
             rule.exprs,
             [
                 payload(Header::Network, 12, 4),
-                Expr::Mask {
-                    mask: vec![255, 255, 240, 0]
+                Expr::Bitwise {
+                    mask: vec![255, 255, 240, 0],
+                    xor: vec![0; 4],
+                    named_op: false
                 },
                 eq(&[10, 244, 0, 0]),
                 Expr::Immediate(RuleVerdict::Goto("svc-a".into())),
@@ -363,16 +417,20 @@ mod tests {
         assert_eq!(
             rule.exprs,
             [
-                Expr::MetaL4Proto,
+                l4proto(),
                 eq(&[132]),
                 Expr::NumgenRandom {
                     modulus: 3,
                     offset: 16384
                 },
                 Expr::Lookup {
-                    set: "backends-sctp-00".into()
+                    set: SetRef::Named("backends-sctp-00".into()),
+                    dreg: Some(NFT_REG_1)
                 },
-                Expr::DnatFromConcat,
+                Expr::Dnat {
+                    proto_reg: NFT_REG32_01,
+                    flags: None
+                },
             ]
         );
         assert_eq!(rule.userdata().unwrap(), b"\x00\x06svc x\x00");
@@ -383,7 +441,7 @@ mod tests {
         let rule = parse("fib saddr type local jump svc-a").unwrap();
         assert_eq!(
             rule.exprs[..2],
-            [Expr::FibSaddrType, eq(&2u32.to_ne_bytes())]
+            [Expr::FibType(FibAddr::Saddr), eq(&2u32.to_ne_bytes())]
         );
         assert_eq!(
             parse("drop").unwrap().exprs,

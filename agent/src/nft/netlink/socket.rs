@@ -1,5 +1,5 @@
 //! The agent's `NETLINK_NETFILTER` socket: opened once (in the data path's
-//! network namespace), then one blocking `send` + ack wait per batch.
+//! network namespace), then one blocking `send` and outcome wait per batch.
 
 use std::fs::File;
 use std::io;
@@ -14,7 +14,7 @@ use rustix::net::{
 };
 use rustix::thread::{move_into_link_name_space, LinkNameSpaceType};
 
-use super::message::{acks, set_seq};
+use super::message::{acks, set_ack, set_seq};
 use super::Batch;
 use crate::nft::error::NftError;
 
@@ -22,11 +22,10 @@ use crate::nft::error::NftError;
 /// the `send` itself, so this only fires on a kernel bug, and keeps that
 /// from hanging the agent.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
-/// Receive buffer charge per expected ack (an skb's truesize is below
-/// 1 KiB; twice that leaves room). Acks of a whole batch are queued before
-/// `send` returns, so the buffer must hold all of them at once, or the
-/// kernel drops some and the outcome is unknown.
-const RCVBUF_PER_ACK: usize = 2048;
+/// Receive buffer room beyond the echoed messages: the replies of a whole
+/// batch are queued before `send` returns, each with skb overhead, and a
+/// dropped reply would leave the outcome unknown.
+const RCVBUF_SLACK: usize = 1 << 20;
 /// Smallest receive buffer: an error echoes the refused message.
 const MIN_RECV_BUF: usize = 64 * 1024;
 
@@ -81,10 +80,15 @@ impl Socket {
         })
     }
 
-    /// Sends one batch as one atomic transaction and waits for the ack of
-    /// every message. On any error the kernel aborts the whole batch; the
-    /// error names the command whose message failed.
-    pub fn send(&mut self, batch: &Batch) -> Result<(), NftError> {
+    /// Sends one batch as one atomic transaction and waits for its outcome.
+    /// On any error the kernel aborts the whole batch; the error names the
+    /// command whose message failed.
+    ///
+    /// Only the last request asks for an ack, as nft does not ask for any:
+    /// the kernel reports every refused message and a failed commit anyway,
+    /// and acking each of the ~30,000 messages of a first load would need a
+    /// receive buffer of tens of MiB.
+    pub fn send(&mut self, batch: &mut Batch) -> Result<(), NftError> {
         if batch.is_empty() {
             return Ok(());
         }
@@ -92,30 +96,33 @@ impl Socket {
         let count = batch.offsets.len();
         let base = self.next_seq;
         self.next_seq = base.wrapping_add(count as u32);
-        let mut bytes = batch.bytes.clone();
+        let last = count - 2;
         for (i, &offset) in batch.offsets.iter().enumerate() {
-            set_seq(&mut bytes, offset, base.wrapping_add(i as u32));
+            set_seq(&mut batch.bytes, offset, base.wrapping_add(i as u32));
+            if (1..=last).contains(&i) {
+                set_ack(&mut batch.bytes, offset, i == last);
+            }
         }
-        self.reserve(bytes.len(), count, batch.largest_message())
+        let len = batch.bytes.len();
+        self.reserve(len, batch.largest_message())
             .map_err(NftError::Netlink)?;
-        let sent = retry(|| send(&self.fd, &bytes, SendFlags::empty())).map_err(netlink_error)?;
-        if sent != bytes.len() {
+        let sent =
+            retry(|| send(&self.fd, &batch.bytes, SendFlags::empty())).map_err(netlink_error)?;
+        if sent != len {
             return Err(NftError::Netlink(io::Error::new(
                 io::ErrorKind::WriteZero,
-                format!("sent {sent} of {} bytes", bytes.len()),
+                format!("sent {sent} of {len} bytes"),
             )));
         }
-        self.await_acks(batch, base)
+        self.await_outcome(batch, base, last)
     }
 
-    /// Waits until every request of the batch sent with sequence numbers
-    /// from `base` is acked, or one is refused.
-    fn await_acks(&mut self, batch: &Batch, base: u32) -> Result<(), NftError> {
+    /// Waits for the ack of the request at index `last` (sequence numbers
+    /// start at `base`); any error before it, including one against
+    /// BATCH_BEGIN for a failed commit, means the batch was aborted.
+    fn await_outcome(&mut self, batch: &Batch, base: u32, last: usize) -> Result<(), NftError> {
         let count = batch.offsets.len();
-        // Index 0 and count-1 are BATCH_BEGIN/END: never acked on success.
-        let mut acked = vec![false; count];
-        let mut remaining = count - 2;
-        while remaining > 0 {
+        loop {
             let len = self.recv(RecvFlags::empty()).map_err(|e| match e {
                 Errno::AGAIN => NftError::Netlink(io::Error::new(
                     io::ErrorKind::TimedOut,
@@ -131,13 +138,11 @@ impl Socket {
                 if ack.errno != 0 {
                     return Err(rejection(batch, index, ack.errno));
                 }
-                if (1..count - 1).contains(&index) && !acked[index] {
-                    acked[index] = true;
-                    remaining -= 1;
+                if index == last {
+                    return Ok(());
                 }
             }
         }
-        Ok(())
     }
 
     /// Drops replies left over from an earlier batch that failed before
@@ -159,10 +164,10 @@ impl Socket {
         Ok(len.min(self.buf.len()))
     }
 
-    /// Grows the socket buffers for a batch of `len` bytes and `messages`
-    /// messages: the kernel refuses a datagram larger than `SO_SNDBUF`, and
-    /// drops acks that do not fit `SO_RCVBUF`.
-    fn reserve(&mut self, len: usize, messages: usize, largest: usize) -> io::Result<()> {
+    /// Grows the socket buffers for a batch of `len` bytes: the kernel
+    /// refuses a datagram larger than `SO_SNDBUF`, and drops replies that do
+    /// not fit `SO_RCVBUF`.
+    fn reserve(&mut self, len: usize, largest: usize) -> io::Result<()> {
         let want_snd = len + 4096;
         if want_snd > self.sndbuf {
             sockopt::set_socket_send_buffer_size_force(&self.fd, want_snd)
@@ -170,7 +175,7 @@ impl Socket {
             self.sndbuf = sockopt::socket_send_buffer_size(&self.fd)?;
         }
         // Errors echo their message, so the whole batch may come back.
-        let want_rcv = messages * RCVBUF_PER_ACK + len;
+        let want_rcv = 2 * len + RCVBUF_SLACK;
         if want_rcv > self.rcvbuf {
             sockopt::set_socket_recv_buffer_size_force(&self.fd, want_rcv)
                 .or_else(|_| sockopt::set_socket_recv_buffer_size(&self.fd, want_rcv))?;
