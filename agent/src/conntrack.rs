@@ -198,7 +198,8 @@ mod tests {
                         name: "dns".into(),
                         protocol: Protocol::Udp,
                         port: 5353,
-                    }],
+                    }]
+                    .into(),
                 })
                 .collect(),
             ..Default::default()

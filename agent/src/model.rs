@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::Ipv4Addr;
+use std::sync::Arc;
 
 use ipnet::Ipv4Net;
 
@@ -91,8 +92,9 @@ pub struct EndpointEntry {
     pub terminating: bool,
     /// The resolved target ports; a service port is served by the endpoint port
     /// with the same name and protocol (how EndpointSlices resolve named
-    /// `targetPort`s per pod).
-    pub ports: Vec<EndpointPortEntry>,
+    /// `targetPort`s per pod). Shared by the endpoints of a Service that
+    /// resolve to the same list, which is nearly all of them.
+    pub ports: Arc<[EndpointPortEntry]>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

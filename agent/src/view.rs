@@ -48,7 +48,9 @@ impl ClusterView {
         for r in push.removed {
             next.services.remove(&ServiceKey::new(r.namespace, r.name));
         }
-        for s in push.services {
+        for mut s in push.services {
+            // Decoding grows the list by doubling; the view keeps it for long.
+            s.endpoints.shrink_to_fit();
             next.services.insert(
                 ServiceKey::new(s.namespace.clone(), s.name.clone()),
                 Arc::new(s),
@@ -110,31 +112,50 @@ pub fn service_entry(s: &ServiceState) -> ServiceEntry {
             .then_some(s.affinity_timeout_seconds),
         internal_traffic_local: s.internal_traffic_local,
         external_traffic_local: s.external_traffic_local,
-        endpoints: s
-            .endpoints
-            .iter()
-            .filter_map(|e| {
-                Some(EndpointEntry {
-                    ip: e.ip.parse().ok()?,
-                    node_name: Some(e.node_name.clone()).filter(|n| !n.is_empty()),
-                    ready: e.ready,
-                    serving: e.serving,
-                    terminating: e.terminating,
-                    ports: s
-                        .endpoint_ports(e)
-                        .iter()
-                        .filter_map(|p| {
-                            Some(EndpointPortEntry {
-                                name: p.name.clone(),
-                                protocol: protocol(&p.protocol)?,
-                                port: port(p.port)?,
-                            })
-                        })
-                        .collect(),
-                })
-            })
-            .collect(),
+        endpoints: endpoint_entries(s),
     }
+}
+
+/// The endpoints as the data path sees them. Each distinct port list is
+/// converted once and shared, so 100,000 endpoints do not hold 100,000
+/// copies of the same few ports.
+fn endpoint_entries(s: &ServiceState) -> Vec<EndpointEntry> {
+    let port_sets: Vec<Arc<[EndpointPortEntry]>> = s
+        .port_sets
+        .iter()
+        .map(|set| {
+            set.ports
+                .iter()
+                .filter_map(|p| {
+                    Some(EndpointPortEntry {
+                        name: p.name.clone(),
+                        protocol: protocol(&p.protocol)?,
+                        port: port(p.port)?,
+                    })
+                })
+                .collect()
+        })
+        .collect();
+    let mut entries = Vec::with_capacity(s.endpoints.len());
+    for e in &s.endpoints {
+        let Ok(ip) = e.ip.parse() else {
+            continue;
+        };
+        let ports = usize::try_from(e.port_set)
+            .ok()
+            .and_then(|i| port_sets.get(i))
+            .cloned()
+            .unwrap_or_else(|| Arc::from([]));
+        entries.push(EndpointEntry {
+            ip,
+            node_name: Some(e.node_name.clone()).filter(|n| !n.is_empty()),
+            ready: e.ready,
+            serving: e.serving,
+            terminating: e.terminating,
+            ports,
+        });
+    }
+    entries
 }
 
 #[cfg(test)]

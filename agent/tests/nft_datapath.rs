@@ -85,7 +85,8 @@ fn endpoint(ip: [u8; 4], node: &str) -> EndpointEntry {
                 protocol: Protocol::Udp,
                 port: 5353,
             },
-        ],
+        ]
+        .into(),
     }
 }
 

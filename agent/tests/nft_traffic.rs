@@ -155,7 +155,8 @@ fn endpoint(ip: [u8; 4], node: &str) -> EndpointEntry {
             name: "http".into(),
             protocol: Protocol::Tcp,
             port: 8080,
-        }],
+        }]
+        .into(),
     }
 }
 

@@ -107,7 +107,8 @@ mod tests {
                 name: "http".into(),
                 protocol: Protocol::Tcp,
                 port: 8080,
-            }],
+            }]
+            .into(),
         }
     }
 
@@ -157,7 +158,11 @@ mod tests {
     #[test]
     fn port_must_match_by_name_and_protocol() {
         let mut other = ep(1, "a", true, false);
-        other.ports[0].protocol = Protocol::Udp;
+        other.ports = vec![EndpointPortEntry {
+            protocol: Protocol::Udp,
+            ..other.ports[0].clone()
+        }]
+        .into();
         let svc = ServiceEntry {
             endpoints: vec![other],
             ..Default::default()

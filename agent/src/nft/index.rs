@@ -234,7 +234,8 @@ mod tests {
                         name: String::new(),
                         protocol: Protocol::Tcp,
                         port: 8080,
-                    }],
+                    }]
+                    .into(),
                 })
                 .collect(),
             ..Default::default()

@@ -32,7 +32,8 @@ fn ep(ip: [u8; 4], node: &str, port: u16) -> EndpointEntry {
             name: "http".into(),
             protocol: Protocol::Tcp,
             port,
-        }],
+        }]
+        .into(),
     }
 }
 

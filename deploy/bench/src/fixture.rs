@@ -151,7 +151,8 @@ pub fn endpoint(ip: Ipv4Addr, node: &str) -> EndpointEntry {
             name: "http".into(),
             protocol: Protocol::Tcp,
             port: TARGET_PORT,
-        }],
+        }]
+        .into(),
     }
 }
 

@@ -31,6 +31,12 @@ pub struct Writer {
 }
 
 impl Writer {
+    pub fn with_capacity(bytes: usize) -> Self {
+        Self {
+            buf: Vec::with_capacity(bytes),
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.buf.len()
     }

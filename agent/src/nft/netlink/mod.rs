@@ -91,9 +91,10 @@ pub fn encode<'a>(table: &str, commands: impl IntoIterator<Item = &'a Command>) 
     if !identifier(table) {
         return None;
     }
+    let commands: Vec<&Command> = commands.into_iter().collect();
     let mut enc = Encoder {
         table,
-        w: Writer::default(),
+        w: Writer::with_capacity(commands.iter().map(|c| upper_bound(c)).sum()),
         offsets: Vec::new(),
         requests: Vec::new(),
         last_set_id: 0,
@@ -109,6 +110,22 @@ pub fn encode<'a>(table: &str, commands: impl IntoIterator<Item = &'a Command>) 
         offsets: enc.offsets,
         requests: enc.requests,
     })
+}
+
+/// A generous bound on the bytes `command` encodes to. The batch buffer is
+/// reserved at the sum up front: a first load is tens of MiB, growing it by
+/// doubling would hold old and new copies at once, and reserved pages that
+/// are never written cost no memory.
+fn upper_bound(command: &Command) -> usize {
+    const MESSAGE: usize = 1024;
+    const ELEMENT: usize = 128;
+    match command {
+        Command::AddElements { elements, .. } | Command::DeleteElements { elements, .. } => {
+            MESSAGE * elements.len().div_ceil(ELEMENTS_PER_MESSAGE) + ELEMENT * elements.len()
+        }
+        Command::AddRule { rule, .. } => MESSAGE + 64 * rule.len(),
+        _ => MESSAGE,
+    }
 }
 
 /// Whether nft reads `name` as one identifier (its scanner's `string`:

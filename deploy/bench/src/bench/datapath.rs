@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 use serde::{Deserialize, Serialize};
-use switchyard_agent::model::{NodeContext, Snapshot};
+use switchyard_agent::model::{EndpointPortEntry, NodeContext, Snapshot};
 use switchyard_agent::nft::{DataPath, NftCommand};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket};
@@ -168,8 +168,13 @@ fn services(n: usize, backend: Ipv4Addr) -> (Snapshot, Ipv4Addr) {
     let last = fixture::service_key(n - 1);
     let vip = fixture::cluster_ip(n - 1);
     if let Some(svc) = snap.services.get_mut(&last) {
-        svc.endpoints = vec![fixture::endpoint(backend, "node-1")];
-        svc.endpoints[0].ports[0].port = BACKEND_PORT;
+        let mut endpoint = fixture::endpoint(backend, "node-1");
+        endpoint.ports = vec![EndpointPortEntry {
+            port: BACKEND_PORT,
+            ..endpoint.ports[0].clone()
+        }]
+        .into();
+        svc.endpoints = vec![endpoint];
     }
     (snap, vip)
 }
