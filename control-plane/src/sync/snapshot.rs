@@ -101,11 +101,6 @@ fn add_endpoints<'a>(
                     terminating: e.conditions.terminating.unwrap_or(false),
                     hostname: e.hostname.clone().unwrap_or_default(),
                     port_set,
-                    pod_name: e
-                        .target_ref
-                        .as_ref()
-                        .map(|r| r.name.clone())
-                        .unwrap_or_default(),
                 });
             }
         }
