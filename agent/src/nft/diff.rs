@@ -256,11 +256,13 @@ pub fn plan_touched(
     desired: &Ruleset,
     touched: &Touched,
 ) -> Transaction {
+    // No declarations here: an incremental apply only follows a successful
+    // one, which declared everything; a map removed behind our back fails
+    // the delta, and the full apply that follows re-reads the table.
     let mut tx = Transaction {
         table: table.to_owned(),
         ..Default::default()
     };
-    plan_declarations(&mut tx, applied);
     for name in &touched.sets {
         plan_set(
             &mut tx,
