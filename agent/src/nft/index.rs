@@ -45,6 +45,9 @@ pub struct Index {
     owned: BTreeMap<ServiceKey, Owned>,
     /// Every Service that wants an element, with the verdict it wants.
     claims: BTreeMap<ElementId, BTreeMap<ServiceKey, Verdict>>,
+    /// Elements with more than one claimant, so reporting conflicts after
+    /// a change does not walk every claim.
+    contested: BTreeSet<ElementId>,
     /// How many Services have each hairpin address as an endpoint.
     hairpin_users: BTreeMap<Ipv4Addr, usize>,
     /// Backend-map key ranges of the chains in `desired`.
@@ -58,6 +61,7 @@ impl Index {
             desired: skeleton(),
             owned: BTreeMap::new(),
             claims: BTreeMap::new(),
+            contested: BTreeSet::new(),
             hairpin_users: BTreeMap::new(),
             slots: Slots::default(),
         };
@@ -165,6 +169,10 @@ impl Index {
 
     /// Gives an element to its first claimant, or drops it when none is left.
     fn settle(&mut self, id: &ElementId) {
+        match self.claims.get(id).is_some_and(|c| c.len() > 1) {
+            true => self.contested.insert(*id),
+            false => self.contested.remove(id),
+        };
         let winner = self.claims.get(id).and_then(|c| c.values().next().cloned());
         let elements = self.desired.maps.entry(id.0).or_default();
         match winner {
@@ -180,9 +188,9 @@ impl Index {
 
     /// Keys wanted by more than one Service (only the first gets them).
     fn conflicts(&self) -> Vec<String> {
-        self.claims
+        self.contested
             .iter()
-            .filter(|(_, c)| c.len() > 1)
+            .filter_map(|id| Some((id, self.claims.get(id)?)))
             .flat_map(|((map, k), c)| {
                 c.keys()
                     .skip(1)
