@@ -33,14 +33,16 @@ pub struct Snapshot {
 }
 
 /// `namespace/name` of a Service; ordered so compilation is deterministic.
+/// Shared strings: keys are cloned into every map node a change copies (the
+/// view is a persistent map), so a clone must not allocate.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ServiceKey {
-    pub namespace: String,
-    pub name: String,
+    pub namespace: Arc<str>,
+    pub name: Arc<str>,
 }
 
 impl ServiceKey {
-    pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
+    pub fn new(namespace: impl Into<Arc<str>>, name: impl Into<Arc<str>>) -> Self {
         Self {
             namespace: namespace.into(),
             name: name.into(),

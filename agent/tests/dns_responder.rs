@@ -69,7 +69,12 @@ fn view(domain: &str, services: Vec<ServiceState>) -> Arc<ClusterView> {
         },
         services: services
             .into_iter()
-            .map(|s| (ServiceKey::new(&s.namespace, &s.name), Arc::new(s)))
+            .map(|s| {
+                (
+                    ServiceKey::new(s.namespace.as_str(), s.name.as_str()),
+                    Arc::new(s),
+                )
+            })
             .collect(),
         ..Default::default()
     })

@@ -220,7 +220,7 @@ impl<'a> Zone<'a> {
     fn namespace(&self, ns: &str) -> Node {
         let first = self.view.services.range(ServiceKey::new(ns, "")..).next();
         match first {
-            Some((k, _)) if k.namespace == ns => Node::Present(Vec::new()),
+            Some((k, _)) if *k.namespace == *ns => Node::Present(Vec::new()),
             _ => Node::Missing,
         }
     }

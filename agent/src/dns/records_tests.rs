@@ -83,7 +83,12 @@ fn view_of(services: Vec<ServiceState>) -> ClusterView {
         },
         services: services
             .into_iter()
-            .map(|s| (ServiceKey::new(&s.namespace, &s.name), Arc::new(s)))
+            .map(|s| {
+                (
+                    ServiceKey::new(s.namespace.as_str(), s.name.as_str()),
+                    Arc::new(s),
+                )
+            })
             .collect(),
         ..Default::default()
     }
