@@ -50,13 +50,15 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
         false => &[1, 1_000, 30_000],
     };
     let (connections, seconds) = if ctx.quick { (300, 1.0) } else { (1000, 3.0) };
+    let rounds = if ctx.quick { 2 } else { 3 };
     report.setup(
         LATENCY,
         format!(
             "lab node with a client pod and a backend pod; the agent's DataPath programs N ClusterIP Services \
              (1 endpoint each; the measured one points at the backend); client: {connections} sequential \
              connect + 5-byte request + reply for latency, then 4 parallel clients for {seconds} s for the rate \
-             (the better of two runs); \
+             (the better of two runs); {rounds} rounds, each over every N in a rotated order so drift of this \
+             shared machine spreads over all N: latency over all rounds' samples, rate = median of the rounds; \
              contrast: the same N Services as one linear nat chain in table `{LINEAR_TABLE}` (measured Service last)."
         ),
     );
@@ -81,34 +83,68 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
         node_ips: vec![node.ip],
         pod_cidr: node.pod_cidr,
     };
-    let mut results: Vec<(&str, usize, ClientResult)> = Vec::new();
-    for &n in counts {
-        eprintln!("  {LATENCY}: {n} services…");
-        let (snap, vip) = services(n, backend.ip);
-        let mut dp = DataPath::open("switchyard", NftCommand::in_netns(node.ns.clone())).await?;
-        dp.apply(&node_ctx, &snap).await?;
-        // Let the kernel finish freeing the previous table before timing.
-        tokio::time::sleep(SETTLE).await;
-        let target = format!("{vip}:{}", fixture::SERVICE_PORT);
-        results.push((
-            NFT,
-            n,
-            run_client(&lab, &client_ns, &exe, &target, connections, seconds)?,
-        ));
-        lab.lab
-            .exec_ok(&node.ns, &["nft", "delete", "table", "ip", "switchyard"])?;
-        load_linear(&lab, &node.ns, &snap, n, backend.ip)?;
-        tokio::time::sleep(SETTLE).await;
-        results.push((
-            LINEAR,
-            n,
-            run_client(&lab, &client_ns, &exe, &target, connections, seconds)?,
-        ));
-        lab.lab
-            .exec_ok(&node.ns, &["nft", "delete", "table", "ip", LINEAR_TABLE])?;
+    let mut runs: Vec<(&str, usize, ClientResult)> = Vec::new();
+    for round in 0..rounds {
+        for i in 0..counts.len() {
+            let n = counts[(i + round) % counts.len()];
+            eprintln!("  {LATENCY}: round {}/{rounds}, {n} services…", round + 1);
+            let (snap, vip) = services(n, backend.ip);
+            let mut dp =
+                DataPath::open("switchyard", NftCommand::in_netns(node.ns.clone())).await?;
+            dp.apply(&node_ctx, &snap).await?;
+            // Let the kernel finish freeing the previous table before timing.
+            tokio::time::sleep(SETTLE).await;
+            let target = format!("{vip}:{}", fixture::SERVICE_PORT);
+            let client = run_client(&lab, &client_ns, &exe, &target, connections, seconds)?;
+            runs.push((NFT, n, client));
+            lab.lab
+                .exec_ok(&node.ns, &["nft", "delete", "table", "ip", "switchyard"])?;
+            load_linear(&lab, &node.ns, &snap, n, backend.ip)?;
+            tokio::time::sleep(SETTLE).await;
+            let client = run_client(&lab, &client_ns, &exe, &target, connections, seconds)?;
+            runs.push((LINEAR, n, client));
+            lab.lab
+                .exec_ok(&node.ns, &["nft", "delete", "table", "ip", LINEAR_TABLE])?;
+        }
     }
+    let results = merge_rounds(runs, counts);
     record(report, &results, counts);
     Ok(())
+}
+
+/// One result per mode and N: every round's latency samples, and the
+/// median of the rounds' rates.
+fn merge_rounds(
+    runs: Vec<(&'static str, usize, ClientResult)>,
+    counts: &[usize],
+) -> Vec<(&'static str, usize, ClientResult)> {
+    let mut merged = Vec::new();
+    for &n in counts {
+        for mode in [NFT, LINEAR] {
+            let mine: Vec<&ClientResult> = runs
+                .iter()
+                .filter(|(m, k, _)| *m == mode && *k == n)
+                .map(|(_, _, r)| r)
+                .collect();
+            let rates: Vec<f64> = mine.iter().map(|r| r.per_second).collect();
+            let Some(rate) = Summary::of(&rates) else {
+                continue;
+            };
+            let latencies_ms = mine
+                .iter()
+                .flat_map(|r| r.latencies_ms.iter().copied())
+                .collect();
+            merged.push((
+                mode,
+                n,
+                ClientResult {
+                    latencies_ms,
+                    per_second: rate.median,
+                },
+            ));
+        }
+    }
+    merged
 }
 
 fn record(report: &mut Report, results: &[(&str, usize, ClientResult)], counts: &[usize]) {
