@@ -46,21 +46,12 @@ pub struct NftCommand {
 }
 
 /// The netlink socket, opened on first use.
+#[derive(Debug)]
 enum Link {
     Unopened,
     Open(netlink::Socket),
     /// Opening failed once; every transaction goes through `nft -f`.
     Unavailable,
-}
-
-impl std::fmt::Debug for Link {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Link::Unopened => "Unopened",
-            Link::Open(_) => "Open",
-            Link::Unavailable => "Unavailable",
-        })
-    }
 }
 
 impl NftCommand {
