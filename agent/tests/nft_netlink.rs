@@ -92,7 +92,9 @@ fn setup(test: &str) -> Option<(Netns, Socket)> {
 
 fn send(socket: &mut Socket, commands: &[Command]) -> Result<(), NftError> {
     let mut batch = encode(TABLE, commands).expect("every command here has an encoding");
-    socket.send(&mut batch)
+    socket
+        .send(&mut batch)
+        .map_err(|e| batch.explain(commands, e))
 }
 
 /// `nft list KIND NAME`, with the object's own name replaced by `NAME`,

@@ -28,6 +28,12 @@ pub enum NftError {
     /// batch was applied is unknown: re-read the table before trusting it.
     #[error("nf_tables netlink socket failed")]
     Netlink(#[source] io::Error),
+    /// nf_tables refused message `request` of a netlink batch (`None`: the
+    /// commit itself) with `errno`; the whole batch was aborted.
+    /// `netlink::Batch::explain` turns this into `Rejected`, naming the
+    /// command as nft would.
+    #[error("nf_tables refused request {request:?} of the batch (errno {errno})")]
+    Refused { request: Option<usize>, errno: i32 },
     /// The table name is not a plain nft identifier.
     #[error("invalid nftables table name {0:?}")]
     InvalidTable(String),

@@ -139,15 +139,16 @@ impl NftRunner for NftCommand {
         if let Some(mut batch) = netlink::encode(tx.table(), tx.commands()) {
             let (link, netns) = (self.link.clone(), self.netns.clone());
             let sent = tokio::task::spawn_blocking(move || {
-                Self::send_batch(&link, netns.as_deref(), &mut batch)
+                let sent = Self::send_batch(&link, netns.as_deref(), &mut batch);
+                (sent, batch)
             })
             .await;
             match sent {
-                Ok(Some(result)) => {
+                Ok((Some(result), batch)) => {
                     tracing::debug!(ok = result.is_ok(), "sent the transaction over netlink");
-                    return result;
+                    return result.map_err(|e| batch.explain(tx.commands(), e));
                 }
-                Ok(None) => {}
+                Ok((None, _)) => {}
                 Err(e) => tracing::error!(error = %e, "netlink sender panicked; using nft -f"),
             }
         }

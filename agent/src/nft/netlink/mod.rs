@@ -33,6 +33,7 @@ use consts::*;
 use message::Writer;
 
 use super::command::{Command, Element};
+use super::error::NftError;
 use super::state::Verdict;
 use expr::RuleVerdict;
 use rule::Rule;
@@ -53,10 +54,20 @@ pub struct Batch {
     bytes: Vec<u8>,
     /// Where each message starts, batch begin and end included.
     offsets: Vec<usize>,
-    /// The command each request message (between begin and end) encodes;
-    /// element commands are split like the messages, so an error names the
-    /// chunk that failed; the messages of an anonymous map name its rule.
-    requests: Vec<Command>,
+    /// Where each request message (between begin and end) comes from, so
+    /// an error can name it without the batch holding a copy of every
+    /// command (megabytes on a first load).
+    requests: Vec<Origin>,
+}
+
+/// The command a request message encodes: its position in the encoded
+/// list and, for element commands, which of its elements the message
+/// holds (an error names that chunk, as nft names the failed line). The
+/// messages of a rule's anonymous map name the rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Origin {
+    command: usize,
+    elements: Option<(usize, usize)>,
 }
 
 impl Batch {
@@ -65,10 +76,57 @@ impl Batch {
         self.requests.is_empty()
     }
 
-    /// The nft syntax of request `index`, for error messages.
-    fn describe(&self, index: usize) -> Option<String> {
+    /// Turns [`NftError::Refused`] from [`Socket::send`] into the refused
+    /// command's nft syntax and the kernel's reason; `commands` are the
+    /// ones this batch was encoded from. Other errors pass through.
+    pub fn explain<'a>(
+        &self,
+        commands: impl IntoIterator<Item = &'a Command>,
+        error: NftError,
+    ) -> NftError {
+        let NftError::Refused { request, errno } = error else {
+            return error;
+        };
+        let what = request
+            .and_then(|index| self.describe(commands, index))
+            .unwrap_or_else(|| format!("commit of the batch on table ip {}", self.table));
+        NftError::Rejected {
+            status: "netlink".to_owned(),
+            stderr: format!("{what}: {}", strerror(errno)),
+        }
+    }
+
+    /// The nft syntax of request `index`.
+    fn describe<'a>(
+        &self,
+        commands: impl IntoIterator<Item = &'a Command>,
+        index: usize,
+    ) -> Option<String> {
+        let origin = self.requests.get(index)?;
+        let command = commands.into_iter().nth(origin.command)?;
+        let chunk = |elements: &[Element]| -> Option<Vec<Element>> {
+            let (start, end) = origin.elements?;
+            elements.get(start..end).map(<[Element]>::to_vec)
+        };
+        let part = match command {
+            Command::AddElements { set, elements } => {
+                chunk(elements).map(|elements| Command::AddElements {
+                    set: set.clone(),
+                    elements,
+                })
+            }
+            Command::DeleteElements { set, elements } => {
+                chunk(elements).map(|elements| Command::DeleteElements {
+                    set: set.clone(),
+                    elements,
+                })
+            }
+            _ => None,
+        };
         let mut text = String::new();
-        self.requests.get(index)?.render(&self.table, &mut text);
+        part.as_ref()
+            .unwrap_or(command)
+            .render(&self.table, &mut text);
         Some(text.trim_end().to_owned())
     }
 
@@ -81,6 +139,15 @@ impl Batch {
             .chain([self.bytes.len() - self.offsets.last().copied().unwrap_or(0)])
             .max()
             .unwrap_or(0)
+    }
+}
+
+/// The C library's message for `errno`, as nft would print it.
+fn strerror(errno: i32) -> String {
+    let text = std::io::Error::from_raw_os_error(errno).to_string();
+    match text.strip_suffix(&format!(" (os error {errno})")) {
+        Some(message) => message.to_owned(),
+        None => text,
     }
 }
 
@@ -97,10 +164,12 @@ pub fn encode<'a>(table: &str, commands: impl IntoIterator<Item = &'a Command>) 
         w: Writer::with_capacity(commands.iter().map(|c| upper_bound(c)).sum()),
         offsets: Vec::new(),
         requests: Vec::new(),
+        current: 0,
         last_set_id: 0,
     };
     enc.batch_marker(NFNL_MSG_BATCH_BEGIN)?;
-    for command in commands {
+    for (index, command) in commands.into_iter().enumerate() {
+        enc.current = index;
         enc.command(command)?;
     }
     enc.batch_marker(NFNL_MSG_BATCH_END)?;
@@ -145,7 +214,9 @@ struct Encoder<'a> {
     table: &'a str,
     w: Writer,
     offsets: Vec<usize>,
-    requests: Vec<Command>,
+    requests: Vec<Origin>,
+    /// Position of the command being encoded.
+    current: usize,
     /// nft numbers the sets it declares in a batch from 1; the kernel
     /// finds a set not yet named (an anonymous one) by that number.
     last_set_id: u32,
@@ -175,6 +246,16 @@ impl Encoder<'_> {
             .begin_message(NFNL_SUBSYS_NFTABLES << 8 | msg_type, flags, NFPROTO_IPV4, 0);
         body(&mut self.w)?;
         self.w.end_message(m)
+    }
+
+    /// Records that the next `count` request messages encode the current
+    /// command as a whole.
+    fn record(&mut self, count: usize) {
+        let origin = Origin {
+            command: self.current,
+            elements: None,
+        };
+        self.requests.extend(std::iter::repeat_n(origin, count));
     }
 
     fn next_set_id(&mut self) -> u32 {
@@ -235,20 +316,20 @@ impl Encoder<'_> {
             }
             // A rule with an anonymous map records itself for each message.
             Command::AddRule { chain, rule } if identifier(chain) => {
-                return self.rule(command, chain, &rule::parse(rule)?)
+                return self.rule(chain, &rule::parse(rule)?)
             }
             // Element commands record one origin per chunk.
             Command::AddElements { set, elements } => return self.elements(set, elements, false),
             Command::DeleteElements { set, elements } => return self.elements(set, elements, true),
             _ => return None,
         }
-        self.requests.push(command.clone());
+        self.record(1);
         Some(())
     }
 
     /// `NEWRULE`, preceded by the declaration and elements of its
-    /// anonymous map if it has one; `command` names each message.
-    fn rule(&mut self, command: &Command, chain: &str, rule: &Rule) -> Option<()> {
+    /// anonymous map if it has one; the rule names each message.
+    fn rule(&mut self, chain: &str, rule: &Rule) -> Option<()> {
         let table = self.table;
         let anonymous = match &rule.anonymous {
             Some(map) => {
@@ -257,7 +338,7 @@ impl Encoder<'_> {
                 self.request(NFT_MSG_NEWSET, NLM_F_CREATE, |w| {
                     decl.write(w, table, anonymous::NAME, id)
                 })?;
-                self.requests.push(command.clone());
+                self.record(1);
                 let chunks = self.element_messages(
                     NFT_MSG_NEWSETELEM,
                     NLM_F_CREATE,
@@ -271,8 +352,7 @@ impl Encoder<'_> {
                         anonymous::write_element(w, *key, verdict)
                     },
                 )?;
-                self.requests
-                    .extend(std::iter::repeat_n(command.clone(), chunks.len()));
+                self.record(chunks.len());
                 Some(id)
             }
             None => None,
@@ -290,7 +370,7 @@ impl Encoder<'_> {
                 None => Some(()),
             }
         })?;
-        self.requests.push(command.clone());
+        self.record(1);
         Some(())
     }
 
@@ -315,15 +395,13 @@ impl Encoder<'_> {
             },
             |w, element| element::write(w, element, delete),
         )?;
-        let mut rest = elements;
+        let mut start = 0;
         for taken in chunks {
-            let (now, later) = rest.split_at(taken);
-            let (set, elements) = (set.to_owned(), now.to_vec());
-            self.requests.push(match delete {
-                true => Command::DeleteElements { set, elements },
-                false => Command::AddElements { set, elements },
+            self.requests.push(Origin {
+                command: self.current,
+                elements: Some((start, start + taken)),
             });
-            rest = later;
+            start += taken;
         }
         Some(())
     }
@@ -460,38 +538,38 @@ mod tests {
             chain: "svc-a".into(),
             rule: "numgen random mod 2 vmap { 0 : goto ep-a, 1 : goto ep-b }".into(),
         };
-        let batch = encode(
-            "sy",
-            &[
-                Command::AddTable,
-                set("canary", "type mark;"),
-                Command::AddChain {
-                    name: "filter-input".into(),
-                    base: Some(BaseHook {
-                        kind: "filter",
-                        hook: "input",
-                        priority: -110,
-                    }),
-                },
-                set(
-                    "aff-a",
-                    "type ipv4_addr; flags dynamic,timeout; timeout 10800s;",
-                ),
-                vmap.clone(),
-                Command::DeleteSet {
-                    kind: SetKind::Set,
-                    name: "aff-b".into(),
-                },
-            ],
-        )
-        .unwrap();
+        let commands = [
+            Command::AddTable,
+            set("canary", "type mark;"),
+            Command::AddChain {
+                name: "filter-input".into(),
+                base: Some(BaseHook {
+                    kind: "filter",
+                    hook: "input",
+                    priority: -110,
+                }),
+            },
+            set(
+                "aff-a",
+                "type ipv4_addr; flags dynamic,timeout; timeout 10800s;",
+            ),
+            vmap.clone(),
+            Command::DeleteSet {
+                kind: SetKind::Set,
+                name: "aff-b".into(),
+            },
+        ];
+        let batch = encode("sy", &commands).unwrap();
         // Table, set, chain, set, then the anonymous map's set, elements
         // and the rule, then the deletion.
         assert_eq!(
             message_types(&batch),
             [16, 0x0a00, 0x0a09, 0x0a03, 0x0a09, 0x0a09, 0x0a0c, 0x0a06, 0x0a0b, 17]
         );
-        assert_eq!(batch.requests[4..7], [vmap.clone(), vmap.clone(), vmap]);
+        let rule = "add rule ip sy svc-a numgen random mod 2 vmap { 0 : goto ep-a, 1 : goto ep-b }";
+        for request in 4..7 {
+            assert_eq!(batch.describe(&commands, request).unwrap(), rule);
+        }
         // Set ids 1, 2, 3: the anonymous map's id is in its elements and rule.
         let id3 = [8u8, 0, 4, 0, 0, 0, 0, 3];
         for message in [6, 7] {
@@ -499,7 +577,7 @@ mod tests {
             assert!(bytes.windows(8).any(|x| x == id3), "message {message}");
         }
         assert_eq!(
-            batch.describe(7).unwrap(),
+            batch.describe(&commands, 7).unwrap(),
             "delete set ip sy aff-b",
             "requests follow the messages"
         );
@@ -507,50 +585,70 @@ mod tests {
 
     #[test]
     fn frames_every_command_between_begin_and_end() {
-        let batch = encode(
-            "sy",
-            &[
-                Command::AddChain {
-                    name: "svc-a".into(),
-                    base: None,
-                },
-                Command::AddRule {
-                    chain: "svc-a".into(),
-                    rule: "drop".into(),
-                },
-                Command::DeleteElements {
-                    set: "hairpin".into(),
-                    elements: vec![],
-                },
-            ],
-        )
-        .unwrap();
+        let commands = [
+            Command::AddChain {
+                name: "svc-a".into(),
+                base: None,
+            },
+            Command::AddRule {
+                chain: "svc-a".into(),
+                rule: "drop".into(),
+            },
+            Command::DeleteElements {
+                set: "hairpin".into(),
+                elements: vec![],
+            },
+        ];
+        let batch = encode("sy", &commands).unwrap();
         // Begin, two requests, end; the empty delete sends nothing.
         assert_eq!(batch.offsets.len(), 4);
         assert_eq!(batch.requests.len(), 2);
         assert_eq!(message_types(&batch), [16, 0x0a03, 0x0a06, 17]);
-        assert_eq!(batch.describe(1).unwrap(), "add rule ip sy svc-a drop");
+        assert_eq!(
+            batch.describe(&commands, 1).unwrap(),
+            "add rule ip sy svc-a drop"
+        );
+    }
+
+    #[test]
+    fn a_refusal_names_the_failed_command() {
+        let commands = [
+            Command::AddChain {
+                name: "a".into(),
+                base: None,
+            },
+            Command::FlushChain("b".into()),
+        ];
+        let batch = encode("sy", &commands).unwrap();
+        let refused = |request| NftError::Refused { request, errno: 2 };
+        let err = batch.explain(&commands, refused(Some(1)));
+        assert_eq!(
+            err.nft_stderr(),
+            Some("flush chain ip sy b: No such file or directory")
+        );
+        let err = batch.explain(&commands, refused(None));
+        assert_eq!(
+            err.nft_stderr(),
+            Some("commit of the batch on table ip sy: No such file or directory")
+        );
     }
 
     #[test]
     fn large_element_lists_are_chunked_like_nft_lines() {
         let elements: Vec<Element> = (0..1200).map(|p| service(p, "svc-a")).collect();
-        let batch = encode(
-            "sy",
-            &[Command::AddElements {
-                set: "service-ips".into(),
-                elements: elements.clone(),
-            }],
-        )
-        .unwrap();
+        let commands = [Command::AddElements {
+            set: "service-ips".into(),
+            elements: elements.clone(),
+        }];
+        let batch = encode("sy", &commands).unwrap();
         assert_eq!(batch.requests.len(), 3);
-        assert_eq!(
-            batch.requests[2],
-            Command::AddElements {
-                set: "service-ips".into(),
-                elements: elements[1000..].to_vec()
-            }
-        );
+        let mut last = String::new();
+        Command::AddElements {
+            set: "service-ips".into(),
+            elements: elements[1000..].to_vec(),
+        }
+        .render("sy", &mut last);
+        assert_eq!(batch.describe(&commands, 2).unwrap(), last.trim_end());
         // Long chain names are split by size instead.
         let long = "c".repeat(250);
         let elements: Vec<Element> = (0..500).map(|p| service(p, &long)).collect();

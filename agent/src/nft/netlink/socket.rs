@@ -136,7 +136,7 @@ impl Socket {
                     continue; // a late reply to an earlier batch
                 }
                 if ack.errno != 0 {
-                    return Err(rejection(batch, index, ack.errno));
+                    return Err(rejection(index, ack.errno));
                 }
                 if index == last {
                     return Ok(());
@@ -212,61 +212,11 @@ fn netlink_error(errno: Errno) -> NftError {
     NftError::Netlink(errno.into())
 }
 
-/// The error for a refused message: which command, and why.
-fn rejection(batch: &Batch, index: usize, errno: i32) -> NftError {
-    // BATCH_BEGIN (index 0) is where the kernel reports a failed commit.
-    let what = index
-        .checked_sub(1)
-        .and_then(|request| batch.describe(request))
-        .unwrap_or_else(|| format!("commit of the batch on table ip {}", batch.table));
-    NftError::Rejected {
-        status: "netlink".to_owned(),
-        stderr: format!("{what}: {}", strerror(errno)),
-    }
-}
-
-/// The C library's message for `errno`, as nft would print it.
-fn strerror(errno: i32) -> String {
-    let text = io::Error::from_raw_os_error(errno).to_string();
-    match text.strip_suffix(&format!(" (os error {errno})")) {
-        Some(message) => message.to_owned(),
-        None => text,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::nft::command::Command;
-    use crate::nft::netlink::encode;
-
-    #[test]
-    fn strerror_drops_the_os_error_suffix() {
-        assert_eq!(strerror(2), "No such file or directory");
-    }
-
-    #[test]
-    fn rejection_names_the_failed_command() {
-        let batch = encode(
-            "sy",
-            &[
-                Command::AddChain {
-                    name: "a".into(),
-                    base: None,
-                },
-                Command::FlushChain("b".into()),
-            ],
-        )
-        .unwrap();
-        let err = rejection(&batch, 2, 2);
-        assert_eq!(
-            err.nft_stderr(),
-            Some("flush chain ip sy b: No such file or directory")
-        );
-        let err = rejection(&batch, 0, 1);
-        assert_eq!(
-            err.nft_stderr(),
-            Some("commit of the batch on table ip sy: Operation not permitted")
-        );
+/// The error for a refused message; BATCH_BEGIN (index 0) is where the
+/// kernel reports a failed commit.
+fn rejection(index: usize, errno: i32) -> NftError {
+    NftError::Refused {
+        request: index.checked_sub(1),
+        errno,
     }
 }
