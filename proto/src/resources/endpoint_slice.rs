@@ -19,16 +19,16 @@ pub struct EndpointSlice {
     pub metadata: ObjectMeta,
     #[serde(default)]
     pub address_type: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::compact::vec")]
     pub endpoints: Vec<Endpoint>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::compact::vec")]
     pub ports: Vec<EndpointPort>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Endpoint {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::compact::vec")]
     pub addresses: Vec<String>,
     #[serde(default)]
     pub conditions: EndpointConditions,

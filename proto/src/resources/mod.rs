@@ -4,6 +4,7 @@
 //! defaulting is the control plane's job, and `swctl apply` must be able to
 //! tell a field the user left out from one set to its default.
 
+mod compact;
 mod deployment;
 mod endpoint_slice;
 mod kind;

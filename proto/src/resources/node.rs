@@ -28,7 +28,7 @@ pub struct NodeSpec {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct NodeStatus {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::compact::vec")]
     pub addresses: Vec<NodeAddress>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent_version: Option<String>,

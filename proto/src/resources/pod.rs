@@ -29,7 +29,7 @@ pub struct PodSpec {
     pub hostname: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subdomain: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::compact::vec")]
     pub containers: Vec<Container>,
 }
 
@@ -40,7 +40,7 @@ pub struct Container {
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "super::compact::vec")]
     pub ports: Vec<ContainerPort>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub readiness_probe: Option<Probe>,
@@ -105,7 +105,7 @@ pub struct PodStatus {
     pub phase: Option<String>,
     #[serde(rename = "podIP", default, skip_serializing_if = "Option::is_none")]
     pub pod_ip: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "super::compact::vec")]
     pub conditions: Vec<PodCondition>,
 }
 
