@@ -217,13 +217,14 @@ async fn delta_holds_only_the_difference_and_equals_a_fresh_apply() {
         .unwrap();
     tee.take();
 
-    // One web endpoint replaced: web's chains pick endpoints by index, so no
-    // chain changes; only its DNAT targets (one per port) and the hairpin set.
+    // This node's web endpoint replaced: web's chains pick endpoints by
+    // index, so no chain changes; only its DNAT targets (one per port) and
+    // its hairpin pair.
     let next = snapshot(
         2,
         vec![
-            endpoint([10, 244, 1, 5], "node-a"),
-            endpoint([10, 244, 2, 8], "node-b"),
+            endpoint([10, 244, 1, 6], "node-a"),
+            endpoint([10, 244, 2, 7], "node-b"),
         ],
     );
     let stats = dp.apply(&ctx(), &next).await.unwrap();
@@ -253,7 +254,9 @@ async fn delta_holds_only_the_difference_and_equals_a_fresh_apply() {
         "untouched service in delta:\n{script}"
     );
     assert!(
-        script.contains("10.244.2.8 . 8080") && script.contains("10.244.2.8 . 5353"),
+        script.contains("10.244.1.6 . 8080")
+            && script.contains("10.244.1.6 . 5353")
+            && script.contains("10.244.1.6 . 10.244.1.6"),
         "{script}"
     );
 

@@ -46,7 +46,10 @@
 //!   map backends-<p>-<s>  { numgen value : endpoint . targetPort }   64 shards per protocol;
 //!                    each dispatching chain owns keys B..B+N-1 (see `Slots`)
 //!   set hairpin      { endpoint . endpoint }: masquerading marks traffic whose
-//!                    source is the endpoint it was DNATed to (hairpin)
+//!                    source is the endpoint it was DNATed to (hairpin); only
+//!                    this node's endpoints (in its pod CIDR or naming it)
+//!                    can send through its hooks unmarked, so only they are
+//!                    listed (all of them when the pod CIDR is unknown)
 //!
 //!   # ClientIP session affinity keeps kube-proxy's per-endpoint shape:
 //!   chain svc-<h>    ip saddr @aff-<e> goto ep-<e> (per endpoint); numgen vmap → ep-<e>
@@ -345,7 +348,9 @@ impl<'a> PortCompiler<'a> {
                 protocol: self.port.protocol,
             };
             rs.backends.insert(base + i as u32, target);
-            rs.hairpin.insert(b.ip);
+            if self.may_hairpin(b) {
+                rs.hairpin.insert(b.ip);
+            }
         }
         vec![format!(
             "meta l4proto {} dnat ip to numgen random mod {} offset {base} map @{}",
@@ -353,6 +358,16 @@ impl<'a> PortCompiler<'a> {
             backends.len(),
             backends_map(self.port.protocol, base)
         )]
+    }
+
+    /// Whether `b` can be the source of its own DNATed traffic here
+    /// unmarked. Other nodes' endpoints reach this node's hooks only from
+    /// outside the pod CIDR, which the cluster masquerade rule marks.
+    fn may_hairpin(&self, b: &Backend) -> bool {
+        match self.ctx.pod_cidr {
+            Some(cidr) => cidr.contains(&b.ip) || self.backends.local.binary_search(b).is_ok(),
+            None => true,
+        }
     }
 
     /// Affinity lookups (one per endpoint) then a uniform random choice.

@@ -102,7 +102,7 @@ fn cluster_ip_with_two_endpoints() {
         add rule ip switchyard svc-85208ae619feec63 meta l4proto tcp dnat ip to numgen random mod 2 offset 1292386304 map @backends-tcp-19
         add element ip switchyard service-ips { 10.96.0.10 . tcp . 80 : goto svc-85208ae619feec63 }
         add element ip switchyard backends-tcp-19 { 1292386304 : 10.244.1.5 . 8080, 1292386305 : 10.244.2.7 . 8080 }
-        add element ip switchyard hairpin { 10.244.1.5 . 10.244.1.5, 10.244.2.7 . 10.244.2.7 }
+        add element ip switchyard hairpin { 10.244.1.5 . 10.244.1.5 }
     "#,
     );
 }
@@ -124,7 +124,7 @@ fn node_port_and_external_ip_enter_through_the_external_chain() {
         add element ip switchyard service-ips { 10.96.0.10 . tcp . 80 : goto svc-85208ae619feec63, 203.0.113.7 . tcp . 80 : goto ext-85208ae619feec63 }
         add element ip switchyard service-nodeports { tcp . 30080 : goto ext-85208ae619feec63 }
         add element ip switchyard backends-tcp-19 { 1292386304 : 10.244.1.5 . 8080, 1292386305 : 10.244.2.7 . 8080 }
-        add element ip switchyard hairpin { 10.244.1.5 . 10.244.1.5, 10.244.2.7 . 10.244.2.7 }
+        add element ip switchyard hairpin { 10.244.1.5 . 10.244.1.5 }
     "#,
     );
 }
@@ -149,7 +149,6 @@ fn local_policies_without_local_endpoint_drop_but_short_circuit_pods_and_host() 
         add element ip switchyard service-nodeports { tcp . 30081 : goto ext-85208ae619feec63 }
         add element ip switchyard no-endpoint-services { 10.96.0.10 . tcp . 80 : drop }
         add element ip switchyard backends-tcp-19 { 1292386304 : 10.244.2.7 . 8080 }
-        add element ip switchyard hairpin { 10.244.2.7 . 10.244.2.7 }
     "#,
     );
 }
@@ -200,7 +199,7 @@ fn removing_a_service_flushes_unreferences_then_deletes() {
         flush chain ip switchyard svc-85208ae619feec63
         delete element ip switchyard service-ips { 10.96.0.10 . tcp . 80 }
         delete element ip switchyard backends-tcp-19 { 1292386304, 1292386305 }
-        delete element ip switchyard hairpin { 10.244.1.5 . 10.244.1.5, 10.244.2.7 . 10.244.2.7 }
+        delete element ip switchyard hairpin { 10.244.1.5 . 10.244.1.5 }
         delete chain ip switchyard svc-85208ae619feec63
     "#,
     );
@@ -210,8 +209,8 @@ fn removing_a_service_flushes_unreferences_then_deletes() {
 fn endpoint_change_touches_only_that_endpoint_elements() {
     let before = applied(&snap(vec![("web", web(two_endpoints()))]));
     let changed = web(vec![
-        ep([10, 244, 1, 5], "node-a", 8080),
-        ep([10, 244, 2, 8], "node-b", 8080),
+        ep([10, 244, 1, 6], "node-a", 8080),
+        ep([10, 244, 2, 7], "node-b", 8080),
     ]);
     let tx = plan(T, &before, &compile(&ctx(), &snap(vec![("web", changed)])));
     // Its DNAT target and its hairpin pair; the chain picks by index, so
@@ -228,11 +227,42 @@ fn endpoint_change_touches_only_that_endpoint_elements() {
     assert_script(
         tx.script(),
         r#"
-        delete element ip switchyard backends-tcp-19 { 1292386305 }
-        delete element ip switchyard hairpin { 10.244.2.7 . 10.244.2.7 }
-        add element ip switchyard backends-tcp-19 { 1292386305 : 10.244.2.8 . 8080 }
-        add element ip switchyard hairpin { 10.244.2.8 . 10.244.2.8 }
+        delete element ip switchyard backends-tcp-19 { 1292386304 }
+        delete element ip switchyard hairpin { 10.244.1.5 . 10.244.1.5 }
+        add element ip switchyard backends-tcp-19 { 1292386304 : 10.244.1.6 . 8080 }
+        add element ip switchyard hairpin { 10.244.1.6 . 10.244.1.6 }
     "#,
+    );
+}
+
+#[test]
+fn another_nodes_endpoint_has_no_hairpin_pair() {
+    // Its traffic reaches this node from outside the pod CIDR, which the
+    // cluster masquerade rule marks already.
+    let before = applied(&snap(vec![("web", web(two_endpoints()))]));
+    let changed = web(vec![
+        ep([10, 244, 1, 5], "node-a", 8080),
+        ep([10, 244, 2, 8], "node-b", 8080),
+    ]);
+    assert_script(
+        script_from(&before, &snap(vec![("web", changed)])),
+        r#"
+        delete element ip switchyard backends-tcp-19 { 1292386305 }
+        add element ip switchyard backends-tcp-19 { 1292386305 : 10.244.2.8 . 8080 }
+    "#,
+    );
+}
+
+#[test]
+fn without_a_pod_cidr_every_endpoint_has_a_hairpin_pair() {
+    let ctx = NodeContext {
+        pod_cidr: None,
+        ..ctx()
+    };
+    let desired = compile(&ctx, &snap(vec![("web", web(two_endpoints()))]));
+    assert_eq!(
+        desired.hairpin.into_iter().collect::<Vec<_>>(),
+        [Ipv4Addr::new(10, 244, 1, 5), Ipv4Addr::new(10, 244, 2, 7)]
     );
 }
 
@@ -245,7 +275,7 @@ fn losing_all_endpoints_moves_the_element_to_the_reject_map() {
         flush chain ip switchyard svc-85208ae619feec63
         delete element ip switchyard service-ips { 10.96.0.10 . tcp . 80 }
         delete element ip switchyard backends-tcp-19 { 1292386304, 1292386305 }
-        delete element ip switchyard hairpin { 10.244.1.5 . 10.244.1.5, 10.244.2.7 . 10.244.2.7 }
+        delete element ip switchyard hairpin { 10.244.1.5 . 10.244.1.5 }
         add element ip switchyard no-endpoint-services { 10.96.0.10 . tcp . 80 : goto reject-chain }
         delete chain ip switchyard svc-85208ae619feec63
     "#,

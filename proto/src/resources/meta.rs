@@ -46,7 +46,11 @@ impl std::fmt::Display for IntOrString {
 pub struct LabelSelector {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub match_labels: Labels,
-    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "super::compact::vec")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "super::compact::vec"
+    )]
     pub match_expressions: Vec<LabelSelectorRequirement>,
 }
 
@@ -56,6 +60,10 @@ pub struct LabelSelectorRequirement {
     pub key: String,
     /// In, NotIn, Exists, DoesNotExist.
     pub operator: String,
-    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "super::compact::vec")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "super::compact::vec"
+    )]
     pub values: Vec<String>,
 }

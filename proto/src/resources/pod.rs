@@ -40,7 +40,11 @@ pub struct Container {
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "super::compact::vec")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "super::compact::vec"
+    )]
     pub ports: Vec<ContainerPort>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub readiness_probe: Option<Probe>,
@@ -105,7 +109,11 @@ pub struct PodStatus {
     pub phase: Option<String>,
     #[serde(rename = "podIP", default, skip_serializing_if = "Option::is_none")]
     pub pod_ip: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "super::compact::vec")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "super::compact::vec"
+    )]
     pub conditions: Vec<PodCondition>,
 }
 

@@ -24,15 +24,29 @@ pub struct Service {
 pub struct ServiceSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selector: Option<BTreeMap<String, String>>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "super::compact::vec")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "super::compact::vec"
+    )]
     pub ports: Vec<ServicePort>,
     #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
     pub type_: Option<String>,
     #[serde(rename = "clusterIP", default, skip_serializing_if = "Option::is_none")]
     pub cluster_ip: Option<String>,
-    #[serde(rename = "clusterIPs", default, skip_serializing_if = "Vec::is_empty", deserialize_with = "super::compact::vec")]
+    #[serde(
+        rename = "clusterIPs",
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "super::compact::vec"
+    )]
     pub cluster_ips: Vec<String>,
-    #[serde(rename = "externalIPs", default, skip_serializing_if = "Vec::is_empty", deserialize_with = "super::compact::vec")]
+    #[serde(
+        rename = "externalIPs",
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "super::compact::vec"
+    )]
     pub external_ips: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external_name: Option<String>,
@@ -52,7 +66,11 @@ pub struct ServiceSpec {
         skip_serializing_if = "Option::is_none"
     )]
     pub load_balancer_ip: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "super::compact::vec")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "super::compact::vec"
+    )]
     pub load_balancer_source_ranges: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health_check_node_port: Option<i32>,
