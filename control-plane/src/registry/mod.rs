@@ -8,6 +8,7 @@ mod prepare;
 pub mod state;
 mod watch;
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 
 use ipnet::Ipv4Net;
@@ -27,7 +28,7 @@ use crate::allocator::service::{held_by, Ranges};
 use crate::controller::endpoints;
 use crate::metrics::Metrics;
 use crate::selector::Selector;
-use crate::store::{ObjectKey, Store};
+use crate::store::{ObjectKey, Store, StoreError};
 use crate::validation::Config as ValidationConfig;
 use prepare::{deployment_status, prepare, Limits};
 use state::{key_of, object_key, State, Txn};
@@ -60,6 +61,26 @@ pub struct Registry {
     log_retention: u64,
 }
 
+/// Reads the store into memory, decoding each object as it is read (in
+/// the thread that reads it, so the raw records and the objects share one
+/// allocator arena and freed records are reused at once).
+fn load_state(store: &dyn Store) -> std::result::Result<State, StoreError> {
+    let mut objects: BTreeMap<Kind, BTreeMap<ObjectKey, Arc<Object>>> = BTreeMap::new();
+    let loaded = store.load(&mut |kind, key, json| {
+        let obj = Object::from_json(kind, json).map_err(|e| StoreError::Corrupt {
+            tree: kind.plural().to_string(),
+            detail: format!("{key}: {e}"),
+        })?;
+        objects.entry(kind).or_default().insert(key, Arc::new(obj));
+        Ok(())
+    })?;
+    Ok(State {
+        revision: loaded.revision,
+        objects,
+        allocations: loaded.allocations.into_iter().collect(),
+    })
+}
+
 impl Registry {
     /// Loads the store and makes sure the `default` namespace exists.
     pub async fn open(
@@ -67,30 +88,12 @@ impl Registry {
         cfg: RegistryConfig,
         metrics: Arc<Metrics>,
     ) -> Result<Arc<Registry>> {
-        let loaded = {
+        let state = {
             let store = store.clone();
-            tokio::task::spawn_blocking(move || store.load())
+            tokio::task::spawn_blocking(move || load_state(store.as_ref()))
                 .await
                 .map_err(|e| RegistryError::BadRequest(e.to_string()))??
         };
-        let mut state = State {
-            revision: loaded.revision,
-            allocations: loaded.allocations.into_iter().collect(),
-            ..Default::default()
-        };
-        for (kind, key, json) in loaded.objects {
-            let obj = Object::from_json(kind, &json).map_err(|e| {
-                RegistryError::Store(crate::store::StoreError::Corrupt {
-                    tree: kind.plural().to_string(),
-                    detail: format!("{key}: {e}"),
-                })
-            })?;
-            state
-                .objects
-                .entry(kind)
-                .or_default()
-                .insert(key, Arc::new(obj));
-        }
         let (events, _) = broadcast::channel(4096);
         let registry = Arc::new(Registry {
             store,

@@ -45,12 +45,16 @@ pub struct Batch {
 }
 
 /// What the store holds at start-up.
+/// Objects themselves are handed to a visitor one at a time instead (see
+/// [`Store::load`]).
 #[derive(Debug, Clone, Default)]
 pub struct Loaded {
     pub revision: u64,
-    pub objects: Vec<(Kind, ObjectKey, String)>,
     pub allocations: Vec<(AllocKey, ObjectKey)>,
 }
+
+/// Receives each stored object (kind, key, JSON) at start-up.
+pub type Visitor<'a> = dyn FnMut(Kind, ObjectKey, &str) -> Result<()> + 'a;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -65,7 +69,11 @@ pub enum StoreError {
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 pub trait Store: Send + Sync + 'static {
-    fn load(&self) -> Result<Loaded>;
+    /// Hands every stored object to `visit`, one at a time, so start-up
+    /// never holds all raw records next to the decoded objects (at 100,000
+    /// Pods that copy alone is tens of MiB, and freeing it afterwards leaves
+    /// the heap fragmented); an error from `visit` stops the load.
+    fn load(&self, visit: &mut Visitor<'_>) -> Result<Loaded>;
 
     /// Applies the batch atomically and durably.
     fn commit(&self, batch: &Batch) -> Result<()>;

@@ -7,7 +7,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError, Transact
 use sled::{Db, Transactional, Tree};
 use switchyard_api::resources::Kind;
 
-use super::{Batch, Loaded, LoggedEvent, Result, Store, StoreError};
+use super::{Batch, Loaded, LoggedEvent, Result, Store, StoreError, Visitor};
 
 const ALLOCATIONS: &str = "allocations";
 const LOG: &str = "log";
@@ -128,12 +128,16 @@ fn write_batch(
 }
 
 impl Store for SledStore {
-    fn load(&self) -> Result<Loaded> {
-        let mut objects = Vec::new();
+    fn load(&self, visit: &mut Visitor<'_>) -> Result<Loaded> {
         for kind in Kind::ALL {
+            let tree = tree_name(kind);
             for item in self.kind_tree(kind).iter() {
                 let (k, v) = item.map_err(backend)?;
-                objects.push((kind, text(tree_name(kind), &k)?, text(tree_name(kind), &v)?));
+                let json = std::str::from_utf8(&v).map_err(|e| StoreError::Corrupt {
+                    tree: tree.to_string(),
+                    detail: e.to_string(),
+                })?;
+                visit(kind, text(tree, &k)?, json)?;
             }
         }
         let mut allocations = Vec::new();
@@ -149,7 +153,6 @@ impl Store for SledStore {
         }
         Ok(Loaded {
             revision: self.read_u64(REVISION_KEY)?,
-            objects,
             allocations,
         })
     }
@@ -239,10 +242,16 @@ mod tests {
                 .unwrap();
         }
         let store = SledStore::open(dir.path()).unwrap();
-        let loaded = store.load().unwrap();
+        let mut objects = Vec::new();
+        let loaded = store
+            .load(&mut |kind, key, json| {
+                objects.push((kind, key, json.to_string()));
+                Ok(())
+            })
+            .unwrap();
         assert_eq!(loaded.revision, 7);
         assert_eq!(
-            loaded.objects,
+            objects,
             vec![(Kind::Service, "default/a".to_string(), "{}".to_string())]
         );
         assert_eq!(
@@ -297,6 +306,14 @@ mod tests {
                 ..Default::default()
             })
             .unwrap();
-        assert!(store.load().unwrap().allocations.is_empty());
+        let mut objects = 0;
+        let loaded = store
+            .load(&mut |_, _, _| {
+                objects += 1;
+                Ok(())
+            })
+            .unwrap();
+        assert!(loaded.allocations.is_empty());
+        assert_eq!(objects, 0);
     }
 }
