@@ -281,7 +281,7 @@ mod tests {
                     container_port: 5000,
                     ..Default::default()
                 }],
-                readiness_probe: Some(Probe {
+                readiness_probe: Some(Box::new(Probe {
                     http_get: Some(HttpGetAction {
                         path: None,
                         port: IntOrString::Int(5000),
@@ -290,17 +290,17 @@ mod tests {
                     period_seconds: Some(0),
                     failure_threshold: Some(5),
                     ..Default::default()
-                }),
+                })),
                 ..Default::default()
             },
             Container {
                 name: "sidecar".to_string(),
-                readiness_probe: Some(Probe {
+                readiness_probe: Some(Box::new(Probe {
                     tcp_socket: Some(TcpSocketAction {
                         port: IntOrString::Int(9000),
                     }),
                     ..Default::default()
-                }),
+                })),
                 ..Default::default()
             },
         ];

@@ -188,7 +188,7 @@ impl Resources for ResourcesApi {
         let services: Vec<_> = objects
             .into_iter()
             .filter_map(|o| match o {
-                Object::Service(s) => Some(s),
+                Object::Service(s) => Some(*s),
                 _ => None,
             })
             .collect();

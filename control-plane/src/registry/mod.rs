@@ -131,7 +131,9 @@ impl Registry {
             },
             ..Default::default()
         };
-        self.apply(Object::Namespace(ns), false).await.map(|_| ())
+        self.apply(Object::Namespace(Box::new(ns)), false)
+            .await
+            .map(|_| ())
     }
 
     fn read(&self) -> RwLockReadGuard<'_, State> {
@@ -483,7 +485,7 @@ fn sync_service_slices(txn: &mut Txn<'_>, svc_obj: &Object) {
     }
     for slice in desired {
         let key = object_key(Kind::EndpointSlice, &ns, &slice.metadata.name);
-        let mut slice = Object::EndpointSlice(slice);
+        let mut slice = Object::EndpointSlice(Box::new(slice));
         match txn.get(Kind::EndpointSlice, &key) {
             Some(old) => {
                 let meta = slice.meta_mut();

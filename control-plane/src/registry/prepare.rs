@@ -37,7 +37,7 @@ pub fn prepare(
     match (&mut obj, old) {
         (Object::Service(svc), old) => {
             let old = match old {
-                Some(Object::Service(o)) => Some(o),
+                Some(Object::Service(o)) => Some(&**o),
                 _ => None,
             };
             carry_over_service(svc, old);

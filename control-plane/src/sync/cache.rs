@@ -225,7 +225,7 @@ fn rebuild_service(state: &State, key: &ServiceKey) -> Option<ServiceState> {
     let slices = state
         .in_namespace(Kind::EndpointSlice, Some(&key.0))
         .filter_map(|o| match &**o {
-            Object::EndpointSlice(s) if s.service_name() == Some(key.1.as_str()) => Some(s),
+            Object::EndpointSlice(s) if s.service_name() == Some(key.1.as_str()) => Some(&**s),
             _ => None,
         });
     Some(service_state(svc, slices))

@@ -31,7 +31,7 @@ pub struct SyncContext {
 
 /// The Node object an agent's registration describes.
 pub fn node_object(reg: &Register) -> Object {
-    Object::Node(Node {
+    Object::Node(Box::new(Node {
         metadata: ObjectMeta {
             name: reg.node_name.clone(),
             ..Default::default()
@@ -52,7 +52,7 @@ pub fn node_object(reg: &Register) -> Object {
             ..Default::default()
         },
         ..Default::default()
-    })
+    }))
 }
 
 fn push(c: Catchup, nonce: String, cache: &SnapshotCache) -> Push {

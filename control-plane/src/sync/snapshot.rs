@@ -260,7 +260,7 @@ mod tests {
                 container_port: 5000,
                 protocol: None,
             }],
-            readiness_probe: Some(Probe {
+            readiness_probe: Some(Box::new(Probe {
                 http_get: Some(HttpGetAction {
                     path: Some("/healthz".into()),
                     port: IntOrString::String("http".into()),
@@ -268,7 +268,7 @@ mod tests {
                 }),
                 period_seconds: Some(2),
                 ..Default::default()
-            }),
+            })),
             ..Default::default()
         }];
         let probes = probes_for_node("node-1", [&pod]);

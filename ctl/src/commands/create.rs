@@ -18,14 +18,14 @@ pub async fn run(
     cmd: &CreateCommand,
 ) -> anyhow::Result<bool> {
     let obj = match cmd {
-        CreateCommand::Namespace { name } => Object::Namespace(Namespace {
+        CreateCommand::Namespace { name } => Object::Namespace(Box::new(Namespace {
             metadata: ObjectMeta {
                 name: name.clone(),
                 ..Default::default()
             },
             ..Default::default()
-        }),
-        CreateCommand::Service(which) => Object::Service(service(namespace, which)?),
+        })),
+        CreateCommand::Service(which) => Object::Service(Box::new(service(namespace, which)?)),
     };
     let kind = obj.kind();
     let (created, _) = client

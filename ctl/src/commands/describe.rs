@@ -47,7 +47,7 @@ async fn describe(client: &mut Client, obj: &Object) -> anyhow::Result<String> {
                 .0
                 .into_iter()
                 .filter_map(|o| match o {
-                    Object::EndpointSlice(s) => Some(s),
+                    Object::EndpointSlice(s) => Some(*s),
                     _ => None,
                 })
                 .collect::<Vec<_>>();

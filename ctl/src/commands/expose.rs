@@ -23,7 +23,7 @@ pub async fn run(client: &mut Client, namespace: &str, args: &ExposeArgs) -> any
     let (created, _) = client
         .apply(
             Kind::Service,
-            Object::Service(svc).with_type_meta().to_json(),
+            Object::Service(Box::new(svc)).with_type_meta().to_json(),
             true,
         )
         .await?;

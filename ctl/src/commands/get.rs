@@ -116,7 +116,10 @@ async fn as_documents(
         return Ok(objects);
     }
     let slices = slices_for(client, &objects, scope).await?;
-    Ok(slices.into_iter().map(Object::EndpointSlice).collect())
+    Ok(slices
+        .into_iter()
+        .map(|s| Object::EndpointSlice(Box::new(s)))
+        .collect())
 }
 
 fn no_resources(scope: &Scope) -> String {
@@ -200,7 +203,7 @@ fn services(objects: &[Object]) -> Vec<Service> {
     objects
         .iter()
         .filter_map(|o| match o {
-            Object::Service(s) => Some(s.clone()),
+            Object::Service(s) => Some((**s).clone()),
             _ => None,
         })
         .collect()
@@ -219,7 +222,7 @@ async fn slices_for(
     Ok(slices
         .into_iter()
         .filter_map(|o| match o {
-            Object::EndpointSlice(s) => Some(s),
+            Object::EndpointSlice(s) => Some(*s),
             _ => None,
         })
         .filter(|s| {

@@ -51,7 +51,7 @@ fn frontend() -> Object {
 
 fn as_service(object: Object) -> Service {
     match object {
-        Object::Service(svc) => svc,
+        Object::Service(svc) => *svc,
         other => panic!("not a service: {other:?}"),
     }
 }
@@ -305,7 +305,7 @@ fn endpoint_slices() {
     let objects: Vec<Object> = frontend_slices()
         .into_iter()
         .chain([many])
-        .map(Object::EndpointSlice)
+        .map(|s| Object::EndpointSlice(Box::new(s)))
         .collect();
     assert_eq!(
         table(&objects),

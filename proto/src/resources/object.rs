@@ -2,15 +2,18 @@ use serde::Serialize;
 
 use super::{Deployment, EndpointSlice, Kind, Namespace, Node, ObjectMeta, Pod, Service};
 
-/// Any stored object, tagged by kind.
+/// Any stored object, tagged by kind. Pods are most of a cluster's
+/// objects and the control plane holds every one, so the other kinds are
+/// boxed: the enum is the size of a Pod, not of the largest kind (a
+/// Service is half as big again).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Object {
-    Namespace(Namespace),
-    Service(Service),
+    Namespace(Box<Namespace>),
+    Service(Box<Service>),
     Pod(Pod),
-    Deployment(Deployment),
-    EndpointSlice(EndpointSlice),
-    Node(Node),
+    Deployment(Box<Deployment>),
+    EndpointSlice(Box<EndpointSlice>),
+    Node(Box<Node>),
 }
 
 macro_rules! each_kind {

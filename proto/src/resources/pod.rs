@@ -47,7 +47,8 @@ pub struct Container {
     )]
     pub ports: Vec<ContainerPort>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub readiness_probe: Option<Probe>,
+    /// Boxed: most containers have none, and every Pod stays in memory.
+    pub readiness_probe: Option<Box<Probe>>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

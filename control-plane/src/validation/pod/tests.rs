@@ -29,14 +29,14 @@ fn frontend() -> Pod {
         name: "web".to_string(),
         image: Some("example/frontend:1.0".to_string()),
         ports: vec![web_port("http", 5000)],
-        readiness_probe: Some(Probe {
+        readiness_probe: Some(Box::new(Probe {
             http_get: Some(HttpGetAction {
                 path: Some("/healthz".to_string()),
                 port: IntOrString::String("http".to_string()),
                 scheme: None,
             }),
             ..Default::default()
-        }),
+        })),
     }];
     pod.status.pod_ip = Some("10.244.1.5".to_string());
     defaulting::pod(&mut pod);
