@@ -4,10 +4,9 @@
 //! An unset `Option` is read as Go's zero value (`""`, `0`), so an object
 //! that skipped defaulting fails the way Kubernetes would fail it.
 
-use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 
-use switchyard_api::resources::{IntOrString, ObjectMeta};
+use switchyard_api::resources::{IntOrString, Labels, ObjectMeta};
 
 use super::field::{FieldError, FieldErrors};
 use super::names;
@@ -73,7 +72,7 @@ fn namespace(errs: &mut FieldErrors, ns: Option<&str>, scope: Scope) {
     }
 }
 
-pub(super) fn labels(errs: &mut FieldErrors, path: &str, labels: &BTreeMap<String, String>) {
+pub(super) fn labels(errs: &mut FieldErrors, path: &str, labels: &Labels) {
     for (key, value) in labels {
         invalid_each(errs, path, key, names::qualified_name(key));
         invalid_each(errs, path, value, names::label_value(value));

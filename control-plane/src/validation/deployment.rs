@@ -87,13 +87,13 @@ fn requirement(errs: &mut FieldErrors, path: &str, req: &LabelSelectorRequiremen
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
+    use switchyard_api::resources::Labels;
 
     use super::*;
     use crate::defaulting;
     use switchyard_api::resources::ObjectMeta;
 
-    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    fn labels(pairs: &[(&str, &str)]) -> Labels {
         pairs
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))

@@ -2,7 +2,7 @@
 //! print (maps, slices, structs), so those errors name the value as the API
 //! server does, e.g. `map[string]string{"app":"x"}`.
 
-use std::collections::BTreeMap;
+use switchyard_api::resources::Labels;
 
 use super::field::BadValue;
 
@@ -16,7 +16,7 @@ fn quote(s: &str) -> String {
 }
 
 /// `map[string]string{"a":"1", "b":"2"}`; a missing map is Go's nil map.
-pub(super) fn string_map(map: &BTreeMap<String, String>) -> String {
+pub(super) fn string_map(map: &Labels) -> String {
     if map.is_empty() {
         return "map[string]string(nil)".to_string();
     }
@@ -55,7 +55,7 @@ mod tests {
 
     #[test]
     fn maps_render_like_go() {
-        let mut m = BTreeMap::new();
+        let mut m = Labels::new();
         assert_eq!(string_map(&m), "map[string]string(nil)");
         m.insert("tier".to_string(), "web".to_string());
         m.insert("app".to_string(), "x".to_string());

@@ -1,7 +1,7 @@
 //! `swctl create service …` and `swctl create namespace`, building the same
 //! objects `kubectl create` builds.
 
-use std::collections::BTreeMap;
+use switchyard_api::resources::Labels;
 
 use anyhow::{bail, Context};
 use switchyard_api::resources::{
@@ -57,9 +57,7 @@ fn service(namespace: &str, which: &CreateService) -> anyhow::Result<Service> {
     if external && args.external_name.is_none() {
         bail!("--external-name is required for an ExternalName service");
     }
-    let labels: BTreeMap<String, String> = [("app".to_string(), args.name.clone())]
-        .into_iter()
-        .collect();
+    let labels: Labels = [("app".to_string(), args.name.clone())].into();
     Ok(Service {
         metadata: ObjectMeta {
             name: args.name.clone(),

@@ -1,10 +1,8 @@
 //! `swctl expose deploy|pod NAME`: a Service selecting the same pods.
 
-use std::collections::BTreeMap;
-
 use anyhow::bail;
 use switchyard_api::resources::{
-    IntOrString, Kind, Object, ObjectMeta, Service, ServicePort, ServiceSpec,
+    IntOrString, Kind, Labels, Object, ObjectMeta, Service, ServicePort, ServiceSpec,
 };
 
 use super::{parse_kind, split_kind_name};
@@ -31,7 +29,7 @@ pub async fn run(client: &mut Client, namespace: &str, args: &ExposeArgs) -> any
     Ok(true)
 }
 
-type LabelMap = BTreeMap<String, String>;
+type LabelMap = Labels;
 
 /// kubectl's introspection: a Deployment's matchLabels, or a Pod's labels.
 fn selector_of(obj: &Object) -> anyhow::Result<(LabelMap, LabelMap)> {

@@ -6,8 +6,8 @@ use std::io::Write;
 
 use chrono::DateTime;
 use switchyard_api::resources::{
-    service_type, Container, Deployment, EndpointSlice, IntOrString, ObjectMeta, Pod, PodSpec,
-    Probe, Service, ServicePort,
+    service_type, Container, Deployment, EndpointSlice, IntOrString, Labels, ObjectMeta, Pod,
+    PodSpec, Probe, Service, ServicePort,
 };
 
 use super::columns::{format_labels, format_selector, or_none, pod_status, truncated_list};
@@ -146,7 +146,7 @@ fn joined_or_none(items: &[String], separator: &str) -> String {
     }
 }
 
-fn label_lines(labels: &BTreeMap<String, String>) -> Vec<String> {
+fn label_lines(labels: &Labels) -> Vec<String> {
     labels.iter().map(|(k, v)| format!("{k}={v}")).collect()
 }
 

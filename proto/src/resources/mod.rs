@@ -8,6 +8,7 @@ mod compact;
 mod deployment;
 mod endpoint_slice;
 mod kind;
+mod labels;
 mod meta;
 mod namespace;
 mod node;

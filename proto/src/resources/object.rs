@@ -6,6 +6,7 @@ use super::{Deployment, EndpointSlice, Kind, Namespace, Node, ObjectMeta, Pod, S
 /// objects and the control plane holds every one, so the other kinds are
 /// boxed: the enum is the size of a Pod, not of the largest kind (a
 /// Service is half as big again).
+#[allow(clippy::large_enum_variant)] // on purpose: Pods unboxed, one allocation each
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Object {
     Namespace(Box<Namespace>),

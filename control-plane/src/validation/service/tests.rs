@@ -1,4 +1,4 @@
-use std::collections::BTreeMap;
+use switchyard_api::resources::Labels;
 
 use switchyard_api::resources::{
     ClientIpConfig, IntOrString, ObjectMeta, ServicePort, SessionAffinityConfig,
@@ -35,10 +35,7 @@ fn frontend() -> Service {
         },
         ..Default::default()
     };
-    svc.spec.selector = Some(BTreeMap::from([(
-        "app".to_string(),
-        "frontend".to_string(),
-    )]));
+    svc.spec.selector = Some(Labels::from([("app".to_string(), "frontend".to_string())]));
     let mut p = port(None, 80);
     p.target_port = Some(IntOrString::Int(5000));
     svc.spec.ports = vec![p];
@@ -154,10 +151,7 @@ fn service_name_max_63() {
 #[test]
 fn selector_must_hold_valid_labels() {
     let mut svc = frontend();
-    svc.spec.selector = Some(BTreeMap::from([(
-        "app".to_string(),
-        "front end".to_string(),
-    )]));
+    svc.spec.selector = Some(Labels::from([("app".to_string(), "front end".to_string())]));
     assert_eq!(
         check(&svc),
         "spec.selector: Invalid value: \"front end\": a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')"
