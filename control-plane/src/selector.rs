@@ -151,37 +151,36 @@ fn checked_key(key: &str, part: &str) -> Result<String, SelectorError> {
 mod tests {
     use super::*;
 
-    fn labels(pairs: &[(&str, &str)]) -> Labels {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
-
     #[test]
     fn equality_and_inequality() {
         let sel = Selector::parse("app=frontend,tier!=db").unwrap();
-        assert!(sel.matches(&labels(&[("app", "frontend")])));
-        assert!(sel.matches(&labels(&[("app", "frontend"), ("tier", "web")])));
-        assert!(!sel.matches(&labels(&[("app", "frontend"), ("tier", "db")])));
-        assert!(!sel.matches(&labels(&[("app", "backend")])));
+        assert!(sel.matches(&Labels::from([("app", "frontend")])));
+        assert!(sel.matches(&Labels::from([("app", "frontend"), ("tier", "web")])));
+        assert!(!sel.matches(&Labels::from([("app", "frontend"), ("tier", "db")])));
+        assert!(!sel.matches(&Labels::from([("app", "backend")])));
     }
 
     #[test]
     fn set_based_and_existence() {
         let sel = Selector::parse("env in (prod, staging),!legacy,app").unwrap();
-        assert!(sel.matches(&labels(&[("env", "prod"), ("app", "x")])));
-        assert!(!sel.matches(&labels(&[("env", "dev"), ("app", "x")])));
-        assert!(!sel.matches(&labels(&[("env", "prod")])));
-        assert!(!sel.matches(&labels(&[("env", "prod"), ("app", "x"), ("legacy", "1")])));
+        assert!(sel.matches(&Labels::from([("env", "prod"), ("app", "x")])));
+        assert!(!sel.matches(&Labels::from([("env", "dev"), ("app", "x")])));
+        assert!(!sel.matches(&Labels::from([("env", "prod")])));
+        assert!(!sel.matches(&Labels::from([
+            ("env", "prod"),
+            ("app", "x"),
+            ("legacy", "1")
+        ])));
         let notin = Selector::parse("env notin (prod)").unwrap();
-        assert!(notin.matches(&labels(&[])));
-        assert!(!notin.matches(&labels(&[("env", "prod")])));
+        assert!(notin.matches(&Labels::new()));
+        assert!(!notin.matches(&Labels::from([("env", "prod")])));
     }
 
     #[test]
     fn empty_selector_matches_everything() {
-        assert!(Selector::parse("").unwrap().matches(&labels(&[("a", "b")])));
+        assert!(Selector::parse("")
+            .unwrap()
+            .matches(&Labels::from([("a", "b")])));
     }
 
     #[test]
@@ -195,22 +194,22 @@ mod tests {
 
     #[test]
     fn service_selector_needs_every_pair_and_is_never_empty() {
-        let sel = labels(&[("app", "frontend")]);
+        let sel = Labels::from([("app", "frontend")]);
         assert!(service_selects(
             &sel,
-            &labels(&[("app", "frontend"), ("x", "y")])
+            &Labels::from([("app", "frontend"), ("x", "y")])
         ));
-        assert!(!service_selects(&sel, &labels(&[("app", "other")])));
+        assert!(!service_selects(&sel, &Labels::from([("app", "other")])));
         assert!(!service_selects(
-            &labels(&[]),
-            &labels(&[("app", "frontend")])
+            &Labels::new(),
+            &Labels::from([("app", "frontend")])
         ));
     }
 
     #[test]
     fn deployment_selector_with_expressions() {
         let sel = LabelSelector {
-            match_labels: labels(&[("app", "web")]),
+            match_labels: Labels::from([("app", "web")]),
             match_expressions: vec![switchyard_api::resources::LabelSelectorRequirement {
                 key: "track".into(),
                 operator: "NotIn".into(),
@@ -218,7 +217,7 @@ mod tests {
             }],
         };
         let s = Selector::from_label_selector(&sel);
-        assert!(s.matches(&labels(&[("app", "web")])));
-        assert!(!s.matches(&labels(&[("app", "web"), ("track", "canary")])));
+        assert!(s.matches(&Labels::from([("app", "web")])));
+        assert!(!s.matches(&Labels::from([("app", "web"), ("track", "canary")])));
     }
 }

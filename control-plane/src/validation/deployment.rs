@@ -93,13 +93,6 @@ mod tests {
     use crate::defaulting;
     use switchyard_api::resources::ObjectMeta;
 
-    fn labels(pairs: &[(&str, &str)]) -> Labels {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
-
     fn frontend() -> Deployment {
         let mut d = Deployment {
             metadata: ObjectMeta {
@@ -109,8 +102,8 @@ mod tests {
             },
             ..Default::default()
         };
-        d.spec.selector.match_labels = labels(&[("app", "frontend")]);
-        d.spec.template.metadata.labels = labels(&[("app", "frontend"), ("tier", "web")]);
+        d.spec.selector.match_labels = Labels::from([("app", "frontend")]);
+        d.spec.template.metadata.labels = Labels::from([("app", "frontend"), ("tier", "web")]);
         defaulting::deployment(&mut d);
         d
     }
@@ -150,7 +143,7 @@ mod tests {
     #[test]
     fn selector_must_match_template_labels() {
         let mut d = frontend();
-        d.spec.template.metadata.labels = labels(&[("app", "x")]);
+        d.spec.template.metadata.labels = Labels::from([("app", "x")]);
         assert_eq!(
             validate(&d).to_string(),
             r#"spec.template.metadata.labels: Invalid value: map[string]string{"app":"x"}: `selector` does not match template `labels`"#
@@ -198,7 +191,7 @@ spec.selector.matchExpressions[2].operator: Invalid value: \"Like\": not a valid
     #[test]
     fn selector_keys_and_values_are_labels() {
         let mut d = frontend();
-        d.spec.selector.match_labels = labels(&[("app", "-x")]);
+        d.spec.selector.match_labels = Labels::from([("app", "-x")]);
         d.spec.selector.match_expressions = vec![expr("a/b/c", "In", &["_v"])];
         assert_eq!(
             validate(&d).to_string(),

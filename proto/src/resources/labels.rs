@@ -110,6 +110,15 @@ impl<const N: usize> From<[(String, String); N]> for Labels {
     }
 }
 
+impl<const N: usize> From<[(&str, &str); N]> for Labels {
+    fn from(pairs: [(&str, &str); N]) -> Self {
+        pairs
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect()
+    }
+}
+
 impl<'a> IntoIterator for &'a Labels {
     type Item = (&'a String, &'a String);
     type IntoIter = std::iter::Map<
@@ -147,16 +156,9 @@ impl<'de> Deserialize<'de> for Labels {
 mod tests {
     use super::*;
 
-    fn labels(pairs: &[(&str, &str)]) -> Labels {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
-
     #[test]
     fn behaves_like_a_sorted_map() {
-        let mut l = labels(&[("tier", "web"), ("app", "a"), ("app", "b")]);
+        let mut l = Labels::from([("tier", "web"), ("app", "a"), ("app", "b")]);
         assert_eq!(l.len(), 2);
         assert_eq!(l.get("app").map(String::as_str), Some("b"));
         assert_eq!(l.keys().cloned().collect::<Vec<_>>(), ["app", "tier"]);
@@ -174,7 +176,7 @@ mod tests {
     #[test]
     fn json_is_an_object_of_strings() {
         let l: Labels = serde_json::from_str(r#"{"tier":"web","app":"a"}"#).unwrap();
-        assert_eq!(l, labels(&[("app", "a"), ("tier", "web")]));
+        assert_eq!(l, Labels::from([("app", "a"), ("tier", "web")]));
         assert_eq!(
             serde_json::to_string(&l).unwrap(),
             r#"{"app":"a","tier":"web"}"#
