@@ -1,7 +1,9 @@
 //! Hollow agents, as Kubernetes' kubemark has hollow nodes: the real agent
 //! runtime ([`Runtime`]: snapshot stream, view folding, ruleset compile and
 //! diff, ACK/NACK) over a real gRPC stream on its own TCP connection, with
-//! only the final `nft -f` replaced by a recorder and conntrack disabled.
+//! only the kernel step replaced by a recorder (a transaction is encoded
+//! as the netlink batch the real agent sends, then dropped) and conntrack
+//! disabled.
 //!
 //! An agent's ACK time is observed through its `applied_version` gauge,
 //! which the runtime sets right after sending the ACK.
@@ -14,14 +16,17 @@ use anyhow::bail;
 use switchyard_agent::conntrack::Conntrack;
 use switchyard_agent::metrics::Metrics;
 use switchyard_agent::model::NodeContext;
-use switchyard_agent::nft::{DataPath, NftRunner, Result as NftResult};
+use switchyard_agent::nft::command::{Command, Element};
+use switchyard_agent::nft::state::CANARY_SET;
+use switchyard_agent::nft::{netlink, DataPath, NftRunner, Result as NftResult, Transaction};
 use switchyard_agent::runtime::{AgentConfig, Runtime};
 use tokio::task::JoinHandle;
 use tonic::transport::Endpoint;
 
-/// Records what the agent would run, keeping only the canary generation: a thousand agents holding every script of a 10,000-Service
-/// table would exhaust memory, which `RecordingRunner` (built for unit
-/// tests) would do.
+/// Does what the agent's own runner does short of the kernel, and keeps
+/// only the canary generation: a thousand agents holding every
+/// transaction of a 10,000-Service table would exhaust memory, which
+/// `RecordingRunner` (built for unit tests) would do.
 #[derive(Debug, Clone, Default)]
 pub struct HollowRunner {
     inner: Arc<Mutex<Recorded>>,
@@ -32,7 +37,36 @@ struct Recorded {
     canary: Option<String>,
 }
 
+impl HollowRunner {
+    fn record_canary(&self, generation: String) {
+        let mut rec = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        rec.canary = Some(generation);
+    }
+}
+
 impl NftRunner for HollowRunner {
+    /// Encodes the batch the real agent would send (its cost is the
+    /// agent's), then records the canary instead of sending.
+    async fn apply(&self, tx: &Transaction) -> NftResult<()> {
+        std::hint::black_box(netlink::encode(tx.table(), tx.commands()));
+        let generation = tx
+            .commands()
+            .filter_map(|c| match c {
+                Command::AddElements { set, elements } if set == CANARY_SET => {
+                    elements.iter().find_map(|e| match e {
+                        Element::Mark(g) => Some(*g),
+                        _ => None,
+                    })
+                }
+                _ => None,
+            })
+            .last();
+        if let Some(generation) = generation {
+            self.record_canary(generation.to_string());
+        }
+        Ok(())
+    }
+
     async fn run_script(&self, script: &str) -> NftResult<()> {
         let generation = script
             .lines()
@@ -41,8 +75,7 @@ impl NftRunner for HollowRunner {
             .and_then(|l| l.rsplit("{ ").next())
             .map(|g| g.trim_end_matches(" }").to_owned());
         if let Some(generation) = generation {
-            let mut rec = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-            rec.canary = Some(generation);
+            self.record_canary(generation);
         }
         Ok(())
     }
