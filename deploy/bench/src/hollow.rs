@@ -37,13 +37,6 @@ struct Recorded {
     canary: Option<String>,
 }
 
-impl HollowRunner {
-    fn record_canary(&self, generation: String) {
-        let mut rec = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        rec.canary = Some(generation);
-    }
-}
-
 impl NftRunner for HollowRunner {
     /// Encodes the batch the real agent would send (its cost is the
     /// agent's), then records the canary instead of sending.
@@ -62,21 +55,15 @@ impl NftRunner for HollowRunner {
             })
             .last();
         if let Some(generation) = generation {
-            self.record_canary(generation.to_string());
+            let mut rec = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+            rec.canary = Some(generation.to_string());
         }
         Ok(())
     }
 
-    async fn run_script(&self, script: &str) -> NftResult<()> {
-        let generation = script
-            .lines()
-            .rev()
-            .find(|l| l.starts_with("add element") && l.contains(" canary { "))
-            .and_then(|l| l.rsplit("{ ").next())
-            .map(|g| g.trim_end_matches(" }").to_owned());
-        if let Some(generation) = generation {
-            self.record_canary(generation);
-        }
+    /// Only reached through the trait's default `apply`, which this runner
+    /// replaces: the data path never hands it a script.
+    async fn run_script(&self, _script: &str) -> NftResult<()> {
         Ok(())
     }
 
