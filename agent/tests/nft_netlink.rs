@@ -13,6 +13,7 @@ mod support;
 
 use std::io::Write as _;
 use std::net::Ipv4Addr;
+use std::ops::RangeInclusive;
 
 use support::Netns;
 use switchyard_agent::model::Protocol;
@@ -21,8 +22,8 @@ use switchyard_agent::nft::names::fingerprint_comment;
 use switchyard_agent::nft::netlink::{encode, Socket};
 use switchyard_agent::nft::ruleset::skeleton;
 use switchyard_agent::nft::state::{
-    all_backend_maps, backends_map, MapKey, MapName, Target, Verdict, BACKEND_PROTOCOLS,
-    CANARY_SET, HAIRPIN_SET, MARK_MASQ_CHAIN, REJECT_CHAIN,
+    all_backend_maps, backends_map, BackendRange, MapKey, MapName, Target, Verdict,
+    BACKEND_PROTOCOLS, CANARY_SET, HAIRPIN_SET, MARK_MASQ_CHAIN, REJECT_CHAIN,
 };
 use switchyard_agent::nft::NftError;
 
@@ -51,7 +52,8 @@ fn declarations() -> String {
         })
         .collect();
     for protocol in BACKEND_PROTOCOLS {
-        let decl = format!("typeof numgen random mod 1 : ip daddr . {protocol} dport;");
+        let decl =
+            format!("typeof numgen random mod 1 : ip daddr . {protocol} dport; flags interval;");
         sets.push(("map", backends_map(protocol, 0), decl));
     }
     sets.push(("set", CANARY_SET.into(), "type mark;".into()));
@@ -118,6 +120,11 @@ fn anonymous_names(line: &str) -> String {
     out
 }
 
+/// nft adds an interval end at key 0 when it first fills an empty interval
+/// map; lookups below the first range miss either way, so the agent sends
+/// none.
+const NFT_ZERO_END: &str = "element 00000000  : 1 [end]";
+
 /// What the kernel holds for a chain or set, as `nft --debug=netlink`
 /// prints it: each rule's expressions and userdata bytes, or each
 /// element's key and data bytes (sorted: hash order differs between sets).
@@ -143,7 +150,7 @@ fn kernel_view(ns: &Netns, kind: &str, name: &str) -> Vec<String> {
             if inside && kind == "chain" {
                 lines.push("rule".to_owned());
             }
-        } else if inside {
+        } else if inside && line.trim() != NFT_ZERO_END {
             lines.push(anonymous_names(line.trim()));
         }
     }
@@ -184,9 +191,9 @@ const RULE_SHAPES: &[&str] = &[
     "ip daddr 10.96.0.10 udp dport 53 ip saddr != 10.244.1.7/32 jump mark-for-masquerade",
     "ip daddr 10.96.0.11 udp dport 53 jump mark-for-masquerade",
     "ip daddr 203.0.113.7 tcp dport 65535 jump mark-for-masquerade",
-    "meta l4proto tcp dnat ip to numgen random mod 3 offset 16384 map @backends-tcp-00",
-    "meta l4proto udp dnat ip to numgen random mod 1 offset 0 map @backends-udp-00",
-    "meta l4proto sctp dnat ip to numgen random mod 2 offset 4294967293 map @backends-sctp-00",
+    "meta l4proto tcp dnat ip to numgen random mod 3 offset 16384 map @backend-ranges-tcp-00",
+    "meta l4proto udp dnat ip to numgen random mod 1 offset 0 map @backend-ranges-udp-00",
+    "meta l4proto sctp dnat ip to numgen random mod 2 offset 4294967293 map @backend-ranges-sctp-00",
     "jump svc-a",
     "goto svc-b",
     "ip saddr 10.244.1.0/24 goto svc-a",
@@ -272,13 +279,14 @@ fn service(addr: Option<[u8; 4]>, protocol: Protocol, port: u16, verdict: Verdic
     Element::Service(key, verdict)
 }
 
-fn backend(key: u32, ip: [u8; 4], port: u16, protocol: Protocol) -> Element {
+fn backend(keys: RangeInclusive<u32>, ip: [u8; 4], port: u16, protocol: Protocol) -> Element {
     let target = Target {
         ip: ip.into(),
         port,
         protocol,
     };
-    Element::Backend(key, target)
+    let last = *keys.end();
+    Element::Backend(*keys.start(), BackendRange { last, target })
 }
 
 /// Elements of every kind, by set, and which of them a later batch deletes.
@@ -322,25 +330,30 @@ fn elements() -> Vec<(&'static str, &'static str, Vec<Element>)> {
         ),
         (
             "map",
-            "backends-tcp-00",
+            "backend-ranges-tcp-00",
             vec![
-                backend(16384, [10, 244, 1, 5], 8080, Protocol::Tcp),
-                backend(16385, [10, 244, 2, 5], 80, Protocol::Tcp),
-                backend(u32::MAX, [10, 244, 3, 5], 65535, Protocol::Tcp),
+                backend(16384..=16389, [10, 244, 1, 5], 8080, Protocol::Tcp),
+                backend(16390..=32767, [10, 244, 2, 5], 80, Protocol::Tcp),
+                backend(
+                    u32::MAX - 4..=u32::MAX,
+                    [10, 244, 3, 5],
+                    65535,
+                    Protocol::Tcp,
+                ),
             ],
         ),
         (
             "map",
-            "backends-udp-00",
+            "backend-ranges-udp-00",
             vec![
-                backend(0, [10, 244, 1, 6], 5353, Protocol::Udp),
-                backend(1, [10, 244, 1, 7], 53, Protocol::Udp),
+                backend(0..=0, [10, 244, 1, 6], 5353, Protocol::Udp),
+                backend(1..=1, [10, 244, 1, 7], 53, Protocol::Udp),
             ],
         ),
         (
             "map",
-            "backends-sctp-00",
-            vec![backend(7, [10, 244, 1, 8], 9, Protocol::Sctp)],
+            "backend-ranges-sctp-00",
+            vec![backend(7..=100, [10, 244, 1, 8], 9, Protocol::Sctp)],
         ),
         (
             "set",
@@ -370,7 +383,11 @@ fn every_element_kind_lists_like_nft() {
                 elements: items.clone(),
             }]
         });
-        assert_eq!(kernel_view(&ns, kind, set).len(), items.len(), "{set}");
+        let starts = kernel_view(&ns, kind, set)
+            .into_iter()
+            .filter(|e| !e.ends_with(": 1 [end]"))
+            .count();
+        assert_eq!(starts, items.len(), "{set}");
         // Deleting by key (the value half is ignored) leaves the rest.
         assert_twins(&ns, &mut socket, kind, set, |name| {
             vec![Command::DeleteElements {
@@ -523,10 +540,17 @@ fn large_batch_is_chunked_and_fully_acked() {
         return;
     };
     let elements: Vec<Element> = (0..5000)
-        .map(|i| backend(i, [10, 244, (i >> 8) as u8, i as u8], 8080, Protocol::Tcp))
+        .map(|i| {
+            backend(
+                i..=i,
+                [10, 244, (i >> 8) as u8, i as u8],
+                8080,
+                Protocol::Tcp,
+            )
+        })
         .collect();
     let mut commands = vec![Command::AddElements {
-        set: "backends-tcp-00".into(),
+        set: "backend-ranges-tcp-00".into(),
         elements,
     }];
     commands.extend((0..3000).map(|i| Command::AddRule {
@@ -540,7 +564,7 @@ fn large_batch_is_chunked_and_fully_acked() {
     send(&mut socket, &commands).unwrap();
     let rules = ns.nft("list chain ip sy nl").unwrap();
     assert_eq!(rules.matches("jump svc-a").count(), 3000);
-    let map = ns.nft("-j list map ip sy backends-tcp-00").unwrap();
+    let map = ns.nft("-j list map ip sy backend-ranges-tcp-00").unwrap();
     assert_eq!(map.matches("\"concat\"").count(), 5000);
 }
 
@@ -597,7 +621,8 @@ fn declaration_commands() -> Vec<Command> {
         );
     }
     for (protocol, name) in all_backend_maps() {
-        let decl = format!("typeof numgen random mod 1 : ip daddr . {protocol} dport;");
+        let decl =
+            format!("typeof numgen random mod 1 : ip daddr . {protocol} dport; flags interval;");
         set(SetKind::Map, &name, decl);
     }
     set(SetKind::Set, CANARY_SET, "type mark;".into());
@@ -661,7 +686,7 @@ fn every_declaration_lists_like_nft() {
     let (text, json) = table_views(&ns, ours);
     assert_eq!(text, table_views(&ns, twin).0);
     assert_eq!(json, table_views(&ns, twin).1);
-    assert!(text.contains("16384 : 10.244.1.5 . 8080"), "{text}");
+    assert!(text.contains("16384-16389 : 10.244.1.5 . 8080"), "{text}");
 }
 
 #[test]
@@ -670,7 +695,7 @@ fn delete_set_and_map() {
         return;
     };
     for (kind, enum_kind, name) in [
-        ("map", SetKind::Map, "backends-udp-00"),
+        ("map", SetKind::Map, "backend-ranges-udp-00"),
         ("set", SetKind::Set, "aff-a"),
     ] {
         let delete = |name: &str| {

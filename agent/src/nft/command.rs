@@ -6,7 +6,7 @@
 use std::fmt;
 use std::net::Ipv4Addr;
 
-use super::state::{BaseHook, MapKey, Target, Verdict};
+use super::state::{BackendRange, BaseHook, MapKey, Verdict};
 
 /// A statement on the agent's table (`ip <table>`, given at render time).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,8 +69,8 @@ impl fmt::Display for SetKind {
 pub enum Element {
     /// `addr . proto . port : verdict` (or `proto . port`) in a verdict map.
     Service(MapKey, Verdict),
-    /// `numgen value : addr . port` in a backend map.
-    Backend(u32, Target),
+    /// `first-last : addr . port` in a backend (interval) map.
+    Backend(u32, BackendRange),
     /// `addr . addr` in the hairpin set.
     Hairpin(Ipv4Addr),
     /// A mark in the canary set.
@@ -82,7 +82,9 @@ impl Element {
     pub fn key(&self) -> String {
         match self {
             Element::Service(key, _) => key.to_string(),
-            Element::Backend(key, _) | Element::Mark(key) => key.to_string(),
+            Element::Backend(first, range) if *first == range.last => first.to_string(),
+            Element::Backend(first, range) => format!("{first}-{}", range.last),
+            Element::Mark(key) => key.to_string(),
             Element::Hairpin(ip) => format!("{ip} . {ip}"),
         }
     }
@@ -92,7 +94,7 @@ impl fmt::Display for Element {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Element::Service(key, verdict) => write!(f, "{key} : {verdict}"),
-            Element::Backend(key, target) => write!(f, "{key} : {target}"),
+            Element::Backend(_, range) => write!(f, "{} : {}", self.key(), range.target),
             Element::Hairpin(_) | Element::Mark(_) => f.write_str(&self.key()),
         }
     }
@@ -168,6 +170,7 @@ pub fn script<'a>(table: &str, commands: impl IntoIterator<Item = &'a Command>) 
 mod tests {
     use super::*;
     use crate::model::Protocol;
+    use crate::nft::state::Target;
 
     #[test]
     fn renders_nft_syntax() {
@@ -187,8 +190,11 @@ mod tests {
                 elements: vec![Element::Service(key, Verdict::Goto("svc-a".into()))],
             },
             Command::DeleteElements {
-                set: "backends-udp-0".into(),
-                elements: vec![Element::Backend(7, target)],
+                set: "backend-ranges-udp-0".into(),
+                elements: vec![
+                    Element::Backend(7, BackendRange { last: 7, target }),
+                    Element::Backend(8, BackendRange { last: 99, target }),
+                ],
             },
             Command::AddElements {
                 set: "hairpin".into(),
@@ -202,7 +208,7 @@ mod tests {
         assert_eq!(
             script("sy", &commands),
             "add element ip sy service-ips { 10.96.0.10 . udp . 53 : goto svc-a }\n\
-             delete element ip sy backends-udp-0 { 7 }\n\
+             delete element ip sy backend-ranges-udp-0 { 7, 8-99 }\n\
              add element ip sy hairpin { 10.244.1.5 . 10.244.1.5 }\n\
              flush set ip sy canary\n"
         );

@@ -22,8 +22,8 @@ use std::net::Ipv4Addr;
 use super::command::{self, Command, Element, SetKind};
 use super::index::Touched;
 use super::state::{
-    all_backend_maps, backends_map, is_backends_map, AppliedMap, AppliedState, ChainDigest,
-    ChainSpec, MapKey, MapName, Ruleset, Target, Verdict, CANARY_SET, HAIRPIN_SET,
+    all_backend_maps, backends_map, is_backends_map, AppliedMap, AppliedState, BackendRange,
+    ChainDigest, ChainSpec, MapKey, MapName, Ruleset, Verdict, CANARY_SET, HAIRPIN_SET,
 };
 
 /// What one transaction changes; all zero means nothing to do.
@@ -136,7 +136,9 @@ fn plan_declarations(tx: &mut Transaction, applied: &AppliedState) {
     }
     for (protocol, name) in all_backend_maps() {
         if !applied.maps.contains_key(&name) {
-            let decl = format!("typeof numgen random mod 1 : ip daddr . {protocol} dport;");
+            let decl = format!(
+                "typeof numgen random mod 1 : ip daddr . {protocol} dport; flags interval;"
+            );
             tx.push(DECLARE, declare(SetKind::Map, &name, decl));
         }
     }
@@ -300,7 +302,7 @@ pub fn plan_touched(
         }
         plan_map_elements(&mut tx, map, &have, &want);
     }
-    let pick = |from: &BTreeMap<u32, Target>| -> BTreeMap<u32, Target> {
+    let pick = |from: &BTreeMap<u32, BackendRange>| -> BTreeMap<u32, BackendRange> {
         touched
             .backends
             .iter()
@@ -337,13 +339,13 @@ fn plan_maps(tx: &mut Transaction, applied: &AppliedState, desired: &Ruleset) {
         };
         plan_map_elements(tx, map, have_elements, want);
     }
-    let readable: BTreeMap<u32, Target> = applied
+    let readable: BTreeMap<u32, BackendRange> = applied
         .backends
         .iter()
-        .filter(|(k, t)| {
+        .filter(|(k, r)| {
             !applied
                 .maps
-                .get(&backends_map(t.protocol, **k))
+                .get(&backends_map(r.target.protocol, **k))
                 .is_some_and(|m| m.unreadable)
         })
         .map(|(k, t)| (*k, *t))
@@ -378,20 +380,25 @@ fn flush_map(name: &str) -> Command {
     }
 }
 
-/// Backend map elements: a key whose target changes is deleted and added.
-fn plan_backends(tx: &mut Transaction, have: &BTreeMap<u32, Target>, want: &BTreeMap<u32, Target>) {
+/// Backend map ranges: one whose end or target changes is deleted and
+/// added. Adds stay in ascending order (see [`super::netlink::element`]).
+fn plan_backends(
+    tx: &mut Transaction,
+    have: &BTreeMap<u32, BackendRange>,
+    want: &BTreeMap<u32, BackendRange>,
+) {
     let mut deletes: BTreeMap<String, Vec<Element>> = BTreeMap::new();
     let mut adds: BTreeMap<String, Vec<Element>> = BTreeMap::new();
-    for (k, t) in have.iter().filter(|(k, t)| want.get(*k) != Some(*t)) {
+    for (k, r) in have.iter().filter(|(k, r)| want.get(*k) != Some(*r)) {
         deletes
-            .entry(backends_map(t.protocol, *k))
+            .entry(backends_map(r.target.protocol, *k))
             .or_default()
-            .push(Element::Backend(*k, *t));
+            .push(Element::Backend(*k, *r));
     }
-    for (k, t) in want.iter().filter(|(k, t)| have.get(*k) != Some(*t)) {
-        adds.entry(backends_map(t.protocol, *k))
+    for (k, r) in want.iter().filter(|(k, r)| have.get(*k) != Some(*r)) {
+        adds.entry(backends_map(r.target.protocol, *k))
             .or_default()
-            .push(Element::Backend(*k, *t));
+            .push(Element::Backend(*k, *r));
     }
     for (set, elements) in deletes {
         push_elements(tx, DELETE_ELEMENTS, set, elements);

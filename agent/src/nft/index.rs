@@ -183,8 +183,8 @@ impl Index {
             touched.chains.insert(name.clone());
             owned.chains.push(name);
         }
-        for (k, target) in part.backends {
-            self.desired.backends.insert(k, target);
+        for (k, range) in part.backends {
+            self.desired.backends.insert(k, range);
             touched.backends.insert(k);
             owned.backends.push(k);
         }

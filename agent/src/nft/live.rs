@@ -12,8 +12,8 @@ use serde_json::Value;
 use super::error::NftError;
 use super::names;
 use super::state::{
-    backends_map_protocol, AppliedMap, AppliedState, ChainDigest, MapKey, MapName, Target, Verdict,
-    CANARY_SET, HAIRPIN_SET,
+    backends_map_protocol, AppliedMap, AppliedState, BackendRange, ChainDigest, MapKey, MapName,
+    Target, Verdict, CANARY_SET, HAIRPIN_SET,
 };
 use crate::model::Protocol;
 
@@ -131,22 +131,29 @@ fn parse_pair(element: &Value) -> Option<Ipv4Addr> {
     (b.as_str()? == a.as_str()?).then_some(ip)
 }
 
-/// `[80, {"concat": ["10.244.1.5", 8080]}]`.
-fn parse_backend(element: &Value, protocol: Protocol) -> Option<(u32, Target)> {
+/// `[{"range": [80, 99]}, {"concat": ["10.244.1.5", 8080]}]`, or a bare
+/// key for a range of one.
+fn parse_backend(element: &Value, protocol: Protocol) -> Option<(u32, BackendRange)> {
     let pair = element.as_array()?;
-    let key = u32::try_from(pair.first()?.as_u64()?).ok()?;
+    let key = pair.first()?;
+    let number = |v: &Value| v.as_u64().and_then(|k| u32::try_from(k).ok());
+    let (first, last) = match key.get("range").and_then(Value::as_array) {
+        Some(bounds) => match bounds.as_slice() {
+            [first, last] => (number(first)?, number(last)?),
+            _ => return None,
+        },
+        None => (number(key)?, number(key)?),
+    };
     let parts = pair.get(1)?.get("concat")?.as_array()?;
     let [ip, port] = parts.as_slice() else {
         return None;
     };
-    Some((
-        key,
-        Target {
-            ip: ip.as_str()?.parse().ok()?,
-            port: u16::try_from(port.as_u64()?).ok()?,
-            protocol,
-        },
-    ))
+    let target = Target {
+        ip: ip.as_str()?.parse().ok()?,
+        port: u16::try_from(port.as_u64()?).ok()?,
+        protocol,
+    };
+    (first <= last).then_some((first, BackendRange { last, target }))
 }
 
 /// A backend map: its elements go to `state.backends`.
@@ -154,8 +161,8 @@ fn read_backends(state: &mut AppliedState, obj: &Value, map_name: String, protoc
     let mut map = AppliedMap::default();
     for element in elements(obj) {
         match parse_backend(&element, protocol) {
-            Some((k, target)) => {
-                state.backends.insert(k, target);
+            Some((first, range)) => {
+                state.backends.insert(first, range);
             }
             None => map.unreadable = true,
         }
@@ -290,8 +297,11 @@ mod tests {
     fn reads_backend_maps_and_the_hairpin_set() {
         let json = r#"{"nftables": [
           {"table": {"family": "ip", "name": "sw", "handle": 1}},
-          {"map": {"family": "ip", "name": "backends-tcp-05", "table": "sw", "type": "integer", "map": "ipv4_addr . inet_service",
-                   "elem": [[80, {"concat": ["10.244.1.5", 8080]}], [81, {"concat": ["10.244.1.6", 8080]}]]}},
+          {"map": {"family": "ip", "name": "backend-ranges-tcp-05", "table": "sw", "type": "integer", "map": "ipv4_addr . inet_service",
+                   "flags": ["interval"],
+                   "elem": [[80, {"concat": ["10.244.1.5", 8080]}], [{"range": [81, 99]}, {"concat": ["10.244.1.6", 8080]}]]}},
+          {"map": {"family": "ip", "name": "backend-ranges-udp-05", "table": "sw", "type": "integer", "map": "ipv4_addr . inet_service",
+                   "flags": ["interval"], "elem": [[{"range": [9, 8]}, {"concat": ["10.244.1.6", 53]}]]}},
           {"set": {"family": "ip", "name": "hairpin", "table": "sw", "type": ["ipv4_addr", "ipv4_addr"],
                    "elem": [{"concat": ["10.244.1.5", "10.244.1.5"]}]}}
         ]}"#;
@@ -302,8 +312,14 @@ mod tests {
             port: 8080,
             protocol: Protocol::Tcp,
         };
-        assert_eq!(s.backends[&81], target);
-        assert!(s.maps.contains_key("backends-tcp-05") && !s.maps["backends-tcp-05"].unreadable);
+        assert_eq!(s.backends[&81], BackendRange { last: 99, target });
+        assert_eq!(s.backends[&80].last, 80, "a bare key is a range of one");
+        let tcp = "backend-ranges-tcp-05";
+        assert!(s.maps.contains_key(tcp) && !s.maps[tcp].unreadable);
+        assert!(
+            s.maps["backend-ranges-udp-05"].unreadable,
+            "a reversed range forces a flush"
+        );
         assert_eq!(
             s.hairpin.iter().collect::<Vec<_>>(),
             [&Ipv4Addr::new(10, 244, 1, 5)]

@@ -33,7 +33,7 @@
 //!   # per service port (names are hashes of ns/name/proto/port, see `names`)
 //!   chain svc-<h>    cluster policy: mark if the source is outside this node's pod
 //!                    CIDR (all sources when unknown); then one DNAT:
-//!                    meta l4proto <p> dnat ip to numgen random mod N offset B map @backends-<p>-<s>
+//!                    meta l4proto <p> dnat ip to numgen random mod 16384 offset B map @backend-ranges-<p>-<s>
 //!   chain local-<h>  local policy: the same DNAT over local endpoints (own key range)
 //!   chain ext-<h>    NodePort / external / LB entry:
 //!                      Cluster policy: mark; goto svc-<h>
@@ -43,8 +43,10 @@
 //!                                      unmarked, so the client address is kept
 //!
 //!   # endpoints are map elements, not chains
-//!   map backends-<p>-<s>  { numgen value : endpoint . targetPort }   64 shards per protocol;
-//!                    each dispatching chain owns keys B..B+N-1 (see `Slots`)
+//!   map backend-ranges-<p>-<s>  { numgen range : endpoint . targetPort }   64 shards per protocol,
+//!                    flags interval; each dispatching chain owns keys B..B+16383
+//!                    (see `Slots`), split evenly among its N endpoints, so the
+//!                    rule stays the same when N changes (see `BackendRange`)
 //!   set hairpin      { endpoint . endpoint }: masquerading marks traffic whose
 //!                    source is the endpoint it was DNATed to (hairpin); only
 //!                    this node's endpoints (in its pod CIDR or naming it)
@@ -66,7 +68,8 @@
 //! deltas sent as netlink batches (see `netlink`) skip the listing. What is
 //! left grows with the table in the kernel: a commit that adds a jump, goto
 //! or NAT rule makes nf_tables re-validate every chain reachable from the
-//! base chains, walking the verdict maps element by element.
+//! base chains, walking the verdict maps element by element. Endpoint churn
+//! avoids it (only backend ranges change); adding a Service cannot.
 //!
 //! Map elements per service port:
 //! - ClusterIP: `service-ips` → `svc-<h>` (or `local-<h>` with internal policy
@@ -85,8 +88,8 @@ use std::net::Ipv4Addr;
 use super::endpoints::{backends_for, Backend, PortBackends};
 use super::names;
 use super::state::{
-    backends_map, BaseHook, ChainSpec, MapKey, MapName, Ruleset, Slots, Target, Verdict,
-    ENDPOINT_BITS, HAIRPIN_SET, MARK_MASQ_CHAIN, MASQ_MARK, REJECT_CHAIN,
+    backends_map, BackendRange, BaseHook, ChainSpec, MapKey, MapName, Ruleset, Slots, Target,
+    Verdict, CHAIN_KEYS, HAIRPIN_SET, MARK_MASQ_CHAIN, MASQ_MARK, REJECT_CHAIN,
 };
 use crate::model::{NodeContext, ServiceEntry, ServiceKey, ServicePortEntry, Snapshot};
 
@@ -330,7 +333,7 @@ impl<'a> PortCompiler<'a> {
             self.add_endpoint_chains(rs, backends);
             return self.affinity_rules(backends);
         }
-        let max = 1usize << ENDPOINT_BITS;
+        let max = CHAIN_KEYS as usize;
         if backends.len() > max {
             tracing::warn!(
                 chain,
@@ -341,21 +344,20 @@ impl<'a> PortCompiler<'a> {
         }
         let backends = &backends[..backends.len().min(max)];
         let base = slots.base(chain);
-        for (i, b) in backends.iter().enumerate() {
+        for (b, (first, last)) in backends.iter().zip(split_range(base, backends.len())) {
             let target = Target {
                 ip: b.ip,
                 port: b.port,
                 protocol: self.port.protocol,
             };
-            rs.backends.insert(base + i as u32, target);
+            rs.backends.insert(first, BackendRange { last, target });
             if self.may_hairpin(b) {
                 rs.hairpin.insert(b.ip);
             }
         }
         vec![format!(
-            "meta l4proto {} dnat ip to numgen random mod {} offset {base} map @{}",
+            "meta l4proto {} dnat ip to numgen random mod {CHAIN_KEYS} offset {base} map @{}",
             self.port.protocol,
-            backends.len(),
             backends_map(self.port.protocol, base)
         )]
     }
@@ -533,5 +535,37 @@ impl<'a> PortCompiler<'a> {
             false => rules.push(format!("goto {local_chain}")),
         }
         rules
+    }
+}
+
+/// Splits the chain range starting at `base` into `n` contiguous
+/// `(first, last)` ranges whose sizes differ by at most one key, so each
+/// of `n` endpoints gets its share of `numgen random mod CHAIN_KEYS`
+/// within 1/16,384. `n` is at most `CHAIN_KEYS`.
+fn split_range(base: u32, n: usize) -> impl Iterator<Item = (u32, u32)> {
+    let n = n as u64;
+    // In u64: the last chain's range ends at u32::MAX.
+    let boundary = move |i: u64| u64::from(base) + i * u64::from(CHAIN_KEYS) / n.max(1);
+    (0..n).map(move |i| (boundary(i) as u32, (boundary(i + 1) - 1) as u32))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_split_the_chain_range_evenly() {
+        let ranges: Vec<(u32, u32)> = split_range(16384, 3).collect();
+        assert_eq!(
+            ranges,
+            [(16384, 21844), (21845, 27305), (27306, 32767)],
+            "5461, 5461 and 5462 keys"
+        );
+        assert_eq!(split_range(0, 1).collect::<Vec<_>>(), [(0, 16383)]);
+        let last_chain = u32::MAX - CHAIN_KEYS + 1;
+        let all: Vec<(u32, u32)> = split_range(last_chain, CHAIN_KEYS as usize).collect();
+        assert_eq!(all.len(), 16384);
+        assert!(all.iter().all(|(first, last)| first == last));
+        assert_eq!(all.last(), Some(&(u32::MAX, u32::MAX)));
     }
 }

@@ -98,10 +98,10 @@ fn cluster_ip_with_two_endpoints() {
         script_from(&base(), &s),
         r#"
         add chain ip switchyard svc-85208ae619feec63
-        add rule ip switchyard svc-85208ae619feec63 ip daddr 10.96.0.10 tcp dport 80 ip saddr != 10.244.1.0/24 jump mark-for-masquerade comment "sy:a3b3e0e6a098b89a default/web/tcp/80"
-        add rule ip switchyard svc-85208ae619feec63 meta l4proto tcp dnat ip to numgen random mod 2 offset 1292386304 map @backends-tcp-19
+        add rule ip switchyard svc-85208ae619feec63 ip daddr 10.96.0.10 tcp dport 80 ip saddr != 10.244.1.0/24 jump mark-for-masquerade comment "sy:45a7f9578d2704dd default/web/tcp/80"
+        add rule ip switchyard svc-85208ae619feec63 meta l4proto tcp dnat ip to numgen random mod 16384 offset 1292386304 map @backend-ranges-tcp-19
         add element ip switchyard service-ips { 10.96.0.10 . tcp . 80 : goto svc-85208ae619feec63 }
-        add element ip switchyard backends-tcp-19 { 1292386304 : 10.244.1.5 . 8080, 1292386305 : 10.244.2.7 . 8080 }
+        add element ip switchyard backend-ranges-tcp-19 { 1292386304-1292394495 : 10.244.1.5 . 8080, 1292394496-1292402687 : 10.244.2.7 . 8080 }
         add element ip switchyard hairpin { 10.244.1.5 . 10.244.1.5 }
     "#,
     );
@@ -119,11 +119,11 @@ fn node_port_and_external_ip_enter_through_the_external_chain() {
         add chain ip switchyard svc-85208ae619feec63
         add rule ip switchyard ext-85208ae619feec63 jump mark-for-masquerade comment "sy:a8bdf1f0af56d961 default/web/tcp/80 external"
         add rule ip switchyard ext-85208ae619feec63 goto svc-85208ae619feec63
-        add rule ip switchyard svc-85208ae619feec63 ip daddr 10.96.0.10 tcp dport 80 ip saddr != 10.244.1.0/24 jump mark-for-masquerade comment "sy:a3b3e0e6a098b89a default/web/tcp/80"
-        add rule ip switchyard svc-85208ae619feec63 meta l4proto tcp dnat ip to numgen random mod 2 offset 1292386304 map @backends-tcp-19
+        add rule ip switchyard svc-85208ae619feec63 ip daddr 10.96.0.10 tcp dport 80 ip saddr != 10.244.1.0/24 jump mark-for-masquerade comment "sy:45a7f9578d2704dd default/web/tcp/80"
+        add rule ip switchyard svc-85208ae619feec63 meta l4proto tcp dnat ip to numgen random mod 16384 offset 1292386304 map @backend-ranges-tcp-19
         add element ip switchyard service-ips { 10.96.0.10 . tcp . 80 : goto svc-85208ae619feec63, 203.0.113.7 . tcp . 80 : goto ext-85208ae619feec63 }
         add element ip switchyard service-nodeports { tcp . 30080 : goto ext-85208ae619feec63 }
-        add element ip switchyard backends-tcp-19 { 1292386304 : 10.244.1.5 . 8080, 1292386305 : 10.244.2.7 . 8080 }
+        add element ip switchyard backend-ranges-tcp-19 { 1292386304-1292394495 : 10.244.1.5 . 8080, 1292394496-1292402687 : 10.244.2.7 . 8080 }
         add element ip switchyard hairpin { 10.244.1.5 . 10.244.1.5 }
     "#,
     );
@@ -144,11 +144,11 @@ fn local_policies_without_local_endpoint_drop_but_short_circuit_pods_and_host() 
         add rule ip switchyard ext-85208ae619feec63 fib saddr type local jump mark-for-masquerade
         add rule ip switchyard ext-85208ae619feec63 fib saddr type local goto svc-85208ae619feec63
         add rule ip switchyard ext-85208ae619feec63 drop
-        add rule ip switchyard svc-85208ae619feec63 ip daddr 10.96.0.10 tcp dport 80 ip saddr != 10.244.1.0/24 jump mark-for-masquerade comment "sy:b71e43ee53e1b4ec default/web/tcp/80"
-        add rule ip switchyard svc-85208ae619feec63 meta l4proto tcp dnat ip to numgen random mod 1 offset 1292386304 map @backends-tcp-19
+        add rule ip switchyard svc-85208ae619feec63 ip daddr 10.96.0.10 tcp dport 80 ip saddr != 10.244.1.0/24 jump mark-for-masquerade comment "sy:45a7f9578d2704dd default/web/tcp/80"
+        add rule ip switchyard svc-85208ae619feec63 meta l4proto tcp dnat ip to numgen random mod 16384 offset 1292386304 map @backend-ranges-tcp-19
         add element ip switchyard service-nodeports { tcp . 30081 : goto ext-85208ae619feec63 }
         add element ip switchyard no-endpoint-services { 10.96.0.10 . tcp . 80 : drop }
-        add element ip switchyard backends-tcp-19 { 1292386304 : 10.244.2.7 . 8080 }
+        add element ip switchyard backend-ranges-tcp-19 { 1292386304-1292402687 : 10.244.2.7 . 8080 }
     "#,
     );
 }
@@ -198,7 +198,7 @@ fn removing_a_service_flushes_unreferences_then_deletes() {
         r#"
         flush chain ip switchyard svc-85208ae619feec63
         delete element ip switchyard service-ips { 10.96.0.10 . tcp . 80 }
-        delete element ip switchyard backends-tcp-19 { 1292386304, 1292386305 }
+        delete element ip switchyard backend-ranges-tcp-19 { 1292386304-1292394495, 1292394496-1292402687 }
         delete element ip switchyard hairpin { 10.244.1.5 . 10.244.1.5 }
         delete chain ip switchyard svc-85208ae619feec63
     "#,
@@ -227,9 +227,9 @@ fn endpoint_change_touches_only_that_endpoint_elements() {
     assert_script(
         tx.script(),
         r#"
-        delete element ip switchyard backends-tcp-19 { 1292386304 }
+        delete element ip switchyard backend-ranges-tcp-19 { 1292386304-1292394495 }
         delete element ip switchyard hairpin { 10.244.1.5 . 10.244.1.5 }
-        add element ip switchyard backends-tcp-19 { 1292386304 : 10.244.1.6 . 8080 }
+        add element ip switchyard backend-ranges-tcp-19 { 1292386304-1292394495 : 10.244.1.6 . 8080 }
         add element ip switchyard hairpin { 10.244.1.6 . 10.244.1.6 }
     "#,
     );
@@ -247,8 +247,8 @@ fn another_nodes_endpoint_has_no_hairpin_pair() {
     assert_script(
         script_from(&before, &snap(vec![("web", changed)])),
         r#"
-        delete element ip switchyard backends-tcp-19 { 1292386305 }
-        add element ip switchyard backends-tcp-19 { 1292386305 : 10.244.2.8 . 8080 }
+        delete element ip switchyard backend-ranges-tcp-19 { 1292394496-1292402687 }
+        add element ip switchyard backend-ranges-tcp-19 { 1292394496-1292402687 : 10.244.2.8 . 8080 }
     "#,
     );
 }
@@ -274,7 +274,7 @@ fn losing_all_endpoints_moves_the_element_to_the_reject_map() {
         r#"
         flush chain ip switchyard svc-85208ae619feec63
         delete element ip switchyard service-ips { 10.96.0.10 . tcp . 80 }
-        delete element ip switchyard backends-tcp-19 { 1292386304, 1292386305 }
+        delete element ip switchyard backend-ranges-tcp-19 { 1292386304-1292394495, 1292394496-1292402687 }
         delete element ip switchyard hairpin { 10.244.1.5 . 10.244.1.5 }
         add element ip switchyard no-endpoint-services { 10.96.0.10 . tcp . 80 : goto reject-chain }
         delete chain ip switchyard svc-85208ae619feec63
@@ -288,16 +288,16 @@ fn fresh_table_declares_everything_once() {
     let script = tx.script();
     let backend_maps: Vec<&str> = script
         .lines()
-        .filter(|l| l.starts_with("add map ip switchyard backends-"))
+        .filter(|l| l.starts_with("add map ip switchyard backend-ranges-"))
         .collect();
     assert_eq!(backend_maps.len(), 3 * 64, "64 shards per protocol");
     assert_eq!(
         backend_maps[0],
-        "add map ip switchyard backends-tcp-00 { typeof numgen random mod 1 : ip daddr . tcp dport; }"
+        "add map ip switchyard backend-ranges-tcp-00 { typeof numgen random mod 1 : ip daddr . tcp dport; flags interval; }"
     );
     let rest: String = script
         .lines()
-        .filter(|l| !l.starts_with("add map ip switchyard backends-"))
+        .filter(|l| !l.starts_with("add map ip switchyard backend-ranges-"))
         .map(|l| format!("{l}\n"))
         .collect();
     assert_script(

@@ -22,28 +22,40 @@ pub const MASQ_MARK: u32 = 0x4000;
 /// `endpoint . endpoint` pairs: traffic an endpoint sends to a Service
 /// that lands back on itself (hairpin) must be masqueraded.
 pub const HAIRPIN_SET: &str = "hairpin";
-/// DNAT targets live in this many named maps (`backends-00`…), keyed by
-/// `numgen` value. One map referenced by every Service chain would make the
+/// DNAT targets live in this many named maps per protocol
+/// (`backend-ranges-tcp-00`…), keyed by `numgen` value ranges. One map referenced by every Service chain would make the
 /// kernel check each element against each referencing rule (quadratic at
 /// 10,000 Services); one map per Service would make every nft run list
 /// thousands of sets. Shards keep both small.
 pub const BACKEND_SHARDS: u32 = 64;
-/// Low key bits index a chain's endpoints: up to 16,384 per chain.
+/// Low key bits index a chain's range: up to 16,384 endpoints per chain.
 pub const ENDPOINT_BITS: u32 = 14;
+/// Keys in one chain's range: its rule draws `numgen random mod CHAIN_KEYS`
+/// whatever the endpoint count, and the endpoints split the range.
+pub const CHAIN_KEYS: u32 = 1 << ENDPOINT_BITS;
 /// Chains per shard (the key's middle bits): 262,144 chains per node.
 pub const SLOTS_PER_SHARD: u32 = 1 << 12;
 
 /// Protocols with backend maps: nft ties a map's port type to one protocol.
 pub const BACKEND_PROTOCOLS: [Protocol; 3] = [Protocol::Tcp, Protocol::Udp, Protocol::Sctp];
 
+/// Backend maps are named `backend-ranges-<protocol>-<shard>`. Agents
+/// before ranges had `backends-…` maps with one key per endpoint: a
+/// different name makes them foreign, so the first sync after an upgrade
+/// deletes them once their chains are rewritten.
+const BACKENDS_PREFIX: &str = "backend-ranges-";
+
 /// Name of the `protocol` backend map holding `key`.
 pub fn backends_map(protocol: Protocol, key: u32) -> String {
-    format!("backends-{protocol}-{:02}", key >> (ENDPOINT_BITS + 12))
+    format!(
+        "{BACKENDS_PREFIX}{protocol}-{:02}",
+        key >> (ENDPOINT_BITS + 12)
+    )
 }
 
 /// The protocol of one of our backend maps, by name.
 pub fn backends_map_protocol(name: &str) -> Option<Protocol> {
-    let rest = name.strip_prefix("backends-")?;
+    let rest = name.strip_prefix(BACKENDS_PREFIX)?;
     let (proto, shard) = rest.split_once('-')?;
     let shard: u32 = shard.parse().ok()?;
     let protocol = BACKEND_PROTOCOLS
@@ -77,6 +89,18 @@ impl fmt::Display for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} . {}", self.ip, self.port)
     }
+}
+
+/// A backend-map element: keys `first..=last` of a chain's range (the
+/// element's key, held by the map) DNAT to `target`. Ranges instead of one
+/// key per endpoint keep the chain's rule the same when endpoints come and
+/// go, so endpoint churn changes elements only: a commit that replaces a
+/// NAT rule makes the kernel re-validate the whole table, one that changes
+/// elements of a data map does not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct BackendRange {
+    pub last: u32,
+    pub target: Target,
 }
 
 /// Assigns each dispatching chain its own key range in the backend maps.
@@ -265,8 +289,8 @@ pub struct Ruleset {
     pub maps: BTreeMap<MapName, BTreeMap<MapKey, Verdict>>,
     /// Session-affinity sets: name → timeout in seconds.
     pub affinity_sets: BTreeMap<String, u32>,
-    /// Elements of the backend maps: key → DNAT target.
-    pub backends: BTreeMap<u32, Target>,
+    /// Elements of the backend maps: first key → range and DNAT target.
+    pub backends: BTreeMap<u32, BackendRange>,
     /// Endpoint addresses whose hairpin traffic is masqueraded.
     pub hairpin: BTreeSet<Ipv4Addr>,
     /// Keys claimed by two services (first one wins), for logging.
@@ -315,7 +339,7 @@ pub struct AppliedState {
     /// The generation held by [`CANARY_SET`].
     pub generation: Option<u32>,
     /// Elements of the backend maps (which maps exist is in `maps`).
-    pub backends: BTreeMap<u32, Target>,
+    pub backends: BTreeMap<u32, BackendRange>,
     /// Elements of [`HAIRPIN_SET`] (whether it exists is in `sets`).
     pub hairpin: BTreeSet<Ipv4Addr>,
     /// Some hairpin element could not be read back: flush and refill.
@@ -340,7 +364,7 @@ impl AppliedState {
         }
         for key in &touched.backends {
             match desired.backends.get(key) {
-                Some(t) => self.backends.insert(*key, *t),
+                Some(r) => self.backends.insert(*key, *r),
                 None => self.backends.remove(key),
             };
         }

@@ -67,6 +67,10 @@ pub const NFTA_SET_ELEM_LIST_ELEMENTS: u16 = 3;
 pub const NFTA_SET_ELEM_LIST_SET_ID: u16 = 4;
 pub const NFTA_SET_ELEM_KEY: u16 = 1;
 pub const NFTA_SET_ELEM_DATA: u16 = 2;
+pub const NFTA_SET_ELEM_FLAGS: u16 = 3;
+pub const NFTA_SET_ELEM_USERDATA: u16 = 6;
+/// `NFTA_SET_ELEM_FLAGS`: the element ends an interval (the key after it).
+pub const NFT_SET_ELEM_INTERVAL_END: u32 = 0x1;
 pub const NFTA_LIST_ELEM: u16 = 1;
 pub const NFTA_EXPR_NAME: u16 = 1;
 pub const NFTA_EXPR_DATA: u16 = 2;
@@ -92,6 +96,7 @@ pub const NF_INET_POST_ROUTING: u32 = 4;
 // --- set flags (enum nft_set_flags) ---
 pub const NFT_SET_ANONYMOUS: u32 = 0x1;
 pub const NFT_SET_CONSTANT: u32 = 0x2;
+pub const NFT_SET_INTERVAL: u32 = 0x4;
 pub const NFT_SET_MAP: u32 = 0x8;
 pub const NFT_SET_TIMEOUT: u32 = 0x10;
 pub const NFT_SET_EVAL: u32 = 0x20;
@@ -151,6 +156,12 @@ pub const NFTA_NG_DREG: u16 = 1;
 pub const NFTA_NG_MODULUS: u16 = 2;
 pub const NFTA_NG_TYPE: u16 = 3;
 pub const NFTA_NG_OFFSET: u16 = 4;
+pub const NFTA_BYTEORDER_SREG: u16 = 1;
+pub const NFTA_BYTEORDER_DREG: u16 = 2;
+pub const NFTA_BYTEORDER_OP: u16 = 3;
+pub const NFTA_BYTEORDER_LEN: u16 = 4;
+pub const NFTA_BYTEORDER_SIZE: u16 = 5;
+pub const NFT_BYTEORDER_HTON: u32 = 1;
 pub const NFT_NG_RANDOM: u32 = 1;
 
 pub const NFTA_LOOKUP_SET: u16 = 1;
@@ -206,6 +217,10 @@ pub const NFTNL_UDATA_SET_DATABYTEORDER: u8 = 1;
 pub const NFTNL_UDATA_SET_KEY_TYPEOF: u8 = 3;
 pub const NFTNL_UDATA_SET_DATA_TYPEOF: u8 = 4;
 pub const NFTNL_UDATA_SET_DATA_INTERVAL: u8 = 6;
+/// Element userdata: flags, of which nft knows one, "interval open" (a
+/// range reaching the top of the key space, so it has no end element).
+pub const NFTNL_UDATA_SET_ELEM_FLAGS: u8 = 1;
+pub const NFTNL_SET_ELEM_F_INTERVAL_OPEN: u32 = 1;
 /// Inside a `*_TYPEOF` record: the expression type, then its own data.
 pub const NFTNL_UDATA_SET_TYPEOF_EXPR: u8 = 0;
 pub const NFTNL_UDATA_SET_TYPEOF_DATA: u8 = 1;

@@ -100,6 +100,9 @@ pub enum Expr {
     ImmediateData { dreg: u32, data: Vec<u8> },
     /// `[ numgen reg 1 = random mod MODULUS offset OFFSET ]`
     NumgenRandom { modulus: u32, offset: u32 },
+    /// `[ byteorder reg 1 = hton(reg 1, 4, 4) ]`: interval sets compare
+    /// keys as big-endian bytes, so nft converts a host-order u32 first.
+    HtonReg1,
     /// `[ lookup reg 1 set SET [dreg DREG] ]`: a set match, or a map
     /// lookup whose result lands in `dreg` (0: a verdict map). nft also
     /// sends the set id it gave a named set in its own cache; the kernel
@@ -130,6 +133,7 @@ impl Expr {
             Expr::Bitwise { .. } => "bitwise",
             Expr::Immediate(_) | Expr::ImmediateData { .. } => "immediate",
             Expr::NumgenRandom { .. } => "numgen",
+            Expr::HtonReg1 => "byteorder",
             Expr::Lookup { .. } => "lookup",
             Expr::DynsetUpdate { .. } => "dynset",
             Expr::Dnat { .. } => "nat",
@@ -215,6 +219,13 @@ impl Expr {
                 w.be32(NFTA_NG_MODULUS, *modulus)?;
                 w.be32(NFTA_NG_TYPE, NFT_NG_RANDOM)?;
                 w.be32(NFTA_NG_OFFSET, *offset)
+            }
+            Expr::HtonReg1 => {
+                w.be32(NFTA_BYTEORDER_SREG, NFT_REG_1)?;
+                w.be32(NFTA_BYTEORDER_DREG, NFT_REG_1)?;
+                w.be32(NFTA_BYTEORDER_OP, NFT_BYTEORDER_HTON)?;
+                w.be32(NFTA_BYTEORDER_LEN, 4)?;
+                w.be32(NFTA_BYTEORDER_SIZE, 4)
             }
             Expr::Lookup { set, dreg } => {
                 w.be32(NFTA_LOOKUP_SREG, NFT_REG_1)?;

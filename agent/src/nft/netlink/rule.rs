@@ -8,7 +8,8 @@
 //! `return`. Service chains (here):
 //!
 //! - `ip daddr A PROTO dport P [ip saddr != CIDR] VERDICT`
-//! - `meta l4proto PROTO dnat ip to numgen random mod N [offset B] map @MAP`
+//! - `meta l4proto PROTO dnat ip to numgen random mod N [offset B] map @MAP`,
+//!   MAP an interval map (nft converts the key to network order for it)
 //! - `[ip saddr CIDR | fib saddr type local] VERDICT`
 //!
 //! The fixed chains of the skeleton are in [`super::skeleton`], the
@@ -156,6 +157,7 @@ fn service(words: &[&str]) -> Option<Vec<Expr>> {
                 modulus: (modulus > 0).then_some(modulus)?,
                 offset,
             });
+            exprs.push(Expr::HtonReg1);
             exprs.push(Expr::Lookup {
                 set: set_ref(map)?,
                 dreg: Some(NFT_REG_1),
@@ -411,7 +413,7 @@ mod tests {
     #[test]
     fn dnat_rule_and_comment() {
         let rule = parse(
-            r#"meta l4proto sctp dnat ip to numgen random mod 3 offset 16384 map @backends-sctp-00 comment "svc x""#,
+            r#"meta l4proto sctp dnat ip to numgen random mod 3 offset 16384 map @backend-ranges-sctp-00 comment "svc x""#,
         )
         .unwrap();
         assert_eq!(
@@ -423,8 +425,9 @@ mod tests {
                     modulus: 3,
                     offset: 16384
                 },
+                Expr::HtonReg1,
                 Expr::Lookup {
-                    set: SetRef::Named("backends-sctp-00".into()),
+                    set: SetRef::Named("backend-ranges-sctp-00".into()),
                     dreg: Some(NFT_REG_1)
                 },
                 Expr::Dnat {

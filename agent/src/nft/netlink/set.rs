@@ -12,7 +12,9 @@
 //!   `inet_proto`, `inet_service`, `mark`; a map iff `: verdict`;
 //! - `typeof numgen random mod M : ip daddr . PROTO dport;` (a map);
 //!
-//! each optionally followed by `flags F[,F];` (F `dynamic` or `timeout`)
+//! each optionally followed by `flags F[,F];` (F `dynamic` or `timeout`,
+//! and `interval` for the `typeof numgen` map only: nft sends other
+//! interval sets with more attributes)
 //! and `timeout Ns;` (nft's limit: at most 8 digits).
 
 use super::consts::*;
@@ -139,11 +141,11 @@ const MAX_TIME_DIGITS: usize = 8;
 pub fn parse(kind: SetKind, decl: &str) -> Option<SetDecl> {
     let mut statements = decl.split(';').map(str::trim).filter(|s| !s.is_empty());
     let first: Vec<&str> = statements.next()?.split_whitespace().collect();
-    let mut set = match first.as_slice() {
+    let (mut set, interval_ok) = match first.as_slice() {
         ["typeof", "numgen", "random", "mod", modulus, ":", "ip", "daddr", ".", proto, "dport"] => {
-            backend_map(number(modulus)?, protocol(proto)?)?
+            (backend_map(number(modulus)?, protocol(proto)?)?, true)
         }
-        ["type", types @ ..] => typed(types)?,
+        ["type", types @ ..] => (typed(types)?, false),
         _ => return None,
     };
     let (mut flags, mut timeout) = (None, None);
@@ -154,7 +156,11 @@ pub fn parse(kind: SetKind, decl: &str) -> Option<SetDecl> {
             _ => return None,
         }
     }
-    set.flags |= flags.unwrap_or(0);
+    let flags = flags.unwrap_or(0);
+    if flags & NFT_SET_INTERVAL != 0 && !interval_ok {
+        return None;
+    }
+    set.flags |= flags;
     set.timeout_ms = timeout.unwrap_or(0) * 1000;
     // nft sets the timeout flag itself when a default timeout is given.
     if set.timeout_ms > 0 {
@@ -265,6 +271,7 @@ fn set_flags(list: &str) -> Option<u32> {
     list.split(',').try_fold(0, |flags, flag| match flag {
         "dynamic" => Some(flags | NFT_SET_EVAL),
         "timeout" => Some(flags | NFT_SET_TIMEOUT),
+        "interval" => Some(flags | NFT_SET_INTERVAL),
         _ => None,
     })
 }
@@ -317,6 +324,14 @@ mod tests {
                         00000000";
         let hex: String = set.userdata.iter().map(|b| format!("{b:02x}")).collect();
         assert_eq!(hex, expected);
+        let interval = parse(
+            SetKind::Map,
+            "typeof numgen random mod 1 : ip daddr . udp dport; flags interval;",
+        )
+        .unwrap();
+        // nft 1.0.6 (`--debug=mnl`): the same attributes, flags 0xc.
+        assert_eq!(interval.flags, NFT_SET_MAP | NFT_SET_INTERVAL);
+        assert_eq!(interval.userdata, set.userdata);
     }
 
     #[test]
