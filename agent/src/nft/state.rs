@@ -23,10 +23,11 @@ pub const MASQ_MARK: u32 = 0x4000;
 /// that lands back on itself (hairpin) must be masqueraded.
 pub const HAIRPIN_SET: &str = "hairpin";
 /// DNAT targets live in this many named maps per protocol
-/// (`backend-ranges-tcp-00`…), keyed by `numgen` value ranges. One map referenced by every Service chain would make the
-/// kernel check each element against each referencing rule (quadratic at
-/// 10,000 Services); one map per Service would make every nft run list
-/// thousands of sets. Shards keep both small.
+/// (`backend-ranges-tcp-00`…), keyed by `numgen` value ranges. One map
+/// referenced by every Service chain would make the kernel check each
+/// element against each referencing rule (quadratic at 10,000 Services);
+/// one map per Service would make every nft run list thousands of sets.
+/// Shards keep both small.
 pub const BACKEND_SHARDS: u32 = 64;
 /// Low key bits index a chain's range: up to 16,384 endpoints per chain.
 pub const ENDPOINT_BITS: u32 = 14;
