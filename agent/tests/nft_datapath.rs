@@ -445,3 +445,39 @@ async fn absent_table_is_created_and_other_tables_are_left_alone() {
     assert!(ns.nft("list chain ip other c").is_ok());
     assert_eq!(ns.state(TABLE).generation, Some(1));
 }
+
+#[tokio::test]
+async fn a_table_with_one_key_per_endpoint_maps_is_upgraded_in_place() {
+    let Some(ns) = Netns::create("upgrade_backend_maps") else {
+        return;
+    };
+    let snap = snapshot(1, two_web_endpoints());
+    DataPath::open(TABLE, ns.runner())
+        .await
+        .unwrap()
+        .apply(&ctx(), &snap)
+        .await
+        .unwrap();
+    // Rewrite a Service chain the way agents before backend ranges did: a
+    // hash map keyed by one numgen value per endpoint.
+    let desired = compile(&ctx(), &snap);
+    let chain = desired
+        .chains
+        .keys()
+        .find(|c| c.starts_with("svc-"))
+        .unwrap();
+    for command in [
+        "add map ip switchyard backends-tcp-19 { typeof numgen random mod 1 : ip daddr . tcp dport ; }".to_owned(),
+        "add element ip switchyard backends-tcp-19 { 0 : 10.244.1.5 . 8080 , 1 : 10.244.2.5 . 8080 }".to_owned(),
+        format!("flush chain ip switchyard {chain}"),
+        format!("add rule ip switchyard {chain} meta l4proto tcp dnat ip to numgen random mod 2 map @backends-tcp-19"),
+    ] {
+        ns.nft(&command).unwrap();
+    }
+
+    let mut upgraded = DataPath::open(TABLE, ns.runner()).await.unwrap();
+    let stats = upgraded.apply(&ctx(), &snap).await.unwrap();
+    assert_eq!(stats.chains_rewritten, 1, "{stats:?}");
+    assert!(ns.nft("list map ip switchyard backends-tcp-19").is_err());
+    assert_eq!(without_generation(ns.state(TABLE)), expected(&snap));
+}
