@@ -65,6 +65,12 @@ fn parse_upstream(s: &str) -> Result<SocketAddr, String> {
         .map_err(|_| format!("expected IP or IP:PORT, got {s:?}"))
 }
 
+/// jemalloc rather than glibc's malloc, which keeps an arena per thread
+/// and the memory freed in each: at 10,000 Services the agent's peak RSS
+/// was ~5 MiB lower with jemalloc, the control plane's ~40 MiB.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()

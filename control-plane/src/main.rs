@@ -68,6 +68,12 @@ fn parse_port_range(s: &str) -> anyhow::Result<RangeInclusive<u16>> {
     Ok(a..=b)
 }
 
+/// jemalloc rather than glibc's malloc, which keeps an arena per thread
+/// and the memory freed in each: at 100,000 Pods the control plane's peak
+/// RSS was ~40 MiB lower with jemalloc (see the agent's twin).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()

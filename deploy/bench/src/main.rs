@@ -94,6 +94,10 @@ enum Command {
     },
 }
 
+/// The agents' allocator, so hollow agents cost what real ones do.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread()
