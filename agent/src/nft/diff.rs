@@ -348,7 +348,7 @@ fn plan_maps(tx: &mut Transaction, applied: &AppliedState, desired: &Ruleset) {
                 .get(&backends_map(r.target.protocol, **k))
                 .is_some_and(|m| m.unreadable)
         })
-        .map(|(k, t)| (*k, *t))
+        .map(|(k, r)| (*k, *r))
         .collect();
     for (name, map) in &applied.maps {
         if map.unreadable && is_backends_map(name) {
