@@ -4,6 +4,7 @@
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::RwLock;
+use std::time::{Duration, Instant};
 
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 use sled::{Db, IVec, Transactional, Tree};
@@ -24,6 +25,10 @@ const CACHE_BYTES: u64 = 32 * 1024 * 1024;
 /// Pods left ~90 MiB resident next to the decoded objects); closing the
 /// database frees them, and reopening costs ~25 ms.
 const LOAD_BYTES_PER_OPEN: usize = 16 * 1024 * 1024;
+/// How long a reopen waits for sled to release its lock, and how often it
+/// tries.
+const REOPEN_PATIENCE: Duration = Duration::from_secs(10);
+const REOPEN_RETRY: Duration = Duration::from_millis(5);
 
 pub struct SledStore {
     dir: PathBuf,
@@ -96,14 +101,15 @@ impl Handles {
     }
 
     /// Visits records of `kind` after `after` until `budget` bytes are
-    /// read; returns the last key visited when the budget ran out first.
+    /// read; returns the bytes read and, when the budget ran out first, the
+    /// last key visited.
     fn visit_some(
         &self,
         kind: Kind,
         after: Option<IVec>,
         budget: usize,
         visit: &mut Visitor<'_>,
-    ) -> Result<Option<IVec>> {
+    ) -> Result<(usize, Option<IVec>)> {
         let tree = tree_name(kind);
         let records = match after {
             Some(key) => self
@@ -121,10 +127,10 @@ impl Handles {
             visit(kind, text(tree, &k)?, json)?;
             read += k.len() + v.len();
             if read >= budget {
-                return Ok(Some(k));
+                return Ok((read, Some(k)));
             }
         }
-        Ok(None)
+        Ok((read, None))
     }
 
     fn load_allocations(&self) -> Result<Vec<(AllocKey, ObjectKey)>> {
@@ -164,13 +170,26 @@ impl SledStore {
         }
     }
 
-    /// Closes the database (sled holds a lock on it, so the old handles go
-    /// first) and opens it again, dropping every page read so far.
+    /// Closes the database and opens it again, dropping every page read so
+    /// far. sled locks its file and releases the lock only when its last
+    /// background write ends, a moment after the handles drop, so the new
+    /// open retries for a while.
     fn reopen(&self) -> Result<()> {
         let mut guard = self.handles.write().unwrap_or_else(|e| e.into_inner());
-        *guard = None;
-        *guard = Some(Handles::open(&self.dir)?);
-        Ok(())
+        if let Some(old) = guard.take() {
+            old.db.flush().map_err(backend)?;
+        }
+        let deadline = Instant::now() + REOPEN_PATIENCE;
+        loop {
+            match Handles::open(&self.dir) {
+                Ok(handles) => {
+                    *guard = Some(handles);
+                    return Ok(());
+                }
+                Err(_) if Instant::now() < deadline => std::thread::sleep(REOPEN_RETRY),
+                Err(e) => return Err(e),
+            }
+        }
     }
 }
 
@@ -224,14 +243,24 @@ fn write_batch(
 impl Store for SledStore {
     fn load(&self, visit: &mut Visitor<'_>) -> Result<Loaded> {
         let budget = self.load_bytes_per_open;
+        // Bytes read since the database was last opened: always < budget.
+        let mut pending = 0;
         for kind in Kind::ALL {
             let mut after = None;
-            while let Some(last) = self.with(|h| h.visit_some(kind, after.take(), budget, visit))? {
+            loop {
+                let left = budget - pending;
+                let (read, more) = self.with(|h| h.visit_some(kind, after.take(), left, visit))?;
+                pending += read;
+                let Some(last) = more else { break };
                 self.reopen()?;
+                pending = 0;
                 after = Some(last);
             }
         }
-        self.reopen()?;
+        // A small store leaves too little behind to be worth a reopen.
+        if pending >= budget / 16 {
+            self.reopen()?;
+        }
         self.with(|h| {
             Ok(Loaded {
                 revision: h.read_u64(REVISION_KEY)?,
