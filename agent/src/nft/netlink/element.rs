@@ -9,10 +9,9 @@
 //! An interval is two elements, as nft sends it: its first key with the
 //! data, then the key after its last one flagged as an interval end (none
 //! when the range reaches the top of the key space: nft marks that start
-//! "open" in its userdata instead). Adjacent ranges put
-//! an end and a start on the same key; the kernel refuses a start right
-//! after another start, so the end must come first, which ascending order
-//! of ranges gives.
+//! "open" in its userdata instead). Adjacent ranges put an end and a start
+//! on the same key; the kernel refuses a start right after another start,
+//! so the end must come first, which ascending order of ranges gives.
 
 use super::consts::{
     NFTA_DATA_VALUE, NFTA_LIST_ELEM, NFTA_SET_ELEM_DATA, NFTA_SET_ELEM_FLAGS, NFTA_SET_ELEM_KEY,
