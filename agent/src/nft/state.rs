@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::net::Ipv4Addr;
+use std::sync::LazyLock;
 
 use super::index::Touched;
 use super::names;
@@ -46,12 +47,29 @@ pub const BACKEND_PROTOCOLS: [Protocol; 3] = [Protocol::Tcp, Protocol::Udp, Prot
 /// deletes them once their chains are rewritten.
 const BACKENDS_PREFIX: &str = "backend-ranges-";
 
-/// Name of the `protocol` backend map holding `key`.
+/// Name of the `protocol` backend map holding `key`. Looked up for every
+/// element a change writes, so the names are formatted once.
 pub fn backends_map(protocol: Protocol, key: u32) -> String {
-    format!(
-        "{BACKENDS_PREFIX}{protocol}-{:02}",
-        key >> (ENDPOINT_BITS + 12)
-    )
+    static NAMES: LazyLock<Vec<String>> = LazyLock::new(|| {
+        let mut names = vec![String::new(); BACKEND_PROTOCOLS.len() * BACKEND_SHARDS as usize];
+        for p in BACKEND_PROTOCOLS {
+            for shard in 0..BACKEND_SHARDS {
+                names[map_index(p, shard)] = format!("{BACKENDS_PREFIX}{p}-{shard:02}");
+            }
+        }
+        names
+    });
+    // A u32 shifted right by 26 is below 64 = BACKEND_SHARDS: always in range.
+    NAMES[map_index(protocol, key >> (ENDPOINT_BITS + 12))].clone()
+}
+
+fn map_index(protocol: Protocol, shard: u32) -> usize {
+    let protocol = match protocol {
+        Protocol::Tcp => 0,
+        Protocol::Udp => 1,
+        Protocol::Sctp => 2,
+    };
+    protocol * BACKEND_SHARDS as usize + shard as usize
 }
 
 /// The protocol of one of our backend maps, by name.
