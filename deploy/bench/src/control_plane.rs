@@ -83,6 +83,10 @@ impl ControlPlane {
         self.proc.memory()
     }
 
+    pub fn pid(&self) -> u32 {
+        self.proc.pid()
+    }
+
     /// Graceful stop, so the store is closed cleanly before it is reused.
     pub fn stop(self) {
         self.proc.stop(Duration::from_secs(10));

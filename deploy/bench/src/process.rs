@@ -120,6 +120,28 @@ pub fn memory(pid: u32) -> anyhow::Result<Memory> {
     })
 }
 
+/// CPU time (user + system) a process has used so far, from
+/// `/proc/<pid>/stat`; the unit is the kernel's USER_HZ clock tick.
+pub fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .with_context(|| format!("reading /proc/{pid}/stat"))?;
+    // The command name (field 2) is in parentheses and may hold spaces:
+    // count fields from the last ')', where field 3 (state) begins.
+    let after_name = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .with_context(|| format!("malformed /proc/{pid}/stat"))?;
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks = |field: usize| -> anyhow::Result<f64> {
+        fields
+            .get(field - 3)
+            .and_then(|v| v.parse::<f64>().ok())
+            .with_context(|| format!("field {field} missing in /proc/{pid}/stat"))
+    };
+    let per_second = rustix::param::clock_ticks_per_second() as f64;
+    Ok((ticks(14)? + ticks(15)?) / per_second)
+}
+
 /// A free loopback TCP port (bound and released; fine for a benchmark).
 pub fn free_port() -> anyhow::Result<u16> {
     let l = std::net::TcpListener::bind("127.0.0.1:0")?;
@@ -135,4 +157,28 @@ pub fn is_root() -> bool {
                 .and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
         })
         .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// Busy work must show up as CPU time: a misread field (a start time,
+    /// a page count) would stay put or jump, and this would time out.
+    #[test]
+    fn cpu_seconds_grows_with_busy_work() {
+        let pid = std::process::id();
+        let start = cpu_seconds(pid).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut spin = 0u64;
+        while cpu_seconds(pid).unwrap() < start + 0.05 {
+            assert!(Instant::now() < deadline, "no CPU time counted after 20 s");
+            for i in 0..100_000u64 {
+                spin = std::hint::black_box(spin.wrapping_mul(31).wrapping_add(i));
+            }
+        }
+        assert!(cpu_seconds(pid).unwrap() < start + 20.0);
+    }
 }

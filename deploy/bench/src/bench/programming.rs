@@ -13,13 +13,17 @@ use serde_json::json;
 
 use crate::api::Api;
 use crate::context::Ctx;
+use crate::control_plane::ControlPlane;
 use crate::fixture::{self, Shape};
 use crate::hollow::Fleet;
+use crate::process::cpu_seconds;
 use crate::real_agents::RealAgents;
 use crate::report::{Report, Row, Target};
 use crate::stats::Summary;
 
 pub const BENCH: &str = "programming-latency";
+/// CPU per agent and change, next to the latency it explains.
+pub const CPU_BENCH: &str = "programming-cpu";
 const TARGET_MS: f64 = 50.0;
 /// Stop adding hollow agents when the machine has less memory than this left.
 const MIN_AVAILABLE_MIB: f64 = 3072.0;
@@ -69,6 +73,14 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
              run with {} Services (rows marked @1000svc), where 1,000 agents fit.",
             shape.services, shape.endpoints, SMALL.services
         ),
+    );
+    report.setup(
+        CPU_BENCH,
+        "CPU time over the same changes from /proc/<pid>/stat: the control plane's divided by changes x agents \
+         (hollow and real), this process's (the hollow agents, plus the driver and the ACK watcher) by changes x \
+         hollow agents. In a real cluster each agent spends its share on its own host; the control plane's share \
+         is what every added agent costs the control plane's cores."
+            .to_string(),
     );
     // The small cluster first, in a child process: memory freed by hollow
     // agents stays with the process that ran them (the allocator keeps it),
@@ -168,18 +180,35 @@ async fn run_shape(
             started.elapsed().as_secs_f64(),
             available_mib()
         );
+        let cpu_before = CpuSpent::now(&cp)?;
         let samples = measure(&fleet, real.as_ref(), &mut api, &mut driver, reps).await?;
+        let cpu = CpuSpent::now(&cp)?.since(&cpu_before);
         measured = fleet.len();
         let agents = measured + real.as_ref().map_or(0, |r| r.names().len());
+        let changes = (reps * CASES.len()) as f64;
+        let scale = format!("{agents} agents, {} svc", shape.services);
+        for (case, us) in [
+            (
+                "control-plane-per-agent",
+                cpu.control_plane / (changes * agents as f64),
+            ),
+            ("hollow-agent", cpu.suite / (changes * measured as f64)),
+        ] {
+            if let Some(s) = Summary::of(&[us * 1e6]) {
+                report.push(
+                    Row::at(CPU_BENCH, &format!("{case}{suffix}"), &scale, agents as f64)
+                        .measured("us", s, None),
+                );
+            }
+        }
         for (case, ms) in CASES.iter().zip(samples) {
             if let Some(s) = Summary::of(&ms) {
                 let target = (measured >= 1000).then_some(Target::p99(TARGET_MS));
-                let scale = format!("{agents} agents, {} svc", shape.services);
                 report.push(
                     Row::at(
                         BENCH,
                         &format!("{}{suffix}", case.name()),
-                        scale,
+                        &scale,
                         agents as f64,
                     )
                     .measured("ms", s, target),
@@ -195,6 +224,29 @@ async fn run_shape(
     drop(real);
     cp.stop();
     Ok(done)
+}
+
+/// CPU seconds used so far by the control plane and by this process (the
+/// hollow agents, plus the driver and the ACK watcher).
+struct CpuSpent {
+    control_plane: f64,
+    suite: f64,
+}
+
+impl CpuSpent {
+    fn now(cp: &ControlPlane) -> anyhow::Result<CpuSpent> {
+        Ok(CpuSpent {
+            control_plane: cpu_seconds(cp.pid())?,
+            suite: cpu_seconds(std::process::id())?,
+        })
+    }
+
+    fn since(&self, before: &CpuSpent) -> CpuSpent {
+        CpuSpent {
+            control_plane: self.control_plane - before.control_plane,
+            suite: self.suite - before.suite,
+        }
+    }
 }
 
 /// Adds hollow agents in steps, letting each step sync before the next so
