@@ -185,21 +185,10 @@ async fn run_shape(
         let cpu = CpuSpent::now(&cp)?.since(&cpu_before);
         measured = fleet.len();
         let agents = measured + real.as_ref().map_or(0, |r| r.names().len());
-        let changes = (reps * CASES.len()) as f64;
         let scale = format!("{agents} agents, {} svc", shape.services);
-        for (case, us) in [
-            (
-                "control-plane-per-agent",
-                cpu.control_plane / (changes * agents as f64),
-            ),
-            ("hollow-agent", cpu.suite / (changes * measured as f64)),
-        ] {
-            if let Some(s) = Summary::of(&[us * 1e6]) {
-                report.push(
-                    Row::at(CPU_BENCH, &format!("{case}{suffix}"), &scale, agents as f64)
-                        .measured("us", s, None),
-                );
-            }
+        let changes = reps * CASES.len();
+        for row in cpu.rows(changes, agents, measured, &scale, suffix) {
+            report.push(row);
         }
         for (case, ms) in CASES.iter().zip(samples) {
             if let Some(s) = Summary::of(&ms) {
@@ -246,6 +235,32 @@ impl CpuSpent {
             control_plane: self.control_plane - before.control_plane,
             suite: self.suite - before.suite,
         }
+    }
+
+    /// Microseconds per agent and change: the control plane's over every
+    /// agent, this process's over the hollow ones.
+    fn rows(
+        &self,
+        changes: usize,
+        agents: usize,
+        hollow: usize,
+        scale: &str,
+        suffix: &str,
+    ) -> Vec<Row> {
+        let per = |seconds: f64, count: usize| match changes * count {
+            0 => None,
+            n => Summary::of(&[seconds * 1e6 / n as f64]),
+        };
+        [
+            ("control-plane-per-agent", per(self.control_plane, agents)),
+            ("hollow-agent", per(self.suite, hollow)),
+        ]
+        .into_iter()
+        .filter_map(|(case, summary)| {
+            let row = Row::at(CPU_BENCH, &format!("{case}{suffix}"), scale, agents as f64);
+            Some(row.measured("us", summary?, None))
+        })
+        .collect()
     }
 }
 
