@@ -120,8 +120,8 @@ pub fn memory(pid: u32) -> anyhow::Result<Memory> {
     })
 }
 
-/// CPU time (user + system) a process has used so far, from
-/// `/proc/<pid>/stat`; the unit is the kernel's USER_HZ clock tick.
+/// CPU seconds (user + system) a process has used so far: `/proc/<pid>/stat`
+/// counts them in clock ticks, whose rate the kernel reports.
 pub fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .with_context(|| format!("reading /proc/{pid}/stat"))?;
