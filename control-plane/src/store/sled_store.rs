@@ -335,6 +335,18 @@ mod tests {
     use crate::allocator::AllocKey;
     use crate::store::EventType;
 
+    /// Everything `load` visits, in order, and what it returns.
+    fn load_all(store: &SledStore) -> (Loaded, Vec<(Kind, ObjectKey, String)>) {
+        let mut seen = Vec::new();
+        let loaded = store
+            .load(&mut |kind, key, json| {
+                seen.push((kind, key, json.to_string()));
+                Ok(())
+            })
+            .unwrap();
+        (loaded, seen)
+    }
+
     fn event(revision: u64, name: &str) -> LoggedEvent {
         LoggedEvent {
             revision,
@@ -360,13 +372,7 @@ mod tests {
                 .unwrap();
         }
         let store = SledStore::open(dir.path()).unwrap();
-        let mut objects = Vec::new();
-        let loaded = store
-            .load(&mut |kind, key, json| {
-                objects.push((kind, key, json.to_string()));
-                Ok(())
-            })
-            .unwrap();
+        let (loaded, objects) = load_all(&store);
         assert_eq!(loaded.revision, 7);
         assert_eq!(
             objects,
@@ -403,13 +409,7 @@ mod tests {
             .unwrap();
         // A 40-byte budget: a reopen after every two or three records.
         let store = SledStore::open_with(dir.path(), 40).unwrap();
-        let mut seen = Vec::new();
-        let loaded = store
-            .load(&mut |kind, key, json| {
-                seen.push((kind, key, json.to_string()));
-                Ok(())
-            })
-            .unwrap();
+        let (loaded, seen) = load_all(&store);
         assert_eq!(loaded.revision, 3);
         let mut expected = puts;
         expected.sort_by_key(|(kind, key, _)| (kind_index(*kind), key.clone()));
