@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
+use ipnet::Ipv4Net;
 use switchyard_agent::conntrack::Conntrack;
 use switchyard_agent::metrics::Metrics;
 use switchyard_agent::model::NodeContext;
@@ -151,6 +152,17 @@ fn wait_gauges(
     }
 }
 
+/// Like every node of a real cluster, a hollow agent has a pod CIDR: its own
+/// /24 of 10.64.0.0/11, clear of the fixture's pods (10.128.0.0/9) and
+/// Services (10.96.0.0/12). Its name hosts none of the fixture's pods, so
+/// none of them is local to it, as for most nodes and most Services of a
+/// big cluster. Without one, an agent treats every endpoint as possibly
+/// local (kube-proxy's `masqueradeAll`) and tracks each for hairpin.
+fn pod_cidr(i: usize) -> Ipv4Net {
+    let base = u32::from(Ipv4Addr::new(10, 64, 0, 0)) + ((i as u32) << 8);
+    Ipv4Net::new_assert(Ipv4Addr::from(base), 24)
+}
+
 async fn start(i: usize, url: &str) -> anyhow::Result<Hollow> {
     let channel = Endpoint::from_shared(url.to_owned())?
         .tcp_nodelay(true)
@@ -160,7 +172,7 @@ async fn start(i: usize, url: &str) -> anyhow::Result<Hollow> {
         node_ips: vec![Ipv4Addr::from(
             u32::from(Ipv4Addr::new(100, 64, 0, 1)) + i as u32,
         )],
-        pod_cidr: None,
+        pod_cidr: Some(pod_cidr(i)),
     };
     let cfg = AgentConfig {
         node,

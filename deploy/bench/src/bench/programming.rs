@@ -66,7 +66,8 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
         format!(
             "{} Services x {} endpoints loaded; hollow agents = the real agent runtime (switchyard_agent::runtime::Runtime) \
              over real gRPC streams (one TCP connection each, in the suite's process) with only the kernel step replaced \
-             (the netlink batch is encoded, then dropped) and conntrack off; plus 2 real agents (real nftables, lab namespaces) when root; each change is one \
+             (the netlink batch is encoded, then dropped) and conntrack off, each a node with its own pod CIDR hosting \
+             none of the endpoints (as most nodes are for most Services); plus 2 real agents (real nftables, lab namespaces) when root; each change is one \
              API call, latency = call start -> the last agent's ACK of the version holding it; {reps} changes of each \
              kind per agent count, one at a time. A hollow agent holds the whole cluster, so the suite stops adding \
              agents before free memory would drop under 3 GiB and measures the agents that fit; the same counts also \
