@@ -53,7 +53,19 @@ pub struct Runtime<R> {
     /// The last snapshot the data path took, kept only after a failed
     /// apply: stale UDP flows are computed from what really was applied.
     unapplied_since: Option<Snapshot>,
+    /// A push whose parts are still arriving.
+    partial: Option<Partial>,
     metrics: Arc<Metrics>,
+}
+
+/// The parts of a push received so far, folded into a view of their own:
+/// DNS and the data path see the push only once its last part is in, so a
+/// full snapshot never shows them half a cluster.
+struct Partial {
+    view: ClusterView,
+    /// What the parts name, `None` once one was full (apply everything).
+    named: Option<BTreeSet<ServiceKey>>,
+    started: Instant,
 }
 
 impl<R: NftRunner> Runtime<R> {
@@ -75,6 +87,7 @@ impl<R: NftRunner> Runtime<R> {
             applied: None,
             snapshot: Snapshot::default(),
             unapplied_since: None,
+            partial: None,
             metrics,
         };
         (runtime, rx)
@@ -160,6 +173,9 @@ impl<R: NftRunner> Runtime<R> {
         resync: &mut tokio::time::Interval,
         backoff: &mut Backoff,
     ) -> sync::StreamError {
+        // The rest of a push cut short by a lost stream never comes: the
+        // next session resends from the last applied version.
+        self.partial = None;
         loop {
             tokio::select! {
                 push = session.next() => match push {
@@ -273,20 +289,40 @@ impl<R: NftRunner> Runtime<R> {
         (result, flows)
     }
 
-    #[tracing::instrument(skip_all, fields(version = push.version, full = push.full, services = push.services.len()))]
+    #[tracing::instrument(skip_all, fields(version = push.version, full = push.full, services = push.services.len(), more = push.more))]
     async fn handle_push(
         &mut self,
         session: &Session,
         push: Push,
     ) -> Result<(), sync::StreamError> {
-        let started = Instant::now();
         let ack_for = Push {
             version: push.version,
             nonce: push.nonce.clone(),
             ..Default::default()
         };
-        let named = (!push.full).then(|| named_services(&push));
-        self.view = Arc::new(self.view.fold(push));
+        let more = push.more;
+        let (view, named, started) = match self.partial.take() {
+            Some(p) => {
+                let named = p.named.filter(|_| !push.full).map(|mut named| {
+                    named.extend(named_services(&push));
+                    named
+                });
+                (p.view.fold(push), named, p.started)
+            }
+            None => {
+                let named = (!push.full).then(|| named_services(&push));
+                (self.view.fold(push), named, Instant::now())
+            }
+        };
+        if more {
+            self.partial = Some(Partial {
+                view,
+                named,
+                started,
+            });
+            return Ok(());
+        }
+        self.view = Arc::new(view);
         self.views.send_replace(self.view.clone());
         let (result, flows) = self.apply_push(named).await;
         self.metrics

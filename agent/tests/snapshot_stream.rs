@@ -16,8 +16,10 @@ use switchyard_agent::model::NodeContext;
 use switchyard_agent::nft::{DataPath, RecordingRunner};
 use switchyard_agent::runtime::{AgentConfig, Runtime};
 use switchyard_api::resources::{Kind, Node, Object};
+use switchyard_api::v1::agent_message::Message as AgentMsg;
+use switchyard_api::v1::agent_sync_client::AgentSyncClient;
 use switchyard_api::v1::resources_client::ResourcesClient;
-use switchyard_api::v1::ObjectRef;
+use switchyard_api::v1::{AgentMessage, ObjectRef, Push, Register};
 use switchyard_control_plane::registry::{Registry, RegistryConfig};
 use switchyard_control_plane::server::{Server, ServerConfig};
 use tokio::sync::oneshot;
@@ -235,6 +237,91 @@ async fn agent_syncs_acks_nacks_and_resumes() {
     cp.node_when("resynced after restart", |n| synced_at(n, rev))
         .await;
     assert!(runner.scripts().concat().contains(&after_ip));
+    agent_task.abort();
+    cp.shutdown().await;
+}
+
+/// A Service with `ports` ports: a few hundred bytes on the wire.
+fn wide_service(name: &str, ports: u16) -> serde_json::Value {
+    let ports: Vec<_> = (0..ports)
+        .map(|i| serde_json::json!({"name": format!("p{i}"), "port": 1000 + i, "targetPort": 8080}))
+        .collect();
+    serde_json::json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {"selector": {"app": name}, "ports": ports}
+    })
+}
+
+/// Reads the first push's parts as a bare client registered as `node`.
+async fn first_push_parts(addr: SocketAddr, node: &str) -> Vec<Push> {
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tx.send(AgentMessage {
+        message: Some(AgentMsg::Register(Register {
+            node_name: node.into(),
+            ..Default::default()
+        })),
+    })
+    .await
+    .unwrap();
+    let mut client = AgentSyncClient::connect(format!("http://{addr}"))
+        .await
+        .unwrap();
+    let mut stream = client
+        .stream(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut parts = vec![stream.message().await.unwrap().unwrap()];
+    while parts.last().unwrap().more {
+        parts.push(stream.message().await.unwrap().unwrap());
+    }
+    parts
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_big_snapshot_goes_in_parts_and_the_agent_applies_it_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let cp = control_plane(dir.path(), 0).await;
+    let mut ips = Vec::new();
+    let mut rev = 0;
+    for i in 0..400 {
+        let (r, ip) = cp.apply(wide_service(&format!("wide-{i:03}"), 10)).await;
+        rev = r;
+        ips.push(ip);
+    }
+
+    // The control plane cuts a version a few ms after the last write.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let parts = loop {
+        let parts = first_push_parts(cp.addr, "probe-1").await;
+        if parts[0].version >= rev || Instant::now() > deadline {
+            break parts;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(parts.len() >= 2, "{} part(s)", parts.len());
+    let flags: Vec<(u64, bool, bool)> = parts.iter().map(|p| (p.version, p.full, p.more)).collect();
+    // Versions are store revisions: the probe's own Node write may count.
+    let version = parts[0].version;
+    assert!(version >= rev, "{version} < {rev}");
+    let mut want = vec![(version, false, true); parts.len()];
+    want[0].1 = true;
+    want[parts.len() - 1].2 = false;
+    assert_eq!(flags, want);
+    let names: std::collections::BTreeSet<&str> = parts
+        .iter()
+        .flat_map(|p| p.services.iter().map(|s| s.name.as_str()))
+        .collect();
+    assert_eq!(names.len(), 400);
+
+    let runner = RecordingRunner::new();
+    let agent_task = agent(cp.addr, runner.clone()).await;
+    cp.node_when("the big snapshot applied", |n| synced_at(n, rev))
+        .await;
+    let scripts = runner.scripts();
+    assert_eq!(scripts.len(), 1, "one transaction for the whole push");
+    assert!(ips.iter().all(|ip| scripts[0].contains(ip.as_str())));
     agent_task.abort();
     cp.shutdown().await;
 }

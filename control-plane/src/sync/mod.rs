@@ -7,6 +7,7 @@
 
 pub mod cache;
 pub mod nodes;
+pub mod parts;
 pub mod service;
 pub mod session;
 pub mod snapshot;

@@ -16,6 +16,7 @@ use tonic::{Status, Streaming};
 
 use super::cache::{Catchup, SnapshotCache};
 use super::nodes::NodeTable;
+use super::parts;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
 
@@ -55,15 +56,66 @@ pub fn node_object(reg: &Register) -> Object {
     }))
 }
 
-fn push(c: Catchup, nonce: String, cache: &SnapshotCache) -> Push {
-    Push {
-        version: c.version,
-        nonce,
-        full: c.full,
-        services: c.services.iter().map(|s| (**s).clone()).collect(),
-        removed: c.removed,
-        probes: c.probes.map(|p| ProbeSet { pods: (*p).clone() }),
-        cluster: Some(cache.cluster().clone()),
+/// Sends what `c` holds as one push, in parts of at most
+/// [`parts::PART_BYTES`] of Services. Each part is built only when the
+/// stream has room for it, so a full snapshot is never copied whole.
+/// Fails when the stream is gone or the server is stopping (a stalled
+/// agent must not hold a shutdown up mid-push).
+async fn send_push(
+    ctx: &SyncContext,
+    tx: &mpsc::Sender<Result<Push, Status>>,
+    stopping: &mut tokio::sync::watch::Receiver<bool>,
+    c: Catchup,
+    nonce: &mut Nonce,
+) -> Result<(), Closed> {
+    let ranges = parts::ranges(
+        c.services.iter().map(|s| s.encoded_len()),
+        parts::PART_BYTES,
+    );
+    let last = ranges.len() - 1;
+    let mut head = Some((c.full, c.removed, c.probes));
+    for (i, range) in ranges.into_iter().enumerate() {
+        let (full, removed, probes) = head.take().unwrap_or_default();
+        let msg = Push {
+            version: c.version,
+            nonce: nonce.next(),
+            full,
+            services: c.services[range].iter().map(|s| (**s).clone()).collect(),
+            removed,
+            probes: probes.map(|p| ProbeSet { pods: (*p).clone() }),
+            cluster: Some(ctx.cache.cluster().clone()),
+            more: i < last,
+        };
+        ctx.metrics.push_bytes.observe(msg.encoded_len() as f64);
+        ctx.metrics.pushes.inc();
+        tracing::debug!(
+            version = msg.version,
+            full = msg.full,
+            services = msg.services.len(),
+            more = msg.more,
+            "push"
+        );
+        tokio::select! {
+            sent = tx.send(Ok(msg)) => sent.map_err(|_| Closed)?,
+            _ = stopping.changed() => return Err(Closed),
+        }
+    }
+    Ok(())
+}
+
+/// The agent's stream is gone, or the server is stopping.
+struct Closed;
+
+/// Nonces unique across a node's sessions: `<session>-<message>`.
+struct Nonce {
+    session: u64,
+    sent: u64,
+}
+
+impl Nonce {
+    fn next(&mut self) -> String {
+        self.sent += 1;
+        format!("{}-{}", self.session, self.sent)
     }
 }
 
@@ -83,21 +135,14 @@ pub async fn run(
     let mut versions = ctx.cache.subscribe();
     let mut stopping = ctx.stopping.clone();
     let mut sent = Some(reg.applied_version).filter(|v| *v > 0);
-    let mut pushes = 0u64;
+    let mut nonce = Nonce { session, sent: 0 };
     loop {
         if let Some(c) = ctx.cache.catchup(sent, &node) {
-            pushes += 1;
             let version = c.version;
-            let msg = push(c, format!("{session}-{pushes}"), &ctx.cache);
-            ctx.metrics.push_bytes.observe(msg.encoded_len() as f64);
-            ctx.metrics.pushes.inc();
-            tracing::debug!(
-                version,
-                full = msg.full,
-                services = msg.services.len(),
-                "push"
-            );
-            if tx.send(Ok(msg)).await.is_err() {
+            if send_push(&ctx, &tx, &mut stopping, c, &mut nonce)
+                .await
+                .is_err()
+            {
                 break;
             }
             sent = Some(version);

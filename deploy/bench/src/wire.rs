@@ -21,8 +21,9 @@ pub struct Probe {
 }
 
 impl Probe {
-    /// Registers as node `name` and returns the probe with the first push.
-    pub async fn connect(url: &str, name: &str) -> anyhow::Result<(Probe, Push)> {
+    /// Registers as node `name` and returns the probe with the first push,
+    /// all its parts.
+    pub async fn connect(url: &str, name: &str) -> anyhow::Result<(Probe, Vec<Push>)> {
         let (acks, rx) = mpsc::channel(16);
         acks.send(AgentMessage {
             message: Some(AgentMsg::Register(Register {
@@ -38,7 +39,10 @@ impl Probe {
             .max_decoding_message_size(512 * 1024 * 1024);
         let pushes = client.stream(ReceiverStream::new(rx)).await?.into_inner();
         let mut probe = Probe { pushes, acks };
-        let first = probe.next(Duration::from_secs(120)).await?;
+        let mut first = vec![probe.next(Duration::from_secs(120)).await?];
+        while first.last().is_some_and(|p| p.more) {
+            first.push(probe.next(Duration::from_secs(30)).await?);
+        }
         Ok((probe, first))
     }
 
@@ -60,20 +64,21 @@ impl Probe {
         Ok(push)
     }
 
-    /// Pushes until one reaches `version`; returns their total size on the wire.
+    /// Pushes until one reaches `version`, with all its parts; returns
+    /// their total size on the wire.
     pub async fn bytes_until(&mut self, version: u64) -> anyhow::Result<usize> {
         let mut total = 0;
         loop {
             let push = self.next(Duration::from_secs(30)).await?;
-            total += wire_size(&push);
-            if push.version >= version {
+            total += wire_size(std::slice::from_ref(&push));
+            if push.version >= version && !push.more {
                 return Ok(total);
             }
         }
     }
 }
 
-/// Bytes of one push as gRPC frames it (HTTP/2 adds 9 bytes per frame).
-pub fn wire_size(push: &Push) -> usize {
-    push.encoded_len() + GRPC_FRAME
+/// Bytes of a push's parts as gRPC frames them (HTTP/2 adds 9 bytes per frame).
+pub fn wire_size(parts: &[Push]) -> usize {
+    parts.iter().map(|p| p.encoded_len() + GRPC_FRAME).sum()
 }

@@ -100,7 +100,10 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
 async fn agent_script(url: &str, node: &NodeContext) -> anyhow::Result<String> {
     let (probe, full) = Probe::connect(url, "floor-probe").await?;
     drop(probe);
-    let snap = ClusterView::default().fold(full).data_path_snapshot();
+    let view = full
+        .into_iter()
+        .fold(ClusterView::default(), |view, part| view.fold(part));
+    let snap = view.data_path_snapshot();
     let dp = DataPath::open("switchyard", HollowRunner::default()).await?;
     Ok(dp.plan(node, &snap).script())
 }
