@@ -103,11 +103,13 @@ impl SnapshotCache {
         self.snapshot.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// When the change that produced `version` was committed, for push latency.
+    /// When the change that produced `version` was committed, for push
+    /// latency. Searched from the newest: nearly every ACK is for it.
     pub fn started_at(&self, version: u64) -> Option<Instant> {
         let snap = self.read();
         snap.started
             .iter()
+            .rev()
             .find(|(v, _)| *v == version)
             .map(|(_, t)| *t)
     }
