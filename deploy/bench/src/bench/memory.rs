@@ -30,8 +30,9 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
         format!(
             "RSS of the real processes from /proc/<pid>/status (VmHWM = peak, judged; VmRSS = now) with {} Services / {} endpoints \
              loaded, after serving a full snapshot; the agent is a real switchyard-agent with real nftables in a lab namespace. \
-             Wire: a probe agent on the snapshot stream flips one endpoint's readiness and measures the delta push \
-             (protobuf + 5-byte gRPC frame), with {} and with {} Services loaded.",
+             Wire: a probe agent on the snapshot stream measures the full push it gets first (all its parts), then flips \
+             one endpoint's readiness and measures the delta push (protobuf + 5-byte gRPC frame per message), with {} \
+             and with {} Services loaded.",
             shape.services,
             shape.pods(),
             SMALL.services,
