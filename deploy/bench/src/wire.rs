@@ -46,12 +46,15 @@ impl Probe {
         Ok((probe, first))
     }
 
-    /// The next push, ACKed at once.
+    /// The next message, ACKed at once when it is a push's last part.
     pub async fn next(&mut self, timeout: Duration) -> anyhow::Result<Push> {
         let push = tokio::time::timeout(timeout, self.pushes.message())
             .await
             .context("waiting for a push")??
             .ok_or_else(|| anyhow!("the control plane closed the stream"))?;
+        if push.more {
+            return Ok(push);
+        }
         self.acks
             .send(AgentMessage {
                 message: Some(AgentMsg::Ack(Ack {
