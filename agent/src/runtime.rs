@@ -262,6 +262,9 @@ impl<R: NftRunner> Runtime<R> {
         &mut self,
         named: Option<BTreeSet<ServiceKey>>,
     ) -> (nft::Result<nft::ApplyStats>, BTreeSet<Flush>) {
+        let unapplied_since = self.unapplied_since.take();
+        // `after: None` is the whole new snapshot, compared in place rather
+        // than copied (~10 MB at 10,000 Services).
         let (result, before, after) = match named.filter(|_| self.applied.is_some()) {
             Some(named) => {
                 let (changed, before, after) = self.fold_into_snapshot(named);
@@ -269,17 +272,18 @@ impl<R: NftRunner> Runtime<R> {
                     .datapath
                     .apply_changes(&self.cfg.node, &self.snapshot, &changed)
                     .await;
-                (result, before, after)
+                (result, before, Some(after))
             }
             None => {
                 let full = self.snapshot(&self.view);
                 let before = std::mem::replace(&mut self.snapshot, full);
                 let result = self.datapath.apply(&self.cfg.node, &self.snapshot).await;
-                (result, before, self.snapshot.clone())
+                (result, before, None)
             }
         };
-        let flows = match (&result, self.unapplied_since.take()) {
-            (Ok(_), None) => stale_flows(&before, &after),
+        let after = after.as_ref().unwrap_or(&self.snapshot);
+        let flows = match (&result, unapplied_since) {
+            (Ok(_), None) => stale_flows(&before, after),
             (Ok(_), Some(base)) => stale_flows(&base, &self.snapshot),
             (Err(_), base) => {
                 self.unapplied_since = Some(base.unwrap_or(before));
