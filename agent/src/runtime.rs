@@ -305,19 +305,15 @@ impl<R: NftRunner> Runtime<R> {
             ..Default::default()
         };
         let more = push.more;
-        let (view, named, started) = match self.partial.take() {
-            Some(p) => {
-                let named = p.named.filter(|_| !push.full).map(|mut named| {
-                    named.extend(named_services(&push));
-                    named
-                });
-                (p.view.fold(push), named, p.started)
-            }
-            None => {
-                let named = (!push.full).then(|| named_services(&push));
-                (self.view.fold(push), named, Instant::now())
-            }
+        let (base, named, started) = match self.partial.take() {
+            Some(p) => (Some(p.view), p.named, p.started),
+            None => (None, Some(BTreeSet::new()), Instant::now()),
         };
+        let named = named.filter(|_| !push.full).map(|mut named| {
+            named.extend(named_services(&push));
+            named
+        });
+        let view = base.as_ref().unwrap_or(&self.view).fold(push);
         if more {
             self.partial = Some(Partial {
                 view,
