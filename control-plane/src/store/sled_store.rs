@@ -25,8 +25,8 @@ const CACHE_BYTES: u64 = 32 * 1024 * 1024;
 /// Pods left ~90 MiB resident next to the decoded objects); closing the
 /// database frees them, and reopening costs ~25 ms.
 const LOAD_BYTES_PER_OPEN: usize = 16 * 1024 * 1024;
-/// How long a reopen waits for sled to release its lock, and how often it
-/// tries.
+/// How long an open waits for sled to release the lock of a database this
+/// process just closed, and how often it tries.
 const REOPEN_PATIENCE: Duration = Duration::from_secs(10);
 const REOPEN_RETRY: Duration = Duration::from_millis(5);
 
@@ -57,6 +57,21 @@ fn kind_index(kind: Kind) -> usize {
 }
 
 impl Handles {
+    /// Opens the database, waiting out the lock of a handle to the same
+    /// directory that this process dropped a moment ago: sled releases its
+    /// file lock only when that handle's last background write ends.
+    fn open_patiently(dir: &Path) -> Result<Self> {
+        let deadline = Instant::now() + REOPEN_PATIENCE;
+        loop {
+            match Self::open(dir) {
+                Err(e) if is_lock_busy(&e) && Instant::now() < deadline => {
+                    std::thread::sleep(REOPEN_RETRY)
+                }
+                opened => return opened,
+            }
+        }
+    }
+
     fn open(dir: &Path) -> Result<Self> {
         // sled caches up to 1 GiB of pages by default; the registry already
         // holds every object in memory, so a small page cache is enough and
@@ -157,7 +172,7 @@ impl SledStore {
     fn open_with(dir: &Path, load_bytes_per_open: usize) -> Result<Self> {
         Ok(Self {
             dir: dir.to_path_buf(),
-            handles: RwLock::new(Some(Handles::open(dir)?)),
+            handles: RwLock::new(Some(Handles::open_patiently(dir)?)),
             load_bytes_per_open,
         })
     }
@@ -171,26 +186,20 @@ impl SledStore {
     }
 
     /// Closes the database and opens it again, dropping every page read so
-    /// far. sled locks its file and releases the lock only when its last
-    /// background write ends, a moment after the handles drop, so the new
-    /// open retries for a while.
+    /// far.
     fn reopen(&self) -> Result<()> {
         let mut guard = self.handles.write().unwrap_or_else(|e| e.into_inner());
         if let Some(old) = guard.take() {
             old.db.flush().map_err(backend)?;
         }
-        let deadline = Instant::now() + REOPEN_PATIENCE;
-        loop {
-            match Handles::open(&self.dir) {
-                Ok(handles) => {
-                    *guard = Some(handles);
-                    return Ok(());
-                }
-                Err(_) if Instant::now() < deadline => std::thread::sleep(REOPEN_RETRY),
-                Err(e) => return Err(e),
-            }
-        }
+        *guard = Some(Handles::open_patiently(&self.dir)?);
+        Ok(())
     }
+}
+
+/// sled 0.34 reports a held lock only as an `Other` IO error with this text.
+fn is_lock_busy(e: &StoreError) -> bool {
+    matches!(e, StoreError::Backend(detail) if detail.contains("could not acquire lock"))
 }
 
 fn decode_u64(bytes: &[u8]) -> u64 {
@@ -384,6 +393,20 @@ mod tests {
         );
         assert_eq!(store.events_after(6).unwrap(), vec![event(7, "a")]);
         assert!(store.events_after(7).unwrap().is_empty());
+    }
+
+    #[test]
+    fn open_waits_for_a_handle_that_is_being_closed() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = SledStore::open(dir.path()).unwrap();
+        let closer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(200));
+            drop(first);
+        });
+        let second = SledStore::open(dir.path()).unwrap();
+        closer.join().unwrap();
+        let (loaded, _) = load_all(&second);
+        assert_eq!(loaded.revision, 0);
     }
 
     #[test]
