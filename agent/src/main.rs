@@ -13,7 +13,7 @@ use switchyard_agent::metrics::{self, Metrics};
 use switchyard_agent::model::NodeContext;
 use switchyard_agent::nft::{DataPath, NftCommand, DEFAULT_TABLE};
 use switchyard_agent::probe::{Prober, Reporter};
-use switchyard_agent::runtime::{AgentConfig, Runtime};
+use switchyard_agent::runtime::{AgentConfig, Runtime, FULL_RESYNC};
 use switchyard_agent::view::ClusterView;
 use switchyard_agent::{dns, tunnel};
 use tokio::sync::{mpsc, watch};
@@ -54,6 +54,11 @@ struct Args {
     /// IP:PORT); without one such queries are REFUSED.
     #[arg(long = "dns-upstream", value_parser = parse_upstream)]
     dns_upstreams: Vec<SocketAddr>,
+    /// Seconds between full resyncs, which read the whole table back and
+    /// repair any hand edit (a deleted table or `flush ruleset` is caught
+    /// within seconds by a cheaper check).
+    #[arg(long, default_value_t = FULL_RESYNC.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
+    full_resync_seconds: u64,
 }
 
 fn parse_upstream(s: &str) -> Result<SocketAddr, String> {
@@ -108,6 +113,7 @@ async fn main() -> anyhow::Result<()> {
         agent_version: env!("CARGO_PKG_VERSION").to_string(),
         local_services: Vec::new(),
         dns_listen: Some(dns_listen),
+        full_resync: Duration::from_secs(args.full_resync_seconds),
     };
     let (mut runtime, views) =
         Runtime::new(cfg, channel.clone(), datapath, Conntrack::new(), metrics);

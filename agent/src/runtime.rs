@@ -5,7 +5,9 @@
 //!
 //! The loop owns the data path, so applies, drift checks and repairs never
 //! race. When the stream is down the data path is only touched to repair
-//! drift, from the last view: the last ruleset keeps serving.
+//! drift, from the last view: the last ruleset keeps serving. The periodic
+//! full resync lists the table in a task of its own (seconds at 10,000
+//! Services) and the loop repairs from the listing if no apply ran since.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -14,19 +16,20 @@ use std::time::{Duration, Instant};
 use rand::SeedableRng;
 use switchyard_api::v1::{Push, Register};
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 use tonic::transport::Channel;
 
 use crate::conntrack::{stale_flows, Conntrack, Flush};
 use crate::dns;
 use crate::metrics::Metrics;
 use crate::model::{NodeContext, ServiceEntry, ServiceKey, Snapshot};
-use crate::nft::{self, DataPath, NftRunner};
+use crate::nft::{self, AppliedState, DataPath, NftRunner};
 use crate::sync::{self, Backoff, Session};
 use crate::view::{self, ClusterView};
 
 /// How often the cheap drift check runs.
 pub const DRIFT_CHECK: Duration = Duration::from_secs(2);
-/// How often the whole table is read back and reconciled.
+/// How often the whole table is read back and reconciled, by default.
 pub const FULL_RESYNC: Duration = Duration::from_secs(300);
 
 pub struct AgentConfig {
@@ -37,6 +40,8 @@ pub struct AgentConfig {
     /// Where this node's DNS responder listens; the cluster DNS address is
     /// DNATed there (it arrives with the first push).
     pub dns_listen: Option<std::net::SocketAddr>,
+    /// How often the whole table is read back and reconciled.
+    pub full_resync: Duration,
 }
 
 pub struct Runtime<R> {
@@ -55,6 +60,8 @@ pub struct Runtime<R> {
     unapplied_since: Option<Snapshot>,
     /// A push whose parts are still arriving.
     partial: Option<Partial>,
+    /// The periodic full resync's listing of the table, while it runs.
+    listing: Option<JoinHandle<nft::Result<AppliedState>>>,
     metrics: Arc<Metrics>,
 }
 
@@ -68,7 +75,7 @@ struct Partial {
     started: Instant,
 }
 
-impl<R: NftRunner> Runtime<R> {
+impl<R: NftRunner + Clone + 'static> Runtime<R> {
     pub fn new(
         cfg: AgentConfig,
         channel: Channel,
@@ -88,6 +95,7 @@ impl<R: NftRunner> Runtime<R> {
             snapshot: Snapshot::default(),
             unapplied_since: None,
             partial: None,
+            listing: None,
             metrics,
         };
         (runtime, rx)
@@ -102,8 +110,8 @@ impl<R: NftRunner> Runtime<R> {
     /// Runs forever.
     pub async fn run(mut self) {
         let mut drift = tokio::time::interval(DRIFT_CHECK);
-        let mut resync =
-            tokio::time::interval_at(tokio::time::Instant::now() + FULL_RESYNC, FULL_RESYNC);
+        let period = self.cfg.full_resync;
+        let mut resync = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
         let mut rng = rand::rngs::StdRng::from_os_rng();
         loop {
@@ -161,7 +169,8 @@ impl<R: NftRunner> Runtime<R> {
             tokio::select! {
                 _ = &mut until => return,
                 _ = drift.tick() => self.repair_drift().await,
-                _ = resync.tick() => self.full_resync().await,
+                _ = resync.tick() => self.start_full_resync(),
+                live = listed(&mut self.listing) => self.finish_full_resync(live).await,
             }
         }
     }
@@ -188,7 +197,8 @@ impl<R: NftRunner> Runtime<R> {
                     Err(e) => return e,
                 },
                 _ = drift.tick() => self.repair_drift().await,
-                _ = resync.tick() => self.full_resync().await,
+                _ = resync.tick() => self.start_full_resync(),
+                live = listed(&mut self.listing) => self.finish_full_resync(live).await,
             }
         }
     }
@@ -369,15 +379,50 @@ impl<R: NftRunner> Runtime<R> {
         }
     }
 
-    async fn full_resync(&mut self) {
-        if self.applied.is_none() {
-            return;
+    /// Starts listing the table for a full resync, unless one is running.
+    fn start_full_resync(&mut self) {
+        if self.applied.is_some() && self.listing.is_none() {
+            self.listing = Some(tokio::spawn(self.datapath.read_live_later()));
         }
-        match self.datapath.resync(&self.cfg.node, &self.snapshot).await {
-            Ok(stats) => tracing::debug!(?stats, "periodic full resync"),
+    }
+
+    async fn finish_full_resync(&mut self, live: nft::Result<AppliedState>) {
+        let result = match live {
+            Ok(live) => {
+                self.datapath
+                    .resync_from(&self.cfg.node, &self.snapshot, live)
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(Some(stats)) if stats.is_empty() => {
+                tracing::info!("periodic full resync: the table is as applied")
+            }
+            Ok(Some(stats)) => {
+                self.metrics.repairs.inc();
+                tracing::warn!(?stats, "periodic full resync repaired the table");
+            }
+            Ok(None) => tracing::info!(
+                "periodic full resync skipped: the table changed while it was listed"
+            ),
             Err(e) => tracing::error!(error = %e, "periodic full resync failed"),
         }
     }
+}
+
+/// The running listing's result; pending while none runs.
+async fn listed(
+    listing: &mut Option<JoinHandle<nft::Result<AppliedState>>>,
+) -> nft::Result<AppliedState> {
+    let Some(handle) = listing else {
+        return std::future::pending().await;
+    };
+    let result = handle
+        .await
+        .unwrap_or_else(|e| Err(nft::NftError::Malformed(format!("listing task: {e}"))));
+    *listing = None;
+    result
 }
 
 /// The Services a delta push adds, changes or removes.

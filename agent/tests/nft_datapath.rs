@@ -378,7 +378,8 @@ async fn drift_is_detected_cheaply_and_repaired() {
         );
     }
 
-    // Edits the canary cannot see are found by a full resync.
+    // Edits the canary cannot see are found by a full resync, from a
+    // listing taken off the caller's loop.
     let chain = compile(&ctx(), &snap)
         .chains
         .keys()
@@ -387,9 +388,33 @@ async fn drift_is_detected_cheaply_and_repaired() {
         .unwrap();
     ns.nft(&format!("flush chain ip {TABLE} {chain}")).unwrap();
     tee.take();
-    let stats = dp.resync(&ctx(), &snap).await.unwrap();
+    let live = dp.read_live_later().await.unwrap();
+    let stats = dp.resync_from(&ctx(), &snap, live).await.unwrap().unwrap();
     assert_eq!(stats.chains_rewritten, 1, "{stats:?}");
+    assert_eq!(tee.take().len(), 1);
     assert_eq!(without_generation(ns.state(TABLE)), expected(&snap));
+    let live = dp.read_live_later().await.unwrap();
+    let stats = dp.resync_from(&ctx(), &snap, live).await.unwrap().unwrap();
+    assert!(stats.is_empty(), "{stats:?}");
+    assert!(
+        tee.take().is_empty(),
+        "an intact table needs no transaction"
+    );
+
+    // A listing taken before an apply is out of date: it repairs nothing.
+    let before = dp.read_live_later().await.unwrap();
+    let next = snapshot(2, vec![endpoint([10, 244, 1, 5], "node-a")]);
+    dp.apply(&ctx(), &next).await.unwrap();
+    tee.take();
+    assert_eq!(dp.resync_from(&ctx(), &next, before).await.unwrap(), None);
+    assert!(tee.take().is_empty());
+    assert_eq!(without_generation(ns.state(TABLE)), expected(&next));
+
+    // The synchronous resync (drift repair) finds the same edits.
+    ns.nft(&format!("flush chain ip {TABLE} {chain}")).unwrap();
+    let stats = dp.resync(&ctx(), &next).await.unwrap();
+    assert_eq!(stats.chains_rewritten, 1, "{stats:?}");
+    assert_eq!(without_generation(ns.state(TABLE)), expected(&next));
 }
 
 #[tokio::test]

@@ -14,7 +14,7 @@ use switchyard_agent::conntrack::Conntrack;
 use switchyard_agent::metrics::Metrics;
 use switchyard_agent::model::NodeContext;
 use switchyard_agent::nft::{DataPath, RecordingRunner};
-use switchyard_agent::runtime::{AgentConfig, Runtime};
+use switchyard_agent::runtime::{AgentConfig, Runtime, FULL_RESYNC};
 use switchyard_api::resources::{Kind, Node, Object};
 use switchyard_api::v1::agent_message::Message as AgentMsg;
 use switchyard_api::v1::agent_sync_client::AgentSyncClient;
@@ -145,6 +145,7 @@ async fn agent(addr: SocketAddr, runner: RecordingRunner) -> JoinHandle<()> {
         agent_version: "test".into(),
         local_services: Vec::new(),
         dns_listen: None,
+        full_resync: FULL_RESYNC,
     };
     let (runtime, _views) = Runtime::new(
         cfg,

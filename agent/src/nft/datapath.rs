@@ -9,12 +9,15 @@
 //! ruleset`, or a restored older copy all change or remove the canary; then
 //! [`DataPath::resync`] reads the whole table back and repairs the
 //! difference. Edits that keep the canary (`flush table`, a single rule or
-//! element changed by hand) are only seen by a full [`DataPath::resync`],
-//! which the caller may run on a slow timer.
+//! element changed by hand) are only seen by a full resync, which the caller
+//! may run on a slow timer: [`DataPath::read_live_later`] lists the table off
+//! the caller's loop (seconds at 10,000 Services) and
+//! [`DataPath::resync_from`] repairs from that listing if it is still current.
 
 use tracing::{debug, info, instrument, warn};
 
 use std::collections::BTreeSet;
+use std::future::Future;
 
 use super::diff::{plan, plan_touched, ApplyStats, Transaction};
 use super::error::{NftError, Result};
@@ -73,10 +76,15 @@ impl<R: NftRunner> DataPath<R> {
             self.read_live().await?;
         }
         let index = Index::build(ctx, snap);
-        let desired = index.desired();
-        for conflict in &desired.conflicts {
+        for conflict in &index.desired().conflicts {
             warn!(%conflict, "service address conflict");
         }
+        self.apply_index(ctx, index).await
+    }
+
+    /// Diffs all of `index` against what is applied and commits the result.
+    async fn apply_index(&mut self, ctx: &NodeContext, index: Index) -> Result<ApplyStats> {
+        let desired = index.desired();
         let mut tx = plan(&self.table, &self.applied, desired);
         let generation = self.next_generation(&tx);
         if self.applied.generation != Some(generation) {
@@ -147,6 +155,38 @@ impl<R: NftRunner> DataPath<R> {
         self.apply(ctx, snap).await
     }
 
+    /// Lists the table as [`resync`](Self::resync) does, as a task of its
+    /// own, so the caller keeps applying pushes meanwhile; hand the result
+    /// to [`resync_from`](Self::resync_from).
+    pub fn read_live_later(&self) -> impl Future<Output = Result<AppliedState>> + Send + 'static
+    where
+        R: Clone + 'static,
+    {
+        let (runner, table) = (self.runner.clone(), self.table.clone());
+        async move { runner.list_table(&table).await }
+    }
+
+    /// Repairs what `live` (from [`read_live_later`](Self::read_live_later))
+    /// shows drifted, against the ruleset last applied. `Ok(None)` when the
+    /// listing is out of date: a transaction ran after it was taken, or the
+    /// canary is gone (the drift check repairs that one).
+    pub async fn resync_from(
+        &mut self,
+        ctx: &NodeContext,
+        snap: &Snapshot,
+        live: AppliedState,
+    ) -> Result<Option<ApplyStats>> {
+        if self.stale || live.generation.is_none() || live.generation != self.applied.generation {
+            return Ok(None);
+        }
+        self.applied = live;
+        let stats = match self.index.take() {
+            Some((indexed, index)) if indexed == *ctx => self.apply_index(ctx, index).await,
+            _ => self.apply(ctx, snap).await,
+        };
+        stats.map(Some)
+    }
+
     /// The transaction [`apply`](Self::apply) would run, without running it.
     pub fn plan(&self, ctx: &NodeContext, snap: &Snapshot) -> Transaction {
         plan(&self.table, &self.applied, &compile(ctx, snap))
@@ -188,11 +228,7 @@ impl<R: NftRunner> DataPath<R> {
     }
 
     async fn read_live(&mut self) -> Result<()> {
-        let object = format!("table ip {}", self.table);
-        self.applied = match self.runner.list_json(&object).await? {
-            Some(json) => live::parse_table(&json, &self.table)?,
-            None => AppliedState::default(),
-        };
+        self.applied = self.runner.list_table(&self.table).await?;
         if let Some(generation) = self.applied.generation {
             self.generation = generation;
         }

@@ -4,9 +4,14 @@
 //! read a table that holds a verdict map. Only what the differ compares is
 //! extracted — chain fingerprints and rule counts, map elements, set names and
 //! the canary generation — so rule expressions never need a full model.
+//!
+//! The listing is read one object at a time: at 10,000 Services it is ~19 MB
+//! of JSON, and a `Value` tree of all of it would be several times that.
 
+use std::fmt;
 use std::net::Ipv4Addr;
 
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
 use super::error::NftError;
@@ -19,12 +24,24 @@ use crate::model::Protocol;
 
 /// Parses a full listing of `table` into the state the differ diffs against.
 pub fn parse_table(json: &str, table: &str) -> Result<AppliedState, NftError> {
+    collect_table(serde_json::Deserializer::from_str(json), table)
+}
+
+/// [`parse_table`] for a listing still being written, e.g. nft's stdout.
+pub fn read_table(listing: impl std::io::Read, table: &str) -> Result<AppliedState, NftError> {
+    collect_table(serde_json::Deserializer::from_reader(listing), table)
+}
+
+fn collect_table<'de, R: serde_json::de::Read<'de>>(
+    de: serde_json::Deserializer<R>,
+    table: &str,
+) -> Result<AppliedState, NftError> {
     let mut state = AppliedState::default();
-    for (kind, obj) in objects(json)? {
+    for_each_object(de, |kind, obj| {
         if obj.get("table").and_then(Value::as_str) != Some(table) && kind != "table" {
-            continue;
+            return;
         }
-        match kind.as_str() {
+        match kind {
             "table" => state.table_exists |= obj.get("name").and_then(Value::as_str) == Some(table),
             "chain" => read_chain(&mut state, obj),
             "rule" => read_rule(&mut state, obj),
@@ -32,35 +49,99 @@ pub fn parse_table(json: &str, table: &str) -> Result<AppliedState, NftError> {
             "map" => read_map(&mut state, obj),
             _ => {} // counters, flowtables…: not ours to judge
         }
-    }
+    })?;
     Ok(state)
 }
 
 /// Parses `nft -j list set ip <table> canary` into the generation it holds.
 pub fn parse_canary(json: &str) -> Result<Option<u32>, NftError> {
-    Ok(objects(json)?
-        .into_iter()
-        .find(|(kind, obj)| kind == "set" && name(obj) == CANARY_SET)
-        .and_then(|(_, obj)| generation(&obj)))
+    let mut found = None;
+    for_each_object(serde_json::Deserializer::from_str(json), |kind, obj| {
+        if found.is_none() && kind == "set" && name(&obj) == CANARY_SET {
+            found = generation(&obj);
+        }
+    })?;
+    Ok(found)
 }
 
-/// The `{"nftables": [{kind: {...}}, ...]}` list as `(kind, body)` pairs.
-fn objects(json: &str) -> Result<Vec<(String, Value)>, NftError> {
-    let root: Value = serde_json::from_str(json).map_err(NftError::Json)?;
-    let list = match root.get("nftables") {
-        Some(Value::Array(list)) => list,
-        _ => {
-            return Err(NftError::Malformed(
-                "no top-level \"nftables\" array".into(),
-            ))
+/// Calls `visit` with each `(kind, body)` of a `{"nftables": [{kind: body},
+/// ...]}` listing, in order, holding only one body at a time.
+fn for_each_object<'de, R: serde_json::de::Read<'de>>(
+    mut de: serde_json::Deserializer<R>,
+    visit: impl FnMut(&str, Value),
+) -> Result<(), NftError> {
+    let found = Root(visit)
+        .deserialize(&mut de)
+        .and_then(|found| de.end().map(|()| found))
+        .map_err(NftError::Json)?;
+    match found {
+        true => Ok(()),
+        false => Err(NftError::Malformed(
+            "no top-level \"nftables\" array".into(),
+        )),
+    }
+}
+
+/// The top-level object; yields whether it held the `nftables` array.
+struct Root<F>(F);
+
+impl<'de, F: FnMut(&str, Value)> DeserializeSeed<'de> for Root<F> {
+    type Value = bool;
+
+    fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<bool, D::Error> {
+        de.deserialize_map(self)
+    }
+}
+
+impl<'de, F: FnMut(&str, Value)> Visitor<'de> for Root<F> {
+    type Value = bool;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an nft JSON listing")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<bool, A::Error> {
+        let mut found = false;
+        while let Some(key) = map.next_key::<String>()? {
+            if key == "nftables" && !found {
+                map.next_value_seed(List(&mut self.0))?;
+                found = true;
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
         }
-    };
-    Ok(list
-        .iter()
-        .filter_map(Value::as_object)
-        .filter_map(|o| o.iter().next())
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect())
+        Ok(found)
+    }
+}
+
+/// The `nftables` array: each element is visited, then dropped.
+struct List<'a, F>(&'a mut F);
+
+impl<'de, F: FnMut(&str, Value)> DeserializeSeed<'de> for List<'_, F> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<(), D::Error> {
+        de.deserialize_seq(self)
+    }
+}
+
+impl<'de, F: FnMut(&str, Value)> Visitor<'de> for List<'_, F> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("the \"nftables\" array")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while let Some(entry) = seq.next_element::<Value>()? {
+            if let Value::Object(entry) = entry {
+                if let Some((kind, body)) = entry.into_iter().next() {
+                    (self.0)(&kind, body);
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 fn name(obj: &Value) -> &str {
@@ -103,7 +184,7 @@ fn read_set(state: &mut AppliedState, obj: Value) {
     }
     if set_name == HAIRPIN_SET {
         for element in elements(&obj) {
-            match parse_pair(&element) {
+            match parse_pair(element) {
                 Some(ip) => {
                     state.hairpin.insert(ip);
                 }
@@ -114,11 +195,11 @@ fn read_set(state: &mut AppliedState, obj: Value) {
     state.sets.insert(set_name);
 }
 
-fn elements(obj: &Value) -> Vec<Value> {
+fn elements(obj: &Value) -> impl Iterator<Item = &Value> {
     obj.get("elem")
         .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default()
+        .into_iter()
+        .flatten()
 }
 
 /// `{"concat": ["10.244.1.5", "10.244.1.5"]}` (both halves are equal).
@@ -160,7 +241,7 @@ fn parse_backend(element: &Value, protocol: Protocol) -> Option<(u32, BackendRan
 fn read_backends(state: &mut AppliedState, obj: &Value, map_name: String, protocol: Protocol) {
     let mut map = AppliedMap::default();
     for element in elements(obj) {
-        match parse_backend(&element, protocol) {
+        match parse_backend(element, protocol) {
             Some((first, range)) => {
                 state.backends.insert(first, range);
             }
@@ -182,12 +263,7 @@ fn read_map(state: &mut AppliedState, obj: Value) {
     }
     let mut map = AppliedMap::default();
     if let Some(kind) = MapName::from_name(&map_name) {
-        let elements = obj
-            .get("elem")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        for element in &elements {
+        for element in elements(&obj) {
             match parse_element(kind, element) {
                 Some((key, verdict)) => {
                     map.elements.insert(key, verdict);

@@ -11,8 +11,9 @@ use tokio::process::Command;
 
 use super::diff::Transaction;
 use super::error::{NftError, Result};
+use super::live;
 use super::netlink;
-use super::state::CANARY_SET;
+use super::state::{AppliedState, CANARY_SET};
 
 /// Runs nft transactions and listings.
 pub trait NftRunner: Send + Sync {
@@ -25,9 +26,19 @@ pub trait NftRunner: Send + Sync {
         async move { self.run_script(&script).await }
     }
 
-    /// `nft -j list <object>` (e.g. `table ip switchyard`); `Ok(None)` when the
-    /// object does not exist.
+    /// `nft -j list <object>` (e.g. `set ip switchyard canary`); `Ok(None)`
+    /// when the object does not exist.
     fn list_json(&self, object: &str) -> impl Future<Output = Result<Option<String>>> + Send;
+
+    /// What `table` (family ip) holds now, empty when it does not exist.
+    fn list_table(&self, table: &str) -> impl Future<Output = Result<AppliedState>> + Send {
+        async move {
+            match self.list_json(&format!("table ip {table}")).await? {
+                Some(json) => live::parse_table(&json, table),
+                None => Ok(AppliedState::default()),
+            }
+        }
+    }
 }
 
 /// Talks to nftables in the agent's network namespace, or in a named one
@@ -97,20 +108,52 @@ impl NftCommand {
     }
 
     fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::from(self.blocking_command(args));
+        cmd.kill_on_drop(true);
+        cmd
+    }
+
+    /// [`command`](Self::command) for a blocking thread.
+    fn blocking_command(&self, args: &[&str]) -> std::process::Command {
         let mut cmd = match &self.netns {
             Some(ns) => {
-                let mut c = Command::new("ip");
+                let mut c = std::process::Command::new("ip");
                 c.args(["netns", "exec", ns, "nft"]);
                 c
             }
-            None => Command::new("nft"),
+            None => std::process::Command::new("nft"),
         };
         cmd.args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        cmd.kill_on_drop(true);
         cmd
+    }
+
+    /// `nft -j list table ip <table>`, parsed while nft writes it: the
+    /// listing is ~19 MB at 10,000 Services, which need never be held whole.
+    fn stream_table(&self, table: &str) -> Result<AppliedState> {
+        let mut child = self
+            .blocking_command(&["-j", "list", "table", "ip", table])
+            .spawn()
+            .map_err(|e| self.spawn_error(e))?;
+        let parsed = match child.stdout.take() {
+            Some(stdout) => live::read_table(std::io::BufReader::new(stdout), table),
+            None => Err(NftError::Malformed("nft's stdout was not piped".into())),
+        };
+        if parsed.is_err() {
+            // nft may still be writing to a pipe nobody reads any more.
+            let _ = child.kill();
+        }
+        let out = child.wait_with_output().map_err(|e| self.spawn_error(e))?;
+        if !out.status.success() && !out.stderr.is_empty() {
+            return match String::from_utf8_lossy(&out.stderr).contains("No such file or directory")
+            {
+                true => Ok(AppliedState::default()),
+                false => Err(rejected(&out)),
+            };
+        }
+        parsed
     }
 
     fn program(&self) -> String {
@@ -176,6 +219,13 @@ impl NftRunner for NftCommand {
         }
     }
 
+    async fn list_table(&self, table: &str) -> Result<AppliedState> {
+        let (runner, table) = (self.clone(), table.to_owned());
+        tokio::task::spawn_blocking(move || runner.stream_table(&table))
+            .await
+            .map_err(|e| NftError::Malformed(format!("the listing thread failed: {e}")))?
+    }
+
     async fn list_json(&self, object: &str) -> Result<Option<String>> {
         let mut args = vec!["-j", "list"];
         args.extend(object.split_whitespace());
@@ -185,7 +235,10 @@ impl NftRunner for NftCommand {
             .await
             .map_err(|e| self.spawn_error(e))?;
         if out.status.success() {
-            return Ok(Some(String::from_utf8_lossy(&out.stdout).into_owned()));
+            // Taken over rather than copied: ~19 MB at 10,000 Services.
+            return String::from_utf8(out.stdout)
+                .map(Some)
+                .map_err(|e| NftError::Malformed(format!("nft printed invalid UTF-8: {e}")));
         }
         match String::from_utf8_lossy(&out.stderr).contains("No such file or directory") {
             true => Ok(None),

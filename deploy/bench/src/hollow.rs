@@ -20,7 +20,7 @@ use switchyard_agent::model::NodeContext;
 use switchyard_agent::nft::command::{Command, Element};
 use switchyard_agent::nft::state::CANARY_SET;
 use switchyard_agent::nft::{netlink, DataPath, NftRunner, Result as NftResult, Transaction};
-use switchyard_agent::runtime::{AgentConfig, Runtime};
+use switchyard_agent::runtime::{AgentConfig, Runtime, FULL_RESYNC};
 use tokio::task::JoinHandle;
 use tonic::transport::Endpoint;
 
@@ -179,6 +179,7 @@ async fn start(i: usize, url: &str) -> anyhow::Result<Hollow> {
         agent_version: "hollow".into(),
         local_services: Vec::new(),
         dns_listen: None,
+        full_resync: FULL_RESYNC,
     };
     let datapath = DataPath::open("switchyard", HollowRunner::default()).await?;
     let metrics = Metrics::new();

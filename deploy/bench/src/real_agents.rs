@@ -19,6 +19,9 @@ pub struct RealAgents {
     /// Appended to node names, so a rerun is not mistaken for the last
     /// run's agent (the control plane remembers what each node ACKed).
     tag: String,
+    /// RUST_LOG of agents started from now on, and flags they get on top.
+    log_filter: String,
+    extra_args: Vec<String>,
     pub lab: Lab,
 }
 
@@ -44,6 +47,8 @@ impl RealAgents {
             agents: Vec::new(),
             names: Vec::new(),
             tag: String::new(),
+            log_filter: "warn".to_owned(),
+            extra_args: Vec::new(),
             lab,
         })
     }
@@ -51,6 +56,13 @@ impl RealAgents {
     /// Names this run's nodes `node-<i>-<tag>`.
     pub fn tagged(mut self, tag: &str) -> RealAgents {
         self.tag = format!("-{tag}");
+        self
+    }
+
+    /// Agents started from now on log by `filter` and get `args` too.
+    pub fn configured(mut self, filter: &str, args: &[&str]) -> RealAgents {
+        self.log_filter = filter.to_owned();
+        self.extra_args = args.iter().map(|a| a.to_string()).collect();
         self
     }
 
@@ -76,7 +88,7 @@ impl RealAgents {
         let name = format!("{}{}", node.name, self.tag);
         let mut args = vec![
             "env".to_owned(),
-            "RUST_LOG=warn".to_owned(),
+            format!("RUST_LOG={}", self.log_filter),
             bins.join("switchyard-agent").to_string_lossy().into_owned(),
             "--control-plane".to_owned(),
             cp.unix_url(),
@@ -88,6 +100,7 @@ impl RealAgents {
         if let Some(cidr) = node.pod_cidr {
             args.extend(["--pod-cidr".to_owned(), cidr.to_string()]);
         }
+        args.extend(self.extra_args.iter().cloned());
         self.agents.push(self.lab.spawn(&node.ns, &args)?);
         self.names.push(name);
         Ok(())
@@ -124,6 +137,28 @@ impl RealAgents {
             }
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
+    }
+
+    /// Waits until every agent has logged `needle` at least `times` times.
+    pub async fn wait_logged(
+        &self,
+        needle: &str,
+        times: usize,
+        timeout: Duration,
+    ) -> anyhow::Result<()> {
+        let deadline = Instant::now() + timeout;
+        while self
+            .agents
+            .iter()
+            .any(|a| a.log().matches(needle).count() < times)
+        {
+            if Instant::now() > deadline {
+                self.check_running()?;
+                bail!("real agents had not logged {needle:?} {times} times after {timeout:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Ok(())
     }
 
     fn check_running(&self) -> anyhow::Result<()> {

@@ -18,6 +18,11 @@ pub const BENCH: &str = "memory-and-wire";
 const AGENT_MIB: f64 = 100.0;
 const CONTROL_PLANE_MIB: f64 = 300.0;
 const CHANGE_BYTES: f64 = 1024.0;
+/// The agent's periodic full resync (read the table back, repair drift) is
+/// part of its life: it runs this often here, and twice before the reading.
+const RESYNC_SECONDS: &str = "5";
+const RESYNCS: usize = 2;
+const RESYNC_LOGGED: &str = "periodic full resync";
 const SMALL: Shape = Shape {
     services: 100,
     endpoints: 10,
@@ -29,7 +34,9 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
         BENCH,
         format!(
             "RSS of the real processes from /proc/<pid>/status (VmHWM = peak, judged; VmRSS = now) with {} Services / {} endpoints \
-             loaded, after serving a full snapshot; the agent is a real switchyard-agent with real nftables in a lab namespace. \
+             loaded, after serving a full snapshot; the agent is a real switchyard-agent with real nftables in a lab namespace, \
+             read after its initial sync and {RESYNCS} periodic full resyncs (--full-resync-seconds {RESYNC_SECONDS}: each lists \
+             the whole table with `nft -j` and repairs any drift). \
              Wire: a probe agent on the snapshot stream measures the full push it gets first (all its parts), then flips \
              one endpoint's readiness and measures the delta push (protobuf + 5-byte gRPC frame per message), with {} \
              and with {} Services loaded.",
@@ -87,9 +94,16 @@ async fn memory(ctx: &Ctx, report: &mut Report, shape: &Shape) -> anyhow::Result
     let scale = format!("{} svc / {} endpoints", shape.services, shape.pods());
     let x = shape.services as f64;
     if ctx.root {
-        let real = RealAgents::start(&ctx.bins, &cp, 1).context("starting a real agent")?;
+        let mut real = RealAgents::lab(1, 1)?.configured(
+            "warn,switchyard_agent::runtime=info",
+            &["--full-resync-seconds", RESYNC_SECONDS],
+        );
+        real.start_agents(&ctx.bins, &cp)
+            .context("starting a real agent")?;
         let mut api = cp.api().await?;
         real.wait_acked(&mut api, cp.loaded_revision, Duration::from_secs(900))
+            .await?;
+        real.wait_logged(RESYNC_LOGGED, RESYNCS, Duration::from_secs(300))
             .await?;
         for m in real.memory()? {
             report.push(Row::at(BENCH, "agent-peak-rss", &scale, x).measured(
