@@ -3,18 +3,15 @@
 //! Parsed as raw JSON (`serde_json::Value`): the typed `nftables` crate cannot
 //! read a table that holds a verdict map. Only what the differ compares is
 //! extracted — chain fingerprints and rule counts, map elements, set names and
-//! the canary generation — so rule expressions never need a full model.
-//!
-//! The listing is read one object at a time: at 10,000 Services it is ~19 MB
-//! of JSON, and a `Value` tree of all of it would be several times that.
+//! the canary generation — so rule expressions never need a full model. The
+//! listing is read piece by piece ([`listing`]), never held whole.
 
-use std::fmt;
 use std::net::Ipv4Addr;
 
-use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::error::NftError;
+use super::listing::{self, Reader};
 use super::names;
 use super::state::{
     backends_map_protocol, AppliedMap, AppliedState, BackendRange, ChainDigest, MapKey, MapName,
@@ -36,122 +33,128 @@ fn collect_table<'de, R: serde_json::de::Read<'de>>(
     de: serde_json::Deserializer<R>,
     table: &str,
 ) -> Result<AppliedState, NftError> {
-    let mut state = AppliedState::default();
-    for_each_object(de, |kind, obj| {
-        if obj.get("table").and_then(Value::as_str) != Some(table) && kind != "table" {
-            return;
-        }
-        match kind {
-            "table" => state.table_exists |= obj.get("name").and_then(Value::as_str) == Some(table),
-            "chain" => read_chain(&mut state, obj),
-            "rule" => read_rule(&mut state, obj),
-            "set" => read_set(&mut state, obj),
-            "map" => read_map(&mut state, obj),
-            _ => {} // counters, flowtables…: not ours to judge
-        }
-    })?;
-    Ok(state)
+    let mut reader = TableReader {
+        table,
+        state: AppliedState::default(),
+        map: AppliedMap::default(),
+        elements: 0,
+    };
+    listing::read(de, &mut reader)?;
+    Ok(reader.state)
 }
 
 /// Parses `nft -j list set ip <table> canary` into the generation it holds.
 pub fn parse_canary(json: &str) -> Result<Option<u32>, NftError> {
-    let mut found = None;
-    for_each_object(serde_json::Deserializer::from_str(json), |kind, obj| {
-        if found.is_none() && kind == "set" && name(&obj) == CANARY_SET {
-            found = generation(&obj);
+    let mut reader = CanaryReader(None);
+    listing::read(serde_json::Deserializer::from_str(json), &mut reader)?;
+    Ok(reader.0)
+}
+
+struct CanaryReader(Option<u32>);
+
+impl Reader for CanaryReader {
+    fn element(&mut self, kind: &str, head: &Map<String, Value>, element: Value) {
+        if self.0.is_none() && kind == "set" && name(head) == CANARY_SET {
+            self.0 = generation(&element);
         }
-    })?;
-    Ok(found)
+    }
+
+    fn object(&mut self, _kind: &str, _obj: Map<String, Value>) {}
 }
 
-/// Calls `visit` with each `(kind, body)` of a `{"nftables": [{kind: body},
-/// ...]}` listing, in order, holding only one body at a time.
-fn for_each_object<'de, R: serde_json::de::Read<'de>>(
-    mut de: serde_json::Deserializer<R>,
-    visit: impl FnMut(&str, Value),
-) -> Result<(), NftError> {
-    let found = Root(visit)
-        .deserialize(&mut de)
-        .and_then(|found| de.end().map(|()| found))
-        .map_err(NftError::Json)?;
-    match found {
-        true => Ok(()),
-        false => Err(NftError::Malformed(
-            "no top-level \"nftables\" array".into(),
-        )),
+/// Builds the [`AppliedState`] of one table from its listing.
+struct TableReader<'t> {
+    table: &'t str,
+    state: AppliedState,
+    /// The map whose elements are being read.
+    map: AppliedMap,
+    /// Elements of the current object so far.
+    elements: usize,
+}
+
+impl TableReader<'_> {
+    fn ours(&self, obj: &Map<String, Value>) -> bool {
+        obj.get("table").and_then(Value::as_str) == Some(self.table)
     }
 }
 
-/// The top-level object; yields whether it held the `nftables` array.
-struct Root<F>(F);
-
-impl<'de, F: FnMut(&str, Value)> DeserializeSeed<'de> for Root<F> {
-    type Value = bool;
-
-    fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<bool, D::Error> {
-        de.deserialize_map(self)
-    }
-}
-
-impl<'de, F: FnMut(&str, Value)> Visitor<'de> for Root<F> {
-    type Value = bool;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("an nft JSON listing")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<bool, A::Error> {
-        let mut found = false;
-        while let Some(key) = map.next_key::<String>()? {
-            if key == "nftables" && !found {
-                map.next_value_seed(List(&mut self.0))?;
-                found = true;
-            } else {
-                map.next_value::<IgnoredAny>()?;
+impl Reader for TableReader<'_> {
+    fn element(&mut self, kind: &str, head: &Map<String, Value>, element: Value) {
+        if !self.ours(head) {
+            return;
+        }
+        let first = self.elements == 0;
+        self.elements += 1;
+        let set_name = name(head);
+        match kind {
+            "set" if set_name == CANARY_SET && first => {
+                self.state.generation = generation(&element)
             }
-        }
-        Ok(found)
-    }
-}
-
-/// The `nftables` array: each element is visited, then dropped.
-struct List<'a, F>(&'a mut F);
-
-impl<'de, F: FnMut(&str, Value)> DeserializeSeed<'de> for List<'_, F> {
-    type Value = ();
-
-    fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<(), D::Error> {
-        de.deserialize_seq(self)
-    }
-}
-
-impl<'de, F: FnMut(&str, Value)> Visitor<'de> for List<'_, F> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("the \"nftables\" array")
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while let Some(entry) = seq.next_element::<Value>()? {
-            if let Value::Object(entry) = entry {
-                if let Some((kind, body)) = entry.into_iter().next() {
-                    (self.0)(&kind, body);
+            "set" if set_name == HAIRPIN_SET => match parse_pair(&element) {
+                Some(ip) => {
+                    self.state.hairpin.insert(ip);
                 }
-            }
+                None => self.state.hairpin_unreadable = true,
+            },
+            "map" => self.map_element(set_name, &element),
+            _ => {}
         }
-        Ok(())
+    }
+
+    fn object(&mut self, kind: &str, obj: Map<String, Value>) {
+        let map = std::mem::take(&mut self.map);
+        self.elements = 0;
+        if !self.ours(&obj) && kind != "table" {
+            return;
+        }
+        match kind {
+            "table" => {
+                self.state.table_exists |=
+                    obj.get("name").and_then(Value::as_str) == Some(self.table)
+            }
+            "chain" => read_chain(&mut self.state, &obj),
+            "rule" => read_rule(&mut self.state, &obj),
+            "set" => {
+                self.state.sets.insert(name(&obj).to_owned());
+            }
+            "map" => {
+                self.state.maps.insert(name(&obj).to_owned(), map);
+            }
+            _ => {} // counters, flowtables…: not ours to judge
+        }
     }
 }
 
-fn name(obj: &Value) -> &str {
+impl TableReader<'_> {
+    /// Backend maps' elements go to `state.backends`; verdict maps' to the
+    /// map; elements of a map we do not know are not ours to judge.
+    fn map_element(&mut self, map_name: &str, element: &Value) {
+        if let Some(protocol) = backends_map_protocol(map_name) {
+            match parse_backend(element, protocol) {
+                Some((first, range)) => {
+                    self.state.backends.insert(first, range);
+                }
+                None => self.map.unreadable = true,
+            }
+        } else if let Some(kind) = MapName::from_name(map_name) {
+            match parse_element(kind, element) {
+                Some((key, verdict)) => {
+                    self.map.elements.insert(key, verdict);
+                }
+                None => self.map.unreadable = true,
+            }
+        }
+    }
+}
+
+fn name(obj: &Map<String, Value>) -> &str {
     obj.get("name").and_then(Value::as_str).unwrap_or_default()
 }
 
-fn read_chain(state: &mut AppliedState, obj: Value) {
+fn read_chain(state: &mut AppliedState, obj: &Map<String, Value>) {
     state
         .chains
-        .entry(name(&obj).to_owned())
+        .entry(name(obj).to_owned())
         .or_insert(ChainDigest {
             fingerprint: None,
             rules: 0,
@@ -159,7 +162,7 @@ fn read_chain(state: &mut AppliedState, obj: Value) {
 }
 
 /// Counts the rule; the first rule of a chain carries the fingerprint.
-fn read_rule(state: &mut AppliedState, obj: Value) {
+fn read_rule(state: &mut AppliedState, obj: &Map<String, Value>) {
     let Some(chain) = obj.get("chain").and_then(Value::as_str) else {
         return;
     };
@@ -177,29 +180,9 @@ fn read_rule(state: &mut AppliedState, obj: Value) {
     digest.rules += 1;
 }
 
-fn read_set(state: &mut AppliedState, obj: Value) {
-    let set_name = name(&obj).to_owned();
-    if set_name == CANARY_SET {
-        state.generation = generation(&obj);
-    }
-    if set_name == HAIRPIN_SET {
-        for element in elements(&obj) {
-            match parse_pair(element) {
-                Some(ip) => {
-                    state.hairpin.insert(ip);
-                }
-                None => state.hairpin_unreadable = true,
-            }
-        }
-    }
-    state.sets.insert(set_name);
-}
-
-fn elements(obj: &Value) -> impl Iterator<Item = &Value> {
-    obj.get("elem")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
+/// The canary's element: the generation number.
+fn generation(element: &Value) -> Option<u32> {
+    element.as_u64().and_then(|g| u32::try_from(g).ok())
 }
 
 /// `{"concat": ["10.244.1.5", "10.244.1.5"]}` (both halves are equal).
@@ -235,44 +218,6 @@ fn parse_backend(element: &Value, protocol: Protocol) -> Option<(u32, BackendRan
         protocol,
     };
     (first <= last).then_some((first, BackendRange { last, target }))
-}
-
-/// A backend map: its elements go to `state.backends`.
-fn read_backends(state: &mut AppliedState, obj: &Value, map_name: String, protocol: Protocol) {
-    let mut map = AppliedMap::default();
-    for element in elements(obj) {
-        match parse_backend(element, protocol) {
-            Some((first, range)) => {
-                state.backends.insert(first, range);
-            }
-            None => map.unreadable = true,
-        }
-    }
-    state.maps.insert(map_name, map);
-}
-
-fn generation(set: &Value) -> Option<u32> {
-    let first = set.get("elem")?.as_array()?.first()?;
-    first.as_u64().and_then(|g| u32::try_from(g).ok())
-}
-
-fn read_map(state: &mut AppliedState, obj: Value) {
-    let map_name = name(&obj).to_owned();
-    if let Some(protocol) = backends_map_protocol(&map_name) {
-        return read_backends(state, &obj, map_name, protocol);
-    }
-    let mut map = AppliedMap::default();
-    if let Some(kind) = MapName::from_name(&map_name) {
-        for element in elements(&obj) {
-            match parse_element(kind, element) {
-                Some((key, verdict)) => {
-                    map.elements.insert(key, verdict);
-                }
-                None => map.unreadable = true,
-            }
-        }
-    }
-    state.maps.insert(map_name, map);
 }
 
 /// `[{"concat": ["10.0.0.1", "tcp", 80]}, {"goto": {"target": "svc-…"}}]`.
