@@ -130,6 +130,65 @@ fn a_deleted_table_is_repaired_within_seconds() {
 }
 
 #[test]
+fn a_hand_edited_chain_is_repaired_by_the_periodic_full_resync() {
+    let Some(c) = cluster_with(
+        "a_hand_edited_chain_is_repaired_by_the_periodic_full_resync",
+        &[],
+        &["--full-resync-seconds", "1"],
+    ) else {
+        return;
+    };
+    let _backends = web_backends(&c);
+    c.apply(&service_yaml("web", "")).unwrap();
+    c.wait_synced(Duration::from_secs(10)).unwrap();
+    let url = format!("http://{}/", cluster_ip(&c, "web"));
+    let node = c.lab.node(1).ns.clone();
+    let table = c
+        .lab
+        .exec_ok(&node, &["nft", "list", "table", "ip", "switchyard"])
+        .unwrap();
+    let chains: Vec<&str> = table
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("chain svc-"))
+        .map(|rest| rest.trim_end_matches(" {"))
+        .collect();
+    assert!(!chains.is_empty(), "{table}");
+    let repaired = "periodic full resync repaired the table";
+    assert!(!c.agent_log(1).contains(repaired), "{}", c.agent_log(1));
+
+    // Emptied Service chains keep the canary: only a full resync sees them.
+    for chain in &chains {
+        let name = format!("svc-{chain}");
+        c.lab
+            .exec_ok(&node, &["nft", "flush", "chain", "ip", "switchyard", &name])
+            .unwrap();
+    }
+    eventually(
+        "the full resync repairs the chains",
+        Duration::from_secs(10),
+        || c.agent_log(1).contains(repaired),
+    );
+    let restored = c
+        .lab
+        .exec_ok(&node, &["nft", "list", "table", "ip", "switchyard"])
+        .unwrap();
+    // The repair moved the canary to a new generation; all else is as it was.
+    let without_canary = |listing: &str| {
+        listing
+            .lines()
+            .filter(|l| !l.trim().starts_with("elements = { 0x"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(without_canary(&restored), without_canary(&table));
+    assert_ne!(restored, table, "the repair wrote a new generation");
+    assert_eq!(
+        curl(&c, &c.lab.pod(1, 2).ns, &url).map(|body| !body.is_empty()),
+        Ok(true)
+    );
+}
+
+#[test]
 fn get_nodes_reports_sync_state() {
     let Some(mut c) = cluster("get_nodes_reports_sync_state", &[]) else {
         return;

@@ -8,15 +8,22 @@ use switchyard_lab::cluster::{Cluster, ClusterConfig};
 use switchyard_lab::{require_root, ChildGuard, LabConfig};
 
 pub fn cluster(test: &str, cp_args: &[&str]) -> Option<Cluster> {
+    cluster_with(test, cp_args, &[])
+}
+
+/// [`cluster`] whose agents also get `agent_args`.
+pub fn cluster_with(test: &str, cp_args: &[&str], agent_args: &[&str]) -> Option<Cluster> {
     if !require_root(test) {
         return None;
     }
+    let owned = |args: &[&str]| args.iter().map(|s| s.to_string()).collect();
     let cfg = ClusterConfig {
         lab: LabConfig {
             nodes: 2,
             pods_per_node: 2,
         },
-        control_plane_args: cp_args.iter().map(|s| s.to_string()).collect(),
+        control_plane_args: owned(cp_args),
+        agent_args: owned(agent_args),
         ..Default::default()
     };
     Some(Cluster::start(cfg).expect("cluster starts"))
