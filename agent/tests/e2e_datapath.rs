@@ -120,10 +120,7 @@ fn endpoints_follow_pods_and_readiness() {
     let Some(c) = cluster("endpoints_follow_pods_and_readiness", &[]) else {
         return;
     };
-    let _backends = web_backends(&c);
-    c.apply(&service_yaml("web", "")).unwrap();
-    c.wait_synced(Duration::from_secs(10)).unwrap();
-    let url = format!("http://{}/", cluster_ip(&c, "web"));
+    let (_backends, url) = serve_web(&c, "");
     let from = c.lab.pod(1, 2).ns.clone();
     c.swctl_ok(&["delete", "pod", "web-2"]).unwrap();
     c.wait_synced(Duration::from_secs(10)).unwrap();

@@ -19,10 +19,7 @@ fn agent_restart_under_load_fails_no_request() {
     let Some(mut c) = cluster("agent_restart_under_load_fails_no_request", &[]) else {
         return;
     };
-    let _backends = web_backends(&c);
-    c.apply(&service_yaml("web", "  type: NodePort\n")).unwrap();
-    c.wait_synced(Duration::from_secs(10)).unwrap();
-    let url = format!("http://{}/", cluster_ip(&c, "web"));
+    let (_backends, url) = serve_web(&c, "  type: NodePort\n");
     let node_url = format!("http://{}:{}/", c.lab.node(1).ip, node_port(&c, "web"));
     let from_pod = request_loop(&c, &c.lab.pod(1, 2).ns, &url, 60, "0.05");
     let from_client = request_loop(&c, &c.lab.client().ns, &node_url, 60, "0.05");
@@ -48,10 +45,7 @@ fn data_path_survives_a_control_plane_outage_and_resyncs() {
     let Some(mut c) = cluster("data_path_survives_a_control_plane_outage_and_resyncs", &[]) else {
         return;
     };
-    let _backends = web_backends(&c);
-    c.apply(&service_yaml("web", "")).unwrap();
-    c.wait_synced(Duration::from_secs(10)).unwrap();
-    let url = format!("http://{}/", cluster_ip(&c, "web"));
+    let (_backends, url) = serve_web(&c, "");
     c.stop_control_plane();
     let during = request_loop(&c, &c.lab.pod(2, 2).ns, &url, 30, "0.1");
     let log = loop_result(&during);
@@ -84,10 +78,7 @@ fn a_restarted_agent_drops_services_deleted_while_it_was_away() {
     ) else {
         return;
     };
-    let _backends = web_backends(&c);
-    c.apply(&service_yaml("web", "")).unwrap();
-    c.wait_synced(Duration::from_secs(10)).unwrap();
-    let url = format!("http://{}/", cluster_ip(&c, "web"));
+    let (_backends, url) = serve_web(&c, "");
     let from = c.lab.pod(1, 2).ns.clone();
     c.stop_agent(1);
     c.swctl_ok(&["delete", "svc", "web"]).unwrap();
@@ -107,10 +98,7 @@ fn a_deleted_table_is_repaired_within_seconds() {
     let Some(c) = cluster("a_deleted_table_is_repaired_within_seconds", &[]) else {
         return;
     };
-    let _backends = web_backends(&c);
-    c.apply(&service_yaml("web", "")).unwrap();
-    c.wait_synced(Duration::from_secs(10)).unwrap();
-    let url = format!("http://{}/", cluster_ip(&c, "web"));
+    let (_backends, url) = serve_web(&c, "");
     let node = c.lab.node(1).ns.clone();
     c.lab
         .exec_ok(&node, &["nft", "delete", "table", "ip", "switchyard"])
@@ -138,10 +126,7 @@ fn a_hand_edited_chain_is_repaired_by_the_periodic_full_resync() {
     ) else {
         return;
     };
-    let _backends = web_backends(&c);
-    c.apply(&service_yaml("web", "")).unwrap();
-    c.wait_synced(Duration::from_secs(10)).unwrap();
-    let url = format!("http://{}/", cluster_ip(&c, "web"));
+    let (_backends, url) = serve_web(&c, "");
     let node = c.lab.node(1).ns.clone();
     let table = c
         .lab

@@ -40,6 +40,15 @@ pub fn web_backends(c: &Cluster) -> Vec<ChildGuard> {
     ]
 }
 
+/// The web backends behind Service `web` (its spec plus `extra_spec`),
+/// synced on every node; returns the backends and `http://<clusterIP>/`.
+pub fn serve_web(c: &Cluster, extra_spec: &str) -> (Vec<ChildGuard>, String) {
+    let backends = web_backends(c);
+    c.apply(&service_yaml("web", extra_spec)).unwrap();
+    c.wait_synced(Duration::from_secs(10)).unwrap();
+    (backends, format!("http://{}/", cluster_ip(c, "web")))
+}
+
 pub fn service_yaml(name: &str, extra_spec: &str) -> String {
     format!(
         "apiVersion: v1\nkind: Service\nmetadata:\n  name: {name}\nspec:\n  selector:\n    app: web\n  ports:\n    - name: http\n      port: 80\n      targetPort: http\n{extra_spec}"
