@@ -403,9 +403,7 @@ impl<R: NftRunner + Clone + 'static> Runtime<R> {
                 self.metrics.repairs.inc();
                 tracing::warn!(?stats, "periodic full resync repaired the table");
             }
-            Ok(None) => tracing::info!(
-                "periodic full resync skipped: the table changed while it was listed"
-            ),
+            Ok(None) => tracing::info!("periodic full resync skipped: the listing is out of date"),
             Err(e) => tracing::error!(error = %e, "periodic full resync failed"),
         }
     }

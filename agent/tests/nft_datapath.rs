@@ -410,6 +410,18 @@ async fn drift_is_detected_cheaply_and_repaired() {
     assert!(tee.take().is_empty());
     assert_eq!(without_generation(ns.state(TABLE)), expected(&next));
 
+    // After a failed transaction the listing is the truth: the resync
+    // applies the snapshot that failed, without waiting for another push.
+    let third = snapshot(3, two_web_endpoints());
+    tee.corrupt.store(true, Ordering::SeqCst);
+    dp.apply(&ctx(), &third).await.unwrap_err();
+    assert_eq!(without_generation(ns.state(TABLE)), expected(&next));
+    let live = dp.read_live_later().await.unwrap();
+    let stats = dp.resync_from(&ctx(), &third, live).await.unwrap().unwrap();
+    assert!(!stats.is_empty(), "{stats:?}");
+    assert_eq!(without_generation(ns.state(TABLE)), expected(&third));
+    let next = third;
+
     // The synchronous resync (drift repair) finds the same edits.
     ns.nft(&format!("flush chain ip {TABLE} {chain}")).unwrap();
     let stats = dp.resync(&ctx(), &next).await.unwrap();

@@ -167,16 +167,26 @@ impl<R: NftRunner> DataPath<R> {
     }
 
     /// Repairs what `live` (from [`read_live_later`](Self::read_live_later))
-    /// shows drifted, against the ruleset last applied. `Ok(None)` when the
-    /// listing is out of date: a transaction ran after it was taken, or the
-    /// canary is gone (the drift check repairs that one).
+    /// shows drifted, against the ruleset last applied. After a failed
+    /// transaction (which changed nothing) it applies `snap` in full from
+    /// `live`, so a transient failure heals without waiting for a push.
+    /// `Ok(None)` when the listing is out of date: a transaction ran after
+    /// it was taken, or the canary is gone (the drift check repairs that).
     pub async fn resync_from(
         &mut self,
         ctx: &NodeContext,
         snap: &Snapshot,
         live: AppliedState,
     ) -> Result<Option<ApplyStats>> {
-        if self.stale || live.generation.is_none() || live.generation != self.applied.generation {
+        if live.generation.is_none() {
+            return Ok(None);
+        }
+        if self.stale {
+            self.stale = false;
+            self.applied = live;
+            return self.apply(ctx, snap).await.map(Some);
+        }
+        if live.generation != self.applied.generation {
             return Ok(None);
         }
         let index = match self.index.take() {
