@@ -37,7 +37,6 @@ fn collect_table<'de, R: serde_json::de::Read<'de>>(
         table,
         state: AppliedState::default(),
         map: AppliedMap::default(),
-        elements: 0,
     };
     listing::read(de, &mut reader)?;
     Ok(reader.state)
@@ -68,14 +67,6 @@ struct TableReader<'t> {
     state: AppliedState,
     /// The map whose elements are being read.
     map: AppliedMap,
-    /// Elements of the current object so far.
-    elements: usize,
-}
-
-impl TableReader<'_> {
-    fn ours(&self, obj: &Map<String, Value>) -> bool {
-        obj.get("table").and_then(Value::as_str) == Some(self.table)
-    }
 }
 
 impl Reader for TableReader<'_> {
@@ -83,11 +74,9 @@ impl Reader for TableReader<'_> {
         if !self.ours(head) {
             return;
         }
-        let first = self.elements == 0;
-        self.elements += 1;
         let set_name = name(head);
         match kind {
-            "set" if set_name == CANARY_SET && first => {
+            "set" if set_name == CANARY_SET && self.state.generation.is_none() => {
                 self.state.generation = generation(&element)
             }
             "set" if set_name == HAIRPIN_SET => match parse_pair(&element) {
@@ -103,7 +92,6 @@ impl Reader for TableReader<'_> {
 
     fn object(&mut self, kind: &str, obj: Map<String, Value>) {
         let map = std::mem::take(&mut self.map);
-        self.elements = 0;
         if !self.ours(&obj) && kind != "table" {
             return;
         }
@@ -126,6 +114,10 @@ impl Reader for TableReader<'_> {
 }
 
 impl TableReader<'_> {
+    fn ours(&self, obj: &Map<String, Value>) -> bool {
+        obj.get("table").and_then(Value::as_str) == Some(self.table)
+    }
+
     /// Backend maps' elements go to `state.backends`; verdict maps' to the
     /// map; elements of a map we do not know are not ours to judge.
     fn map_element(&mut self, map_name: &str, element: &Value) {

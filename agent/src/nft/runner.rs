@@ -147,8 +147,7 @@ impl NftCommand {
         }
         let out = child.wait_with_output().map_err(|e| self.spawn_error(e))?;
         if !out.status.success() && !out.stderr.is_empty() {
-            return match String::from_utf8_lossy(&out.stderr).contains("No such file or directory")
-            {
+            return match absent(&out) {
                 true => Ok(AppliedState::default()),
                 false => Err(rejected(&out)),
             };
@@ -235,16 +234,20 @@ impl NftRunner for NftCommand {
             .await
             .map_err(|e| self.spawn_error(e))?;
         if out.status.success() {
-            // Taken over rather than copied: ~19 MB at 10,000 Services.
             return String::from_utf8(out.stdout)
                 .map(Some)
                 .map_err(|e| NftError::Malformed(format!("nft printed invalid UTF-8: {e}")));
         }
-        match String::from_utf8_lossy(&out.stderr).contains("No such file or directory") {
+        match absent(&out) {
             true => Ok(None),
             false => Err(rejected(&out)),
         }
     }
+}
+
+/// nft failed because the listed object does not exist.
+fn absent(out: &std::process::Output) -> bool {
+    String::from_utf8_lossy(&out.stderr).contains("No such file or directory")
 }
 
 fn rejected(out: &std::process::Output) -> NftError {
