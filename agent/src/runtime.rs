@@ -9,6 +9,7 @@
 //! full resync lists the table in a task of its own (seconds at 10,000
 //! Services) and the loop repairs from the listing if no apply ran since.
 
+use std::collections::btree_map::Entry;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -247,17 +248,24 @@ impl<R: NftRunner + Clone + 'static> Runtime<R> {
         ));
         let (mut before, mut after) = (Snapshot::default(), Snapshot::default());
         let mut changed = BTreeSet::new();
+        // One search of the (large) snapshot per key: a push usually
+        // replaces entries in place, which needs no removal and reinsertion.
         for key in keys {
             let want = self.desired_entry(&key);
-            if self.snapshot.services.get(&key) == want.as_ref() {
-                continue;
-            }
-            if let Some(old) = self.snapshot.services.remove(&key) {
-                before.services.insert(key.clone(), old);
-            }
-            if let Some(new) = want {
-                after.services.insert(key.clone(), new.clone());
-                self.snapshot.services.insert(key.clone(), new);
+            match (self.snapshot.services.entry(key.clone()), want) {
+                (Entry::Occupied(held), Some(new)) if *held.get() == new => continue,
+                (Entry::Occupied(mut held), Some(new)) => {
+                    after.services.insert(key.clone(), new.clone());
+                    before.services.insert(key.clone(), held.insert(new));
+                }
+                (Entry::Occupied(held), None) => {
+                    before.services.insert(key.clone(), held.remove());
+                }
+                (Entry::Vacant(slot), Some(new)) => {
+                    after.services.insert(key.clone(), new.clone());
+                    slot.insert(new);
+                }
+                (Entry::Vacant(_), None) => continue,
             }
             changed.insert(key);
         }
