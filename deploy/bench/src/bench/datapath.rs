@@ -24,6 +24,7 @@ use crate::fixture::{self, Shape};
 use crate::real_agents::RealAgents;
 use crate::report::{Report, Row, Target};
 use crate::stats::Summary;
+use switchyard_lab::{ChildGuard, Host};
 
 pub const LATENCY: &str = "datapath-connect-latency";
 pub const RATE: &str = "datapath-connection-rate";
@@ -49,71 +50,190 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
         true => &[1, 1_000, 5_000],
         false => &[1, 1_000, 30_000],
     };
-    let (connections, seconds) = if ctx.quick { (300, 1.0) } else { (1000, 3.0) };
-    let rounds = if ctx.quick { 2 } else { 3 };
+    let rounds = if ctx.quick { 3 } else { 6 };
+    let (connections, seconds) = if ctx.quick { (200, 0.5) } else { (500, 1.0) };
     report.setup(
         LATENCY,
         format!(
-            "lab node with a client pod and a backend pod; the agent's DataPath programs N ClusterIP Services \
-             (1 endpoint each; the measured one points at the backend); client: {connections} sequential \
-             connect + 5-byte request + reply for latency, then 4 parallel clients for {seconds} s for the rate \
-             (the better of two runs); {rounds} rounds, each over every N in a rotated order so drift of this \
-             shared machine spreads over all N: latency over all rounds' samples, rate = median of the rounds; \
-             contrast: the same N Services as one linear nat chain in table `{LINEAR_TABLE}` (measured Service last)."
+            "one lab node per N, each with a client pod and a backend pod, its table holding N ClusterIP Services \
+             programmed by the agent's DataPath (1 endpoint each; the measured one points at the node's backend); \
+             all tables loaded first, then {rounds} rounds, each visiting every node once in a rotated \
+             order, so drift of this shared machine falls on every N alike; a visit: {connections} sequential \
+             connect + 5-byte request + reply for latency, then 4 parallel clients for {seconds} s for the rate; \
+             latency over all visits' samples, rate = median of the visits, rate ratio = median over rounds of \
+             the ratio within a round (visits seconds apart); contrast: the same N Services as one \
+             linear nat chain in table `{LINEAR_TABLE}` (measured Service last), loaded and visited the same way."
         ),
     );
-    let lab = RealAgents::lab(1, 2)?;
-    let node = lab.lab.node(1).clone();
-    let (client_ns, backend) = (lab.lab.pod(1, 1).ns.clone(), lab.lab.pod(1, 2).clone());
+    let lab = RealAgents::lab(counts.len(), 2)?;
     let exe = std::env::current_exe()?.to_string_lossy().into_owned();
-    let listen = format!("0.0.0.0:{BACKEND_PORT}");
-    // Tens of thousands of short connections per run: keep no TIME_WAIT
-    // sockets around, or later runs slow down on port reuse whatever the
-    // ruleset (a measurement artifact, not the data path).
-    for ns in [&client_ns, &backend.ns] {
-        lab.lab
-            .exec_ok(ns, &["sysctl", "-qw", "net.ipv4.tcp_max_tw_buckets=0"])?;
-    }
-    let _server = lab
-        .lab
-        .spawn(&backend.ns, &[exe.as_str(), "backend", "--listen", &listen])?;
-    std::thread::sleep(Duration::from_millis(300));
-    let node_ctx = NodeContext {
-        node_name: node.name.clone(),
-        node_ips: vec![node.ip],
-        pod_cidr: node.pod_cidr,
+    let sites: Vec<Site> = counts
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| Site::start(&lab, i + 1, n, &exe))
+        .collect::<anyhow::Result<_>>()?;
+    let visit = Visit {
+        exe: &exe,
+        rounds,
+        connections,
+        seconds,
     };
-    let mut runs: Vec<(&str, usize, ClientResult)> = Vec::new();
-    for round in 0..rounds {
-        for i in 0..counts.len() {
-            let n = counts[(i + round) % counts.len()];
-            eprintln!("  {LATENCY}: round {}/{rounds}, {n} services…", round + 1);
-            let (snap, vip) = services(n, backend.ip);
-            let mut dp =
-                DataPath::open("switchyard", NftCommand::in_netns(node.ns.clone())).await?;
-            dp.apply(&node_ctx, &snap).await?;
-            // Let the kernel finish freeing the previous table before timing.
-            tokio::time::sleep(SETTLE).await;
-            let target = format!("{vip}:{}", fixture::SERVICE_PORT);
-            let client = run_client(&lab, &client_ns, &exe, &target, connections, seconds)?;
-            runs.push((NFT, n, client));
-            lab.lab
-                .exec_ok(&node.ns, &["nft", "delete", "table", "ip", "switchyard"])?;
-            load_linear(&lab, &node.ns, &snap, n, backend.ip)?;
-            tokio::time::sleep(SETTLE).await;
-            let client = run_client(&lab, &client_ns, &exe, &target, connections, seconds)?;
-            runs.push((LINEAR, n, client));
-            lab.lab
-                .exec_ok(&node.ns, &["nft", "delete", "table", "ip", LINEAR_TABLE])?;
-        }
+    for site in &sites {
+        site.load_maps().await?;
     }
+    // Let the kernel settle after the big loads before timing.
+    tokio::time::sleep(SETTLE).await;
+    let mut runs = visit.all(&lab, &sites, NFT)?;
+    for site in &sites {
+        lab.lab.exec_ok(
+            &site.node.ns,
+            &["nft", "delete", "table", "ip", "switchyard"],
+        )?;
+        load_linear(&lab, site)?;
+    }
+    tokio::time::sleep(SETTLE).await;
+    runs.extend(visit.all(&lab, &sites, LINEAR)?);
+    let rate_ratios = [NFT, LINEAR].map(|mode| (mode, paired_rate_ratio(&runs, mode, counts)));
     let results = merge_rounds(runs, counts);
-    record(report, &results, counts);
+    record(report, &results, &rate_ratios, counts);
     Ok(())
 }
 
+/// The rate with the fewest Services over the rate with the most, taken
+/// within each round (the two visits are seconds apart) and then the median
+/// over rounds: the machine's speed drifts by more than the data path's
+/// difference, so only visits close in time compare fairly.
+fn paired_rate_ratio(
+    runs: &[(&'static str, usize, ClientResult)],
+    mode: &str,
+    counts: &[usize],
+) -> Option<f64> {
+    let (first, last) = (*counts.first()?, *counts.last()?);
+    let mine: Vec<_> = runs.iter().filter(|(m, _, _)| *m == mode).collect();
+    let ratios: Vec<f64> = mine
+        .chunks(counts.len())
+        .filter_map(|round| {
+            let rate = |n: usize| {
+                round
+                    .iter()
+                    .find(|(_, k, _)| *k == n)
+                    .map(|r| r.2.per_second)
+            };
+            Some(rate(first)? / rate(last)?.max(1e-9))
+        })
+        .collect();
+    Summary::of(&ratios).map(|s| s.median)
+}
+
+/// A lab node measured with one N: its client and backend pods.
+struct Site {
+    n: usize,
+    node: Host,
+    client_ns: String,
+    backend: Ipv4Addr,
+    /// Keeps the backend server running until the site is dropped.
+    _server: ChildGuard,
+}
+
+impl Site {
+    fn start(lab: &RealAgents, i: usize, n: usize, exe: &str) -> anyhow::Result<Site> {
+        let (client, backend) = (lab.lab.pod(i, 1).clone(), lab.lab.pod(i, 2).clone());
+        // Tens of thousands of short connections per run: keep no TIME_WAIT
+        // sockets around, or later runs slow down on port reuse whatever the
+        // ruleset (a measurement artifact, not the data path).
+        for ns in [&client.ns, &backend.ns] {
+            lab.lab
+                .exec_ok(ns, &["sysctl", "-qw", "net.ipv4.tcp_max_tw_buckets=0"])?;
+        }
+        let listen = format!("0.0.0.0:{BACKEND_PORT}");
+        let server = lab
+            .lab
+            .spawn(&backend.ns, &[exe, "backend", "--listen", &listen])?;
+        std::thread::sleep(Duration::from_millis(300));
+        Ok(Site {
+            n,
+            node: lab.lab.node(i).clone(),
+            client_ns: client.ns,
+            backend: backend.ip,
+            _server: server,
+        })
+    }
+
+    /// The measured Service's ClusterIP.
+    fn vip(&self) -> Ipv4Addr {
+        fixture::cluster_ip(self.n - 1)
+    }
+
+    fn services(&self) -> Snapshot {
+        services(self.n, self.backend, &self.node.name)
+    }
+
+    async fn load_maps(&self) -> anyhow::Result<()> {
+        eprintln!("  {LATENCY}: loading {} services…", self.n);
+        let node_ctx = NodeContext {
+            node_name: self.node.name.clone(),
+            node_ips: vec![self.node.ip],
+            pod_cidr: self.node.pod_cidr,
+        };
+        let mut dp =
+            DataPath::open("switchyard", NftCommand::in_netns(self.node.ns.clone())).await?;
+        dp.apply(&node_ctx, &self.services()).await?;
+        Ok(())
+    }
+}
+
+/// How the client visits the sites.
+struct Visit<'a> {
+    exe: &'a str,
+    rounds: usize,
+    connections: usize,
+    seconds: f64,
+}
+
+impl Visit<'_> {
+    /// Every round visits every site once, starting one further along.
+    fn all(
+        &self,
+        lab: &RealAgents,
+        sites: &[Site],
+        mode: &'static str,
+    ) -> anyhow::Result<Vec<(&'static str, usize, ClientResult)>> {
+        let mut runs = Vec::new();
+        for round in 0..self.rounds {
+            eprintln!("  {LATENCY}: {mode}, round {}/{}…", round + 1, self.rounds);
+            for i in 0..sites.len() {
+                let site = &sites[(i + round) % sites.len()];
+                runs.push((mode, site.n, self.one(lab, site)?));
+            }
+        }
+        Ok(runs)
+    }
+
+    /// Runs the load generator in the site's client pod, after clearing
+    /// its node's conntrack table so every visit starts from the same state.
+    fn one(&self, lab: &RealAgents, site: &Site) -> anyhow::Result<ClientResult> {
+        let _ = lab.lab.exec(&site.node.ns, &["conntrack", "-F"]);
+        std::thread::sleep(Duration::from_millis(200));
+        let target = format!("{}:{}", site.vip(), fixture::SERVICE_PORT);
+        let out = lab.lab.exec_ok(
+            &site.client_ns,
+            &[
+                self.exe,
+                "client",
+                "--target",
+                &target,
+                "--connections",
+                &self.connections.to_string(),
+                "--seconds",
+                &self.seconds.to_string(),
+            ],
+        )?;
+        serde_json::from_str(&out).context("parsing the client's result")
+    }
+}
+
 /// One result per mode and N: every round's latency samples, and the
-/// median of the rounds' rates.
+/// median of the visits' rates.
 fn merge_rounds(
     runs: Vec<(&'static str, usize, ClientResult)>,
     counts: &[usize],
@@ -147,7 +267,12 @@ fn merge_rounds(
     merged
 }
 
-fn record(report: &mut Report, results: &[(&str, usize, ClientResult)], counts: &[usize]) {
+fn record(
+    report: &mut Report,
+    results: &[(&str, usize, ClientResult)],
+    rate_ratios: &[(&str, Option<f64>)],
+    counts: &[usize],
+) {
     for (mode, n, r) in results {
         let scale = format!("{n} services");
         if let Some(s) = Summary::of(&r.latencies_ms) {
@@ -184,27 +309,34 @@ fn record(report: &mut Report, results: &[(&str, usize, ClientResult)], counts: 
             )
             .measured("x", Summary::single(sa.median / sb.median), target.clone()),
         );
+        let Some(rate_ratio) = rate_ratios
+            .iter()
+            .find(|(m, _)| *m == mode)
+            .and_then(|(_, r)| *r)
+        else {
+            continue;
+        };
         report.push(
             Row::at(RATE, &format!("{mode}-rate-ratio"), &scale, last as f64).measured(
                 "x",
-                Summary::single(b.2.per_second / a.2.per_second.max(1e-9)),
+                Summary::single(rate_ratio),
                 target,
             ),
         );
     }
 }
 
-/// N Services, the last one (the measured one) pointing at the backend.
-fn services(n: usize, backend: Ipv4Addr) -> (Snapshot, Ipv4Addr) {
+/// N Services, the last one (the measured one) pointing at the backend
+/// pod on `node`.
+fn services(n: usize, backend: Ipv4Addr, node: &str) -> Snapshot {
     let shape = Shape {
         services: n,
         endpoints: 1,
     };
     let mut snap = fixture::snapshot(&shape);
     let last = fixture::service_key(n - 1);
-    let vip = fixture::cluster_ip(n - 1);
     if let Some(svc) = snap.services.get_mut(&last) {
-        let mut endpoint = fixture::endpoint(backend, "node-1");
+        let mut endpoint = fixture::endpoint(backend, node);
         endpoint.ports = vec![EndpointPortEntry {
             port: BACKEND_PORT,
             ..endpoint.ports[0].clone()
@@ -212,22 +344,17 @@ fn services(n: usize, backend: Ipv4Addr) -> (Snapshot, Ipv4Addr) {
         .into();
         svc.endpoints = vec![endpoint];
     }
-    (snap, vip)
+    snap
 }
 
 /// The iptables-mode shape: every Service one rule in one linear chain.
-fn load_linear(
-    lab: &RealAgents,
-    ns: &str,
-    snap: &Snapshot,
-    n: usize,
-    backend: Ipv4Addr,
-) -> anyhow::Result<()> {
+fn load_linear(lab: &RealAgents, site: &Site) -> anyhow::Result<()> {
+    let (n, backend) = (site.n, site.backend);
     let t = LINEAR_TABLE;
     let mut script = format!(
         "add table ip {t}\nadd chain ip {t} prerouting {{ type nat hook prerouting priority -100; policy accept; }}\n"
     );
-    for (k, svc) in snap.services.values().enumerate() {
+    for (k, svc) in site.services().services.values().enumerate() {
         let (Some(vip), Some(ep)) = (svc.cluster_ip, svc.endpoints.first()) else {
             continue;
         };
@@ -241,58 +368,12 @@ fn load_linear(
             fixture::SERVICE_PORT
         );
     }
-    let path = lab.lab.log_dir().join("linear.nft");
+    let path = lab.lab.log_dir().join(format!("linear-{n}.nft"));
     std::fs::write(&path, script)?;
     lab.lab
-        .exec_ok(ns, &["nft", "-f", &path.to_string_lossy()])
+        .exec_ok(&site.node.ns, &["nft", "-f", &path.to_string_lossy()])
         .context("loading the linear table")?;
     Ok(())
-}
-
-/// The better of two runs (by median latency): on a 2-core VM a kworker
-/// freeing the previous table can land in one run; the data path cannot
-/// make a run faster than it is, so the better run is the honest one.
-fn run_client(
-    lab: &RealAgents,
-    ns: &str,
-    exe: &str,
-    target: &str,
-    connections: usize,
-    seconds: f64,
-) -> anyhow::Result<ClientResult> {
-    let a = run_client_once(lab, ns, exe, target, connections, seconds)?;
-    let b = run_client_once(lab, ns, exe, target, connections, seconds)?;
-    let median = |r: &ClientResult| Summary::of(&r.latencies_ms).map_or(f64::MAX, |s| s.median);
-    Ok(if median(&b) < median(&a) { b } else { a })
-}
-
-/// Runs the load generator in the client pod, after clearing the node's
-/// conntrack table so every run starts from the same state.
-fn run_client_once(
-    lab: &RealAgents,
-    ns: &str,
-    exe: &str,
-    target: &str,
-    connections: usize,
-    seconds: f64,
-) -> anyhow::Result<ClientResult> {
-    let node = lab.lab.node(1).ns.clone();
-    let _ = lab.lab.exec(&node, &["conntrack", "-F"]);
-    std::thread::sleep(Duration::from_millis(200));
-    let out = lab.lab.exec_ok(
-        ns,
-        &[
-            exe,
-            "client",
-            "--target",
-            target,
-            "--connections",
-            &connections.to_string(),
-            "--seconds",
-            &seconds.to_string(),
-        ],
-    )?;
-    serde_json::from_str(&out).context("parsing the client's result")
 }
 
 /// The backend: answers every connection's request with one line.
