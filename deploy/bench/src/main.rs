@@ -82,16 +82,6 @@ enum Command {
         #[arg(long)]
         listen: String,
     },
-    /// Internal: the `datapath` load generator, run in a pod namespace.
-    #[command(hide = true)]
-    Client {
-        #[arg(long)]
-        target: String,
-        #[arg(long)]
-        connections: usize,
-        #[arg(long)]
-        seconds: f64,
-    },
 }
 
 /// The agents' allocator, so hollow agents cost what real ones do.
@@ -112,11 +102,6 @@ async fn run(args: Args) -> anyhow::Result<()> {
             return bench::incremental::inner(services, reps).await;
         }
         Command::Backend { listen } => return bench::datapath::backend(&listen).await,
-        Command::Client {
-            target,
-            connections,
-            seconds,
-        } => return bench::datapath::client(&target, connections, seconds).await,
         _ => {}
     }
     let root = process::is_root();

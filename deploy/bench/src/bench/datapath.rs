@@ -7,17 +7,20 @@
 //! in its own table instead of the agent's.
 
 use std::fmt::Write as _;
+use std::fs::File;
+use std::io::{Read as _, Write as _};
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::os::fd::AsFd;
+use std::path::Path;
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
-use serde::{Deserialize, Serialize};
+use rustix::thread::{move_into_link_name_space, LinkNameSpaceType};
 use switchyard_agent::model::{EndpointPortEntry, NodeContext, Snapshot};
 use switchyard_agent::nft::{DataPath, NftCommand};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpSocket};
+use tokio::net::TcpListener;
 
 use crate::context::Ctx;
 use crate::fixture::{self, Shape};
@@ -35,12 +38,6 @@ const LINEAR_TABLE: &str = "bench-linear";
 const NFT: &str = "nftables-maps";
 const LINEAR: &str = "iptables-style-linear";
 
-#[derive(Debug, Serialize, Deserialize)]
-pub struct ClientResult {
-    pub latencies_ms: Vec<f64>,
-    pub per_second: f64,
-}
-
 pub async fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
     if !ctx.root {
         report.skip(format!("{LATENCY}: needs root (lab namespaces, nftables)"));
@@ -50,19 +47,25 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
         true => &[1, 1_000, 5_000],
         false => &[1, 1_000, 30_000],
     };
-    let rounds = if ctx.quick { 3 } else { 6 };
-    let (connections, seconds) = if ctx.quick { (200, 0.5) } else { (500, 1.0) };
+    let plan = Plan {
+        connections: if ctx.quick { 600 } else { 3_000 },
+        rounds: if ctx.quick { 5 } else { 15 },
+        slice: Duration::from_millis(if ctx.quick { 200 } else { 400 }),
+    };
     report.setup(
         LATENCY,
         format!(
             "one lab node per N, each with a client pod and a backend pod, its table holding N ClusterIP Services \
              programmed by the agent's DataPath (1 endpoint each; the measured one points at the node's backend); \
-             all tables loaded first, then {rounds} rounds, each visiting every node once in a rotated \
-             order, so drift of this shared machine falls on every N alike; a visit: {connections} sequential \
-             connect + 5-byte request + reply for latency, then 4 parallel clients for {seconds} s for the rate; \
-             latency over all visits' samples, rate = median of the visits, rate ratio = median over rounds of \
-             the ratio within a round (visits seconds apart); contrast: the same N Services as one \
-             linear nat chain in table `{LINEAR_TABLE}` (measured Service last), loaded and visited the same way."
+             all tables loaded first, then measured with clients in every client pod in turn, so noise on this \
+             shared machine falls on every N alike. Latency: {} connections per N (connect + 5-byte request + \
+             reply), one at a time, taking turns across the N. Rate: {} rounds, each a {} ms slice of {RATE_CLIENTS} \
+             parallel clients on every node in a rotated order; rate = median of the slices, rate ratio = median \
+             over rounds of the ratio within a round. Contrast: the same N Services as one linear nat chain in table \
+             `{LINEAR_TABLE}` (measured Service last), measured the same way.",
+            plan.connections,
+            plan.rounds,
+            plan.slice.as_millis()
         ),
     );
     let lab = RealAgents::lab(counts.len(), 2)?;
@@ -72,18 +75,12 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
         .enumerate()
         .map(|(i, &n)| Site::start(&lab, i + 1, n, &exe))
         .collect::<anyhow::Result<_>>()?;
-    let visit = Visit {
-        exe: &exe,
-        rounds,
-        connections,
-        seconds,
-    };
     for site in &sites {
         site.load_maps().await?;
     }
     // Let the kernel settle after the big loads before timing.
     tokio::time::sleep(SETTLE).await;
-    let mut runs = visit.all(&lab, &sites, NFT)?;
+    let maps = plan.measure(&lab, &sites, NFT)?;
     for site in &sites {
         lab.lab.exec_ok(
             &site.node.ns,
@@ -92,45 +89,20 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
         load_linear(&lab, site)?;
     }
     tokio::time::sleep(SETTLE).await;
-    runs.extend(visit.all(&lab, &sites, LINEAR)?);
-    let rate_ratios = [NFT, LINEAR].map(|mode| (mode, paired_rate_ratio(&runs, mode, counts)));
-    let results = merge_rounds(runs, counts);
-    record(report, &results, &rate_ratios, counts);
+    let linear = plan.measure(&lab, &sites, LINEAR)?;
+    for measured in [maps, linear] {
+        measured.record(report, counts);
+    }
     Ok(())
-}
-
-/// The rate with the fewest Services over the rate with the most, taken
-/// within each round (the two visits are seconds apart) and then the median
-/// over rounds: the machine's speed drifts by more than the data path's
-/// difference, so only visits close in time compare fairly.
-fn paired_rate_ratio(
-    runs: &[(&'static str, usize, ClientResult)],
-    mode: &str,
-    counts: &[usize],
-) -> Option<f64> {
-    let (first, last) = (*counts.first()?, *counts.last()?);
-    let mine: Vec<_> = runs.iter().filter(|(m, _, _)| *m == mode).collect();
-    let ratios: Vec<f64> = mine
-        .chunks(counts.len())
-        .filter_map(|round| {
-            let rate = |n: usize| {
-                round
-                    .iter()
-                    .find(|(_, k, _)| *k == n)
-                    .map(|r| r.2.per_second)
-            };
-            Some(rate(first)? / rate(last)?.max(1e-9))
-        })
-        .collect();
-    Summary::of(&ratios).map(|s| s.median)
 }
 
 /// A lab node measured with one N: its client and backend pods.
 struct Site {
     n: usize,
     node: Host,
-    client_ns: String,
     backend: Ipv4Addr,
+    /// Clients inside the client pod.
+    probes: Vec<Probe>,
     /// Keeps the backend server running until the site is dropped.
     _server: ChildGuard,
 }
@@ -150,18 +122,16 @@ impl Site {
             .lab
             .spawn(&backend.ns, &[exe, "backend", "--listen", &listen])?;
         std::thread::sleep(Duration::from_millis(300));
+        let target = SocketAddr::from((fixture::cluster_ip(n - 1), fixture::SERVICE_PORT));
         Ok(Site {
             n,
             node: lab.lab.node(i).clone(),
-            client_ns: client.ns,
+            probes: (0..RATE_CLIENTS)
+                .map(|_| Probe::start(&client.ns, target))
+                .collect(),
             backend: backend.ip,
             _server: server,
         })
-    }
-
-    /// The measured Service's ClusterIP.
-    fn vip(&self) -> Ipv4Addr {
-        fixture::cluster_ip(self.n - 1)
     }
 
     fn services(&self) -> Snapshot {
@@ -180,149 +150,249 @@ impl Site {
         dp.apply(&node_ctx, &self.services()).await?;
         Ok(())
     }
+
+    /// Clears the node's conntrack table so every measurement starts from
+    /// the same state.
+    fn flush_conntrack(&self, lab: &RealAgents) {
+        let _ = lab.lab.exec(&self.node.ns, &["conntrack", "-F"]);
+    }
 }
 
-/// How the client visits the sites.
-struct Visit<'a> {
-    exe: &'a str,
-    rounds: usize,
+/// How much each mode is measured.
+struct Plan {
     connections: usize,
-    seconds: f64,
+    rounds: usize,
+    slice: Duration,
 }
 
-impl Visit<'_> {
-    /// Every round visits every site once, starting one further along.
-    fn all(
+impl Plan {
+    fn measure(
         &self,
         lab: &RealAgents,
         sites: &[Site],
         mode: &'static str,
-    ) -> anyhow::Result<Vec<(&'static str, usize, ClientResult)>> {
-        let mut runs = Vec::new();
-        for round in 0..self.rounds {
-            eprintln!("  {LATENCY}: {mode}, round {}/{}…", round + 1, self.rounds);
-            for i in 0..sites.len() {
-                let site = &sites[(i + round) % sites.len()];
-                runs.push((mode, site.n, self.one(lab, site)?));
+    ) -> anyhow::Result<Measured> {
+        eprintln!(
+            "  {LATENCY}: {mode}, {} connections per N…",
+            self.connections
+        );
+        for site in sites {
+            site.flush_conntrack(lab);
+        }
+        for site in sites {
+            for _ in 0..WARM_UP {
+                site.probes[0].ask(Job::Once)?;
             }
         }
-        Ok(runs)
+        let mut latencies: Vec<(usize, Vec<f64>)> = sites
+            .iter()
+            .map(|s| (s.n, Vec::with_capacity(self.connections)))
+            .collect();
+        for _ in 0..self.connections {
+            for (site, (_, out)) in sites.iter().zip(&mut latencies) {
+                out.push(site.probes[0].ask(Job::Once)?);
+            }
+        }
+        eprintln!("  {RATE}: {mode}, {} rounds…", self.rounds);
+        let mut rates = Vec::new();
+        for round in 0..self.rounds {
+            let mut this_round = Vec::new();
+            for i in 0..sites.len() {
+                let site = &sites[(i + round) % sites.len()];
+                this_round.push((site.n, self.rate(lab, site)?));
+            }
+            rates.push(this_round);
+        }
+        Ok(Measured {
+            mode,
+            latencies,
+            rates,
+        })
     }
 
-    /// Runs the load generator in the site's client pod, after clearing
-    /// its node's conntrack table so every visit starts from the same state.
-    fn one(&self, lab: &RealAgents, site: &Site) -> anyhow::Result<ClientResult> {
-        let _ = lab.lab.exec(&site.node.ns, &["conntrack", "-F"]);
-        std::thread::sleep(Duration::from_millis(200));
-        let target = format!("{}:{}", site.vip(), fixture::SERVICE_PORT);
-        let out = lab.lab.exec_ok(
-            &site.client_ns,
-            &[
-                self.exe,
-                "client",
-                "--target",
-                &target,
-                "--connections",
-                &self.connections.to_string(),
-                "--seconds",
-                &self.seconds.to_string(),
-            ],
-        )?;
-        serde_json::from_str(&out).context("parsing the client's result")
+    /// New connections per second from all of the site's probes at once
+    /// for one slice.
+    fn rate(&self, lab: &RealAgents, site: &Site) -> anyhow::Result<f64> {
+        site.flush_conntrack(lab);
+        let started = Instant::now();
+        let until = started + self.slice;
+        for probe in &site.probes {
+            probe.send(Job::Until(until))?;
+        }
+        let mut done = 0.0;
+        for probe in &site.probes {
+            done += probe.answer()?;
+        }
+        Ok(done / started.elapsed().as_secs_f64())
     }
 }
 
-/// One result per mode and N: every round's latency samples, and the
-/// median of the visits' rates.
-fn merge_rounds(
-    runs: Vec<(&'static str, usize, ClientResult)>,
-    counts: &[usize],
-) -> Vec<(&'static str, usize, ClientResult)> {
-    let mut merged = Vec::new();
-    for &n in counts {
-        for mode in [NFT, LINEAR] {
-            let mine: Vec<&ClientResult> = runs
-                .iter()
-                .filter(|(m, k, _)| *m == mode && *k == n)
-                .map(|(_, _, r)| r)
-                .collect();
-            let rates: Vec<f64> = mine.iter().map(|r| r.per_second).collect();
-            let Some(rate) = Summary::of(&rates) else {
-                continue;
-            };
-            let latencies_ms = mine
-                .iter()
-                .flat_map(|r| r.latencies_ms.iter().copied())
-                .collect();
-            merged.push((
-                mode,
-                n,
-                ClientResult {
-                    latencies_ms,
-                    per_second: rate.median,
-                },
+/// Requests before timing starts: ARP, routes, caches.
+const WARM_UP: usize = 20;
+/// Parallel clients per site for the rate.
+const RATE_CLIENTS: usize = 4;
+
+/// What a probe does when told.
+#[derive(Debug, Clone, Copy)]
+enum Job {
+    /// One timed request; answers its milliseconds.
+    Once,
+    /// Requests back to back until then; answers how many completed.
+    Until(Instant),
+}
+
+/// A thread inside one client pod's network namespace (a socket belongs to
+/// the namespace its thread was in) that runs the jobs it is given.
+struct Probe {
+    jobs: mpsc::Sender<Job>,
+    answers: mpsc::Receiver<anyhow::Result<f64>>,
+}
+
+impl Probe {
+    fn start(netns: &str, target: SocketAddr) -> Probe {
+        let path = Path::new("/run/netns").join(netns);
+        let (jobs, job_rx) = mpsc::channel::<Job>();
+        let (answer_tx, answers) = mpsc::channel();
+        std::thread::spawn(move || {
+            let entered = File::open(&path).and_then(|ns| {
+                move_into_link_name_space(ns.as_fd(), Some(LinkNameSpaceType::Network))
+                    .map_err(std::io::Error::from)
+            });
+            if let Err(e) = entered {
+                let _ = answer_tx.send(Err(anyhow::anyhow!("entering {}: {e}", path.display())));
+                return;
+            }
+            while let Ok(job) = job_rx.recv() {
+                if answer_tx.send(run_job(job, target)).is_err() {
+                    return;
+                }
+            }
+        });
+        Probe { jobs, answers }
+    }
+
+    fn send(&self, job: Job) -> anyhow::Result<()> {
+        self.jobs
+            .send(job)
+            .map_err(|_| anyhow::anyhow!("a probe thread ended"))
+    }
+
+    fn answer(&self) -> anyhow::Result<f64> {
+        self.answers
+            .recv()
+            .map_err(|_| anyhow::anyhow!("a probe thread ended"))?
+    }
+
+    fn ask(&self, job: Job) -> anyhow::Result<f64> {
+        self.send(job)?;
+        self.answer()
+    }
+}
+
+fn run_job(job: Job, target: SocketAddr) -> anyhow::Result<f64> {
+    match job {
+        Job::Once => timed_request(target),
+        Job::Until(until) => {
+            let mut done = 0u32;
+            while Instant::now() < until {
+                timed_request(target)?;
+                done += 1;
+            }
+            Ok(f64::from(done))
+        }
+    }
+}
+
+/// Connect, send a request, read the reply; milliseconds taken. The
+/// backend closes first, so TIME_WAIT stays on its side.
+fn timed_request(addr: SocketAddr) -> anyhow::Result<f64> {
+    let started = Instant::now();
+    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    s.set_nodelay(true)?;
+    s.set_read_timeout(Some(Duration::from_secs(2)))?;
+    s.write_all(b"ping\n")?;
+    let mut reply = Vec::with_capacity(8);
+    s.read_to_end(&mut reply)?;
+    if reply.is_empty() {
+        bail!("connection to {addr} closed without a reply");
+    }
+    Ok(started.elapsed().as_secs_f64() * 1e3)
+}
+
+/// What one mode measured.
+struct Measured {
+    mode: &'static str,
+    /// Each N's latency samples.
+    latencies: Vec<(usize, Vec<f64>)>,
+    /// Each round's rate for every N.
+    rates: Vec<Vec<(usize, f64)>>,
+}
+
+impl Measured {
+    fn latency(&self, n: usize) -> Option<Summary> {
+        let (_, samples) = self.latencies.iter().find(|(k, _)| *k == n)?;
+        Summary::of(samples)
+    }
+
+    fn rates(&self, n: usize) -> Vec<f64> {
+        self.rates
+            .iter()
+            .flat_map(|round| round.iter().filter(|(k, _)| *k == n).map(|(_, r)| *r))
+            .collect()
+    }
+
+    /// The rate with the fewest Services over the rate with the most,
+    /// within each round, then the median over rounds: the machine's speed
+    /// drifts by more than the data path's difference, so only visits
+    /// seconds apart compare fairly.
+    fn rate_ratio(&self, fewest: usize, most: usize) -> Option<f64> {
+        let ratios: Vec<f64> = self
+            .rates
+            .iter()
+            .filter_map(|round| {
+                let of = |n: usize| round.iter().find(|(k, _)| *k == n).map(|(_, r)| *r);
+                Some(of(fewest)? / of(most)?.max(1e-9))
+            })
+            .collect();
+        Summary::of(&ratios).map(|s| s.median)
+    }
+
+    fn record(&self, report: &mut Report, counts: &[usize]) {
+        for &n in counts {
+            let scale = format!("{n} services");
+            if let Some(s) = self.latency(n) {
+                report.push(Row::at(LATENCY, self.mode, &scale, n as f64).measured("ms", s, None));
+            }
+            if let Some(s) = Summary::of(&self.rates(n)) {
+                report.push(Row::at(RATE, self.mode, &scale, n as f64).measured(
+                    "1/s",
+                    Summary::single(s.median),
+                    None,
+                ));
+            }
+        }
+        let (Some(&fewest), Some(&most)) = (counts.first(), counts.last()) else {
+            return;
+        };
+        let scale = format!("{most} vs {fewest} services");
+        let target = (self.mode == NFT).then_some(Target::median(TARGET_RATIO));
+        let latency_ratio = match (self.latency(most), self.latency(fewest)) {
+            (Some(m), Some(f)) => Some(m.median / f.median),
+            _ => None,
+        };
+        let rows = [
+            (LATENCY, "latency", latency_ratio),
+            (RATE, "rate", self.rate_ratio(fewest, most)),
+        ];
+        for (bench, what, ratio) in rows {
+            let Some(ratio) = ratio else { continue };
+            let case = format!("{}-{what}-ratio", self.mode);
+            report.push(Row::at(bench, &case, &scale, most as f64).measured(
+                "x",
+                Summary::single(ratio),
+                target.clone(),
             ));
         }
-    }
-    merged
-}
-
-fn record(
-    report: &mut Report,
-    results: &[(&str, usize, ClientResult)],
-    rate_ratios: &[(&str, Option<f64>)],
-    counts: &[usize],
-) {
-    for (mode, n, r) in results {
-        let scale = format!("{n} services");
-        if let Some(s) = Summary::of(&r.latencies_ms) {
-            report.push(Row::at(LATENCY, mode, &scale, *n as f64).measured("ms", s, None));
-        }
-        report.push(Row::at(RATE, mode, &scale, *n as f64).measured(
-            "1/s",
-            Summary::single(r.per_second),
-            None,
-        ));
-    }
-    let find = |mode: &str, n: usize| results.iter().find(|(m, k, _)| *m == mode && *k == n);
-    let (Some(&first), Some(&last)) = (counts.first(), counts.last()) else {
-        return;
-    };
-    for mode in [NFT, LINEAR] {
-        let (Some(a), Some(b)) = (find(mode, last), find(mode, first)) else {
-            continue;
-        };
-        let (Some(sa), Some(sb)) = (
-            Summary::of(&a.2.latencies_ms),
-            Summary::of(&b.2.latencies_ms),
-        ) else {
-            continue;
-        };
-        let target = (mode == NFT).then_some(Target::median(TARGET_RATIO));
-        let scale = format!("{last} vs {first} services");
-        report.push(
-            Row::at(
-                LATENCY,
-                &format!("{mode}-latency-ratio"),
-                &scale,
-                last as f64,
-            )
-            .measured("x", Summary::single(sa.median / sb.median), target.clone()),
-        );
-        let Some(rate_ratio) = rate_ratios
-            .iter()
-            .find(|(m, _)| *m == mode)
-            .and_then(|(_, r)| *r)
-        else {
-            continue;
-        };
-        report.push(
-            Row::at(RATE, &format!("{mode}-rate-ratio"), &scale, last as f64).measured(
-                "x",
-                Summary::single(rate_ratio),
-                target,
-            ),
-        );
     }
 }
 
@@ -389,63 +459,4 @@ pub async fn backend(listen: &str) -> anyhow::Result<()> {
             }
         });
     }
-}
-
-/// The load generator: sequential timed connections, then a rate.
-pub async fn client(target: &str, connections: usize, seconds: f64) -> anyhow::Result<()> {
-    let addr: SocketAddr = target.parse()?;
-    for _ in 0..20 {
-        one_request(addr).await?; // warm-up: ARP, routes, caches
-    }
-    let mut latencies_ms = Vec::with_capacity(connections);
-    for _ in 0..connections {
-        let t = Instant::now();
-        one_request(addr).await?;
-        latencies_ms.push(t.elapsed().as_secs_f64() * 1e3);
-    }
-    let done = Arc::new(AtomicUsize::new(0));
-    let until = Instant::now() + Duration::from_secs_f64(seconds);
-    let mut workers = Vec::new();
-    for _ in 0..4 {
-        let done = done.clone();
-        workers.push(tokio::spawn(async move {
-            while Instant::now() < until {
-                one_request(addr).await?;
-                done.fetch_add(1, Ordering::Relaxed);
-            }
-            Ok::<_, anyhow::Error>(())
-        }));
-    }
-    let started = Instant::now();
-    for w in workers {
-        w.await??;
-    }
-    let per_second = done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64();
-    println!(
-        "{}",
-        serde_json::to_string(&ClientResult {
-            latencies_ms,
-            per_second
-        })?
-    );
-    Ok(())
-}
-
-/// Connect, send a request, read the reply. The backend closes first, so
-/// TIME_WAIT stays on its side and the client never runs out of ports.
-async fn one_request(addr: SocketAddr) -> anyhow::Result<()> {
-    let socket = TcpSocket::new_v4()?;
-    socket.set_nodelay(true)?;
-    let mut s = tokio::time::timeout(Duration::from_secs(2), socket.connect(addr))
-        .await
-        .context("connect timed out")??;
-    s.write_all(b"ping\n").await?;
-    let mut reply = Vec::with_capacity(8);
-    tokio::time::timeout(Duration::from_secs(2), s.read_to_end(&mut reply))
-        .await
-        .context("reply timed out")??;
-    if reply.is_empty() {
-        bail!("connection closed without a reply");
-    }
-    Ok(())
 }
