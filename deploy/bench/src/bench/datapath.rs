@@ -272,9 +272,15 @@ impl Probe {
     }
 
     fn send(&self, job: Job) -> anyhow::Result<()> {
-        self.jobs
-            .send(job)
-            .map_err(|_| anyhow::anyhow!("a probe thread ended"))
+        if self.jobs.send(job).is_ok() {
+            return Ok(());
+        }
+        // The thread ended; it left its reason if it had one (a namespace
+        // it could not enter).
+        match self.answers.try_recv() {
+            Ok(Err(e)) => Err(e),
+            _ => Err(anyhow::anyhow!("a probe thread ended")),
+        }
     }
 
     fn answer(&self) -> anyhow::Result<f64> {
