@@ -6,6 +6,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/switchyard.proto",
         "proto/sync.proto",
         "proto/tunnel.proto",
+        "proto/identity.proto",
     ];
     for proto in protos {
         println!("cargo:rerun-if-changed={proto}");

@@ -4,11 +4,15 @@
 //! `sync` is the stream client and `runtime` the loop around it; `view`
 //! folds pushes into the agent's picture of the cluster; `model` and `nft`
 //! turn that into an nftables table; `conntrack` clears stale UDP flows;
-//! `probe` runs readiness probes for pods on this node.
+//! `probe` runs readiness probes for pods on this node; `identity` joins
+//! the cluster and keeps this node's certificate renewed, `connection` the
+//! channel that carries it.
 #![forbid(unsafe_code)]
 
+pub mod connection;
 pub mod conntrack;
 pub mod dns;
+pub mod identity;
 pub mod metrics;
 pub mod model;
 pub mod nft;

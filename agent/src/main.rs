@@ -2,13 +2,17 @@
 //! control plane's snapshot stream.
 
 use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use anyhow::{bail, Context};
 use clap::Parser;
 use ipnet::Ipv4Net;
+use switchyard_agent::connection::{self, Channels};
 use switchyard_agent::conntrack::Conntrack;
+use switchyard_agent::identity::{self, NodeCredentials};
 use switchyard_agent::metrics::{self, Metrics};
 use switchyard_agent::model::NodeContext;
 use switchyard_agent::nft::{DataPath, NftCommand, DEFAULT_TABLE};
@@ -16,8 +20,8 @@ use switchyard_agent::probe::{Prober, Reporter};
 use switchyard_agent::runtime::{AgentConfig, Runtime, FULL_RESYNC};
 use switchyard_agent::view::ClusterView;
 use switchyard_agent::{dns, tunnel};
+use switchyard_tls::client::Target;
 use tokio::sync::{mpsc, watch};
-use tonic::transport::{Channel, Endpoint};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Debug, Parser)]
@@ -27,9 +31,25 @@ use tracing_subscriber::EnvFilter;
     about = "Switchyard node agent: Service data path in nftables"
 )]
 struct Args {
-    /// Control plane gRPC address.
-    #[arg(long, default_value = "http://127.0.0.1:7443")]
+    /// Control plane address: https://HOST:PORT, or unix:///PATH for a
+    /// control plane's socket on this machine (both mutual TLS).
+    #[arg(long, default_value = "https://127.0.0.1:7443")]
     control_plane: String,
+    /// Bootstrap token (`swctl create token`) to join the cluster with,
+    /// when the state directory holds no certificate for this node yet.
+    #[arg(long)]
+    join_token: Option<String>,
+    /// sha256:<hex> of the CA's public key, as `swctl create token`
+    /// prints it: the joining agent trusts only a control plane with that CA.
+    #[arg(long)]
+    ca_cert_hash: Option<String>,
+    /// Where this node's certificate, key and the cluster CA are kept.
+    #[arg(long, default_value = "/var/lib/switchyard-agent")]
+    state_dir: PathBuf,
+    /// Talk plaintext, without a certificate, to a control plane started
+    /// with --insecure (implied by an http:// --control-plane).
+    #[arg(long)]
+    insecure: bool,
     /// This node's name, as pods' spec.nodeName refers to it.
     #[arg(long)]
     node_name: String,
@@ -77,18 +97,28 @@ fn parse_upstream(s: &str) -> Result<SocketAddr, String> {
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .init();
-    let args = Args::parse();
+    match run(Args::parse()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
     if args.node_name.is_empty() {
         bail!("--node-name must not be empty");
     }
-    let channel = channel(&args.control_plane)?;
+    let channels = connect(&args).await?;
     let metrics = Metrics::new();
     if let Some(addr) = args.metrics_listen {
         let m = metrics.clone();
@@ -116,7 +146,7 @@ async fn main() -> anyhow::Result<()> {
         full_resync: Duration::from_secs(args.full_resync_seconds),
     };
     let (mut runtime, views) =
-        Runtime::new(cfg, channel.clone(), datapath, Conntrack::new(), metrics);
+        Runtime::new(cfg, channels.clone(), datapath, Conntrack::new(), metrics);
     // DNS is a convenience next to the data path: if its port is taken,
     // say so loudly and keep serving Services.
     match dns::bind(dns_listen, views.clone(), args.dns_upstreams.clone()).await {
@@ -128,50 +158,72 @@ async fn main() -> anyhow::Result<()> {
             runtime.disable_dns();
         }
     }
-    tokio::spawn(tunnel::run(channel.clone(), args.node_name.clone()));
-    spawn_probes(args.node_name.clone(), channel, views);
+    tokio::spawn(tunnel::run(channels.clone(), args.node_name.clone()));
+    spawn_probes(args.node_name.clone(), channels, views);
     tracing::info!(node = %args.node_name, control_plane = %args.control_plane, table = %args.table, "agent starting");
     tokio::select! {
-        _ = runtime.run() => {}
+        refused = runtime.run() => {
+            return Err(anyhow::Error::new(refused).context("the control plane refused this agent"));
+        }
         _ = shutdown_signal() => tracing::info!("shutting down; the nftables table stays in place"),
     }
     Ok(())
 }
 
-/// One lazily connected channel for the stream, readiness reports and
-/// tunnels; HTTP/2 keepalives notice a dead control plane within seconds.
-/// `unix:///path` reaches a control plane on a Unix socket of this machine.
-fn channel(url: &str) -> anyhow::Result<Channel> {
-    let socket = url.strip_prefix("unix://").map(std::path::PathBuf::from);
-    // The URI only names the authority for HTTP/2 when dialling a socket.
-    let uri = if socket.is_some() {
-        "http://control-plane.local"
-    } else {
-        url
+/// The channel to the control plane: plaintext for an `--insecure` one,
+/// else mutual TLS with this node's certificate (joining first if there is
+/// none), renewed in the background.
+async fn connect(args: &Args) -> anyhow::Result<Channels> {
+    let target = Target::parse(&args.control_plane).context("--control-plane")?;
+    let target = if args.insecure { target.into_plaintext() } else { target };
+    if target.is_plaintext() {
+        tracing::warn!(control_plane = %args.control_plane, "talking plaintext to the control plane, without a certificate (--insecure)");
+        return Ok(connection::fixed(connection::channel(&target, None)?));
+    }
+    let creds = node_credentials(args, &target).await?;
+    let channel = connection::channel(&target, Some(creds.client_config()?))?;
+    let (tx, channels) = watch::channel(channel);
+    tokio::spawn(identity::renew::run(target, args.state_dir.clone(), creds, tx));
+    Ok(channels)
+}
+
+/// This node's stored certificate, or a new one from a join. A stored one
+/// is used as it is (the control plane judges it); only with a join
+/// token is one that expired, or that names another node, replaced.
+async fn node_credentials(args: &Args, target: &Target) -> anyhow::Result<NodeCredentials> {
+    let dir = &args.state_dir;
+    let stored = NodeCredentials::load(dir).with_context(|| format!("reading the node certificate in {}", dir.display()))?;
+    let usable = |c: &NodeCredentials| {
+        !c.info.is_expired(SystemTime::now()) && c.node_name() == Some(args.node_name.as_str())
     };
-    let endpoint = Endpoint::from_shared(uri.to_string())
-        .with_context(|| format!("invalid --control-plane {url:?}"))?
-        .connect_timeout(Duration::from_secs(3))
-        .http2_keep_alive_interval(Duration::from_secs(5))
-        .keep_alive_timeout(Duration::from_secs(5))
-        .keep_alive_while_idle(true)
-        .tcp_nodelay(true);
-    Ok(match socket {
-        None => endpoint.connect_lazy(),
-        Some(path) => endpoint.connect_with_connector_lazy(tower::service_fn(move |_| {
-            let path = path.clone();
-            async move {
-                let stream = tokio::net::UnixStream::connect(path).await?;
-                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(stream))
-            }
-        })),
-    })
+    match (stored, &args.join_token) {
+        (Some(c), Some(_)) if usable(&c) => Ok(c),
+        (Some(c), None) => Ok(c),
+        (_, Some(token)) => join(args, target, token, dir).await,
+        (None, None) => bail!(
+            "no node certificate in {}: start once with --join-token and --ca-cert-hash (`swctl create token` prints the command)",
+            dir.display()
+        ),
+    }
+}
+
+async fn join(args: &Args, target: &Target, token: &str, dir: &Path) -> anyhow::Result<NodeCredentials> {
+    let pin = args
+        .ca_cert_hash
+        .as_deref()
+        .context("--join-token needs --ca-cert-hash sha256:<hex> (`swctl create token` prints it)")?;
+    let creds = identity::join(target, token, pin, &args.node_name).await?;
+    creds
+        .save(dir)
+        .with_context(|| format!("storing the node certificate in {}", dir.display()))?;
+    tracing::info!(node = %args.node_name, serial = %creds.info.serial, state_dir = %dir.display(), "joined the cluster");
+    Ok(creds)
 }
 
 /// Keeps the prober in line with the probe list of every new view.
-fn spawn_probes(node: String, channel: Channel, mut views: watch::Receiver<Arc<ClusterView>>) {
+fn spawn_probes(node: String, channels: Channels, mut views: watch::Receiver<Arc<ClusterView>>) {
     let (tx, rx) = mpsc::channel(256);
-    tokio::spawn(Reporter::new(node.clone(), channel).run(rx));
+    tokio::spawn(Reporter::new(node.clone(), channels).run(rx));
     tokio::spawn(async move {
         let mut prober = Prober::new(node, tx);
         let mut current = Arc::default();

@@ -18,8 +18,8 @@ use rand::SeedableRng;
 use switchyard_api::v1::{Push, Register};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tonic::transport::Channel;
 
+use crate::connection::Channels;
 use crate::conntrack::{stale_flows, Conntrack, Flush};
 use crate::dns;
 use crate::metrics::Metrics;
@@ -32,6 +32,11 @@ use crate::view::{self, ClusterView};
 pub const DRIFT_CHECK: Duration = Duration::from_secs(2);
 /// How often the whole table is read back and reconciled, by default.
 pub const FULL_RESYNC: Duration = Duration::from_secs(300);
+
+/// Why the control plane will never take this agent as it is configured.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Refused(pub String);
 
 pub struct AgentConfig {
     pub node: NodeContext,
@@ -47,7 +52,7 @@ pub struct AgentConfig {
 
 pub struct Runtime<R> {
     cfg: AgentConfig,
-    channel: Channel,
+    channels: Channels,
     datapath: DataPath<R>,
     conntrack: Conntrack,
     view: Arc<ClusterView>,
@@ -79,7 +84,7 @@ struct Partial {
 impl<R: NftRunner + Clone + 'static> Runtime<R> {
     pub fn new(
         cfg: AgentConfig,
-        channel: Channel,
+        channels: Channels,
         datapath: DataPath<R>,
         conntrack: Conntrack,
         metrics: Arc<Metrics>,
@@ -87,7 +92,7 @@ impl<R: NftRunner + Clone + 'static> Runtime<R> {
         let (views, rx) = watch::channel(Arc::new(ClusterView::default()));
         let runtime = Self {
             cfg,
-            channel,
+            channels,
             datapath,
             conntrack,
             view: Arc::default(),
@@ -108,16 +113,29 @@ impl<R: NftRunner + Clone + 'static> Runtime<R> {
         self.cfg.dns_listen = None;
     }
 
-    /// Runs forever.
-    pub async fn run(mut self) {
+    /// Runs until the control plane refuses this node for good (its
+    /// identity may not act as this node): that is a configuration error
+    /// for the operator, which the agent exits with.
+    pub async fn run(mut self) -> Refused {
         let mut drift = tokio::time::interval(DRIFT_CHECK);
         let period = self.cfg.full_resync;
         let mut resync = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
         let mut rng = rand::rngs::StdRng::from_os_rng();
         loop {
-            let session = match sync::open(self.channel.clone(), self.register()).await {
+            let channel = self.channels.borrow().clone();
+            let session = match sync::open(channel, self.register()).await {
                 Ok(session) => session,
+                Err(sync::StreamError::Open(status)) if status.code() == tonic::Code::PermissionDenied => {
+                    return Refused(status.message().to_string());
+                }
+                Err(sync::StreamError::Open(status)) if status.code() == tonic::Code::Unauthenticated => {
+                    let delay = backoff.next_delay(&mut rng);
+                    tracing::error!(error = %status.message(), retry_in = ?delay,
+                        "the control plane refuses this node's certificate; join again with a new token (--join-token); keeping the last ruleset");
+                    self.wait(delay, &mut drift, &mut resync).await;
+                    continue;
+                }
                 Err(e) => {
                     let delay = backoff.next_delay(&mut rng);
                     tracing::warn!(error = %e, retry_in = ?delay, "control plane unreachable; keeping the last ruleset");

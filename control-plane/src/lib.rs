@@ -1,18 +1,24 @@
 //! Switchyard's control plane: the API server, the sled-backed store, the
 //! allocators and the endpoints controller.
 //!
-//! Requests flow `api` → `registry` (prepare: `defaulting`, `validation`,
-//! `allocator`; derive: `controller`) → `store`. Everything but `api` and
-//! `store::SledStore` is plain functions over plain data.
+//! Requests pass `auth::layer` (the caller's certificate becomes a
+//! principal), then flow `api` → `registry` (prepare: `defaulting`,
+//! `validation`, `allocator`; derive: `controller`) → `store`. `pki` and
+//! `identity` issue certificates and tokens. Everything but the gRPC
+//! services, `listener` and `store::SledStore` is plain functions over
+//! plain data.
 #![forbid(unsafe_code)]
 
 pub mod allocator;
 pub mod api;
+pub mod auth;
 pub mod controller;
 pub mod defaulting;
 pub mod env;
+pub mod identity;
 pub mod listener;
 pub mod metrics;
+pub mod pki;
 pub mod registry;
 pub mod selector;
 pub mod server;

@@ -3,12 +3,13 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::Parser;
 use ipnet::Ipv4Net;
 use switchyard_control_plane::registry::RegistryConfig;
-use switchyard_control_plane::server::{Server, ServerConfig};
+use switchyard_control_plane::server::{Security, Server, ServerConfig};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Debug, Parser)]
@@ -50,6 +51,31 @@ struct Args {
     /// namespaces of this machine (agents use `--control-plane unix://PATH`).
     #[arg(long)]
     listen_unix: Option<PathBuf>,
+    /// An address (IP or DNS name) agents and swctl reach this control
+    /// plane by (repeatable): it goes into the serving certificate and
+    /// into the commands `swctl create token` prints.
+    #[arg(long = "advertise-address")]
+    advertise_addresses: Vec<String>,
+    /// Lifetime of the node certificates this control plane signs; agents
+    /// renew at about 80% of it.
+    #[arg(long, default_value = "24h", value_parser = parse_duration)]
+    node_cert_ttl: Duration,
+    /// Append an audit event (JSON lines, Kubernetes' audit.k8s.io/v1
+    /// shape, level Metadata) for every write, identity change and
+    /// port-forward session.
+    #[arg(long)]
+    audit_log: Option<PathBuf>,
+    /// Serve plaintext and check nobody: for development only.
+    #[arg(long)]
+    insecure: bool,
+}
+
+fn parse_duration(s: &str) -> anyhow::Result<Duration> {
+    let d = humantime::parse_duration(s).with_context(|| format!("invalid duration {s:?} (e.g. 24h, 20s)"))?;
+    if d < Duration::from_secs(1) {
+        bail!("must be at least 1s");
+    }
+    Ok(d)
 }
 
 /// Kubernetes' convention: the cluster DNS Service takes the 10th address.
@@ -97,6 +123,15 @@ async fn main() -> anyhow::Result<()> {
             .cluster_dns
             .unwrap_or_else(|| tenth_address(args.service_cidr.trunc())),
         listen_unix: args.listen_unix.clone(),
+        security: if args.insecure {
+            Security::Insecure
+        } else {
+            Security::Tls {
+                advertise: args.advertise_addresses.clone(),
+                node_cert_ttl: args.node_cert_ttl,
+            }
+        },
+        audit_log: args.audit_log.clone(),
     };
     let server = Server::bind(cfg)
         .await
@@ -110,7 +145,12 @@ async fn main() -> anyhow::Result<()> {
             }
         });
     }
-    tracing::info!(%addr, data_dir = %args.data_dir.display(), revision = server.registry.revision(), "serving gRPC");
+    if args.insecure {
+        tracing::info!(%addr, data_dir = %args.data_dir.display(), revision = server.registry.revision(), "serving gRPC (plaintext, --insecure)");
+    } else {
+        tracing::info!(%addr, data_dir = %args.data_dir.display(), revision = server.registry.revision(),
+            admin_config = %args.data_dir.join("admin.conf").display(), "serving gRPC (mutual TLS)");
+    }
     server.serve(shutdown_signal()).await.context("serving")?;
     tracing::info!("shut down cleanly");
     Ok(())

@@ -1,22 +1,45 @@
-//! Wiring: open the store, build the registry, serve gRPC until told to stop.
+//! Wiring: open the store, build the registry and the PKI, serve gRPC
+//! until told to stop.
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
+use switchyard_tls::server::ServerTls;
 use tokio::net::TcpListener;
 
 use crate::api::ResourcesApi;
+use crate::auth::{Access, Audit, AuthLayer, Authenticator};
+use crate::identity::admin::{ensure_admin_conf, AdminError};
+use crate::identity::service::IdentityConfig;
+use crate::identity::IdentityApi;
 use crate::listener;
 use crate::metrics::Metrics;
+use crate::pki::{self, Ca, PkiError};
 use crate::registry::{Registry, RegistryConfig, RegistryError};
 use crate::store::{SledStore, StoreError};
 use crate::sync::session::SyncContext;
 use crate::sync::{NodeTable, SnapshotCache, SyncApi};
 use switchyard_api::v1::agent_sync_server::AgentSyncServer;
+use switchyard_api::v1::identity_server::IdentityServer;
 use switchyard_api::v1::resources_server::ResourcesServer;
 use switchyard_api::v1::ClusterConfig;
+
+/// How the listeners are secured.
+#[derive(Debug, Clone)]
+pub enum Security {
+    /// Mutual TLS 1.3 with the cluster CA in `<data-dir>/pki/`.
+    Tls {
+        /// Addresses (IPs or DNS names) clients reach this control plane by.
+        advertise: Vec<String>,
+        /// Lifetime of the node certificates it signs.
+        node_cert_ttl: Duration,
+    },
+    /// `--insecure`: plaintext, and every caller may do everything.
+    Insecure,
+}
 
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -27,10 +50,16 @@ pub struct ServerConfig {
     pub cluster_dns: std::net::Ipv4Addr,
     /// Also serve on this Unix socket (for agents in other network namespaces).
     pub listen_unix: Option<PathBuf>,
+    pub security: Security,
+    /// Where audit events go (`--audit-log`); none when unset.
+    pub audit_log: Option<PathBuf>,
 }
 
 /// Pushes can carry every Service in the cluster.
 const MAX_MESSAGE_BYTES: usize = 512 * 1024 * 1024;
+/// How often `--insecure` says so again.
+const INSECURE_REMINDER: Duration = Duration::from_secs(60);
+const INSECURE_WARNING: &str = "--insecure: TLS and authentication are OFF; anyone who reaches this control plane can change every Service, forward into any pod and pose as any node";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -54,8 +83,24 @@ pub enum ServerError {
         #[source]
         source: std::io::Error,
     },
+    #[error("the cluster PKI: {0}")]
+    Pki(#[from] PkiError),
+    #[error("the admin credentials: {0}")]
+    Admin(#[from] AdminError),
+    #[error("opening the audit log {path}: {source}")]
+    Audit {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("serving gRPC: {0}")]
     Transport(#[from] tonic::transport::Error),
+}
+
+/// What TLS mode adds: the serving configuration and the identity service.
+struct Secure {
+    tls: ServerTls,
+    identity: IdentityApi,
 }
 
 /// A bound, loaded control plane, ready to serve.
@@ -63,9 +108,23 @@ pub struct Server {
     pub registry: Arc<Registry>,
     pub metrics: Arc<Metrics>,
     sync: Arc<SyncContext>,
+    access: Arc<Access>,
+    auth: Arc<Authenticator>,
+    secure: Option<Secure>,
     stop: tokio::sync::watch::Sender<bool>,
     listener: TcpListener,
     unix: Option<tokio::net::UnixListener>,
+}
+
+/// `https://` URLs for these hosts on `port`.
+fn urls(hosts: &[String], port: u16) -> Vec<String> {
+    hosts
+        .iter()
+        .map(|h| match h.parse::<std::net::Ipv6Addr>() {
+            Ok(_) => format!("https://[{h}]:{port}"),
+            Err(_) => format!("https://{h}:{port}"),
+        })
+        .collect()
 }
 
 impl Server {
@@ -75,7 +134,7 @@ impl Server {
             source,
         })?;
         let metrics = Metrics::new();
-        let registry = Registry::open(Arc::new(store), cfg.registry, metrics.clone()).await?;
+        let registry = Registry::open(Arc::new(store), cfg.registry.clone(), metrics.clone()).await?;
         let cluster = ClusterConfig {
             cluster_domain: cfg.cluster_domain.clone(),
             cluster_dns: cfg.cluster_dns.to_string(),
@@ -104,10 +163,34 @@ impl Server {
                 path: cfg.listen_unix.clone().unwrap_or_default(),
                 source,
             })?;
+        let audit = match &cfg.audit_log {
+            Some(path) => Audit::open(path).map_err(|source| ServerError::Audit {
+                path: path.clone(),
+                source,
+            })?,
+            None => Audit::disabled(),
+        };
+        let access = Access::new(audit);
+        let insecure = matches!(cfg.security, Security::Insecure);
+        let auth = Authenticator::new(registry.clone(), insecure);
+        let bound = listener.local_addr().map_err(|source| ServerError::Bind {
+            addr: cfg.listen,
+            source,
+        })?;
+        let secure = match &cfg.security {
+            Security::Insecure => None,
+            Security::Tls {
+                advertise,
+                node_cert_ttl,
+            } => Some(secure(&cfg, &registry, &access, bound, advertise, *node_cert_ttl).await?),
+        };
         Ok(Self {
             registry,
             metrics,
             sync,
+            access,
+            auth,
+            secure,
             stop,
             listener,
             unix,
@@ -124,21 +207,75 @@ impl Server {
             shutdown.await;
             let _ = stop.send(true);
         };
-        let resources = ResourcesApi::new(self.registry.clone(), self.sync.clone());
+        let resources = ResourcesApi::new(self.registry.clone(), self.sync.clone(), self.access.clone());
+        let (port_forward, tunnel) = crate::tunnel::servers(self.registry.clone(), self.access.clone());
+        let (tls, identity) = match self.secure {
+            Some(Secure { tls, identity }) => (Some(tls), Some(IdentityServer::new(identity))),
+            None => {
+                tokio::spawn(remind_insecure());
+                (None, None)
+            }
+        };
+        tokio::spawn(crate::identity::sweep_expired_tokens(self.registry.clone()));
         tonic::transport::Server::builder()
             .layer(crate::api::observe::ObserveLayer::new(self.metrics.clone()))
+            .layer(AuthLayer::new(self.auth.clone()))
             .add_service(
                 ResourcesServer::new(resources)
                     .max_decoding_message_size(MAX_MESSAGE_BYTES)
                     .max_encoding_message_size(MAX_MESSAGE_BYTES),
             )
             .add_service(
-                AgentSyncServer::new(SyncApi::new(self.sync.clone()))
+                AgentSyncServer::new(SyncApi::new(self.sync.clone(), self.access.clone()))
                     .max_encoding_message_size(MAX_MESSAGE_BYTES),
             )
-            .add_service(crate::tunnel::server(self.registry.clone()))
-            .serve_with_incoming_shutdown(listener::incoming(self.listener, self.unix), shutdown)
+            .add_service(port_forward)
+            .add_service(tunnel)
+            .add_optional_service(identity)
+            .serve_with_incoming_shutdown(listener::incoming(self.listener, self.unix, tls), shutdown)
             .await?;
         Ok(())
+    }
+}
+
+/// The CA, the serving certificate and admin.conf, made or loaded.
+async fn secure(
+    cfg: &ServerConfig,
+    registry: &Arc<Registry>,
+    access: &Arc<Access>,
+    bound: SocketAddr,
+    advertise: &[String],
+    node_cert_ttl: Duration,
+) -> Result<Secure, ServerError> {
+    let pki_dir = cfg.data_dir.join("pki");
+    let ca = Arc::new(Ca::load_or_create(&pki_dir)?);
+    let tls = pki::serving_tls(&ca, &pki_dir, &pki::serving_names(bound, advertise))?;
+    let mut hosts = advertise.to_vec();
+    if !bound.ip().is_unspecified() {
+        hosts.push(bound.ip().to_string());
+    }
+    let server_urls = urls(advertise, bound.port());
+    let admin_server = urls(&hosts, bound.port())
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| format!("https://127.0.0.1:{}", bound.port()));
+    ensure_admin_conf(registry, &ca, &cfg.data_dir.join("admin.conf"), &admin_server).await?;
+    let identity = IdentityApi::new(
+        registry.clone(),
+        ca,
+        access.clone(),
+        IdentityConfig {
+            node_cert_ttl,
+            server_urls,
+        },
+    );
+    Ok(Secure { tls, identity })
+}
+
+async fn remind_insecure() {
+    let mut tick = tokio::time::interval(INSECURE_REMINDER);
+    loop {
+        tick.tick().await;
+        tracing::warn!("{INSECURE_WARNING}");
     }
 }

@@ -7,21 +7,19 @@ use std::time::Duration;
 use switchyard_api::v1::agent_sync_client::AgentSyncClient;
 use switchyard_api::v1::PodReadiness;
 use tokio::sync::mpsc;
-use tonic::transport::Channel;
+
+use crate::connection::Channels;
 
 use super::prober::Transition;
 
 pub struct Reporter {
     node: String,
-    client: AgentSyncClient<Channel>,
+    channels: Channels,
 }
 
 impl Reporter {
-    pub fn new(node: String, channel: Channel) -> Self {
-        Self {
-            node,
-            client: AgentSyncClient::new(channel),
-        }
+    pub fn new(node: String, channels: Channels) -> Self {
+        Self { node, channels }
     }
 
     /// Runs until the transition channel closes.
@@ -49,6 +47,7 @@ impl Reporter {
     async fn flush(&mut self, pending: &mut BTreeMap<(String, String), bool>) {
         let batch: Vec<((String, String), bool)> =
             pending.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        let mut client = AgentSyncClient::new(self.channels.borrow().clone());
         for ((namespace, name), ready) in batch {
             let req = PodReadiness {
                 node_name: self.node.clone(),
@@ -56,7 +55,7 @@ impl Reporter {
                 name: name.clone(),
                 ready,
             };
-            match self.client.report_pod_readiness(req).await {
+            match client.report_pod_readiness(req).await {
                 Ok(_) => {
                     pending.remove(&(namespace, name));
                 }

@@ -18,9 +18,9 @@ use switchyard_api::v1::{TunnelAgentMessage, TunnelBrokerMessage, TunnelHeartbea
 use tokio::sync::mpsc;
 use tokio::time::{interval, sleep, sleep_until, Instant, MissedTickBehavior};
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::Channel;
 use tracing::Instrument;
 
+use crate::connection::Channels;
 use crate::sync::Backoff;
 
 /// How often each side proves it is alive.
@@ -47,13 +47,13 @@ pub enum TunnelError {
 /// Keeps this node's tunnel session open forever; dials pods on request.
 /// Connections in progress outlive a broken session: they have their own
 /// streams.
-pub async fn run(channel: Channel, node_name: String) {
+pub async fn run(channels: Channels, node_name: String) {
     let span = tracing::info_span!("tunnel", node = %node_name);
     async move {
         let mut backoff = Backoff::new(BACKOFF_BASE, BACKOFF_CAP);
         loop {
             let started = Instant::now();
-            match serve(channel.clone(), &node_name).await {
+            match serve(&channels, &node_name).await {
                 Ok(()) => tracing::info!("the control plane closed the tunnel stream"),
                 Err(e) => tracing::warn!(error = %e, "tunnel session ended"),
             }
@@ -70,8 +70,10 @@ pub async fn run(channel: Channel, node_name: String) {
 }
 
 /// One session: hello, then dial requests and heartbeats until it breaks.
-async fn serve(channel: Channel, node: &str) -> Result<(), TunnelError> {
-    let mut client = TunnelClient::new(channel);
+/// Each dial opens its stream on the channel current at that moment, so a
+/// renewed certificate serves new connections while the session stays.
+async fn serve(channels: &Channels, node: &str) -> Result<(), TunnelError> {
+    let mut client = TunnelClient::new(channels.borrow().clone());
     let (tx, rx) = mpsc::channel(4);
     tx.send(hello(node))
         .await
@@ -91,7 +93,7 @@ async fn serve(channel: Channel, node: &str) -> Result<(), TunnelError> {
                 None => return Ok(()),
                 Some(msg) => {
                     deadline = Instant::now() + IDLE_TIMEOUT;
-                    handle(msg, &client, node);
+                    handle(msg, channels, node);
                 }
             },
             _ = beat.tick() => {
@@ -104,9 +106,10 @@ async fn serve(channel: Channel, node: &str) -> Result<(), TunnelError> {
     }
 }
 
-fn handle(msg: TunnelBrokerMessage, client: &TunnelClient<Channel>, node: &str) {
+fn handle(msg: TunnelBrokerMessage, channels: &Channels, node: &str) {
     if let Some(BrokerMsg::Dial(req)) = msg.message {
-        tokio::spawn(dial::run(client.clone(), node.to_string(), req));
+        let client = TunnelClient::new(channels.borrow().clone());
+        tokio::spawn(dial::run(client, node.to_string(), req));
     }
 }
 

@@ -16,19 +16,32 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use super::status::to_status;
+use crate::auth::{Access, Action, Caller, Verb};
 use crate::registry::{Event, Outcome, Registry};
 use crate::selector::Selector;
 use crate::store;
 use crate::sync::session::SyncContext;
 
+const APPLY: &str = "/switchyard.v1.Resources/Apply";
+const GET: &str = "/switchyard.v1.Resources/Get";
+const LIST: &str = "/switchyard.v1.Resources/List";
+const DELETE: &str = "/switchyard.v1.Resources/Delete";
+const WATCH: &str = "/switchyard.v1.Resources/Watch";
+const ENV: &str = "/switchyard.v1.Resources/Env";
+
 pub struct ResourcesApi {
     registry: Arc<Registry>,
     sync: Arc<SyncContext>,
+    access: Arc<Access>,
 }
 
 impl ResourcesApi {
-    pub fn new(registry: Arc<Registry>, sync: Arc<SyncContext>) -> Self {
-        Self { registry, sync }
+    pub fn new(registry: Arc<Registry>, sync: Arc<SyncContext>, access: Arc<Access>) -> Self {
+        Self {
+            registry,
+            sync,
+            access,
+        }
     }
 
     /// Nodes carry their agent's live sync state, which is not stored.
@@ -62,6 +75,13 @@ fn resource(obj: &Object) -> Resource {
 fn decode(r: Option<Resource>) -> Result<Object, Status> {
     let r = r.ok_or_else(|| Status::invalid_argument("resource is required"))?;
     let kind = parse_kind(&r.kind)?;
+    if kind.is_identity() {
+        return Err(Status::invalid_argument(format!(
+            "{} are issued by `swctl create {}`, not applied",
+            kind.plural(),
+            kind.singular()
+        )));
+    }
     Object::from_json(kind, &r.json).map_err(|e| {
         Status::invalid_argument(format!(
             "{kind} in version \"{}\" cannot be handled: {e}",
@@ -77,6 +97,11 @@ struct Scope {
 }
 
 impl Scope {
+    /// The namespace authorization names: `None` for all of them.
+    fn namespace(&self) -> Option<&str> {
+        self.namespace.as_deref()
+    }
+
     fn new(kind: Kind, namespace: &str, all: bool, selector: &str) -> Result<Self, Status> {
         let namespace = (kind.is_namespaced() && !all).then(|| {
             if namespace.is_empty() {
@@ -108,13 +133,28 @@ impl Resources for ResourcesApi {
         &self,
         request: Request<ApplyRequest>,
     ) -> Result<Response<ApplyResponse>, Status> {
+        let caller = Caller::of(&request);
         let req = request.into_inner();
         let obj = decode(req.resource)?;
-        let (stored, outcome) = self
+        let kind = obj.kind();
+        let namespace = kind.is_namespaced().then(|| namespace_or_default(obj.namespace()).to_string());
+        let exists = self
             .registry
-            .apply(obj, req.create_only)
-            .await
-            .map_err(to_status)?;
+            .get(kind, namespace.as_deref().unwrap_or_default(), obj.name())
+            .is_ok();
+        let verb = if exists { Verb::Patch } else { Verb::Create };
+        let name = obj.name().to_string();
+        let mut action = Action::new(verb, kind.plural()).name(&name);
+        action.namespace = namespace.as_deref();
+        let (stored, outcome) = self
+            .access
+            .run(&caller, APPLY, action, async {
+                self.registry
+                    .apply(obj, req.create_only)
+                    .await
+                    .map_err(to_status)
+            })
+            .await?;
         let outcome = match outcome {
             Outcome::Created => ApplyOutcome::Created,
             Outcome::Configured => ApplyOutcome::Configured,
@@ -128,23 +168,36 @@ impl Resources for ResourcesApi {
 
     #[tracing::instrument(skip_all)]
     async fn get(&self, request: Request<ObjectRef>) -> Result<Response<Resource>, Status> {
+        let caller = Caller::of(&request);
         let r = request.into_inner();
         let kind = parse_kind(&r.kind)?;
+        let namespace = namespace_or_default(&r.namespace);
+        let action = object_action(Verb::Get, kind, namespace, &r.name);
         let obj = self
-            .registry
-            .get(kind, namespace_or_default(&r.namespace), &r.name)
-            .map_err(to_status)?;
+            .access
+            .run(&caller, GET, action, async {
+                self.registry.get(kind, namespace, &r.name).map_err(to_status)
+            })
+            .await?;
         Ok(Response::new(resource(&self.with_sync_state(obj))))
     }
 
     #[tracing::instrument(skip_all)]
     async fn list(&self, request: Request<ListRequest>) -> Result<Response<ListResponse>, Status> {
+        let caller = Caller::of(&request);
         let r = request.into_inner();
         let kind = parse_kind(&r.kind)?;
         let scope = Scope::new(kind, &r.namespace, r.all_namespaces, &r.label_selector)?;
-        let (items, revision) =
-            self.registry
-                .list(kind, scope.namespace.as_deref(), &scope.selector);
+        let mut action = Action::new(Verb::List, kind.plural());
+        action.namespace = scope.namespace();
+        let (items, revision) = self
+            .access
+            .run(&caller, LIST, action, async {
+                Ok(self
+                    .registry
+                    .list(kind, scope.namespace.as_deref(), &scope.selector))
+            })
+            .await?;
         Ok(Response::new(ListResponse {
             items: items
                 .into_iter()
@@ -156,13 +209,20 @@ impl Resources for ResourcesApi {
 
     #[tracing::instrument(skip_all)]
     async fn delete(&self, request: Request<ObjectRef>) -> Result<Response<Resource>, Status> {
+        let caller = Caller::of(&request);
         let r = request.into_inner();
         let kind = parse_kind(&r.kind)?;
+        let namespace = namespace_or_default(&r.namespace);
+        let action = object_action(Verb::Delete, kind, namespace, &r.name);
         let obj = self
-            .registry
-            .delete(kind, namespace_or_default(&r.namespace), &r.name)
-            .await
-            .map_err(to_status)?;
+            .access
+            .run(&caller, DELETE, action, async {
+                self.registry
+                    .delete(kind, namespace, &r.name)
+                    .await
+                    .map_err(to_status)
+            })
+            .await?;
         Ok(Response::new(resource(&obj)))
     }
 
@@ -170,8 +230,11 @@ impl Resources for ResourcesApi {
     /// Services created at or before it, or all current ones without a pod.
     #[tracing::instrument(skip_all)]
     async fn env(&self, request: Request<EnvRequest>) -> Result<Response<EnvResponse>, Status> {
+        let caller = Caller::of(&request);
         let r = request.into_inner();
         let namespace = namespace_or_default(&r.namespace);
+        let action = Action::new(Verb::List, Kind::Service.plural()).namespace(namespace);
+        self.access.authorize(&caller, ENV, action)?;
         let pod_created = match r.pod.as_str() {
             "" => None,
             pod => self
@@ -209,9 +272,13 @@ impl Resources for ResourcesApi {
         &self,
         request: Request<WatchRequest>,
     ) -> Result<Response<Self::WatchStream>, Status> {
+        let caller = Caller::of(&request);
         let r = request.into_inner();
         let kind = parse_kind(&r.kind)?;
         let scope = Scope::new(kind, &r.namespace, r.all_namespaces, &r.label_selector)?;
+        let mut action = Action::new(Verb::Watch, kind.plural());
+        action.namespace = scope.namespace();
+        self.access.authorize(&caller, WATCH, action)?;
         let start = self
             .registry
             .watch(kind, r.resource_version)
@@ -226,6 +293,16 @@ impl Resources for ResourcesApi {
             self.sync.stopping.clone(),
         ));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}
+
+/// An action on one named object; cluster-scoped kinds have no namespace.
+fn object_action<'a>(verb: Verb, kind: Kind, namespace: &'a str, name: &'a str) -> Action<'a> {
+    let action = Action::new(verb, kind.plural()).name(name);
+    if kind.is_namespaced() {
+        action.namespace(namespace)
+    } else {
+        action
     }
 }
 

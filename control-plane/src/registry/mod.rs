@@ -30,8 +30,10 @@ use crate::metrics::Metrics;
 use crate::selector::Selector;
 use crate::store::{ObjectKey, Store, StoreError};
 use crate::validation::Config as ValidationConfig;
+pub(crate) use prepare::stamp_identity;
 use prepare::{deployment_status, prepare, Limits};
-use state::{key_of, object_key, State, Txn};
+pub use state::Txn;
+use state::{key_of, object_key, State};
 
 #[derive(Debug, Clone)]
 pub struct RegistryConfig {
@@ -323,6 +325,22 @@ impl Registry {
     /// Runs `f` over a consistent view of every object.
     pub fn with_state<T>(&self, f: impl FnOnce(&State) -> T) -> T {
         f(&self.read())
+    }
+
+    /// A write the server makes on its own behalf (a join, a renewal):
+    /// `f` reads and changes the overlay of the current state under the
+    /// writer lock, and what it changed commits as one batch. Objects put
+    /// here skip `prepare`, so `f` builds them whole.
+    pub async fn write<T>(&self, f: impl FnOnce(&mut Txn<'_>) -> Result<T>) -> Result<T> {
+        let _writer = self.writer.lock().await;
+        let (commit, out) = {
+            let state = self.read();
+            let mut txn = Txn::new(&state);
+            let out = f(&mut txn)?;
+            (txn.finish(state.revision + 1), out)
+        };
+        self.commit(commit).await?;
+        Ok(out)
     }
 
     /// Records what a node's agent observed of a pod's readiness probe.

@@ -69,12 +69,28 @@ pub fn prepare(
             validation::namespace(ns).map_err(invalid)?;
             ns.status.phase = Some("Active".to_string());
         }
-        (Object::Node(n), _) => validation::node(n).map_err(invalid)?,
+        (Object::Node(n), old) => {
+            // The node's certificates are the server's to keep: a
+            // registration (or a manifest) never adds or drops one.
+            n.status.certificates = match old {
+                Some(Object::Node(o)) => o.status.certificates.clone(),
+                _ => Vec::new(),
+            };
+            validation::node(n).map_err(invalid)?
+        }
+        (Object::User(u), _) => validation::user(u).map_err(invalid)?,
+        (Object::BootstrapToken(t), old) => {
+            t.status = match old {
+                Some(Object::BootstrapToken(o)) => o.status.clone(),
+                _ => Default::default(),
+            };
+            validation::bootstrap_token(t).map_err(invalid)?
+        }
     }
     Ok(obj)
 }
 
-fn stamp_identity(obj: &mut Object, old: Option<&Object>) {
+pub(crate) fn stamp_identity(obj: &mut Object, old: Option<&Object>) {
     let meta = obj.meta_mut();
     match old {
         Some(old) => {

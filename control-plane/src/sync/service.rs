@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use switchyard_api::resources::{Kind, Object};
 use switchyard_api::v1::agent_message::Message as AgentMsg;
 use switchyard_api::v1::agent_sync_server::AgentSync;
 use switchyard_api::v1::{AgentMessage, PodReadiness, PodReadinessAck, Push};
@@ -11,14 +12,19 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::session::{self, SyncContext};
 use crate::api::to_status;
+use crate::auth::{Access, Action, Caller, Verb};
+
+const STREAM: &str = "/switchyard.v1.AgentSync/Stream";
+const READINESS: &str = "/switchyard.v1.AgentSync/ReportPodReadiness";
 
 pub struct SyncApi {
     ctx: Arc<SyncContext>,
+    access: Arc<Access>,
 }
 
 impl SyncApi {
-    pub fn new(ctx: Arc<SyncContext>) -> Self {
-        Self { ctx }
+    pub fn new(ctx: Arc<SyncContext>, access: Arc<Access>) -> Self {
+        Self { ctx, access }
     }
 }
 
@@ -31,6 +37,7 @@ impl AgentSync for SyncApi {
         &self,
         request: Request<Streaming<AgentMessage>>,
     ) -> Result<Response<Self::StreamStream>, Status> {
+        let caller = Caller::of(&request);
         let mut inbound = request.into_inner();
         let reg = match inbound.message().await? {
             Some(AgentMessage {
@@ -47,11 +54,19 @@ impl AgentSync for SyncApi {
                 "register.nodeName: Required value",
             ));
         }
-        self.ctx
-            .registry
-            .apply(session::node_object(&reg), false)
-            .await
-            .map_err(to_status)?;
+        let node = reg.node_name.as_str();
+        let action = Action::new(Verb::Update, "nodes/status")
+            .name(node)
+            .of_node(node);
+        self.access
+            .run(&caller, STREAM, action, async {
+                self.ctx
+                    .registry
+                    .apply(session::node_object(&reg), false)
+                    .await
+                    .map_err(to_status)
+            })
+            .await?;
         // A small buffer: a slow agent applies back-pressure here, and later
         // versions coalesce into the next delta instead of queueing.
         let (tx, rx) = mpsc::channel(1);
@@ -64,12 +79,30 @@ impl AgentSync for SyncApi {
         &self,
         request: Request<PodReadiness>,
     ) -> Result<Response<PodReadinessAck>, Status> {
+        let caller = Caller::of(&request);
         let r = request.into_inner();
-        self.ctx
-            .registry
-            .set_pod_ready(&r.namespace, &r.name, &r.node_name, r.ready)
-            .await
-            .map_err(to_status)?;
+        // A node identity speaks for itself whatever the message says.
+        let reporter = caller.principal.node().unwrap_or(&r.node_name).to_string();
+        let bound = match self.ctx.registry.get(Kind::Pod, &r.namespace, &r.name) {
+            Ok(Object::Pod(pod)) => pod.spec.node_name.unwrap_or_default(),
+            Ok(_) => String::new(),
+            Err(e) => return Err(to_status(e)),
+        };
+        let mut action = Action::new(Verb::Update, "pods/status")
+            .namespace(&r.namespace)
+            .name(&r.name);
+        if !bound.is_empty() {
+            action = action.of_node(&bound);
+        }
+        self.access
+            .run(&caller, READINESS, action, async {
+                self.ctx
+                    .registry
+                    .set_pod_ready(&r.namespace, &r.name, &reporter, r.ready)
+                    .await
+                    .map_err(to_status)
+            })
+            .await?;
         Ok(Response::new(PodReadinessAck {}))
     }
 }

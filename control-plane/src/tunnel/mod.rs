@@ -17,15 +17,21 @@ pub mod session;
 
 use std::sync::Arc;
 
+use switchyard_api::v1::port_forward_server::PortForwardServer;
 use switchyard_api::v1::tunnel_server::TunnelServer;
 
 pub use broker::Broker;
 pub use error::TunnelError;
 pub use service::TunnelApi;
 
+use crate::auth::Access;
 use crate::registry::Registry;
 
-/// The gRPC service to add to the server, with a fresh broker.
-pub fn server(registry: Arc<Registry>) -> TunnelServer<TunnelApi> {
-    TunnelServer::new(TunnelApi::new(registry, Arc::new(Broker::default())))
+/// The two gRPC services to add to the server, over one fresh broker.
+pub fn servers(
+    registry: Arc<Registry>,
+    access: Arc<Access>,
+) -> (PortForwardServer<TunnelApi>, TunnelServer<TunnelApi>) {
+    let api = TunnelApi::new(registry, Arc::new(Broker::default()), access);
+    (PortForwardServer::new(api.clone()), TunnelServer::new(api))
 }

@@ -1,10 +1,13 @@
-//! The `switchyard.v1.Tunnel` gRPC service: swctl's `Resolve` and `Forward`,
-//! the agents' `Serve` and `Dial`.
+//! The port-forward gRPC services: swctl's `PortForward` (`Resolve`,
+//! `Forward`; admins) and the agents' `Tunnel` (`Serve`, `Dial`; each node
+//! for itself only), both over one broker.
 
 use std::sync::Arc;
 
 use switchyard_api::v1::tunnel_agent_message::Message as AgentMsg;
 use switchyard_api::v1::tunnel_frame::Frame;
+use switchyard_api::resources::Kind;
+use switchyard_api::v1::port_forward_server::PortForward;
 use switchyard_api::v1::tunnel_server::Tunnel;
 use switchyard_api::v1::{
     ForwardRoute, ForwardTarget, TunnelAgentMessage, TunnelBrokerMessage, TunnelDialed, TunnelFrame,
@@ -18,21 +21,59 @@ use super::broker::Broker;
 use super::error::TunnelError;
 use super::resolve::resolve;
 use super::{relay, session};
+use crate::auth::{Access, Action, Caller, Verb};
 use crate::registry::Registry;
+
+const FORWARD: &str = "/switchyard.v1.PortForward/Forward";
+const SERVE: &str = "/switchyard.v1.Tunnel/Serve";
 
 /// Frames buffered per direction of a relayed connection.
 const RELAY_BUFFER: usize = 16;
 /// Messages buffered towards one agent's `Serve` stream.
 const SESSION_BUFFER: usize = 256;
 
+#[derive(Clone)]
 pub struct TunnelApi {
     registry: Arc<Registry>,
     broker: Arc<Broker>,
+    access: Arc<Access>,
+}
+
+/// `services/portforward`, `pods/portforward`, …: forwarding to a target
+/// is creating its port-forward subresource, as kubectl's is.
+fn forward_resource(target: &ForwardTarget) -> String {
+    let plural = target
+        .kind
+        .parse::<Kind>()
+        .map(Kind::plural)
+        .unwrap_or("pods");
+    format!("{plural}/portforward")
+}
+
+/// The tunnel of `node`, which only that node may serve.
+fn tunnel_action(node: &str) -> Action<'_> {
+    Action::new(Verb::Create, "nodes/tunnel").name(node).of_node(node)
 }
 
 impl TunnelApi {
-    pub fn new(registry: Arc<Registry>, broker: Arc<Broker>) -> Self {
-        Self { registry, broker }
+    pub fn new(registry: Arc<Registry>, broker: Arc<Broker>, access: Arc<Access>) -> Self {
+        Self {
+            registry,
+            broker,
+            access,
+        }
+    }
+
+    /// Port-forwarding to `target`. A session (`Forward`) is audited; the
+    /// check swctl makes before it listens (`Resolve`) is not.
+    fn authorize_forward(&self, caller: &Caller, session: Option<&str>, target: &ForwardTarget) -> Result<(), Status> {
+        let resource = forward_resource(target);
+        let namespace = if target.namespace.is_empty() { "default" } else { &target.namespace };
+        let action = Action::new(Verb::Create, &resource).namespace(namespace).name(&target.name);
+        match session {
+            Some(method) => self.access.authorize(caller, method, action),
+            None => crate::auth::policy::authorize(&caller.principal, &action).map_err(Status::permission_denied),
+        }
     }
 
     fn route(&self, target: &ForwardTarget) -> Result<ForwardRoute, TunnelError> {
@@ -45,12 +86,13 @@ impl TunnelApi {
 type FrameStream = ReceiverStream<Result<TunnelFrame, Status>>;
 
 #[tonic::async_trait]
-impl Tunnel for TunnelApi {
+impl PortForward for TunnelApi {
     #[tracing::instrument(skip_all, fields(ns = %request.get_ref().namespace, kind = %request.get_ref().kind, name = %request.get_ref().name))]
     async fn resolve(
         &self,
         request: Request<ForwardTarget>,
     ) -> Result<Response<ForwardRoute>, Status> {
+        self.authorize_forward(&Caller::of(&request), None, request.get_ref())?;
         Ok(Response::new(self.route(request.get_ref())?))
     }
 
@@ -60,11 +102,13 @@ impl Tunnel for TunnelApi {
         &self,
         request: Request<Streaming<TunnelFrame>>,
     ) -> Result<Response<Self::ForwardStream>, Status> {
+        let caller = Caller::of(&request);
         let mut inbound = request.into_inner();
         let target = match first_frame(&mut inbound).await? {
             Frame::Open(target) => target,
             _ => return Err(protocol("the first frame of Forward must be open")),
         };
+        self.authorize_forward(&caller, Some(FORWARD), &target)?;
         let route = self.route(&target)?;
         let id = rand::random::<u64>();
         let span = tracing::info_span!("forward", conn = id, ns = %route.namespace,
@@ -84,13 +128,17 @@ impl Tunnel for TunnelApi {
         tokio::spawn(relay::run(inbound, tx, dialed, node).instrument(span));
         Ok(Response::new(ReceiverStream::new(rx)))
     }
+}
 
+#[tonic::async_trait]
+impl Tunnel for TunnelApi {
     type ServeStream = ReceiverStream<Result<TunnelBrokerMessage, Status>>;
 
     async fn serve(
         &self,
         request: Request<Streaming<TunnelAgentMessage>>,
     ) -> Result<Response<Self::ServeStream>, Status> {
+        let caller = Caller::of(&request);
         let mut inbound = request.into_inner();
         let hello = match inbound.message().await? {
             Some(TunnelAgentMessage {
@@ -102,6 +150,8 @@ impl Tunnel for TunnelApi {
                 ))
             }
         };
+        self.access
+            .authorize(&caller, SERVE, tunnel_action(&hello.node_name))?;
         let (tx, rx) = mpsc::channel(SESSION_BUFFER);
         let id = self.broker.register(&hello.node_name, tx.clone());
         let span = tracing::info_span!("tunnel", node = %hello.node_name, session = id,
@@ -117,11 +167,17 @@ impl Tunnel for TunnelApi {
         &self,
         request: Request<Streaming<TunnelFrame>>,
     ) -> Result<Response<Self::DialStream>, Status> {
+        let caller = Caller::of(&request);
         let mut inbound = request.into_inner();
         let dialed: TunnelDialed = match first_frame(&mut inbound).await? {
             Frame::Dialed(d) => d,
             _ => return Err(protocol("the first frame of Dial must be dialed")),
         };
+        // The broker hands the stream only to a dial made for this node.
+        let action = tunnel_action(&dialed.node_name);
+        if let Err(refusal) = crate::auth::policy::authorize(&caller.principal, &action) {
+            return Err(Status::permission_denied(refusal));
+        }
         let (tx, rx) = mpsc::channel(RELAY_BUFFER);
         self.broker.deliver(&dialed, inbound, tx)?;
         Ok(Response::new(ReceiverStream::new(rx)))

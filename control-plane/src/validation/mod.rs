@@ -11,6 +11,7 @@ mod common;
 mod deployment;
 mod endpoint_slice;
 mod golang;
+mod identity;
 mod names;
 mod pod;
 mod service;
@@ -18,7 +19,9 @@ mod service;
 use std::ops::RangeInclusive;
 
 use ipnet::Ipv4Net;
-use switchyard_api::resources::{Deployment, EndpointSlice, Namespace, Node, Pod, Service};
+use switchyard_api::resources::{
+    BootstrapToken, Deployment, EndpointSlice, Namespace, Node, Pod, Service, User,
+};
 
 use field::FieldErrors;
 
@@ -54,4 +57,12 @@ pub fn namespace(ns: &Namespace) -> Result<(), FieldErrors> {
 
 pub fn node(n: &Node) -> Result<(), FieldErrors> {
     cluster::node(n).into_result()
+}
+
+pub fn user(u: &User) -> Result<(), FieldErrors> {
+    identity::user(u).into_result()
+}
+
+pub fn bootstrap_token(t: &BootstrapToken) -> Result<(), FieldErrors> {
+    identity::bootstrap_token(t).into_result()
 }

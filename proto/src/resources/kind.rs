@@ -11,16 +11,20 @@ pub enum Kind {
     Deployment,
     EndpointSlice,
     Node,
+    User,
+    BootstrapToken,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 6] = [
+    pub const ALL: [Kind; 8] = [
         Kind::Namespace,
         Kind::Service,
         Kind::Pod,
         Kind::Deployment,
         Kind::EndpointSlice,
         Kind::Node,
+        Kind::User,
+        Kind::BootstrapToken,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -31,6 +35,8 @@ impl Kind {
             Kind::Deployment => "Deployment",
             Kind::EndpointSlice => "EndpointSlice",
             Kind::Node => "Node",
+            Kind::User => "User",
+            Kind::BootstrapToken => "BootstrapToken",
         }
     }
 
@@ -38,6 +44,7 @@ impl Kind {
         match self {
             Kind::Deployment => "apps/v1",
             Kind::EndpointSlice => "discovery.k8s.io/v1",
+            Kind::User | Kind::BootstrapToken => "switchyard.io/v1",
             _ => "v1",
         }
     }
@@ -51,6 +58,8 @@ impl Kind {
             Kind::Deployment => "deployments",
             Kind::EndpointSlice => "endpointslices",
             Kind::Node => "nodes",
+            Kind::User => "users",
+            Kind::BootstrapToken => "tokens",
         }
     }
 
@@ -63,11 +72,22 @@ impl Kind {
             Kind::Deployment => "deployment.apps",
             Kind::EndpointSlice => "endpointslice.discovery.k8s.io",
             Kind::Node => "node",
+            Kind::User => "user",
+            Kind::BootstrapToken => "token",
         }
     }
 
     pub fn is_namespaced(self) -> bool {
-        !matches!(self, Kind::Namespace | Kind::Node)
+        !matches!(
+            self,
+            Kind::Namespace | Kind::Node | Kind::User | Kind::BootstrapToken
+        )
+    }
+
+    /// Identities: issued by their own calls (`swctl create user|token`),
+    /// never applied from manifests.
+    pub fn is_identity(self) -> bool {
+        matches!(self, Kind::User | Kind::BootstrapToken)
     }
 }
 
@@ -102,6 +122,8 @@ impl FromStr for Kind {
                 Kind::EndpointSlice
             }
             "node" | "nodes" | "no" => Kind::Node,
+            "user" | "users" => Kind::User,
+            "bootstraptoken" | "bootstraptokens" | "token" | "tokens" => Kind::BootstrapToken,
             _ => return Err(UnknownKind(s.to_string())),
         };
         Ok(kind)

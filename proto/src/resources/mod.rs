@@ -7,6 +7,7 @@
 mod compact;
 mod deployment;
 mod endpoint_slice;
+mod identity;
 mod kind;
 mod labels;
 mod meta;
@@ -18,6 +19,7 @@ mod service;
 
 pub use deployment::*;
 pub use endpoint_slice::*;
+pub use identity::*;
 pub use kind::*;
 pub use meta::*;
 pub use namespace::*;

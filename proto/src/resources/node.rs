@@ -1,6 +1,6 @@
 use serde::{Deserialize, Serialize};
 
-use super::ObjectMeta;
+use super::{IssuedCertificate, ObjectMeta};
 
 /// A host running `switchyard-agent`; registered by the agent itself.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -41,6 +41,15 @@ pub struct NodeStatus {
     pub applied_version: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+    /// The certificates this node may authenticate with, kept by the
+    /// control plane (join and renewal add one, expiry prunes them);
+    /// deleting the Node revokes them all.
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "super::compact::vec"
+    )]
+    pub certificates: Vec<IssuedCertificate>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,6 +1,8 @@
 use serde::Serialize;
 
-use super::{Deployment, EndpointSlice, Kind, Namespace, Node, ObjectMeta, Pod, Service};
+use super::{
+    BootstrapToken, Deployment, EndpointSlice, Kind, Namespace, Node, ObjectMeta, Pod, Service, User,
+};
 
 /// Any stored object, tagged by kind. Pods are most of a cluster's
 /// objects and the control plane holds every one, so the other kinds are
@@ -15,6 +17,8 @@ pub enum Object {
     Deployment(Box<Deployment>),
     EndpointSlice(Box<EndpointSlice>),
     Node(Box<Node>),
+    User(Box<User>),
+    BootstrapToken(Box<BootstrapToken>),
 }
 
 macro_rules! each_kind {
@@ -26,6 +30,8 @@ macro_rules! each_kind {
             Object::Deployment($bound) => $body,
             Object::EndpointSlice($bound) => $body,
             Object::Node($bound) => $body,
+            Object::User($bound) => $body,
+            Object::BootstrapToken($bound) => $body,
         }
     };
 }
@@ -39,6 +45,8 @@ impl Object {
             Object::Deployment(_) => Kind::Deployment,
             Object::EndpointSlice(_) => Kind::EndpointSlice,
             Object::Node(_) => Kind::Node,
+            Object::User(_) => Kind::User,
+            Object::BootstrapToken(_) => Kind::BootstrapToken,
         }
     }
 
@@ -59,6 +67,8 @@ impl Object {
             Kind::Deployment => Object::Deployment(serde_json::from_str(json)?),
             Kind::EndpointSlice => Object::EndpointSlice(serde_json::from_str(json)?),
             Kind::Node => Object::Node(serde_json::from_str(json)?),
+            Kind::User => Object::User(serde_json::from_str(json)?),
+            Kind::BootstrapToken => Object::BootstrapToken(serde_json::from_str(json)?),
         })
     }
 
@@ -71,6 +81,8 @@ impl Object {
             Kind::Deployment => Object::Deployment(serde_json::from_value(value)?),
             Kind::EndpointSlice => Object::EndpointSlice(serde_json::from_value(value)?),
             Kind::Node => Object::Node(serde_json::from_value(value)?),
+            Kind::User => Object::User(serde_json::from_value(value)?),
+            Kind::BootstrapToken => Object::BootstrapToken(serde_json::from_value(value)?),
         })
     }
 
