@@ -187,9 +187,11 @@ async fn connect(args: &Args) -> anyhow::Result<Channels> {
     Ok(channels)
 }
 
-/// This node's stored certificate, or a new one from a join. A stored one
-/// is used as it is (the control plane judges it); only with a join
-/// token is one that expired, or that names another node, replaced.
+/// This node's stored certificate, or a new one from a join. Without a
+/// join token a stored certificate is used as it is (the control plane
+/// judges it). With one, a stored certificate for this node is renewed
+/// at once, which also proves it was not revoked; one that was, expired
+/// or names another node is replaced by joining.
 async fn node_credentials(args: &Args, target: &Target) -> anyhow::Result<NodeCredentials> {
     let dir = &args.state_dir;
     let stored = NodeCredentials::load(dir).with_context(|| format!("reading the node certificate in {}", dir.display()))?;
@@ -197,7 +199,23 @@ async fn node_credentials(args: &Args, target: &Target) -> anyhow::Result<NodeCr
         !c.info.is_expired(SystemTime::now()) && c.node_name() == Some(args.node_name.as_str())
     };
     match (stored, &args.join_token) {
-        (Some(c), Some(_)) if usable(&c) => Ok(c),
+        (Some(c), Some(token)) if usable(&c) => {
+            let channel = connection::channel(target, Some(c.client_config()?))?;
+            match identity::renew::renew(&c, &channel).await {
+                Ok(renewed) => {
+                    renewed.save(dir).with_context(|| format!("storing the node certificate in {}", dir.display()))?;
+                    Ok(renewed)
+                }
+                Err(identity::renew::RenewError::Revoked(why)) => {
+                    tracing::warn!(%why, "the stored node certificate is refused; joining with the token");
+                    join(args, target, token, dir).await
+                }
+                Err(identity::renew::RenewError::Failed(why)) => {
+                    tracing::warn!(%why, "cannot renew the stored node certificate now; using it");
+                    Ok(c)
+                }
+            }
+        }
         (Some(c), None) => Ok(c),
         (_, Some(token)) => join(args, target, token, dir).await,
         (None, None) => bail!(

@@ -9,14 +9,14 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     about = "Command line for Switchyard, in kubectl's style"
 )]
 pub struct Cli {
-    /// Control plane address.
-    #[arg(
-        long,
-        global = true,
-        env = "SWITCHYARD_SERVER",
-        default_value = "http://127.0.0.1:7443"
-    )]
-    pub server: String,
+    /// Control plane address (overrides the credentials file's): https://HOST:PORT,
+    /// unix:///PATH, or http://HOST:PORT for a control plane started with --insecure.
+    #[arg(long, global = true, env = "SWITCHYARD_SERVER")]
+    pub server: Option<String>,
+    /// Credentials file (kubeconfig-shaped; the control plane writes
+    /// <data-dir>/admin.conf). Default: $SWITCHYARD_CONFIG, else ~/.switchyard/config.
+    #[arg(long, global = true)]
+    pub config: Option<std::path::PathBuf>,
     /// Namespace of the request.
     #[arg(short = 'n', long, global = true, default_value = "default")]
     pub namespace: String,
@@ -67,7 +67,7 @@ pub enum OutputFormat {
 
 #[derive(Debug, Args)]
 pub struct GetArgs {
-    /// Kinds, comma-separated (svc, ep, po, deploy, ns, nodes, endpointslices), or KIND/NAME.
+    /// Kinds, comma-separated (svc, ep, po, deploy, ns, nodes, endpointslices, users, tokens), or KIND/NAME.
     pub kinds: String,
     /// Names to show (all when none given).
     pub names: Vec<String>,
@@ -114,6 +114,45 @@ pub enum CreateCommand {
     /// Create a Namespace.
     #[command(visible_alias = "ns")]
     Namespace { name: String },
+    /// Issue a user's client certificate and write their credentials file.
+    User(CreateUserArgs),
+    /// Make a join token for a node; prints it, then the agent command.
+    Token(CreateTokenArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CreateUserArgs {
+    pub name: String,
+    /// admin (everything) or view (get, describe, watch, env).
+    #[arg(long)]
+    pub role: String,
+    /// Lifetime of the certificate.
+    #[arg(long, default_value = "8760h", value_parser = parse_duration)]
+    pub ttl: std::time::Duration,
+    /// Where to write the credentials file (mode 0600); stdout when omitted.
+    #[arg(short = 'o', long = "output")]
+    pub output: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct CreateTokenArgs {
+    /// Only this node may join with the token.
+    #[arg(long)]
+    pub node: Option<String>,
+    /// How long the token may be used.
+    #[arg(long, default_value = "1h", value_parser = parse_duration)]
+    pub ttl: std::time::Duration,
+    /// Any number of nodes may join with it (default: one).
+    #[arg(long)]
+    pub reusable: bool,
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    match humantime::parse_duration(s) {
+        Ok(d) if d.as_secs() >= 1 => Ok(d),
+        Ok(_) => Err("must be at least 1s".to_string()),
+        Err(e) => Err(format!("{e} (e.g. 1h, 30m, 8760h)")),
+    }
 }
 
 #[derive(Debug, Subcommand)]

@@ -2,13 +2,19 @@
 //! kubectl's wording.
 
 use switchyard_api::resources::{Kind, Object};
+use switchyard_api::v1::identity_client::IdentityClient;
 use switchyard_api::v1::resources_client::ResourcesClient;
 use switchyard_api::v1::{
-    ApplyOutcome, ApplyRequest, EnvRequest, EnvVar, ListRequest, ObjectRef, Resource, WatchEvent,
+    ApplyOutcome, ApplyRequest, CreateTokenRequest, CreateTokenResponse, CreateUserRequest,
+    EnvRequest, EnvVar, IssuedCertificate, ListRequest, ObjectRef, Resource, WatchEvent,
     WatchRequest,
 };
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use tonic::{Code, Status, Streaming};
+
+use crate::login::Login;
+
+const LOGGED_OUT: &str = "error: You must be logged in to the server (Unauthorized)";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -16,6 +22,16 @@ pub enum ClientError {
     BadAddress { server: String, detail: String },
     #[error("The connection to the server {server} was refused - did you specify the right host or port?")]
     Unreachable { server: String },
+    /// No credentials to present (kubectl's words for a refused one too).
+    #[error("{LOGGED_OUT}")]
+    NotLoggedIn,
+    #[error("reading credentials: {0}")]
+    Config(String),
+    #[error("Unable to connect to the server {server}: {detail}")]
+    Connect { server: String, detail: String },
+    /// A plaintext client whose server hung up at once: it speaks TLS.
+    #[error("the server {server} closed the connection: it requires TLS (use an https:// --server and a credentials file)")]
+    NeedsTls { server: String },
     /// A refusal from the server, printed the way kubectl prints it.
     #[error("{}", kubectl_message(.0))]
     Server(Status),
@@ -30,12 +46,21 @@ impl ClientError {
             _ => None,
         }
     }
+
+    /// Whether kubectl would print this with its own prefix (not `error: `).
+    pub fn is_prefixed(&self) -> bool {
+        matches!(
+            self,
+            ClientError::Server(_) | ClientError::Unreachable { .. } | ClientError::NotLoggedIn
+        )
+    }
 }
 
 /// kubectl prints validation failures as `The Service "x" is invalid: …` and
 /// everything else as `Error from server (Reason): …`.
 fn kubectl_message(s: &Status) -> String {
     let reason = match s.code() {
+        Code::Unauthenticated => return LOGGED_OUT.to_string(),
         Code::InvalidArgument if s.message().contains(" is invalid: ") => {
             return format!("The {}", s.message());
         }
@@ -53,6 +78,8 @@ fn kubectl_message(s: &Status) -> String {
 
 pub struct Client {
     inner: ResourcesClient<Channel>,
+    identity: IdentityClient<Channel>,
+    login: Login,
 }
 
 pub fn decode(r: &Resource) -> Result<Object, ClientError> {
@@ -67,36 +94,89 @@ pub fn decode(r: &Resource) -> Result<Object, ClientError> {
     Object::from_json(kind, &r.json).map_err(|e| err(e.to_string()))
 }
 
+/// An error and its causes, which is where tonic keeps what went wrong.
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = s.source();
+    }
+    parts.join(": ")
+}
+
 /// Connects to the control plane, reporting an unreachable server in
 /// kubectl's words. Keepalives notice a control plane that vanished
 /// without closing the connection (long watches and port-forwards).
-pub async fn connect_channel(server: &str) -> Result<Channel, ClientError> {
-    let endpoint =
-        Endpoint::from_shared(server.to_string()).map_err(|e| ClientError::BadAddress {
-            server: server.to_string(),
+pub async fn connect_channel(login: &Login) -> Result<Channel, ClientError> {
+    let server = login.target.authority();
+    let endpoint = login
+        .target
+        .endpoint()
+        .map_err(|e| ClientError::BadAddress {
+            server: login.target.url().to_string(),
             detail: e.to_string(),
-        })?;
-    let authority = endpoint
-        .uri()
-        .authority()
-        .map(|a| a.to_string())
-        .unwrap_or_else(|| server.to_string());
-    endpoint
-        .tcp_nodelay(true)
+        })?
         .connect_timeout(std::time::Duration::from_secs(5))
         .http2_keep_alive_interval(std::time::Duration::from_secs(20))
-        .keep_alive_timeout(std::time::Duration::from_secs(10))
-        .connect()
-        .await
-        .map_err(|_| ClientError::Unreachable { server: authority })
+        .keep_alive_timeout(std::time::Duration::from_secs(10));
+    let connector = login
+        .target
+        .connector(login.tls.clone())
+        .map_err(|e| ClientError::Config(e.to_string()))?;
+    endpoint.connect_with_connector(connector).await.map_err(|e| {
+        let detail = error_chain(&e);
+        if detail.contains("refused") || detail.contains("No such file") {
+            ClientError::Unreachable { server }
+        } else {
+            ClientError::Connect { server, detail }
+        }
+    })
+}
+
+/// A status from a call whose connection broke before any answer: over
+/// plaintext that is a TLS server hanging up on the first bytes.
+pub fn call_failed(login: &Login, status: Status) -> ClientError {
+    let transport = matches!(status.code(), Code::Unavailable | Code::Unknown | Code::Internal)
+        && !status.message().contains("shutting down");
+    if login.target.is_plaintext() && transport && status.metadata().is_empty() {
+        return ClientError::NeedsTls {
+            server: login.target.authority(),
+        };
+    }
+    ClientError::Server(status)
 }
 
 impl Client {
-    pub async fn connect(server: &str) -> Result<Client, ClientError> {
-        let channel = connect_channel(server).await?;
+    pub async fn connect(login: &Login) -> Result<Client, ClientError> {
+        let channel = connect_channel(login).await?;
         Ok(Client {
-            inner: ResourcesClient::new(channel).max_decoding_message_size(256 * 1024 * 1024),
+            inner: ResourcesClient::new(channel.clone())
+                .max_decoding_message_size(256 * 1024 * 1024),
+            identity: IdentityClient::new(channel),
+            login: login.clone(),
         })
+    }
+
+    pub fn login(&self) -> &Login {
+        &self.login
+    }
+
+    pub async fn create_user(&mut self, req: CreateUserRequest) -> Result<IssuedCertificate, ClientError> {
+        let resp = self.identity.create_user(req).await;
+        Ok(resp.map_err(|s| self.failed(s))?.into_inner())
+    }
+
+    pub async fn create_token(&mut self, req: CreateTokenRequest) -> Result<CreateTokenResponse, ClientError> {
+        let resp = self.identity.create_token(req).await;
+        Ok(resp.map_err(|s| self.failed(s))?.into_inner())
+    }
+
+    fn failed(&self, status: Status) -> ClientError {
+        call_failed(&self.login, status)
     }
 
     pub async fn apply(
@@ -115,7 +195,7 @@ impl Client {
                 create_only,
             })
             .await
-            .map_err(ClientError::Server)?
+            .map_err(|s| self.failed(s))?
             .into_inner();
         let outcome = resp.outcome();
         let resource = resp.resource.ok_or_else(|| ClientError::Decode {
@@ -135,7 +215,7 @@ impl Client {
             .inner
             .get(object_ref(kind, namespace, name))
             .await
-            .map_err(ClientError::Server)?
+            .map_err(|s| self.failed(s))?
             .into_inner();
         decode(&r)
     }
@@ -154,7 +234,7 @@ impl Client {
                 label_selector: scope.selector.clone(),
             })
             .await
-            .map_err(ClientError::Server)?
+            .map_err(|s| self.failed(s))?
             .into_inner();
         let items = resp.items.iter().map(decode).collect::<Result<_, _>>()?;
         Ok((items, resp.resource_version))
@@ -170,7 +250,7 @@ impl Client {
             .inner
             .delete(object_ref(kind, namespace, name))
             .await
-            .map_err(ClientError::Server)?
+            .map_err(|s| self.failed(s))?
             .into_inner();
         decode(&r)
     }
@@ -184,7 +264,7 @@ impl Client {
                 pod: pod.to_string(),
             })
             .await
-            .map_err(ClientError::Server)?
+            .map_err(|s| self.failed(s))?
             .into_inner()
             .vars)
     }
@@ -205,7 +285,7 @@ impl Client {
                 resource_version: after,
             })
             .await
-            .map_err(ClientError::Server)?
+            .map_err(|s| self.failed(s))?
             .into_inner())
     }
 }

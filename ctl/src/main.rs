@@ -6,6 +6,7 @@ use clap::{CommandFactory, Parser};
 use swctl::cli::{Cli, Command};
 use swctl::client::Client;
 use swctl::commands;
+use swctl::login::Login;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
@@ -24,9 +25,7 @@ async fn main() -> ExitCode {
 /// their own prefix.
 fn message(e: &anyhow::Error) -> String {
     match e.downcast_ref::<swctl::client::ClientError>() {
-        Some(
-            swctl::client::ClientError::Server(_) | swctl::client::ClientError::Unreachable { .. },
-        ) => e.to_string(),
+        Some(c) if c.is_prefixed() => e.to_string(),
         _ => format!("error: {e:#}"),
     }
 }
@@ -36,7 +35,8 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
         clap_complete::generate(*shell, &mut Cli::command(), "swctl", &mut std::io::stdout());
         return Ok(true);
     }
-    let mut client = Client::connect(&cli.server).await?;
+    let login = Login::resolve(cli.server.as_deref(), cli.config.as_deref())?;
+    let mut client = Client::connect(&login).await?;
     let ns = cli.namespace.as_str();
     match &cli.command {
         Command::Apply(a) => commands::apply::run(&mut client, ns, a).await,
@@ -45,7 +45,7 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
         Command::Delete(a) => commands::delete::run(&mut client, ns, a).await,
         Command::Create(c) => commands::create::run(&mut client, ns, c).await,
         Command::Expose(a) => commands::expose::run(&mut client, ns, a).await,
-        Command::PortForward(a) => commands::port_forward::run(&cli.server, ns, a).await,
+        Command::PortForward(a) => commands::port_forward::run(&login, ns, a).await,
         Command::Env(a) => commands::env::run(&mut client, ns, a).await,
         Command::Completion { .. } => Ok(true),
     }

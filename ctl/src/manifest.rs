@@ -14,7 +14,9 @@ use std::path::Path;
 use serde::de::{DeserializeOwned, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::Value;
-use switchyard_api::resources::{Deployment, EndpointSlice, Kind, Namespace, Node, Pod, Service};
+use switchyard_api::resources::{
+    BootstrapToken, Deployment, EndpointSlice, Kind, Namespace, Node, Pod, Service, User,
+};
 
 /// One object read from a manifest, ready to send to the API.
 #[derive(Debug, Clone, PartialEq)]
@@ -339,6 +341,8 @@ fn decode_as(
         Kind::Deployment => decode::<Deployment>(value),
         Kind::EndpointSlice => decode::<EndpointSlice>(value),
         Kind::Node => decode::<Node>(value),
+        Kind::User => decode::<User>(value),
+        Kind::BootstrapToken => decode::<BootstrapToken>(value),
     }
 }
 

@@ -30,12 +30,13 @@ pub async fn run(target: Target, state_dir: PathBuf, mut creds: NodeCredentials,
         tokio::time::sleep(due).await;
         loop {
             let channel = channels.borrow().clone();
-            match renew_once(&creds, &channel).await {
+            match renew(&creds, &channel).await {
                 Ok(new) => {
                     if let Err(e) = install(&target, &state_dir, &new, &channels) {
                         tracing::error!(error = %e, "cannot use the renewed certificate; keeping the current one");
                     } else {
-                        tracing::info!(serial = %new.info.serial, not_after = ?new.info.not_after, "renewed the node certificate");
+                        let not_after = humantime::format_rfc3339_seconds(new.info.not_after);
+                        tracing::info!(serial = %new.info.serial, %not_after, "renewed the node certificate");
                         creds = new;
                     }
                     break;
@@ -55,19 +56,34 @@ pub async fn run(target: Target, state_dir: PathBuf, mut creds: NodeCredentials,
     }
 }
 
-async fn renew_once(creds: &NodeCredentials, channel: &Channel) -> Result<NodeCredentials, String> {
+#[derive(Debug, thiserror::Error)]
+pub enum RenewError {
+    /// The control plane no longer takes the current certificate.
+    #[error("{0}")]
+    Revoked(String),
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// Trades a new key's CSR for a fresh certificate over `channel`, which
+/// must present the current one.
+pub async fn renew(creds: &NodeCredentials, channel: &Channel) -> Result<NodeCredentials, RenewError> {
+    let failed = |e: &dyn std::fmt::Display| RenewError::Failed(e.to_string());
     let node = creds.node_name().unwrap_or_default();
-    let key = switchyard_tls::csr::generate(&format!("node:{node}")).map_err(|e| e.to_string())?;
+    let key = switchyard_tls::csr::generate(&format!("node:{node}")).map_err(|e| failed(&e))?;
     let mut client = IdentityClient::new(channel.clone());
     let call = client.renew_node_certificate(CertificateRequest {
         csr_pem: key.csr_pem,
     });
     let issued = tokio::time::timeout(CALL_TIMEOUT, call)
         .await
-        .map_err(|_| "the control plane did not answer".to_string())?
-        .map_err(|status| status.message().to_string())?
+        .map_err(|_| failed(&"the control plane did not answer"))?
+        .map_err(|status| match status.code() {
+            tonic::Code::Unauthenticated => RenewError::Revoked(status.message().to_string()),
+            _ => failed(&status.message()),
+        })?
         .into_inner();
-    NodeCredentials::new(issued.certificate_pem, key.key_pem, issued.ca_pem).map_err(|e| e.to_string())
+    NodeCredentials::new(issued.certificate_pem, key.key_pem, issued.ca_pem).map_err(|e| failed(&e))
 }
 
 /// Stores the new credentials and makes them the ones new calls use.

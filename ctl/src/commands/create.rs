@@ -1,5 +1,6 @@
 //! `swctl create service …` and `swctl create namespace`, building the same
-//! objects `kubectl create` builds.
+//! objects `kubectl create` builds; `swctl create user` and `swctl create
+//! token`, which issue identities.
 
 use switchyard_api::resources::Labels;
 
@@ -9,8 +10,10 @@ use switchyard_api::resources::{
 };
 
 use super::qualified_name;
-use crate::cli::{CreateCommand, CreateService};
+use crate::cli::{CreateCommand, CreateService, CreateTokenArgs, CreateUserArgs};
 use crate::client::Client;
+use switchyard_api::v1::{CreateTokenRequest, CreateUserRequest};
+use switchyard_tls::credentials::Credentials;
 
 pub async fn run(
     client: &mut Client,
@@ -18,6 +21,8 @@ pub async fn run(
     cmd: &CreateCommand,
 ) -> anyhow::Result<bool> {
     let obj = match cmd {
+        CreateCommand::User(args) => return user(client, args).await,
+        CreateCommand::Token(args) => return token(client, args).await,
         CreateCommand::Namespace { name } => Object::Namespace(Box::new(Namespace {
             metadata: ObjectMeta {
                 name: name.clone(),
@@ -32,6 +37,64 @@ pub async fn run(
         .apply(kind, obj.with_type_meta().to_json(), true)
         .await?;
     println!("{} created", qualified_name(&created));
+    Ok(true)
+}
+
+/// The URL the control plane advertises, else the one this command used.
+fn server_url(client: &Client, advertised: &[String]) -> String {
+    advertised
+        .first()
+        .cloned()
+        .unwrap_or_else(|| client.login().target.url().to_string())
+}
+
+/// Makes the user's key here (it never leaves this host), has the control
+/// plane sign it, and writes the credentials file.
+async fn user(client: &mut Client, args: &CreateUserArgs) -> anyhow::Result<bool> {
+    let key = switchyard_tls::csr::generate(&args.name)?;
+    let issued = client
+        .create_user(CreateUserRequest {
+            name: args.name.clone(),
+            role: args.role.clone(),
+            ttl_seconds: args.ttl.as_secs(),
+            csr_pem: key.csr_pem,
+        })
+        .await?;
+    let creds = Credentials {
+        server: server_url(client, &issued.server_urls),
+        ca_pem: Some(issued.ca_pem),
+        user: args.name.clone(),
+        client_cert_pem: Some(issued.certificate_pem),
+        client_key_pem: Some(key.key_pem),
+    };
+    match &args.output {
+        Some(path) => {
+            creds
+                .write(path)
+                .with_context(|| format!("writing {}", path.display()))?;
+            println!("user/{} created", args.name);
+        }
+        None => print!("{}", creds.to_yaml()?),
+    }
+    Ok(true)
+}
+
+/// The token on the first line, then the command that joins a host with it.
+async fn token(client: &mut Client, args: &CreateTokenArgs) -> anyhow::Result<bool> {
+    let created = client
+        .create_token(CreateTokenRequest {
+            node_name: args.node.clone().unwrap_or_default(),
+            ttl_seconds: args.ttl.as_secs(),
+            reusable: args.reusable,
+        })
+        .await?;
+    let server = server_url(client, &created.server_urls);
+    let node = args.node.as_deref().unwrap_or("<NODE_NAME>");
+    println!("{}", created.token);
+    println!(
+        "switchyard-agent --control-plane {server} --join-token {} --ca-cert-hash {} --node-name {node} --node-ip <NODE_IP>",
+        created.token, created.ca_cert_hash
+    );
     Ok(true)
 }
 

@@ -12,11 +12,12 @@ use anyhow::{bail, Context};
 use tokio::net::TcpListener;
 
 use crate::cli::PortForwardArgs;
+use crate::login::Login;
 use crate::portforward::connection::{self, Forward};
 use crate::portforward::spec::{listen_addresses, PortPair, Target};
 use crate::portforward::{connect, resolve};
 
-pub async fn run(server: &str, namespace: &str, args: &PortForwardArgs) -> anyhow::Result<bool> {
+pub async fn run(login: &Login, namespace: &str, args: &PortForwardArgs) -> anyhow::Result<bool> {
     let target = Target::parse(&args.target)?;
     let pairs = args
         .ports
@@ -24,7 +25,7 @@ pub async fn run(server: &str, namespace: &str, args: &PortForwardArgs) -> anyho
         .map(|p| PortPair::parse(p))
         .collect::<Result<Vec<_>, _>>()?;
     let addresses = listen_addresses(&args.address)?;
-    let mut client = connect(server).await?;
+    let mut client = connect(login).await?;
     let mut listeners = Vec::new();
     for pair in pairs {
         // Fails early, as kubectl does, when the target cannot be reached now.

@@ -3,8 +3,8 @@
 
 use chrono::{DateTime, Utc};
 use switchyard_api::resources::{
-    service_type, Deployment, EndpointSlice, Kind, LabelSelector, Labels, Namespace, Node, Object,
-    Pod, Service,
+    service_type, BootstrapToken, Deployment, EndpointSlice, Kind, LabelSelector, Labels,
+    Namespace, Node, Object, Pod, Service, User,
 };
 
 use super::age::age;
@@ -29,11 +29,21 @@ pub(super) fn header(kind: Kind, wide: bool) -> Vec<&'static str> {
         Kind::EndpointSlice => (vec!["ADDRESSTYPE", "PORTS", "ENDPOINTS", "AGE"], &[]),
         Kind::Namespace => (vec!["STATUS", "AGE"], &[]),
         Kind::Node => (vec!["ADDRESSES", "VERSION", "STATUS", "AGE"], &[]),
+        Kind::User => (vec!["ROLE", "EXPIRES", "AGE"], &[]),
+        Kind::BootstrapToken => (vec!["NODE", "EXPIRES", "USES"], &[]),
     };
     if wide {
         columns.extend_from_slice(wide_columns);
     }
     columns
+}
+
+/// The first column's title: tokens are named by their id, as kubeadm lists them.
+pub(super) fn name_title(kind: Kind) -> &'static str {
+    match kind {
+        Kind::BootstrapToken => "ID",
+        _ => "NAME",
+    }
 }
 
 /// Cells after NAME, matching [`header`].
@@ -46,8 +56,12 @@ pub(super) fn cells(object: &Object, wide: bool, now: DateTime<Utc>) -> Vec<Stri
         Object::EndpointSlice(slice) => endpoint_slice_cells(slice),
         Object::Namespace(ns) => namespace_cells(ns),
         Object::Node(node) => node_cells(node),
+        Object::User(user) => user_cells(user),
+        Object::BootstrapToken(token) => token_cells(token),
     };
-    cells.push(age(created, now));
+    if object.kind() != Kind::BootstrapToken {
+        cells.push(age(created, now));
+    }
     if wide {
         cells.extend(wide_cells(object));
     }
@@ -62,8 +76,25 @@ fn wide_cells(object: &Object) -> Vec<String> {
             or_none(pod.spec.node_name.as_deref()),
         ],
         Object::Deployment(deploy) => vec![format_selector(&deploy.spec.selector)],
-        Object::EndpointSlice(_) | Object::Namespace(_) | Object::Node(_) => Vec::new(),
+        Object::EndpointSlice(_)
+        | Object::Namespace(_)
+        | Object::Node(_)
+        | Object::User(_)
+        | Object::BootstrapToken(_) => Vec::new(),
     }
+}
+
+fn user_cells(user: &User) -> Vec<String> {
+    let expires = user.status.certificate.as_ref().map(|c| c.not_after.as_str());
+    vec![or_none(Some(user.spec.role.as_str())), or_none(expires)]
+}
+
+fn token_cells(token: &BootstrapToken) -> Vec<String> {
+    vec![
+        or_none(token.spec.node_name.as_deref()),
+        or_none(Some(token.spec.expires.as_str())),
+        token.status.uses.to_string(),
+    ]
 }
 
 fn service_cells(svc: &Service, wide: bool) -> Vec<String> {

@@ -97,6 +97,8 @@ impl Serialize for Typed<'_> {
             Object::Deployment(o) => o.serialize(serializer),
             Object::EndpointSlice(o) => o.serialize(serializer),
             Object::Node(o) => o.serialize(serializer),
+            Object::User(o) => o.serialize(serializer),
+            Object::BootstrapToken(o) => o.serialize(serializer),
         }
     }
 }

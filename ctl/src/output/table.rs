@@ -100,7 +100,7 @@ fn with_header(kind: Kind, opts: &TableOptions, rows: Vec<Vec<String>>) -> Vec<V
         kind,
         opts,
         "NAMESPACE".to_string(),
-        "NAME".to_string(),
+        columns::name_title(kind).to_string(),
         titles.collect(),
     );
     let mut lines = vec![header];

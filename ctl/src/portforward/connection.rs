@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use switchyard_api::v1::tunnel_client::TunnelClient;
+use switchyard_api::v1::port_forward_client::PortForwardClient;
 use switchyard_api::v1::tunnel_frame::Frame;
 use switchyard_api::v1::{ForwardRoute, TunnelFrame};
 use tokio::net::TcpStream;
@@ -28,7 +28,7 @@ pub enum ConnectionError {
 
 /// What every connection of one port pair forwards to.
 pub struct Forward {
-    pub client: TunnelClient<Channel>,
+    pub client: PortForwardClient<Channel>,
     pub namespace: String,
     pub target: Target,
     /// The REMOTE of the pair: a Service port for svc/, else the pod port.

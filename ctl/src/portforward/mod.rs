@@ -6,17 +6,18 @@
 pub mod connection;
 pub mod spec;
 
-use switchyard_api::v1::tunnel_client::TunnelClient;
+use switchyard_api::v1::port_forward_client::PortForwardClient;
 use switchyard_api::v1::{ForwardRoute, ForwardTarget};
 use tonic::transport::Channel;
 
 use crate::client::ClientError;
+use crate::login::Login;
 use spec::Target;
 
 /// One HTTP/2 connection carries every forwarded connection.
-pub async fn connect(server: &str) -> Result<TunnelClient<Channel>, ClientError> {
-    Ok(TunnelClient::new(
-        crate::client::connect_channel(server).await?,
+pub async fn connect(login: &Login) -> Result<PortForwardClient<Channel>, ClientError> {
+    Ok(PortForwardClient::new(
+        crate::client::connect_channel(login).await?,
     ))
 }
 
@@ -32,7 +33,7 @@ pub fn forward_target(namespace: &str, target: &Target, port: u16) -> ForwardTar
 
 /// Asks the control plane which pod and port a target maps to right now.
 pub async fn resolve(
-    client: &mut TunnelClient<Channel>,
+    client: &mut PortForwardClient<Channel>,
     namespace: &str,
     target: &Target,
     port: u16,
