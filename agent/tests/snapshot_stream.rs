@@ -1,7 +1,8 @@
 //! The snapshot stream between a real control plane (in-process, real gRPC
-//! on loopback, real sled) and the real agent runtime whose nft step is a
-//! recorder: registration, full push, deltas, ACK/NACK as `swctl get nodes`
-//! reports them, and resync after a control-plane restart. Needs no root.
+//! over mutual TLS on loopback, real sled) and the real agent runtime whose
+//! nft step is a recorder: registration, full push, deltas, ACK/NACK as
+//! `swctl get nodes` reports them, and resync after a control-plane restart
+//! (the node's certificate survives it). Needs no root.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -20,14 +21,20 @@ use switchyard_api::v1::agent_message::Message as AgentMsg;
 use switchyard_api::v1::agent_sync_client::AgentSyncClient;
 use switchyard_api::v1::resources_client::ResourcesClient;
 use switchyard_api::v1::{AgentMessage, ObjectRef, Push, Register};
+use switchyard_api::v1::identity_client::IdentityClient;
+use switchyard_api::v1::CreateTokenRequest;
 use switchyard_control_plane::registry::{Registry, RegistryConfig};
-use switchyard_control_plane::server::{Server, ServerConfig};
+use switchyard_control_plane::server::{Security, Server, ServerConfig};
+use switchyard_tls::client::Target;
+use switchyard_tls::credentials::Credentials;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+use tonic::transport::Channel;
 
 struct ControlPlane {
     registry: Arc<Registry>,
     addr: SocketAddr,
+    dir: std::path::PathBuf,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<()>,
 }
@@ -45,6 +52,11 @@ async fn control_plane(dir: &Path, port: u16) -> ControlPlane {
         cluster_domain: "cluster.local".into(),
         cluster_dns: "10.96.0.10".parse().unwrap(),
         listen_unix: None,
+        security: Security::Tls {
+            advertise: Vec::new(),
+            node_cert_ttl: Duration::from_secs(3600),
+        },
+        audit_log: None,
     };
     let server = Server::bind(cfg).await.unwrap();
     let addr = server.local_addr().unwrap();
@@ -61,12 +73,42 @@ async fn control_plane(dir: &Path, port: u16) -> ControlPlane {
     ControlPlane {
         registry,
         addr,
+        dir: dir.to_path_buf(),
         stop: Some(stop),
         task,
     }
 }
 
 impl ControlPlane {
+    fn target(&self) -> Target {
+        Target::parse(&format!("https://{}", self.addr)).unwrap()
+    }
+
+    /// A channel as the admin of the admin.conf the control plane wrote.
+    async fn admin(&self) -> Option<Channel> {
+        let creds = Credentials::read(&self.dir.join("admin.conf")).ok()?;
+        let target = self.target();
+        let connector = target.connector(Some(creds.client_config().ok()?)).ok()?;
+        target.endpoint().ok()?.connect_with_connector(connector).await.ok()
+    }
+
+    /// A channel as `node`, which joins with a token as an agent does.
+    async fn join(&self, node: &str) -> Channel {
+        let created = IdentityClient::new(self.admin().await.unwrap())
+            .create_token(CreateTokenRequest {
+                node_name: node.into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let target = self.target();
+        let creds = switchyard_agent::identity::join(&target, &created.token, &created.ca_cert_hash, node)
+            .await
+            .unwrap();
+        switchyard_agent::connection::channel(&target, Some(creds.client_config().unwrap())).unwrap()
+    }
+
     async fn shutdown(mut self) {
         let _ = self.stop.take().unwrap().send(());
         // Streams hold the server open; abort the serving task after the signal.
@@ -99,9 +141,7 @@ impl ControlPlane {
 
     /// node-1 as the API shows it, with its live sync state.
     async fn node(&self) -> Option<Node> {
-        let mut client = ResourcesClient::connect(format!("http://{}", self.addr))
-            .await
-            .ok()?;
+        let mut client = ResourcesClient::new(self.admin().await?);
         let r = client
             .get(ObjectRef {
                 kind: "Node".into(),
@@ -131,10 +171,7 @@ impl ControlPlane {
     }
 }
 
-async fn agent(addr: SocketAddr, runner: RecordingRunner) -> JoinHandle<()> {
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect_lazy();
+async fn agent(channel: Channel, runner: RecordingRunner) -> JoinHandle<switchyard_agent::runtime::Refused> {
     let datapath = DataPath::open("switchyard", runner).await.unwrap();
     let cfg = AgentConfig {
         node: NodeContext {
@@ -149,7 +186,7 @@ async fn agent(addr: SocketAddr, runner: RecordingRunner) -> JoinHandle<()> {
     };
     let (runtime, _views) = Runtime::new(
         cfg,
-        channel,
+        switchyard_agent::connection::fixed(channel),
         datapath,
         Conntrack::disabled(),
         Metrics::new(),
@@ -185,7 +222,7 @@ async fn agent_syncs_acks_nacks_and_resumes() {
     let addr = cp.addr;
     let (rev, web_ip) = cp.apply(service("web", 80)).await;
     let runner = RecordingRunner::new();
-    let agent_task = agent(addr, runner.clone()).await;
+    let agent_task = agent(cp.join("node-1").await, runner.clone()).await;
 
     // Registration and the first (full) push, ACKed.
     let node = cp
@@ -255,7 +292,7 @@ fn wide_service(name: &str, ports: u16) -> serde_json::Value {
 }
 
 /// Reads the first push's parts as a bare client registered as `node`.
-async fn first_push_parts(addr: SocketAddr, node: &str) -> Vec<Push> {
+async fn first_push_parts(channel: Channel, node: &str) -> Vec<Push> {
     let (tx, rx) = tokio::sync::mpsc::channel(4);
     tx.send(AgentMessage {
         message: Some(AgentMsg::Register(Register {
@@ -265,9 +302,7 @@ async fn first_push_parts(addr: SocketAddr, node: &str) -> Vec<Push> {
     })
     .await
     .unwrap();
-    let mut client = AgentSyncClient::connect(format!("http://{addr}"))
-        .await
-        .unwrap();
+    let mut client = AgentSyncClient::new(channel);
     let mut stream = client
         .stream(tokio_stream::wrappers::ReceiverStream::new(rx))
         .await
@@ -294,8 +329,9 @@ async fn a_big_snapshot_goes_in_parts_and_the_agent_applies_it_once() {
 
     // The control plane cuts a version a few ms after the last write.
     let deadline = Instant::now() + Duration::from_secs(10);
+    let probe = cp.join("probe-1").await;
     let parts = loop {
-        let parts = first_push_parts(cp.addr, "probe-1").await;
+        let parts = first_push_parts(probe.clone(), "probe-1").await;
         if parts[0].version >= rev || Instant::now() > deadline {
             break parts;
         }
@@ -317,7 +353,7 @@ async fn a_big_snapshot_goes_in_parts_and_the_agent_applies_it_once() {
     assert_eq!(names.len(), 400);
 
     let runner = RecordingRunner::new();
-    let agent_task = agent(cp.addr, runner.clone()).await;
+    let agent_task = agent(cp.join("node-1").await, runner.clone()).await;
     cp.node_when("the big snapshot applied", |n| synced_at(n, rev))
         .await;
     let scripts = runner.scripts();

@@ -212,11 +212,11 @@ impl Server {
         let (tls, identity) = match self.secure {
             Some(Secure { tls, identity }) => (Some(tls), Some(IdentityServer::new(identity))),
             None => {
-                tokio::spawn(remind_insecure());
+                tokio::spawn(remind_insecure(self.sync.stopping.clone()));
                 (None, None)
             }
         };
-        tokio::spawn(crate::identity::sweep_expired_tokens(self.registry.clone()));
+        tokio::spawn(crate::identity::sweep_expired_tokens(Arc::downgrade(&self.registry)));
         tonic::transport::Server::builder()
             .layer(crate::api::observe::ObserveLayer::new(self.metrics.clone()))
             .layer(AuthLayer::new(self.auth.clone()))
@@ -272,10 +272,12 @@ async fn secure(
     Ok(Secure { tls, identity })
 }
 
-async fn remind_insecure() {
+async fn remind_insecure(mut stopping: tokio::sync::watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(INSECURE_REMINDER);
     loop {
-        tick.tick().await;
-        tracing::warn!("{INSECURE_WARNING}");
+        tokio::select! {
+            _ = tick.tick() => tracing::warn!("{INSECURE_WARNING}"),
+            _ = stopping.changed() => return,
+        }
     }
 }

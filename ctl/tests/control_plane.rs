@@ -360,6 +360,7 @@ fn watch_prints_new_objects() {
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_swctl"))
         .args(["get", "svc", "-w"])
         .env("SWITCHYARD_SERVER", &cp.server)
+        .env("SWITCHYARD_CONFIG", cp.config())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -445,9 +446,9 @@ fn metrics_count_requests_and_store_commits() {
         body.contains("switchyard_api_requests_total{method=\"/switchyard.v1.Resources/Get\",code=\"NotFound\"} 1"),
         "{body}"
     );
-    // The default namespace and the service: two durable commits.
+    // The default namespace, the admin user and the service: three durable commits.
     assert!(
-        body.contains("switchyard_store_commit_duration_seconds_count 2"),
+        body.contains("switchyard_store_commit_duration_seconds_count 3"),
         "{body}"
     );
     assert!(body.contains("switchyard_agents_connected 0"), "{body}");

@@ -141,6 +141,7 @@ fn export_output_evaluates_in_a_shell() {
     let out = Command::new("sh")
         .args(["-c", &script])
         .env("SWITCHYARD_SERVER", &cp.server)
+        .env("SWITCHYARD_CONFIG", cp.config())
         .output()
         .unwrap();
     assert!(

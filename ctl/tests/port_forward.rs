@@ -265,18 +265,13 @@ impl Harness {
 
     /// Runs the agent's tunnel end as `switchyard-agent` does, on its own channel.
     fn start_agent(&mut self) {
-        let server = self.cp.server.clone();
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
             .build()
             .unwrap();
-        rt.spawn(async move {
-            let channel = tonic::transport::Endpoint::from_shared(server)
-                .unwrap()
-                .connect_lazy();
-            switchyard_agent::tunnel::run(channel, "node-1".to_string()).await
-        });
+        let channels = rt.block_on(self.cp.join("node-1"));
+        rt.spawn(switchyard_agent::tunnel::run(channels, "node-1".to_string()));
         self.agent = Some(rt);
         self.wait_agent(true);
     }
@@ -291,10 +286,10 @@ impl Harness {
 
     /// Waits until the broker sees node-1's agent (dis)connected.
     fn wait_agent(&self, connected: bool) {
-        let server = self.cp.server.clone();
+        let login = self.cp.login();
         let target = Target::parse("pod/web-1").unwrap();
         let ok = self.rt.block_on(async move {
-            let mut client = swctl::portforward::connect(&server).await.unwrap();
+            let mut client = swctl::portforward::connect(&login).await.unwrap();
             let deadline = Instant::now() + Duration::from_secs(20);
             while Instant::now() < deadline {
                 let r = swctl::portforward::resolve(&mut client, "default", &target, 1).await;
@@ -309,7 +304,7 @@ impl Harness {
     }
 
     fn forward(&self, args: &[&str], pairs: usize) -> Forwarder {
-        Forwarder::start(&self.cp.server, args, pairs)
+        Forwarder::start(&self.cp, args, pairs)
     }
 
     fn set_ready(&self, name: &str, http: u16, ready: bool) {
@@ -348,11 +343,12 @@ fn collect(
 }
 
 impl Forwarder {
-    fn start(server: &str, args: &[&str], pairs: usize) -> Forwarder {
+    fn start(cp: &ControlPlane, args: &[&str], pairs: usize) -> Forwarder {
         let mut child = Command::new(env!("CARGO_BIN_EXE_swctl"))
             .arg("port-forward")
             .args(args)
-            .env("SWITCHYARD_SERVER", server)
+            .env("SWITCHYARD_SERVER", &cp.server)
+            .env("SWITCHYARD_CONFIG", cp.config())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

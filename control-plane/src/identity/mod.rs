@@ -11,7 +11,7 @@ pub mod admin;
 pub mod service;
 pub mod token;
 
-use std::sync::Arc;
+use std::sync::Weak;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -64,11 +64,15 @@ pub fn record_node_certificate(txn: &mut Txn<'_>, node: &str, issued: IssuedCert
 }
 
 /// Deletes tokens that expired more than an hour ago, once a minute
-/// (Kubernetes' token cleaner).
-pub async fn sweep_expired_tokens(registry: Arc<Registry>) {
+/// (Kubernetes' token cleaner), for as long as the registry lives: it is
+/// held weakly, so the sweep never keeps a stopped server's store open.
+pub async fn sweep_expired_tokens(registry: Weak<Registry>) {
     let mut tick = tokio::time::interval(TOKEN_SWEEP);
     loop {
         tick.tick().await;
+        let Some(registry) = registry.upgrade() else {
+            return;
+        };
         let cutoff = Utc::now() - chrono::Duration::from_std(EXPIRED_TOKEN_GRACE).unwrap_or_default();
         let (tokens, _) = registry.list(Kind::BootstrapToken, None, &Selector::default());
         for t in tokens {

@@ -1,5 +1,6 @@
 //! Test harness: a real `switchyard-control-plane` process on a loopback
-//! port with a temporary sled directory, driven through the real `swctl`.
+//! port with a temporary sled directory, driven through the real `swctl`
+//! with the admin credentials the control plane writes, over mutual TLS.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::TcpListener;
@@ -43,7 +44,7 @@ impl ControlPlane {
         let port = free_port();
         let mut cp = ControlPlane {
             child: None,
-            server: format!("http://127.0.0.1:{port}"),
+            server: format!("https://127.0.0.1:{port}"),
             port,
             data_dir,
             extra: extra.iter().map(|s| s.to_string()).collect(),
@@ -69,10 +70,34 @@ impl ControlPlane {
         self.wait_ready();
     }
 
+    /// The admin credentials the control plane wrote.
+    pub fn config(&self) -> PathBuf {
+        self.data_dir.join("admin.conf")
+    }
+
+    pub fn login(&self) -> swctl::login::Login {
+        swctl::login::Login::resolve(Some(&self.server), Some(&self.config())).unwrap()
+    }
+
+    /// Joins `node` as its agent would (a token from `swctl create token`,
+    /// the CA pin it prints) and returns the agent's channel.
+    pub async fn join(&self, node: &str) -> switchyard_agent::connection::Channels {
+        let out = self.ok(&["create", "token", "--node", node]);
+        let words: Vec<&str> = out.split_whitespace().collect();
+        let after = |flag: &str| words[words.iter().position(|w| *w == flag).unwrap() + 1];
+        let target = switchyard_tls::client::Target::parse(&self.server).unwrap();
+        let creds = switchyard_agent::identity::join(&target, after("--join-token"), after("--ca-cert-hash"), node)
+            .await
+            .unwrap();
+        let channel = switchyard_agent::connection::channel(&target, Some(creds.client_config().unwrap())).unwrap();
+        switchyard_agent::connection::fixed(channel)
+    }
+
     fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+            let listening = std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok();
+            if listening && self.config().exists() {
                 return;
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -114,6 +139,7 @@ impl ControlPlane {
         let mut child = Command::new(env!("CARGO_BIN_EXE_swctl"))
             .args(args)
             .env("SWITCHYARD_SERVER", &self.server)
+            .env("SWITCHYARD_CONFIG", self.config())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

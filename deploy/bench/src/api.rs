@@ -1,31 +1,32 @@
 //! A thin gRPC client for the control plane's API, returning what the
 //! benchmarks need: the revision each write committed at.
 
-use anyhow::{anyhow, Context};
+use std::sync::Arc;
+
+use anyhow::anyhow;
 use serde_json::Value;
 use switchyard_api::v1::agent_sync_client::AgentSyncClient;
 use switchyard_api::v1::resources_client::ResourcesClient;
 use switchyard_api::v1::{ApplyRequest, ListRequest, ObjectRef, PodReadiness, Resource};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
+
+use crate::identity::Identities;
 
 const MAX_MESSAGE: usize = 512 * 1024 * 1024;
 
+/// Writes and reads as admin; readiness as the pod's node.
 #[derive(Clone)]
 pub struct Api {
     resources: ResourcesClient<Channel>,
-    sync: AgentSyncClient<Channel>,
+    ids: Arc<Identities>,
 }
 
 impl Api {
-    pub async fn connect(url: &str) -> anyhow::Result<Api> {
-        let channel = Endpoint::from_shared(url.to_owned())?
-            .tcp_nodelay(true)
-            .connect()
-            .await
-            .with_context(|| format!("connecting to {url}"))?;
+    pub async fn new(ids: Arc<Identities>) -> anyhow::Result<Api> {
+        let channel = ids.admin().await?;
         Ok(Api {
-            resources: ResourcesClient::new(channel.clone()).max_decoding_message_size(MAX_MESSAGE),
-            sync: AgentSyncClient::new(channel),
+            resources: ResourcesClient::new(channel).max_decoding_message_size(MAX_MESSAGE),
+            ids,
         })
     }
 
@@ -89,8 +90,8 @@ impl Api {
         Ok(serde_json::from_str(&r.json)?)
     }
 
-    /// Reports a pod's readiness the way its node's agent does; returns the
-    /// revision of the resulting write.
+    /// Reports a pod's readiness the way its node's agent does (with that
+    /// node's certificate); returns the revision of the resulting write.
     pub async fn set_ready(
         &mut self,
         namespace: &str,
@@ -98,7 +99,7 @@ impl Api {
         node: &str,
         ready: bool,
     ) -> anyhow::Result<u64> {
-        self.sync
+        AgentSyncClient::new(self.ids.node(node).await?)
             .report_pod_readiness(PodReadiness {
                 node_name: node.to_owned(),
                 namespace: namespace.to_owned(),

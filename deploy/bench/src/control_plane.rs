@@ -1,19 +1,31 @@
 //! The control plane under test: the real `switchyard-control-plane` binary
 //! on loopback (TCP for the suite and hollow agents, a Unix socket for real
 //! agents in network namespaces), over a data directory the suite prepares.
+//! It serves mutual TLS as in production; `Transport::Plaintext`
+//! (`--insecure`) exists only to measure what TLS costs.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 
 use crate::api::Api;
+use crate::identity::Identities;
 use crate::process::{free_port, Memory, Proc};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Tls,
+    Plaintext,
+}
 
 pub struct ControlPlane {
     proc: Proc,
     port: u16,
     socket: PathBuf,
+    transport: Transport,
+    identities: Option<Arc<Identities>>,
     /// The store revision when it started serving: the version of the
     /// first snapshot. Later agent registrations write Node objects, which
     /// bump the revision without cutting a new snapshot version.
@@ -21,12 +33,21 @@ pub struct ControlPlane {
 }
 
 impl ControlPlane {
-    /// Starts on `data_dir` and waits until the API answers (loading a big
-    /// store takes a while).
+    /// Starts on `data_dir` with TLS and waits until the API answers
+    /// (loading a big store takes a while).
     pub async fn start(bins: &Path, data_dir: &Path, work: &Path) -> anyhow::Result<ControlPlane> {
+        Self::start_with(bins, data_dir, work, Transport::Tls).await
+    }
+
+    pub async fn start_with(
+        bins: &Path,
+        data_dir: &Path,
+        work: &Path,
+        transport: Transport,
+    ) -> anyhow::Result<ControlPlane> {
         let port = free_port()?;
         let socket = work.join(format!("cp-{port}.sock"));
-        let args = vec![
+        let mut args = vec![
             bins.join("switchyard-control-plane")
                 .to_string_lossy()
                 .into_owned(),
@@ -37,26 +58,34 @@ impl ControlPlane {
             "--listen-unix".into(),
             socket.to_string_lossy().into_owned(),
         ];
+        if transport == Transport::Plaintext {
+            args.push("--insecure".into());
+        }
         let log = work.join(format!("control-plane-{port}.log"));
         let proc = Proc::spawn("control plane", &args, &[("RUST_LOG", "warn")], &log)?;
         let mut cp = ControlPlane {
             proc,
             port,
             socket,
+            transport,
+            identities: None,
             loaded_revision: 0,
         };
-        cp.loaded_revision = cp.wait_ready(Duration::from_secs(300)).await?;
+        cp.loaded_revision = cp.wait_ready(data_dir, Duration::from_secs(300)).await?;
         Ok(cp)
     }
 
     /// Waits for the API; returns the store revision.
-    async fn wait_ready(&mut self, timeout: Duration) -> anyhow::Result<u64> {
+    async fn wait_ready(&mut self, data_dir: &Path, timeout: Duration) -> anyhow::Result<u64> {
         let deadline = Instant::now() + timeout;
         loop {
             self.proc.check_alive()?;
-            if let Ok(mut api) = Api::connect(&self.url()).await {
-                if let Ok(rev) = api.revision().await {
-                    return Ok(rev);
+            if let Ok(ids) = Identities::open(&self.url(), data_dir).await {
+                if let Ok(mut api) = Api::new(ids.clone()).await {
+                    if let Ok(rev) = api.revision().await {
+                        self.identities = Some(ids);
+                        return Ok(rev);
+                    }
                 }
             }
             if Instant::now() > deadline {
@@ -67,7 +96,10 @@ impl ControlPlane {
     }
 
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        match self.transport {
+            Transport::Tls => format!("https://127.0.0.1:{}", self.port),
+            Transport::Plaintext => format!("http://127.0.0.1:{}", self.port),
+        }
     }
 
     /// For agents in other network namespaces.
@@ -75,8 +107,15 @@ impl ControlPlane {
         format!("unix://{}", self.socket.display())
     }
 
+    /// The suite's identities here (set once the control plane serves).
+    pub fn identities(&self) -> anyhow::Result<Arc<Identities>> {
+        self.identities
+            .clone()
+            .context("the control plane is not serving yet")
+    }
+
     pub async fn api(&self) -> anyhow::Result<Api> {
-        Api::connect(&self.url()).await
+        Api::new(self.identities()?).await
     }
 
     pub fn memory(&self) -> anyhow::Result<Memory> {

@@ -20,9 +20,10 @@ use switchyard_agent::model::NodeContext;
 use switchyard_agent::nft::command::{Command, Element};
 use switchyard_agent::nft::state::CANARY_SET;
 use switchyard_agent::nft::{netlink, DataPath, NftRunner, Result as NftResult, Transaction};
-use switchyard_agent::runtime::{AgentConfig, Runtime, FULL_RESYNC};
+use switchyard_agent::runtime::{AgentConfig, Refused, Runtime, FULL_RESYNC};
 use tokio::task::JoinHandle;
-use tonic::transport::Endpoint;
+
+use crate::identity::Identities;
 
 /// Does what the agent's own runner does short of the kernel, and keeps
 /// only the canary generation: a thousand agents holding every
@@ -81,7 +82,7 @@ impl NftRunner for HollowRunner {
 
 struct Hollow {
     metrics: Arc<Metrics>,
-    task: JoinHandle<()>,
+    task: JoinHandle<Refused>,
 }
 
 /// A set of hollow agents against one control plane.
@@ -95,11 +96,12 @@ impl Fleet {
         self.agents.len()
     }
 
-    /// Starts agents until there are `total`, each with its own connection.
-    pub async fn grow_to(&mut self, total: usize, url: &str) -> anyhow::Result<()> {
+    /// Starts agents until there are `total`, each with its own connection
+    /// and its own node certificate.
+    pub async fn grow_to(&mut self, total: usize, ids: &Identities) -> anyhow::Result<()> {
         while self.agents.len() < total {
             let i = self.agents.len();
-            self.agents.push(start(i, url).await?);
+            self.agents.push(start(i, ids).await?);
         }
         Ok(())
     }
@@ -163,12 +165,11 @@ fn pod_cidr(i: usize) -> Ipv4Net {
     Ipv4Net::new_assert(Ipv4Addr::from(base), 24)
 }
 
-async fn start(i: usize, url: &str) -> anyhow::Result<Hollow> {
-    let channel = Endpoint::from_shared(url.to_owned())?
-        .tcp_nodelay(true)
-        .connect_lazy();
+async fn start(i: usize, ids: &Identities) -> anyhow::Result<Hollow> {
+    let node_name = format!("hollow-{i:04}");
+    let channel = ids.node(&node_name).await?;
     let node = NodeContext {
-        node_name: format!("hollow-{i:04}"),
+        node_name,
         node_ips: vec![Ipv4Addr::from(
             u32::from(Ipv4Addr::new(100, 64, 0, 1)) + i as u32,
         )],
@@ -185,7 +186,7 @@ async fn start(i: usize, url: &str) -> anyhow::Result<Hollow> {
     let metrics = Metrics::new();
     let (runtime, _views) = Runtime::new(
         cfg,
-        channel,
+        switchyard_agent::connection::fixed(channel),
         datapath,
         Conntrack::disabled(),
         metrics.clone(),

@@ -14,6 +14,7 @@ mod context;
 mod control_plane;
 mod fixture;
 mod hollow;
+mod identity;
 mod netns;
 mod plot;
 mod process;

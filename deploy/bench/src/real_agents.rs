@@ -86,6 +86,7 @@ impl RealAgents {
     ) -> anyhow::Result<()> {
         let node = self.lab.node(i).clone();
         let name = format!("{}{}", node.name, self.tag);
+        let state_dir = self.lab.log_dir().join(format!("{name}-state"));
         let mut args = vec![
             "env".to_owned(),
             format!("RUST_LOG={}", self.log_filter),
@@ -96,7 +97,10 @@ impl RealAgents {
             name.clone(),
             "--node-ip".to_owned(),
             node.ip.to_string(),
+            "--state-dir".to_owned(),
+            state_dir.to_string_lossy().into_owned(),
         ];
+        args.extend(cp.identities()?.agent_flags());
         if let Some(cidr) = node.pod_cidr {
             args.extend(["--pod-cidr".to_owned(), cidr.to_string()]);
         }

@@ -10,6 +10,7 @@ use switchyard_api::v1::agent_sync_client::AgentSyncClient;
 use switchyard_api::v1::{Ack, AgentMessage, Push, Register};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::Channel;
 use tonic::Streaming;
 
 /// gRPC's length-prefixed framing adds this much to every message.
@@ -23,7 +24,7 @@ pub struct Probe {
 impl Probe {
     /// Registers as node `name` and returns the probe with the first push,
     /// all its parts.
-    pub async fn connect(url: &str, name: &str) -> anyhow::Result<(Probe, Vec<Push>)> {
+    pub async fn connect(channel: Channel, name: &str) -> anyhow::Result<(Probe, Vec<Push>)> {
         let (acks, rx) = mpsc::channel(16);
         acks.send(AgentMessage {
             message: Some(AgentMsg::Register(Register {
@@ -34,9 +35,7 @@ impl Probe {
             })),
         })
         .await?;
-        let mut client = AgentSyncClient::connect(url.to_owned())
-            .await?
-            .max_decoding_message_size(512 * 1024 * 1024);
+        let mut client = AgentSyncClient::new(channel).max_decoding_message_size(512 * 1024 * 1024);
         let pushes = client.stream(ReceiverStream::new(rx)).await?.into_inner();
         let mut probe = Probe { pushes, acks };
         let mut first = vec![probe.next(Duration::from_secs(120)).await?];

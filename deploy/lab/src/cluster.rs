@@ -2,6 +2,11 @@
 //! one `switchyard-agent` per node namespace, `swctl` run from the control
 //! plane host. Used by the end-to-end tests and the demo.
 //!
+//! It runs as a real cluster does: mutual TLS everywhere, swctl with the
+//! `admin.conf` the control plane writes, and every agent joining with a
+//! token of its own (`swctl create token --node NAME`) on its first start,
+//! keeping its certificate in a state directory for the next.
+//!
 //! Binaries are taken from the directory of the running executable or its
 //! parent (`target/<profile>/` for tests and for the `switchyard-lab`
 //! binary), or from `SWITCHYARD_BIN_DIR`.
@@ -127,15 +132,63 @@ impl Cluster {
         self.bin_dir.join(name).to_string_lossy().into_owned()
     }
 
-    /// The address swctl uses: `http://172.18.0.2:7443` in the lab.
+    /// The address swctl uses: `https://172.18.0.2:7443` in the lab.
     pub fn server(&self) -> String {
         match &self.cfg.placement {
             Placement::InLab => format!(
-                "http://{}:{CONTROL_PLANE_PORT}",
+                "https://{}:{CONTROL_PLANE_PORT}",
                 self.lab.control_plane().ip
             ),
-            Placement::OnHost { listen, .. } => format!("http://{listen}"),
+            Placement::OnHost { listen, .. } => format!("https://{listen}"),
         }
+    }
+
+    /// The admin credentials the control plane wrote.
+    pub fn admin_config(&self) -> PathBuf {
+        self.data_dir.join("admin.conf")
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// `swctl --server URL --config ADMIN.CONF`, for running swctl in any
+    /// lab namespace that reaches the control plane.
+    pub fn swctl_command(&self) -> Vec<String> {
+        vec![
+            self.bin("swctl"),
+            "--server".to_string(),
+            self.server(),
+            "--config".to_string(),
+            self.admin_config().to_string_lossy().into_owned(),
+        ]
+    }
+
+    /// Where node `i`'s agent keeps its certificate.
+    pub fn agent_state_dir(&self, i: usize) -> PathBuf {
+        self.lab.log_dir().join(format!("agent-{i}-state"))
+    }
+
+    /// A join token for `node` and the agent flags that use it
+    /// (`--join-token`, `--ca-cert-hash`), as `swctl create token` prints them.
+    pub fn join_flags(&self, node: &str) -> Result<Vec<String>> {
+        let out = self.swctl_ok(&["create", "token", "--node", node])?;
+        let command = out.lines().nth(1).unwrap_or_default();
+        let words: Vec<&str> = command.split_whitespace().collect();
+        let flag = |name: &str| {
+            words
+                .iter()
+                .position(|w| *w == name)
+                .and_then(|i| words.get(i + 1))
+                .map(|v| v.to_string())
+                .ok_or_else(|| LabError::Cluster(format!("`swctl create token` printed no {name}:\n{out}")))
+        };
+        Ok(vec![
+            "--join-token".to_string(),
+            flag("--join-token")?,
+            "--ca-cert-hash".to_string(),
+            flag("--ca-cert-hash")?,
+        ])
     }
 
     fn socket(&self) -> PathBuf {
@@ -192,8 +245,11 @@ impl Cluster {
             .unwrap_or_default()
     }
 
+    /// Starts node `i`'s agent: it joins with a fresh token the first
+    /// time, and uses the certificate it keeps after that.
     pub fn start_agent(&mut self, i: usize) -> Result<()> {
         let node = self.lab.node(i).clone();
+        let state_dir = self.agent_state_dir(i);
         let mut args = vec![
             "env".to_string(),
             "RUST_LOG=info,switchyard_agent=debug".to_string(),
@@ -204,7 +260,12 @@ impl Cluster {
             node.name.clone(),
             "--node-ip".to_string(),
             node.ip.to_string(),
+            "--state-dir".to_string(),
+            state_dir.to_string_lossy().into_owned(),
         ];
+        if !state_dir.join("node.pem").exists() {
+            args.extend(self.join_flags(&node.name)?);
+        }
         if let Some(cidr) = node.pod_cidr {
             args.extend(["--pod-cidr".to_string(), cidr.to_string()]);
         }
@@ -227,17 +288,14 @@ impl Cluster {
             .unwrap_or_default()
     }
 
-    /// Runs swctl on the control plane host.
+    /// Runs swctl on the control plane host, as admin.
     pub fn swctl(&self, args: &[&str]) -> Result<Output> {
-        let mut full = vec!["--server".to_string(), self.server()];
+        let mut full = self.swctl_command();
         full.extend(args.iter().map(|s| s.to_string()));
         match &self.cfg.placement {
-            Placement::InLab => {
-                full.insert(0, self.bin("swctl"));
-                self.lab.exec(&self.lab.control_plane().ns, &full)
-            }
-            Placement::OnHost { .. } => std::process::Command::new(self.bin("swctl"))
-                .args(&full)
+            Placement::InLab => self.lab.exec(&self.lab.control_plane().ns, &full),
+            Placement::OnHost { .. } => std::process::Command::new(&full[0])
+                .args(&full[1..])
                 .output()
                 .map_err(|source| LabError::Spawn {
                     cmd: "swctl".to_string(),

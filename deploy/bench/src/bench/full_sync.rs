@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use switchyard_agent::model::NodeContext;
 use switchyard_agent::nft::DataPath;
 use switchyard_agent::view::ClusterView;
+use tonic::transport::Channel;
 
 use crate::context::Ctx;
 use crate::hollow::HollowRunner;
@@ -64,7 +65,7 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
             pod_cidr: node.pod_cidr,
         };
         drop(real);
-        let script = agent_script(&cp.url(), &node_ctx).await?;
+        let script = agent_script(cp.identities()?.node("floor-probe").await?, &node_ctx).await?;
         script_bytes = script.len();
         floor_ms.push(nft_load_ms(ctx, &script)?);
     }
@@ -97,8 +98,8 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
 
 /// The script the agent's first transaction runs for what the control
 /// plane serves now, from the same view folding and compiler.
-async fn agent_script(url: &str, node: &NodeContext) -> anyhow::Result<String> {
-    let (probe, full) = Probe::connect(url, "floor-probe").await?;
+async fn agent_script(channel: Channel, node: &NodeContext) -> anyhow::Result<String> {
+    let (probe, full) = Probe::connect(channel, "floor-probe").await?;
     drop(probe);
     let view = full
         .into_iter()

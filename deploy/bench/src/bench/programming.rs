@@ -14,6 +14,7 @@ use serde_json::json;
 use crate::api::Api;
 use crate::context::Ctx;
 use crate::control_plane::ControlPlane;
+use crate::identity::Identities;
 use crate::fixture::{self, Shape};
 use crate::hollow::Fleet;
 use crate::process::cpu_seconds;
@@ -160,7 +161,8 @@ async fn run_shape(
         eprintln!("  {BENCH}: {} services, {n} hollow agents…", shape.services);
         let started = Instant::now();
         let rev = driver.last_revision.max(cp.loaded_revision);
-        let reached = grow(&mut fleet, n, &cp.url(), real.as_ref(), &mut api, rev).await?;
+        let ids = cp.identities()?;
+        let reached = grow(&mut fleet, n, &ids, real.as_ref(), &mut api, rev).await?;
         if !reached {
             report.skip(format!(
                 "{BENCH}: {} Services: stopped at {} of {n} hollow agents, under {MIN_AVAILABLE_MIB} MiB of memory left{}",
@@ -271,7 +273,7 @@ impl CpuSpent {
 async fn grow(
     fleet: &mut Fleet,
     n: usize,
-    url: &str,
+    ids: &Identities,
     real: Option<&RealAgents>,
     api: &mut Api,
     rev: u64,
@@ -285,7 +287,7 @@ async fn grow(
         if before < MIN_AVAILABLE_MIB + per_agent_mib * step as f64 * 1.5 {
             return Ok(false);
         }
-        fleet.grow_to(fleet.len() + step, url).await?;
+        fleet.grow_to(fleet.len() + step, ids).await?;
         wait_all(fleet, real, api, rev, Duration::from_secs(900)).await?;
         per_agent_mib = per_agent_mib.min(((before - available_mib()) / step as f64).max(1.0));
     }

@@ -1,7 +1,8 @@
 //! `switchyard-lab demo`: the README's first run. A control plane on
-//! 127.0.0.1:7443 with its sled store (so `swctl` works from this shell with
-//! its defaults), a two-node lab with an agent per node, the frontend
-//! example, and a curl through its ClusterIP and its NodePort.
+//! 127.0.0.1:7443 with its sled store and its PKI (so `swctl` works from
+//! this shell with the admin.conf it writes), a two-node lab whose agents
+//! join with tokens, the frontend example, and a curl through its
+//! ClusterIP and its NodePort.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -39,10 +40,13 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     if args.exit {
         return Ok(());
     }
+    let swctl = cluster.bin("swctl");
+    let config = absolute(&cluster.admin_config());
     println!("\nThe demo keeps running. Try, from this machine:");
-    println!(
-        "  swctl get svc,ep            swctl get nodes            swctl describe svc frontend-svc"
-    );
+    println!("  export SWITCHYARD_CONFIG={}", config.display());
+    println!("  {swctl} get svc,ep");
+    println!("  {swctl} get nodes");
+    println!("  {swctl} describe svc frontend-svc");
     println!(
         "  ip netns exec {}-client curl http://172.18.0.11:30080/",
         cluster.lab.prefix()
@@ -59,13 +63,22 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     Ok(())
 }
 
+fn absolute(path: &std::path::Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
 /// Without root (or ip, nft, curl) there is no lab: serve the API alone, loudly.
 fn control_plane_only(args: &DemoArgs, reason: &str) -> Result<()> {
     eprintln!("NOTE: the demo lab cannot start: {reason}.");
     eprintln!("It needs root and `apt-get install nftables iproute2 curl`.");
     eprintln!(
-        "Running the control plane alone on {}; swctl works against it. Ctrl-C stops it.",
+        "Running the control plane alone on {}; Ctrl-C stops it. swctl works against it:",
         args.listen
+    );
+    eprintln!(
+        "  {} --config {} get svc",
+        bin_dir()?.join("swctl").display(),
+        absolute(&args.data_dir.join("admin.conf")).display()
     );
     let bin = bin_dir()?.join("switchyard-control-plane");
     let status = std::process::Command::new(&bin)
