@@ -109,6 +109,7 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     let args = Args::parse();
+    let shutdown = shutdown_signal()?;
     let cfg = ServerConfig {
         data_dir: args.data_dir.clone(),
         listen: args.listen,
@@ -151,35 +152,22 @@ async fn main() -> anyhow::Result<()> {
         tracing::info!(%addr, data_dir = %args.data_dir.display(), revision = server.registry.revision(),
             admin_config = %args.data_dir.join("admin.conf").display(), "serving gRPC (mutual TLS)");
     }
-    server.serve(shutdown_signal()).await.context("serving")?;
+    server.serve(shutdown).await.context("serving")?;
     tracing::info!("shut down cleanly");
     Ok(())
 }
 
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            tracing::error!(error = %e, "cannot listen for SIGINT");
-            std::future::pending::<()>().await;
+/// Resolves on SIGINT or SIGTERM. The handlers are installed here, at
+/// once, not when the future is first polled: a signal that arrives while
+/// the store loads or the PKI is made must stop the server cleanly too.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut int = signal(SignalKind::interrupt()).context("listening for SIGINT")?;
+    let mut term = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
+    Ok(async move {
+        tokio::select! {
+            _ = int.recv() => tracing::info!("SIGINT received, shutting down"),
+            _ = term.recv() => tracing::info!("SIGTERM received, shutting down"),
         }
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => tracing::info!("SIGINT received, shutting down"),
-        _ = term => tracing::info!("SIGTERM received, shutting down"),
-    }
+    })
 }

@@ -61,10 +61,9 @@ struct Forward {
 impl Forward {
     fn start(c: &Cluster, args: &[&str]) -> Forward {
         let pairs = args.iter().skip(1).filter(|a| !a.starts_with('-')).count();
-        let swctl = c.bin("swctl");
-        let server = c.server();
-        let mut full = vec![swctl.as_str(), "--server", &server, "port-forward"];
-        full.extend(args);
+        let mut full = c.swctl_command();
+        full.push("port-forward".to_string());
+        full.extend(args.iter().map(|a| a.to_string()));
         let guard = c.lab.spawn(&c.lab.client().ns, &full).unwrap();
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
@@ -148,10 +147,9 @@ fn pattern(seed: u64, len: usize) -> Vec<u8> {
 }
 
 fn swctl_fails(c: &Cluster, args: &[&str]) -> String {
-    let swctl = c.bin("swctl");
-    let server = c.server();
-    let mut full = vec![swctl.as_str(), "--server", &server, "port-forward"];
-    full.extend(args);
+    let mut full = c.swctl_command();
+    full.push("port-forward".to_string());
+    full.extend(args.iter().map(|a| a.to_string()));
     let out = c.lab.exec(&c.lab.client().ns, &full).unwrap();
     assert!(
         !out.status.success(),
