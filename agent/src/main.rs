@@ -175,7 +175,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
 /// none), renewed in the background.
 async fn connect(args: &Args) -> anyhow::Result<Channels> {
     let target = Target::parse(&args.control_plane).context("--control-plane")?;
-    let target = if args.insecure { target.into_plaintext() } else { target };
+    let target = if args.insecure {
+        target.into_plaintext()
+    } else {
+        target
+    };
     if target.is_plaintext() {
         tracing::warn!(control_plane = %args.control_plane, "talking plaintext to the control plane, without a certificate (--insecure)");
         return Ok(connection::fixed(connection::channel(&target, None)?));
@@ -183,7 +187,12 @@ async fn connect(args: &Args) -> anyhow::Result<Channels> {
     let creds = node_credentials(args, &target).await?;
     let channel = connection::channel(&target, Some(creds.client_config()?))?;
     let (tx, channels) = watch::channel(channel);
-    tokio::spawn(identity::renew::run(target, args.state_dir.clone(), creds, tx));
+    tokio::spawn(identity::renew::run(
+        target,
+        args.state_dir.clone(),
+        creds,
+        tx,
+    ));
     Ok(channels)
 }
 
@@ -194,7 +203,8 @@ async fn connect(args: &Args) -> anyhow::Result<Channels> {
 /// or names another node is replaced by joining.
 async fn node_credentials(args: &Args, target: &Target) -> anyhow::Result<NodeCredentials> {
     let dir = &args.state_dir;
-    let stored = NodeCredentials::load(dir).with_context(|| format!("reading the node certificate in {}", dir.display()))?;
+    let stored = NodeCredentials::load(dir)
+        .with_context(|| format!("reading the node certificate in {}", dir.display()))?;
     let usable = |c: &NodeCredentials| {
         !c.info.is_expired(SystemTime::now()) && c.node_name() == Some(args.node_name.as_str())
     };
@@ -225,11 +235,15 @@ async fn node_credentials(args: &Args, target: &Target) -> anyhow::Result<NodeCr
     }
 }
 
-async fn join(args: &Args, target: &Target, token: &str, dir: &Path) -> anyhow::Result<NodeCredentials> {
-    let pin = args
-        .ca_cert_hash
-        .as_deref()
-        .context("--join-token needs --ca-cert-hash sha256:<hex> (`swctl create token` prints it)")?;
+async fn join(
+    args: &Args,
+    target: &Target,
+    token: &str,
+    dir: &Path,
+) -> anyhow::Result<NodeCredentials> {
+    let pin = args.ca_cert_hash.as_deref().context(
+        "--join-token needs --ca-cert-hash sha256:<hex> (`swctl create token` prints it)",
+    )?;
     let creds = identity::join(target, token, pin, &args.node_name).await?;
     creds
         .save(dir)

@@ -126,10 +126,14 @@ impl<R: NftRunner + Clone + 'static> Runtime<R> {
             let channel = self.channels.borrow().clone();
             let session = match sync::open(channel, self.register()).await {
                 Ok(session) => session,
-                Err(sync::StreamError::Open(status)) if status.code() == tonic::Code::PermissionDenied => {
+                Err(sync::StreamError::Open(status))
+                    if status.code() == tonic::Code::PermissionDenied =>
+                {
                     return Refused(status.message().to_string());
                 }
-                Err(sync::StreamError::Open(status)) if status.code() == tonic::Code::Unauthenticated => {
+                Err(sync::StreamError::Open(status))
+                    if status.code() == tonic::Code::Unauthenticated =>
+                {
                     let delay = backoff.next_delay(&mut rng);
                     tracing::error!(error = %status.message(), retry_in = ?delay,
                         "the control plane refuses this node's certificate; join again with a new token (--join-token); keeping the last ruleset");

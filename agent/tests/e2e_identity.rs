@@ -64,14 +64,20 @@ fn join<'a>(token: &'a str, pin: &'a str) -> [&'a str; 4] {
 
 #[test]
 fn joins_are_refused_with_their_reason_and_a_node_cannot_pose_as_another() {
-    let Some(c) = cluster("joins_are_refused_with_their_reason_and_a_node_cannot_pose_as_another", &[]) else {
+    let Some(c) = cluster(
+        "joins_are_refused_with_their_reason_and_a_node_cannot_pose_as_another",
+        &[],
+    ) else {
         return;
     };
     let (t, pin) = token(&c, &["--node", "node-5"]);
     let out = agent_once(&c, "s1", "node-6", &join(&t, &pin));
     assert_eq!(
         (out.status.code(), last_line(&out)),
-        (Some(1), "error: join refused: token is for node node-5".to_string())
+        (
+            Some(1),
+            "error: join refused: token is for node node-5".to_string()
+        )
     );
     let out = agent_once(&c, "s1", "node-5", &join("abcdef.0123456789abcdef", &pin));
     assert_eq!(last_line(&out), "error: join refused: unknown token");
@@ -113,13 +119,20 @@ fn joins_are_refused_with_their_reason_and_a_node_cannot_pose_as_another() {
             ],
         )
         .unwrap();
-    first.wait_for_log("joined the cluster", Duration::from_secs(20)).unwrap();
+    first
+        .wait_for_log("joined the cluster", Duration::from_secs(20))
+        .unwrap();
     drop(first);
     let out = agent_once(&c, "s8", "node-8", &join(&once, &pin));
     assert_eq!(last_line(&out), "error: join refused: token already used");
     let tokens = c.swctl_ok(&["get", "tokens", "--no-headers"]).unwrap();
     let id = once.split('.').next().unwrap();
-    let row: Vec<&str> = tokens.lines().find(|l| l.starts_with(id)).unwrap().split_whitespace().collect();
+    let row: Vec<&str> = tokens
+        .lines()
+        .find(|l| l.starts_with(id))
+        .unwrap()
+        .split_whitespace()
+        .collect();
     assert_eq!((row[1], row[3]), ("<none>", "1"));
 
     // node-1's certificate, started as node-2: refused, and the agent exits.
@@ -140,19 +153,39 @@ fn joins_are_refused_with_their_reason_and_a_node_cannot_pose_as_another() {
 
 #[test]
 fn a_deleted_node_is_cut_off_within_5s_and_its_host_keeps_serving() {
-    let Some(mut c) = cluster("a_deleted_node_is_cut_off_within_5s_and_its_host_keeps_serving", &[]) else {
+    let Some(mut c) = cluster(
+        "a_deleted_node_is_cut_off_within_5s_and_its_host_keeps_serving",
+        &[],
+    ) else {
         return;
     };
     let (_backends, url) = serve_web(&c, "");
-    assert_eq!(c.swctl_ok(&["delete", "node", "node-2"]).unwrap(), "node \"node-2\" deleted\n");
+    assert_eq!(
+        c.swctl_ok(&["delete", "node", "node-2"]).unwrap(),
+        "node \"node-2\" deleted\n"
+    );
     let deadline = Instant::now() + Duration::from_secs(5);
-    while !c.agent_log(2).contains("the control plane refuses this node's certificate") {
-        assert!(Instant::now() < deadline, "node-2 was still served 5 s after its deletion:\n{}", c.agent_log(2));
+    while !c
+        .agent_log(2)
+        .contains("the control plane refuses this node's certificate")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "node-2 was still served 5 s after its deletion:\n{}",
+            c.agent_log(2)
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert!(c.agent_log(2).contains("tunnel session ended"), "{}", c.agent_log(2));
+    assert!(
+        c.agent_log(2).contains("tunnel session ended"),
+        "{}",
+        c.agent_log(2)
+    );
     let nodes = c.swctl_ok(&["get", "nodes", "--no-headers"]).unwrap();
-    let names: Vec<&str> = nodes.lines().map(|l| l.split_whitespace().next().unwrap()).collect();
+    let names: Vec<&str> = nodes
+        .lines()
+        .map(|l| l.split_whitespace().next().unwrap())
+        .collect();
     assert_eq!(names, vec!["node-1"]);
     // Its host keeps the last ruleset: the ClusterIP answers from its pods.
     let body = curl(&c, &c.lab.pod(2, 2).ns, &url).unwrap();
@@ -163,12 +196,17 @@ fn a_deleted_node_is_cut_off_within_5s_and_its_host_keeps_serving() {
     std::thread::sleep(Duration::from_secs(2));
     let nodes = c.swctl_ok(&["get", "nodes", "--no-headers"]).unwrap();
     assert_eq!(nodes.lines().count(), 1, "{nodes}");
-    assert!(curl(&c, &c.lab.pod(2, 2).ns, &url).unwrap().starts_with("web-"));
+    assert!(curl(&c, &c.lab.pod(2, 2).ns, &url)
+        .unwrap()
+        .starts_with("web-"));
 }
 
 #[test]
 fn node_certificates_renew_without_a_failed_request() {
-    let Some(c) = cluster("node_certificates_renew_without_a_failed_request", &["--node-cert-ttl", "20s"]) else {
+    let Some(c) = cluster(
+        "node_certificates_renew_without_a_failed_request",
+        &["--node-cert-ttl", "20s"],
+    ) else {
         return;
     };
     let (_backends, url) = serve_web(&c, "");
@@ -176,13 +214,24 @@ fn node_certificates_renew_without_a_failed_request() {
     // Two renewals each: every agent has outlived its first certificate.
     let deadline = Instant::now() + Duration::from_secs(60);
     for i in [1, 2] {
-        while c.agent_log(i).matches("renewed the node certificate").count() < 2 {
-            assert!(Instant::now() < deadline, "agent {i} did not renew twice:\n{}", c.agent_log(i));
+        while c
+            .agent_log(i)
+            .matches("renewed the node certificate")
+            .count()
+            < 2
+        {
+            assert!(
+                Instant::now() < deadline,
+                "agent {i} did not renew twice:\n{}",
+                c.agent_log(i)
+            );
             std::thread::sleep(Duration::from_millis(200));
         }
     }
     let log = {
-        requests.wait_for_log("done", Duration::from_secs(90)).unwrap();
+        requests
+            .wait_for_log("done", Duration::from_secs(90))
+            .unwrap();
         requests.log()
     };
     assert_eq!(log.matches("ok").count(), 150, "failed requests:\n{log}");
@@ -191,9 +240,14 @@ fn node_certificates_renew_without_a_failed_request() {
     c.apply(&service_yaml("web-renewed", "")).unwrap();
     c.wait_synced(Duration::from_secs(10)).unwrap();
     let after = format!("http://{}/", cluster_ip(&c, "web-renewed"));
-    assert!(curl(&c, &c.lab.pod(2, 2).ns, &after).unwrap().starts_with("web-"));
+    assert!(curl(&c, &c.lab.pod(2, 2).ns, &after)
+        .unwrap()
+        .starts_with("web-"));
     for i in [1, 2] {
         let log = c.agent_log(i);
-        assert!(!log.contains("snapshot stream lost"), "agent {i} reconnected:\n{log}");
+        assert!(
+            !log.contains("snapshot stream lost"),
+            "agent {i} reconnected:\n{log}"
+        );
     }
 }

@@ -19,10 +19,10 @@ use switchyard_agent::runtime::{AgentConfig, Runtime, FULL_RESYNC};
 use switchyard_api::resources::{Kind, Node, Object};
 use switchyard_api::v1::agent_message::Message as AgentMsg;
 use switchyard_api::v1::agent_sync_client::AgentSyncClient;
-use switchyard_api::v1::resources_client::ResourcesClient;
-use switchyard_api::v1::{AgentMessage, ObjectRef, Push, Register};
 use switchyard_api::v1::identity_client::IdentityClient;
+use switchyard_api::v1::resources_client::ResourcesClient;
 use switchyard_api::v1::CreateTokenRequest;
+use switchyard_api::v1::{AgentMessage, ObjectRef, Push, Register};
 use switchyard_control_plane::registry::{Registry, RegistryConfig};
 use switchyard_control_plane::server::{Security, Server, ServerConfig};
 use switchyard_tls::client::Target;
@@ -89,7 +89,12 @@ impl ControlPlane {
         let creds = Credentials::read(&self.dir.join("admin.conf")).ok()?;
         let target = self.target();
         let connector = target.connector(Some(creds.client_config().ok()?)).ok()?;
-        target.endpoint().ok()?.connect_with_connector(connector).await.ok()
+        target
+            .endpoint()
+            .ok()?
+            .connect_with_connector(connector)
+            .await
+            .ok()
     }
 
     /// A channel as `node`, which joins with a token as an agent does.
@@ -103,10 +108,12 @@ impl ControlPlane {
             .unwrap()
             .into_inner();
         let target = self.target();
-        let creds = switchyard_agent::identity::join(&target, &created.token, &created.ca_cert_hash, node)
-            .await
-            .unwrap();
-        switchyard_agent::connection::channel(&target, Some(creds.client_config().unwrap())).unwrap()
+        let creds =
+            switchyard_agent::identity::join(&target, &created.token, &created.ca_cert_hash, node)
+                .await
+                .unwrap();
+        switchyard_agent::connection::channel(&target, Some(creds.client_config().unwrap()))
+            .unwrap()
     }
 
     async fn shutdown(mut self) {
@@ -171,7 +178,10 @@ impl ControlPlane {
     }
 }
 
-async fn agent(channel: Channel, runner: RecordingRunner) -> JoinHandle<switchyard_agent::runtime::Refused> {
+async fn agent(
+    channel: Channel,
+    runner: RecordingRunner,
+) -> JoinHandle<switchyard_agent::runtime::Refused> {
     let datapath = DataPath::open("switchyard", runner).await.unwrap();
     let cfg = AgentConfig {
         node: NodeContext {

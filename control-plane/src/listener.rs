@@ -70,13 +70,21 @@ macro_rules! delegate {
 }
 
 impl AsyncRead for Socket {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         delegate!(self, s => Pin::new(s).poll_read(cx, buf))
     }
 }
 
 impl AsyncWrite for Socket {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         delegate!(self, s => Pin::new(s).poll_write(cx, buf))
     }
 
@@ -90,7 +98,11 @@ impl AsyncWrite for Socket {
 }
 
 impl AsyncRead for Conn {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         match &mut self.get_mut().io {
             Io::Plain(s) => Pin::new(s).poll_read(cx, buf),
             Io::Tls(s) => Pin::new(s).poll_read(cx, buf),
@@ -99,7 +111,11 @@ impl AsyncRead for Conn {
 }
 
 impl AsyncWrite for Conn {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         match &mut self.get_mut().io {
             Io::Plain(s) => Pin::new(s).poll_write(cx, buf),
             Io::Tls(s) => Pin::new(s).poll_write(cx, buf),
@@ -156,7 +172,12 @@ async fn accept_tcp(listener: TcpListener, tls: Option<ServerTls>, tx: Accepted)
             Ok((stream, remote)) => {
                 // Small gRPC frames must not wait for Nagle.
                 let _ = stream.set_nodelay(true);
-                tokio::spawn(handshake(Socket::Tcp(stream), Some(remote), tls.clone(), tx.clone()));
+                tokio::spawn(handshake(
+                    Socket::Tcp(stream),
+                    Some(remote),
+                    tls.clone(),
+                    tx.clone(),
+                ));
             }
             Err(e) => backoff_after(e).await,
         }
@@ -171,7 +192,12 @@ async fn accept_unix(listener: UnixListener, tls: Option<ServerTls>, tx: Accepte
         };
         match accepted {
             Ok((stream, _)) => {
-                tokio::spawn(handshake(Socket::Unix(stream), None, tls.clone(), tx.clone()));
+                tokio::spawn(handshake(
+                    Socket::Unix(stream),
+                    None,
+                    tls.clone(),
+                    tx.clone(),
+                ));
             }
             Err(e) => backoff_after(e).await,
         }
@@ -185,7 +211,12 @@ async fn backoff_after(e: io::Error) {
     tokio::time::sleep(Duration::from_millis(100)).await;
 }
 
-async fn handshake(socket: Socket, remote: Option<SocketAddr>, tls: Option<ServerTls>, tx: Accepted) {
+async fn handshake(
+    socket: Socket,
+    remote: Option<SocketAddr>,
+    tls: Option<ServerTls>,
+    tx: Accepted,
+) {
     let conn = match tls {
         None => Conn {
             io: Io::Plain(socket),

@@ -71,7 +71,8 @@ struct Args {
 }
 
 fn parse_duration(s: &str) -> anyhow::Result<Duration> {
-    let d = humantime::parse_duration(s).with_context(|| format!("invalid duration {s:?} (e.g. 24h, 20s)"))?;
+    let d = humantime::parse_duration(s)
+        .with_context(|| format!("invalid duration {s:?} (e.g. 24h, 20s)"))?;
     if d < Duration::from_secs(1) {
         bail!("must be at least 1s");
     }

@@ -134,7 +134,8 @@ impl Server {
             source,
         })?;
         let metrics = Metrics::new();
-        let registry = Registry::open(Arc::new(store), cfg.registry.clone(), metrics.clone()).await?;
+        let registry =
+            Registry::open(Arc::new(store), cfg.registry.clone(), metrics.clone()).await?;
         let cluster = ClusterConfig {
             cluster_domain: cfg.cluster_domain.clone(),
             cluster_dns: cfg.cluster_dns.to_string(),
@@ -207,8 +208,13 @@ impl Server {
             shutdown.await;
             let _ = stop.send(true);
         };
-        let resources = ResourcesApi::new(self.registry.clone(), self.sync.clone(), self.access.clone());
-        let (port_forward, tunnel) = crate::tunnel::servers(self.registry.clone(), self.access.clone());
+        let resources = ResourcesApi::new(
+            self.registry.clone(),
+            self.sync.clone(),
+            self.access.clone(),
+        );
+        let (port_forward, tunnel) =
+            crate::tunnel::servers(self.registry.clone(), self.access.clone());
         let (tls, identity) = match self.secure {
             Some(Secure { tls, identity }) => (Some(tls), Some(IdentityServer::new(identity))),
             None => {
@@ -216,7 +222,9 @@ impl Server {
                 (None, None)
             }
         };
-        tokio::spawn(crate::identity::sweep_expired_tokens(Arc::downgrade(&self.registry)));
+        tokio::spawn(crate::identity::sweep_expired_tokens(Arc::downgrade(
+            &self.registry,
+        )));
         tonic::transport::Server::builder()
             .layer(crate::api::observe::ObserveLayer::new(self.metrics.clone()))
             .layer(AuthLayer::new(self.auth.clone()))
@@ -232,7 +240,10 @@ impl Server {
             .add_service(port_forward)
             .add_service(tunnel)
             .add_optional_service(identity)
-            .serve_with_incoming_shutdown(listener::incoming(self.listener, self.unix, tls), shutdown)
+            .serve_with_incoming_shutdown(
+                listener::incoming(self.listener, self.unix, tls),
+                shutdown,
+            )
             .await?;
         Ok(())
     }
@@ -259,7 +270,13 @@ async fn secure(
         .into_iter()
         .next()
         .unwrap_or_else(|| format!("https://127.0.0.1:{}", bound.port()));
-    ensure_admin_conf(registry, &ca, &cfg.data_dir.join("admin.conf"), &admin_server).await?;
+    ensure_admin_conf(
+        registry,
+        &ca,
+        &cfg.data_dir.join("admin.conf"),
+        &admin_server,
+    )
+    .await?;
     let identity = IdentityApi::new(
         registry.clone(),
         ca,

@@ -127,21 +127,26 @@ pub async fn connect_channel(login: &Login) -> Result<Channel, ClientError> {
         .target
         .connector(login.tls.clone())
         .map_err(|e| ClientError::Config(e.to_string()))?;
-    endpoint.connect_with_connector(connector).await.map_err(|e| {
-        let detail = error_chain(&e);
-        if detail.contains("refused") || detail.contains("No such file") {
-            ClientError::Unreachable { server }
-        } else {
-            ClientError::Connect { server, detail }
-        }
-    })
+    endpoint
+        .connect_with_connector(connector)
+        .await
+        .map_err(|e| {
+            let detail = error_chain(&e);
+            if detail.contains("refused") || detail.contains("No such file") {
+                ClientError::Unreachable { server }
+            } else {
+                ClientError::Connect { server, detail }
+            }
+        })
 }
 
 /// A status from a call whose connection broke before any answer: over
 /// plaintext that is a TLS server hanging up on the first bytes.
 pub fn call_failed(login: &Login, status: Status) -> ClientError {
-    let transport = matches!(status.code(), Code::Unavailable | Code::Unknown | Code::Internal)
-        && !status.message().contains("shutting down");
+    let transport = matches!(
+        status.code(),
+        Code::Unavailable | Code::Unknown | Code::Internal
+    ) && !status.message().contains("shutting down");
     if login.target.is_plaintext() && transport && status.metadata().is_empty() {
         return ClientError::NeedsTls {
             server: login.target.authority(),
@@ -165,12 +170,18 @@ impl Client {
         &self.login
     }
 
-    pub async fn create_user(&mut self, req: CreateUserRequest) -> Result<IssuedCertificate, ClientError> {
+    pub async fn create_user(
+        &mut self,
+        req: CreateUserRequest,
+    ) -> Result<IssuedCertificate, ClientError> {
         let resp = self.identity.create_user(req).await;
         Ok(resp.map_err(|s| self.failed(s))?.into_inner())
     }
 
-    pub async fn create_token(&mut self, req: CreateTokenRequest) -> Result<CreateTokenResponse, ClientError> {
+    pub async fn create_token(
+        &mut self,
+        req: CreateTokenRequest,
+    ) -> Result<CreateTokenResponse, ClientError> {
         let resp = self.identity.create_token(req).await;
         Ok(resp.map_err(|s| self.failed(s))?.into_inner())
     }

@@ -36,7 +36,9 @@ fn credentials(explicit: Option<&Path>) -> Result<Option<Credentials>, ClientErr
     if let Some(path) = explicit {
         return Credentials::read(path).map(Some).map_err(config_error);
     }
-    let from_env = std::env::var_os(CONFIG_ENV).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let from_env = std::env::var_os(CONFIG_ENV)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from);
     match from_env.or_else(default_config) {
         Some(path) if path.exists() => Credentials::read(&path).map(Some).map_err(config_error),
         _ => Ok(None),
@@ -48,7 +50,12 @@ impl Login {
         let credentials = credentials(config)?;
         let url = server
             .map(str::to_string)
-            .or_else(|| credentials.as_ref().map(|c| c.server.clone()).filter(|s| !s.is_empty()))
+            .or_else(|| {
+                credentials
+                    .as_ref()
+                    .map(|c| c.server.clone())
+                    .filter(|s| !s.is_empty())
+            })
             .unwrap_or_else(|| DEFAULT_SERVER.to_string());
         let target = Target::parse(&url).map_err(|e| ClientError::BadAddress {
             server: url.clone(),
@@ -57,7 +64,10 @@ impl Login {
         let tls = match (&credentials, target.is_plaintext()) {
             (_, true) => None,
             (None, false) => return Err(ClientError::NotLoggedIn),
-            (Some(c), false) => Some(c.client_config().map_err(|e| ClientError::Config(e.to_string()))?),
+            (Some(c), false) => Some(
+                c.client_config()
+                    .map_err(|e| ClientError::Config(e.to_string()))?,
+            ),
         };
         Ok(Login {
             target,

@@ -42,7 +42,15 @@ fn stdout(out: &Output) -> String {
 /// A user of `role` with a credentials file in the test's directory.
 fn user(cp: &ControlPlane, name: &str, role: &str) -> std::path::PathBuf {
     let path = cp.data_dir.with_file_name(format!("{name}.conf"));
-    let out = cp.ok(&["create", "user", name, "--role", role, "-o", path.to_str().unwrap()]);
+    let out = cp.ok(&[
+        "create",
+        "user",
+        name,
+        "--role",
+        role,
+        "-o",
+        path.to_str().unwrap(),
+    ]);
     assert_eq!(out, format!("user/{name} created\n"));
     path
 }
@@ -52,7 +60,10 @@ fn the_control_plane_makes_its_pki_and_admin_credentials_private() {
     use std::os::unix::fs::PermissionsExt;
     let cp = ControlPlane::start(&[]);
     for file in ["pki/ca.key", "pki/server.key", "admin.conf"] {
-        let mode = std::fs::metadata(cp.data_dir.join(file)).unwrap().permissions().mode();
+        let mode = std::fs::metadata(cp.data_dir.join(file))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600, "{file}");
     }
     let ca = std::fs::read_to_string(cp.data_dir.join("pki/ca.crt")).unwrap();
@@ -80,7 +91,10 @@ fn without_or_with_a_refused_credential_swctl_is_logged_out() {
         .env("HOME", cp.data_dir.with_file_name("no-home"))
         .output()
         .unwrap();
-    assert_eq!((out.status.code(), stderr(&out).as_str()), (Some(1), LOGGED_OUT));
+    assert_eq!(
+        (out.status.code(), stderr(&out).as_str()),
+        (Some(1), LOGGED_OUT)
+    );
 
     // A file that names the CA but no client certificate.
     let creds = switchyard_tls::credentials::Credentials::read(&cp.config()).unwrap();
@@ -92,16 +106,24 @@ fn without_or_with_a_refused_credential_swctl_is_logged_out() {
     let path = cp.data_dir.with_file_name("anonymous.conf");
     anonymous.write(&path).unwrap();
     let out = swctl_as(&cp, &path, &["get", "svc"]);
-    assert_eq!((out.status.code(), stderr(&out).as_str()), (Some(1), LOGGED_OUT));
+    assert_eq!(
+        (out.status.code(), stderr(&out).as_str()),
+        (Some(1), LOGGED_OUT)
+    );
 
     // A certificate from another cluster's CA, presented with this CA.
     let other = ControlPlane::start(&[]);
     let mut foreign = switchyard_tls::credentials::Credentials::read(&other.config()).unwrap();
-    foreign.ca_pem = switchyard_tls::credentials::Credentials::read(&cp.config()).unwrap().ca_pem;
+    foreign.ca_pem = switchyard_tls::credentials::Credentials::read(&cp.config())
+        .unwrap()
+        .ca_pem;
     let path = cp.data_dir.with_file_name("foreign.conf");
     foreign.write(&path).unwrap();
     let out = swctl_as(&cp, &path, &["get", "svc"]);
-    assert_eq!((out.status.code(), stderr(&out).as_str()), (Some(1), LOGGED_OUT));
+    assert_eq!(
+        (out.status.code(), stderr(&out).as_str()),
+        (Some(1), LOGGED_OUT)
+    );
 }
 
 #[test]
@@ -132,9 +154,16 @@ fn viewers_read_and_are_refused_everything_else_in_kubectl_words() {
     let bob = user(&cp, "bob", "view");
     let out = swctl_as(&cp, &bob, &["get", "ns"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(rows_without_age(&stdout(&out)), vec![vec!["NAME", "STATUS"], vec!["default", "Active"]]);
+    assert_eq!(
+        rows_without_age(&stdout(&out)),
+        vec![vec!["NAME", "STATUS"], vec!["default", "Active"]]
+    );
 
-    let out = swctl_as(&cp, &bob, &["create", "service", "clusterip", "web", "--tcp=80"]);
+    let out = swctl_as(
+        &cp,
+        &bob,
+        &["create", "service", "clusterip", "web", "--tcp=80"],
+    );
     assert_eq!(
         (out.status.code(), stderr(&out)),
         (
@@ -150,10 +179,18 @@ fn viewers_read_and_are_refused_everything_else_in_kubectl_words() {
     );
     let out = swctl_as(&cp, &bob, &["get", "svc", "web", "-o", "name"]);
     assert_eq!(stdout(&out), "service/web\n");
-    for args in [&["get", "tokens"][..], &["create", "token"], &["create", "user", "eve", "--role", "admin"]] {
+    for args in [
+        &["get", "tokens"][..],
+        &["create", "token"],
+        &["create", "user", "eve", "--role", "admin"],
+    ] {
         let out = swctl_as(&cp, &bob, args);
         assert_eq!(out.status.code(), Some(1), "{args:?}");
-        assert!(stderr(&out).starts_with("Error from server (Forbidden): "), "{args:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).starts_with("Error from server (Forbidden): "),
+            "{args:?}: {}",
+            stderr(&out)
+        );
     }
     let out = swctl_as(&cp, &bob, &["port-forward", "svc/web", ":80"]);
     assert_eq!(
@@ -165,22 +202,35 @@ fn viewers_read_and_are_refused_everything_else_in_kubectl_words() {
 
     // The refusal and the admin's write are in the audit log.
     let audit = std::fs::read_to_string(&audit_log).unwrap();
-    let events: Vec<serde_json::Value> = audit.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let events: Vec<serde_json::Value> = audit
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     let refused = events
         .iter()
-        .find(|e| e["user"]["username"] == "bob" && e["verb"] == "create" && e["objectRef"]["resource"] == "services")
+        .find(|e| {
+            e["user"]["username"] == "bob"
+                && e["verb"] == "create"
+                && e["objectRef"]["resource"] == "services"
+        })
         .expect("the refused create is audited");
     assert_eq!(refused["responseStatus"]["code"], 403);
     assert_eq!(refused["objectRef"]["name"], "web");
     let created = events
         .iter()
-        .find(|e| e["user"]["username"] == "admin" && e["verb"] == "create" && e["objectRef"]["resource"] == "services")
+        .find(|e| {
+            e["user"]["username"] == "admin"
+                && e["verb"] == "create"
+                && e["objectRef"]["resource"] == "services"
+        })
         .expect("the admin's create is audited");
     assert_eq!(created["responseStatus"]["code"], 201);
     assert_eq!(created["kind"], "Event");
     assert_eq!(created["apiVersion"], "audit.k8s.io/v1");
     assert_eq!(created["level"], "Metadata");
-    assert!(events.iter().any(|e| e["verb"] == "create" && e["objectRef"]["resource"] == "users" && e["objectRef"]["name"] == "bob"));
+    assert!(events.iter().any(|e| e["verb"] == "create"
+        && e["objectRef"]["resource"] == "users"
+        && e["objectRef"]["name"] == "bob"));
 }
 
 #[test]
@@ -188,29 +238,49 @@ fn a_deleted_user_is_refused_and_their_watch_ends() {
     let cp = ControlPlane::start(&[]);
     let carol = user(&cp, "carol", "admin");
     let users = cp.ok(&["get", "users", "--no-headers"]);
-    let names: Vec<&str> = users.lines().map(|l| l.split_whitespace().next().unwrap()).collect();
+    let names: Vec<&str> = users
+        .lines()
+        .map(|l| l.split_whitespace().next().unwrap())
+        .collect();
     assert_eq!(names, vec!["admin", "carol"]);
     let mut watch = Command::new(env!("CARGO_BIN_EXE_swctl"))
-        .args(["--server", &cp.server, "--config", carol.to_str().unwrap(), "get", "svc", "-w"])
+        .args([
+            "--server",
+            &cp.server,
+            "--config",
+            carol.to_str().unwrap(),
+            "get",
+            "svc",
+            "-w",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(cp.ok(&["delete", "user", "carol"]), "user \"carol\" deleted\n");
+    assert_eq!(
+        cp.ok(&["delete", "user", "carol"]),
+        "user \"carol\" deleted\n"
+    );
     let deadline = Instant::now() + Duration::from_secs(5);
     let status = loop {
         if let Some(status) = watch.try_wait().unwrap() {
             break status;
         }
-        assert!(Instant::now() < deadline, "the revoked user's watch was still open after 5 s");
+        assert!(
+            Instant::now() < deadline,
+            "the revoked user's watch was still open after 5 s"
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     let mut err = String::new();
     std::io::Read::read_to_string(watch.stderr.as_mut().unwrap(), &mut err).unwrap();
     assert_eq!((status.code(), err.as_str()), (Some(1), LOGGED_OUT));
     let out = swctl_as(&cp, &carol, &["get", "svc"]);
-    assert_eq!((out.status.code(), stderr(&out).as_str()), (Some(1), LOGGED_OUT));
+    assert_eq!(
+        (out.status.code(), stderr(&out).as_str()),
+        (Some(1), LOGGED_OUT)
+    );
 }
 
 #[test]
@@ -220,10 +290,18 @@ fn tokens_print_the_join_command_and_list_without_their_secret() {
     let lines: Vec<&str> = out.lines().collect();
     let token = lines[0];
     let (id, secret) = token.split_once('.').unwrap();
-    let shaped = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    let shaped = |s: &str, n: usize| {
+        s.len() == n
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    };
     assert!(shaped(id, 6) && shaped(secret, 16), "{token}");
     let pin = switchyard_tls::certificate::ca_cert_hash(
-        &switchyard_tls::pem::certificate(&std::fs::read(cp.data_dir.join("pki/ca.crt")).unwrap(), "ca").unwrap(),
+        &switchyard_tls::pem::certificate(
+            &std::fs::read(cp.data_dir.join("pki/ca.crt")).unwrap(),
+            "ca",
+        )
+        .unwrap(),
     )
     .unwrap();
     let port = cp.server.rsplit(':').next().unwrap();
@@ -233,16 +311,25 @@ fn tokens_print_the_join_command_and_list_without_their_secret() {
     );
     cp.ok(&["create", "token", "--reusable"]);
     let table = cp.ok(&["get", "tokens"]);
-    let rows: Vec<Vec<&str>> = table.lines().map(|l| l.split_whitespace().collect()).collect();
+    let rows: Vec<Vec<&str>> = table
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
     assert_eq!(rows[0], vec!["ID", "NODE", "EXPIRES", "USES"]);
     let mine = rows.iter().find(|r| r[0] == id).unwrap();
     assert_eq!((mine[1], mine[3]), ("node-7", "0"));
     assert!(rows.iter().any(|r| r[1] == "<none>"), "{table}");
     let yaml = cp.ok(&["get", "token", id, "-o", "yaml"]);
     assert!(!yaml.contains(secret), "the secret is not stored:\n{yaml}");
-    assert_eq!(cp.ok(&["delete", "token", id]), format!("token \"{id}\" deleted\n"));
+    assert_eq!(
+        cp.ok(&["delete", "token", id]),
+        format!("token \"{id}\" deleted\n")
+    );
     let out = cp.swctl(&["get", "token", id]);
-    assert_eq!(stderr(&out), format!("Error from server (NotFound): tokens \"{id}\" not found\n"));
+    assert_eq!(
+        stderr(&out),
+        format!("Error from server (NotFound): tokens \"{id}\" not found\n")
+    );
 }
 
 #[test]
@@ -257,9 +344,29 @@ fn identities_are_issued_not_applied() {
         stderr(&out),
         "Error from server (BadRequest): users are issued by `swctl create user`, not applied\n"
     );
-    let out = cp.swctl(&["create", "user", "Mallory", "--role", "admin", "-o", "/dev/null"]);
-    assert!(stderr(&out).contains("metadata.name: Invalid value: \"Mallory\""), "{}", stderr(&out));
-    let out = cp.swctl(&["create", "user", "mallory", "--role", "root", "-o", "/dev/null"]);
+    let out = cp.swctl(&[
+        "create",
+        "user",
+        "Mallory",
+        "--role",
+        "admin",
+        "-o",
+        "/dev/null",
+    ]);
+    assert!(
+        stderr(&out).contains("metadata.name: Invalid value: \"Mallory\""),
+        "{}",
+        stderr(&out)
+    );
+    let out = cp.swctl(&[
+        "create",
+        "user",
+        "mallory",
+        "--role",
+        "root",
+        "-o",
+        "/dev/null",
+    ]);
     assert_eq!(
         stderr(&out),
         "The User \"mallory\" is invalid: spec.role: Unsupported value: \"root\": supported values: \"admin\", \"view\"\n"
@@ -269,9 +376,18 @@ fn identities_are_issued_not_applied() {
 #[test]
 fn insecure_serves_plaintext_and_says_so() {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let mut child = Command::new(binary("switchyard-control-plane"))
-        .args(["--insecure", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .args([
+            "--insecure",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
         .arg(dir.path().join("data"))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -281,7 +397,15 @@ fn insecure_serves_plaintext_and_says_so() {
     let deadline = Instant::now() + Duration::from_secs(20);
     let out = loop {
         let out = Command::new(env!("CARGO_BIN_EXE_swctl"))
-            .args(["--server", &server, "create", "service", "clusterip", "open", "--tcp=80"])
+            .args([
+                "--server",
+                &server,
+                "create",
+                "service",
+                "clusterip",
+                "open",
+                "--tcp=80",
+            ])
             .env("HOME", dir.path())
             .output()
             .unwrap();

@@ -271,7 +271,10 @@ impl Harness {
             .build()
             .unwrap();
         let channels = rt.block_on(self.cp.join("node-1"));
-        rt.spawn(switchyard_agent::tunnel::run(channels, "node-1".to_string()));
+        rt.spawn(switchyard_agent::tunnel::run(
+            channels,
+            "node-1".to_string(),
+        ));
         self.agent = Some(rt);
         self.wait_agent(true);
     }

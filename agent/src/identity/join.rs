@@ -41,7 +41,12 @@ fn valid_pin(pin: &str) -> bool {
 }
 
 /// Joins the cluster as `node`; the credentials are returned, not stored.
-pub async fn join(target: &Target, token: &str, pin: &str, node: &str) -> Result<NodeCredentials, JoinError> {
+pub async fn join(
+    target: &Target,
+    token: &str,
+    pin: &str,
+    node: &str,
+) -> Result<NodeCredentials, JoinError> {
     if target.is_plaintext() {
         return Err(JoinError::Plaintext);
     }
@@ -90,7 +95,11 @@ pub async fn join(target: &Target, token: &str, pin: &str, node: &str) -> Result
     if seen != pin {
         return Err(JoinError::CaMismatch { pinned: pin, seen });
     }
-    Ok(NodeCredentials::new(issued.certificate_pem, key.key_pem, issued.ca_pem)?)
+    Ok(NodeCredentials::new(
+        issued.certificate_pem,
+        key.key_pem,
+        issued.ca_pem,
+    )?)
 }
 
 /// An error and its causes, which is where tonic keeps what went wrong.

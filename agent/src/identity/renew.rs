@@ -20,7 +20,12 @@ const RETRY_MAX: Duration = Duration::from_secs(30);
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Renews forever, replacing `channels`' value after each renewal.
-pub async fn run(target: Target, state_dir: PathBuf, mut creds: NodeCredentials, channels: watch::Sender<Channel>) {
+pub async fn run(
+    target: Target,
+    state_dir: PathBuf,
+    mut creds: NodeCredentials,
+    channels: watch::Sender<Channel>,
+) {
     loop {
         let due = creds
             .info
@@ -67,7 +72,10 @@ pub enum RenewError {
 
 /// Trades a new key's CSR for a fresh certificate over `channel`, which
 /// must present the current one.
-pub async fn renew(creds: &NodeCredentials, channel: &Channel) -> Result<NodeCredentials, RenewError> {
+pub async fn renew(
+    creds: &NodeCredentials,
+    channel: &Channel,
+) -> Result<NodeCredentials, RenewError> {
     let failed = |e: &dyn std::fmt::Display| RenewError::Failed(e.to_string());
     let node = creds.node_name().unwrap_or_default();
     let key = switchyard_tls::csr::generate(&format!("node:{node}")).map_err(|e| failed(&e))?;

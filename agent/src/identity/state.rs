@@ -115,7 +115,10 @@ mod tests {
         assert_eq!(loaded.info, creds.info);
         assert!(loaded.client_config().is_ok());
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(dir.path().join(BUNDLE)).unwrap().permissions().mode();
+        let mode = std::fs::metadata(dir.path().join(BUNDLE))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
     }
 }

@@ -137,7 +137,9 @@ impl Resources for ResourcesApi {
         let req = request.into_inner();
         let obj = decode(req.resource)?;
         let kind = obj.kind();
-        let namespace = kind.is_namespaced().then(|| namespace_or_default(obj.namespace()).to_string());
+        let namespace = kind
+            .is_namespaced()
+            .then(|| namespace_or_default(obj.namespace()).to_string());
         let exists = self
             .registry
             .get(kind, namespace.as_deref().unwrap_or_default(), obj.name())
@@ -176,7 +178,9 @@ impl Resources for ResourcesApi {
         let obj = self
             .access
             .run(&caller, GET, action, async {
-                self.registry.get(kind, namespace, &r.name).map_err(to_status)
+                self.registry
+                    .get(kind, namespace, &r.name)
+                    .map_err(to_status)
             })
             .await?;
         Ok(Response::new(resource(&self.with_sync_state(obj))))

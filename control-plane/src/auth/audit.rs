@@ -110,7 +110,11 @@ impl Event<'_> {
             None => (a.resource, None),
         };
         let mut object = json!({ "resource": resource });
-        for (key, value) in [("subresource", subresource), ("namespace", a.namespace), ("name", a.name)] {
+        for (key, value) in [
+            ("subresource", subresource),
+            ("namespace", a.namespace),
+            ("name", a.name),
+        ] {
             if let Some(value) = value {
                 object[key] = json!(value);
             }
@@ -157,7 +161,9 @@ mod tests {
             },
             remote: Some("10.0.0.9:5555".parse().unwrap()),
         };
-        let action = Action::new(Verb::Create, "services").namespace("default").name("web");
+        let action = Action::new(Verb::Create, "services")
+            .namespace("default")
+            .name("web");
         let denied = Status::permission_denied("services \"web\" is forbidden: …");
         let event = Event {
             caller: &caller,
@@ -169,7 +175,10 @@ mod tests {
         .to_json();
         assert_eq!(event["verb"], "create");
         assert_eq!(event["level"], "Metadata");
-        assert_eq!(event["user"], json!({"username": "bob", "groups": ["switchyard:view"]}));
+        assert_eq!(
+            event["user"],
+            json!({"username": "bob", "groups": ["switchyard:view"]})
+        );
         assert_eq!(event["sourceIPs"], json!(["10.0.0.9"]));
         assert_eq!(
             event["objectRef"],
@@ -178,7 +187,9 @@ mod tests {
         assert_eq!(event["responseStatus"]["code"], 403);
         assert_eq!(event["responseStatus"]["reason"], "Forbidden");
 
-        let forward = Action::new(Verb::Create, "pods/portforward").namespace("default").name("web-1");
+        let forward = Action::new(Verb::Create, "pods/portforward")
+            .namespace("default")
+            .name("web-1");
         let ok = Event {
             caller: &caller,
             method: "/switchyard.v1.PortForward/Forward",

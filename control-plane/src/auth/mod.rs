@@ -131,9 +131,15 @@ impl Access {
 
     /// Authorizes a read or the opening of a stream, which [`Access::run`]
     /// would wrap around nothing.
-    pub fn authorize(&self, caller: &Caller, method: &str, action: Action<'_>) -> Result<(), Status> {
+    pub fn authorize(
+        &self,
+        caller: &Caller,
+        method: &str,
+        action: Action<'_>,
+    ) -> Result<(), Status> {
         let received = Utc::now();
-        let result = policy::authorize(&caller.principal, &action).map_err(Status::permission_denied);
+        let result =
+            policy::authorize(&caller.principal, &action).map_err(Status::permission_denied);
         if !action.verb.is_read() {
             self.record(caller, method, &action, result.as_ref().err(), received);
         }

@@ -103,7 +103,11 @@ pub fn authorize(principal: &Principal, action: &Action<'_>) -> Result<(), Strin
         Principal::Insecure => true,
         Principal::Anonymous | Principal::Bootstrap { .. } => false,
         Principal::User { .. } if node_resource => {
-            return Err(forbidden(principal, action, Some("only a node's own identity may")));
+            return Err(forbidden(
+                principal,
+                action,
+                Some("only a node's own identity may"),
+            ));
         }
         Principal::User {
             role: Role::Admin, ..
@@ -113,7 +117,11 @@ pub fn authorize(principal: &Principal, action: &Action<'_>) -> Result<(), Strin
         } => action.verb.is_read() && !IDENTITY_RESOURCES.contains(&action.resource),
         Principal::Node { name } if node_resource => {
             if action.node != Some(name.as_str()) {
-                return Err(forbidden(principal, action, Some("a node may only act as itself")));
+                return Err(forbidden(
+                    principal,
+                    action,
+                    Some("a node may only act as itself"),
+                ));
             }
             true
         }
@@ -177,7 +185,9 @@ mod tests {
             create_web(),
             Action::new(Verb::Delete, "users").name("alice"),
             Action::new(Verb::Create, "tokens"),
-            Action::new(Verb::Create, "pods/portforward").namespace("default").name("web-1"),
+            Action::new(Verb::Create, "pods/portforward")
+                .namespace("default")
+                .name("web-1"),
             Action::new(Verb::Watch, "services"),
         ] {
             assert_eq!(authorize(&admin, &action), Ok(()), "{action:?}");
@@ -188,7 +198,10 @@ mod tests {
     fn viewers_read_everything_but_identities() {
         let view = user(Role::View);
         assert_eq!(
-            authorize(&view, &Action::new(Verb::List, "services").namespace("default")),
+            authorize(
+                &view,
+                &Action::new(Verb::List, "services").namespace("default")
+            ),
             Ok(())
         );
         assert_eq!(authorize(&view, &Action::new(Verb::Watch, "nodes")), Ok(()));
@@ -200,7 +213,9 @@ mod tests {
             authorize(&view, &Action::new(Verb::List, "tokens")),
             Err("tokens is forbidden: User \"bob\" cannot list resource \"tokens\" at the cluster scope".to_string())
         );
-        let forward = Action::new(Verb::Create, "pods/portforward").namespace("default").name("web-1");
+        let forward = Action::new(Verb::Create, "pods/portforward")
+            .namespace("default")
+            .name("web-1");
         assert!(authorize(&view, &forward).is_err());
     }
 
@@ -213,7 +228,9 @@ mod tests {
             authorize(&n1, &register("node-2")),
             Err("nodes/status \"node-2\" is forbidden: User \"node:node-1\" cannot update resource \"nodes/status\" at the cluster scope: a node may only act as itself".to_string())
         );
-        let ready = Action::new(Verb::Update, "pods/status").namespace("default").name("web-2");
+        let ready = Action::new(Verb::Update, "pods/status")
+            .namespace("default")
+            .name("web-2");
         assert_eq!(authorize(&n1, &ready.of_node("node-1")), Ok(()));
         assert!(authorize(&n1, &ready.of_node("node-2")).is_err());
         assert!(authorize(&n1, &ready).is_err(), "a pod bound to no node");
@@ -223,7 +240,9 @@ mod tests {
 
     #[test]
     fn no_user_acts_as_a_node_and_nobody_does_anything() {
-        let tunnel = Action::new(Verb::Create, "nodes/tunnel").name("node-1").of_node("node-1");
+        let tunnel = Action::new(Verb::Create, "nodes/tunnel")
+            .name("node-1")
+            .of_node("node-1");
         assert_eq!(
             authorize(&user(Role::Admin), &tunnel),
             Err("nodes/tunnel \"node-1\" is forbidden: User \"bob\" cannot create resource \"nodes/tunnel\" at the cluster scope: only a node's own identity may".to_string())

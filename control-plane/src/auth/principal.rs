@@ -49,12 +49,19 @@ impl Role {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Principal {
-    User { name: String, role: Role },
-    Node { name: String },
+    User {
+        name: String,
+        role: Role,
+    },
+    Node {
+        name: String,
+    },
     /// No certificate: it may only join.
     Anonymous,
     /// A host joining with the token of this id (named in the audit log).
-    Bootstrap { token: String },
+    Bootstrap {
+        token: String,
+    },
     /// `--insecure`: nobody is checked.
     Insecure,
 }
@@ -143,7 +150,12 @@ fn listed(info: &CertificateInfo, state: &State) -> Result<Principal, String> {
     let revoked = || Err("the certificate was revoked".to_string());
     match info.common_name.strip_prefix(NODE_PREFIX) {
         Some(node) => match state.get(Kind::Node, node).map(|o| &**o) {
-            Some(Object::Node(n)) if n.status.certificates.iter().any(|c| c.serial_number == info.serial) => {
+            Some(Object::Node(n))
+                if n.status
+                    .certificates
+                    .iter()
+                    .any(|c| c.serial_number == info.serial) =>
+            {
                 Ok(Principal::Node {
                     name: node.to_string(),
                 })
@@ -152,7 +164,10 @@ fn listed(info: &CertificateInfo, state: &State) -> Result<Principal, String> {
         },
         None => match state.get(Kind::User, &info.common_name).map(|o| &**o) {
             Some(Object::User(u))
-                if u.status.certificate.as_ref().is_some_and(|c| c.serial_number == info.serial) =>
+                if u.status
+                    .certificate
+                    .as_ref()
+                    .is_some_and(|c| c.serial_number == info.serial) =>
             {
                 let role = Role::parse(&u.spec.role).ok_or("the user has no known role")?;
                 Ok(Principal::User {
@@ -234,7 +249,10 @@ mod tests {
                 name: "node-1".into()
             })
         );
-        assert_eq!(authenticate(&Peer::Anonymous, &s, now), Ok(Principal::Anonymous));
+        assert_eq!(
+            authenticate(&Peer::Anonymous, &s, now),
+            Ok(Principal::Anonymous)
+        );
     }
 
     #[test]
@@ -244,7 +262,10 @@ mod tests {
         let revoked = Err("the certificate was revoked".to_string());
         assert_eq!(authenticate(&info("alice", "zz", later), &s, now), revoked);
         assert_eq!(authenticate(&info("bob", "a1", later), &s, now), revoked);
-        assert_eq!(authenticate(&info("node:node-2", "n1", later), &s, now), revoked);
+        assert_eq!(
+            authenticate(&info("node:node-2", "n1", later), &s, now),
+            revoked
+        );
         assert_eq!(
             authenticate(&info("alice", "a1", now), &s, now),
             Err("the certificate has expired".to_string())

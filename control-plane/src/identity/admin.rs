@@ -40,7 +40,10 @@ pub async fn ensure_admin_conf(
     path: &Path,
     server: &str,
 ) -> Result<(), AdminError> {
-    if let Some(mut creds) = Credentials::read(path).ok().filter(|c| still_good(c, registry, ca)) {
+    if let Some(mut creds) = Credentials::read(path)
+        .ok()
+        .filter(|c| still_good(c, registry, ca))
+    {
         if creds.server != server {
             creds.server = server.to_string();
             creds.write(path)?;

@@ -45,7 +45,12 @@ fn expired(not_after: &str, now: DateTime<Utc>) -> bool {
 
 /// Adds `issued` to the node's certificates (made if absent), dropping
 /// those that expired: they authenticate nobody any more.
-pub fn record_node_certificate(txn: &mut Txn<'_>, node: &str, issued: IssuedCertificate, now: DateTime<Utc>) {
+pub fn record_node_certificate(
+    txn: &mut Txn<'_>,
+    node: &str,
+    issued: IssuedCertificate,
+    now: DateTime<Utc>,
+) {
     let mut obj = match txn.get(Kind::Node, node) {
         Some(obj @ Object::Node(_)) => obj,
         _ => {
@@ -57,7 +62,9 @@ pub fn record_node_certificate(txn: &mut Txn<'_>, node: &str, issued: IssuedCert
         }
     };
     if let Object::Node(n) = &mut obj {
-        n.status.certificates.retain(|c| !expired(&c.not_after, now));
+        n.status
+            .certificates
+            .retain(|c| !expired(&c.not_after, now));
         n.status.certificates.push(issued);
     }
     txn.put(obj);
@@ -73,14 +80,24 @@ pub async fn sweep_expired_tokens(registry: Weak<Registry>) {
         let Some(registry) = registry.upgrade() else {
             return;
         };
-        let cutoff = Utc::now() - chrono::Duration::from_std(EXPIRED_TOKEN_GRACE).unwrap_or_default();
+        let cutoff =
+            Utc::now() - chrono::Duration::from_std(EXPIRED_TOKEN_GRACE).unwrap_or_default();
         let (tokens, _) = registry.list(Kind::BootstrapToken, None, &Selector::default());
         for t in tokens {
-            let Object::BootstrapToken(t) = t else { continue };
+            let Object::BootstrapToken(t) = t else {
+                continue;
+            };
             if expired(&t.spec.expires, cutoff) {
-                match registry.delete(Kind::BootstrapToken, "", &t.metadata.name).await {
-                    Ok(_) => tracing::info!(token = %t.metadata.name, "deleted an expired join token"),
-                    Err(e) => tracing::warn!(token = %t.metadata.name, error = %e, "cannot delete an expired join token"),
+                match registry
+                    .delete(Kind::BootstrapToken, "", &t.metadata.name)
+                    .await
+                {
+                    Ok(_) => {
+                        tracing::info!(token = %t.metadata.name, "deleted an expired join token")
+                    }
+                    Err(e) => {
+                        tracing::warn!(token = %t.metadata.name, error = %e, "cannot delete an expired join token")
+                    }
                 }
             }
         }

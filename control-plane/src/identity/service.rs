@@ -44,7 +44,12 @@ pub struct IdentityApi {
 }
 
 impl IdentityApi {
-    pub fn new(registry: Arc<Registry>, ca: Arc<Ca>, access: Arc<Access>, cfg: IdentityConfig) -> Self {
+    pub fn new(
+        registry: Arc<Registry>,
+        ca: Arc<Ca>,
+        access: Arc<Access>,
+        cfg: IdentityConfig,
+    ) -> Self {
         Self {
             registry,
             ca,
@@ -75,11 +80,17 @@ impl IdentityApi {
     /// of the token in one write, checking the token again under the
     /// writer lock: two hosts racing for a single-use token get one
     /// certificate that works between them.
-    async fn join_node(&self, r: &JoinRequest, token_id: &str, secret: &str) -> Result<Issued, Status> {
+    async fn join_node(
+        &self,
+        r: &JoinRequest,
+        token_id: &str,
+        secret: &str,
+    ) -> Result<Issued, Status> {
         let mut node = Node::default();
         node.metadata.name = r.node_name.clone();
-        crate::validation::node(&node)
-            .map_err(|errors| to_status(RegistryError::invalid(Kind::Node, &r.node_name, errors)))?;
+        crate::validation::node(&node).map_err(|errors| {
+            to_status(RegistryError::invalid(Kind::Node, &r.node_name, errors))
+        })?;
         let stored = match self.registry.get(Kind::BootstrapToken, "", token_id) {
             Ok(Object::BootstrapToken(t)) => Some(*t),
             _ => None,
@@ -138,7 +149,10 @@ fn ttl(seconds: u64, default: Duration) -> Duration {
 #[tonic::async_trait]
 impl Identity for IdentityApi {
     #[tracing::instrument(skip_all, fields(node = %request.get_ref().node_name))]
-    async fn join(&self, request: Request<JoinRequest>) -> Result<Response<IssuedCertificate>, Status> {
+    async fn join(
+        &self,
+        request: Request<JoinRequest>,
+    ) -> Result<Response<IssuedCertificate>, Status> {
         let received = Utc::now();
         let remote = Caller::of(&request).remote;
         let r = request.into_inner();
@@ -190,7 +204,9 @@ impl Identity for IdentityApi {
                     .await
                     .map_err(to_status)?;
                 if !recorded {
-                    return Err(Status::unauthenticated("Unauthorized: the certificate was revoked"));
+                    return Err(Status::unauthenticated(
+                        "Unauthorized: the certificate was revoked",
+                    ));
                 }
                 tracing::info!(%node, serial = %cert.info.serial, "renewed a node certificate");
                 Ok(cert)

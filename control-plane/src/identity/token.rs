@@ -56,7 +56,8 @@ pub fn check(
     let token = token
         .filter(|t| t.spec.secret_hash == hash(secret))
         .ok_or(Refusal::Unknown)?;
-    let expires = DateTime::parse_from_rfc3339(&token.spec.expires).map_err(|_| Refusal::Expired)?;
+    let expires =
+        DateTime::parse_from_rfc3339(&token.spec.expires).map_err(|_| Refusal::Expired)?;
     if now >= expires {
         return Err(Refusal::Expired);
     }
@@ -87,7 +88,9 @@ mod tests {
     }
 
     fn at(s: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(s).map(|t| t.to_utc()).unwrap_or_default()
+        DateTime::parse_from_rfc3339(s)
+            .map(|t| t.to_utc())
+            .unwrap_or_default()
     }
 
     #[test]
@@ -96,7 +99,12 @@ mod tests {
         let (id, secret) = generate(&mut rng);
         let token = format!("{id}.{secret}");
         assert_eq!(parse(&token), Some((id.as_str(), secret.as_str())));
-        for bad in ["abcdef0123456789abcdef", "ABCDEF.0123456789abcdef", "abcde.0123456789abcdef", "abcdef.0123456789abcde!"] {
+        for bad in [
+            "abcdef0123456789abcdef",
+            "ABCDEF.0123456789abcdef",
+            "abcde.0123456789abcdef",
+            "abcdef.0123456789abcde!",
+        ] {
             assert_eq!(parse(bad), None, "{bad}");
         }
     }
@@ -105,18 +113,37 @@ mod tests {
     fn refusals_say_why() {
         let before = at("2026-12-01T11:59:59Z");
         let secret = "0123456789abcdef";
-        assert_eq!(check(Some(&token(None, false, 0)), secret, "n1", before), Ok(()));
+        assert_eq!(
+            check(Some(&token(None, false, 0)), secret, "n1", before),
+            Ok(())
+        );
         assert_eq!(check(None, secret, "n1", before), Err(Refusal::Unknown));
         assert_eq!(
-            check(Some(&token(None, false, 0)), "0123456789abcdee", "n1", before),
+            check(
+                Some(&token(None, false, 0)),
+                "0123456789abcdee",
+                "n1",
+                before
+            ),
             Err(Refusal::Unknown)
         );
         assert_eq!(
-            check(Some(&token(None, false, 0)), secret, "n1", at("2026-12-01T12:00:00Z")),
+            check(
+                Some(&token(None, false, 0)),
+                secret,
+                "n1",
+                at("2026-12-01T12:00:00Z")
+            ),
             Err(Refusal::Expired)
         );
-        assert_eq!(check(Some(&token(None, false, 1)), secret, "n1", before), Err(Refusal::Used));
-        assert_eq!(check(Some(&token(None, true, 5)), secret, "n1", before), Ok(()));
+        assert_eq!(
+            check(Some(&token(None, false, 1)), secret, "n1", before),
+            Err(Refusal::Used)
+        );
+        assert_eq!(
+            check(Some(&token(None, true, 5)), secret, "n1", before),
+            Ok(())
+        );
         assert_eq!(
             check(Some(&token(Some("n2"), true, 0)), secret, "n1", before),
             Err(Refusal::OtherNode("n2".into()))

@@ -56,7 +56,8 @@ impl Ca {
         let (cert_path, key_path) = (dir.join(CA_CERT), dir.join(CA_KEY));
         if cert_path.exists() || key_path.exists() {
             let pem = std::fs::read_to_string(&cert_path).map_err(|e| file_error(&cert_path, e))?;
-            let key_pem = std::fs::read_to_string(&key_path).map_err(|e| file_error(&key_path, e))?;
+            let key_pem =
+                std::fs::read_to_string(&key_path).map_err(|e| file_error(&key_path, e))?;
             return Self::from_pem(pem, &key_pem).map_err(|e| file_error(&cert_path, e));
         }
         std::fs::create_dir_all(dir).map_err(|e| file_error(dir, e))?;
@@ -146,7 +147,8 @@ impl Ca {
             Usage::Client => params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth],
             Usage::Server(names) => {
                 params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-                params.subject_alt_names = names.iter().map(|n| san(n)).collect::<Result<_, _>>()?;
+                params.subject_alt_names =
+                    names.iter().map(|n| san(n)).collect::<Result<_, _>>()?;
             }
         }
         let cert = params.signed_by(public_key, &self.issuer)?;
@@ -209,7 +211,10 @@ mod tests {
         let again = Ca::load_or_create(dir.path()).unwrap();
         assert_eq!(first.der(), again.der());
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(dir.path().join(CA_KEY)).unwrap().permissions().mode();
+        let mode = std::fs::metadata(dir.path().join(CA_KEY))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
     }
 
@@ -219,14 +224,31 @@ mod tests {
         let ca = Ca::load_or_create(dir.path()).unwrap();
         let csr = switchyard_tls::csr::generate("node:someone-else").unwrap();
         let issued = ca
-            .sign_csr(&csr.csr_pem, &subject(), &Usage::Client, Duration::from_secs(100))
+            .sign_csr(
+                &csr.csr_pem,
+                &subject(),
+                &Usage::Client,
+                Duration::from_secs(100),
+            )
             .unwrap();
         assert_eq!(issued.info.common_name, "node:node-1");
-        assert_eq!(issued.info.organizations, vec!["switchyard:nodes".to_string()]);
-        let life = issued.info.not_after.duration_since(issued.info.not_before).unwrap();
+        assert_eq!(
+            issued.info.organizations,
+            vec!["switchyard:nodes".to_string()]
+        );
+        let life = issued
+            .info
+            .not_after
+            .duration_since(issued.info.not_before)
+            .unwrap();
         assert_eq!(life, Duration::from_secs(110));
         let other = ca
-            .sign_csr(&csr.csr_pem, &subject(), &Usage::Client, Duration::from_secs(100))
+            .sign_csr(
+                &csr.csr_pem,
+                &subject(),
+                &Usage::Client,
+                Duration::from_secs(100),
+            )
             .unwrap();
         assert_ne!(issued.info.serial, other.info.serial);
     }
@@ -238,6 +260,10 @@ mod tests {
         let err = ca
             .sign_csr("hello", &subject(), &Usage::Client, Duration::from_secs(1))
             .unwrap_err();
-        assert!(err.to_string().starts_with("the certificate signing request is invalid"), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("the certificate signing request is invalid"),
+            "{err}"
+        );
     }
 }

@@ -36,7 +36,8 @@ pub fn serving_tls(ca: &Ca, dir: &Path, names: &[String]) -> Result<ServerTls, P
         common_name: "switchyard-control-plane".to_string(),
         organization: "switchyard".to_string(),
     };
-    let (issued, key) = ca.issue_with_key(&subject, &Usage::Server(names.to_vec()), SERVING_LIFETIME)?;
+    let (issued, key) =
+        ca.issue_with_key(&subject, &Usage::Server(names.to_vec()), SERVING_LIFETIME)?;
     let chain_pem = format!("{}{}", issued.pem, ca.pem());
     switchyard_tls::pem::write_private(&dir.join(SERVER_KEY), key.serialize_pem().as_bytes())?;
     switchyard_tls::pem::write_private(&dir.join(SERVER_CERT), chain_pem.as_bytes())?;

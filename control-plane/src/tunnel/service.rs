@@ -4,10 +4,10 @@
 
 use std::sync::Arc;
 
-use switchyard_api::v1::tunnel_agent_message::Message as AgentMsg;
-use switchyard_api::v1::tunnel_frame::Frame;
 use switchyard_api::resources::Kind;
 use switchyard_api::v1::port_forward_server::PortForward;
+use switchyard_api::v1::tunnel_agent_message::Message as AgentMsg;
+use switchyard_api::v1::tunnel_frame::Frame;
 use switchyard_api::v1::tunnel_server::Tunnel;
 use switchyard_api::v1::{
     ForwardRoute, ForwardTarget, TunnelAgentMessage, TunnelBrokerMessage, TunnelDialed, TunnelFrame,
@@ -52,7 +52,9 @@ fn forward_resource(target: &ForwardTarget) -> String {
 
 /// The tunnel of `node`, which only that node may serve.
 fn tunnel_action(node: &str) -> Action<'_> {
-    Action::new(Verb::Create, "nodes/tunnel").name(node).of_node(node)
+    Action::new(Verb::Create, "nodes/tunnel")
+        .name(node)
+        .of_node(node)
 }
 
 impl TunnelApi {
@@ -66,13 +68,25 @@ impl TunnelApi {
 
     /// Port-forwarding to `target`. A session (`Forward`) is audited; the
     /// check swctl makes before it listens (`Resolve`) is not.
-    fn authorize_forward(&self, caller: &Caller, session: Option<&str>, target: &ForwardTarget) -> Result<(), Status> {
+    fn authorize_forward(
+        &self,
+        caller: &Caller,
+        session: Option<&str>,
+        target: &ForwardTarget,
+    ) -> Result<(), Status> {
         let resource = forward_resource(target);
-        let namespace = if target.namespace.is_empty() { "default" } else { &target.namespace };
-        let action = Action::new(Verb::Create, &resource).namespace(namespace).name(&target.name);
+        let namespace = if target.namespace.is_empty() {
+            "default"
+        } else {
+            &target.namespace
+        };
+        let action = Action::new(Verb::Create, &resource)
+            .namespace(namespace)
+            .name(&target.name);
         match session {
             Some(method) => self.access.authorize(caller, method, action),
-            None => crate::auth::policy::authorize(&caller.principal, &action).map_err(Status::permission_denied),
+            None => crate::auth::policy::authorize(&caller.principal, &action)
+                .map_err(Status::permission_denied),
         }
     }
 

@@ -10,7 +10,12 @@ use super::names;
 
 pub(super) fn user(u: &User) -> FieldErrors {
     let mut errs = FieldErrors::default();
-    common::object_meta(&mut errs, &u.metadata, Scope::Cluster, names::dns1123_subdomain);
+    common::object_meta(
+        &mut errs,
+        &u.metadata,
+        Scope::Cluster,
+        names::dns1123_subdomain,
+    );
     if !matches!(u.spec.role.as_str(), "admin" | "view") {
         errs.push(FieldError::not_supported(
             "spec.role",
@@ -25,7 +30,12 @@ pub(super) fn bootstrap_token(t: &BootstrapToken) -> FieldErrors {
     let mut errs = FieldErrors::default();
     common::object_meta(&mut errs, &t.metadata, Scope::Cluster, token_id);
     if let Some(node) = non_empty(t.spec.node_name.as_deref()) {
-        common::invalid_each(&mut errs, "spec.nodeName", node, names::dns1123_subdomain(node));
+        common::invalid_each(
+            &mut errs,
+            "spec.nodeName",
+            node,
+            names::dns1123_subdomain(node),
+        );
     }
     if chrono::DateTime::parse_from_rfc3339(&t.spec.expires).is_err() {
         errs.push(FieldError::invalid(
@@ -38,7 +48,10 @@ pub(super) fn bootstrap_token(t: &BootstrapToken) -> FieldErrors {
 }
 
 fn token_id(id: &str) -> Vec<String> {
-    let shaped = id.len() == 6 && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    let shaped = id.len() == 6
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
     if shaped {
         Vec::new()
     } else {

@@ -85,7 +85,11 @@ fn wide_cells(object: &Object) -> Vec<String> {
 }
 
 fn user_cells(user: &User) -> Vec<String> {
-    let expires = user.status.certificate.as_ref().map(|c| c.not_after.as_str());
+    let expires = user
+        .status
+        .certificate
+        .as_ref()
+        .map(|c| c.not_after.as_str());
     vec![or_none(Some(user.spec.role.as_str())), or_none(expires)]
 }
 

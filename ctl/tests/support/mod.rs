@@ -86,10 +86,17 @@ impl ControlPlane {
         let words: Vec<&str> = out.split_whitespace().collect();
         let after = |flag: &str| words[words.iter().position(|w| *w == flag).unwrap() + 1];
         let target = switchyard_tls::client::Target::parse(&self.server).unwrap();
-        let creds = switchyard_agent::identity::join(&target, after("--join-token"), after("--ca-cert-hash"), node)
-            .await
-            .unwrap();
-        let channel = switchyard_agent::connection::channel(&target, Some(creds.client_config().unwrap())).unwrap();
+        let creds = switchyard_agent::identity::join(
+            &target,
+            after("--join-token"),
+            after("--ca-cert-hash"),
+            node,
+        )
+        .await
+        .unwrap();
+        let channel =
+            switchyard_agent::connection::channel(&target, Some(creds.client_config().unwrap()))
+                .unwrap();
         switchyard_agent::connection::fixed(channel)
     }
 

@@ -181,7 +181,9 @@ impl Cluster {
                 .position(|w| *w == name)
                 .and_then(|i| words.get(i + 1))
                 .map(|v| v.to_string())
-                .ok_or_else(|| LabError::Cluster(format!("`swctl create token` printed no {name}:\n{out}")))
+                .ok_or_else(|| {
+                    LabError::Cluster(format!("`swctl create token` printed no {name}:\n{out}"))
+                })
         };
         Ok(vec![
             "--join-token".to_string(),

@@ -1,7 +1,8 @@
 use serde::Serialize;
 
 use super::{
-    BootstrapToken, Deployment, EndpointSlice, Kind, Namespace, Node, ObjectMeta, Pod, Service, User,
+    BootstrapToken, Deployment, EndpointSlice, Kind, Namespace, Node, ObjectMeta, Pod, Service,
+    User,
 };
 
 /// Any stored object, tagged by kind. Pods are most of a cluster's

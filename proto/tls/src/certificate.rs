@@ -73,7 +73,10 @@ fn at(unix_seconds: i64) -> SystemTime {
 /// CA certificate's SubjectPublicKeyInfo (kubeadm's `--discovery-token-ca-cert-hash`).
 pub fn ca_cert_hash(der: &[u8]) -> Result<String> {
     let cert = decode(der)?;
-    Ok(format!("sha256:{}", hex(&Sha256::digest(cert.public_key().raw))))
+    Ok(format!(
+        "sha256:{}",
+        hex(&Sha256::digest(cert.public_key().raw))
+    ))
 }
 
 pub fn hex(bytes: &[u8]) -> String {

@@ -55,14 +55,23 @@ impl Target {
                 plaintext: false,
             });
         }
-        let uri: http::Uri = url.parse().map_err(|e: http::uri::InvalidUri| bad(&e.to_string()))?;
+        let uri: http::Uri = url
+            .parse()
+            .map_err(|e: http::uri::InvalidUri| bad(&e.to_string()))?;
         let plaintext = match uri.scheme_str() {
             Some("https") => false,
             Some("http") => true,
-            _ => return Err(bad("expected https://HOST:PORT, unix:///PATH or http://HOST:PORT")),
+            _ => {
+                return Err(bad(
+                    "expected https://HOST:PORT, unix:///PATH or http://HOST:PORT",
+                ))
+            }
         };
         let host = uri.host().ok_or_else(|| bad("no host"))?;
-        let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
         let port = uri.port_u16().unwrap_or(if plaintext { 80 } else { 443 });
         Ok(Self {
             url: url.to_string(),
@@ -143,7 +152,11 @@ impl Target {
     }
 
     /// A channel that connects on first use and reconnects by itself.
-    pub fn lazy_channel(&self, endpoint: Endpoint, tls: Option<Arc<ClientConfig>>) -> Result<Channel> {
+    pub fn lazy_channel(
+        &self,
+        endpoint: Endpoint,
+        tls: Option<Arc<ClientConfig>>,
+    ) -> Result<Channel> {
         Ok(endpoint.connect_with_connector_lazy(self.connector(tls)?))
     }
 }
@@ -243,11 +256,20 @@ mod tests {
     #[test]
     fn urls_say_how_to_dial() {
         let t = Target::parse("https://10.0.0.1:7443").unwrap();
-        assert_eq!((t.authority(), t.is_plaintext()), ("10.0.0.1:7443".into(), false));
+        assert_eq!(
+            (t.authority(), t.is_plaintext()),
+            ("10.0.0.1:7443".into(), false)
+        );
         let t = Target::parse("http://127.0.0.1:7443").unwrap();
-        assert_eq!((t.authority(), t.is_plaintext()), ("127.0.0.1:7443".into(), true));
+        assert_eq!(
+            (t.authority(), t.is_plaintext()),
+            ("127.0.0.1:7443".into(), true)
+        );
         let t = Target::parse("unix:///run/switchyard.sock").unwrap();
-        assert_eq!((t.authority(), t.is_unix()), ("/run/switchyard.sock".into(), true));
+        assert_eq!(
+            (t.authority(), t.is_unix()),
+            ("/run/switchyard.sock".into(), true)
+        );
         let t = Target::parse("https://[fd00::1]:7443").unwrap();
         assert_eq!(t.authority(), "[fd00::1]:7443");
         assert_eq!(
@@ -263,6 +285,9 @@ mod tests {
             t.connector(None).err().unwrap().to_string(),
             "credentials: https://10.0.0.1:7443 needs TLS credentials"
         );
-        assert!(Target::parse("http://10.0.0.1:7443").unwrap().connector(None).is_ok());
+        assert!(Target::parse("http://10.0.0.1:7443")
+            .unwrap()
+            .connector(None)
+            .is_ok());
     }
 }

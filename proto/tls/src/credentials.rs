@@ -103,12 +103,18 @@ fn bad(detail: impl Into<String>) -> TlsError {
 }
 
 /// A `*-data` field, else the file it names.
-fn pem_of(data: &Option<String>, file: &Option<PathBuf>, base: &Path, field: &str) -> Result<Option<String>> {
+fn pem_of(
+    data: &Option<String>,
+    file: &Option<PathBuf>,
+    base: &Path,
+    field: &str,
+) -> Result<Option<String>> {
     if let Some(data) = data {
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(data.trim())
             .map_err(|e| bad(format!("{field}-data: not base64: {e}")))?;
-        let text = String::from_utf8(bytes).map_err(|_| bad(format!("{field}-data: not PEM text")))?;
+        let text =
+            String::from_utf8(bytes).map_err(|_| bad(format!("{field}-data: not PEM text")))?;
         return Ok(Some(text));
     }
     match file {
@@ -170,9 +176,19 @@ impl Credentials {
         let c = &cluster.cluster;
         Ok(Self {
             server: c.server.clone(),
-            ca_pem: pem_of(&c.certificate_authority_data, &c.certificate_authority, base, "certificate-authority")?,
+            ca_pem: pem_of(
+                &c.certificate_authority_data,
+                &c.certificate_authority,
+                base,
+                "certificate-authority",
+            )?,
             user: user_name,
-            client_cert_pem: pem_of(&user.client_certificate_data, &user.client_certificate, base, "client-certificate")?,
+            client_cert_pem: pem_of(
+                &user.client_certificate_data,
+                &user.client_certificate,
+                base,
+                "client-certificate",
+            )?,
             client_key_pem: pem_of(&user.client_key_data, &user.client_key, base, "client-key")?,
         })
     }
@@ -255,7 +271,10 @@ mod tests {
         let yaml = sample().to_yaml().unwrap();
         assert!(yaml.contains("current-context: alice@switchyard"), "{yaml}");
         assert!(yaml.contains("client-key-data: a2V5"), "{yaml}");
-        assert_eq!(Credentials::from_yaml(&yaml, Path::new(".")).unwrap(), sample());
+        assert_eq!(
+            Credentials::from_yaml(&yaml, Path::new(".")).unwrap(),
+            sample()
+        );
     }
 
     #[test]

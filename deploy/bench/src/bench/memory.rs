@@ -55,7 +55,8 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
 async fn wire(ctx: &Ctx, report: &mut Report, shape: &Shape, reps: usize) -> anyhow::Result<()> {
     let cp = ctx.loaded_control_plane(shape).await?;
     let mut api = cp.api().await?;
-    let (mut probe, full) = Probe::connect(cp.identities()?.node("wire-probe").await?, "wire-probe").await?;
+    let (mut probe, full) =
+        Probe::connect(cp.identities()?.node("wire-probe").await?, "wire-probe").await?;
     let scale = format!("{} services", shape.services);
     let x = shape.services as f64;
     report.push(Row::at(BENCH, "full-snapshot-bytes", &scale, x).measured(
@@ -90,7 +91,8 @@ async fn wire(ctx: &Ctx, report: &mut Report, shape: &Shape, reps: usize) -> any
 
 async fn memory(ctx: &Ctx, report: &mut Report, shape: &Shape) -> anyhow::Result<()> {
     let cp = ctx.loaded_control_plane(shape).await?;
-    let (probe, _full) = Probe::connect(cp.identities()?.node("memory-probe").await?, "memory-probe").await?;
+    let (probe, _full) =
+        Probe::connect(cp.identities()?.node("memory-probe").await?, "memory-probe").await?;
     let scale = format!("{} svc / {} endpoints", shape.services, shape.pods());
     let x = shape.services as f64;
     if ctx.root {
