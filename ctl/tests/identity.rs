@@ -148,9 +148,7 @@ fn a_plaintext_client_is_told_at_once_that_the_server_needs_tls() {
 
 #[test]
 fn viewers_read_and_are_refused_everything_else_in_kubectl_words() {
-    let logs = tempfile::tempdir().unwrap();
-    let audit_log = logs.path().join("audit.log");
-    let cp = ControlPlane::start(&["--audit-log", audit_log.to_str().unwrap()]);
+    let cp = ControlPlane::start(&[]);
     let bob = user(&cp, "bob", "view");
     let out = swctl_as(&cp, &bob, &["get", "ns"]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -423,4 +421,97 @@ fn insecure_serves_plaintext_and_says_so() {
         text.contains("WARN") && text.contains("--insecure: TLS and authentication are OFF"),
         "{text}"
     );
+}
+
+#[test]
+fn nodes_act_only_for_themselves_and_users_never_as_nodes() {
+    use switchyard_api::v1::agent_sync_client::AgentSyncClient;
+    use switchyard_api::v1::tunnel_agent_message::Message as AgentMsg;
+    use switchyard_api::v1::tunnel_client::TunnelClient;
+    use switchyard_api::v1::{PodReadiness, TunnelAgentMessage, TunnelHello};
+
+    let cp = ControlPlane::start(&[]);
+    cp.apply_yaml(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web-2\nspec:\n  nodeName: node-2\n  containers:\n    - name: c\nstatus:\n  podIP: 10.244.2.11\n",
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let refusal = |status: tonic::Status| (status.code(), status.message().to_string());
+    rt.block_on(async {
+        let node1 = cp.join("node-1").await.borrow().clone();
+        let readiness = |node: &str| PodReadiness {
+            node_name: node.into(),
+            namespace: "default".into(),
+            name: "web-2".into(),
+            ready: true,
+        };
+        let err = AgentSyncClient::new(node1.clone())
+            .report_pod_readiness(readiness("node-1"))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            refusal(err),
+            (
+                tonic::Code::PermissionDenied,
+                "pods/status \"web-2\" is forbidden: User \"node:node-1\" cannot update resource \"pods/status\" in namespace \"default\": a node may only act as itself".into()
+            )
+        );
+        // Saying it is node-2 changes nothing: the certificate says who it is.
+        let err = AgentSyncClient::new(node1.clone())
+            .report_pod_readiness(readiness("node-2"))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), tonic::Code::PermissionDenied);
+
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        tx.send(TunnelAgentMessage {
+            message: Some(AgentMsg::Hello(TunnelHello {
+                node_name: "node-2".into(),
+                agent_version: "test".into(),
+            })),
+        })
+        .await
+        .unwrap();
+        let err = TunnelClient::new(node1.clone())
+            .serve(tokio_stream::wrappers::ReceiverStream::new(rx))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            refusal(err),
+            (
+                tonic::Code::PermissionDenied,
+                "nodes/tunnel \"node-2\" is forbidden: User \"node:node-1\" cannot create resource \"nodes/tunnel\" at the cluster scope: a node may only act as itself".into()
+            )
+        );
+
+        // A node reads nothing through the API.
+        let mut resources = switchyard_api::v1::resources_client::ResourcesClient::new(node1);
+        let err = resources
+            .list(switchyard_api::v1::ListRequest {
+                kind: "Service".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(
+            refusal(err),
+            (
+                tonic::Code::PermissionDenied,
+                "services is forbidden: User \"node:node-1\" cannot list resource \"services\" in namespace \"default\"".into()
+            )
+        );
+
+        // The admin may do everything a user does, never what a node does.
+        let admin = swctl::client::connect_channel(&cp.login()).await.unwrap();
+        let err = AgentSyncClient::new(admin)
+            .report_pod_readiness(readiness("node-2"))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            refusal(err),
+            (
+                tonic::Code::PermissionDenied,
+                "pods/status \"web-2\" is forbidden: User \"admin\" cannot update resource \"pods/status\" in namespace \"default\": only a node's own identity may".into()
+            )
+        );
+    });
 }

@@ -60,6 +60,8 @@ impl ControlPlane {
             .arg(format!("127.0.0.1:{}", self.port))
             .arg("--data-dir")
             .arg(&self.data_dir)
+            .arg("--audit-log")
+            .arg(self.audit_log())
             .args(&self.extra)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
@@ -68,6 +70,20 @@ impl ControlPlane {
             .unwrap();
         self.child = Some(child);
         self.wait_ready();
+    }
+
+    /// Where the control plane records its audit events.
+    pub fn audit_log(&self) -> PathBuf {
+        self.data_dir.with_file_name("audit.log")
+    }
+
+    /// The audit events written so far.
+    pub fn audit_events(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.audit_log())
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
     }
 
     /// The admin credentials the control plane wrote.

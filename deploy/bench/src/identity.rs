@@ -84,6 +84,15 @@ impl Identities {
         Ok(channel)
     }
 
+    /// Joins every node the fixture's pods are bound to, whose readiness
+    /// the benchmarks report.
+    pub async fn join_fixture_nodes(&self) -> anyhow::Result<()> {
+        for n in 0..crate::fixture::NODES {
+            self.node(&crate::fixture::node_name(n, 0)).await?;
+        }
+        Ok(())
+    }
+
     /// The flags a real agent joins with (it keeps its certificate in the
     /// `--state-dir` it is also given), or `--insecure`.
     pub fn agent_flags(&self) -> Vec<String> {

@@ -69,6 +69,8 @@ enum Command {
     Memory,
     /// 6. Durable writes per second and list latency.
     Api,
+    /// Writes per second and programming latency with mutual TLS against --insecure.
+    TlsCost,
     /// Internal: run inside a network namespace by `incremental`.
     #[command(hide = true)]
     IncrementalInner {

@@ -98,7 +98,8 @@ pub async fn load_into_cache(ctx: &Ctx, shape: &Shape) -> anyhow::Result<LoadSta
     Ok(stats)
 }
 
-async fn load(cp: &ControlPlane, shape: &Shape) -> anyhow::Result<LoadStats> {
+/// Writes `shape` (namespaces, Services, then Pods) and lists it.
+pub async fn load(cp: &ControlPlane, shape: &Shape) -> anyhow::Result<LoadStats> {
     let api = cp.api().await?;
     let namespaces: Vec<Value> = (0..shape.namespaces())
         .map(|n| fixture::namespace_json(&fixture::namespace(n * fixture::SERVICES_PER_NAMESPACE)))

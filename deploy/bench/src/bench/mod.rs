@@ -1,4 +1,4 @@
-//! The six benchmarks of issue 6, one module each.
+//! The six benchmarks of issue 6, and what TLS costs (issue 14), one module each.
 
 pub mod api;
 pub mod datapath;
@@ -6,6 +6,7 @@ pub mod full_sync;
 pub mod incremental;
 pub mod memory;
 pub mod programming;
+pub mod tls_cost;
 
 use crate::context::Ctx;
 use crate::report::Report;
@@ -28,6 +29,8 @@ pub async fn run(command: &Command, ctx: &Ctx, report: &mut Report) -> anyhow::R
             report.write_files(&ctx.out)?;
             datapath::run(ctx, report).await?;
             report.write_files(&ctx.out)?;
+            tls_cost::run(ctx, report).await?;
+            report.write_files(&ctx.out)?;
             programming::run(ctx, report).await
         }
         Command::Programming => programming::run(ctx, report).await,
@@ -36,6 +39,7 @@ pub async fn run(command: &Command, ctx: &Ctx, report: &mut Report) -> anyhow::R
         Command::Datapath => datapath::run(ctx, report).await,
         Command::Memory => memory::run(ctx, report).await,
         Command::Api => api::run(ctx, report).await,
+        Command::TlsCost => tls_cost::run(ctx, report).await,
         _ => Ok(()),
     }
 }

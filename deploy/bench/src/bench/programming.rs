@@ -133,6 +133,9 @@ async fn run_shape(
 ) -> anyhow::Result<usize> {
     let cp = ctx.loaded_control_plane(shape).await?;
     let mut api = cp.api().await?;
+    // Readiness is reported as the pod's node: join the fixture's nodes
+    // now, so no change waits for a join.
+    cp.identities()?.join_fixture_nodes().await?;
     let real = match ctx.root {
         true => Some(RealAgents::start(&ctx.bins, &cp, 2).context("starting real agents")?),
         false => {
@@ -216,6 +219,28 @@ async fn run_shape(
     drop(real);
     cp.stop();
     Ok(done)
+}
+
+/// Every change's latency (ms, all cases) over `reps` rounds with `agents`
+/// hollow agents on `cp`, whose store holds `shape`.
+pub async fn hollow_latencies(
+    cp: &ControlPlane,
+    shape: &Shape,
+    agents: usize,
+    reps: usize,
+) -> anyhow::Result<Vec<f64>> {
+    let mut api = cp.api().await?;
+    // Joins and registrations write Nodes, which cut no snapshot version:
+    // agents are in sync once they hold the store's revision of now.
+    let rev = api.revision().await?;
+    let ids = cp.identities()?;
+    ids.join_fixture_nodes().await?;
+    let mut fleet = Fleet::default();
+    fleet.grow_to(agents, &ids).await?;
+    wait_all(&fleet, None, &mut api, rev, Duration::from_secs(300)).await?;
+    let mut driver = Driver::new(*shape);
+    let samples = measure(&fleet, None, &mut api, &mut driver, reps).await?;
+    Ok(samples.concat())
 }
 
 /// CPU seconds used so far by the control plane and by this process (the
