@@ -260,7 +260,8 @@ async fn secure(
 ) -> Result<Secure, ServerError> {
     let pki_dir = cfg.data_dir.join("pki");
     let ca = Arc::new(Ca::load_or_create(&pki_dir)?);
-    let tls = pki::serving_tls(&ca, &pki_dir, &pki::serving_names(bound, advertise))?;
+    let names = pki::serving_names(bound, advertise, &pki::HostNames::of_this_host());
+    let tls = pki::serving_tls(&ca, &pki_dir, &names)?;
     let mut hosts = advertise.to_vec();
     if !bound.ip().is_unspecified() {
         hosts.push(bound.ip().to_string());

@@ -94,20 +94,6 @@ pub fn decode(r: &Resource) -> Result<Object, ClientError> {
     Object::from_json(kind, &r.json).map_err(|e| err(e.to_string()))
 }
 
-/// An error and its causes, which is where tonic keeps what went wrong.
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts = vec![e.to_string()];
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        source = s.source();
-    }
-    parts.join(": ")
-}
-
 /// Connects to the control plane, reporting an unreachable server in
 /// kubectl's words. Keepalives notice a control plane that vanished
 /// without closing the connection (long watches and port-forwards).
@@ -131,7 +117,7 @@ pub async fn connect_channel(login: &Login) -> Result<Channel, ClientError> {
         .connect_with_connector(connector)
         .await
         .map_err(|e| {
-            let detail = error_chain(&e);
+            let detail = switchyard_tls::error_chain(&e);
             if detail.contains("refused") || detail.contains("No such file") {
                 ClientError::Unreachable { server }
             } else {

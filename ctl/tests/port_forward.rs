@@ -581,12 +581,11 @@ fn several_port_pairs_and_a_fixed_local_port() {
     let back = h.block_on(echo_roundtrip(f.ports[1], b"ping".to_vec()));
     assert_eq!(back, b"ping");
     // Each forwarded connection is a port-forward session in the audit log.
-    let sessions: Vec<_> = h
-        .cp
-        .audit_events()
-        .into_iter()
-        .filter(|e| e["requestURI"] == "/switchyard.v1.PortForward/Forward")
-        .collect();
+    let sessions: Vec<_> =
+        h.cp.audit_events()
+            .into_iter()
+            .filter(|e| e["requestURI"] == "/switchyard.v1.PortForward/Forward")
+            .collect();
     assert_eq!(sessions.len(), 2, "{sessions:?}");
     for e in &sessions {
         assert_eq!(e["verb"], "create");

@@ -74,7 +74,7 @@ pub async fn join(
     let channel = endpoint
         .connect_with_connector(target.connector(Some(config))?)
         .await
-        .map_err(|e| unreachable(error_chain(&e)))?;
+        .map_err(|e| unreachable(switchyard_tls::error_chain(&e)))?;
     let request = JoinRequest {
         token: token.trim().to_string(),
         node_name: node.to_string(),
@@ -100,18 +100,4 @@ pub async fn join(
         key.key_pem,
         issued.ca_pem,
     )?)
-}
-
-/// An error and its causes, which is where tonic keeps what went wrong.
-pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts = vec![e.to_string()];
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        source = s.source();
-    }
-    parts.join(": ")
 }

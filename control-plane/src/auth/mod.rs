@@ -123,10 +123,7 @@ impl Access {
             Ok(()) => op.await,
             Err(refusal) => Err(Status::permission_denied(refusal)),
         };
-        if !action.verb.is_read() {
-            self.record(caller, method, &action, result.as_ref().err(), received);
-        }
-        result
+        self.audited(caller, method, &action, received, result)
     }
 
     /// Authorizes a read or the opening of a stream, which [`Access::run`]
@@ -137,11 +134,22 @@ impl Access {
         method: &str,
         action: Action<'_>,
     ) -> Result<(), Status> {
-        let received = Utc::now();
         let result =
             policy::authorize(&caller.principal, &action).map_err(Status::permission_denied);
+        self.audited(caller, method, &action, Utc::now(), result)
+    }
+
+    /// Records `result` unless the action only reads.
+    fn audited<T>(
+        &self,
+        caller: &Caller,
+        method: &str,
+        action: &Action<'_>,
+        received: chrono::DateTime<Utc>,
+        result: Result<T, Status>,
+    ) -> Result<T, Status> {
         if !action.verb.is_read() {
-            self.record(caller, method, &action, result.as_ref().err(), received);
+            self.record(caller, method, action, result.as_ref().err(), received);
         }
         result
     }

@@ -10,7 +10,7 @@ mod serving;
 use std::path::{Path, PathBuf};
 
 pub use ca::{Ca, Issued, Subject, Usage};
-pub use serving::{serving_names, serving_tls};
+pub use serving::{serving_names, serving_tls, HostNames};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PkiError {

@@ -41,3 +41,18 @@ pub(crate) static PROTOCOLS: &[&rustls::SupportedProtocolVersion] = &[&rustls::v
 pub(crate) fn alpn() -> Vec<Vec<u8>> {
     vec![b"h2".to_vec()]
 }
+
+/// An error and its causes, one after another: tonic and rustls keep what
+/// went wrong (refused, unknown CA, closed) in the sources.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = s.source();
+    }
+    parts.join(": ")
+}
