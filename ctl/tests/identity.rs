@@ -199,11 +199,7 @@ fn viewers_read_and_are_refused_everything_else_in_kubectl_words() {
     assert!(out.status.success(), "{}", stderr(&out));
 
     // The refusal and the admin's write are in the audit log.
-    let audit = std::fs::read_to_string(&audit_log).unwrap();
-    let events: Vec<serde_json::Value> = audit
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let events = cp.audit_events();
     let refused = events
         .iter()
         .find(|e| {
