@@ -266,10 +266,13 @@ async fn secure(
     if !bound.ip().is_unspecified() {
         hosts.push(bound.ip().to_string());
     }
-    let server_urls = urls(advertise, bound.port());
-    let admin_server = urls(&hosts, bound.port())
-        .into_iter()
-        .next()
+    // What join commands and credentials files name: the advertised
+    // addresses, else a specific listen address; for a wildcard listener
+    // without one, swctl falls back to the address it used itself.
+    let server_urls = urls(&hosts, bound.port());
+    let admin_server = server_urls
+        .first()
+        .cloned()
         .unwrap_or_else(|| format!("https://127.0.0.1:{}", bound.port()));
     ensure_admin_conf(
         registry,

@@ -13,6 +13,7 @@ use anyhow::{bail, Context};
 use crate::api::Api;
 use crate::identity::Identities;
 use crate::process::{free_port, Memory, Proc};
+use crate::wire::Probe;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Transport {
@@ -26,10 +27,12 @@ pub struct ControlPlane {
     socket: PathBuf,
     transport: Transport,
     identities: Option<Arc<Identities>>,
-    /// The store revision when it started serving: the version of the
-    /// first snapshot. Later agent registrations write Node objects, which
-    /// bump the revision without cutting a new snapshot version.
-    pub loaded_revision: u64,
+    /// The snapshot version served when it became ready, as a probe agent
+    /// is pushed it: what an agent holding the loaded store ACKs. It is not
+    /// the store revision: identity writes (the admin user at start, the
+    /// suite's join token, nodes joining and registering) bump the revision
+    /// without cutting a snapshot version.
+    pub served_version: u64,
 }
 
 impl ControlPlane {
@@ -69,23 +72,21 @@ impl ControlPlane {
             socket,
             transport,
             identities: None,
-            loaded_revision: 0,
+            served_version: 0,
         };
-        cp.loaded_revision = cp.wait_ready(data_dir, Duration::from_secs(300)).await?;
+        cp.served_version = cp.wait_ready(data_dir, Duration::from_secs(300)).await?;
         Ok(cp)
     }
 
-    /// Waits for the API; returns the store revision.
+    /// Waits for the API; returns the snapshot version served.
     async fn wait_ready(&mut self, data_dir: &Path, timeout: Duration) -> anyhow::Result<u64> {
         let deadline = Instant::now() + timeout;
         loop {
             self.proc.check_alive()?;
             if let Ok(ids) = Identities::open(&self.url(), data_dir).await {
-                if let Ok(mut api) = Api::new(ids.clone()).await {
-                    if let Ok(rev) = api.revision().await {
-                        self.identities = Some(ids);
-                        return Ok(rev);
-                    }
+                if let Ok(version) = served_version(&ids).await {
+                    self.identities = Some(ids);
+                    return Ok(version);
                 }
             }
             if Instant::now() > deadline {
@@ -130,6 +131,16 @@ impl ControlPlane {
     pub fn stop(self) {
         self.proc.stop(Duration::from_secs(10));
     }
+}
+
+/// The version of the first push a probe node gets.
+async fn served_version(ids: &Identities) -> anyhow::Result<u64> {
+    let (probe, parts) = Probe::connect(ids.node("version-probe").await?, "version-probe").await?;
+    drop(probe);
+    parts
+        .first()
+        .map(|p| p.version)
+        .context("the control plane pushed nothing")
 }
 
 /// Copies a prepared data directory, so every run starts from the same store.

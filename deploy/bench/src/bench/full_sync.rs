@@ -45,7 +45,7 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
     );
     let cp = ctx.loaded_control_plane(&shape).await?;
     let mut api = cp.api().await?;
-    let rev = cp.loaded_revision;
+    let rev = cp.served_version;
     let mut agent_ms = Vec::new();
     let mut floor_ms = Vec::new();
     let mut script_bytes = 0;

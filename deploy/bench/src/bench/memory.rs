@@ -103,7 +103,7 @@ async fn memory(ctx: &Ctx, report: &mut Report, shape: &Shape) -> anyhow::Result
         real.start_agents(&ctx.bins, &cp)
             .context("starting a real agent")?;
         let mut api = cp.api().await?;
-        real.wait_acked(&mut api, cp.loaded_revision, Duration::from_secs(900))
+        real.wait_acked(&mut api, cp.served_version, Duration::from_secs(900))
             .await?;
         real.wait_logged(RESYNC_LOGGED, RESYNCS, Duration::from_secs(300))
             .await?;

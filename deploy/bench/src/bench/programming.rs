@@ -163,7 +163,7 @@ async fn run_shape(
         }
         eprintln!("  {BENCH}: {} services, {n} hollow agents…", shape.services);
         let started = Instant::now();
-        let rev = driver.last_revision.max(cp.loaded_revision);
+        let rev = driver.last_revision.max(cp.served_version);
         let ids = cp.identities()?;
         let reached = grow(&mut fleet, n, &ids, real.as_ref(), &mut api, rev).await?;
         if !reached {
