@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 
-use crate::control_plane::{copy_dir, ControlPlane};
+use crate::control_plane::{copy_dir, ControlPlane, Transport};
 use crate::fixture::Shape;
 
 pub struct Ctx {
@@ -25,6 +25,8 @@ pub struct Ctx {
     pub out: PathBuf,
     /// `--services` was given: this run is a part of a bigger one.
     pub services_override: bool,
+    /// How the loaded control planes serve (`--plaintext`: `--insecure`).
+    pub transport: Transport,
 }
 
 impl Ctx {
@@ -57,6 +59,7 @@ impl Ctx {
             agents: Vec::new(),
             out: PathBuf::from("bench-results"),
             services_override: false,
+            transport: Transport::Tls,
         })
     }
 
@@ -85,6 +88,6 @@ impl Ctx {
             .tempdir_in(self.work())?
             .keep();
         copy_dir(&cached, &dir)?;
-        ControlPlane::start(&self.bins, &dir, self.work()).await
+        ControlPlane::start_with(&self.bins, &dir, self.work(), self.transport).await
     }
 }

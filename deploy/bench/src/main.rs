@@ -48,6 +48,10 @@ struct Args {
     /// Run with this many Services instead of 10,000 (1,000 with --quick).
     #[arg(long, global = true, hide = true)]
     services: Option<usize>,
+    /// Serve the loaded control planes with --insecure (no TLS), to set a
+    /// benchmark's figures beside the TLS ones.
+    #[arg(long, global = true)]
+    plaintext: bool,
     /// Where results and plots go.
     #[arg(long, global = true, default_value = "bench-results")]
     out: PathBuf,
@@ -112,6 +116,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let mut ctx = Ctx::new(bins, args.quick, root)?;
     ctx.agents = args.agents.clone();
     ctx.out = args.out.clone();
+    if args.plaintext {
+        ctx.transport = control_plane::Transport::Plaintext;
+    }
     if let Some(services) = args.services {
         ctx.shape.services = services;
         ctx.services_override = true;

@@ -98,12 +98,16 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
 fn small_cluster_run(ctx: &Ctx, report: &mut Report, counts: &[usize]) -> anyhow::Result<()> {
     let out = ctx.work().join("small-cluster");
     let counts: Vec<String> = counts.iter().map(ToString::to_string).collect();
-    let status = std::process::Command::new(std::env::current_exe()?)
+    let mut child = std::process::Command::new(std::env::current_exe()?);
+    child
         .args(["programming", "--services", &SMALL.services.to_string()])
         .args(["--agents", &counts.join(",")])
         .arg("--out")
-        .arg(&out)
-        .status()?;
+        .arg(&out);
+    if ctx.transport == crate::control_plane::Transport::Plaintext {
+        child.arg("--plaintext");
+    }
+    let status = child.status()?;
     anyhow::ensure!(status.success(), "the small-cluster run failed ({status})");
     let child: Report = serde_json::from_slice(&std::fs::read(out.join("results.json"))?)?;
     for mut row in child.rows {
