@@ -128,7 +128,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
             }
         });
     }
-    let datapath = DataPath::open(&args.table, NftCommand::new())
+    let runner = NftCommand::new().counting_fallbacks(metrics.nft_fallbacks.clone());
+    let datapath = DataPath::open(&args.table, runner)
         .await
         .context("opening the nftables table")?;
     let dns_listen = args

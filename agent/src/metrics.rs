@@ -18,6 +18,7 @@ pub struct Metrics {
     pub applied_version: Gauge,
     pub connected: Gauge,
     pub repairs: Counter,
+    pub nft_fallbacks: Counter,
 }
 
 impl Metrics {
@@ -53,7 +54,14 @@ impl Metrics {
             "Times the table was found changed by someone else and repaired",
             repairs.clone(),
         );
+        let nft_fallbacks = Counter::default();
+        registry.register(
+            "nft_fallbacks",
+            "Transactions applied with nft -f because netlink could not carry them",
+            nft_fallbacks.clone(),
+        );
         Arc::new(Metrics {
+            nft_fallbacks,
             registry,
             sync_duration,
             sync_errors,

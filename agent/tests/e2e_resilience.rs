@@ -197,3 +197,73 @@ fn get_nodes_reports_sync_state() {
             .contains("DISCONNECTED")
     });
 }
+
+#[test]
+fn sigterm_stops_the_control_plane_within_5s_whatever_is_open() {
+    let Some(mut c) = cluster(
+        "sigterm_stops_the_control_plane_within_5s_whatever_is_open",
+        &[],
+    ) else {
+        return;
+    };
+    let (_backends, url) = serve_web(&c, "");
+    // A reconnected agent, a watch and a port-forward keep streams open.
+    c.stop_agent(1);
+    c.start_agent(1).unwrap();
+    c.wait_synced(Duration::from_secs(10)).unwrap();
+    let mut watch = c.swctl_command();
+    watch.extend(["get", "svc", "-w"].map(String::from));
+    let _watch = c.lab.spawn(&c.lab.control_plane().ns, &watch).unwrap();
+    let mut forward = c.swctl_command();
+    forward.extend(["port-forward", "svc/web", "18080:80"].map(String::from));
+    let fwd = c.lab.spawn(&c.lab.control_plane().ns, &forward).unwrap();
+    fwd.wait_for_log("Forwarding from", Duration::from_secs(10))
+        .unwrap();
+    let held = c
+        .lab
+        .spawn(
+            &c.lab.control_plane().ns,
+            &[
+                "sh",
+                "-c",
+                "exec 3<>/dev/tcp/127.0.0.1/18080 || true; sleep 30",
+            ],
+        )
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+
+    let pid = c.control_plane_pid().unwrap();
+    let sent = Instant::now();
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap()
+        .success());
+    while c.control_plane_running() {
+        assert!(
+            sent.elapsed() < Duration::from_secs(5),
+            "the control plane was still running 5 s after SIGTERM:\n{}",
+            c.control_plane_log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        c.control_plane_log().contains("shut down cleanly"),
+        "{}",
+        c.control_plane_log()
+    );
+    drop(held);
+
+    // The data path never noticed; the agents come back by themselves.
+    assert!(curl(&c, &c.lab.pod(2, 2).ns, &url)
+        .unwrap()
+        .starts_with("web-"));
+    c.start_control_plane().unwrap();
+    c.wait_synced(Duration::from_secs(20)).unwrap();
+    c.apply(&service_yaml("web-after-restart", "")).unwrap();
+    c.wait_synced(Duration::from_secs(10)).unwrap();
+    let after = format!("http://{}/", cluster_ip(&c, "web-after-restart"));
+    assert!(curl(&c, &c.lab.pod(1, 2).ns, &after)
+        .unwrap()
+        .starts_with("web-"));
+}

@@ -59,6 +59,10 @@ pub struct ServerConfig {
 const MAX_MESSAGE_BYTES: usize = 512 * 1024 * 1024;
 /// How often `--insecure` says so again.
 const INSECURE_REMINDER: Duration = Duration::from_secs(60);
+/// How long a graceful shutdown waits for open streams (port-forwarded
+/// connections, streams a peer keeps open) before it closes them anyway:
+/// under systemd's 15 s stop timeout, and within the 5 s operators expect.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(4);
 const INSECURE_WARNING: &str = "--insecure: TLS and authentication are OFF; anyone who reaches this control plane can change every Service, forward into any pod and pose as any node";
 
 #[derive(Debug, thiserror::Error)]
@@ -202,19 +206,32 @@ impl Server {
         self.listener.local_addr()
     }
 
+    /// Serves until `shutdown` resolves; then stops accepting, ends every
+    /// long-lived stream (agents reconnect to the next control plane by
+    /// themselves), and returns once the rest finished or after
+    /// [`SHUTDOWN_GRACE`], whichever comes first. A write in flight is one
+    /// store transaction: committed whole or not at all.
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), ServerError> {
         let stop = self.stop;
+        let mut stopped = stop.subscribe();
         let shutdown = async move {
             shutdown.await;
             let _ = stop.send(true);
+        };
+        let grace_over = async move {
+            let _ = stopped.wait_for(|stopping| *stopping).await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
         };
         let resources = ResourcesApi::new(
             self.registry.clone(),
             self.sync.clone(),
             self.access.clone(),
         );
-        let (port_forward, tunnel) =
-            crate::tunnel::servers(self.registry.clone(), self.access.clone());
+        let (port_forward, tunnel) = crate::tunnel::servers(
+            self.registry.clone(),
+            self.access.clone(),
+            self.sync.stopping.clone(),
+        );
         let (tls, identity) = match self.secure {
             Some(Secure { tls, identity }) => (Some(tls), Some(IdentityServer::new(identity))),
             None => {
@@ -225,7 +242,7 @@ impl Server {
         tokio::spawn(crate::identity::sweep_expired_tokens(Arc::downgrade(
             &self.registry,
         )));
-        tonic::transport::Server::builder()
+        let serving = tonic::transport::Server::builder()
             .layer(crate::api::observe::ObserveLayer::new(self.metrics.clone()))
             .layer(AuthLayer::new(self.auth.clone()))
             .add_service(
@@ -243,8 +260,11 @@ impl Server {
             .serve_with_incoming_shutdown(
                 listener::incoming(self.listener, self.unix, tls),
                 shutdown,
-            )
-            .await?;
+            );
+        tokio::select! {
+            served = serving => served?,
+            _ = grace_over => tracing::warn!(grace = ?SHUTDOWN_GRACE, "streams still open at shutdown; closing them"),
+        }
         Ok(())
     }
 }

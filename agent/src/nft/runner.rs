@@ -54,6 +54,8 @@ pub trait NftRunner: Send + Sync {
 pub struct NftCommand {
     netns: Option<String>,
     link: Arc<Mutex<Link>>,
+    /// Transactions that went through `nft -f` instead of netlink.
+    fallbacks: prometheus_client::metrics::counter::Counter,
 }
 
 /// The netlink socket, opened on first use.
@@ -80,6 +82,34 @@ impl NftCommand {
         Self {
             netns,
             link: Arc::new(Mutex::new(Link::Unopened)),
+            fallbacks: Default::default(),
+        }
+    }
+
+    /// Counts the transactions that fall back to `nft -f` in `counter`
+    /// (the agent's `nft_fallbacks` metric).
+    pub fn counting_fallbacks(
+        mut self,
+        counter: prometheus_client::metrics::counter::Counter,
+    ) -> Self {
+        self.fallbacks = counter;
+        self
+    }
+
+    /// A transaction is about to go through `nft -f`: count it and say why
+    /// (quietly when the reason was already logged once: no socket).
+    fn falling_back(&self, why: &str, already_said: bool) {
+        self.fallbacks.inc();
+        if already_said {
+            tracing::debug!(
+                why,
+                "applying the transaction with nft -f instead of netlink"
+            );
+        } else {
+            tracing::warn!(
+                why,
+                "applying the transaction with nft -f instead of netlink"
+            );
         }
     }
 
@@ -178,20 +208,25 @@ impl Default for NftCommand {
 
 impl NftRunner for NftCommand {
     async fn apply(&self, tx: &Transaction) -> Result<()> {
-        if let Some(mut batch) = netlink::encode(tx.table(), tx.commands()) {
-            let (link, netns) = (self.link.clone(), self.netns.clone());
-            let sent = tokio::task::spawn_blocking(move || {
-                let sent = Self::send_batch(&link, netns.as_deref(), &mut batch);
-                (sent, batch)
-            })
-            .await;
-            match sent {
-                Ok((Some(result), batch)) => {
-                    tracing::debug!(ok = result.is_ok(), "sent the transaction over netlink");
-                    return result.map_err(|e| batch.explain(tx.commands(), e));
-                }
-                Ok((None, _)) => {}
-                Err(e) => tracing::error!(error = %e, "netlink sender panicked; using nft -f"),
+        let Some(mut batch) = netlink::encode(tx.table(), tx.commands()) else {
+            self.falling_back("the netlink encoder does not know a command of it", false);
+            return self.run_script(&tx.script()).await;
+        };
+        let (link, netns) = (self.link.clone(), self.netns.clone());
+        let sent = tokio::task::spawn_blocking(move || {
+            let sent = Self::send_batch(&link, netns.as_deref(), &mut batch);
+            (sent, batch)
+        })
+        .await;
+        match sent {
+            Ok((Some(result), batch)) => {
+                tracing::debug!(ok = result.is_ok(), "sent the transaction over netlink");
+                return result.map_err(|e| batch.explain(tx.commands(), e));
+            }
+            Ok((None, _)) => self.falling_back("no nftables netlink socket", true),
+            Err(e) => {
+                tracing::error!(error = %e, "the netlink sender panicked");
+                self.falling_back("the netlink sender panicked", false);
             }
         }
         self.run_script(&tx.script()).await
@@ -328,5 +363,24 @@ impl NftRunner for RecordingRunner {
             ))),
             _ => Ok(None),
         }
+    }
+}
+
+#[cfg(test)]
+mod fallback_tests {
+    use super::*;
+    use crate::nft::state::{AppliedState, Ruleset};
+
+    /// No such namespace: no netlink socket, so the transaction goes to
+    /// `nft -f` (which fails too), and the fallback is counted.
+    #[tokio::test]
+    async fn a_transaction_that_cannot_use_netlink_is_counted() {
+        let counter = prometheus_client::metrics::counter::Counter::default();
+        let runner =
+            NftCommand::in_netns("sytest-no-such-namespace").counting_fallbacks(counter.clone());
+        let mut tx = crate::nft::diff::plan("t", &AppliedState::default(), &Ruleset::default());
+        tx.set_generation(1);
+        assert!(runner.apply(&tx).await.is_err());
+        assert_eq!(counter.get(), 1);
     }
 }

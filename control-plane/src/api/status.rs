@@ -7,16 +7,31 @@ use crate::registry::RegistryError;
 
 pub fn to_status(e: RegistryError) -> Status {
     let code = match &e {
-        RegistryError::Invalid { .. } | RegistryError::BadRequest(_) => Code::InvalidArgument,
+        RegistryError::Invalid { .. } => Code::InvalidArgument,
         RegistryError::NotFound { .. } => Code::NotFound,
         RegistryError::AlreadyExists { .. } => Code::AlreadyExists,
         RegistryError::Forbidden { .. } => Code::PermissionDenied,
         RegistryError::Exhausted(_) => Code::ResourceExhausted,
         RegistryError::Gone { .. } => Code::OutOfRange,
-        RegistryError::Store(_) => Code::Internal,
+        RegistryError::Store(_) | RegistryError::Internal(_) => Code::Internal,
     };
     if code == Code::Internal {
         tracing::error!(error = %e, "request failed");
     }
     Status::new(code, e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_servers_own_failures_are_internal() {
+        let status = to_status(RegistryError::Internal("corrupt log entry: eof".into()));
+        assert_eq!(status.code(), Code::Internal);
+        assert_eq!(
+            status.message(),
+            "Internal error occurred: corrupt log entry: eof"
+        );
+    }
 }

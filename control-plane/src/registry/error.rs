@@ -25,8 +25,10 @@ pub enum RegistryError {
     },
     #[error("Internal error occurred: {0}")]
     Exhausted(String),
-    #[error("{0}")]
-    BadRequest(String),
+    /// The server's own failure (a task that died, a log entry it cannot
+    /// read): never the caller's fault, so never InvalidArgument.
+    #[error("Internal error occurred: {0}")]
+    Internal(String),
     #[error("too old resource version: {requested} ({oldest})")]
     Gone { requested: u64, oldest: u64 },
     #[error(transparent)]

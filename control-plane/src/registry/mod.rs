@@ -94,7 +94,7 @@ impl Registry {
             let store = store.clone();
             tokio::task::spawn_blocking(move || load_state(store.as_ref()))
                 .await
-                .map_err(|e| RegistryError::BadRequest(e.to_string()))??
+                .map_err(|e| RegistryError::Internal(e.to_string()))??
         };
         let (events, _) = broadcast::channel(4096);
         let registry = Arc::new(Registry {
@@ -195,7 +195,7 @@ impl Registry {
             .iter()
             .find(|e| e.object.kind() == kind && key_of(&e.object) == stored)
             .map(|e| (*e.object).clone())
-            .ok_or_else(|| RegistryError::BadRequest("write produced no object".to_string()))?;
+            .ok_or_else(|| RegistryError::Internal("write produced no object".to_string()))?;
         Ok((obj, outcome))
     }
 
@@ -237,7 +237,7 @@ impl Registry {
         let started = std::time::Instant::now();
         let batch = tokio::task::spawn_blocking(move || store.commit(&batch).map(|_| batch))
             .await
-            .map_err(|e| RegistryError::BadRequest(e.to_string()))??;
+            .map_err(|e| RegistryError::Internal(e.to_string()))??;
         self.metrics
             .store_commit
             .observe(started.elapsed().as_secs_f64());

@@ -57,14 +57,13 @@ impl Registry {
         let store = self.store.clone();
         let logged = tokio::task::spawn_blocking(move || store.events_after(after))
             .await
-            .map_err(|e| RegistryError::BadRequest(e.to_string()))??;
+            .map_err(|e| RegistryError::Internal(e.to_string()))??;
         logged
             .into_iter()
             .filter(|e| e.revision <= until && e.kind == kind.as_str())
             .map(|e| {
-                let object = Object::from_json(kind, &e.object).map_err(|err| {
-                    RegistryError::BadRequest(format!("corrupt log entry: {err}"))
-                })?;
+                let object = Object::from_json(kind, &e.object)
+                    .map_err(|err| RegistryError::Internal(format!("corrupt log entry: {err}")))?;
                 Ok(Event {
                     revision: e.revision,
                     event_type: e.event_type,

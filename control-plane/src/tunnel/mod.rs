@@ -31,7 +31,8 @@ use crate::registry::Registry;
 pub fn servers(
     registry: Arc<Registry>,
     access: Arc<Access>,
+    stopping: tokio::sync::watch::Receiver<bool>,
 ) -> (PortForwardServer<TunnelApi>, TunnelServer<TunnelApi>) {
-    let api = TunnelApi::new(registry, Arc::new(Broker::default()), access);
+    let api = TunnelApi::new(registry, Arc::new(Broker::default()), access, stopping);
     (PortForwardServer::new(api.clone()), TunnelServer::new(api))
 }

@@ -37,6 +37,8 @@ pub struct TunnelApi {
     registry: Arc<Registry>,
     broker: Arc<Broker>,
     access: Arc<Access>,
+    /// Turns true when the server stops: agents' sessions end then.
+    stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 /// `services/portforward`, `pods/portforward`, …: forwarding to a target
@@ -58,11 +60,17 @@ fn tunnel_action(node: &str) -> Action<'_> {
 }
 
 impl TunnelApi {
-    pub fn new(registry: Arc<Registry>, broker: Arc<Broker>, access: Arc<Access>) -> Self {
+    pub fn new(
+        registry: Arc<Registry>,
+        broker: Arc<Broker>,
+        access: Arc<Access>,
+        stopping: tokio::sync::watch::Receiver<bool>,
+    ) -> Self {
         Self {
             registry,
             broker,
             access,
+            stopping,
         }
     }
 
@@ -170,7 +178,14 @@ impl Tunnel for TunnelApi {
         let id = self.broker.register(&hello.node_name, tx.clone());
         let span = tracing::info_span!("tunnel", node = %hello.node_name, session = id,
             agent_version = %hello.agent_version);
-        let task = session::run(self.broker.clone(), hello.node_name, id, inbound, tx);
+        let task = session::run(
+            self.broker.clone(),
+            hello.node_name,
+            id,
+            inbound,
+            tx,
+            self.stopping.clone(),
+        );
         tokio::spawn(task.instrument(span));
         Ok(Response::new(ReceiverStream::new(rx)))
     }

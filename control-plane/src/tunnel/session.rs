@@ -16,7 +16,8 @@ pub const HEARTBEAT: Duration = Duration::from_secs(10);
 /// Silence after which an agent's tunnel counts as gone.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(35);
 
-/// Serves the session until the agent's stream ends or goes silent, then
+/// Serves the session until the agent's stream ends or goes silent, or
+/// the server stops (the agent re-opens it against the next one), then
 /// unregisters it (unless a newer stream from that node replaced it).
 pub async fn run(
     broker: Arc<Broker>,
@@ -24,6 +25,7 @@ pub async fn run(
     id: u64,
     mut inbound: Streaming<TunnelAgentMessage>,
     tx: SessionTx,
+    mut stopping: tokio::sync::watch::Receiver<bool>,
 ) {
     tracing::info!("agent tunnel connected");
     let mut beat = interval(HEARTBEAT);
@@ -50,6 +52,10 @@ pub async fn run(
             }
             _ = sleep_until(deadline) => {
                 tracing::warn!(timeout = ?IDLE_TIMEOUT, "agent tunnel silent; dropping it");
+                break;
+            }
+            _ = stopping.changed() => {
+                let _ = tx.try_send(Err(tonic::Status::unavailable("the control plane is shutting down")));
                 break;
             }
         }

@@ -240,6 +240,19 @@ impl Cluster {
         self.control_plane = None;
     }
 
+    /// The control plane's process id, while it runs.
+    pub fn control_plane_pid(&self) -> Option<u32> {
+        self.control_plane.as_ref().map(ChildGuard::pid)
+    }
+
+    /// Whether the control plane's process is still alive (it may have
+    /// exited on its own, e.g. after a signal the test sent).
+    pub fn control_plane_running(&self) -> bool {
+        self.control_plane
+            .as_ref()
+            .is_some_and(ChildGuard::is_running)
+    }
+
     pub fn control_plane_log(&self) -> String {
         self.control_plane
             .as_ref()
