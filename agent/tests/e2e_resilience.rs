@@ -224,13 +224,15 @@ fn sigterm_stops_the_control_plane_within_5s_whatever_is_open() {
         .spawn(
             &c.lab.control_plane().ns,
             &[
-                "sh",
+                "bash",
                 "-c",
-                "exec 3<>/dev/tcp/127.0.0.1/18080 || true; sleep 30",
+                "exec 3<>/dev/tcp/127.0.0.1/18080 && echo held && sleep 30",
             ],
         )
         .unwrap();
-    std::thread::sleep(Duration::from_millis(500));
+    held.wait_for_log("held", Duration::from_secs(10)).unwrap();
+    fwd.wait_for_log("Handling connection for 18080", Duration::from_secs(10))
+        .unwrap();
 
     let pid = c.control_plane_pid().unwrap();
     let sent = Instant::now();
