@@ -76,6 +76,7 @@ fn kubectl_message(s: &Status) -> String {
     format!("Error from server ({reason}): {}", s.message())
 }
 
+#[derive(Clone)]
 pub struct Client {
     inner: ResourcesClient<Channel>,
     identity: IdentityClient<Channel>,

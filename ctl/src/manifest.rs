@@ -8,7 +8,7 @@
 //! fields the user left out stay left out.
 
 use std::fmt;
-use std::io::Read;
+use std::io::BufRead;
 use std::path::Path;
 
 use serde::de::{DeserializeOwned, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -96,38 +96,78 @@ const MANIFEST_EXTENSIONS: [&str; 3] = ["yaml", "yml", "json"];
 /// `.yaml`/`.yml`/`.json` files sorted by name (not recursing, like `kubectl -f DIR`).
 pub fn read_inputs(paths: &[String]) -> Result<Vec<Manifest>, ManifestError> {
     let mut manifests = Vec::new();
+    let mut failure = None;
+    visit_inputs(paths, &mut |item| match item {
+        Ok(m) => {
+            manifests.push(m);
+            true
+        }
+        Err(e) => {
+            failure = Some(e);
+            false
+        }
+    });
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(manifests),
+    }
+}
+
+/// Objects parsed ahead of the one being sent, at most.
+const AHEAD: usize = 256;
+
+/// [`read_inputs`] as a stream: a thread of its own parses the sources one
+/// document at a time and stays at most [`AHEAD`] objects ahead of the
+/// reader, so a file of 100,000 documents is never held whole. The stream
+/// ends after the first error, which it yields.
+pub fn stream_inputs(
+    paths: &[String],
+) -> tokio::sync::mpsc::Receiver<Result<Manifest, ManifestError>> {
+    let (tx, rx) = tokio::sync::mpsc::channel(AHEAD);
+    let paths = paths.to_vec();
+    std::thread::spawn(move || visit_inputs(&paths, &mut |item| tx.blocking_send(item).is_ok()));
+    rx
+}
+
+/// Hands every object of every source to `emit` in order, and the first
+/// error; stops when `emit` returns false.
+fn visit_inputs(paths: &[String], emit: &mut dyn FnMut(Result<Manifest, ManifestError>) -> bool) {
     for path in paths {
-        if path == "-" {
-            manifests.extend(read_stdin()?);
+        let visited = if path == "-" {
+            visit_source(std::io::stdin().lock(), STDIN, emit)
         } else {
-            manifests.extend(read_path(Path::new(path))?);
+            visit_path(Path::new(path), emit)
+        };
+        match visited {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) => {
+                emit(Err(e));
+                return;
+            }
         }
     }
-    Ok(manifests)
 }
 
-fn read_stdin() -> Result<Vec<Manifest>, ManifestError> {
-    let mut text = String::new();
-    std::io::stdin()
-        .read_to_string(&mut text)
-        .map_err(|error| ManifestError::Io {
-            path: STDIN.to_string(),
-            error,
-        })?;
-    parse(&text, STDIN)
-}
-
-fn read_path(path: &Path) -> Result<Vec<Manifest>, ManifestError> {
+/// `Ok(false)`: the consumer wants no more.
+fn visit_path(
+    path: &Path,
+    emit: &mut dyn FnMut(Result<Manifest, ManifestError>) -> bool,
+) -> Result<bool, ManifestError> {
     let shown = path.display().to_string();
     let metadata = std::fs::metadata(path).map_err(|error| io_error(&shown, error))?;
-    if !metadata.is_dir() {
-        return read_file(path);
+    let files = match metadata.is_dir() {
+        true => manifest_files(path)?,
+        false => vec![path.to_path_buf()],
+    };
+    for file in files {
+        let shown = file.display().to_string();
+        let opened = std::fs::File::open(&file).map_err(|error| io_error(&shown, error))?;
+        if !visit_source(std::io::BufReader::new(opened), &shown, emit)? {
+            return Ok(false);
+        }
     }
-    let mut manifests = Vec::new();
-    for file in manifest_files(path)? {
-        manifests.extend(read_file(&file)?);
-    }
-    Ok(manifests)
+    Ok(true)
 }
 
 fn manifest_files(dir: &Path) -> Result<Vec<std::path::PathBuf>, ManifestError> {
@@ -147,12 +187,6 @@ fn manifest_files(dir: &Path) -> Result<Vec<std::path::PathBuf>, ManifestError> 
     Ok(files)
 }
 
-fn read_file(path: &Path) -> Result<Vec<Manifest>, ManifestError> {
-    let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|error| io_error(&shown, error))?;
-    parse(&text, &shown)
-}
-
 fn io_error(path: &str, error: std::io::Error) -> ManifestError {
     if error.kind() == std::io::ErrorKind::NotFound {
         ManifestError::NotFound {
@@ -168,60 +202,73 @@ fn io_error(path: &str, error: std::io::Error) -> ManifestError {
 
 /// Parses one source's text; `source` names it in errors (a path, or `STDIN`).
 pub fn parse(text: &str, source: &str) -> Result<Vec<Manifest>, ManifestError> {
-    let documents = if looks_like_json(text) {
-        json_documents(text, source)?
-    } else {
-        yaml_documents(text, source)?
-    };
     let mut manifests = Vec::new();
-    for (index, document) in documents.iter().enumerate() {
-        let doc = DocContext {
-            source,
-            number: index + 1,
-            tree: document.tree.as_ref(),
-        };
-        doc.expand(&document.value, &mut manifests)?;
-    }
+    visit_source(text.as_bytes(), source, &mut |item| match item {
+        Ok(m) => {
+            manifests.push(m);
+            true
+        }
+        Err(_) => false,
+    })?;
     Ok(manifests)
 }
 
-/// JSON is told apart by its first character so its errors come from a JSON
-/// parser (YAML would accept it too, but report it in YAML terms).
-fn looks_like_json(text: &str) -> bool {
-    text.trim_start().starts_with('{')
-}
-
-struct Document {
-    value: Value,
-    /// Line numbers for YAML documents; JSON errors carry the field path only.
-    tree: Option<Located>,
-}
-
-fn json_documents(text: &str, source: &str) -> Result<Vec<Document>, ManifestError> {
-    let value: Value = serde_json::from_str(text).map_err(|e| ManifestError::Syntax {
+/// Reads one source document by document, handing each object to `emit`.
+/// JSON is told apart by its first character so its errors come from a
+/// JSON parser (YAML would accept it too, but report it in YAML terms).
+fn visit_source(
+    mut reader: impl BufRead,
+    source: &str,
+    emit: &mut dyn FnMut(Result<Manifest, ManifestError>) -> bool,
+) -> Result<bool, ManifestError> {
+    let syntax = |message: String| ManifestError::Syntax {
         file: source.to_string(),
-        message: e.to_string(),
-    })?;
-    Ok(vec![Document { value, tree: None }])
+        message,
+    };
+    if starts_with_brace(&mut reader).map_err(|error| io_error(source, error))? {
+        let value: Value = serde_json::from_reader(reader).map_err(|e| syntax(e.to_string()))?;
+        let doc = DocContext {
+            source,
+            number: 1,
+            tree: None,
+        };
+        return doc.emit_all(&value, emit);
+    }
+    // YAML 1.2 booleans only: `yes` stays the string it reads as, not YAML
+    // 1.1's `true`. Node and alias budgets hold per document (what stops a
+    // YAML bomb); the number of documents and the input's size are free.
+    let options = serde_saphyr::options! {
+        strict_booleans: true,
+        budget: serde_saphyr::budget! { max_reader_input_bytes: None },
+    };
+    let trees = serde_saphyr::read_with_options::<_, Located>(&mut reader, options);
+    for (index, tree) in trees.enumerate() {
+        let tree = tree.map_err(|e| syntax(e.without_snippet().to_string()))?;
+        let doc = DocContext {
+            source,
+            number: index + 1,
+            tree: Some(&tree),
+        };
+        if !doc.emit_all(&tree.to_value(), emit)? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
-fn yaml_documents(text: &str, source: &str) -> Result<Vec<Document>, ManifestError> {
-    // YAML 1.2 booleans only: `yes` stays the string it reads as, not YAML 1.1's `true`.
-    let options = serde_saphyr::options! { strict_booleans: true };
-    let trees: Vec<Located> =
-        serde_saphyr::from_multiple_with_options(text, options).map_err(|e| {
-            ManifestError::Syntax {
-                file: source.to_string(),
-                message: e.without_snippet().to_string(),
-            }
-        })?;
-    Ok(trees
-        .into_iter()
-        .map(|tree| Document {
-            value: tree.to_value(),
-            tree: Some(tree),
-        })
-        .collect())
+/// Whether the first byte past leading white space is `{`.
+fn starts_with_brace(reader: &mut impl BufRead) -> std::io::Result<bool> {
+    loop {
+        let buf = reader.fill_buf()?;
+        let Some(&first) = buf.first() else {
+            return Ok(false);
+        };
+        if first.is_ascii_whitespace() {
+            reader.consume(1);
+            continue;
+        }
+        return Ok(first == b'{');
+    }
 }
 
 /// One document being checked, with what errors need to point into it.
@@ -232,6 +279,17 @@ struct DocContext<'a> {
 }
 
 impl DocContext<'_> {
+    /// Hands the document's objects to `emit`; `Ok(false)` when it wants no more.
+    fn emit_all(
+        &self,
+        value: &Value,
+        emit: &mut dyn FnMut(Result<Manifest, ManifestError>) -> bool,
+    ) -> Result<bool, ManifestError> {
+        let mut objects = Vec::new();
+        self.expand(value, &mut objects)?;
+        Ok(objects.into_iter().all(|m| emit(Ok(m))))
+    }
+
     /// Adds the document's objects: itself, or each item of a `kind: List`.
     fn expand(&self, value: &Value, out: &mut Vec<Manifest>) -> Result<(), ManifestError> {
         let items = value
@@ -768,6 +826,34 @@ spec:
             .collect();
         assert_eq!(names, ["a", "b", "c", "b"]);
         assert_eq!(manifests[3].source, single);
+    }
+
+    #[test]
+    fn documents_are_not_counted_against_a_budget() {
+        // 20 times the 1,024 documents serde-saphyr allows a whole stream.
+        let text: String = (0..20_000)
+            .map(|i| format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: ns-{i}\n---\n"))
+            .collect();
+        let manifests = parse(&text, "many.yaml").unwrap();
+        assert_eq!(manifests.len(), 20_000);
+        assert_eq!(manifests[19_999].value["metadata"]["name"], "ns-19999");
+    }
+
+    #[test]
+    fn a_yaml_bomb_in_one_document_is_still_refused() {
+        let mut text = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 0..12 {
+            let prev = if i == 0 {
+                "a".to_string()
+            } else {
+                format!("b{}", i - 1)
+            };
+            text.push_str(&format!(
+                "b{i}: &b{i} [*{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}]\n"
+            ));
+        }
+        let err = error(&text);
+        assert!(err.starts_with("error parsing app.yaml: "), "{err}");
     }
 
     #[test]

@@ -453,3 +453,46 @@ fn metrics_count_requests_and_store_commits() {
     );
     assert!(body.contains("switchyard_agents_connected 0"), "{body}");
 }
+
+#[test]
+fn a_manifest_of_thousands_of_documents_applies_in_document_order() {
+    let cp = ControlPlane::start(&[]);
+    let n = 2_500;
+    let yaml: String = (0..n)
+        .map(|i| {
+            format!("apiVersion: v1\nkind: Service\nmetadata:\n  name: many-{i}\nspec:\n  ports:\n    - port: 80\n---\n")
+        })
+        .collect();
+    let path = cp.data_dir.with_file_name("many.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    let out = cp.ok(&["apply", "-f", path.to_str().unwrap()]);
+    let want: String = (0..n)
+        .map(|i| format!("service/many-{i} created\n"))
+        .collect();
+    assert!(
+        out == want,
+        "{} lines, first differing: {:?}",
+        out.lines().count(),
+        out.lines().zip(want.lines()).find(|(a, b)| a != b)
+    );
+    let listed = cp.ok(&["get", "svc", "--no-headers"]);
+    assert_eq!(listed.lines().filter(|l| l.starts_with("many-")).count(), n);
+    // A broken document stops the reading there, with the file's name.
+    let broken = cp.data_dir.with_file_name("broken.yaml");
+    std::fs::write(
+        &broken,
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: first\nspec:\n  ports:\n    - port: 80\n---\nkind: [\n",
+    )
+    .unwrap();
+    let out = cp.swctl(&["apply", "-f", broken.to_str().unwrap()]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "service/first created\n"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with(&format!("error: error parsing {}: ", broken.display())),
+        "{err}"
+    );
+    assert_eq!(out.status.code(), Some(1));
+}

@@ -1,30 +1,60 @@
+use futures::StreamExt;
 use switchyard_api::v1::ApplyOutcome;
+use tokio_stream::wrappers::ReceiverStream;
 
 use super::qualified_name;
 use crate::cli::ApplyArgs;
 use crate::client::Client;
-use crate::manifest::{read_inputs, Manifest};
+use crate::manifest::{stream_inputs, Manifest, ManifestError};
 
-/// Sends every manifest, reporting each object as kubectl does.
+/// Objects being sent at once: enough to keep the API's writers busy (a
+/// write is a durable commit, so one at a time leaves it idle most of the
+/// time), few enough to stay polite to a shared control plane.
+const IN_FLIGHT: usize = 32;
+
+/// One object's outcome, as kubectl prints it.
+enum Reported {
+    Applied(String),
+    Refused(String),
+    /// The manifest itself is broken; nothing after it is read.
+    Unreadable(ManifestError),
+}
+
+/// Sends every object of the manifests as they are read, [`IN_FLIGHT`] at
+/// a time, and reports each in the order the manifests give them.
 pub async fn run(client: &mut Client, namespace: &str, args: &ApplyArgs) -> anyhow::Result<bool> {
-    let manifests = read_inputs(&args.files)?;
-    let mut ok = true;
-    for m in manifests {
-        let kind = m.kind;
-        let json = with_namespace(m, namespace).to_string();
-        match client.apply(kind, json, false).await {
-            Ok((obj, outcome)) => {
-                let verb = match outcome {
-                    ApplyOutcome::Created => "created",
-                    ApplyOutcome::Unchanged => "unchanged",
-                    ApplyOutcome::Configured | ApplyOutcome::Unspecified => "configured",
-                };
-                println!("{} {verb}", qualified_name(&obj));
+    let sends = ReceiverStream::new(stream_inputs(&args.files)).map(|item| {
+        let mut client = client.clone();
+        async move {
+            let m = match item {
+                Ok(m) => m,
+                Err(e) => return Reported::Unreadable(e),
+            };
+            let kind = m.kind;
+            let json = with_namespace(m, namespace).to_string();
+            match client.apply(kind, json, false).await {
+                Ok((obj, outcome)) => {
+                    let verb = match outcome {
+                        ApplyOutcome::Created => "created",
+                        ApplyOutcome::Unchanged => "unchanged",
+                        ApplyOutcome::Configured | ApplyOutcome::Unspecified => "configured",
+                    };
+                    Reported::Applied(format!("{} {verb}", qualified_name(&obj)))
+                }
+                Err(e) => Reported::Refused(e.to_string()),
             }
-            Err(e) => {
-                eprintln!("{e}");
+        }
+    });
+    let mut reports = sends.buffered(IN_FLIGHT);
+    let mut ok = true;
+    while let Some(report) = reports.next().await {
+        match report {
+            Reported::Applied(line) => println!("{line}"),
+            Reported::Refused(line) => {
+                eprintln!("{line}");
                 ok = false;
             }
+            Reported::Unreadable(e) => return Err(e.into()),
         }
     }
     Ok(ok)
