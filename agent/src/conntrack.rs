@@ -11,7 +11,7 @@ use std::net::Ipv4Addr;
 
 use tokio::process::Command;
 
-use crate::model::{Protocol, ServiceEntry, Snapshot};
+use crate::model::{Protocol, ServiceEntry, ServiceKey, Snapshot};
 
 /// One `conntrack -D -p udp …` filter.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -116,6 +116,57 @@ pub fn stale_flows(old: &Snapshot, new: &Snapshot) -> BTreeSet<Flush> {
     out
 }
 
+/// `conntrack` processes run at once by one flush.
+const FLUSHES_AT_ONCE: usize = 4;
+
+/// What the kernel still holds of Services whose changes the data path
+/// failed to apply. Stale flows must be computed against that, not against
+/// the snapshot that never reached the kernel; and only for the Services
+/// changed since (a Service missing here is one nobody changed, not a new
+/// one: taking it for new would flush the flows of every UDP Service,
+/// cluster DNS included).
+#[derive(Debug, Default)]
+pub struct Unapplied {
+    /// Their entries as last applied; a key absent here did not exist then.
+    held: Snapshot,
+    touched: BTreeSet<ServiceKey>,
+}
+
+impl Unapplied {
+    /// A change of `keys` failed; `before` held their entries before it.
+    /// For a key that failed before, the older entry (the applied one) stays.
+    pub fn failed(&mut self, keys: impl IntoIterator<Item = ServiceKey>, before: &Snapshot) {
+        for key in keys {
+            if self.touched.insert(key.clone()) {
+                if let Some(entry) = before.services.get(&key) {
+                    self.held.services.insert(key, entry.clone());
+                }
+            }
+        }
+    }
+
+    /// The flows made stale once `now` is applied after the failures, by a
+    /// change of `keys` whose entries were `before`.
+    pub fn stale_after(
+        mut self,
+        keys: impl IntoIterator<Item = ServiceKey>,
+        before: &Snapshot,
+        now: &Snapshot,
+    ) -> BTreeSet<Flush> {
+        self.failed(keys, before);
+        let services = self
+            .touched
+            .iter()
+            .filter_map(|k| now.services.get(k).map(|e| (k.clone(), e.clone())))
+            .collect();
+        let now = Snapshot {
+            version: now.version,
+            services,
+        };
+        stale_flows(&self.held, &now)
+    }
+}
+
 /// Runs `conntrack`, optionally inside a network namespace (tests), or not
 /// at all (hollow agents in benchmarks, which have no kernel state).
 #[derive(Debug, Clone, Default)]
@@ -143,31 +194,41 @@ impl Conntrack {
         }
     }
 
-    /// Deletes each flow; failures are logged, never fatal: a missing
+    /// Deletes the flows in a task of its own, a few `conntrack` runs at a
+    /// time, so a change that leaves hundreds of stale flows never holds up
+    /// the next push. Failures are logged, never fatal: a missing
     /// `conntrack` tool costs only the fast failover of UDP clients.
-    pub async fn flush(&self, flows: &BTreeSet<Flush>) {
-        if self.disabled {
+    pub fn flush_in_background(&self, flows: BTreeSet<Flush>) {
+        if self.disabled || flows.is_empty() {
             return;
         }
-        for flow in flows {
-            let mut cmd = match &self.netns {
-                Some(ns) => {
-                    let mut c = Command::new("ip");
-                    c.args(["netns", "exec", ns, "conntrack"]);
-                    c
-                }
-                None => Command::new("conntrack"),
-            };
-            match cmd.args(flow.args()).output().await {
-                // conntrack exits 1 when nothing matched: that is fine.
-                Ok(out) if out.status.success() || out.status.code() == Some(1) => {
-                    tracing::debug!(?flow, "flushed conntrack entries");
-                }
-                Ok(out) => {
-                    tracing::warn!(?flow, stderr = %String::from_utf8_lossy(&out.stderr), "conntrack failed")
-                }
-                Err(e) => tracing::warn!(?flow, error = %e, "cannot run conntrack"),
+        let this = self.clone();
+        tokio::spawn(async move {
+            use futures::StreamExt;
+            futures::stream::iter(flows)
+                .for_each_concurrent(FLUSHES_AT_ONCE, |flow| this.flush_one(flow))
+                .await;
+        });
+    }
+
+    async fn flush_one(&self, flow: Flush) {
+        let mut cmd = match &self.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, "conntrack"]);
+                c
             }
+            None => Command::new("conntrack"),
+        };
+        match cmd.args(flow.args()).output().await {
+            // conntrack exits 1 when nothing matched: that is fine.
+            Ok(out) if out.status.success() || out.status.code() == Some(1) => {
+                tracing::debug!(?flow, "flushed conntrack entries");
+            }
+            Ok(out) => {
+                tracing::warn!(?flow, stderr = %String::from_utf8_lossy(&out.stderr), "conntrack failed")
+            }
+            Err(e) => tracing::warn!(?flow, error = %e, "cannot run conntrack"),
         }
     }
 }
@@ -204,6 +265,59 @@ mod tests {
                 .collect(),
             ..Default::default()
         }
+    }
+
+    /// Cluster DNS and one other UDP Service, both with endpoints.
+    fn two(other: Option<ServiceEntry>) -> Snapshot {
+        let mut s = snap(Some(svc(&[("10.244.1.10", true)])));
+        if let Some(other) = other {
+            let mut other = other;
+            other.cluster_ip = Some(Ipv4Addr::new(10, 96, 0, 99));
+            s.services
+                .insert(ServiceKey::new("default", "other"), other);
+        }
+        s
+    }
+
+    #[test]
+    fn after_a_failed_change_only_the_changed_services_are_compared() {
+        let applied = two(None);
+        let key = ServiceKey::new("default", "other");
+        // A new Service fails to apply; the next push (another change to it) succeeds.
+        let mut unapplied = Unapplied::default();
+        unapplied.failed([key.clone()], &applied);
+        let pending = two(Some(svc(&[("10.244.2.10", true)])));
+        let now = two(Some(svc(&[("10.244.2.10", true), ("10.244.2.11", true)])));
+        let flows = unapplied.stale_after([key], &pending, &now);
+        // The new Service's VIP and NodePort are flushed (it rejected traffic
+        // until now); cluster DNS, which nobody changed, keeps its flows.
+        assert_eq!(
+            flows,
+            BTreeSet::from([
+                flush(Some("10.96.0.99"), 53, None),
+                flush(None, 30053, None)
+            ])
+        );
+    }
+
+    #[test]
+    fn the_applied_entry_is_the_one_compared_across_several_failures() {
+        let key = ServiceKey::new("default", "dns");
+        let applied = snap(Some(svc(&[("10.244.1.10", true), ("10.244.2.10", true)])));
+        let mut unapplied = Unapplied::default();
+        unapplied.failed([key.clone()], &applied);
+        // A second failed change started from the unapplied snapshot.
+        let pending = snap(Some(svc(&[("10.244.1.10", true)])));
+        unapplied.failed([key.clone()], &pending);
+        let now = snap(Some(svc(&[("10.244.1.10", true)])));
+        let flows = unapplied.stale_after([key], &pending, &now);
+        assert_eq!(
+            flows,
+            BTreeSet::from([
+                flush(Some("10.96.0.53"), 53, Some("10.244.2.10")),
+                flush(None, 30053, Some("10.244.2.10")),
+            ])
+        );
     }
 
     fn snap(s: Option<ServiceEntry>) -> Snapshot {

@@ -20,7 +20,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::connection::Channels;
-use crate::conntrack::{stale_flows, Conntrack, Flush};
+use crate::conntrack::{stale_flows, Conntrack, Flush, Unapplied};
 use crate::dns;
 use crate::metrics::Metrics;
 use crate::model::{NodeContext, ServiceEntry, ServiceKey, Snapshot};
@@ -32,6 +32,19 @@ use crate::view::{self, ClusterView};
 pub const DRIFT_CHECK: Duration = Duration::from_secs(2);
 /// How often the whole table is read back and reconciled, by default.
 pub const FULL_RESYNC: Duration = Duration::from_secs(300);
+
+/// The Services a push changed: those it named, or for a full push every
+/// Service before or after it.
+fn touched(
+    named: Option<BTreeSet<ServiceKey>>,
+    before: &Snapshot,
+    now: &Snapshot,
+) -> BTreeSet<ServiceKey> {
+    named.unwrap_or_else(|| {
+        let keys = before.services.keys().chain(now.services.keys());
+        keys.cloned().collect()
+    })
+}
 
 /// Why the control plane will never take this agent as it is configured.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -61,9 +74,10 @@ pub struct Runtime<R> {
     /// What the data path should hold: the view's Services plus ours. Kept
     /// in step with the view push by push, so a delta costs what it changes.
     snapshot: Snapshot,
-    /// The last snapshot the data path took, kept only after a failed
-    /// apply: stale UDP flows are computed from what really was applied.
-    unapplied_since: Option<Snapshot>,
+    /// What the kernel still holds of the Services whose changes failed to
+    /// apply, kept until an apply succeeds: stale UDP flows are computed
+    /// from what really was applied.
+    unapplied: Option<Unapplied>,
     /// A push whose parts are still arriving.
     partial: Option<Partial>,
     /// The periodic full resync's listing of the table, while it runs.
@@ -99,7 +113,7 @@ impl<R: NftRunner + Clone + 'static> Runtime<R> {
             views,
             applied: None,
             snapshot: Snapshot::default(),
-            unapplied_since: None,
+            unapplied: None,
             partial: None,
             listing: None,
             metrics,
@@ -302,31 +316,35 @@ impl<R: NftRunner + Clone + 'static> Runtime<R> {
         &mut self,
         named: Option<BTreeSet<ServiceKey>>,
     ) -> (nft::Result<nft::ApplyStats>, BTreeSet<Flush>) {
-        let unapplied_since = self.unapplied_since.take();
+        let unapplied = self.unapplied.take();
         // `after: None` is the whole new snapshot, compared in place rather
-        // than copied (~10 MB at 10,000 Services).
-        let (result, before, after) = match named.filter(|_| self.applied.is_some()) {
+        // than copied (~10 MB at 10,000 Services); `changed: None`, every key.
+        let (result, changed, before, after) = match named.filter(|_| self.applied.is_some()) {
             Some(named) => {
                 let (changed, before, after) = self.fold_into_snapshot(named);
                 let result = self
                     .datapath
                     .apply_changes(&self.cfg.node, &self.snapshot, &changed)
                     .await;
-                (result, before, Some(after))
+                (result, Some(changed), before, Some(after))
             }
             None => {
                 let full = self.snapshot(&self.view);
                 let before = std::mem::replace(&mut self.snapshot, full);
                 let result = self.datapath.apply(&self.cfg.node, &self.snapshot).await;
-                (result, before, None)
+                (result, None, before, None)
             }
         };
-        let after = after.as_ref().unwrap_or(&self.snapshot);
-        let flows = match (&result, unapplied_since) {
-            (Ok(_), None) => stale_flows(&before, after),
-            (Ok(_), Some(base)) => stale_flows(&base, &self.snapshot),
-            (Err(_), base) => {
-                self.unapplied_since = Some(base.unwrap_or(before));
+        let flows = match (&result, unapplied) {
+            (Ok(_), None) => stale_flows(&before, after.as_ref().unwrap_or(&self.snapshot)),
+            (Ok(_), Some(unapplied)) => {
+                let changed = touched(changed, &before, &self.snapshot);
+                unapplied.stale_after(changed, &before, &self.snapshot)
+            }
+            (Err(_), unapplied) => {
+                let mut unapplied = unapplied.unwrap_or_default();
+                unapplied.failed(touched(changed, &before, &self.snapshot), &before);
+                self.unapplied = Some(unapplied);
                 BTreeSet::new()
             }
         };
@@ -372,7 +390,7 @@ impl<R: NftRunner + Clone + 'static> Runtime<R> {
             Ok(stats) => {
                 tracing::info!(?stats, elapsed = ?started.elapsed(), "applied");
                 session.ack(&ack_for, None).await?;
-                self.conntrack.flush(&flows).await;
+                self.conntrack.flush_in_background(flows);
                 self.applied = Some(ack_for.version);
                 self.metrics
                     .applied_version
