@@ -42,12 +42,7 @@ fn agent_once(c: &Cluster, state: &str, node: &str, extra: &[&str]) -> Output {
 
 /// The token and pin of `swctl create token ARGS`.
 fn token(c: &Cluster, args: &[&str]) -> (String, String) {
-    let mut full = vec!["create", "token"];
-    full.extend_from_slice(args);
-    let out = c.swctl_ok(&full).unwrap();
-    let words: Vec<&str> = out.split_whitespace().collect();
-    let after = |flag: &str| words[words.iter().position(|w| *w == flag).unwrap() + 1].to_string();
-    (after("--join-token"), after("--ca-cert-hash"))
+    c.create_token(args).unwrap()
 }
 
 fn last_line(out: &Output) -> String {

@@ -140,10 +140,9 @@ impl Resources for ResourcesApi {
         let namespace = kind
             .is_namespaced()
             .then(|| namespace_or_default(obj.namespace()).to_string());
-        let exists = self
-            .registry
-            .get(kind, namespace.as_deref().unwrap_or_default(), obj.name())
-            .is_ok();
+        let exists =
+            self.registry
+                .contains(kind, namespace.as_deref().unwrap_or_default(), obj.name());
         let verb = if exists { Verb::Patch } else { Verb::Create };
         let name = obj.name().to_string();
         let mut action = Action::new(verb, kind.plural()).name(&name);

@@ -287,6 +287,28 @@ impl Registry {
         Ok(decorate(&state, obj))
     }
 
+    /// Whether the object exists, without copying it.
+    pub fn contains(&self, kind: Kind, namespace: &str, name: &str) -> bool {
+        self.read()
+            .get(kind, &object_key(kind, namespace, name))
+            .is_some()
+    }
+
+    /// The node a pod is bound to (empty when none), without copying it.
+    pub fn pod_node(&self, namespace: &str, name: &str) -> Result<String> {
+        match self
+            .read()
+            .get(Kind::Pod, &object_key(Kind::Pod, namespace, name))
+            .map(|o| &**o)
+        {
+            Some(Object::Pod(pod)) => Ok(pod.spec.node_name.clone().unwrap_or_default()),
+            _ => Err(RegistryError::NotFound {
+                kind: Kind::Pod,
+                name: name.to_string(),
+            }),
+        }
+    }
+
     /// Objects of a kind (`namespace: None` = all namespaces) matching the
     /// selector, with the revision they were read at.
     pub fn list(

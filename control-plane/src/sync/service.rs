@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use switchyard_api::resources::{Kind, Object};
 use switchyard_api::v1::agent_message::Message as AgentMsg;
 use switchyard_api::v1::agent_sync_server::AgentSync;
 use switchyard_api::v1::{AgentMessage, PodReadiness, PodReadinessAck, Push};
@@ -83,11 +82,11 @@ impl AgentSync for SyncApi {
         let r = request.into_inner();
         // A node identity speaks for itself whatever the message says.
         let reporter = caller.principal.node().unwrap_or(&r.node_name).to_string();
-        let bound = match self.ctx.registry.get(Kind::Pod, &r.namespace, &r.name) {
-            Ok(Object::Pod(pod)) => pod.spec.node_name.unwrap_or_default(),
-            Ok(_) => String::new(),
-            Err(e) => return Err(to_status(e)),
-        };
+        let bound = self
+            .ctx
+            .registry
+            .pod_node(&r.namespace, &r.name)
+            .map_err(to_status)?;
         let mut action = Action::new(Verb::Update, "pods/status")
             .namespace(&r.namespace)
             .name(&r.name);

@@ -99,17 +99,11 @@ impl ControlPlane {
     /// the CA pin it prints) and returns the agent's channel.
     pub async fn join(&self, node: &str) -> switchyard_agent::connection::Channels {
         let out = self.ok(&["create", "token", "--node", node]);
-        let words: Vec<&str> = out.split_whitespace().collect();
-        let after = |flag: &str| words[words.iter().position(|w| *w == flag).unwrap() + 1];
+        let (token, pin) = switchyard_lab::cluster::parse_token_output(&out).unwrap();
         let target = switchyard_tls::client::Target::parse(&self.server).unwrap();
-        let creds = switchyard_agent::identity::join(
-            &target,
-            after("--join-token"),
-            after("--ca-cert-hash"),
-            node,
-        )
-        .await
-        .unwrap();
+        let creds = switchyard_agent::identity::join(&target, &token, &pin, node)
+            .await
+            .unwrap();
         let channel =
             switchyard_agent::connection::channel(&target, Some(creds.client_config().unwrap()))
                 .unwrap();

@@ -84,6 +84,23 @@ fn spawn_on_host(args: &[String], log: &Path) -> Result<ChildGuard> {
     ))
 }
 
+/// The token and CA pin in what `swctl create token` prints: the values of
+/// `--join-token` and `--ca-cert-hash` in the agent command it gives.
+pub fn parse_token_output(out: &str) -> Result<(String, String)> {
+    let words: Vec<&str> = out.split_whitespace().collect();
+    let flag = |name: &str| {
+        words
+            .iter()
+            .position(|w| *w == name)
+            .and_then(|i| words.get(i + 1))
+            .map(|v| v.to_string())
+            .ok_or_else(|| {
+                LabError::Cluster(format!("`swctl create token` printed no {name}:\n{out}"))
+            })
+    };
+    Ok((flag("--join-token")?, flag("--ca-cert-hash")?))
+}
+
 /// Where the workspace binaries are.
 pub fn bin_dir() -> Result<PathBuf> {
     if let Some(dir) = std::env::var_os("SWITCHYARD_BIN_DIR") {
@@ -169,27 +186,22 @@ impl Cluster {
         self.lab.log_dir().join(format!("agent-{i}-state"))
     }
 
+    /// `swctl create token ARGS`: the token and the CA pin it printed.
+    pub fn create_token(&self, args: &[&str]) -> Result<(String, String)> {
+        let mut full = vec!["create", "token"];
+        full.extend_from_slice(args);
+        parse_token_output(&self.swctl_ok(&full)?)
+    }
+
     /// A join token for `node` and the agent flags that use it
     /// (`--join-token`, `--ca-cert-hash`), as `swctl create token` prints them.
     pub fn join_flags(&self, node: &str) -> Result<Vec<String>> {
-        let out = self.swctl_ok(&["create", "token", "--node", node])?;
-        let command = out.lines().nth(1).unwrap_or_default();
-        let words: Vec<&str> = command.split_whitespace().collect();
-        let flag = |name: &str| {
-            words
-                .iter()
-                .position(|w| *w == name)
-                .and_then(|i| words.get(i + 1))
-                .map(|v| v.to_string())
-                .ok_or_else(|| {
-                    LabError::Cluster(format!("`swctl create token` printed no {name}:\n{out}"))
-                })
-        };
+        let (token, pin) = self.create_token(&["--node", node])?;
         Ok(vec![
             "--join-token".to_string(),
-            flag("--join-token")?,
+            token,
             "--ca-cert-hash".to_string(),
-            flag("--ca-cert-hash")?,
+            pin,
         ])
     }
 
