@@ -83,11 +83,16 @@ pub fn stale_flows(old: &Snapshot, new: &Snapshot) -> BTreeSet<Flush> {
                 .chain(port.node_port.map(|np| (None, np)))
                 .collect();
             if then.is_empty() && !now.is_empty() {
-                // Entries created while the service rejected traffic.
+                // Entries created while the service rejected traffic: never
+                // translated, their replies come from the address itself.
+                // Flows already DNATed to a backend are left alone, so the
+                // first apply of a restarted agent, which sees every Service
+                // as new, cuts no flow the table it found was serving (a
+                // NodePort's node address is not known here: all its flows go).
                 out.extend(dports.iter().map(|(dst, dport)| Flush {
                     orig_dst: *dst,
                     orig_dport: Some(*dport),
-                    reply_src: None,
+                    reply_src: *dst,
                 }));
             }
             for gone in then.difference(&now) {
@@ -294,7 +299,7 @@ mod tests {
         assert_eq!(
             flows,
             BTreeSet::from([
-                flush(Some("10.96.0.99"), 53, None),
+                flush(Some("10.96.0.99"), 53, Some("10.96.0.99")),
                 flush(None, 30053, None)
             ])
         );
@@ -361,7 +366,7 @@ mod tests {
             got,
             vec![
                 flush(None, 30053, None),
-                flush(Some("10.96.0.53"), 53, None)
+                flush(Some("10.96.0.53"), 53, Some("10.96.0.53"))
             ]
         );
         assert_eq!(
@@ -373,7 +378,9 @@ mod tests {
                 "--orig-dst",
                 "10.96.0.53",
                 "--orig-port-dst",
-                "53"
+                "53",
+                "--reply-src",
+                "10.96.0.53"
             ]
         );
     }

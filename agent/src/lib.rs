@@ -12,6 +12,7 @@
 pub mod connection;
 pub mod conntrack;
 pub mod dns;
+pub mod handover;
 pub mod identity;
 pub mod metrics;
 pub mod model;

@@ -12,6 +12,7 @@ use clap::Parser;
 use ipnet::Ipv4Net;
 use switchyard_agent::connection::{self, Channels};
 use switchyard_agent::conntrack::Conntrack;
+use switchyard_agent::handover::{self, Sockets};
 use switchyard_agent::identity::{self, NodeCredentials};
 use switchyard_agent::metrics::{self, Metrics};
 use switchyard_agent::model::NodeContext;
@@ -93,6 +94,10 @@ fn parse_upstream(s: &str) -> Result<SocketAddr, String> {
 /// jemalloc rather than glibc's malloc, which keeps an arena per thread
 /// and the memory freed in each: at 10,000 Services the agent's peak RSS
 /// was ~5 MiB lower with jemalloc, the control plane's ~40 MiB.
+/// How long a starting agent waits for its first snapshot before it
+/// answers DNS from what it has.
+const FIRST_VIEW_WAIT: Duration = Duration::from_secs(10);
+
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
@@ -120,18 +125,17 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     let channels = connect(&args).await?;
     let metrics = Metrics::new();
-    if let Some(addr) = args.metrics_listen {
-        let m = metrics.clone();
-        tokio::spawn(async move {
-            if let Err(e) = metrics::serve(addr, m).await {
-                tracing::error!(error = %e, %addr, "metrics listener failed");
-            }
-        });
-    }
     let runner = NftCommand::new().counting_fallbacks(metrics.nft_fallbacks.clone());
     let datapath = DataPath::open(&args.table, runner)
         .await
         .context("opening the nftables table")?;
+    let (inherited, predecessor) = take_over(&args.state_dir).await;
+    let mut held = Sockets {
+        metrics: args
+            .metrics_listen
+            .and_then(|addr| serve_metrics(addr, inherited.metrics, metrics.clone())),
+        ..Sockets::default()
+    };
     let dns_listen = args
         .dns_listen
         .unwrap_or_else(|| SocketAddr::new(args.node_ips[0].into(), 53));
@@ -148,27 +152,158 @@ async fn run(args: Args) -> anyhow::Result<()> {
     };
     let (mut runtime, views) =
         Runtime::new(cfg, channels.clone(), datapath, Conntrack::new(), metrics);
-    // DNS is a convenience next to the data path: if its port is taken,
-    // say so loudly and keep serving Services.
-    match dns::bind(dns_listen, views.clone(), args.dns_upstreams.clone()).await {
+    let inherited_dns = inherited.dns_udp.zip(inherited.dns_tcp);
+    let dns = match open_dns(dns_listen, inherited_dns, &views, &args.dns_upstreams).await {
         Ok(dns) => {
-            tokio::spawn(dns.run());
+            let (udp, tcp) = dns.sockets().context("duplicating the DNS sockets")?;
+            (held.dns_udp, held.dns_tcp) = (Some(udp), Some(tcp));
+            Some(dns)
         }
+        // DNS is a convenience next to the data path: if its port is
+        // taken, say so loudly and keep serving Services.
         Err(e) => {
             tracing::error!(error = %e, %dns_listen, "cannot start the DNS responder; cluster DNS is off on this node");
             runtime.disable_dns();
+            None
         }
-    }
+    };
     tokio::spawn(tunnel::run(channels.clone(), args.node_name.clone()));
-    spawn_probes(args.node_name.clone(), channels, views);
+    spawn_probes(args.node_name.clone(), channels, views.clone());
     tracing::info!(node = %args.node_name, control_plane = %args.control_plane, table = %args.table, "agent starting");
-    tokio::select! {
-        refused = runtime.run() => {
-            return Err(anyhow::Error::new(refused).context("the control plane refused this agent"));
+    let run = runtime.run();
+    let serving = serve_when_synced(dns, views, predecessor);
+    let shutdown = shutdown_signal();
+    tokio::pin!(run, serving, shutdown);
+    let mut listener = None;
+    let mut served = false;
+    let mut answering: Option<dns::Serving> = None;
+    loop {
+        tokio::select! {
+            refused = &mut run => {
+                return Err(anyhow::Error::new(refused).context("the control plane refused this agent"));
+            }
+            _ = &mut shutdown => {
+                tracing::info!("shutting down; the nftables table stays in place");
+                return Ok(());
+            }
+            dns = &mut serving, if !served => {
+                served = true;
+                answering = dns;
+                listener = handover::Listener::bind(&args.state_dir)
+                    .inspect_err(|e| tracing::warn!(error = %e, "hot restart is off: a new agent on this node will bind its sockets anew"))
+                    .ok();
+            }
+            successor = accept(listener.as_ref()) => {
+                // While the successor takes over, `run` is not polled: the
+                // data path is left to it, DNS answers on in its own task.
+                match successor {
+                    Ok(s) => match s.hand_over(&held, handover::SERVE_WAIT).await {
+                        Ok(()) => {
+                            if let Some(dns) = answering.take() {
+                                dns.stop().await;
+                            }
+                            tracing::info!("the new agent serves this node; exiting");
+                            return Ok(());
+                        }
+                        Err(e) => tracing::warn!(error = %e, "handover failed; resuming"),
+                    },
+                    Err(e) => tracing::warn!(error = %e, "handover request failed; resuming"),
+                }
+            }
         }
-        _ = shutdown_signal() => tracing::info!("shutting down; the nftables table stays in place"),
     }
-    Ok(())
+}
+
+/// Asks an agent already running on this node for its sockets.
+async fn take_over(state_dir: &Path) -> (Sockets, Option<handover::Predecessor>) {
+    match handover::take_over(state_dir).await {
+        Ok(Some((sockets, predecessor))) => {
+            tracing::info!(?sockets, "taking over from the agent running on this node");
+            (sockets, Some(predecessor))
+        }
+        Ok(None) => (Sockets::default(), None),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot take over from the agent running on this node; binding anew");
+            (Sockets::default(), None)
+        }
+    }
+}
+
+/// The next successor's request; pending while hot restart is off.
+async fn accept(
+    listener: Option<&handover::Listener>,
+) -> Result<handover::Successor, handover::HandoverError> {
+    match listener {
+        Some(l) => l.accept().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Serves metrics on the inherited listener when it is for `addr`, else
+/// on a new one; returns a second handle for a successor.
+fn serve_metrics(
+    addr: SocketAddr,
+    inherited: Option<std::net::TcpListener>,
+    metrics: Arc<Metrics>,
+) -> Option<std::net::TcpListener> {
+    let bound = match inherited.filter(|l| l.local_addr().is_ok_and(|a| a == addr)) {
+        Some(listener) => Ok(listener),
+        None => std::net::TcpListener::bind(addr),
+    };
+    let pair = bound.and_then(|l| Ok((l.try_clone()?, l)));
+    match pair {
+        Ok((held, listener)) => {
+            tokio::spawn(async move {
+                if let Err(e) = metrics::serve(listener, metrics).await {
+                    tracing::error!(error = %e, %addr, "metrics listener failed");
+                }
+            });
+            Some(held)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, %addr, "cannot listen for metrics");
+            None
+        }
+    }
+}
+
+/// The responder on the predecessor's sockets when they are for `listen`,
+/// else on new ones.
+async fn open_dns(
+    listen: SocketAddr,
+    inherited: Option<(std::net::UdpSocket, std::net::TcpListener)>,
+    views: &watch::Receiver<Arc<ClusterView>>,
+    upstreams: &[SocketAddr],
+) -> Result<dns::DnsServer, dns::DnsError> {
+    let matching = inherited.filter(|(udp, _)| udp.local_addr().is_ok_and(|a| a == listen));
+    match matching {
+        Some((udp, tcp)) => dns::from_std(udp, tcp, views.clone(), upstreams.to_vec()),
+        None => dns::bind(listen, views.clone(), upstreams.to_vec()).await,
+    }
+}
+
+/// Starts answering DNS once the first snapshot is in (an empty view
+/// would deny every cluster name; queries wait in the socket meanwhile,
+/// or are answered by the predecessor), then lets the predecessor go.
+async fn serve_when_synced(
+    dns: Option<dns::DnsServer>,
+    mut views: watch::Receiver<Arc<ClusterView>>,
+    predecessor: Option<handover::Predecessor>,
+) -> Option<dns::Serving> {
+    if tokio::time::timeout(FIRST_VIEW_WAIT, views.changed())
+        .await
+        .is_err()
+    {
+        tracing::warn!(wait = ?FIRST_VIEW_WAIT, "no snapshot yet; answering DNS from an empty view");
+    }
+    let serving = dns.map(dns::DnsServer::start);
+    if let Some(predecessor) = predecessor {
+        match predecessor.release().await {
+            Ok(()) => tracing::info!("took over from the previous agent"),
+            Err(e) => tracing::warn!(error = %e, "the previous agent is gone"),
+        }
+    }
+    serving
 }
 
 /// The channel to the control plane: plaintext for an `--insecure` one,

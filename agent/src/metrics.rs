@@ -2,7 +2,6 @@
 //! many fail, which version is applied, whether the stream is up, and how
 //! often the table had to be repaired. Served on `--metrics-listen`.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use prometheus_client::encoding::text::encode;
@@ -79,8 +78,9 @@ impl Metrics {
     }
 }
 
-/// Serves `GET /metrics` until the process exits.
-pub async fn serve(addr: SocketAddr, metrics: Arc<Metrics>) -> std::io::Result<()> {
+/// Serves `GET /metrics` on a bound listener (this process's, or the one
+/// a predecessor handed over) until the process exits.
+pub async fn serve(listener: std::net::TcpListener, metrics: Arc<Metrics>) -> std::io::Result<()> {
     let app = axum::Router::new().route(
         "/metrics",
         axum::routing::get(move || {
@@ -88,6 +88,7 @@ pub async fn serve(addr: SocketAddr, metrics: Arc<Metrics>) -> std::io::Result<(
             async move { metrics.render() }
         }),
     );
-    let listener = tokio::net::TcpListener::bind(addr).await?;
+    listener.set_nonblocking(true)?;
+    let listener = tokio::net::TcpListener::from_std(listener)?;
     axum::serve(listener, app).await
 }

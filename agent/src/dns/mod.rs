@@ -10,7 +10,8 @@
 //! - [`names`]: which part of the DNS schema a query name points at;
 //! - [`records`]: the answers (pure, per the Kubernetes DNS specification);
 //! - [`forward`]: relaying outside names to `--dns-upstream` resolvers;
-//! - [`server`]: the UDP/TCP responder around them;
+//! - [`server`]: the responder around them, TCP through hickory and UDP
+//!   through `udp`, our own read loop that stops without dropping a query;
 //! - [`service`]: the synthetic Service that routes the cluster DNS address.
 //!
 //! The agent wires it as:
@@ -30,13 +31,14 @@ pub mod names;
 pub mod records;
 pub mod server;
 pub mod service;
+mod udp;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokio::sync::watch;
 
-pub use server::{bind, DnsServer};
+pub use server::{bind, from_std, DnsServer, Serving};
 pub use service::{dns_service, dns_service_for, DNS_SERVICE_NAME, DNS_SERVICE_NAMESPACE};
 
 use crate::view::ClusterView;

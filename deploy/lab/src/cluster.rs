@@ -275,6 +275,34 @@ impl Cluster {
     /// Starts node `i`'s agent: it joins with a fresh token the first
     /// time, and uses the certificate it keeps after that.
     pub fn start_agent(&mut self, i: usize) -> Result<()> {
+        let guard = self.spawn_agent(i)?;
+        self.agents[i - 1] = Some(guard);
+        Ok(())
+    }
+
+    /// Restarts node `i`'s agent as an operator upgrades one: the new
+    /// agent starts while the old one runs, takes its sockets over and the
+    /// old one exits by itself.
+    pub fn hot_restart_agent(&mut self, i: usize) -> Result<()> {
+        let new = self.spawn_agent(i)?;
+        if let Some(old) = &self.agents[i - 1] {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while old.is_running() {
+                if Instant::now() >= deadline {
+                    return Err(LabError::Timeout(format!(
+                        "the old agent of node {i} did not hand over within 30 s; its log:\n{}\nthe new one's:\n{}",
+                        old.log(),
+                        new.log()
+                    )));
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        self.agents[i - 1] = Some(new);
+        Ok(())
+    }
+
+    fn spawn_agent(&self, i: usize) -> Result<ChildGuard> {
         let node = self.lab.node(i).clone();
         let state_dir = self.agent_state_dir(i);
         let mut args = vec![
@@ -299,8 +327,7 @@ impl Cluster {
         args.extend(self.cfg.agent_args.iter().cloned());
         let guard = self.lab.spawn(&node.ns, &args)?;
         guard.wait_for_log("agent starting", Duration::from_secs(20))?;
-        self.agents[i - 1] = Some(guard);
-        Ok(())
+        Ok(guard)
     }
 
     /// Stops an agent (SIGTERM); its nftables table stays, as on a real host.

@@ -3,6 +3,7 @@
 
 mod backend;
 mod demo;
+mod dns_query;
 mod http;
 mod udp_send;
 mod up;
@@ -36,6 +37,8 @@ enum Cmd {
     Down(DownArgs),
     /// Send datagrams from a fixed source port and print the replies.
     UdpSend(udp_send::UdpSendArgs),
+    /// Ask one DNS question at a steady pace; tally unanswered queries and latency.
+    DnsQuery(dns_query::DnsQueryArgs),
 }
 
 #[derive(Debug, Args)]
@@ -54,6 +57,11 @@ async fn main() -> Result<ExitCode> {
         Cmd::Down(args) => down(&args.prefix)?,
         Cmd::UdpSend(args) => {
             if !udp_send::run(&args)? {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        Cmd::DnsQuery(args) => {
+            if !dns_query::run(&args)? {
                 return Ok(ExitCode::FAILURE);
             }
         }

@@ -1,0 +1,160 @@
+//! DNS over UDP: our own read loop around the responder. Hickory's server
+//! drops the queries it has read but not answered when it stops; a process
+//! that hands its socket over ([`crate::handover`]) must stop reading and
+//! still answer every query it took off the socket.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hickory_server::net::xfer::Protocol;
+use hickory_server::proto::op::Message;
+use hickory_server::server::Request;
+use tokio::net::UdpSocket;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use super::server::Responder;
+use super::DnsError;
+
+/// A query larger than this is not a DNS query over UDP (EDNS payloads
+/// top out at 4096 in practice; the datagram limit is 65,507).
+const MAX_QUERY: usize = 65_535;
+/// Without EDNS a UDP answer may hold 512 bytes (RFC 1035 §4.2.1).
+const CLASSIC_PAYLOAD: u16 = 512;
+/// How long a stopping loop waits for the answers still being made
+/// (one may wait on an upstream).
+const DRAIN: Duration = Duration::from_secs(3);
+/// Pause after a failed read, so a persistent error does not spin.
+const READ_RETRY: Duration = Duration::from_millis(10);
+
+/// Reads and answers queries until `stopped` turns true, then answers what
+/// it read and returns.
+pub(super) async fn serve(
+    socket: UdpSocket,
+    responder: Arc<Responder>,
+    mut stopped: watch::Receiver<bool>,
+) -> Result<(), DnsError> {
+    let socket = Arc::new(socket);
+    let mut answering = JoinSet::new();
+    let mut buf = vec![0u8; MAX_QUERY];
+    loop {
+        // `recv_from` is cancel-safe: a stop never loses a datagram read.
+        let got = tokio::select! {
+            biased;
+            _ = stopped.wait_for(|s| *s) => break,
+            got = socket.recv_from(&mut buf) => got,
+        };
+        match got {
+            Ok((n, src)) => {
+                let query = buf[..n].to_vec();
+                let (socket, responder) = (socket.clone(), responder.clone());
+                answering.spawn(async move { answer(&socket, &responder, query, src).await });
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "DNS read failed");
+                tokio::time::sleep(READ_RETRY).await;
+            }
+        }
+        while answering.try_join_next().is_some() {}
+    }
+    let drained = tokio::time::timeout(DRAIN, async {
+        while answering.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(left = answering.len(), "DNS answers still pending at stop");
+    }
+    Ok(())
+}
+
+async fn answer(socket: &UdpSocket, responder: &Responder, query: Vec<u8>, src: SocketAddr) {
+    // What is not a DNS message gets no answer, as from hickory.
+    let Ok(request) = Request::from_bytes(query, src, Protocol::Udp) else {
+        return;
+    };
+    let limit = request
+        .edns
+        .as_ref()
+        .map_or(CLASSIC_PAYLOAD, |e| e.max_payload().max(CLASSIC_PAYLOAD));
+    let message = responder.respond(&request).await;
+    let Some(bytes) = encode_within(message, usize::from(limit)) else {
+        return;
+    };
+    if let Err(e) = socket.send_to(&bytes, src).await {
+        tracing::debug!(error = %e, %src, "cannot send DNS response");
+    }
+}
+
+/// The message in at most `limit` bytes: whole if it fits, else with the
+/// TC bit and as many answers as fit (the client asks again over TCP).
+fn encode_within(mut message: Message, limit: usize) -> Option<Vec<u8>> {
+    let whole = message.to_vec().ok()?;
+    if whole.len() <= limit {
+        return Some(whole);
+    }
+    message.metadata.truncation = true;
+    message.authorities.clear();
+    message.additionals.clear();
+    let answers = std::mem::take(&mut message.answers);
+    let fits = |message: &mut Message, n: usize| {
+        message.answers = answers[..n].to_vec();
+        message.to_vec().is_ok_and(|b| b.len() <= limit)
+    };
+    // The most answers that fit, by bisection: `lo` always fits.
+    let (mut lo, mut hi) = (0, answers.len());
+    while lo < hi {
+        let mid = (lo + hi).div_ceil(2);
+        if fits(&mut message, mid) {
+            lo = mid;
+        } else {
+            hi = mid - 1;
+        }
+    }
+    message.answers = answers[..lo].to_vec();
+    message.to_vec().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use std::net::Ipv4Addr;
+    use std::str::FromStr;
+
+    use hickory_server::proto::op::{MessageType, OpCode, Query};
+    use hickory_server::proto::rr::rdata::A;
+    use hickory_server::proto::rr::{Name, RData, Record, RecordType};
+
+    fn with_answers(n: u8) -> Message {
+        let name = Name::from_str("big.default.svc.cluster.local.").unwrap();
+        let mut m = Message::new(7, MessageType::Response, OpCode::Query);
+        m.add_query(Query::query(name.clone(), RecordType::A));
+        m.answers = (0..n)
+            .map(|i| {
+                Record::from_rdata(name.clone(), 30, RData::A(A(Ipv4Addr::new(10, 244, 0, i))))
+            })
+            .collect();
+        m
+    }
+
+    #[test]
+    fn an_answer_that_fits_is_sent_whole() {
+        let bytes = encode_within(with_answers(3), 512).unwrap();
+        let back = Message::from_vec(&bytes).unwrap();
+        assert!(!back.metadata.truncation);
+        assert_eq!(back.answers.len(), 3);
+    }
+
+    #[test]
+    fn a_large_answer_is_truncated_to_as_many_records_as_fit() {
+        let bytes = encode_within(with_answers(120), 512).unwrap();
+        assert!(bytes.len() <= 512, "{}", bytes.len());
+        let back = Message::from_vec(&bytes).unwrap();
+        assert!(back.metadata.truncation);
+        // 12 header + 35 question + 16 per A record (its name compressed): 29.
+        assert_eq!(back.answers.len(), 29);
+        let one_more = with_answers(30).to_vec().unwrap();
+        assert!(one_more.len() > 512, "{}", one_more.len());
+    }
+}
