@@ -12,4 +12,7 @@ mod range;
 pub mod service;
 mod table;
 
+#[cfg(test)]
+mod properties;
+
 pub use table::{AllocKey, AllocationTable};
