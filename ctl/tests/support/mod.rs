@@ -140,6 +140,19 @@ impl ControlPlane {
         }
     }
 
+    /// SIGKILL, as a power cut or the OOM killer would, and reap it.
+    pub fn crash(&mut self) {
+        let mut child = self.child.take().expect("running");
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
+    /// Starts the control plane again on the same port and data directory.
+    pub fn start_again(&mut self) {
+        assert!(self.child.is_none(), "still running");
+        self.spawn();
+    }
+
     pub fn restart(&mut self) {
         if self.child.is_some() {
             assert!(self.stop().success());
