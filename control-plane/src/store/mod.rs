@@ -7,6 +7,8 @@
 
 mod sled_store;
 
+use std::path::PathBuf;
+
 use switchyard_api::resources::Kind;
 
 use crate::allocator::AllocKey;
@@ -64,6 +66,24 @@ pub enum StoreError {
     Corrupt { tree: String, detail: String },
     #[error("too old resource version: {requested} (oldest retained is {oldest})")]
     Compacted { requested: u64, oldest: u64 },
+    /// The store is readable but ends before the last revision committed
+    /// to it: a truncated or corrupted file that sled read up to the damage.
+    #[error(
+        "the store {} is damaged: it ends at revision {found}, but revision {committed} was committed (a truncated or corrupted file); refusing to serve a partial state: restore the data directory from a backup, or delete {} to accept the store as it is and lose the writes after revision {found}",
+        .file.display(), .marker.display()
+    )]
+    Damaged {
+        file: PathBuf,
+        marker: PathBuf,
+        found: u64,
+        committed: u64,
+    },
+    #[error("the store {} cannot be read: {source}; restore the data directory from a backup", .file.display())]
+    Unreadable {
+        file: PathBuf,
+        #[source]
+        source: Box<StoreError>,
+    },
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -1,9 +1,12 @@
 //! The embedded store: one sled tree per kind, one for allocations, one for
 //! the revision log and one for metadata, all written in one transaction.
 
+use std::fs::File;
 use std::ops::Bound;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::RwLock;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
@@ -29,12 +32,25 @@ const LOAD_BYTES_PER_OPEN: usize = 16 * 1024 * 1024;
 /// process just closed, and how often it tries.
 const REOPEN_PATIENCE: Duration = Duration::from_secs(10);
 const REOPEN_RETRY: Duration = Duration::from_millis(5);
+/// sled's file, named in errors about the store's state.
+const DB_FILE: &str = "db";
+/// Next to sled's files: the last revision committed, written after each
+/// commit is durable. sled recovers a damaged log silently, up to the
+/// damage; a store that ends before this revision lost committed writes.
+const MARKER_FILE: &str = "committed-revision";
 
 pub struct SledStore {
     dir: PathBuf,
     /// `None` only while [`Store::load`] reopens the database.
     handles: RwLock<Option<Handles>>,
     load_bytes_per_open: usize,
+    /// The last revision this process committed (or loaded).
+    committed: AtomicU64,
+    /// Set by a failed write: sled refuses every write after an IO error,
+    /// so the next one reopens the database first (a disk that was full or
+    /// read-only takes writes again once it is fixed).
+    failed: AtomicBool,
+    marker: Mutex<Option<File>>,
 }
 
 /// An open database and its trees: kind trees in `Kind::ALL` order, then
@@ -174,7 +190,75 @@ impl SledStore {
             dir: dir.to_path_buf(),
             handles: RwLock::new(Some(Handles::open_patiently(dir)?)),
             load_bytes_per_open,
+            committed: AtomicU64::new(0),
+            failed: AtomicBool::new(false),
+            marker: Mutex::new(None),
         })
+    }
+
+    fn marker_path(&self) -> PathBuf {
+        self.dir.join(MARKER_FILE)
+    }
+
+    /// The revision the marker holds; none when it is missing or
+    /// unreadable (a crash while it was first written).
+    fn read_marker(&self) -> Option<u64> {
+        let text = std::fs::read_to_string(self.marker_path()).ok()?;
+        text.trim().parse().ok()
+    }
+
+    /// Records `revision` as committed: a fixed-width overwrite in place,
+    /// so the file is never empty or half old.
+    fn write_marker(&self, revision: u64) -> Result<()> {
+        let mut marker = self.marker.lock().unwrap_or_else(|e| e.into_inner());
+        if marker.is_none() {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(self.marker_path())
+                .map_err(backend)?;
+            *marker = Some(file);
+        }
+        let text = format!("{revision:020}\n");
+        match marker.as_ref() {
+            Some(file) => file.write_all_at(text.as_bytes(), 0).map_err(backend),
+            None => Ok(()),
+        }
+    }
+
+    /// Fails when the store on disk ends before the last committed revision.
+    fn check_complete(&self, found: u64) -> Result<()> {
+        match self.read_marker() {
+            Some(committed) if committed > found => Err(StoreError::Damaged {
+                file: self.dir.join(DB_FILE),
+                marker: self.marker_path(),
+                found,
+                committed,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// After a failed write: a fresh handle, which takes writes again once
+    /// the disk does, if the disk holds exactly what this process committed.
+    fn recover(&self) -> Result<()> {
+        {
+            // The old handle's flush fails like the write did: drop it.
+            let mut guard = self.handles.write().unwrap_or_else(|e| e.into_inner());
+            guard.take();
+            *guard = Some(Handles::open_patiently(&self.dir)?);
+        }
+        let found = self.with(|h| h.read_u64(REVISION_KEY))?;
+        let committed = self.committed.load(Ordering::SeqCst);
+        if found != committed {
+            return Err(StoreError::Backend(format!(
+                "after a failed write the store on disk is at revision {found}, this control plane at {committed}: restart it"
+            )));
+        }
+        self.failed.store(false, Ordering::SeqCst);
+        tracing::info!(revision = found, "the store takes writes again");
+        Ok(())
     }
 
     fn with<T>(&self, f: impl FnOnce(&Handles) -> Result<T>) -> Result<T> {
@@ -249,8 +333,10 @@ fn write_batch(
     Ok(())
 }
 
-impl Store for SledStore {
-    fn load(&self, visit: &mut Visitor<'_>) -> Result<Loaded> {
+impl SledStore {
+    fn load_checked(&self, visit: &mut Visitor<'_>) -> Result<Loaded> {
+        // Before anything is served from it.
+        self.check_complete(self.with(|h| h.read_u64(REVISION_KEY))?)?;
         let budget = self.load_bytes_per_open;
         // Bytes read since the database was last opened: always < budget.
         let mut pending = 0;
@@ -270,16 +356,34 @@ impl Store for SledStore {
         if pending >= budget / 16 {
             self.reopen()?;
         }
-        self.with(|h| {
+        let loaded = self.with(|h| {
             Ok(Loaded {
                 revision: h.read_u64(REVISION_KEY)?,
                 allocations: h.load_allocations()?,
             })
+        })?;
+        self.write_marker(loaded.revision)?;
+        self.committed.store(loaded.revision, Ordering::SeqCst);
+        Ok(loaded)
+    }
+}
+
+impl Store for SledStore {
+    fn load(&self, visit: &mut Visitor<'_>) -> Result<Loaded> {
+        self.load_checked(visit).map_err(|e| match e {
+            StoreError::Corrupt { .. } | StoreError::Backend(_) => StoreError::Unreadable {
+                file: self.dir.join(DB_FILE),
+                source: Box::new(e),
+            },
+            other => other,
         })
     }
 
     fn commit(&self, batch: &Batch) -> Result<()> {
-        self.with(|h| {
+        if self.failed.load(Ordering::SeqCst) {
+            self.recover()?;
+        }
+        let committed = self.with(|h| {
             h.trees
                 .as_slice()
                 .transaction(|trees| write_batch(trees, batch))
@@ -289,7 +393,23 @@ impl Store for SledStore {
                 })?;
             h.db.flush().map_err(backend)?;
             Ok(())
-        })
+        });
+        match committed {
+            Ok(()) => {
+                self.committed.store(batch.revision, Ordering::SeqCst);
+                // The write is durable already; a marker that lags only
+                // weakens the damage check, so its failure is not the write's.
+                if let Err(e) = self.write_marker(batch.revision) {
+                    tracing::warn!(error = %e, "cannot record the committed revision");
+                }
+                Ok(())
+            }
+            Err(StoreError::Backend(detail)) => {
+                self.failed.store(true, Ordering::SeqCst);
+                Err(StoreError::Backend(detail))
+            }
+            Err(e) => Err(e),
+        }
     }
 
     fn events_after(&self, after: u64) -> Result<Vec<LoggedEvent>> {
@@ -393,6 +513,85 @@ mod tests {
         );
         assert_eq!(store.events_after(6).unwrap(), vec![event(7, "a")]);
         assert!(store.events_after(7).unwrap().is_empty());
+    }
+
+    fn commit_services(store: &SledStore, revisions: std::ops::RangeInclusive<u64>) {
+        for revision in revisions {
+            let name = format!("default/s{revision}");
+            store
+                .commit(&Batch {
+                    revision,
+                    puts: vec![(Kind::Service, name.clone(), "{}".into())],
+                    events: vec![event(revision, &name)],
+                    ..Default::default()
+                })
+                .unwrap();
+        }
+    }
+
+    #[test]
+    fn every_commit_is_recorded_next_to_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        load_all(&store);
+        commit_services(&store, 1..=3);
+        let marker = std::fs::read_to_string(dir.path().join(MARKER_FILE)).unwrap();
+        assert_eq!(marker, "00000000000000000003\n");
+    }
+
+    /// sled reads a damaged log up to the damage and says nothing: a
+    /// store that ends before the recorded revision is refused, by name.
+    #[test]
+    fn a_store_that_lost_committed_writes_is_refused_naming_its_file() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = SledStore::open(dir.path()).unwrap();
+            load_all(&store);
+            commit_services(&store, 1..=3);
+        }
+        // As if revisions 4 and 5 had been committed and then lost.
+        std::fs::write(dir.path().join(MARKER_FILE), "00000000000000000005\n").unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        let err = store.load(&mut |_, _, _| Ok(())).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "the store {db} is damaged: it ends at revision 3, but revision 5 was committed (a truncated or corrupted file); refusing to serve a partial state: restore the data directory from a backup, or delete {marker} to accept the store as it is and lose the writes after revision 3",
+                db = dir.path().join("db").display(),
+                marker = dir.path().join(MARKER_FILE).display(),
+            )
+        );
+        // Deleting the marker accepts the store as sled recovered it.
+        drop(store);
+        std::fs::remove_file(dir.path().join(MARKER_FILE)).unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        assert_eq!(load_all(&store).0.revision, 3);
+    }
+
+    #[test]
+    fn a_truncated_store_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = SledStore::open(dir.path()).unwrap();
+            load_all(&store);
+            commit_services(&store, 1..=200);
+        }
+        let db = dir.path().join("db");
+        let len = std::fs::metadata(&db).unwrap().len();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&db)
+            .unwrap()
+            .set_len(len / 2)
+            .unwrap();
+        let refused = SledStore::open(dir.path())
+            .and_then(|store| store.load(&mut |_, _, _| Ok(())).map(|_| ()))
+            .unwrap_err();
+        assert!(
+            matches!(refused, StoreError::Damaged { ref file, .. } | StoreError::Unreadable { ref file, .. } if *file == db)
+                || refused.to_string().contains(&db.display().to_string()),
+            "{refused}"
+        );
     }
 
     #[test]

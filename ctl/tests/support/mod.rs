@@ -34,11 +34,24 @@ pub struct ControlPlane {
     port: u16,
     pub data_dir: PathBuf,
     extra: Vec<String>,
+    /// Size of a tmpfs the data directory is mounted on, in a mount
+    /// namespace of the control plane's own (gone when it exits).
+    tmpfs: Option<String>,
     _tmp: Option<tempfile::TempDir>,
 }
 
 impl ControlPlane {
     pub fn start(extra: &[&str]) -> ControlPlane {
+        Self::start_with(extra, None)
+    }
+
+    /// A control plane whose data directory is a tmpfs of `size` (e.g.
+    /// `8m`), which tests can fill up or make read-only; needs root.
+    pub fn start_on_tmpfs(size: &str, extra: &[&str]) -> ControlPlane {
+        Self::start_with(extra, Some(size.to_string()))
+    }
+
+    fn start_with(extra: &[&str], tmpfs: Option<String>) -> ControlPlane {
         let tmp = tempfile::tempdir().unwrap();
         let data_dir = tmp.path().join("data");
         let port = free_port();
@@ -48,6 +61,7 @@ impl ControlPlane {
             port,
             data_dir,
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            tmpfs,
             _tmp: Some(tmp),
         };
         cp.spawn();
@@ -55,7 +69,21 @@ impl ControlPlane {
     }
 
     fn spawn(&mut self) {
-        let child = Command::new(binary("switchyard-control-plane"))
+        let mut command = match &self.tmpfs {
+            None => Command::new(binary("switchyard-control-plane")),
+            Some(size) => {
+                std::fs::create_dir_all(&self.data_dir).unwrap();
+                let mut c = Command::new("unshare");
+                c.args(["--mount", "--propagation", "private", "sh", "-c"])
+                    .arg(format!(
+                        "mount -t tmpfs -o size={size} tmpfs \"$0\" && exec \"$@\""
+                    ))
+                    .arg(&self.data_dir)
+                    .arg(binary("switchyard-control-plane"));
+                c
+            }
+        };
+        let child = command
             .arg("--listen")
             .arg(format!("127.0.0.1:{}", self.port))
             .arg("--data-dir")
@@ -77,6 +105,20 @@ impl ControlPlane {
         self.data_dir.with_file_name("audit.log")
     }
 
+    /// The data directory as the control plane sees it (on a tmpfs, only
+    /// visible through its mount namespace).
+    pub fn visible_data_dir(&self) -> PathBuf {
+        match (&self.tmpfs, &self.child) {
+            (Some(_), Some(child)) => PathBuf::from(format!("/proc/{}/root", child.id()))
+                .join(self.data_dir.strip_prefix("/").unwrap()),
+            _ => self.data_dir.clone(),
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
     /// The audit events written so far.
     pub fn audit_events(&self) -> Vec<serde_json::Value> {
         std::fs::read_to_string(self.audit_log())
@@ -88,7 +130,7 @@ impl ControlPlane {
 
     /// The admin credentials the control plane wrote.
     pub fn config(&self) -> PathBuf {
-        self.data_dir.join("admin.conf")
+        self.visible_data_dir().join("admin.conf")
     }
 
     pub fn login(&self) -> swctl::login::Login {
