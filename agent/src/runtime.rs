@@ -28,6 +28,10 @@ use crate::nft::{self, AppliedState, DataPath, NftRunner};
 use crate::sync::{self, Backoff, Session};
 use crate::view::{self, ClusterView};
 
+/// Reconnect delays: a partition or a control plane restart is over for
+/// the data path within the cap (plus jitter) of healing.
+const RECONNECT_FIRST: Duration = Duration::from_millis(100);
+const RECONNECT_CAP: Duration = Duration::from_secs(2);
 /// How often the cheap drift check runs.
 pub const DRIFT_CHECK: Duration = Duration::from_secs(2);
 /// How often the whole table is read back and reconciled, by default.
@@ -134,7 +138,7 @@ impl<R: NftRunner + Clone + 'static> Runtime<R> {
         let mut drift = tokio::time::interval(DRIFT_CHECK);
         let period = self.cfg.full_resync;
         let mut resync = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
+        let mut backoff = Backoff::new(RECONNECT_FIRST, RECONNECT_CAP);
         let mut rng = rand::rngs::StdRng::from_os_rng();
         loop {
             let channel = self.channels.borrow().clone();

@@ -63,6 +63,9 @@ const INSECURE_REMINDER: Duration = Duration::from_secs(60);
 /// connections, streams a peer keeps open) before it closes them anyway:
 /// under systemd's 15 s stop timeout, and within the 5 s operators expect.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(4);
+/// HTTP/2 ping interval, and how long a ping may go unanswered.
+const KEEPALIVE: std::time::Duration = std::time::Duration::from_secs(5);
+
 const INSECURE_WARNING: &str = "--insecure: TLS and authentication are OFF; anyone who reaches this control plane can change every Service, forward into any pod and pose as any node";
 
 #[derive(Debug, thiserror::Error)]
@@ -243,6 +246,10 @@ impl Server {
             &self.registry,
         )));
         let serving = tonic::transport::Server::builder()
+            // A peer that went silent (a partition, a host that lost power)
+            // is dropped within KEEPALIVE * 2: its node shows DISCONNECTED.
+            .http2_keepalive_interval(Some(KEEPALIVE))
+            .http2_keepalive_timeout(Some(KEEPALIVE))
             .layer(crate::api::observe::ObserveLayer::new(self.metrics.clone()))
             .layer(AuthLayer::new(self.auth.clone()))
             .add_service(
