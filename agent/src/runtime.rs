@@ -32,6 +32,9 @@ use crate::view::{self, ClusterView};
 /// the data path within the cap (plus jitter) of healing.
 const RECONNECT_FIRST: Duration = Duration::from_millis(100);
 const RECONNECT_CAP: Duration = Duration::from_secs(2);
+/// Delays between attempts to apply a push the kernel refused.
+const RETRY_FIRST: Duration = Duration::from_millis(500);
+const RETRY_CAP: Duration = Duration::from_secs(30);
 /// How often the cheap drift check runs.
 pub const DRIFT_CHECK: Duration = Duration::from_secs(2);
 /// How often the whole table is read back and reconciled, by default.
@@ -86,7 +89,19 @@ pub struct Runtime<R> {
     partial: Option<Partial>,
     /// The periodic full resync's listing of the table, while it runs.
     listing: Option<JoinHandle<nft::Result<AppliedState>>>,
+    /// The last push, while its apply keeps failing.
+    retry: Option<Retry>,
     metrics: Arc<Metrics>,
+}
+
+/// A push whose apply failed: applied again from the whole snapshot, with
+/// backoff, until it goes through (the kernel may refuse for a while: a
+/// foreign table in the way, a full netlink buffer, nft missing). The
+/// control plane shows the node NACKED meanwhile, SYNCED after.
+struct Retry {
+    ack_for: Push,
+    at: tokio::time::Instant,
+    backoff: Backoff,
 }
 
 /// The parts of a push received so far, folded into a view of their own:
@@ -120,6 +135,7 @@ impl<R: NftRunner + Clone + 'static> Runtime<R> {
             unapplied: None,
             partial: None,
             listing: None,
+            retry: None,
             metrics,
         };
         (runtime, rx)
@@ -227,6 +243,7 @@ impl<R: NftRunner + Clone + 'static> Runtime<R> {
         // next session resends from the last applied version.
         self.partial = None;
         loop {
+            let retry_at = self.retry.as_ref().map(|r| r.at);
             tokio::select! {
                 push = session.next() => match push {
                     Ok(push) => {
@@ -240,8 +257,69 @@ impl<R: NftRunner + Clone + 'static> Runtime<R> {
                 _ = drift.tick() => self.repair_drift().await,
                 _ = resync.tick() => self.start_full_resync(),
                 live = listed(&mut self.listing) => self.finish_full_resync(live).await,
+                _ = sleep_until(retry_at) => {
+                    if let Err(e) = self.retry_apply(&session).await {
+                        return e;
+                    }
+                }
             }
         }
+    }
+
+    /// Applies the failed push again, from the whole snapshot.
+    async fn retry_apply(&mut self, session: &Session) -> Result<(), sync::StreamError> {
+        let Some(ack_for) = self.retry.as_ref().map(|r| r.ack_for.clone()) else {
+            return Ok(());
+        };
+        tracing::info!(version = ack_for.version, "applying the failed push again");
+        let started = Instant::now();
+        let (result, flows) = self.apply_push(None).await;
+        self.report(session, ack_for, result, flows, started).await
+    }
+
+    /// ACKs an apply that went through, or NACKs one that failed with the
+    /// kernel's (or nft's) words and schedules it to be tried again.
+    async fn report(
+        &mut self,
+        session: &Session,
+        ack_for: Push,
+        result: nft::Result<nft::ApplyStats>,
+        flows: BTreeSet<Flush>,
+        started: Instant,
+    ) -> Result<(), sync::StreamError> {
+        match result {
+            Ok(stats) => {
+                tracing::info!(?stats, elapsed = ?started.elapsed(), "applied");
+                session.ack(&ack_for, None).await?;
+                self.conntrack.flush_in_background(flows);
+                self.applied = Some(ack_for.version);
+                self.retry = None;
+                self.metrics
+                    .applied_version
+                    .set(i64::try_from(ack_for.version).unwrap_or(i64::MAX));
+            }
+            Err(e) => {
+                let text = e
+                    .nft_stderr()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| switchyard_tls::error_chain(&e));
+                let mut backoff = self
+                    .retry
+                    .take()
+                    .map(|r| r.backoff)
+                    .unwrap_or_else(|| Backoff::new(RETRY_FIRST, RETRY_CAP));
+                let delay = backoff.next_delay(&mut rand::rng()).max(RETRY_FIRST);
+                tracing::error!(error = %text, retry_in = ?delay, "nftables apply failed; the last good ruleset stays");
+                self.metrics.sync_errors.inc();
+                session.ack(&ack_for, Some(text)).await?;
+                self.retry = Some(Retry {
+                    ack_for,
+                    at: tokio::time::Instant::now() + delay,
+                    backoff,
+                });
+            }
+        }
+        Ok(())
     }
 
     /// What the data path should hold for a view: its services plus ours.
@@ -390,27 +468,7 @@ impl<R: NftRunner + Clone + 'static> Runtime<R> {
         self.metrics
             .sync_duration
             .observe(started.elapsed().as_secs_f64());
-        match result {
-            Ok(stats) => {
-                tracing::info!(?stats, elapsed = ?started.elapsed(), "applied");
-                session.ack(&ack_for, None).await?;
-                self.conntrack.flush_in_background(flows);
-                self.applied = Some(ack_for.version);
-                self.metrics
-                    .applied_version
-                    .set(i64::try_from(ack_for.version).unwrap_or(i64::MAX));
-            }
-            Err(e) => {
-                let text = e
-                    .nft_stderr()
-                    .map(str::to_string)
-                    .unwrap_or_else(|| e.to_string());
-                tracing::error!(error = %text, "nftables apply failed; the last good ruleset stays");
-                self.metrics.sync_errors.inc();
-                session.ack(&ack_for, Some(text)).await?;
-            }
-        }
-        Ok(())
+        self.report(session, ack_for, result, flows, started).await
     }
 
     async fn repair_drift(&mut self) {
@@ -458,6 +516,14 @@ impl<R: NftRunner + Clone + 'static> Runtime<R> {
             Ok(None) => tracing::info!("periodic full resync skipped: the listing is out of date"),
             Err(e) => tracing::error!(error = %e, "periodic full resync failed"),
         }
+    }
+}
+
+/// Resolves at `at`; pending without one.
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 

@@ -334,3 +334,95 @@ fn a_partitioned_node_keeps_serving_shows_disconnected_and_catches_up() {
     assert_eq!(log.matches("ok").count(), 350, "failed requests:\n{log}");
     assert!(!log.contains("FAIL"), "{log}");
 }
+
+/// Someone else's `ip switchyard` table is in the way (its `service-ips`
+/// a plain set of another type), then `nft` is missing: each time the
+/// agent NACKs with the kernel's (or the system's) words, the node shows
+/// it, and once fixed the agent is SYNCED again by itself.
+#[test]
+fn a_foreign_table_and_a_missing_nft_are_nacked_and_heal_once_fixed() {
+    let Some(mut c) = cluster(
+        "a_foreign_table_and_a_missing_nft_are_nacked_and_heal_once_fixed",
+        &[],
+    ) else {
+        return;
+    };
+    let (_backends, url) = serve_web(&c, "");
+    let node = c.lab.node(1).ns.clone();
+    c.stop_agent(1);
+    let nft = |c: &switchyard_lab::cluster::Cluster, args: &[&str]| {
+        let mut full = vec!["nft"];
+        full.extend(args);
+        c.lab.exec_ok(&node, &full).unwrap()
+    };
+    nft(&c, &["delete", "table", "ip", "switchyard"]);
+    nft(&c, &["add", "table", "ip", "switchyard"]);
+    nft(
+        &c,
+        &[
+            "add",
+            "set",
+            "ip",
+            "switchyard",
+            "service-ips",
+            "{ type inet_service; }",
+        ],
+    );
+    c.start_agent(1).unwrap();
+    eventually("node-1 NACKed", Duration::from_secs(20), || {
+        sync_state(&c, "node-1") == "NACKED"
+    });
+    let error = last_error(&c, "node-1");
+    println!("foreign table: {error}");
+    assert_eq!(
+        error,
+        "add map ip switchyard service-ips { type ipv4_addr . inet_proto . inet_service : verdict; }: File exists"
+    );
+    // The operator removes the foreign table; the agent's retry takes over.
+    nft(&c, &["delete", "table", "ip", "switchyard"]);
+    c.wait_synced(Duration::from_secs(40)).unwrap();
+    assert!(curl(&c, &c.lab.pod(1, 2).ns, &url)
+        .unwrap()
+        .starts_with("web-"));
+
+    // nft is missing (the agent writes over netlink, but reads with nft).
+    c.stop_agent(1);
+    let bin = tempfile::tempdir().unwrap();
+    let path = format!("PATH={}", bin.path().display());
+    c.start_agent_with_env(1, &[&path]).unwrap();
+    c.apply(&service_yaml("web-2", "")).unwrap();
+    eventually("node-1 NACKed without nft", Duration::from_secs(20), || {
+        sync_state(&c, "node-1") == "NACKED"
+    });
+    println!("nft missing: {}", last_error(&c, "node-1"));
+    assert!(
+        last_error(&c, "node-1").starts_with("could not run nft: No such file or directory"),
+        "{}",
+        last_error(&c, "node-1")
+    );
+    // The last good ruleset serves meanwhile.
+    assert!(curl(&c, &c.lab.pod(1, 2).ns, &url)
+        .unwrap()
+        .starts_with("web-"));
+    let which = std::process::Command::new("sh")
+        .args(["-c", "command -v nft"])
+        .output()
+        .unwrap();
+    let real_nft = String::from_utf8(which.stdout).unwrap().trim().to_string();
+    std::os::unix::fs::symlink(real_nft, bin.path().join("nft")).unwrap();
+    c.wait_synced(Duration::from_secs(40)).unwrap();
+    let during = format!("http://{}/", cluster_ip(&c, "web-2"));
+    assert!(curl(&c, &c.lab.pod(1, 2).ns, &during)
+        .unwrap()
+        .starts_with("web-"));
+}
+
+fn last_error(c: &switchyard_lab::cluster::Cluster, node: &str) -> String {
+    json(c, &["get", "nodes"])["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["metadata"]["name"] == node)
+        .map(|n| n["status"]["lastError"].as_str().unwrap_or("").to_string())
+        .unwrap_or_default()
+}

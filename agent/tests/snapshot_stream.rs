@@ -2,9 +2,12 @@
 //! over mutual TLS on loopback, real sled) and the real agent runtime whose
 //! nft step is a recorder: registration, full push, deltas, ACK/NACK as
 //! `swctl get nodes` reports them, and resync after a control-plane restart
-//! (the node's certificate survives it). Needs no root.
+//! (the node's certificate survives it). Needs no root, but for the kernel
+//! refusals injected into real nftables in a namespace of the test's own.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -14,7 +17,7 @@ use std::time::{Duration, Instant};
 use switchyard_agent::conntrack::Conntrack;
 use switchyard_agent::metrics::Metrics;
 use switchyard_agent::model::NodeContext;
-use switchyard_agent::nft::{DataPath, RecordingRunner};
+use switchyard_agent::nft::{DataPath, NftError, NftRunner, RecordingRunner, Transaction};
 use switchyard_agent::runtime::{AgentConfig, Runtime, FULL_RESYNC};
 use switchyard_api::resources::{Kind, Node, Object};
 use switchyard_api::v1::agent_message::Message as AgentMsg;
@@ -178,9 +181,9 @@ impl ControlPlane {
     }
 }
 
-async fn agent(
+async fn agent<R: NftRunner + Clone + 'static>(
     channel: Channel,
-    runner: RecordingRunner,
+    runner: R,
 ) -> JoinHandle<switchyard_agent::runtime::Refused> {
     let datapath = DataPath::open("switchyard", runner).await.unwrap();
     let cfg = AgentConfig {
@@ -369,6 +372,143 @@ async fn a_big_snapshot_goes_in_parts_and_the_agent_applies_it_once() {
     let scripts = runner.scripts();
     assert_eq!(scripts.len(), 1, "one transaction for the whole push");
     assert!(ips.iter().all(|ip| scripts[0].contains(ip.as_str())));
+    agent_task.abort();
+    cp.shutdown().await;
+}
+
+/// What the kernel is made to answer every transaction with.
+#[derive(Debug, Clone)]
+enum Fault {
+    /// The netlink socket fails with this errno (ENOBUFS: its buffer overran).
+    Socket(i32),
+    /// nf_tables refuses the batch, as nft reports it.
+    Refused(&'static str),
+}
+
+/// Real nftables in a namespace, behind a switch that makes the kernel
+/// refuse transactions until it is turned off.
+#[derive(Clone)]
+struct Faulty {
+    inner: switchyard_agent::nft::NftCommand,
+    fault: Arc<std::sync::Mutex<Option<Fault>>>,
+    refused: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Faulty {
+    fn set(&self, fault: Option<Fault>) {
+        *self.fault.lock().unwrap() = fault;
+    }
+
+    fn refused(&self) -> usize {
+        self.refused.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn injected(&self) -> Option<NftError> {
+        let fault = self.fault.lock().unwrap().clone()?;
+        self.refused
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Some(match fault {
+            Fault::Socket(errno) => NftError::Netlink(std::io::Error::from_raw_os_error(errno)),
+            Fault::Refused(stderr) => NftError::Rejected {
+                status: "netlink".into(),
+                stderr: stderr.into(),
+            },
+        })
+    }
+}
+
+impl NftRunner for Faulty {
+    async fn run_script(&self, script: &str) -> switchyard_agent::nft::Result<()> {
+        match self.injected() {
+            Some(e) => Err(e),
+            None => self.inner.run_script(script).await,
+        }
+    }
+
+    async fn apply(&self, tx: &Transaction) -> switchyard_agent::nft::Result<()> {
+        match self.injected() {
+            Some(e) => Err(e),
+            None => self.inner.apply(tx).await,
+        }
+    }
+
+    async fn list_json(&self, object: &str) -> switchyard_agent::nft::Result<Option<String>> {
+        self.inner.list_json(object).await
+    }
+}
+
+/// The kernel refusing batches (a full netlink buffer, then EPERM): each
+/// push is NACKed with the kernel's words, the last good ruleset stays,
+/// the apply is retried with backoff, and the node is SYNCED once the
+/// kernel takes batches again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kernel_refusals_are_nacked_retried_and_heal() {
+    let Some(ns) = support::Netns::create("kernel_refusals_are_nacked_retried_and_heal") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let cp = control_plane(dir.path(), 0).await;
+    let (rev, web_ip) = cp.apply(service("web", 80)).await;
+    let runner = Faulty {
+        inner: ns.runner(),
+        fault: Arc::default(),
+        refused: Arc::default(),
+    };
+    let agent_task = agent(cp.join("node-1").await, runner.clone()).await;
+    cp.node_when("synced", |n| synced_at(n, rev)).await;
+    let table = || ns.nft("list table ip switchyard").unwrap();
+    assert!(table().contains(&web_ip));
+
+    runner.set(Some(Fault::Socket(105)));
+    let (rev_api, api_ip) = cp.apply(service("api", 81)).await;
+    let node = cp
+        .node_when("NACKed", |n| {
+            n.status.sync_state.as_deref() == Some("NACKED")
+        })
+        .await;
+    assert_eq!(
+        node.status.last_error.as_deref(),
+        Some("nf_tables netlink socket failed: No buffer space available (os error 105)")
+    );
+    let table_now = table();
+    assert!(
+        table_now.contains(&web_ip) && !table_now.contains(&api_ip),
+        "{table_now}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while runner.refused() < 3 {
+        assert!(
+            Instant::now() < deadline,
+            "not retried: {} attempts",
+            runner.refused()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    runner.set(Some(Fault::Refused(
+        "Error: Could not process rule: Operation not permitted",
+    )));
+    cp.node_when("NACKed with EPERM", |n| {
+        n.status.last_error.as_deref()
+            == Some("Error: Could not process rule: Operation not permitted")
+    })
+    .await;
+    assert!(!table().contains(&api_ip));
+
+    runner.set(None);
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        if cp.node().await.is_some_and(|n| synced_at(&n, rev_api)) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not SYNCED after the kernel healed: {:?}",
+            cp.node().await
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(table().contains(&api_ip));
     agent_task.abort();
     cp.shutdown().await;
 }

@@ -57,7 +57,12 @@ impl<R: NftRunner> DataPath<R> {
             stale: false,
             index: None,
         };
-        dp.read_live().await?;
+        // A table nft cannot read yet (nft missing, a foreign table in
+        // the way) is read again at the first apply, whose NACK says why.
+        if let Err(e) = dp.read_live().await {
+            warn!(table, error = %e, "cannot read the nftables table yet; the first apply tries again");
+            dp.stale = true;
+        }
         info!(
             table,
             exists = dp.applied.table_exists,

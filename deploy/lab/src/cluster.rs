@@ -275,7 +275,13 @@ impl Cluster {
     /// Starts node `i`'s agent: it joins with a fresh token the first
     /// time, and uses the certificate it keeps after that.
     pub fn start_agent(&mut self, i: usize) -> Result<()> {
-        let guard = self.spawn_agent(i)?;
+        self.start_agent_with_env(i, &[])
+    }
+
+    /// [`Self::start_agent`] with extra environment (`NAME=VALUE`), e.g. a
+    /// `PATH` without some tool.
+    pub fn start_agent_with_env(&mut self, i: usize, env: &[&str]) -> Result<()> {
+        let guard = self.spawn_agent(i, env)?;
         self.agents[i - 1] = Some(guard);
         Ok(())
     }
@@ -284,7 +290,7 @@ impl Cluster {
     /// agent starts while the old one runs, takes its sockets over and the
     /// old one exits by itself.
     pub fn hot_restart_agent(&mut self, i: usize) -> Result<()> {
-        let new = self.spawn_agent(i)?;
+        let new = self.spawn_agent(i, &[])?;
         if let Some(old) = &self.agents[i - 1] {
             let deadline = Instant::now() + Duration::from_secs(30);
             while old.is_running() {
@@ -302,12 +308,15 @@ impl Cluster {
         Ok(())
     }
 
-    fn spawn_agent(&self, i: usize) -> Result<ChildGuard> {
+    fn spawn_agent(&self, i: usize, env: &[&str]) -> Result<ChildGuard> {
         let node = self.lab.node(i).clone();
         let state_dir = self.agent_state_dir(i);
         let mut args = vec![
             "env".to_string(),
             "RUST_LOG=info,switchyard_agent=debug".to_string(),
+        ];
+        args.extend(env.iter().map(|e| e.to_string()));
+        args.extend([
             self.bin("switchyard-agent"),
             "--control-plane".to_string(),
             self.agent_server(),
@@ -317,7 +326,7 @@ impl Cluster {
             node.ip.to_string(),
             "--state-dir".to_string(),
             state_dir.to_string_lossy().into_owned(),
-        ];
+        ]);
         if !state_dir.join("node.pem").exists() {
             args.extend(self.join_flags(&node.name)?);
         }
