@@ -25,6 +25,7 @@ pub struct ControlPlane {
     proc: Proc,
     port: u16,
     socket: PathBuf,
+    data_dir: PathBuf,
     transport: Transport,
     identities: Option<Arc<Identities>>,
     /// The snapshot version served when it became ready, as a probe agent
@@ -70,6 +71,7 @@ impl ControlPlane {
             proc,
             port,
             socket,
+            data_dir: data_dir.to_path_buf(),
             transport,
             identities: None,
             served_version: 0,
@@ -94,6 +96,10 @@ impl ControlPlane {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
     }
 
     pub fn url(&self) -> String {

@@ -106,6 +106,14 @@ impl Fleet {
         Ok(())
     }
 
+    /// NACKs sent by all agents so far.
+    pub fn nacks(&self) -> u64 {
+        self.agents
+            .iter()
+            .map(|a| a.metrics.sync_errors.get())
+            .sum()
+    }
+
     /// Waits until every agent has ACKed `version` or later; returns when
     /// the last one did.
     pub async fn wait_acked(&self, version: u64, timeout: Duration) -> anyhow::Result<Instant> {

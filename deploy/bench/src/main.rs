@@ -75,6 +75,17 @@ enum Command {
     Api,
     /// Writes per second and programming latency with mutual TLS against --insecure.
     TlsCost,
+    /// Churn soak: endpoint changes as fast as the control plane takes them,
+    /// 1,000 Services, 2 real agents and hollow ones; memory at each tenth.
+    /// Not part of `all`.
+    Soak {
+        /// Endpoint changes to make.
+        #[arg(long, default_value_t = 1_000_000)]
+        changes: u64,
+        /// Hollow agents next to the 2 real ones.
+        #[arg(long, default_value_t = 100)]
+        hollow: usize,
+    },
     /// Internal: run inside a network namespace by `incremental`.
     #[command(hide = true)]
     IncrementalInner {

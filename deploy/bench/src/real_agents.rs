@@ -143,6 +143,30 @@ impl RealAgents {
         }
     }
 
+    /// Stops every agent (its table stays) and starts it again.
+    pub fn restart_agents(
+        &mut self,
+        bins: &std::path::Path,
+        cp: &ControlPlane,
+    ) -> anyhow::Result<()> {
+        self.agents.clear();
+        self.names.clear();
+        self.start_agents(bins, cp)
+    }
+
+    /// Everything each agent printed so far.
+    pub fn logs(&self) -> Vec<String> {
+        self.agents.iter().map(ChildGuard::log).collect()
+    }
+
+    /// Lines holding `needle`, over every agent's log.
+    pub fn count_logged(&self, needle: &str) -> u64 {
+        self.logs()
+            .iter()
+            .map(|l| l.matches(needle).count() as u64)
+            .sum()
+    }
+
     /// Waits until every agent has logged `needle` at least `times` times.
     pub async fn wait_logged(
         &self,

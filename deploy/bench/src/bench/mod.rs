@@ -1,4 +1,5 @@
-//! The six benchmarks of issue 6, and what TLS costs (issue 14), one module each.
+//! The six benchmarks of issue 6, what TLS costs (issue 14) and the churn
+//! soak (issue 15), one module each.
 
 pub mod api;
 pub mod datapath;
@@ -6,6 +7,7 @@ pub mod full_sync;
 pub mod incremental;
 pub mod memory;
 pub mod programming;
+pub mod soak;
 pub mod tls_cost;
 
 use crate::context::Ctx;
@@ -40,6 +42,13 @@ pub async fn run(command: &Command, ctx: &Ctx, report: &mut Report) -> anyhow::R
         Command::Memory => memory::run(ctx, report).await,
         Command::Api => api::run(ctx, report).await,
         Command::TlsCost => tls_cost::run(ctx, report).await,
+        Command::Soak { changes, hollow } => {
+            let size = soak::Size {
+                changes: *changes,
+                hollow: *hollow,
+            };
+            soak::run(ctx, report, size).await
+        }
         _ => Ok(()),
     }
 }
