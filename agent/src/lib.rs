@@ -11,6 +11,7 @@
 
 pub mod connection;
 pub mod conntrack;
+pub mod cpu;
 pub mod dns;
 pub mod handover;
 pub mod identity;

@@ -411,7 +411,7 @@ impl<R: NftRunner + Clone + 'static> Runtime<R> {
                 (result, Some(changed), before, Some(after))
             }
             None => {
-                let full = self.snapshot(&self.view);
+                let full = crate::cpu::heavy(|| self.snapshot(&self.view));
                 let before = std::mem::replace(&mut self.snapshot, full);
                 let result = self.datapath.apply(&self.cfg.node, &self.snapshot).await;
                 (result, None, before, None)
@@ -453,7 +453,7 @@ impl<R: NftRunner + Clone + 'static> Runtime<R> {
             named.extend(named_services(&push));
             named
         });
-        let view = base.as_ref().unwrap_or(&self.view).fold(push);
+        let view = crate::cpu::heavy(|| base.as_ref().unwrap_or(&self.view).fold(push));
         if more {
             self.partial = Some(Partial {
                 view,

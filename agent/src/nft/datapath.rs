@@ -14,10 +14,10 @@
 //! the caller's loop (seconds at 10,000 Services) and
 //! [`DataPath::resync_from`] repairs from that listing if it is still current.
 
-use tracing::{debug, info, instrument, warn};
-
 use std::collections::BTreeSet;
 use std::future::Future;
+
+use tracing::{debug, info, instrument, warn};
 
 use super::diff::{plan, plan_touched, ApplyStats, Transaction};
 use super::error::{NftError, Result};
@@ -26,6 +26,7 @@ use super::live;
 use super::ruleset::compile;
 use super::runner::NftRunner;
 use super::state::{AppliedState, CANARY_SET};
+use crate::cpu::heavy;
 use crate::model::{NodeContext, ServiceKey, Snapshot};
 
 /// The agent's nftables data path.
@@ -80,7 +81,7 @@ impl<R: NftRunner> DataPath<R> {
         if self.stale {
             self.read_live().await?;
         }
-        let index = Index::build(ctx, snap);
+        let index = heavy(|| Index::build(ctx, snap));
         for conflict in &index.desired().conflicts {
             warn!(%conflict, "service address conflict");
         }
@@ -90,13 +91,13 @@ impl<R: NftRunner> DataPath<R> {
     /// Diffs all of `index` against what is applied and commits the result.
     async fn apply_index(&mut self, ctx: &NodeContext, index: Index) -> Result<ApplyStats> {
         let desired = index.desired();
-        let mut tx = plan(&self.table, &self.applied, desired);
+        let mut tx = heavy(|| plan(&self.table, &self.applied, desired));
         let generation = self.next_generation(&tx);
         if self.applied.generation != Some(generation) {
             tx.set_generation(generation);
         }
         self.run(&tx).await?;
-        self.applied = AppliedState::from_ruleset(desired, generation);
+        self.applied = heavy(|| AppliedState::from_ruleset(desired, generation));
         self.generation = generation;
         self.index = Some((ctx.clone(), index));
         Ok(tx.stats)
@@ -203,7 +204,7 @@ impl<R: NftRunner> DataPath<R> {
         };
         // Nearly always nothing drifted: then what is applied stays as it
         // is, and no second copy of it is built.
-        if plan(&self.table, &live, index.desired()).is_empty() {
+        if heavy(|| plan(&self.table, &live, index.desired())).is_empty() {
             self.index = Some((ctx.clone(), index));
             return Ok(Some(ApplyStats::default()));
         }

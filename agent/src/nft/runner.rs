@@ -208,7 +208,8 @@ impl Default for NftCommand {
 
 impl NftRunner for NftCommand {
     async fn apply(&self, tx: &Transaction) -> Result<()> {
-        let Some(mut batch) = netlink::encode(tx.table(), tx.commands()) else {
+        let Some(mut batch) = crate::cpu::heavy(|| netlink::encode(tx.table(), tx.commands()))
+        else {
             self.falling_back("the netlink encoder does not know a command of it", false);
             return self.run_script(&tx.script()).await;
         };

@@ -8,7 +8,11 @@ use std::process::Command;
 use anyhow::{bail, Context};
 
 /// Binaries the suite starts.
-const BINARIES: [&str; 2] = ["switchyard-control-plane", "switchyard-agent"];
+const BINARIES: [&str; 3] = [
+    "switchyard-control-plane",
+    "switchyard-agent",
+    "switchyard-lab",
+];
 
 /// Builds (when run by cargo) and locates the control plane and agent.
 pub fn prepare() -> anyhow::Result<PathBuf> {

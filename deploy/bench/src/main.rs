@@ -75,6 +75,8 @@ enum Command {
     Api,
     /// Writes per second and programming latency with mutual TLS against --insecure.
     TlsCost,
+    /// DNS answer latency while the agent restarts hot and resyncs the big table.
+    DnsLatency,
     /// Churn soak: endpoint changes as fast as the control plane takes them,
     /// 1,000 Services, 2 real agents and hollow ones; memory at each tenth.
     /// Not part of `all`.

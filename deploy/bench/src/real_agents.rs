@@ -143,6 +143,26 @@ impl RealAgents {
         }
     }
 
+    /// Restarts every agent as an upgrade does: the new one starts while
+    /// the old one runs, takes its sockets over, and the old one exits.
+    pub async fn hot_restart(
+        &mut self,
+        bins: &std::path::Path,
+        cp: &ControlPlane,
+    ) -> anyhow::Result<()> {
+        let old = std::mem::take(&mut self.agents);
+        self.names.clear();
+        self.start_agents(bins, cp)?;
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while old.iter().any(ChildGuard::is_running) {
+            if Instant::now() > deadline {
+                bail!("an old agent did not hand over within 120 s");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(())
+    }
+
     /// Stops every agent (its table stays) and starts it again.
     pub fn restart_agents(
         &mut self,

@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod datapath;
+pub mod dns_latency;
 pub mod full_sync;
 pub mod incremental;
 pub mod memory;
@@ -33,6 +34,8 @@ pub async fn run(command: &Command, ctx: &Ctx, report: &mut Report) -> anyhow::R
             report.write_files(&ctx.out)?;
             tls_cost::run(ctx, report).await?;
             report.write_files(&ctx.out)?;
+            dns_latency::run(ctx, report).await?;
+            report.write_files(&ctx.out)?;
             programming::run(ctx, report).await
         }
         Command::Programming => programming::run(ctx, report).await,
@@ -42,6 +45,7 @@ pub async fn run(command: &Command, ctx: &Ctx, report: &mut Report) -> anyhow::R
         Command::Memory => memory::run(ctx, report).await,
         Command::Api => api::run(ctx, report).await,
         Command::TlsCost => tls_cost::run(ctx, report).await,
+        Command::DnsLatency => dns_latency::run(ctx, report).await,
         Command::Soak { changes, hollow } => {
             let size = soak::Size {
                 changes: *changes,
