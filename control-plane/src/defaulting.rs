@@ -45,31 +45,34 @@ pub fn service(svc: &mut Service) {
             port.target_port = Some(IntOrString::Int(port.port));
         }
     }
+    if svc.service_type() == service_type::LOAD_BALANCER {
+        svc.spec
+            .allocate_load_balancer_node_ports
+            .get_or_insert(true);
+    }
     session_affinity(svc);
     traffic_policies(svc);
 }
 
-/// `None` affinity carries no config; `ClientIP` always has a timeout.
+/// `ClientIP` always has a timeout. A config given with `None` affinity is
+/// left for validation to refuse, as Kubernetes does.
 fn session_affinity(svc: &mut Service) {
     let spec = &mut svc.spec;
     default_str(&mut spec.session_affinity, "None");
-    match spec.session_affinity.as_deref() {
-        Some("None") => spec.session_affinity_config = None,
-        Some("ClientIP") => {
-            let has_timeout = spec
-                .session_affinity_config
-                .as_ref()
-                .and_then(|c| c.client_ip.as_ref())
-                .is_some_and(|c| c.timeout_seconds.is_some());
-            if !has_timeout {
-                spec.session_affinity_config = Some(SessionAffinityConfig {
-                    client_ip: Some(ClientIpConfig {
-                        timeout_seconds: Some(CLIENT_IP_AFFINITY_SECONDS),
-                    }),
-                });
-            }
-        }
-        _ => {}
+    if spec.session_affinity.as_deref() != Some("ClientIP") {
+        return;
+    }
+    let has_timeout = spec
+        .session_affinity_config
+        .as_ref()
+        .and_then(|c| c.client_ip.as_ref())
+        .is_some_and(|c| c.timeout_seconds.is_some());
+    if !has_timeout {
+        spec.session_affinity_config = Some(SessionAffinityConfig {
+            client_ip: Some(ClientIpConfig {
+                timeout_seconds: Some(CLIENT_IP_AFFINITY_SECONDS),
+            }),
+        });
     }
 }
 
@@ -233,12 +236,28 @@ mod tests {
         assert_eq!(timeout, Some(60));
     }
 
+    /// Kubernetes refuses a config with `None` affinity; dropping it here
+    /// would accept what the user wrote and store something else.
     #[test]
-    fn none_affinity_drops_config() {
+    fn none_affinity_keeps_config_for_validation_to_refuse() {
         let mut svc = service_with(None, vec![port(80)]);
         svc.spec.session_affinity_config = Some(SessionAffinityConfig::default());
         service(&mut svc);
-        assert_eq!(svc.spec.session_affinity_config, None);
+        assert_eq!(
+            svc.spec.session_affinity_config,
+            Some(SessionAffinityConfig::default())
+        );
+    }
+
+    #[test]
+    fn load_balancers_allocate_node_ports_unless_told_not_to() {
+        let mut svc = service_with(None, vec![port(80)]);
+        svc.spec.type_ = Some("LoadBalancer".to_string());
+        service(&mut svc);
+        assert_eq!(svc.spec.allocate_load_balancer_node_ports, Some(true));
+        let mut plain = service_with(None, vec![port(80)]);
+        service(&mut plain);
+        assert_eq!(plain.spec.allocate_load_balancer_node_ports, None);
     }
 
     #[test]

@@ -496,3 +496,71 @@ fn a_manifest_of_thousands_of_documents_applies_in_document_order() {
     );
     assert_eq!(out.status.code(), Some(1));
 }
+
+fn applied(cp: &ControlPlane, yaml: &str) -> Result<String, String> {
+    let out = cp.swctl_stdin(&["apply", "-f", "-"], Some(yaml));
+    match out.status.success() {
+        true => Ok(String::from_utf8(out.stdout).unwrap()),
+        false => Err(String::from_utf8(out.stderr).unwrap()),
+    }
+}
+
+fn lb_service(name: &str, extra: &str) -> String {
+    format!("apiVersion: v1\nkind: Service\nmetadata:\n  name: {name}\nspec:\n  type: LoadBalancer\n{extra}  ports:\n  - port: 80\n")
+}
+
+/// `allocateLoadBalancerNodePorts: false` gives a LoadBalancer Service its
+/// LB IP but no NodePort (one asked for by number is still taken); the
+/// default is `true`; on other types the field is refused.
+#[test]
+fn load_balancers_may_go_without_node_ports() {
+    let cp = ControlPlane::start(&["--lb-pool", "172.18.0.200/29"]);
+    applied(
+        &cp,
+        &lb_service("bare", "  allocateLoadBalancerNodePorts: false\n"),
+    )
+    .unwrap();
+    let bare = cp.json(&["get", "svc", "bare"]);
+    assert_eq!(bare["spec"]["allocateLoadBalancerNodePorts"], false);
+    assert!(bare["spec"]["ports"][0].get("nodePort").is_none(), "{bare}");
+    assert!(bare["status"]["loadBalancer"]["ingress"][0]["ip"]
+        .as_str()
+        .unwrap()
+        .starts_with("172.18.0.20"));
+    let asked =
+        "  allocateLoadBalancerNodePorts: false\n  ports:\n  - port: 80\n    nodePort: 30555\n";
+    let asked = format!("apiVersion: v1\nkind: Service\nmetadata:\n  name: asked\nspec:\n  type: LoadBalancer\n{asked}");
+    applied(&cp, &asked).unwrap();
+    assert_eq!(
+        cp.json(&["get", "svc", "asked"])["spec"]["ports"][0]["nodePort"],
+        30555
+    );
+
+    applied(&cp, &lb_service("usual", "")).unwrap();
+    let usual = cp.json(&["get", "svc", "usual"]);
+    assert_eq!(usual["spec"]["allocateLoadBalancerNodePorts"], true);
+    assert!(
+        usual["spec"]["ports"][0]["nodePort"].as_u64().is_some(),
+        "{usual}"
+    );
+
+    let cluster_ip = "apiVersion: v1\nkind: Service\nmetadata:\n  name: inner\nspec:\n  allocateLoadBalancerNodePorts: false\n  ports:\n  - port: 80\n";
+    assert_eq!(
+        applied(&cp, cluster_ip).unwrap_err(),
+        "The Service \"inner\" is invalid: spec.allocateLoadBalancerNodePorts: Forbidden: may only be used when `type` is 'LoadBalancer'\n"
+    );
+}
+
+#[test]
+fn session_affinity_config_without_client_ip_affinity_is_refused() {
+    let cp = ControlPlane::start(&[]);
+    let yaml = "apiVersion: v1\nkind: Service\nmetadata:\n  name: sticky\nspec:\n  sessionAffinity: None\n  sessionAffinityConfig:\n    clientIP:\n      timeoutSeconds: 60\n  ports:\n  - port: 80\n";
+    assert_eq!(
+        applied(&cp, yaml).unwrap_err(),
+        "The Service \"sticky\" is invalid: spec.sessionAffinityConfig: Forbidden: must not be set when session affinity is None\n"
+    );
+    assert_eq!(
+        cp.fails(&["get", "svc", "sticky"]),
+        "Error from server (NotFound): services \"sticky\" not found\n"
+    );
+}

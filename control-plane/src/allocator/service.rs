@@ -116,6 +116,8 @@ fn allocate_node_ports(
     if !svc.has_node_ports() {
         return Ok(());
     }
+    // Ports asked for by number are checked either way.
+    let allocates = svc.allocates_node_ports();
     let mut taken_here = BTreeSet::new();
     for (i, port) in svc.spec.ports.iter_mut().enumerate() {
         match port.node_port {
@@ -131,6 +133,7 @@ fn allocate_node_ports(
                 }
                 taken_here.insert(requested);
             }
+            None if !allocates => {}
             None => {
                 let np = ranges
                     .node_ports

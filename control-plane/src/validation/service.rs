@@ -331,6 +331,12 @@ fn load_balancer_fields(errs: &mut FieldErrors, spec: &ServiceSpec, ty: &str) {
             common::cidr(errs, &format!("{path}[{i}]"), range.trim());
         }
     }
+    if spec.allocate_load_balancer_node_ports.is_some() && !is_lb {
+        errs.push(FieldError::forbidden(
+            "spec.allocateLoadBalancerNodePorts",
+            ONLY_LOAD_BALANCER,
+        ));
+    }
     if let Some(ip) = non_empty(spec.load_balancer_ip.as_deref()) {
         let path = "spec.loadBalancerIP";
         if !is_lb {

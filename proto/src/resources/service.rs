@@ -72,6 +72,10 @@ pub struct ServiceSpec {
     pub load_balancer_source_ranges: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health_check_node_port: Option<i32>,
+    /// `false`: a LoadBalancer Service gets no NodePorts it did not ask
+    /// for (its LB IPs are served all the same); defaults to `true`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allocate_load_balancer_node_ports: Option<bool>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -153,6 +157,18 @@ impl Service {
 
     pub fn is_headless(&self) -> bool {
         self.spec.cluster_ip.as_deref() == Some("None")
+    }
+
+    /// Whether missing NodePorts are allocated: for NodePort Services, and
+    /// LoadBalancer ones unless `allocateLoadBalancerNodePorts: false`.
+    pub fn allocates_node_ports(&self) -> bool {
+        match self.service_type() {
+            service_type::NODE_PORT => true,
+            service_type::LOAD_BALANCER => {
+                self.spec.allocate_load_balancer_node_ports != Some(false)
+            }
+            _ => false,
+        }
     }
 
     /// Whether this type is reachable on node ports (NodePort and LoadBalancer).
