@@ -1,6 +1,7 @@
 //! `switchyard-agent`: one per host; programs this host's nftables from the
 //! control plane's snapshot stream.
 
+use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -18,7 +19,7 @@ use switchyard_agent::metrics::{self, Metrics};
 use switchyard_agent::model::NodeContext;
 use switchyard_agent::nft::{DataPath, NftCommand, DEFAULT_TABLE};
 use switchyard_agent::probe::{Prober, Reporter};
-use switchyard_agent::runtime::{AgentConfig, Runtime, FULL_RESYNC};
+use switchyard_agent::runtime::{AgentConfig, Refused, Runtime, FULL_RESYNC};
 use switchyard_agent::view::ClusterView;
 use switchyard_agent::{dns, tunnel};
 use switchyard_tls::client::Target;
@@ -170,13 +171,23 @@ async fn run(args: Args) -> anyhow::Result<()> {
     tokio::spawn(tunnel::run(channels.clone(), args.node_name.clone()));
     spawn_probes(args.node_name.clone(), channels, views.clone());
     tracing::info!(node = %args.node_name, control_plane = %args.control_plane, table = %args.table, "agent starting");
-    let run = runtime.run();
     let serving = serve_when_synced(dns, views, predecessor);
+    supervise(runtime.run(), serving, held, &args.state_dir).await
+}
+
+/// Runs the agent until the control plane refuses it, a signal, or a new
+/// agent on this node takes over from it.
+async fn supervise(
+    run: impl Future<Output = Refused>,
+    serving: impl Future<Output = Option<dns::Serving>>,
+    held: Sockets,
+    state_dir: &Path,
+) -> anyhow::Result<()> {
     let shutdown = shutdown_signal();
     tokio::pin!(run, serving, shutdown);
     let mut listener = None;
-    let mut served = false;
     let mut answering: Option<dns::Serving> = None;
+    let mut served = false;
     loop {
         tokio::select! {
             refused = &mut run => {
@@ -189,29 +200,38 @@ async fn run(args: Args) -> anyhow::Result<()> {
             dns = &mut serving, if !served => {
                 served = true;
                 answering = dns;
-                listener = handover::Listener::bind(&args.state_dir)
+                listener = handover::Listener::bind(state_dir)
                     .inspect_err(|e| tracing::warn!(error = %e, "hot restart is off: a new agent on this node will bind its sockets anew"))
                     .ok();
             }
+            // While a successor takes over, `run` is not polled: the data
+            // path is left to it, DNS answers on in its own task.
             successor = accept(listener.as_ref()) => {
-                // While the successor takes over, `run` is not polled: the
-                // data path is left to it, DNS answers on in its own task.
-                match successor {
-                    Ok(s) => match s.hand_over(&held, handover::SERVE_WAIT).await {
-                        Ok(()) => {
-                            if let Some(dns) = answering.take() {
-                                dns.stop().await;
-                            }
-                            tracing::info!("the new agent serves this node; exiting");
-                            return Ok(());
-                        }
-                        Err(e) => tracing::warn!(error = %e, "handover failed; resuming"),
-                    },
-                    Err(e) => tracing::warn!(error = %e, "handover request failed; resuming"),
+                if hand_over(successor, &held).await {
+                    if let Some(dns) = answering.take() {
+                        dns.stop().await;
+                    }
+                    tracing::info!("the new agent serves this node; exiting");
+                    return Ok(());
                 }
             }
         }
     }
+}
+
+/// Hands the sockets to a successor; false when it failed (this agent
+/// resumes).
+async fn hand_over(
+    successor: Result<handover::Successor, handover::HandoverError>,
+    held: &Sockets,
+) -> bool {
+    let handed = match successor {
+        Ok(s) => s.hand_over(held, handover::SERVE_WAIT).await,
+        Err(e) => Err(e),
+    };
+    handed
+        .inspect_err(|e| tracing::warn!(error = %e, "handover failed; resuming"))
+        .is_ok()
 }
 
 /// Asks an agent already running on this node for its sockets.

@@ -344,7 +344,10 @@ impl<R: NftRunner + Clone + 'static> Runtime<R> {
                 return Some(entry);
             }
         }
-        self.view.services.get(key).map(|s| view::service_entry(s))
+        self.view
+            .services
+            .get(key)
+            .and_then(|s| view::data_path_entry(s))
     }
 
     fn dns_service(&self) -> Option<(ServiceKey, ServiceEntry)> {

@@ -67,7 +67,7 @@ impl ClusterView {
             services: self
                 .services
                 .iter()
-                .map(|(k, s)| (k.clone(), service_entry(s)))
+                .filter_map(|(k, s)| Some((k.clone(), data_path_entry(s)?)))
                 .collect(),
         }
     }
@@ -88,6 +88,12 @@ fn ips(list: &[String]) -> Vec<Ipv4Addr> {
 
 fn port(n: u32) -> Option<u16> {
     u16::try_from(n).ok().filter(|p| *p != 0)
+}
+
+/// What the data path programs for `s`: nothing for a Service another
+/// proxy serves (`service.kubernetes.io/service-proxy-name`).
+pub fn data_path_entry(s: &ServiceState) -> Option<ServiceEntry> {
+    (!s.proxied_elsewhere).then(|| service_entry(s))
 }
 
 pub fn service_entry(s: &ServiceState) -> ServiceEntry {
@@ -237,6 +243,26 @@ mod tests {
         assert_eq!(a.ports[0].node_port, Some(30080));
         assert_eq!(a.endpoints.len(), 2);
         assert_eq!(a.endpoints[1].ports[0].port, 5000);
+    }
+
+    #[test]
+    fn services_left_to_another_proxy_stay_in_the_view_but_out_of_the_data_path() {
+        let mut other = state("other", "10.96.0.2", &["10.244.1.11"]);
+        other.proxied_elsewhere = true;
+        let view = ClusterView::default().fold(Push {
+            version: 1,
+            full: true,
+            services: vec![state("ours", "10.96.0.1", &["10.244.1.10"]), other],
+            ..Default::default()
+        });
+        assert_eq!(view.services.len(), 2);
+        let keys: Vec<String> = view
+            .data_path_snapshot()
+            .services
+            .keys()
+            .map(|k| k.to_string())
+            .collect();
+        assert_eq!(keys, ["default/ours"]);
     }
 
     #[test]

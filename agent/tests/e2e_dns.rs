@@ -398,3 +398,53 @@ fn dns_answers_every_query_across_five_agent_restarts() {
         c.agent_log(1)
     );
 }
+
+/// A Service labelled `service.kubernetes.io/service-proxy-name` is left to
+/// another proxy: DNS answers for it, no agent programs it, and without
+/// the label it is served again.
+#[test]
+fn services_left_to_another_proxy_resolve_but_are_not_programmed() {
+    let Some(c) = cluster(
+        "services_left_to_another_proxy_resolve_but_are_not_programmed",
+        &[],
+    ) else {
+        return;
+    };
+    if !have_dig() {
+        return;
+    }
+    let _web = web_backends(&c);
+    let labelled = format!(
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: elsewhere\n  labels:\n    service.kubernetes.io/service-proxy-name: other-proxy\nspec:\n{WEB_PORTS}"
+    );
+    c.apply(&labelled).unwrap();
+    c.wait_synced(Duration::from_secs(10)).unwrap();
+    let ip = cluster_ip(&c, "elsewhere");
+    let ns = c.lab.pod(1, 2).ns.clone();
+    let _resolv = PodResolvConf::new(&ns, "default");
+    wait_for_dns(&c, &ns);
+    assert_eq!(
+        dig(&c, &ns, &["elsewhere.default.svc.cluster.local"]),
+        [ip.as_str()]
+    );
+    for node in [1, 2] {
+        let table = c
+            .lab
+            .exec_ok(
+                &c.lab.node(node).ns,
+                &["nft", "list", "table", "ip", "switchyard"],
+            )
+            .unwrap();
+        assert!(
+            !table.contains(&ip),
+            "node-{node} programmed {ip}:\n{table}"
+        );
+    }
+    assert!(curl(&c, &ns, &format!("http://{ip}/")).is_err());
+
+    c.apply(&service("elsewhere", "default", WEB_PORTS))
+        .unwrap();
+    c.wait_synced(Duration::from_secs(10)).unwrap();
+    let body = curl(&c, &ns, &format!("http://{ip}/")).unwrap();
+    assert!(body.starts_with("web-"), "{body}");
+}

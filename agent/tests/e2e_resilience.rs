@@ -270,16 +270,23 @@ fn sigterm_stops_the_control_plane_within_5s_whatever_is_open() {
         .starts_with("web-"));
 }
 
-/// A node's sync state as `get nodes` shows it.
-fn sync_state(c: &switchyard_lab::cluster::Cluster, node: &str) -> String {
-    let nodes = json(c, &["get", "nodes"]);
-    nodes["items"]
+/// A field of a node's status as `get nodes -o json` shows it.
+fn node_status(c: &switchyard_lab::cluster::Cluster, node: &str, field: &str) -> String {
+    json(c, &["get", "nodes"])["items"]
         .as_array()
         .unwrap()
         .iter()
         .find(|n| n["metadata"]["name"] == node)
-        .map(|n| n["status"]["syncState"].as_str().unwrap_or("").to_string())
+        .map(|n| n["status"][field].as_str().unwrap_or("").to_string())
         .unwrap_or_default()
+}
+
+fn sync_state(c: &switchyard_lab::cluster::Cluster, node: &str) -> String {
+    node_status(c, node, "syncState")
+}
+
+fn last_error(c: &switchyard_lab::cluster::Cluster, node: &str) -> String {
+    node_status(c, node, "lastError")
 }
 
 /// All packets between node-1 and the control plane are dropped for 30 s
@@ -415,14 +422,4 @@ fn a_foreign_table_and_a_missing_nft_are_nacked_and_heal_once_fixed() {
     assert!(curl(&c, &c.lab.pod(1, 2).ns, &during)
         .unwrap()
         .starts_with("web-"));
-}
-
-fn last_error(c: &switchyard_lab::cluster::Cluster, node: &str) -> String {
-    json(c, &["get", "nodes"])["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|n| n["metadata"]["name"] == node)
-        .map(|n| n["status"]["lastError"].as_str().unwrap_or("").to_string())
-        .unwrap_or_default()
 }

@@ -29,6 +29,20 @@ fn external_and_load_balancer_ips_reach_backends() {
         svc["status"]["loadBalancer"]["ingress"][0]["ip"],
         "172.18.0.201"
     );
+    // Without NodePorts (allocateLoadBalancerNodePorts: false) the LB IP
+    // serves all the same.
+    c.apply(&service_yaml(
+        "bare",
+        "  type: LoadBalancer\n  allocateLoadBalancerNodePorts: false\n",
+    ))
+    .unwrap();
+    c.wait_synced(Duration::from_secs(10)).unwrap();
+    let bare = json(&c, &["get", "svc", "bare"]);
+    assert_eq!(
+        bare["status"]["loadBalancer"]["ingress"][0]["ip"],
+        "172.18.0.202"
+    );
+    assert!(bare["spec"]["ports"][0].get("nodePort").is_none(), "{bare}");
     let client = c.lab.client().ns.clone();
     c.lab
         .add_route_via(&client, "172.18.0.150/32", c.lab.node(1).ip)
@@ -36,7 +50,14 @@ fn external_and_load_balancer_ips_reach_backends() {
     c.lab
         .add_route_via(&client, "172.18.0.201/32", c.lab.node(2).ip)
         .unwrap();
-    for url in ["http://172.18.0.150/", "http://172.18.0.201/"] {
+    c.lab
+        .add_route_via(&client, "172.18.0.202/32", c.lab.node(1).ip)
+        .unwrap();
+    for url in [
+        "http://172.18.0.150/",
+        "http://172.18.0.201/",
+        "http://172.18.0.202/",
+    ] {
         let counts = spread(&c, &client, url, 20);
         assert_eq!(
             counts.keys().cloned().collect::<Vec<_>>(),
@@ -44,43 +65,6 @@ fn external_and_load_balancer_ips_reach_backends() {
             "{url}: {counts:?}"
         );
     }
-}
-
-/// `allocateLoadBalancerNodePorts: false`: the LB IP serves, and no
-/// NodePort was allocated to be served.
-#[test]
-fn a_load_balancer_without_node_ports_serves_its_ip() {
-    let Some(c) = cluster(
-        "a_load_balancer_without_node_ports_serves_its_ip",
-        &["--lb-pool", "172.18.0.200/29"],
-    ) else {
-        return;
-    };
-    let _backends = web_backends(&c);
-    c.apply(&service_yaml(
-        "web",
-        "  type: LoadBalancer\n  allocateLoadBalancerNodePorts: false\n",
-    ))
-    .unwrap();
-    c.wait_synced(Duration::from_secs(10)).unwrap();
-    let svc = json(&c, &["get", "svc", "web"]);
-    assert_eq!(
-        svc["status"]["loadBalancer"]["ingress"][0]["ip"],
-        "172.18.0.201"
-    );
-    assert!(svc["spec"]["ports"][0].get("nodePort").is_none(), "{svc}");
-    let rows = c.swctl_ok(&["get", "svc", "web", "--no-headers"]).unwrap();
-    assert!(rows.contains(" 80/TCP "), "{rows}");
-    let client = c.lab.client().ns.clone();
-    c.lab
-        .add_route_via(&client, "172.18.0.201/32", c.lab.node(1).ip)
-        .unwrap();
-    let counts = spread(&c, &client, "http://172.18.0.201/", 20);
-    assert_eq!(
-        counts.keys().cloned().collect::<Vec<_>>(),
-        vec!["web-1", "web-2"],
-        "{counts:?}"
-    );
 }
 
 #[test]

@@ -7,6 +7,10 @@ use std::collections::BTreeMap;
 use switchyard_api::resources::{EndpointSlice, IntOrString, Pod, Probe, Service};
 use switchyard_api::v1::{Endpoint, EndpointPort, PodProbe, ServicePort, ServiceState};
 
+/// The label by which a Service asks to be left to another proxy
+/// (kube-proxy honours it the same way).
+const SERVICE_PROXY_NAME: &str = "service.kubernetes.io/service-proxy-name";
+
 fn port_number(n: Option<i32>) -> u32 {
     n.and_then(|n| u32::try_from(n).ok()).unwrap_or(0)
 }
@@ -66,6 +70,7 @@ pub fn service_state<'a>(
         headless: svc.is_headless(),
         publish_not_ready: spec.publish_not_ready_addresses.unwrap_or(false),
         port_sets: Vec::new(),
+        proxied_elsewhere: svc.metadata.labels.contains_key(SERVICE_PROXY_NAME),
     };
     add_endpoints(&mut state, slices);
     state
@@ -235,6 +240,17 @@ mod tests {
             eps,
             vec![("10.244.1.10", true, 5000), ("10.244.2.10", false, 8080)]
         );
+    }
+
+    #[test]
+    fn a_service_proxy_name_leaves_the_service_to_another_proxy() {
+        let mut s = service();
+        assert!(!service_state(&s, []).proxied_elsewhere);
+        s.metadata.labels.insert(
+            "service.kubernetes.io/service-proxy-name".into(),
+            "other-proxy".into(),
+        );
+        assert!(service_state(&s, []).proxied_elsewhere);
     }
 
     #[test]
