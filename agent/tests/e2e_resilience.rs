@@ -411,11 +411,7 @@ fn a_foreign_table_and_a_missing_nft_are_nacked_and_heal_once_fixed() {
     assert!(curl(&c, &c.lab.pod(1, 2).ns, &url)
         .unwrap()
         .starts_with("web-"));
-    let which = std::process::Command::new("sh")
-        .args(["-c", "command -v nft"])
-        .output()
-        .unwrap();
-    let real_nft = String::from_utf8(which.stdout).unwrap().trim().to_string();
+    let real_nft = switchyard_lab::find_tool("nft").unwrap();
     std::os::unix::fs::symlink(real_nft, bin.path().join("nft")).unwrap();
     c.wait_synced(Duration::from_secs(40)).unwrap();
     let during = format!("http://{}/", cluster_ip(&c, "web-2"));

@@ -6,6 +6,8 @@
 
 use std::time::Duration;
 
+use switchyard_lab::DnsTally;
+
 use crate::context::Ctx;
 use crate::fixture;
 use crate::real_agents::RealAgents;
@@ -77,7 +79,8 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
     }
     queries.wait_for_log("queries ", Duration::from_secs(QUERY_SECONDS + 30))?;
     let log = queries.log();
-    let tally = Tally::parse(&log)?;
+    let tally = DnsTally::from_log(&log)
+        .ok_or_else(|| anyhow::anyhow!("dns-query printed no summary:\n{log}"))?;
     cp.stop();
     let scale = format!("{} svc / {} endpoints", shape.services, shape.pods());
     let x = shape.services as f64;
@@ -105,45 +108,4 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
         ),
     );
     Ok(())
-}
-
-/// The summary line `switchyard-lab dns-query` prints last.
-struct Tally {
-    queries: u64,
-    answered: u64,
-    unanswered: u64,
-    failed: u64,
-    p50_ms: f64,
-    p99_ms: f64,
-    max_ms: f64,
-}
-
-impl Tally {
-    fn parse(log: &str) -> anyhow::Result<Tally> {
-        let line = log
-            .lines()
-            .rev()
-            .find(|l| l.starts_with("queries "))
-            .ok_or_else(|| anyhow::anyhow!("dns-query printed no summary:\n{log}"))?;
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        let get = |name: &str| -> anyhow::Result<f64> {
-            let at = fields
-                .iter()
-                .position(|f| *f == name)
-                .ok_or_else(|| anyhow::anyhow!("no {name} in {line:?}"))?;
-            Ok(fields
-                .get(at + 1)
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(f64::NAN))
-        };
-        Ok(Tally {
-            queries: get("queries")? as u64,
-            answered: get("answered")? as u64,
-            unanswered: get("unanswered")? as u64,
-            failed: get("failed")? as u64,
-            p50_ms: get("p50_ms")?,
-            p99_ms: get("p99_ms")?,
-            max_ms: get("max_ms")?,
-        })
-    }
 }

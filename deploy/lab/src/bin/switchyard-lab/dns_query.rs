@@ -12,6 +12,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use hickory_server::proto::op::{Message, Query, ResponseCode};
 use hickory_server::proto::rr::{Name, RecordType};
+use switchyard_lab::DnsTally;
 
 #[derive(Debug, Args)]
 pub struct DnsQueryArgs {
@@ -36,13 +37,11 @@ pub struct DnsQueryArgs {
     until_file: Option<PathBuf>,
 }
 
-/// What came of the queries.
+/// What came of the queries so far.
 #[derive(Debug, Default)]
 struct Tally {
     answered: u64,
-    /// No reply within the timeout.
     unanswered: u64,
-    /// A reply, but an error or no record.
     failed: u64,
     latencies: Vec<Duration>,
 }
@@ -125,14 +124,14 @@ fn print(tally: &Tally) {
         let i = ((sorted.len() as f64 - 1.0) * q).round() as usize;
         sorted[i].as_secs_f64() * 1000.0
     };
-    println!(
-        "queries {} answered {} unanswered {} failed {} p50_ms {:.2} p99_ms {:.2} max_ms {:.2}",
-        tally.answered + tally.unanswered + tally.failed,
-        tally.answered,
-        tally.unanswered,
-        tally.failed,
-        pick(0.5),
-        pick(0.99),
-        pick(1.0),
-    );
+    let summary = DnsTally {
+        queries: tally.answered + tally.unanswered + tally.failed,
+        answered: tally.answered,
+        unanswered: tally.unanswered,
+        failed: tally.failed,
+        p50_ms: pick(0.5),
+        p99_ms: pick(0.99),
+        max_ms: pick(1.0),
+    };
+    println!("{summary}");
 }
