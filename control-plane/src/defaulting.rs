@@ -80,12 +80,8 @@ fn session_affinity(svc: &mut Service) {
 /// ports, external IPs); ExternalName Services have no internal policy.
 fn traffic_policies(svc: &mut Service) {
     let ty = svc.service_type().to_string();
+    let externally_accessible = svc.is_externally_accessible();
     let spec = &mut svc.spec;
-    let externally_accessible = matches!(
-        ty.as_str(),
-        service_type::NODE_PORT | service_type::LOAD_BALANCER
-    ) || (ty == service_type::CLUSTER_IP
-        && !spec.external_ips.is_empty());
     if externally_accessible {
         default_str(&mut spec.external_traffic_policy, "Cluster");
     }

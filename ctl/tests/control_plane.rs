@@ -564,3 +564,111 @@ fn session_affinity_config_without_client_ip_affinity_is_refused() {
         "Error from server (NotFound): services \"sticky\" not found\n"
     );
 }
+
+fn local_lb(name: &str, extra: &str) -> String {
+    lb_service(name, &format!("  externalTrafficPolicy: Local\n{extra}"))
+}
+
+/// A LoadBalancer with the Local policy gets a health check port from the
+/// NodePort range (or the one it asks for, checked as Kubernetes does),
+/// shown by describe, held apart from its NodePorts and released when the
+/// policy changes.
+#[test]
+fn local_load_balancers_hold_a_health_check_node_port() {
+    let cp = ControlPlane::start(&["--node-port-range", "30100-30102"]);
+    let yaml = "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  type: LoadBalancer\n  externalTrafficPolicy: Local\n  ports:\n  - port: 80\n    nodePort: 30100\n";
+    applied(&cp, yaml).unwrap();
+    let web = cp.json(&["get", "svc", "web"]);
+    let hc = web["spec"]["healthCheckNodePort"].as_u64().unwrap();
+    assert!(hc == 30101 || hc == 30102, "{web}");
+    let describe = cp.ok(&["describe", "svc", "web"]);
+    assert!(
+        describe.contains(&format!("HealthCheck NodePort:     {hc}\n")),
+        "{describe}"
+    );
+    // Re-applied without it, it keeps the port it has.
+    applied(&cp, yaml).unwrap();
+    assert_eq!(
+        cp.json(&["get", "svc", "web"])["spec"]["healthCheckNodePort"],
+        hc
+    );
+
+    let other = 60203 - hc;
+    let taken = local_lb("taken", &format!("  healthCheckNodePort: {hc}\n"));
+    assert_eq!(
+        applied(&cp, &taken).unwrap_err(),
+        format!("The Service \"taken\" is invalid: spec.healthCheckNodePort: Invalid value: {hc}: provided port is already allocated\n")
+    );
+    let moved = yaml.replace(
+        "  ports:",
+        &format!("  healthCheckNodePort: {other}\n  ports:"),
+    );
+    assert_eq!(
+        applied(&cp, &moved).unwrap_err(),
+        format!("The Service \"web\" is invalid: spec.healthCheckNodePort: Invalid value: {other}: cannot change healthCheckNodePort on loadBalancer service with externalTraffic=Local during update\n")
+    );
+    assert_eq!(
+        applied(&cp, &local_lb("far", "  healthCheckNodePort: 80\n")).unwrap_err(),
+        "The Service \"far\" is invalid: spec.healthCheckNodePort: Invalid value: 80: provided port is not in the valid range. The range of valid ports is 30100-30102\n"
+    );
+    let cluster = lb_service("cluster", &format!("  healthCheckNodePort: {other}\n"));
+    assert_eq!(
+        applied(&cp, &cluster).unwrap_err(),
+        format!("The Service \"cluster\" is invalid: spec.healthCheckNodePort: Invalid value: {other}: may only be set when `type` is 'LoadBalancer' and `externalTrafficPolicy` is 'Local'\n")
+    );
+
+    // The Cluster policy needs no health check: the port goes back.
+    applied(&cp, &yaml.replace("Local", "Cluster")).unwrap();
+    let web = cp.json(&["get", "svc", "web"]);
+    assert!(web["spec"].get("healthCheckNodePort").is_none(), "{web}");
+    applied(&cp, &taken).unwrap();
+    assert_eq!(
+        cp.json(&["get", "svc", "taken"])["spec"]["healthCheckNodePort"],
+        hc
+    );
+}
+
+/// `get -o yaml`, edited to `type: ClusterIP` and applied, is accepted as
+/// Kubernetes accepts it: the fields only the old type needed are dropped
+/// and what they held is free for others.
+#[test]
+fn a_service_read_back_and_edited_to_another_type_drops_what_that_type_refuses() {
+    let cp = ControlPlane::start(&["--lb-pool", "172.18.0.200/29"]);
+    let yaml = "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  type: LoadBalancer\n  externalTrafficPolicy: Local\n  healthCheckNodePort: 30200\n  ports:\n  - port: 80\n    nodePort: 30100\n";
+    applied(&cp, yaml).unwrap();
+    let read_back = cp.ok(&["get", "svc", "web", "-o", "yaml"]);
+    assert!(read_back.contains("  type: LoadBalancer\n"), "{read_back}");
+    let edited = read_back.replace("  type: LoadBalancer\n", "  type: ClusterIP\n");
+    assert_eq!(applied(&cp, &edited).unwrap(), "service/web configured\n");
+
+    let web = cp.json(&["get", "svc", "web"]);
+    let spec = &web["spec"];
+    assert_eq!(spec["type"], "ClusterIP");
+    for gone in [
+        "externalTrafficPolicy",
+        "healthCheckNodePort",
+        "allocateLoadBalancerNodePorts",
+    ] {
+        assert!(spec.get(gone).is_none(), "{gone} in {web}");
+    }
+    assert!(spec["ports"][0].get("nodePort").is_none(), "{web}");
+    assert!(
+        web.get("status")
+            .is_none_or(|s| s.get("loadBalancer").is_none()),
+        "{web}"
+    );
+    assert_eq!(spec["clusterIP"], web["spec"]["clusterIPs"][0]);
+
+    let reuse = "apiVersion: v1\nkind: Service\nmetadata:\n  name: reuse\nspec:\n  type: NodePort\n  ports:\n  - name: a\n    port: 80\n    nodePort: 30100\n  - name: b\n    port: 81\n    nodePort: 30200\n";
+    assert_eq!(applied(&cp, reuse).unwrap(), "service/reuse created\n");
+
+    // What the user changed on purpose is still judged.
+    let read_back = cp.ok(&["get", "svc", "reuse", "-o", "yaml"]);
+    let edited = read_back
+        .replace("  type: NodePort\n", "  type: ClusterIP\n")
+        .replace("nodePort: 30200", "nodePort: 30201");
+    assert_eq!(
+        applied(&cp, &edited).unwrap_err(),
+        "The Service \"reuse\" is invalid: spec.ports[1].nodePort: Forbidden: may not be used when `type` is 'ClusterIP'\n"
+    );
+}

@@ -1,8 +1,9 @@
 //! Property: under any sequence of Services created, replaced and deleted,
 //! with values asked for or left to the allocators, in ranges small enough
-//! to run full, no ClusterIP, NodePort or LoadBalancer IP is ever held by
-//! two Services, a refused Service holds nothing, and what the table says
-//! is held is exactly what the live Services carry.
+//! to run full, no ClusterIP, NodePort (health check ports included) or
+//! LoadBalancer IP is ever held by two Services, a refused Service holds
+//! nothing, and what the table says is held is exactly what the live
+//! Services carry.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
@@ -19,7 +20,9 @@ use super::service::{allocate, held_by, Ranges};
 use super::{AllocKey, AllocationTable};
 
 const OWNERS: usize = 8;
-const TYPES: [&str; 3] = ["ClusterIP", "NodePort", "LoadBalancer"];
+/// `Local` stands for a LoadBalancer with the Local external policy, which
+/// also holds a health check port.
+const TYPES: [&str; 4] = ["ClusterIP", "NodePort", "LoadBalancer", "Local"];
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -61,7 +64,12 @@ fn ranges() -> Ranges {
 
 fn service(type_: &str, cluster_ip: Option<u8>, node_ports: &[Option<u16>]) -> Service {
     let mut s = Service::default();
-    s.spec.type_ = Some(type_.to_string());
+    if type_ == "Local" {
+        s.spec.type_ = Some("LoadBalancer".to_string());
+        s.spec.external_traffic_policy = Some("Local".to_string());
+    } else {
+        s.spec.type_ = Some(type_.to_string());
+    }
     s.spec.cluster_ip = cluster_ip.map(|host| format!("10.96.0.{host}"));
     s.spec.ports = node_ports
         .iter()

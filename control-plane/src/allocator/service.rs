@@ -35,8 +35,15 @@ pub fn held_by(svc: &Service) -> BTreeSet<AllocKey> {
     if let Some(ip) = svc.spec.cluster_ip.as_deref().and_then(|s| s.parse().ok()) {
         keys.insert(AllocKey::ClusterIp(ip));
     }
-    for p in &svc.spec.ports {
-        if let Some(np) = p.node_port.and_then(|n| u16::try_from(n).ok()) {
+    let health_check = svc.spec.health_check_node_port;
+    for np in svc
+        .spec
+        .ports
+        .iter()
+        .map(|p| p.node_port)
+        .chain([health_check])
+    {
+        if let Some(np) = np.and_then(|n| u16::try_from(n).ok()).filter(|n| *n != 0) {
             keys.insert(AllocKey::NodePort(np));
         }
     }
@@ -62,6 +69,7 @@ pub fn allocate(
     let mut errors = FieldErrors::default();
     allocate_cluster_ip(svc, owner, table, ranges, rng, &mut errors)?;
     allocate_node_ports(svc, owner, table, ranges, rng, &mut errors)?;
+    allocate_health_check_node_port(svc, owner, table, ranges, rng, &mut errors)?;
     allocate_lb_ip(svc, owner, table, ranges)?;
     errors.into_result().map_err(AllocError::Conflict)
 }
@@ -116,9 +124,16 @@ fn allocate_node_ports(
     if !svc.has_node_ports() {
         return Ok(());
     }
-    // Ports asked for by number are checked either way.
+    // Ports asked for by number are checked either way, and none is
+    // picked for another port (a requested health check port included).
     let allocates = svc.allocates_node_ports();
-    let mut taken_here = BTreeSet::new();
+    let mut taken_here: BTreeSet<i32> = svc
+        .spec
+        .health_check_node_port
+        .filter(|_| svc.needs_health_check())
+        .into_iter()
+        .chain(svc.spec.ports.iter().filter_map(|p| p.node_port))
+        .collect();
     for (i, port) in svc.spec.ports.iter_mut().enumerate() {
         match port.node_port {
             Some(requested) => {
@@ -131,7 +146,6 @@ fn allocate_node_ports(
                         "provided port is already allocated",
                     ));
                 }
-                taken_here.insert(requested);
             }
             None if !allocates => {}
             None => {
@@ -148,6 +162,44 @@ fn allocate_node_ports(
                 port.node_port = Some(i32::from(np));
                 taken_here.insert(i32::from(np));
             }
+        }
+    }
+    Ok(())
+}
+
+/// The health check port comes from the NodePort range too, and may not
+/// be one of the Service's own NodePorts.
+fn allocate_health_check_node_port(
+    svc: &mut Service,
+    owner: &str,
+    table: &AllocationTable,
+    ranges: &Ranges,
+    rng: &mut impl Rng,
+    errors: &mut FieldErrors,
+) -> Result<(), AllocError> {
+    if !svc.needs_health_check() {
+        svc.spec.health_check_node_port = None;
+        return Ok(());
+    }
+    let own: BTreeSet<i32> = svc.spec.ports.iter().filter_map(|p| p.node_port).collect();
+    let taken =
+        |p: u16| !table.is_free_for(&AllocKey::NodePort(p), owner) || own.contains(&i32::from(p));
+    match svc.spec.health_check_node_port.filter(|p| *p != 0) {
+        Some(requested) => {
+            if !u16::try_from(requested).is_ok_and(|p| !taken(p)) {
+                errors.push(FieldError::invalid(
+                    "spec.healthCheckNodePort",
+                    requested,
+                    "provided port is already allocated",
+                ));
+            }
+        }
+        None => {
+            let np = ranges
+                .node_ports
+                .allocate(taken, rng)
+                .ok_or(AllocError::Exhausted("healthCheckNodePort"))?;
+            svc.spec.health_check_node_port = Some(i32::from(np));
         }
     }
     Ok(())
@@ -389,5 +441,91 @@ mod tests {
         )
         .unwrap();
         assert!(held_by(&s).is_empty());
+    }
+
+    fn local_load_balancer(health_check: Option<i32>) -> Service {
+        let mut s = svc("LoadBalancer", &[(80, Some(30080))]);
+        s.spec.external_traffic_policy = Some("Local".into());
+        s.spec.health_check_node_port = health_check;
+        s
+    }
+
+    #[test]
+    fn a_local_load_balancer_gets_a_health_check_port_apart_from_its_node_ports() {
+        let ranges = Ranges {
+            node_ports: NodePortRange::new(30080..=30081),
+            ..ranges(None)
+        };
+        let mut s = local_load_balancer(None);
+        allocate(
+            &mut s,
+            "default/a",
+            &AllocationTable::default(),
+            &ranges,
+            &mut StdRng::seed_from_u64(1),
+        )
+        .unwrap();
+        assert_eq!(s.spec.health_check_node_port, Some(30081));
+        assert!(held_by(&s).contains(&AllocKey::NodePort(30081)));
+        assert!(held_by(&s).contains(&AllocKey::NodePort(30080)));
+
+        let mut s = local_load_balancer(None);
+        s.spec.ports[0].node_port = Some(30081);
+        let table: AllocationTable = [(AllocKey::NodePort(30080), "default/b".to_string())]
+            .into_iter()
+            .collect();
+        let err = allocate(
+            &mut s,
+            "default/a",
+            &table,
+            &ranges,
+            &mut StdRng::seed_from_u64(1),
+        )
+        .unwrap_err();
+        assert_eq!(err, AllocError::Exhausted("healthCheckNodePort"));
+    }
+
+    #[test]
+    fn a_requested_health_check_port_must_be_free() {
+        let table: AllocationTable = [(AllocKey::NodePort(31000), "default/b".to_string())]
+            .into_iter()
+            .collect();
+        for requested in [31000, 30080] {
+            let mut s = local_load_balancer(Some(requested));
+            let err = allocate(
+                &mut s,
+                "default/a",
+                &table,
+                &ranges(None),
+                &mut StdRng::seed_from_u64(1),
+            )
+            .unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!("spec.healthCheckNodePort: Invalid value: {requested}: provided port is already allocated")
+            );
+        }
+    }
+
+    #[test]
+    fn a_cluster_policy_load_balancer_holds_no_health_check_port() {
+        let mut s = local_load_balancer(None);
+        s.spec.external_traffic_policy = Some("Cluster".into());
+        allocate(
+            &mut s,
+            "default/a",
+            &AllocationTable::default(),
+            &ranges(None),
+            &mut StdRng::seed_from_u64(1),
+        )
+        .unwrap();
+        assert_eq!(s.spec.health_check_node_port, None);
+        assert_eq!(
+            held_by(&s),
+            BTreeSet::from([
+                AllocKey::NodePort(30080),
+                AllocKey::ClusterIp(s.spec.cluster_ip.as_deref().unwrap().parse().unwrap())
+            ])
+        );
     }
 }

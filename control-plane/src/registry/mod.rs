@@ -6,6 +6,7 @@
 mod error;
 mod prepare;
 pub mod state;
+mod type_change;
 mod watch;
 
 use std::collections::BTreeMap;

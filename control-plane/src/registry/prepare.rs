@@ -6,6 +6,7 @@ use rand::Rng;
 use switchyard_api::resources::{Deployment, Object, Pod, PodCondition, Service};
 
 use super::error::{RegistryError, Result};
+use super::type_change::drop_type_dependent_fields;
 use crate::allocator::service::{allocate, Ranges};
 use crate::allocator::AllocationTable;
 use crate::validation::{self, Config as ValidationConfig};
@@ -108,7 +109,8 @@ pub(crate) fn stamp_identity(obj: &mut Object, old: Option<&Object>) {
 
 /// Keeps what the server allocated when the manifest leaves it out, as
 /// `kubectl apply` does: the ClusterIP, NodePorts (matched by port and
-/// protocol) and the LoadBalancer ingress.
+/// protocol), the health check port and the LoadBalancer ingress; drops
+/// what a type change made meaningless.
 fn carry_over_service(svc: &mut Service, old: Option<&Service>) {
     let Some(old) = old else {
         svc.status = Default::default();
@@ -120,20 +122,7 @@ fn carry_over_service(svc: &mut Service, old: Option<&Service>) {
     if svc.spec.cluster_ip.as_deref().unwrap_or("").is_empty() && same_family {
         svc.spec.cluster_ip = old.spec.cluster_ip.clone();
     }
-    if !svc.has_node_ports() {
-        // Like Kubernetes' dropTypeDependentFields: a type change away from
-        // NodePort drops the node ports the manifest merely carried along.
-        for port in &mut svc.spec.ports {
-            let carried = old
-                .spec
-                .ports
-                .iter()
-                .any(|o| o.port == port.port && o.node_port == port.node_port);
-            if carried {
-                port.node_port = None;
-            }
-        }
-    }
+    drop_type_dependent_fields(svc, old);
     if svc.has_node_ports() {
         for port in svc.spec.ports.iter_mut().filter(|p| p.node_port.is_none()) {
             port.node_port = old
@@ -143,6 +132,9 @@ fn carry_over_service(svc: &mut Service, old: Option<&Service>) {
                 .find(|o| o.port == port.port && o.protocol() == port.protocol())
                 .and_then(|o| o.node_port);
         }
+    }
+    if svc.needs_health_check() && svc.spec.health_check_node_port.is_none_or(|p| p == 0) {
+        svc.spec.health_check_node_port = old.spec.health_check_node_port;
     }
     svc.status = old.status.clone();
 }

@@ -25,6 +25,7 @@ pub(super) fn validate(svc: &Service, old: Option<&Service>, cfg: &Config) -> Fi
     let mut errs = FieldErrors::default();
     if let Some(old) = old {
         cluster_ip_unchanged(&mut errs, svc, old);
+        health_check_node_port_unchanged(&mut errs, svc, old);
     }
     common::object_meta(
         &mut errs,
@@ -51,7 +52,7 @@ pub(super) fn validate(svc: &Service, old: Option<&Service>, cfg: &Config) -> Fi
     node_ports(&mut errs, &spec.ports, ty, cfg);
     duplicate_ports(&mut errs, &spec.ports);
     load_balancer_fields(&mut errs, spec, ty);
-    external_traffic_policy(&mut errs, spec, ty);
+    external_traffic_policy(&mut errs, svc, cfg);
     internal_traffic_policy(&mut errs, spec, ty);
     errs
 }
@@ -69,6 +70,24 @@ fn cluster_ip_unchanged(errs: &mut FieldErrors, new: &Service, old: &Service) {
         if old_ip != new_ip {
             errs.push(FieldError::invalid("spec.clusterIP", new_ip, IMMUTABLE));
         }
+    }
+}
+
+/// Cloud load balancers are configured with the health check port: it
+/// stays while the Service needs one (Kubernetes' own words).
+fn health_check_node_port_unchanged(errs: &mut FieldErrors, new: &Service, old: &Service) {
+    let (Some(old_port), Some(new_port)) = (
+        old.spec.health_check_node_port,
+        new.spec.health_check_node_port,
+    ) else {
+        return;
+    };
+    if old.needs_health_check() && new.needs_health_check() && old_port != new_port {
+        errs.push(FieldError::invalid(
+            "spec.healthCheckNodePort",
+            new_port,
+            "cannot change healthCheckNodePort on loadBalancer service with externalTraffic=Local during update",
+        ));
     }
 }
 
@@ -348,17 +367,11 @@ fn load_balancer_fields(errs: &mut FieldErrors, spec: &ServiceSpec, ty: &str) {
     }
 }
 
-/// Only traffic arriving from outside (node ports, external IPs) has an
-/// external policy to follow.
-fn externally_accessible(spec: &ServiceSpec, ty: &str) -> bool {
-    matches!(ty, service_type::NODE_PORT | service_type::LOAD_BALANCER)
-        || (ty == service_type::CLUSTER_IP && !spec.external_ips.is_empty())
-}
-
-fn external_traffic_policy(errs: &mut FieldErrors, spec: &ServiceSpec, ty: &str) {
+fn external_traffic_policy(errs: &mut FieldErrors, svc: &Service, cfg: &Config) {
     let path = "spec.externalTrafficPolicy";
+    let spec = &svc.spec;
     let policy = spec.external_traffic_policy.as_deref().unwrap_or("");
-    if !externally_accessible(spec, ty) {
+    if !svc.is_externally_accessible() {
         if !policy.is_empty() {
             errs.push(FieldError::invalid(
                 path,
@@ -371,17 +384,18 @@ fn external_traffic_policy(errs: &mut FieldErrors, spec: &ServiceSpec, ty: &str)
     } else if !TRAFFIC_POLICIES.contains(&policy) {
         errs.push(FieldError::not_supported(path, policy, TRAFFIC_POLICIES));
     }
-    health_check_node_port(errs, spec, ty, policy);
+    health_check_node_port(errs, svc, cfg);
 }
 
-/// Allocated by the allocator when needed; a given one must fit the policy.
-fn health_check_node_port(errs: &mut FieldErrors, spec: &ServiceSpec, ty: &str, policy: &str) {
-    let Some(port) = spec.health_check_node_port.filter(|p| *p != 0) else {
+/// Allocated by the allocator when needed; a given one must fit the
+/// policy and the node-port range it is allocated from.
+fn health_check_node_port(errs: &mut FieldErrors, svc: &Service, cfg: &Config) {
+    let Some(port) = svc.spec.health_check_node_port.filter(|p| *p != 0) else {
         return;
     };
     let path = "spec.healthCheckNodePort";
-    if ty == service_type::LOAD_BALANCER && policy == "Local" {
-        common::port_number(errs, path, port);
+    if svc.needs_health_check() {
+        node_port_in_range(errs, path, port, cfg);
     } else {
         errs.push(FieldError::invalid(
             path,

@@ -178,6 +178,22 @@ impl Service {
             service_type::NODE_PORT | service_type::LOAD_BALANCER
         )
     }
+
+    /// Whether traffic can arrive from outside (node ports, external IPs):
+    /// only then is there an external traffic policy to follow.
+    pub fn is_externally_accessible(&self) -> bool {
+        self.has_node_ports()
+            || (self.service_type() == service_type::CLUSTER_IP
+                && !self.spec.external_ips.is_empty())
+    }
+
+    /// Only a LoadBalancer with the Local external policy has a health
+    /// check port: cloud load balancers probe it to find the nodes that
+    /// have endpoints.
+    pub fn needs_health_check(&self) -> bool {
+        self.service_type() == service_type::LOAD_BALANCER
+            && self.spec.external_traffic_policy.as_deref() == Some("Local")
+    }
 }
 
 impl ServicePort {
