@@ -15,6 +15,7 @@ pub mod auth;
 pub mod controller;
 pub mod defaulting;
 pub mod env;
+pub mod health;
 pub mod identity;
 pub mod listener;
 pub mod metrics;

@@ -10,6 +10,7 @@ use clap::Parser;
 use ipnet::Ipv4Net;
 use switchyard_control_plane::registry::RegistryConfig;
 use switchyard_control_plane::server::{Security, Server, ServerConfig};
+use switchyard_control_plane::{health, metrics};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Debug, Parser)]
@@ -44,7 +45,8 @@ struct Args {
     /// Address pods use as their nameserver (default: the 10th address of the service CIDR).
     #[arg(long)]
     cluster_dns: Option<Ipv4Addr>,
-    /// Address to serve Prometheus metrics on (`/metrics`); off when unset.
+    /// Address to serve Prometheus metrics (`/metrics`) and health
+    /// (`/livez`, `/healthz`, `/readyz`) on; off when unset.
     #[arg(long)]
     metrics_listen: Option<SocketAddr>,
     /// Also serve the API on this Unix socket, for agents in other network
@@ -140,9 +142,10 @@ async fn main() -> anyhow::Result<()> {
         .context("starting the control plane")?;
     let addr = server.local_addr().context("reading the bound address")?;
     if let Some(metrics_addr) = args.metrics_listen {
-        let metrics = server.metrics.clone();
+        let app =
+            metrics::router(server.metrics.clone()).merge(health::router(server.health.clone()));
         tokio::spawn(async move {
-            if let Err(e) = switchyard_control_plane::metrics::serve(metrics_addr, metrics).await {
+            if let Err(e) = metrics::serve(metrics_addr, app).await {
                 tracing::error!(error = %e, addr = %metrics_addr, "metrics listener failed");
             }
         });

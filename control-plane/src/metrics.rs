@@ -26,6 +26,15 @@ pub struct MethodLabel {
     pub method: String,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct NodeLabel {
+    pub node: String,
+}
+
+fn push_latency_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+}
+
 fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.0001, 2.0, 18))
 }
@@ -38,7 +47,7 @@ pub struct Metrics {
     pub agents_connected: Gauge,
     pub pushes: Counter,
     pub nacks: Counter,
-    pub push_latency: Histogram,
+    pub push_latency: Family<NodeLabel, Histogram>,
     pub push_bytes: Histogram,
     pub snapshot_build: Histogram,
 }
@@ -80,10 +89,12 @@ impl Metrics {
         );
         let nacks = Counter::default();
         registry.register("snapshot_nacks", "Pushes agents rejected", nacks.clone());
-        let push_latency = Histogram::new(exponential_buckets(0.0005, 2.0, 16));
+        let push_latency = Family::<NodeLabel, Histogram>::new_with_constructor(
+            push_latency_histogram as fn() -> Histogram,
+        );
         registry.register(
             "snapshot_push_latency_seconds",
-            "From the commit of a change to an agent's ACK of the version holding it",
+            "From the commit of a change to the ACK of the version holding it, per node",
             push_latency.clone(),
         );
         let push_bytes = Histogram::new(exponential_buckets(64.0, 4.0, 12));
@@ -134,9 +145,9 @@ impl Metrics {
     }
 }
 
-/// Serves `GET /metrics` until the process exits.
-pub async fn serve(addr: SocketAddr, metrics: Arc<Metrics>) -> std::io::Result<()> {
-    let app = axum::Router::new().route(
+/// `GET /metrics`, in the OpenMetrics text format.
+pub fn router(metrics: Arc<Metrics>) -> axum::Router {
+    axum::Router::new().route(
         "/metrics",
         axum::routing::get(move || {
             let metrics = metrics.clone();
@@ -150,8 +161,12 @@ pub async fn serve(addr: SocketAddr, metrics: Arc<Metrics>) -> std::io::Result<(
                 )
             }
         }),
-    );
+    )
+}
+
+/// Serves `app` (metrics and health) on `addr` until the process exits.
+pub async fn serve(addr: SocketAddr, app: axum::Router) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
-    tracing::info!(%addr, "serving metrics");
+    tracing::info!(%addr, "serving metrics and health");
     axum::serve(listener, app).await
 }

@@ -12,6 +12,7 @@ use tokio::net::TcpListener;
 
 use crate::api::ResourcesApi;
 use crate::auth::{Access, Audit, AuthLayer, Authenticator};
+use crate::health::Health;
 use crate::identity::admin::{ensure_admin_conf, AdminError};
 use crate::identity::service::IdentityConfig;
 use crate::identity::IdentityApi;
@@ -114,6 +115,7 @@ struct Secure {
 pub struct Server {
     pub registry: Arc<Registry>,
     pub metrics: Arc<Metrics>,
+    pub health: Arc<Health>,
     sync: Arc<SyncContext>,
     access: Arc<Access>,
     auth: Arc<Authenticator>,
@@ -192,9 +194,11 @@ impl Server {
                 node_cert_ttl,
             } => Some(secure(&cfg, &registry, &access, bound, advertise, *node_cert_ttl).await?),
         };
+        let health = Health::new(registry.clone(), sync.stopping.clone());
         Ok(Self {
             registry,
             metrics,
+            health,
             sync,
             access,
             auth,
@@ -268,6 +272,8 @@ impl Server {
                 listener::incoming(self.listener, self.unix, tls),
                 shutdown,
             );
+        // The listener is bound and accepting: calls succeed from here on.
+        self.health.serving();
         tokio::select! {
             served = serving => served?,
             _ = grace_over => tracing::warn!(grace = ?SHUTDOWN_GRACE, "streams still open at shutdown; closing them"),

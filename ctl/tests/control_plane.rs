@@ -413,31 +413,13 @@ fn completion_scripts_are_generated() {
     }
 }
 
-fn http_get(addr: &str, path: &str) -> String {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    out
-}
-
 #[test]
 fn metrics_count_requests_and_store_commits() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = format!("127.0.0.1:{port}");
+    let addr = support::free_loopback_address();
     let cp = ControlPlane::start(&["--metrics-listen", &addr]);
     cp.ok(&["create", "service", "clusterip", "m", "--tcp=80"]);
     cp.fails(&["get", "svc", "missing"]);
-    let body = http_get(&addr, "/metrics");
+    let body = support::http_get(&addr, "/metrics");
     assert!(
         body.contains("switchyard_api_requests_total{method=\"/switchyard.v1.Resources/Apply\",code=\"Ok\"} 1"),
         "{body}"
@@ -452,6 +434,14 @@ fn metrics_count_requests_and_store_commits() {
         "{body}"
     );
     assert!(body.contains("switchyard_agents_connected 0"), "{body}");
+    for path in ["/livez", "/healthz", "/readyz"] {
+        let answer = support::http_get(&addr, path);
+        assert!(
+            answer.starts_with("HTTP/1.1 200 OK\r\n"),
+            "{path}: {answer}"
+        );
+        assert!(answer.ends_with("\r\n\r\nok"), "{path}: {answer}");
+    }
 }
 
 #[test]

@@ -61,7 +61,8 @@ fn a_full_disk_refuses_writes_keeps_reads_and_watches_and_recovers() {
     ) {
         return;
     }
-    let cp = ControlPlane::start_on_tmpfs("8m", &[]);
+    let health = support::free_loopback_address();
+    let cp = ControlPlane::start_on_tmpfs("8m", &["--metrics-listen", &health]);
     apply(&cp, "before").unwrap();
     let mut watch = Command::new(env!("CARGO_BIN_EXE_swctl"))
         .args(["get", "svc", "-w"])
@@ -84,11 +85,20 @@ fn a_full_disk_refuses_writes_keeps_reads_and_watches_and_recovers() {
         ["service/before"],
         "reads go on; the refused write left nothing"
     );
+    let unready = support::http_get(&health, "/readyz");
+    assert!(
+        unready.starts_with("HTTP/1.1 503 Service Unavailable\r\n")
+            && unready.contains("\r\n\r\nstore: the last write failed: ")
+            && unready.contains("No space left on device"),
+        "{unready}"
+    );
+    assert!(support::http_get(&health, "/livez").ends_with("\r\n\r\nok"));
     std::fs::remove_file(&ballast).unwrap();
     assert_eq!(
         apply(&cp, "after-full").unwrap(),
         "service/after-full created\n"
     );
+    assert!(support::http_get(&health, "/readyz").ends_with("\r\n\r\nok"));
 
     std::thread::sleep(Duration::from_millis(300));
     watch.kill().unwrap();

@@ -149,6 +149,11 @@ impl Registry {
         self.read().revision
     }
 
+    /// Why the store refuses writes now, if it does.
+    pub fn store_failing(&self) -> Option<String> {
+        self.store.failing()
+    }
+
     /// Creates or updates an object (`create_only` refuses updates).
     #[tracing::instrument(skip_all, fields(kind = %obj.kind(), name = %obj.name()))]
     pub async fn apply(&self, mut obj: Object, create_only: bool) -> Result<(Object, Outcome)> {

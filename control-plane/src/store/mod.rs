@@ -98,6 +98,9 @@ pub trait Store: Send + Sync + 'static {
     /// Applies the batch atomically and durably.
     fn commit(&self, batch: &Batch) -> Result<()>;
 
+    /// Why the last write failed, until a write goes through again.
+    fn failing(&self) -> Option<String>;
+
     /// Every logged event with a revision greater than `after`, oldest first;
     /// `Compacted` when events after `after` were already dropped.
     fn events_after(&self, after: u64) -> Result<Vec<LoggedEvent>>;

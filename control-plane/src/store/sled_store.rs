@@ -5,7 +5,7 @@ use std::fs::File;
 use std::ops::Bound;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -46,10 +46,10 @@ pub struct SledStore {
     load_bytes_per_open: usize,
     /// The last revision this process committed (or loaded).
     committed: AtomicU64,
-    /// Set by a failed write: sled refuses every write after an IO error,
-    /// so the next one reopens the database first (a disk that was full or
-    /// read-only takes writes again once it is fixed).
-    failed: AtomicBool,
+    /// Set by a failed write, with its error: sled refuses every write
+    /// after an IO error, so the next one reopens the database first (a
+    /// disk that was full or read-only takes writes again once it is fixed).
+    failure: Mutex<Option<String>>,
     marker: Mutex<Option<File>>,
 }
 
@@ -191,7 +191,7 @@ impl SledStore {
             handles: RwLock::new(Some(Handles::open_patiently(dir)?)),
             load_bytes_per_open,
             committed: AtomicU64::new(0),
-            failed: AtomicBool::new(false),
+            failure: Mutex::new(None),
             marker: Mutex::new(None),
         })
     }
@@ -256,7 +256,7 @@ impl SledStore {
                 "after a failed write the store on disk is at revision {found}, this control plane at {committed}: restart it"
             )));
         }
-        self.failed.store(false, Ordering::SeqCst);
+        *self.failure.lock().unwrap_or_else(|e| e.into_inner()) = None;
         tracing::info!(revision = found, "the store takes writes again");
         Ok(())
     }
@@ -380,7 +380,7 @@ impl Store for SledStore {
     }
 
     fn commit(&self, batch: &Batch) -> Result<()> {
-        if self.failed.load(Ordering::SeqCst) {
+        if self.failing().is_some() {
             self.recover()?;
         }
         let committed = self.with(|h| {
@@ -405,11 +405,18 @@ impl Store for SledStore {
                 Ok(())
             }
             Err(StoreError::Backend(detail)) => {
-                self.failed.store(true, Ordering::SeqCst);
+                *self.failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(detail.clone());
                 Err(StoreError::Backend(detail))
             }
             Err(e) => Err(e),
         }
+    }
+
+    fn failing(&self) -> Option<String> {
+        self.failure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     fn events_after(&self, after: u64) -> Result<Vec<LoggedEvent>> {

@@ -5,7 +5,7 @@
 //! with the next push rather than lost.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use prost::Message;
 use switchyard_api::resources::{Node, NodeAddress, NodeSpec, NodeStatus, Object, ObjectMeta};
@@ -17,7 +17,7 @@ use tonic::{Status, Streaming};
 use super::cache::{Catchup, SnapshotCache};
 use super::nodes::NodeTable;
 use super::parts;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, NodeLabel};
 use crate::registry::Registry;
 
 pub struct SyncContext {
@@ -73,6 +73,10 @@ async fn send_push(
         parts::PART_BYTES,
     );
     let last = ranges.len() - 1;
+    let committed = ctx
+        .cache
+        .started_at(c.version)
+        .map_or(0, |at| unix_micros(SystemTime::now() - at.elapsed()));
     let mut head = Some((c.full, c.removed, c.probes));
     for (i, range) in ranges.into_iter().enumerate() {
         let (full, removed, probes) = head.take().unwrap_or_default();
@@ -85,6 +89,7 @@ async fn send_push(
             probes: probes.map(|p| ProbeSet { pods: (*p).clone() }),
             cluster: Some(ctx.cache.cluster().clone()),
             more: i < last,
+            committed_unix_micros: committed,
         };
         ctx.metrics.push_bytes.observe(msg.encoded_len() as f64);
         ctx.metrics.pushes.inc();
@@ -101,6 +106,11 @@ async fn send_push(
         }
     }
     Ok(())
+}
+
+fn unix_micros(at: SystemTime) -> i64 {
+    at.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
 }
 
 /// The agent's stream is gone, or the server is stopping.
@@ -171,6 +181,9 @@ fn record_ack(ctx: &SyncContext, node: &str, session: u64, version: u64, error: 
         if let Some(started) = ctx.cache.started_at(version) {
             ctx.metrics
                 .push_latency
+                .get_or_create(&NodeLabel {
+                    node: node.to_string(),
+                })
                 .observe(Instant::now().duration_since(started).as_secs_f64());
         }
         ctx.nodes.acked(node, session, version, None);

@@ -71,6 +71,12 @@ pub fn service_state<'a>(
         publish_not_ready: spec.publish_not_ready_addresses.unwrap_or(false),
         port_sets: Vec::new(),
         proxied_elsewhere: svc.metadata.labels.contains_key(SERVICE_PROXY_NAME),
+        health_check_node_port: port_number(spec.health_check_node_port),
+        load_balancer_source_ranges: spec
+            .load_balancer_source_ranges
+            .iter()
+            .map(|r| r.trim().to_string())
+            .collect(),
     };
     add_endpoints(&mut state, slices);
     state
