@@ -1,5 +1,6 @@
 //! Hot restart: an agent started while another runs on the node takes the
-//! running one's listening sockets (DNS over UDP and TCP, metrics) through
+//! running one's listening sockets (DNS over UDP and TCP, metrics, node
+//! health) through
 //! a Unix socket in the state directory.
 //!
 //! The very sockets pass, not new ones on the same port: a query that
@@ -37,8 +38,8 @@ pub const SERVE_WAIT: Duration = Duration::from_secs(60);
 
 const TAKE: &[u8; 5] = b"take\n";
 const DONE: &[u8; 5] = b"done\n";
-/// Sockets that can pass: DNS UDP, DNS TCP, metrics.
-const MAX_SOCKETS: usize = 3;
+/// Sockets that can pass: DNS UDP, DNS TCP, metrics, node health.
+const MAX_SOCKETS: usize = 4;
 
 #[derive(Debug, thiserror::Error)]
 pub enum HandoverError {
@@ -59,6 +60,7 @@ pub struct Sockets {
     pub dns_udp: Option<std::net::UdpSocket>,
     pub dns_tcp: Option<std::net::TcpListener>,
     pub metrics: Option<std::net::TcpListener>,
+    pub healthz: Option<std::net::TcpListener>,
 }
 
 impl Sockets {
@@ -73,6 +75,9 @@ impl Sockets {
         }
         if let Some(s) = &self.metrics {
             out.push(("metrics", s.as_fd()));
+        }
+        if let Some(s) = &self.healthz {
+            out.push(("healthz", s.as_fd()));
         }
         out
     }
@@ -92,6 +97,7 @@ impl Sockets {
                 "dns-udp" => sockets.dns_udp = Some(fd.into()),
                 "dns-tcp" => sockets.dns_tcp = Some(fd.into()),
                 "metrics" => sockets.metrics = Some(fd.into()),
+                "healthz" => sockets.healthz = Some(fd.into()),
                 other => return Err(HandoverError::Protocol(other.to_string())),
             }
         }
@@ -323,10 +329,13 @@ mod tests {
         let tcp = TcpListener::bind("127.0.0.1:0").expect("bind tcp");
         let addr = udp.local_addr().expect("addr");
         let tcp_addr = tcp.local_addr().expect("addr");
+        let healthz = TcpListener::bind("127.0.0.1:0").expect("bind healthz");
+        let healthz_addr = healthz.local_addr().expect("addr");
         let held = Sockets {
             dns_udp: Some(udp),
             dns_tcp: Some(tcp),
             metrics: None,
+            healthz: Some(healthz),
         };
         let listener = Listener::bind(dir.path()).expect("listen");
         let predecessor = tokio::spawn(async move {
@@ -351,6 +360,8 @@ mod tests {
             tcp_addr
         );
         assert!(sockets.metrics.is_none());
+        let healthz = sockets.healthz.expect("healthz passed");
+        assert_eq!(healthz.local_addr().expect("addr"), healthz_addr);
         let mut buf = [0u8; 16];
         let (n, _) = udp.recv_from(&mut buf).expect("recv");
         assert_eq!(&buf[..n], b"queued");

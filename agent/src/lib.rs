@@ -14,6 +14,7 @@ pub mod conntrack;
 pub mod cpu;
 pub mod dns;
 pub mod handover;
+pub mod health;
 pub mod identity;
 pub mod metrics;
 pub mod model;

@@ -21,7 +21,7 @@ use switchyard_agent::nft::{DataPath, NftCommand, DEFAULT_TABLE};
 use switchyard_agent::probe::{Prober, Reporter};
 use switchyard_agent::runtime::{AgentConfig, Refused, Runtime, FULL_RESYNC};
 use switchyard_agent::view::ClusterView;
-use switchyard_agent::{dns, tunnel};
+use switchyard_agent::{dns, health, tunnel};
 use switchyard_tls::client::Target;
 use tokio::sync::{mpsc, watch};
 use tracing_subscriber::EnvFilter;
@@ -67,6 +67,13 @@ struct Args {
     /// Address to serve Prometheus metrics on (`/metrics`); off when unset.
     #[arg(long)]
     metrics_listen: Option<SocketAddr>,
+    /// Address to serve kube-proxy's `/healthz` and `/livez` on.
+    #[arg(long, default_value = "0.0.0.0:10256")]
+    healthz_listen: SocketAddr,
+    /// Seconds a change may wait to reach the data path before `/healthz`
+    /// and the health check node ports answer 503.
+    #[arg(long, default_value_t = health::DEFAULT_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
+    healthz_timeout_seconds: u64,
     /// Where this node answers DNS for the cluster domain (UDP and TCP); the
     /// cluster DNS address (`--cluster-dns` of the control plane) is
     /// redirected here. Default: the first --node-ip, port 53.
@@ -132,9 +139,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .context("opening the nftables table")?;
     let (inherited, predecessor) = take_over(&args.state_dir).await;
     let mut held = Sockets {
-        metrics: args
-            .metrics_listen
-            .and_then(|addr| serve_metrics(addr, inherited.metrics, metrics.clone())),
+        metrics: args.metrics_listen.and_then(|addr| {
+            let (held, listener) = listen(addr, inherited.metrics, "metrics")?;
+            spawn_http("metrics", addr, metrics::serve(listener, metrics.clone()));
+            Some(held)
+        }),
         ..Sockets::default()
     };
     let dns_listen = args
@@ -150,9 +159,25 @@ async fn run(args: Args) -> anyhow::Result<()> {
         local_services: Vec::new(),
         dns_listen: Some(dns_listen),
         full_resync: Duration::from_secs(args.full_resync_seconds),
+        health_timeout: Duration::from_secs(args.healthz_timeout_seconds),
     };
     let (mut runtime, views) =
         Runtime::new(cfg, channels.clone(), datapath, Conntrack::new(), metrics);
+    let health = runtime.health();
+    let addr = args.healthz_listen;
+    held.healthz = listen(addr, inherited.healthz, "/healthz").map(|(held, listener)| {
+        spawn_http(
+            "/healthz",
+            addr,
+            health::server::serve(listener, health.clone()),
+        );
+        held
+    });
+    tokio::spawn(health::node_port::run(
+        views.clone(),
+        args.node_name.clone(),
+        health,
+    ));
     let inherited_dns = inherited.dns_udp.zip(inherited.dns_tcp);
     let dns = match open_dns(dns_listen, inherited_dns, &views, &args.dns_upstreams).await {
         Ok(dns) => {
@@ -259,32 +284,34 @@ async fn accept(
     }
 }
 
-/// Serves metrics on the inherited listener when it is for `addr`, else
-/// on a new one; returns a second handle for a successor.
-fn serve_metrics(
+/// The inherited listener when it is for `addr`, else a new one, and a
+/// second handle to it for a successor. A port that is taken is logged:
+/// the data path matters more than what `what` serves.
+fn listen(
     addr: SocketAddr,
     inherited: Option<std::net::TcpListener>,
-    metrics: Arc<Metrics>,
-) -> Option<std::net::TcpListener> {
+    what: &str,
+) -> Option<(std::net::TcpListener, std::net::TcpListener)> {
     let bound = match inherited.filter(|l| l.local_addr().is_ok_and(|a| a == addr)) {
         Some(listener) => Ok(listener),
         None => std::net::TcpListener::bind(addr),
     };
-    let pair = bound.and_then(|l| Ok((l.try_clone()?, l)));
-    match pair {
-        Ok((held, listener)) => {
-            tokio::spawn(async move {
-                if let Err(e) = metrics::serve(listener, metrics).await {
-                    tracing::error!(error = %e, %addr, "metrics listener failed");
-                }
-            });
-            Some(held)
+    bound
+        .and_then(|l| Ok((l.try_clone()?, l)))
+        .inspect_err(|e| tracing::error!(error = %e, %addr, "cannot listen for {what}"))
+        .ok()
+}
+
+fn spawn_http(
+    what: &'static str,
+    addr: SocketAddr,
+    serving: impl Future<Output = std::io::Result<()>> + Send + 'static,
+) {
+    tokio::spawn(async move {
+        if let Err(e) = serving.await {
+            tracing::error!(error = %e, %addr, "{what} listener failed");
         }
-        Err(e) => {
-            tracing::error!(error = %e, %addr, "cannot listen for metrics");
-            None
-        }
-    }
+    });
 }
 
 /// The responder on the predecessor's sockets when they are for `listen`,

@@ -22,6 +22,7 @@ use tokio::task::JoinHandle;
 use crate::connection::Channels;
 use crate::conntrack::{stale_flows, Conntrack, Flush, Unapplied};
 use crate::dns;
+use crate::health::ProxyHealth;
 use crate::metrics::Metrics;
 use crate::model::{NodeContext, ServiceEntry, ServiceKey, Snapshot};
 use crate::nft::{self, AppliedState, DataPath, NftRunner};
@@ -68,6 +69,9 @@ pub struct AgentConfig {
     pub dns_listen: Option<std::net::SocketAddr>,
     /// How often the whole table is read back and reconciled.
     pub full_resync: Duration,
+    /// How long a change may wait for the data path before this node
+    /// reports itself unhealthy.
+    pub health_timeout: Duration,
 }
 
 pub struct Runtime<R> {
@@ -92,6 +96,7 @@ pub struct Runtime<R> {
     /// The last push, while its apply keeps failing.
     retry: Option<Retry>,
     metrics: Arc<Metrics>,
+    health: Arc<ProxyHealth>,
 }
 
 /// A push whose apply failed: applied again from the whole snapshot, with
@@ -123,6 +128,7 @@ impl<R: NftRunner + Clone + 'static> Runtime<R> {
         metrics: Arc<Metrics>,
     ) -> (Self, watch::Receiver<Arc<ClusterView>>) {
         let (views, rx) = watch::channel(Arc::new(ClusterView::default()));
+        let health = Arc::new(ProxyHealth::new(cfg.health_timeout));
         let runtime = Self {
             cfg,
             channels,
@@ -137,8 +143,15 @@ impl<R: NftRunner + Clone + 'static> Runtime<R> {
             listing: None,
             retry: None,
             metrics,
+            health,
         };
         (runtime, rx)
+    }
+
+    /// Whether this node's data path holds what it was sent, for the
+    /// health endpoints.
+    pub fn health(&self) -> Arc<ProxyHealth> {
+        self.health.clone()
     }
 
     /// Stops redirecting the cluster DNS address to this node's responder,
@@ -294,6 +307,9 @@ impl<R: NftRunner + Clone + 'static> Runtime<R> {
                 self.conntrack.flush_in_background(flows);
                 self.applied = Some(ack_for.version);
                 self.retry = None;
+                self.health.updated();
+                self.metrics.synced();
+                self.metrics.programmed(ack_for.committed_unix_micros);
                 self.metrics
                     .applied_version
                     .set(i64::try_from(ack_for.version).unwrap_or(i64::MAX));
@@ -445,8 +461,10 @@ impl<R: NftRunner + Clone + 'static> Runtime<R> {
         let ack_for = Push {
             version: push.version,
             nonce: push.nonce.clone(),
+            committed_unix_micros: push.committed_unix_micros,
             ..Default::default()
         };
+        self.health.queued();
         let more = push.more;
         let (base, named, started) = match self.partial.take() {
             Some(p) => (Some(p.view), p.named, p.started),
@@ -456,7 +474,13 @@ impl<R: NftRunner + Clone + 'static> Runtime<R> {
             named.extend(named_services(&push));
             named
         });
-        let view = crate::cpu::heavy(|| base.as_ref().unwrap_or(&self.view).fold(push));
+        let view = crate::cpu::heavy(|| {
+            let base = base.as_ref().unwrap_or(&self.view);
+            let changes = base.changes(&push);
+            self.metrics.service_changes.inc_by(changes.services);
+            self.metrics.endpoint_changes.inc_by(changes.endpoints);
+            base.fold(push)
+        });
         if more {
             self.partial = Some(Partial {
                 view,
@@ -486,9 +510,22 @@ impl<R: NftRunner + Clone + 'static> Runtime<R> {
             Ok(true) => {
                 self.metrics.repairs.inc();
                 tracing::warn!("the nftables table was changed from outside; repaired");
+                self.verified();
             }
-            Ok(false) => {}
-            Err(e) => tracing::error!(error = %e, "drift check failed"),
+            Ok(false) => self.verified(),
+            Err(e) => {
+                tracing::error!(error = %e, "drift check failed");
+                self.health.queued();
+            }
+        }
+    }
+
+    /// The table was found as applied: healthy, unless a push is still
+    /// waiting for it.
+    fn verified(&self) {
+        if self.retry.is_none() && self.partial.is_none() {
+            self.health.updated();
+            self.metrics.synced();
         }
     }
 

@@ -16,6 +16,13 @@ use crate::model::{
     Snapshot,
 };
 
+/// Services a push changed, counted as kube-proxy counts its changes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Changes {
+    pub services: u64,
+    pub endpoints: u64,
+}
+
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ClusterView {
     pub version: u64,
@@ -59,6 +66,35 @@ impl ClusterView {
         next
     }
 
+    /// How many Services `push` changes in this view: in their endpoints,
+    /// and otherwise (added, removed, spec changed).
+    pub fn changes(&self, push: &Push) -> Changes {
+        let mut changes = Changes::default();
+        for s in &push.services {
+            let key = ServiceKey::new(s.namespace.clone(), s.name.clone());
+            match self.services.get(&key) {
+                None => changes.services += 1,
+                Some(old) => {
+                    if old.endpoints != s.endpoints || old.port_sets != s.port_sets {
+                        changes.endpoints += 1;
+                    }
+                    if !same_spec(old, s) {
+                        changes.services += 1;
+                    }
+                }
+            }
+        }
+        changes.services += push
+            .removed
+            .iter()
+            .filter(|r| {
+                self.services
+                    .contains_key(&ServiceKey::new(r.namespace.clone(), r.name.clone()))
+            })
+            .count() as u64;
+        changes
+    }
+
     /// What the nftables data path programs. Services whose addresses do not
     /// parse are skipped (validation makes that impossible for stored ones).
     pub fn data_path_snapshot(&self) -> Snapshot {
@@ -71,6 +107,47 @@ impl ClusterView {
                 .collect(),
         }
     }
+}
+
+/// Equal but for the endpoints. Spelled out field by field (no `..`), so a
+/// new field cannot be forgotten here.
+fn same_spec(a: &ServiceState, b: &ServiceState) -> bool {
+    let ServiceState {
+        namespace,
+        name,
+        r#type,
+        cluster_ip,
+        external_ips,
+        load_balancer_ips,
+        external_name,
+        ports,
+        affinity_timeout_seconds,
+        internal_traffic_local,
+        external_traffic_local,
+        endpoints: _,
+        headless,
+        publish_not_ready,
+        port_sets: _,
+        proxied_elsewhere,
+        health_check_node_port,
+        load_balancer_source_ranges,
+    } = a;
+    *namespace == b.namespace
+        && *name == b.name
+        && *r#type == b.r#type
+        && *cluster_ip == b.cluster_ip
+        && *external_ips == b.external_ips
+        && *load_balancer_ips == b.load_balancer_ips
+        && *external_name == b.external_name
+        && *ports == b.ports
+        && *affinity_timeout_seconds == b.affinity_timeout_seconds
+        && *internal_traffic_local == b.internal_traffic_local
+        && *external_traffic_local == b.external_traffic_local
+        && *headless == b.headless
+        && *publish_not_ready == b.publish_not_ready
+        && *proxied_elsewhere == b.proxied_elsewhere
+        && *health_check_node_port == b.health_check_node_port
+        && *load_balancer_source_ranges == b.load_balancer_source_ranges
 }
 
 fn protocol(s: &str) -> Option<Protocol> {
@@ -202,6 +279,49 @@ mod tests {
             }],
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn changes_are_counted_apart_for_endpoints_and_the_rest() {
+        let view = ClusterView::default().fold(Push {
+            version: 1,
+            full: true,
+            services: vec![
+                state("a", "10.96.0.1", &["10.244.1.10"]),
+                state("b", "10.96.0.2", &[]),
+                state("c", "10.96.0.3", &[]),
+            ],
+            ..Default::default()
+        });
+        let mut both = state("b", "10.96.0.2", &["10.244.1.11"]);
+        both.affinity_timeout_seconds = 60;
+        let push = Push {
+            version: 2,
+            services: vec![
+                state("a", "10.96.0.1", &["10.244.1.10", "10.244.1.12"]),
+                both,
+                state("c", "10.96.0.3", &[]),
+                state("d", "10.96.0.4", &[]),
+            ],
+            removed: vec![
+                ServiceRef {
+                    namespace: "default".into(),
+                    name: "c".into(),
+                },
+                ServiceRef {
+                    namespace: "default".into(),
+                    name: "never-there".into(),
+                },
+            ],
+            ..Default::default()
+        };
+        assert_eq!(
+            view.changes(&push),
+            Changes {
+                services: 3,
+                endpoints: 2
+            }
+        );
     }
 
     #[test]

@@ -196,6 +196,7 @@ async fn agent<R: NftRunner + Clone + 'static>(
         local_services: Vec::new(),
         dns_listen: None,
         full_resync: FULL_RESYNC,
+        health_timeout: switchyard_agent::health::DEFAULT_TIMEOUT,
     };
     let (runtime, _views) = Runtime::new(
         cfg,

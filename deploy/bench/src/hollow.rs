@@ -189,6 +189,7 @@ async fn start(i: usize, ids: &Identities) -> anyhow::Result<Hollow> {
         local_services: Vec::new(),
         dns_listen: None,
         full_resync: FULL_RESYNC,
+        health_timeout: switchyard_agent::health::DEFAULT_TIMEOUT,
     };
     let datapath = DataPath::open("switchyard", HollowRunner::default()).await?;
     let metrics = Metrics::new();

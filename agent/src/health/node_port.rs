@@ -1,0 +1,231 @@
+//! Health check node ports: for every LoadBalancer Service with the Local
+//! external policy, this agent answers HTTP on its `healthCheckNodePort`
+//! (all addresses, as kube-proxy does by default) with how many ready
+//! endpoints of it run on this node: 200 with at least one while the data
+//! path is healthy, 503 otherwise. Cloud load balancers probe it to send
+//! outside traffic only to nodes that can serve it without a second hop.
+//!
+//! Listeners follow the view; each answers from a shared table read at
+//! request time, so an endpoint change costs no rebinding. They are bound
+//! with `SO_REUSEPORT`, so an agent taking over from a running one binds
+//! them while its predecessor still holds them.
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::response::Response;
+use serde::Serialize;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::server::json_response;
+use super::ProxyHealth;
+use crate::view::ClusterView;
+
+/// How often ports that could not be bound are tried again.
+const REBIND: Duration = Duration::from_secs(5);
+
+/// What one health check port answers for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    pub namespace: String,
+    pub name: String,
+    pub local_endpoints: usize,
+}
+
+/// Every health check port of the view, with its Service and its count of
+/// ready endpoints on `node`.
+pub fn wanted(view: &ClusterView, node: &str) -> BTreeMap<u16, Check> {
+    view.services
+        .values()
+        .filter(|s| !s.proxied_elsewhere)
+        .filter_map(|s| {
+            let port = u16::try_from(s.health_check_node_port)
+                .ok()
+                .filter(|p| *p != 0)?;
+            let local_endpoints = s
+                .endpoints
+                .iter()
+                .filter(|e| e.ready && e.node_name == node)
+                .count();
+            let check = Check {
+                namespace: s.namespace.clone(),
+                name: s.name.clone(),
+                local_endpoints,
+            };
+            Some((port, check))
+        })
+        .collect()
+}
+
+type Table = Arc<RwLock<BTreeMap<u16, Check>>>;
+
+/// Keeps one listener per health check port of the latest view until the
+/// process exits.
+pub async fn run(
+    mut views: watch::Receiver<Arc<ClusterView>>,
+    node: String,
+    health: Arc<ProxyHealth>,
+) {
+    let table: Table = Arc::default();
+    let mut servers: BTreeMap<u16, JoinHandle<()>> = BTreeMap::new();
+    let mut rebind = tokio::time::interval(REBIND);
+    loop {
+        let checks = wanted(&views.borrow_and_update(), &node);
+        servers.retain(|port, server| {
+            let keep = checks.contains_key(port) && !server.is_finished();
+            if !keep {
+                server.abort();
+            }
+            keep
+        });
+        for port in checks.keys() {
+            if !servers.contains_key(port) {
+                if let Some(server) = start(*port, table.clone(), health.clone()) {
+                    servers.insert(*port, server);
+                }
+            }
+        }
+        *table.write().unwrap_or_else(|e| e.into_inner()) = checks;
+        tokio::select! {
+            changed = views.changed() => if changed.is_err() { return },
+            _ = rebind.tick() => {}
+        }
+    }
+}
+
+fn start(port: u16, table: Table, health: Arc<ProxyHealth>) -> Option<JoinHandle<()>> {
+    let listener = match bind(port) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(port, error = %e, "cannot listen on a health check node port; retrying");
+            return None;
+        }
+    };
+    tracing::info!(port, "serving a health check node port");
+    let app = axum::Router::new().fallback(move || {
+        let (table, health) = (table.clone(), health.clone());
+        async move { answer(port, &table, &health) }
+    });
+    Some(tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(port, error = %e, "health check node port failed");
+        }
+    }))
+}
+
+fn bind(port: u16) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.set_reuseaddr(true)?;
+    socket.set_reuseport(true)?;
+    socket.bind(SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), port))?;
+    socket.listen(1024)
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Body<'a> {
+    service: ServiceName<'a>,
+    local_endpoints: usize,
+    service_proxy_healthy: bool,
+}
+
+#[derive(Serialize)]
+struct ServiceName<'a> {
+    namespace: &'a str,
+    name: &'a str,
+}
+
+fn answer(port: u16, table: &Table, health: &ProxyHealth) -> Response {
+    let table = table.read().unwrap_or_else(|e| e.into_inner());
+    let Some(check) = table.get(&port) else {
+        return json_response(StatusCode::SERVICE_UNAVAILABLE, String::new());
+    };
+    let healthy = health.status().healthy;
+    let body = Body {
+        service: ServiceName {
+            namespace: &check.namespace,
+            name: &check.name,
+        },
+        local_endpoints: check.local_endpoints,
+        service_proxy_healthy: healthy,
+    };
+    let code = match check.local_endpoints > 0 && healthy {
+        true => StatusCode::OK,
+        false => StatusCode::SERVICE_UNAVAILABLE,
+    };
+    // Serializing strings, a count and a bool cannot fail.
+    let mut response = json_response(code, serde_json::to_string(&body).unwrap_or_default());
+    response.headers_mut().insert(
+        HeaderName::from_static("x-load-balancing-endpoint-weight"),
+        HeaderValue::from(check.local_endpoints),
+    );
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ServiceKey;
+    use switchyard_api::v1::{Endpoint, ServiceState};
+
+    fn service(name: &str, port: u32, endpoints: &[(&str, bool)]) -> Arc<ServiceState> {
+        Arc::new(ServiceState {
+            namespace: "default".into(),
+            name: name.into(),
+            health_check_node_port: port,
+            endpoints: endpoints
+                .iter()
+                .map(|(node, ready)| Endpoint {
+                    node_name: node.to_string(),
+                    ready: *ready,
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        })
+    }
+
+    #[test]
+    fn each_port_counts_the_ready_endpoints_on_this_node() {
+        let mut view = ClusterView::default();
+        let services = [
+            service(
+                "web",
+                30500,
+                &[("node-1", true), ("node-1", false), ("node-2", true)],
+            ),
+            service("idle", 30501, &[("node-2", true)]),
+            service("cluster-policy", 0, &[("node-1", true)]),
+        ];
+        for s in services {
+            view.services
+                .insert(ServiceKey::new("default", s.name.clone()), s);
+        }
+        let checks = wanted(&view, "node-1");
+        assert_eq!(
+            checks.into_iter().collect::<Vec<_>>(),
+            [
+                (
+                    30500,
+                    Check {
+                        namespace: "default".into(),
+                        name: "web".into(),
+                        local_endpoints: 1
+                    }
+                ),
+                (
+                    30501,
+                    Check {
+                        namespace: "default".into(),
+                        name: "idle".into(),
+                        local_endpoints: 0
+                    }
+                ),
+            ]
+        );
+    }
+}
