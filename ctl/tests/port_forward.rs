@@ -855,18 +855,39 @@ fn an_agent_lost_mid_connection_resets_it_and_ends_the_forward() {
     eprintln!("agent gone: swctl exited {status} {took:?} after the agent was stopped");
     assert_eq!(status.code(), Some(1));
     assert!(took < Duration::from_secs(5), "{took:?}");
+    // Whichever of the two connections learnt it first says so.
     let stderr = f.stderr.lock().unwrap().clone();
+    let lost = |port: u16, remote: u16| {
+        format!("error: an error occurred forwarding {port} -> {remote}: error forwarding port {remote} to pod \"web-1\": lost the tunnel to the agent of node \"node-1\"\n")
+    };
     assert!(
-        stderr.contains(&format!(
-            "error forwarding port {} to pod \"web-1\": lost the tunnel to the agent of node \"node-1\"\n",
-            h.b.bytes
-        )),
+        stderr.contains(&lost(f.ports[0], h.b.bytes))
+            || stderr.contains(&lost(f.ports[1], h.b.echo)),
         "{stderr}"
     );
     assert!(
         stderr.ends_with("error: lost connection to pod\n"),
         "{stderr}"
     );
+}
+
+#[test]
+fn a_control_plane_restart_fails_connections_but_not_the_forward() {
+    let mut h = Harness::start();
+    let mut f = h.forward(&["svc/web", ":9002", ":80"], 2);
+    let mut long = h.block_on(start_download(f.ports[0], 256 * MIB));
+    h.cp.restart();
+    // That connection fails (reset), but no pod was lost...
+    let e = h
+        .block_on(read_to_end_or_error(&mut long))
+        .expect_err("a connection cut by the restart ended with a clean EOF");
+    assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}");
+    // ...so the forward serves on once the agent is back.
+    h.wait_agent(true);
+    assert_eq!(h.block_on(get(f.ports[1])), "pod=web-1");
+    assert!(f.child.try_wait().unwrap().is_none(), "swctl exited");
+    let stderr = f.stderr.lock().unwrap().clone();
+    assert!(!stderr.contains("lost connection to pod"), "{stderr}");
 }
 
 #[test]

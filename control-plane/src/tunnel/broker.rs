@@ -185,23 +185,21 @@ impl Broker {
         id
     }
 
-    /// Forgets a session unless a newer one already replaced it. A session
-    /// that ends unreplaced is its agent gone: its open connections are cut.
-    pub fn unregister(&self, node: &str, id: u64) {
-        let removed = {
-            let mut agents = lock(&self.agents);
-            let current = agents.get(node).is_some_and(|s| s.id == id);
-            if current {
-                agents.remove(node);
-            }
-            current
-        };
-        if removed {
-            let n = self.cut_where(Cut::AgentGone, |r| r.node == node);
-            if n > 0 {
-                tracing::info!(node, connections = n, "agent gone: connections cut");
-            }
+    /// Forgets a session unless a newer one already replaced it; returns
+    /// whether it did (then, unless the server is stopping, the agent is gone).
+    pub fn unregister(&self, node: &str, id: u64) -> bool {
+        let mut agents = lock(&self.agents);
+        let current = agents.get(node).is_some_and(|s| s.id == id);
+        if current {
+            agents.remove(node);
         }
+        current
+    }
+
+    /// Cuts every open connection to a pod on `node`, whose agent is gone;
+    /// returns how many there were.
+    pub fn cut_node(&self, node: &str) -> usize {
+        self.cut_where(Cut::AgentGone, |r| r.node == node)
     }
 
     /// Tracks the connection `id` along `route` until the returned guard
@@ -379,6 +377,59 @@ mod tests {
         broker.register("n1", tx);
         drop(rx);
         assert!(!broker.is_connected("n1"));
+    }
+
+    /// Waits briefly for a tracked connection's cut.
+    async fn cut_of(t: &Tracked) -> Option<Status> {
+        tokio::time::timeout(Duration::from_millis(50), t.cut())
+            .await
+            .ok()
+    }
+
+    #[tokio::test]
+    async fn deleting_a_pod_cuts_its_connections_only() {
+        let broker = Arc::new(Broker::default());
+        let to_p = broker.track(1, &route("n1"));
+        // Deleted and created again: same name, another pod.
+        let mut again = route("n1");
+        again.pod_uid = "uid-p2".into();
+        let to_again = broker.track(2, &again);
+        assert_eq!(broker.cut_pod(&PodRef::of(&route("n1"))), 1);
+        let status = cut_of(&to_p).await.unwrap();
+        assert_eq!(status.code(), tonic::Code::Aborted);
+        assert_eq!(
+            status.message(),
+            "error forwarding port 80 to pod \"p\": the pod was deleted"
+        );
+        assert!(cut_of(&to_again).await.is_none());
+        drop(to_p);
+        assert_eq!(broker.open_pods(), vec![PodRef::of(&again)]);
+    }
+
+    #[tokio::test]
+    async fn an_agent_gone_cuts_its_nodes_connections_only() {
+        let broker = Arc::new(Broker::default());
+        let (tx1, _rx1) = mpsc::channel(1);
+        let (tx2, _rx2) = mpsc::channel(1);
+        let old = broker.register("n1", tx1);
+        let on_n1 = broker.track(1, &route("n1"));
+        let on_n2 = broker.track(2, &route("n2"));
+        // The agent reconnected: the old session ending is not the agent gone.
+        let new = broker.register("n1", tx2);
+        assert!(!broker.unregister("n1", old));
+        assert!(broker.unregister("n1", new));
+        assert!(cut_of(&on_n1).await.is_none());
+        assert_eq!(broker.cut_node("n1"), 1);
+        let status = cut_of(&on_n1).await.unwrap();
+        assert_eq!(status.code(), tonic::Code::Aborted);
+        assert_eq!(
+            status.message(),
+            "error forwarding port 80 to pod \"p\": lost the tunnel to the agent of node \"n1\""
+        );
+        assert!(cut_of(&on_n2).await.is_none());
+        // The first cut wins.
+        assert_eq!(broker.cut_pod(&PodRef::of(&route("n1"))), 2);
+        assert_eq!(cut_of(&on_n1).await.unwrap().message(), status.message());
     }
 
     #[tokio::test]

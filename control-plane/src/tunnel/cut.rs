@@ -72,3 +72,47 @@ pub fn exists(registry: &Registry, pod: &PodRef) -> bool {
         _ => false,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchyard_api::resources::{ObjectMeta, Pod};
+
+    fn pod(name: &str, uid: &str) -> Object {
+        Object::Pod(Pod {
+            metadata: ObjectMeta {
+                name: name.into(),
+                namespace: Some("default".into()),
+                uid: Some(uid.into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        })
+    }
+
+    fn event(event_type: EventType, object: Object) -> Event {
+        Event {
+            revision: 7,
+            event_type,
+            object: Arc::new(object),
+        }
+    }
+
+    #[test]
+    fn only_deleted_pods_are_cut() {
+        let batch = vec![
+            event(EventType::Modified, pod("ready-flapped", "u1")),
+            event(EventType::Deleted, pod("gone", "u2")),
+            event(EventType::Added, pod("new", "u3")),
+            event(EventType::Deleted, Object::Service(Box::default())),
+        ];
+        assert_eq!(
+            deleted_pods(&batch),
+            vec![PodRef {
+                namespace: "default".into(),
+                name: "gone".into(),
+                uid: "u2".into(),
+            }]
+        );
+    }
+}
