@@ -297,3 +297,113 @@ fn e2e_port_forward_reports_errors_and_keeps_serving() {
         get(&c, &p2.url(0, "/")).is_ok_and(|n| n == "web-2")
     });
 }
+
+/// A download far longer than the test, at 2 MB/s, by curl in the client
+/// namespace; its log ends with `curl exit CODE`. Returns once some bytes
+/// have arrived.
+fn slow_download(c: &Cluster, f: &Forward, name: &str) -> ChildGuard {
+    let out = c.lab.log_dir().join(format!("{name}.bin"));
+    let script = format!(
+        "curl -sS --limit-rate 2M -o {} {}; echo \"curl exit $?\"",
+        out.display(),
+        f.url(0, &format!("/bytes/{}", 1024 * MIB))
+    );
+    let curl = c
+        .lab
+        .spawn(&c.lab.client().ns, &["sh", "-c", &script])
+        .unwrap();
+    eventually("the download to start", || {
+        std::fs::metadata(&out).is_ok_and(|m| m.len() >= 256 * 1024)
+    });
+    curl
+}
+
+/// Waits for `what` (a lab child) to exit; returns its exit code.
+fn exit_code(what: &ChildGuard, within: Duration) -> Option<i32> {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(status) = what.exit_status() {
+            return status.code();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still running after {within:?}:\n{}",
+            what.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// What kubectl does: when the pod goes (deleted, or its node's agent
+/// gone), every forwarded connection is reset (curl sees a reset, not the
+/// clean end that would pass a cut download off as complete) and swctl
+/// fails with `error: lost connection to pod`.
+#[test]
+fn e2e_port_forward_ends_when_the_pod_or_its_agent_goes() {
+    let Some(mut c) = cluster("e2e_port_forward_ends_when_the_pod_or_its_agent_goes") else {
+        return;
+    };
+    let _backends = setup(&c);
+
+    let f = Forward::start(&c, &["pod/web-1", ":8080"]);
+    // The pod's own clean close still ends cleanly, with all the data.
+    let (ok, out) = client_sh(
+        &c,
+        &format!(
+            "curl -sS -o /dev/null -w '%{{http_code}} %{{size_download}}' {}",
+            f.url(0, &format!("/bytes/{}", 4 * MIB))
+        ),
+    );
+    assert!(ok, "{out}");
+    assert_eq!(out, format!("200 {}", 4 * MIB));
+
+    // The pod is deleted mid-download.
+    let curl = slow_download(&c, &f, "pod-deleted");
+    c.swctl_ok(&["delete", "pod", "web-1"]).unwrap();
+    let deleted = Instant::now();
+    let code = exit_code(&f.guard, Duration::from_secs(5));
+    eprintln!(
+        "pod deleted: swctl exited {code:?} after {:?}",
+        deleted.elapsed()
+    );
+    assert_eq!(code, Some(1), "{}", f.guard.log());
+    assert!(
+        f.guard.log().ends_with("error: lost connection to pod\n"),
+        "{}",
+        f.guard.log()
+    );
+    assert!(f
+        .guard
+        .log()
+        .contains("error forwarding port 8080 to pod \"web-1\": the pod was deleted\n"));
+    curl.wait_for_log("curl exit", Duration::from_secs(10))
+        .unwrap();
+    let log = curl.log();
+    assert!(log.contains("curl exit 56\n"), "{log}");
+    assert!(log.contains("Connection reset by peer"), "{log}");
+
+    // The node's agent goes away mid-download.
+    let f = Forward::start(&c, &["pod/web-2", ":8080"]);
+    let curl = slow_download(&c, &f, "agent-gone");
+    let stopped = Instant::now();
+    c.stop_agent(2);
+    let code = exit_code(&f.guard, Duration::from_secs(5));
+    eprintln!(
+        "agent gone: swctl exited {code:?} after {:?}",
+        stopped.elapsed()
+    );
+    assert_eq!(code, Some(1), "{}", f.guard.log());
+    assert!(
+        f.guard.log().ends_with("error: lost connection to pod\n"),
+        "{}",
+        f.guard.log()
+    );
+    assert!(f.guard.log().contains(
+        "error forwarding port 8080 to pod \"web-2\": lost the tunnel to the agent of node \"node-2\"\n"
+    ));
+    curl.wait_for_log("curl exit", Duration::from_secs(10))
+        .unwrap();
+    let log = curl.log();
+    assert!(log.contains("curl exit 56\n"), "{log}");
+    assert!(log.contains("Connection reset by peer"), "{log}");
+}

@@ -404,6 +404,24 @@ impl Forwarder {
     fn pid(&self) -> u32 {
         self.child.id()
     }
+
+    /// Waits for swctl to exit; returns its status and how long that took.
+    fn wait_exit(&mut self, within: Duration) -> (std::process::ExitStatus, Duration) {
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                // Let the stderr thread catch up with the last lines.
+                std::thread::sleep(Duration::from_millis(100));
+                return (status, started.elapsed());
+            }
+            assert!(
+                started.elapsed() < within,
+                "swctl still running after {within:?}; stderr:\n{}",
+                self.stderr.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
 }
 
 impl Drop for Forwarder {
@@ -495,6 +513,40 @@ async fn download(port: u16, n: usize) -> (usize, String, String) {
         total += k;
     }
     (total, hex(&got.finalize()), hex(&want.finalize()))
+}
+
+/// Asks the bytes server for `n` bytes and reads the first KiB of them.
+async fn start_download(port: u16, n: usize) -> TcpStream {
+    let mut s = connect(port).await;
+    s.write_all(format!("{n}\n").as_bytes()).await.unwrap();
+    let mut buf = vec![0; 1024];
+    s.read_exact(&mut buf).await.unwrap();
+    s
+}
+
+/// An echo connection that has carried one round trip and stays open.
+async fn open_echo(port: u16) -> TcpStream {
+    let mut s = connect(port).await;
+    s.write_all(b"ping").await.unwrap();
+    let mut buf = [0; 4];
+    s.read_exact(&mut buf).await.unwrap();
+    assert_eq!(&buf, b"ping");
+    s
+}
+
+/// Reads until the connection ends: Ok(bytes) at a clean EOF, Err at a
+/// reset (or any other error).
+async fn read_to_end_or_error(s: &mut TcpStream) -> std::io::Result<usize> {
+    let mut buf = vec![0; 256 * 1024];
+    let mut n = 0;
+    loop {
+        match tokio::time::timeout(Duration::from_secs(30), s.read(&mut buf)).await {
+            Ok(Ok(0)) => return Ok(n),
+            Ok(Ok(k)) => n += k,
+            Ok(Err(e)) => return Err(e),
+            Err(_) => panic!("the connection was never closed ({n} bytes read)"),
+        }
+    }
 }
 
 /// Writes `data` and reads the echo concurrently (full duplex); returns the echo.
@@ -736,37 +788,106 @@ fn reports_errors_per_connection_and_keeps_serving() {
 }
 
 #[test]
-fn an_agent_lost_mid_connection_fails_that_connection() {
+fn deleting_the_pod_resets_every_connection_and_ends_the_forward() {
+    let h = Harness::start();
+    let mut f = h.forward(&["svc/web", ":9002", ":7", ":80"], 3);
+    let (bytes, echo, http) = (f.ports[0], f.ports[1], f.ports[2]);
+    // The pod's own clean close still ends with a clean EOF and all the data.
+    let (n, got, want) = h.block_on(download(bytes, 4 * MIB));
+    assert_eq!((n, got), (4 * MIB, want), "download before the delete");
+    // A long download from web-1, read only a little.
+    let mut long = h.block_on(start_download(bytes, 256 * MIB));
+    // web-1 not ready: new connections go to web-2, and one stays open.
+    h.set_ready("web-1", h.b.http_a, false);
+    assert_eq!(h.block_on(get(http)), "pod=web-2");
+    let mut other = h.block_on(open_echo(echo));
+
+    h.cp.ok(&["delete", "pod", "web-1"]);
+    let deleted = Instant::now();
+    // Reset, not EOF: what was cut short does not look complete.
+    let r = h.block_on(read_to_end_or_error(&mut long));
+    let e = r.expect_err("the cut download ended with a clean EOF");
+    assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}");
+    // The connection to web-2 is reset with it: the forward is over.
+    let e = h
+        .block_on(read_to_end_or_error(&mut other))
+        .expect_err("the other connection ended with a clean EOF");
+    assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}");
+    let (status, _) = f.wait_exit(Duration::from_secs(5));
+    let took = deleted.elapsed();
+    eprintln!("pod deleted: swctl exited {status} {took:?} after the delete");
+    assert_eq!(status.code(), Some(1));
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    let stderr = f.stderr.lock().unwrap().clone();
+    assert!(
+        stderr.contains(&format!(
+            "error: an error occurred forwarding {bytes} -> {0}: error forwarding port {0} to pod \"web-1\": the pod was deleted\n",
+            h.b.bytes
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.ends_with("error: lost connection to pod\n"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.matches("error: lost connection to pod").count(), 1);
+}
+
+#[test]
+fn an_agent_lost_mid_connection_resets_it_and_ends_the_forward() {
     let mut h = Harness::start();
-    let f = h.forward(&["svc/web", ":9002", ":80"], 2);
-    let port = f.ports[0];
-    let mut s = h.block_on(async move {
-        let mut s = connect(port).await;
-        s.write_all(format!("{}\n", 64 * MIB).as_bytes())
-            .await
-            .unwrap();
-        let mut buf = vec![0; 1024];
-        s.read_exact(&mut buf).await.unwrap();
-        s
-    });
+    let mut f = h.forward(&["svc/web", ":9002", ":7"], 2);
+    let mut long = h.block_on(start_download(f.ports[0], 256 * MIB));
+    let mut idle = h.block_on(open_echo(f.ports[1]));
     // The agent process dies: its HTTP/2 connection, and every stream on it, goes.
+    let stopped = Instant::now();
     h.stop_agent();
-    let mut drained = 0usize;
-    let r = h.block_on(async {
-        let mut buf = vec![0; 256 * 1024];
-        loop {
-            match tokio::time::timeout(Duration::from_secs(30), s.read(&mut buf)).await {
-                Ok(Ok(0)) => return Ok(drained),
-                Ok(Ok(n)) => drained += n,
-                Ok(Err(e)) => return Err(e),
-                Err(_) => panic!("the broken connection was never closed"),
-            }
-        }
-    });
-    assert!(r.is_err() || drained < 64 * MIB, "{r:?}");
-    f.wait_stderr("lost the tunnel to the agent of node \"node-1\"");
-    h.start_agent();
+    let e = h
+        .block_on(read_to_end_or_error(&mut long))
+        .expect_err("the cut download ended with a clean EOF");
+    assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}");
+    let e = h
+        .block_on(read_to_end_or_error(&mut idle))
+        .expect_err("the idle connection ended with a clean EOF");
+    assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}");
+    let (status, _) = f.wait_exit(Duration::from_secs(5));
+    let took = stopped.elapsed();
+    eprintln!("agent gone: swctl exited {status} {took:?} after the agent was stopped");
+    assert_eq!(status.code(), Some(1));
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    // Whichever of the two connections learnt it first says so.
+    let stderr = f.stderr.lock().unwrap().clone();
+    let lost = |port: u16, remote: u16| {
+        format!("error: an error occurred forwarding {port} -> {remote}: error forwarding port {remote} to pod \"web-1\": lost the tunnel to the agent of node \"node-1\"\n")
+    };
+    assert!(
+        stderr.contains(&lost(f.ports[0], h.b.bytes))
+            || stderr.contains(&lost(f.ports[1], h.b.echo)),
+        "{stderr}"
+    );
+    assert!(
+        stderr.ends_with("error: lost connection to pod\n"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_control_plane_restart_fails_connections_but_not_the_forward() {
+    let mut h = Harness::start();
+    let mut f = h.forward(&["svc/web", ":9002", ":80"], 2);
+    let mut long = h.block_on(start_download(f.ports[0], 256 * MIB));
+    h.cp.restart();
+    // That connection fails (reset), but no pod was lost...
+    let e = h
+        .block_on(read_to_end_or_error(&mut long))
+        .expect_err("a connection cut by the restart ended with a clean EOF");
+    assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}");
+    // ...so the forward serves on once the agent is back.
+    h.wait_agent(true);
     assert_eq!(h.block_on(get(f.ports[1])), "pod=web-1");
+    assert!(f.child.try_wait().unwrap().is_none(), "swctl exited");
+    let stderr = f.stderr.lock().unwrap().clone();
+    assert!(!stderr.contains("lost connection to pod"), "{stderr}");
 }
 
 #[test]

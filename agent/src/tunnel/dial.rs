@@ -59,9 +59,9 @@ async fn forward(
     // Cannot fail: the receiver is right here.
     let _ = tx.send(dialed(req.connection_id, node, error)).await;
     match connected {
-        Ok(socket) => {
+        Ok(mut socket) => {
             let inbound = client.dial(ReceiverStream::new(rx)).await?.into_inner();
-            Ok(pump(socket, inbound, tx).await?)
+            Ok(pump(&mut socket, inbound, tx).await?)
         }
         Err(reason) => {
             drop(tx);

@@ -45,8 +45,9 @@ pub enum TunnelError {
 }
 
 /// Keeps this node's tunnel session open forever; dials pods on request.
-/// Connections in progress outlive a broken session: they have their own
-/// streams.
+/// Connections in progress have their own streams, but to the broker a
+/// session that ends is this agent gone: it cuts them short (they are reset
+/// here and in swctl), as a pod's node going away does in Kubernetes.
 pub async fn run(channels: Channels, node_name: String) {
     let span = tracing::info_span!("tunnel", node = %node_name);
     async move {

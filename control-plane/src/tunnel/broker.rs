@@ -1,22 +1,29 @@
-//! The broker's state: which agents hold a tunnel open, and which dials are
-//! waiting for their agent's data stream.
+//! The broker's state: which agents hold a tunnel open, which dials are
+//! waiting for their agent's data stream, and which connections are open.
 //!
 //! The control plane never dials agents: a dial is a message on the agent's
 //! `Serve` stream, and the agent answers by opening a `Dial` stream that
 //! carries the connection id. A pending dial is a oneshot that the `Dial`
 //! handler completes; it is removed when the dial finishes or is abandoned,
 //! so an agent answering late finds nothing and is told so.
+//!
+//! An open connection is tracked until its relay ends, so that when its pod
+//! is deleted or its node's agent goes away the broker can cut it short:
+//! its relay then fails both streams (ABORTED) and both ends reset their
+//! sockets, where letting the streams run on (or end cleanly) would make a
+//! download cut short look complete.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use switchyard_api::v1::tunnel_broker_message::Message as BrokerMsg;
 use switchyard_api::v1::{
     ForwardRoute, TunnelBrokerMessage, TunnelDialRequest, TunnelDialed, TunnelFrame,
 };
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tonic::{Status, Streaming};
 
 use super::error::TunnelError;
@@ -49,11 +56,94 @@ struct Pending {
     reply: oneshot::Sender<Dialed>,
 }
 
+/// The pod an open connection goes to.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct PodRef {
+    pub namespace: String,
+    pub name: String,
+    /// A pod created again under the same name has another uid.
+    pub uid: String,
+}
+
+impl PodRef {
+    pub fn of(route: &ForwardRoute) -> Self {
+        Self {
+            namespace: route.namespace.clone(),
+            name: route.pod.clone(),
+            uid: route.pod_uid.clone(),
+        }
+    }
+}
+
+/// Why the broker cuts an open connection short.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cut {
+    PodDeleted,
+    AgentGone,
+}
+
+impl Cut {
+    /// What both ends of the connection along `route` are failed with.
+    fn status(self, route: &ForwardRoute) -> Status {
+        let (pod, port) = (route.pod.clone(), route.pod_port);
+        match self {
+            Cut::PodDeleted => TunnelError::PodDeleted { pod, port },
+            Cut::AgentGone => TunnelError::TunnelLost {
+                node: route.node.clone(),
+                pod,
+                port,
+            },
+        }
+        .into()
+    }
+}
+
+/// An open connection: where it goes, and how its relay is told to cut it.
+struct Open {
+    route: ForwardRoute,
+    cut: watch::Sender<Option<Status>>,
+}
+
 #[derive(Default)]
 pub struct Broker {
     agents: Mutex<HashMap<String, Session>>,
     pending: Mutex<HashMap<u64, Pending>>,
+    open: Mutex<HashMap<u64, Open>>,
     next_session: AtomicU64,
+}
+
+/// An open connection's place in the broker, held by its relay: it yields
+/// the cut when one comes, and forgets the connection when dropped.
+pub struct Tracked {
+    broker: Arc<Broker>,
+    id: u64,
+    cut: watch::Receiver<Option<Status>>,
+}
+
+impl Tracked {
+    /// Resolves with the status to fail the streams with once the broker
+    /// cuts the connection; never before.
+    pub fn cut(&self) -> impl Future<Output = Status> + Send + 'static {
+        let mut rx = self.cut.clone();
+        async move {
+            let cut = rx
+                .wait_for(Option::is_some)
+                .await
+                .ok()
+                .and_then(|c| c.clone());
+            match cut {
+                Some(status) => status,
+                // The broker forgot the connection: no cut can come.
+                None => std::future::pending().await,
+            }
+        }
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        lock(&self.broker.open).remove(&self.id);
+    }
 }
 
 /// Locks a map; a panic while holding it cannot leave a plain map torn.
@@ -95,12 +185,74 @@ impl Broker {
         id
     }
 
-    /// Forgets a session unless a newer one already replaced it.
-    pub fn unregister(&self, node: &str, id: u64) {
+    /// Forgets a session unless a newer one already replaced it; returns
+    /// whether it did (then, unless the server is stopping, the agent is gone).
+    pub fn unregister(&self, node: &str, id: u64) -> bool {
         let mut agents = lock(&self.agents);
-        if agents.get(node).is_some_and(|s| s.id == id) {
+        let current = agents.get(node).is_some_and(|s| s.id == id);
+        if current {
             agents.remove(node);
         }
+        current
+    }
+
+    /// Cuts every open connection to a pod on `node`, whose agent is gone;
+    /// returns how many there were.
+    pub fn cut_node(&self, node: &str) -> usize {
+        self.cut_where(Cut::AgentGone, |r| r.node == node)
+    }
+
+    /// Tracks the connection `id` along `route` until the returned guard
+    /// is dropped. Call it before checking that the pod still exists, so a
+    /// deletion is either seen by that check or cuts the connection.
+    pub fn track(self: &Arc<Self>, id: u64, route: &ForwardRoute) -> Tracked {
+        let (tx, rx) = watch::channel(None);
+        lock(&self.open).insert(
+            id,
+            Open {
+                route: route.clone(),
+                cut: tx,
+            },
+        );
+        Tracked {
+            broker: self.clone(),
+            id,
+            cut: rx,
+        }
+    }
+
+    /// The pods open connections go to, each once.
+    pub fn open_pods(&self) -> Vec<PodRef> {
+        let mut pods: Vec<PodRef> = lock(&self.open)
+            .values()
+            .map(|o| PodRef::of(&o.route))
+            .collect();
+        pods.sort();
+        pods.dedup();
+        pods
+    }
+
+    /// Cuts every open connection to `pod`, which was deleted; returns how
+    /// many there were.
+    pub fn cut_pod(&self, pod: &PodRef) -> usize {
+        self.cut_where(Cut::PodDeleted, |r| PodRef::of(r) == *pod)
+    }
+
+    fn cut_where(&self, cut: Cut, matches: impl Fn(&ForwardRoute) -> bool) -> usize {
+        let open = lock(&self.open);
+        let mut n = 0;
+        for o in open.values().filter(|o| matches(&o.route)) {
+            // The first cut wins: a connection is cut once.
+            o.cut.send_if_modified(|c| {
+                let first = c.is_none();
+                if first {
+                    *c = Some(cut.status(&o.route));
+                }
+                first
+            });
+            n += 1;
+        }
+        n
     }
 
     fn session_tx(&self, node: &str) -> Option<SessionTx> {
@@ -201,6 +353,7 @@ mod tests {
             node: node.into(),
             pod_ip: "127.0.0.1".into(),
             pod_port: 80,
+            pod_uid: "uid-p".into(),
         }
     }
 
@@ -224,6 +377,59 @@ mod tests {
         broker.register("n1", tx);
         drop(rx);
         assert!(!broker.is_connected("n1"));
+    }
+
+    /// Waits briefly for a tracked connection's cut.
+    async fn cut_of(t: &Tracked) -> Option<Status> {
+        tokio::time::timeout(Duration::from_millis(50), t.cut())
+            .await
+            .ok()
+    }
+
+    #[tokio::test]
+    async fn deleting_a_pod_cuts_its_connections_only() {
+        let broker = Arc::new(Broker::default());
+        let to_p = broker.track(1, &route("n1"));
+        // Deleted and created again: same name, another pod.
+        let mut again = route("n1");
+        again.pod_uid = "uid-p2".into();
+        let to_again = broker.track(2, &again);
+        assert_eq!(broker.cut_pod(&PodRef::of(&route("n1"))), 1);
+        let status = cut_of(&to_p).await.unwrap();
+        assert_eq!(status.code(), tonic::Code::Aborted);
+        assert_eq!(
+            status.message(),
+            "error forwarding port 80 to pod \"p\": the pod was deleted"
+        );
+        assert!(cut_of(&to_again).await.is_none());
+        drop(to_p);
+        assert_eq!(broker.open_pods(), vec![PodRef::of(&again)]);
+    }
+
+    #[tokio::test]
+    async fn an_agent_gone_cuts_its_nodes_connections_only() {
+        let broker = Arc::new(Broker::default());
+        let (tx1, _rx1) = mpsc::channel(1);
+        let (tx2, _rx2) = mpsc::channel(1);
+        let old = broker.register("n1", tx1);
+        let on_n1 = broker.track(1, &route("n1"));
+        let on_n2 = broker.track(2, &route("n2"));
+        // The agent reconnected: the old session ending is not the agent gone.
+        let new = broker.register("n1", tx2);
+        assert!(!broker.unregister("n1", old));
+        assert!(broker.unregister("n1", new));
+        assert!(cut_of(&on_n1).await.is_none());
+        assert_eq!(broker.cut_node("n1"), 1);
+        let status = cut_of(&on_n1).await.unwrap();
+        assert_eq!(status.code(), tonic::Code::Aborted);
+        assert_eq!(
+            status.message(),
+            "error forwarding port 80 to pod \"p\": lost the tunnel to the agent of node \"n1\""
+        );
+        assert!(cut_of(&on_n2).await.is_none());
+        // The first cut wins.
+        assert_eq!(broker.cut_pod(&PodRef::of(&route("n1"))), 2);
+        assert_eq!(cut_of(&on_n1).await.unwrap().message(), status.message());
     }
 
     #[tokio::test]

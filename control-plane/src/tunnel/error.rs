@@ -24,6 +24,17 @@ pub enum TunnelError {
         port: u32,
         reason: String,
     },
+    /// The pod was deleted while a connection to it was open: the data was
+    /// cut short, so both ends abort rather than see a clean close.
+    #[error("error forwarding port {port} to pod \"{pod}\": the pod was deleted")]
+    PodDeleted { pod: String, port: u32 },
+    /// The pod's node agent went away while a connection was open.
+    #[error("error forwarding port {port} to pod \"{pod}\": lost the tunnel to the agent of node \"{node}\"")]
+    TunnelLost {
+        node: String,
+        pod: String,
+        port: u32,
+    },
     #[error("{0}")]
     Protocol(String),
 }
@@ -41,6 +52,8 @@ impl From<TunnelError> for Status {
             | TunnelError::AgentGone { .. }
             | TunnelError::Refused { .. } => Code::Unavailable,
             TunnelError::DialTimeout { .. } => Code::DeadlineExceeded,
+            // Only these: swctl ends the whole forward on ABORTED.
+            TunnelError::PodDeleted { .. } | TunnelError::TunnelLost { .. } => Code::Aborted,
         };
         Status::new(code, e.to_string())
     }

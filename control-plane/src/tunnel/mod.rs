@@ -5,10 +5,12 @@
 //! here: swctl's `Forward` stream and a `Dial` stream that the pod's node
 //! agent opens when asked over its long-lived `Serve` stream. `resolve`
 //! picks the pod and port (pure rules over registry objects), `broker` keeps
-//! the agents' sessions and pending dials, `relay` joins the two streams,
-//! `session` serves one agent's `Serve` stream, `service` is the gRPC surface.
+//! the agents' sessions, pending dials and open connections, `relay` joins
+//! the two streams, `cut` ends connections whose pod is deleted, `session`
+//! serves one agent's `Serve` stream, `service` is the gRPC surface.
 
 pub mod broker;
+pub mod cut;
 pub mod error;
 pub mod relay;
 pub mod resolve;
@@ -27,12 +29,19 @@ pub use service::TunnelApi;
 use crate::auth::Access;
 use crate::registry::Registry;
 
-/// The two gRPC services to add to the server, over one fresh broker.
+/// The two gRPC services to add to the server, over one fresh broker that
+/// follows the registry's pod deletions from now on.
 pub fn servers(
     registry: Arc<Registry>,
     access: Arc<Access>,
     stopping: tokio::sync::watch::Receiver<bool>,
 ) -> (PortForwardServer<TunnelApi>, TunnelServer<TunnelApi>) {
-    let api = TunnelApi::new(registry, Arc::new(Broker::default()), access, stopping);
+    let broker = Arc::new(Broker::default());
+    tokio::spawn(cut::follow_pods(
+        registry.subscribe(),
+        Arc::downgrade(&registry),
+        broker.clone(),
+    ));
+    let api = TunnelApi::new(registry, broker, access, stopping);
     (PortForwardServer::new(api.clone()), TunnelServer::new(api))
 }

@@ -6,11 +6,21 @@
 //! few frames in its bounded channels, and it keeps reading both streams so a
 //! stalled connection never holds HTTP/2 window other connections need.
 
+use std::time::Duration;
+
 use switchyard_api::v1::tunnel_frame::Frame;
-use switchyard_api::v1::TunnelFrame;
+use switchyard_api::v1::{ForwardRoute, TunnelFrame};
 use tonic::{Status, Streaming};
 
-use super::broker::{Dialed, Outbound};
+use super::broker::{Dialed, Outbound, Tracked};
+
+/// How long an agent's stream failing waits for its session to end too:
+/// both go at once when the agent itself is gone, and that must read as the
+/// pod lost (ABORTED), not as one connection failing.
+const AGENT_GONE_GRACE: Duration = Duration::from_secs(1);
+/// How long telling a peer its stream failed may take. Peers always read
+/// their stream at once, so only a peer that is itself gone takes longer.
+const TELL_GRACE: Duration = Duration::from_secs(2);
 
 /// Bytes relayed in each direction, for the connection's closing log line.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -19,32 +29,44 @@ pub struct Relayed {
     pub bytes: u64,
 }
 
+/// Which stream a pipe reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Client,
+    Agent,
+}
+
+/// How a pipe's copying ended.
+enum Ended {
+    /// The stream ended; dropping the peer's sender ends its stream too.
+    Done,
+    /// The stream failed with this status; what the peer is told depends
+    /// on which side failed.
+    Broke(Status),
+    /// The stream broke the protocol, or the broker cut the connection:
+    /// the peer is failed with this status as is.
+    Abort(Status),
+}
+
 /// Runs until both directions are done. swctl's stream ending ends the
 /// agent's, and the other way round; an error on one side reaches the other
 /// as an error status, so both ends abort rather than see a clean close.
+/// When the broker cuts the connection (its pod deleted, its agent gone),
+/// both are failed with the cut's status.
 pub async fn run(
     client_in: Streaming<TunnelFrame>,
     client_out: Outbound,
     dialed: Dialed,
-    node: String,
+    route: ForwardRoute,
+    tracked: Tracked,
 ) {
     let Dialed {
         inbound: agent_in,
         outbound: agent_out,
         ..
     } = dialed;
-    let up = pipe(client_in, agent_out, |s| {
-        Status::cancelled(format!(
-            "the port-forward client went away: {}",
-            s.message()
-        ))
-    });
-    let down = pipe(agent_in, client_out, |s| {
-        Status::unavailable(format!(
-            "lost the tunnel to the agent of node \"{node}\": {}",
-            s.message()
-        ))
-    });
+    let up = pipe(client_in, agent_out, Side::Client, &route, &tracked);
+    let down = pipe(agent_in, client_out, Side::Agent, &route, &tracked);
     let (up, down) = tokio::join!(up, down);
     tracing::info!(
         bytes_to_pod = up.bytes,
@@ -53,35 +75,74 @@ pub async fn run(
     );
 }
 
-/// Copies frames from one stream to the other peer until the stream ends.
+/// Copies frames from one stream to the other peer until the stream ends,
+/// fails, or the connection is cut; then tells the peer.
 async fn pipe(
     mut from: Streaming<TunnelFrame>,
     to: Outbound,
-    lost: impl Fn(&Status) -> Status,
+    side: Side,
+    route: &ForwardRoute,
+    tracked: &Tracked,
 ) -> Relayed {
     let mut relayed = Relayed::default();
+    let ended = tokio::select! {
+        ended = copy(&mut from, &to, &mut relayed) => ended,
+        status = tracked.cut() => Ended::Abort(status),
+    };
+    let status = match ended {
+        Ended::Done => None,
+        Ended::Abort(status) => Some(status),
+        Ended::Broke(status) => {
+            tracing::debug!(error = %status, ?side, "stream failed");
+            Some(failure(side, &status, route, tracked).await)
+        }
+    };
+    if let Some(status) = status {
+        let _ = tokio::time::timeout(TELL_GRACE, to.send(Err(status))).await;
+    }
+    relayed
+}
+
+async fn copy(from: &mut Streaming<TunnelFrame>, to: &Outbound, relayed: &mut Relayed) -> Ended {
     loop {
         let frame = match from.message().await {
             Ok(Some(frame)) => frame,
-            // Dropping `to` ends the peer's stream cleanly.
-            Ok(None) => return relayed,
-            Err(status) => {
-                tracing::debug!(error = %status, "stream failed");
-                let _ = to.send(Err(lost(&status))).await;
-                return relayed;
-            }
+            Ok(None) => return Ended::Done,
+            Err(status) => return Ended::Broke(status),
         };
         if let Err(status) = check(&frame) {
-            let _ = to.send(Err(status)).await;
-            return relayed;
+            return Ended::Abort(status);
         }
         relayed.frames += 1;
         if let Some(Frame::Data(d)) = &frame.frame {
             relayed.bytes += d.len() as u64;
         }
         if to.send(Ok(frame)).await.is_err() {
-            return relayed;
+            return Ended::Done;
         }
+    }
+}
+
+/// What the peer of a failed stream is told. An agent's stream fails alone
+/// when the agent gave up that one connection, and together with its
+/// session when the agent is gone; the session ending cuts the connection,
+/// so a failure followed by a cut is the cut.
+async fn failure(side: Side, status: &Status, route: &ForwardRoute, tracked: &Tracked) -> Status {
+    match side {
+        Side::Client => Status::cancelled(format!(
+            "the port-forward client went away: {}",
+            status.message()
+        )),
+        Side::Agent => tokio::time::timeout(AGENT_GONE_GRACE, tracked.cut())
+            .await
+            .unwrap_or_else(|_| {
+                Status::unavailable(format!(
+                    "the connection to pod \"{}\" failed at the agent of node \"{}\": {}",
+                    route.pod,
+                    route.node,
+                    status.message()
+                ))
+            }),
     }
 }
 

@@ -251,6 +251,7 @@ pub fn route_to_pod(pod: &Pod, port: u16) -> Result<ForwardRoute, ResolveError> 
         node,
         pod_ip,
         pod_port: u32::from(port),
+        pod_uid: pod.metadata.uid.clone().unwrap_or_default(),
     })
 }
 

@@ -17,12 +17,12 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::Instrument;
 
-use super::broker::Broker;
+use super::broker::{Broker, PodRef};
 use super::error::TunnelError;
-use super::resolve::resolve;
-use super::{relay, session};
+use super::resolve::{resolve, ResolveError};
+use super::{cut, relay, session};
 use crate::auth::{Access, Action, Caller, Verb};
-use crate::registry::Registry;
+use crate::registry::{Registry, RegistryError};
 
 const FORWARD: &str = "/switchyard.v1.PortForward/Forward";
 const SERVE: &str = "/switchyard.v1.Tunnel/Serve";
@@ -136,18 +136,29 @@ impl PortForward for TunnelApi {
         let span = tracing::info_span!("forward", conn = id, ns = %route.namespace,
             target = %format!("{}/{}", target.kind, target.name), pod = %route.pod,
             node = %route.node, port = route.pod_port);
+        // Tracked first: a deletion after this check cuts the connection.
+        let tracked = self.broker.track(id, &route);
+        if !cut::exists(&self.registry, &PodRef::of(&route)) {
+            return Err(TunnelError::from(ResolveError::NotFound(
+                RegistryError::NotFound {
+                    kind: Kind::Pod,
+                    name: route.pod,
+                }
+                .to_string(),
+            ))
+            .into());
+        }
         let dialed = self.broker.dial(id, &route).instrument(span.clone()).await;
         let dialed = dialed
             .inspect_err(|e| span.in_scope(|| tracing::info!(error = %e, "forward failed")))?;
         let (tx, rx) = mpsc::channel(RELAY_BUFFER);
-        let node = route.node.clone();
         let opened = TunnelFrame {
-            frame: Some(Frame::Opened(route)),
+            frame: Some(Frame::Opened(route.clone())),
         };
         tx.send(Ok(opened))
             .await
             .map_err(|_| Status::cancelled("the port-forward client went away"))?;
-        tokio::spawn(relay::run(inbound, tx, dialed, node).instrument(span));
+        tokio::spawn(relay::run(inbound, tx, dialed, route, tracked).instrument(span));
         Ok(Response::new(ReceiverStream::new(rx)))
     }
 }

@@ -18,7 +18,10 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(35);
 
 /// Serves the session until the agent's stream ends or goes silent, or
 /// the server stops (the agent re-opens it against the next one), then
-/// unregisters it (unless a newer stream from that node replaced it).
+/// unregisters it (unless a newer stream from that node replaced it). A
+/// session that ended unreplaced, the server not stopping, is the agent
+/// gone: its open connections are cut short. A stopping server leaves them
+/// to break with it, so swctl keeps serving and reconnects.
 pub async fn run(
     broker: Arc<Broker>,
     node: String,
@@ -31,36 +34,41 @@ pub async fn run(
     let mut beat = interval(HEARTBEAT);
     beat.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut deadline = Instant::now() + IDLE_TIMEOUT;
-    loop {
+    let stopped = loop {
         tokio::select! {
             msg = inbound.message() => match msg {
                 Ok(Some(_)) => deadline = Instant::now() + IDLE_TIMEOUT,
                 Ok(None) => {
                     tracing::info!("agent closed its tunnel");
-                    break;
+                    break false;
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "agent tunnel failed");
-                    break;
+                    break false;
                 }
             },
             _ = beat.tick() => {
                 // A full queue means the agent is not reading: skip the beat.
                 if let Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) = tx.try_send(Ok(heartbeat())) {
-                    break;
+                    break false;
                 }
             }
             _ = sleep_until(deadline) => {
                 tracing::warn!(timeout = ?IDLE_TIMEOUT, "agent tunnel silent; dropping it");
-                break;
+                break false;
             }
             _ = stopping.changed() => {
                 let _ = tx.try_send(Err(tonic::Status::unavailable("the control plane is shutting down")));
-                break;
+                break true;
             }
         }
+    };
+    if broker.unregister(&node, id) && !stopped {
+        let n = broker.cut_node(&node);
+        if n > 0 {
+            tracing::info!(connections = n, "agent gone: its connections cut");
+        }
     }
-    broker.unregister(&node, id);
 }
 
 fn heartbeat() -> TunnelBrokerMessage {

@@ -1,6 +1,7 @@
 //! One accepted local connection: a `Forward` stream to the control plane,
 //! which picks the pod and has its node's agent connect to it.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use switchyard_api::v1::port_forward_client::PortForwardClient;
@@ -10,6 +11,7 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
+use tonic::Code;
 
 use super::forward_target;
 use super::spec::Target;
@@ -22,8 +24,24 @@ pub enum ConnectionError {
     Refused(tonic::Status),
     #[error("protocol error: the control plane did not confirm the connection")]
     NotOpened,
+    /// The control plane cut the connection short (ABORTED): its pod was
+    /// deleted or the pod's node agent went away. The forward ends then.
+    #[error("{}", .0.message())]
+    Lost(tonic::Status),
+    /// The forward is ending because another connection lost its pod.
+    #[error("the forward is ending")]
+    Ended,
     #[error(transparent)]
-    Pump(#[from] PumpError),
+    Pump(PumpError),
+}
+
+impl From<PumpError> for ConnectionError {
+    fn from(e: PumpError) -> Self {
+        match e {
+            PumpError::Remote(status) if status.code() == Code::Aborted => Self::Lost(status),
+            e => Self::Pump(e),
+        }
+    }
 }
 
 /// What every connection of one port pair forwards to.
@@ -35,13 +53,30 @@ pub struct Forward {
     pub remote: u16,
 }
 
-/// Carries `socket` to the target until both directions are closed. On
-/// failure the socket is reset, so the local client sees the error.
+/// Carries `socket` to the target until both directions are closed, or
+/// until `ending` resolves (the forward is ending: [`ConnectionError::Ended`]).
+/// On failure the socket is reset, so the local client sees the error
+/// (a connection reset) rather than a clean end of a stream cut short.
 pub async fn forward(
     fwd: Arc<Forward>,
-    socket: TcpStream,
+    mut socket: TcpStream,
+    ending: impl Future<Output = ()>,
 ) -> Result<(ForwardRoute, Totals), ConnectionError> {
     let _ = socket.set_nodelay(true);
+    let result = tokio::select! {
+        r = carry(&fwd, &mut socket) => r,
+        () = ending => Err(ConnectionError::Ended),
+    };
+    if result.is_err() {
+        let _ = socket.set_zero_linger();
+    }
+    result
+}
+
+async fn carry(
+    fwd: &Forward,
+    socket: &mut TcpStream,
+) -> Result<(ForwardRoute, Totals), ConnectionError> {
     let (tx, rx) = mpsc::channel(OUTBOUND_BUFFER);
     let open = TunnelFrame {
         frame: Some(Frame::Open(forward_target(
@@ -66,11 +101,6 @@ pub async fn forward(
             _ => Err(ConnectionError::NotOpened),
         }
     };
-    match opened.await {
-        Ok((route, inbound)) => Ok((route, pump(socket, inbound, tx).await?)),
-        Err(e) => {
-            let _ = socket.set_zero_linger();
-            Err(e)
-        }
-    }
+    let (route, inbound) = opened.await?;
+    Ok((route, pump(socket, inbound, tx).await?))
 }

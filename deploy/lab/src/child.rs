@@ -1,7 +1,7 @@
 //! Background processes started inside lab namespaces.
 
 use std::path::{Path, PathBuf};
-use std::process::Child;
+use std::process::{Child, ExitStatus};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -65,6 +65,14 @@ impl ChildGuard {
             Some(child) => matches!(child.try_wait(), Ok(None)),
             None => false,
         }
+    }
+
+    /// How the process exited, once it has; `None` while it runs (or once
+    /// the guard stopped it). Tests check how a command ended with it.
+    pub fn exit_status(&self) -> Option<ExitStatus> {
+        let mut slot = self.child.lock().unwrap_or_else(PoisonError::into_inner);
+        slot.as_mut()
+            .and_then(|child| child.try_wait().ok().flatten())
     }
 
     /// Waits until the log contains `needle` (e.g. a "listening" line), so

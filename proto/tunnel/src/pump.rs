@@ -48,9 +48,10 @@ pub enum PumpError {
     Read(std::io::Error),
     #[error("writing to the local connection: {0}")]
     Write(std::io::Error),
-    /// The other end (or the broker) failed the stream; its words.
-    #[error("{0}")]
-    Remote(String),
+    /// The other end (or the broker) failed the stream; its words, and its
+    /// code, which tells a connection cut short by the broker (ABORTED).
+    #[error("{}", .0.message())]
+    Remote(Status),
     #[error("the tunnel closed before the connection finished")]
     Aborted,
     #[error("protocol error: {0}")]
@@ -97,15 +98,17 @@ enum Chunk {
 /// Shuttles bytes between `socket` and the stream until both directions
 /// closed (half-closes are passed on as they happen). On error the socket
 /// is reset, so the local peer sees the failure rather than a clean end.
+/// The socket is borrowed so that a caller who drops the pump for a reason
+/// of its own can still reset the socket, rather than close it with a FIN.
 pub async fn pump<S>(
-    mut socket: TcpStream,
+    socket: &mut TcpStream,
     inbound: S,
     outbound: mpsc::Sender<TunnelFrame>,
 ) -> Result<Totals, PumpError>
 where
     S: Stream<Item = Result<TunnelFrame, Status>> + Unpin,
 {
-    let result = exchange(&mut socket, inbound, outbound).await;
+    let result = exchange(socket, inbound, outbound).await;
     if result.is_err() {
         let _ = socket.set_zero_linger();
     }
@@ -190,7 +193,7 @@ where
 {
     let mut closed = false;
     while let Some(item) = inbound.next().await {
-        let frame = item.map_err(|s| PumpError::Remote(s.message().to_string()))?;
+        let frame = item.map_err(PumpError::Remote)?;
         match frame.frame {
             Some(Frame::Data(data)) if !closed => {
                 let c = cost(data.len());
@@ -260,14 +263,14 @@ mod tests {
     /// Two pumps wired back to back through channels (no broker), each with
     /// a local socket pair; returns the two outer sockets.
     async fn wired() -> (TcpStream, TcpStream) {
-        let (a_outer, a_inner) = socket_pair().await;
-        let (b_outer, b_inner) = socket_pair().await;
+        let (a_outer, mut a_inner) = socket_pair().await;
+        let (b_outer, mut b_inner) = socket_pair().await;
         let (a_tx, a_rx) = mpsc::channel(OUTBOUND_BUFFER);
         let (b_tx, b_rx) = mpsc::channel(OUTBOUND_BUFFER);
         let a_in = ReceiverStream::new(b_rx).map(Ok);
         let b_in = ReceiverStream::new(a_rx).map(Ok);
-        tokio::spawn(pump(a_inner, a_in, a_tx));
-        tokio::spawn(pump(b_inner, b_in, b_tx));
+        tokio::spawn(async move { pump(&mut a_inner, a_in, a_tx).await });
+        tokio::spawn(async move { pump(&mut b_inner, b_in, b_tx).await });
         (a_outer, b_outer)
     }
 
@@ -297,11 +300,11 @@ mod tests {
 
     #[tokio::test]
     async fn a_peer_overrunning_its_window_is_refused() {
-        let (_outer, inner) = socket_pair().await;
+        let (_outer, mut inner) = socket_pair().await;
         let (tx, _rx) = mpsc::channel(OUTBOUND_BUFFER);
         let frames: Vec<Result<TunnelFrame, Status>> =
             (0..10).map(|_| Ok(data_frame(vec![0; CHUNK]))).collect();
-        let err = pump(inner, futures::stream::iter(frames), tx)
+        let err = pump(&mut inner, futures::stream::iter(frames), tx)
             .await
             .unwrap_err();
         assert!(matches!(err, PumpError::Protocol(_)), "{err}");
@@ -309,10 +312,10 @@ mod tests {
 
     #[tokio::test]
     async fn a_stream_ending_without_close_write_aborts() {
-        let (_outer, inner) = socket_pair().await;
+        let (_outer, mut inner) = socket_pair().await;
         let (tx, _rx) = mpsc::channel(OUTBOUND_BUFFER);
         let frames = vec![Ok(data_frame(b"x".to_vec()))];
-        let err = pump(inner, futures::stream::iter(frames), tx)
+        let err = pump(&mut inner, futures::stream::iter(frames), tx)
             .await
             .unwrap_err();
         assert!(matches!(err, PumpError::Aborted), "{err}");
