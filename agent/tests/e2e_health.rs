@@ -70,11 +70,33 @@ fn assert_kube_proxy_shape(body: &serde_json::Value) {
     }
 }
 
+/// The value of an unlabelled sample in a Prometheus text page.
+fn sample(page: &str, name: &str) -> f64 {
+    page.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no {name} in\n{page}"))
+        .parse()
+        .unwrap()
+}
+
+fn scrape(c: &Cluster, host: &str, port: u16) -> String {
+    let url = format!("http://{host}:{port}/metrics");
+    let (code, page) = probe(c, &c.lab.client().ns, &url).unwrap();
+    assert_eq!(code, 200, "{page}");
+    page
+}
+
 #[test]
 fn health_check_node_ports_count_ready_local_endpoints_per_node() {
-    let Some(c) = cluster(
+    let Some(c) = cluster_with(
         "health_check_node_ports_count_ready_local_endpoints_per_node",
-        &["--lb-pool", "172.18.0.200/29"],
+        &[
+            "--lb-pool",
+            "172.18.0.200/29",
+            "--metrics-listen",
+            "0.0.0.0:9464",
+        ],
+        &["--metrics-listen", "0.0.0.0:10249"],
     ) else {
         return;
     };
