@@ -72,6 +72,9 @@ pub struct ServiceEntry {
     /// `externalTrafficPolicy: Local`.
     pub external_traffic_local: bool,
     pub endpoints: Vec<EndpointEntry>,
+    /// `spec.loadBalancerSourceRanges`: the only sources the LB IPs
+    /// accept; empty accepts any.
+    pub load_balancer_source_ranges: Vec<Ipv4Net>,
 }
 
 /// One `spec.ports[]` item.

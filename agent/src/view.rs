@@ -6,6 +6,7 @@
 //! it, so the next apply carries any change a failed one missed.
 
 use imbl::OrdMap;
+use ipnet::Ipv4Net;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
@@ -196,6 +197,12 @@ pub fn service_entry(s: &ServiceState) -> ServiceEntry {
         internal_traffic_local: s.internal_traffic_local,
         external_traffic_local: s.external_traffic_local,
         endpoints: endpoint_entries(s),
+        load_balancer_source_ranges: s
+            .load_balancer_source_ranges
+            .iter()
+            .filter_map(|r| r.parse::<Ipv4Net>().ok())
+            .map(|r| r.trunc())
+            .collect(),
     }
 }
 

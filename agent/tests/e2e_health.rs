@@ -129,6 +129,9 @@ fn health_check_node_ports_count_ready_local_endpoints_per_node() {
         "{headers}"
     );
 
+    let node_2 = c.lab.node(2).ip.to_string();
+    let before = scrape(&c, &node_2, 10249);
+
     // node-2's only endpoint goes: it tells the load balancer to stop.
     c.swctl_ok(&["delete", "pod", "web-2"]).unwrap();
     eventually(
@@ -137,6 +140,45 @@ fn health_check_node_ports_count_ready_local_endpoints_per_node() {
         || probe(&c, &client, &url(2)) == Ok((503, check_body(0, true))),
     );
     assert_eq!(probe(&c, &client, &url(1)), Ok((200, check_body(1, true))));
+
+    // kube-proxy's metrics saw one endpoint change and no Service change
+    // reach node-2's data path, with its commit-to-applied time.
+    c.wait_synced(Duration::from_secs(10)).unwrap();
+    let after = scrape(&c, &node_2, 10249);
+    let delta = |name: &str| sample(&after, name) - sample(&before, name);
+    assert_eq!(
+        delta("kubeproxy_sync_proxy_rules_endpoint_changes_total"),
+        1.0
+    );
+    assert_eq!(
+        delta("kubeproxy_sync_proxy_rules_service_changes_total"),
+        0.0
+    );
+    assert_eq!(
+        delta("kubeproxy_network_programming_duration_seconds_count"),
+        1.0
+    );
+    assert_eq!(
+        delta("kubeproxy_sync_proxy_rules_duration_seconds_count"),
+        1.0
+    );
+    assert_eq!(
+        sample(
+            &after,
+            "kubeproxy_sync_proxy_rules_nftables_sync_failures_total"
+        ),
+        0.0
+    );
+    let programmed = delta("kubeproxy_network_programming_duration_seconds_sum");
+    assert!(programmed > 0.0 && programmed < 10.0, "{programmed}");
+    assert!(sample(&after, "kubeproxy_sync_proxy_rules_last_timestamp_seconds") > 1.7e9);
+    assert_eq!(sample(&after, "switchyard_agent_connected"), 1.0);
+    let cp = scrape(&c, &c.lab.control_plane().ip.to_string(), 9464);
+    assert!(
+        cp.contains("switchyard_snapshot_push_latency_seconds_count{node=\"node-2\"} "),
+        "{cp}"
+    );
+    assert_eq!(sample(&cp, "switchyard_agents_connected"), 2.0);
 
     // The Cluster policy has no health check: the port closes everywhere.
     c.apply(&service_yaml("web", "  type: LoadBalancer\n"))

@@ -229,3 +229,57 @@ fn node_port_answers_from_the_node_itself_and_local_policy_drops_without_local_e
         Err(28)
     );
 }
+
+/// `loadBalancerSourceRanges` admit only their sources to the LB IP (the
+/// others' connections are dropped before DNAT, as kube-proxy's firewall
+/// does); NodePorts are not checked; a change of ranges applies at once.
+#[test]
+fn load_balancer_source_ranges_admit_only_their_sources() {
+    let Some(c) = cluster(
+        "load_balancer_source_ranges_admit_only_their_sources",
+        &["--lb-pool", "172.18.0.200/29"],
+    ) else {
+        return;
+    };
+    let _backends = web_backends(&c);
+    let client = c.lab.client().clone();
+    let ranges = |list: &[String]| {
+        let items: String = list.iter().map(|r| format!("    - {r}\n")).collect();
+        format!("  type: LoadBalancer\n  loadBalancerSourceRanges:\n{items}")
+    };
+    c.apply(&service_yaml(
+        "web",
+        &ranges(&[format!("{}/32", client.ip)]),
+    ))
+    .unwrap();
+    c.wait_synced(Duration::from_secs(10)).unwrap();
+    let svc = json(&c, &["get", "svc", "web"]);
+    assert_eq!(
+        svc["status"]["loadBalancer"]["ingress"][0]["ip"],
+        "172.18.0.201"
+    );
+    c.lab
+        .add_route_via(&client.ns, "172.18.0.201/32", c.lab.node(1).ip)
+        .unwrap();
+    let lb = "http://172.18.0.201/";
+    let pod = c.lab.pod(1, 2).ns.clone();
+    let reached = |ns: &str| (0..3).filter(|_| curl(&c, ns, lb).is_ok()).count();
+    assert_eq!(reached(&client.ns), 3, "the client is in the range");
+    assert_eq!(reached(&pod), 0, "a pod is not");
+    let node_port = format!("http://{}:{}/", c.lab.node(1).ip, node_port(&c, "web"));
+    assert!(curl(&c, &pod, &node_port).unwrap().starts_with("web-"));
+
+    c.apply(&service_yaml(
+        "web",
+        &ranges(&[format!("{}/32", client.ip), "10.244.0.0/16".to_string()]),
+    ))
+    .unwrap();
+    c.wait_synced(Duration::from_secs(10)).unwrap();
+    assert_eq!(reached(&pod), 3, "pods are in the new range");
+    assert_eq!(reached(&client.ns), 3);
+
+    c.apply(&service_yaml("web", &ranges(&["192.0.2.0/24".to_string()])))
+        .unwrap();
+    c.wait_synced(Duration::from_secs(10)).unwrap();
+    assert_eq!(reached(&client.ns), 0, "the client is out of the range");
+}

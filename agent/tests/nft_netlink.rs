@@ -204,12 +204,16 @@ const RULE_SHAPES: &[&str] = &[
     "fib saddr type local jump svc-a",
     "fib saddr type local goto svc-b",
     "drop",
+    // Load-balancer source ranges.
+    "ip saddr 10.10.0.0/16 return",
+    "ip saddr 172.18.0.201 return",
     "jump reject-chain",
     // Base and fixed chains of the skeleton.
     "ct state new jump services",
     "ct state new goto svc-a",
     "ip daddr . meta l4proto . th dport vmap @service-ips",
     "ip daddr . meta l4proto . th dport vmap @no-endpoint-services",
+    "ip daddr . meta l4proto . th dport vmap @firewall-ips",
     "fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport vmap @service-nodeports",
     "fib daddr type local ip daddr != 127.0.0.0/12 meta l4proto . th dport vmap @no-endpoint-nodeports",
     "meta l4proto tcp reject with tcp reset",

@@ -89,16 +89,23 @@ fn service(slot: u8) -> impl Strategy<Value = ServiceEntry> {
         ports(),
         proptest::option::of(prop_oneof![Just(10u32), Just(10800u32)]),
         any::<(bool, bool)>(),
+        proptest::sample::select(vec![
+            &[][..],
+            &["10.0.0.0/8"],
+            &["172.18.0.0/24", "192.0.2.0/24"],
+        ]),
     )
-        .prop_flat_map(move |(has_ip, ip_pick, lb, ports, affinity, (itp, etp))| {
-            let endpoints = proptest::collection::vec(endpoint(ports.clone()), 0..4);
-            (
-                Just((has_ip, ip_pick, lb, ports, affinity, itp, etp)),
-                endpoints,
-            )
-        })
+        .prop_flat_map(
+            move |(has_ip, ip_pick, lb, ports, affinity, (itp, etp), ranges)| {
+                let endpoints = proptest::collection::vec(endpoint(ports.clone()), 0..4);
+                (
+                    Just((has_ip, ip_pick, lb, ports, affinity, itp, etp, ranges)),
+                    endpoints,
+                )
+            },
+        )
         .prop_map(
-            move |((has_ip, ip_pick, lb, ports, affinity, itp, etp), endpoints)| {
+            move |((has_ip, ip_pick, lb, ports, affinity, itp, etp, ranges), endpoints)| {
                 // Mostly its own ClusterIP; sometimes another Service's (a conflict).
                 let ip = if ip_pick == 0 { 1 } else { slot + 1 };
                 ServiceEntry {
@@ -110,6 +117,10 @@ fn service(slot: u8) -> impl Strategy<Value = ServiceEntry> {
                     internal_traffic_local: itp,
                     external_traffic_local: etp,
                     endpoints: dedup(endpoints),
+                    load_balancer_source_ranges: ranges
+                        .iter()
+                        .map(|r| r.parse().unwrap())
+                        .collect(),
                 }
             },
         )

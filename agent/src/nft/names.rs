@@ -58,6 +58,11 @@ pub fn local_chain(service_port_id: &str) -> String {
     format!("local-{}", short_hash(service_port_id))
 }
 
+/// Source-range check of a LoadBalancer's IPs, before DNAT.
+pub fn firewall_chain(service_port_id: &str) -> String {
+    format!("fw-{}", short_hash(service_port_id))
+}
+
 /// Entry chain for NodePort, external and load-balancer traffic.
 pub fn external_chain(service_port_id: &str) -> String {
     format!("ext-{}", short_hash(service_port_id))

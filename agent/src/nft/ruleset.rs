@@ -9,12 +9,15 @@
 //!   map service-nodeports      { inet_proto . inet_service : verdict }
 //!   map no-endpoint-services   { ipv4_addr . inet_proto . inet_service : verdict }
 //!   map no-endpoint-nodeports  { inet_proto . inet_service : verdict }
+//!   map firewall-ips           { ipv4_addr . inet_proto . inet_service : verdict }
 //!
 //!   # base chains: filtering runs before DNAT (-110) so it sees service addresses
+//!   chain filter-prerouting hook prerouting -110: ct state new jump firewall-check
 //!   chain filter-input    hook input   -110: ct state new jump nodeport-endpoints-check
 //!                                              ct state new jump service-endpoints-check
 //!   chain filter-forward  hook forward -110: ct state new jump service-endpoints-check
-//!   chain filter-output   hook output  -110: ct state new jump service-endpoints-check
+//!   chain filter-output   hook output  -110: ct state new jump firewall-check
+//!                                              ct state new jump service-endpoints-check
 //!   chain nat-prerouting  hook prerouting -100: jump services      (from pods, from outside)
 //!   chain nat-output      hook output     -100: jump services      (from the host itself)
 //!   chain nat-postrouting hook postrouting 100: jump masquerading
@@ -25,6 +28,7 @@
 //!     fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport vmap @service-nodeports
 //!   chain service-endpoints-check    ip daddr . meta l4proto . th dport vmap @no-endpoint-services
 //!   chain nodeport-endpoints-check   fib daddr type local … vmap @no-endpoint-nodeports
+//!   chain firewall-check             ip daddr . meta l4proto . th dport vmap @firewall-ips
 //!   chain reject-chain               TCP reset, else ICMP port unreachable
 //!   chain mark-for-masquerade        meta mark |= 0x4000
 //!   chain masquerading               hairpin pairs → mark; unmarked → return; clear mark;
@@ -41,6 +45,10 @@
 //!                                      the host → mark, goto svc-<h>;
 //!                                      others → goto local-<h> (drop when none),
 //!                                      unmarked, so the client address is kept
+//!   chain fw-<h>     loadBalancerSourceRanges: ip saddr <range> return (per
+//!                    range, plus the LB IPs when a range holds a node IP:
+//!                    a node reaching its own LB IP may loop back from it);
+//!                    drop
 //!
 //!   # endpoints are map elements, not chains
 //!   map backend-ranges-<p>-<s>  { numgen range : endpoint . targetPort }   64 shards per protocol,
@@ -77,6 +85,9 @@
 //!   service has no endpoints at all, drop when only the Local set is empty.
 //! - externalIPs, LB IPs (`service-ips`) and the NodePort (`service-nodeports`)
 //!   → `ext-<h>`; with no endpoint at all, the `no-endpoint-*` maps → reject.
+//! - LB IPs of a Service with source ranges (`firewall-ips`) → `fw-<h>`, as
+//!   kube-proxy does: only connections to the LB IPs are checked, not those
+//!   to NodePorts or externalIPs.
 //!
 //! Headless and ExternalName services (no ClusterIP) program nothing.
 //! The first rule of every chain carries a `sy:<fingerprint>` comment; the
@@ -129,6 +140,13 @@ pub fn skeleton() -> Ruleset {
     let jump_new = |chain: &str| format!("ct state new jump {chain}");
     let base = [
         (
+            "filter-prerouting",
+            "filter",
+            "prerouting",
+            -110,
+            vec![jump_new("firewall-check")],
+        ),
+        (
             "filter-input",
             "filter",
             "input",
@@ -150,7 +168,10 @@ pub fn skeleton() -> Ruleset {
             "filter",
             "output",
             -110,
-            vec![jump_new("service-endpoints-check")],
+            vec![
+                jump_new("firewall-check"),
+                jump_new("service-endpoints-check"),
+            ],
         ),
         (
             "nat-prerouting",
@@ -201,6 +222,13 @@ pub fn skeleton() -> Ruleset {
             vec![format!(
                 "ip daddr . {tuple} vmap @{}",
                 MapName::NoEndpointServices.as_str()
+            )],
+        ),
+        (
+            "firewall-check",
+            vec![format!(
+                "ip daddr . {tuple} vmap @{}",
+                MapName::FirewallIps.as_str()
             )],
         ),
         (
@@ -285,6 +313,50 @@ impl<'a> PortCompiler<'a> {
         self.add_cluster_ip_element(rs, &cluster_chain, &local_chain);
         if self.has_external() {
             self.add_external(rs, &cluster_chain, &local_chain);
+        }
+        self.add_firewall(rs);
+    }
+
+    /// Drops connections to the LB IPs from outside the source ranges,
+    /// endpoints or not (a refused source must not learn whether there are).
+    fn add_firewall(&self, rs: &mut Ruleset) {
+        let ranges = &self.svc.load_balancer_source_ranges;
+        if ranges.is_empty() || self.svc.load_balancer_ips.is_empty() {
+            return;
+        }
+        let chain = names::firewall_chain(&self.id);
+        let mut rules: Vec<String> = ranges
+            .iter()
+            .map(|r| format!("ip saddr {r} return"))
+            .collect();
+        let holds_node = ranges
+            .iter()
+            .any(|r| self.ctx.node_ips.iter().any(|ip| r.contains(ip)));
+        if holds_node {
+            rules.extend(
+                self.svc
+                    .load_balancer_ips
+                    .iter()
+                    .map(|ip| format!("ip saddr {ip} return")),
+            );
+        }
+        rules.push("drop".to_owned());
+        rs.chains.insert(
+            chain.clone(),
+            ChainSpec::new(format!("{} firewall", self.id), rules),
+        );
+        for ip in &self.svc.load_balancer_ips {
+            let key = MapKey {
+                addr: Some(*ip),
+                protocol: self.port.protocol,
+                port: self.port.port,
+            };
+            rs.insert_element(
+                MapName::FirewallIps,
+                key,
+                Verdict::Goto(chain.clone()),
+                &self.id,
+            );
         }
     }
 

@@ -129,6 +129,37 @@ fn node_port_and_external_ip_enter_through_the_external_chain() {
     );
 }
 
+/// Only the LB IP is checked; a range holding this node's address also
+/// lets the LB IP itself through, as a node reaching its own LB IP may
+/// loop back from it.
+#[test]
+fn load_balancer_source_ranges_drop_other_sources_before_dnat() {
+    let mut svc = web(two_endpoints());
+    svc.ports[0].node_port = Some(30080);
+    svc.load_balancer_ips = vec![Ipv4Addr::new(172, 18, 0, 201)];
+    svc.load_balancer_source_ranges = vec![
+        "192.168.0.0/16".parse().unwrap(),
+        "10.10.0.0/16".parse().unwrap(),
+    ];
+    let script = script_from(&base(), &snap(vec![("web", svc)]));
+    let firewall: String = script
+        .lines()
+        .filter(|l| l.contains("fw-") || l.contains("firewall-ips"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_script(
+        firewall,
+        r#"
+        add chain ip switchyard fw-85208ae619feec63
+        add rule ip switchyard fw-85208ae619feec63 ip saddr 192.168.0.0/16 return comment "sy:aff70eed22f4d295 default/web/tcp/80 firewall"
+        add rule ip switchyard fw-85208ae619feec63 ip saddr 10.10.0.0/16 return
+        add rule ip switchyard fw-85208ae619feec63 ip saddr 172.18.0.201 return
+        add rule ip switchyard fw-85208ae619feec63 drop
+        add element ip switchyard firewall-ips { 172.18.0.201 . tcp . 80 : goto fw-85208ae619feec63 }
+    "#,
+    );
+}
+
 #[test]
 fn local_policies_without_local_endpoint_drop_but_short_circuit_pods_and_host() {
     let mut svc = web(vec![ep([10, 244, 2, 7], "node-b", 8080)]);
@@ -308,11 +339,14 @@ fn fresh_table_declares_everything_once() {
         add map ip switchyard service-nodeports { type inet_proto . inet_service : verdict; }
         add map ip switchyard no-endpoint-services { type ipv4_addr . inet_proto . inet_service : verdict; }
         add map ip switchyard no-endpoint-nodeports { type inet_proto . inet_service : verdict; }
+        add map ip switchyard firewall-ips { type ipv4_addr . inet_proto . inet_service : verdict; }
         add set ip switchyard canary { type mark; }
         add set ip switchyard hairpin { type ipv4_addr . ipv4_addr; }
         add chain ip switchyard filter-forward { type filter hook forward priority -110; policy accept; }
         add chain ip switchyard filter-input { type filter hook input priority -110; policy accept; }
         add chain ip switchyard filter-output { type filter hook output priority -110; policy accept; }
+        add chain ip switchyard filter-prerouting { type filter hook prerouting priority -110; policy accept; }
+        add chain ip switchyard firewall-check
         add chain ip switchyard mark-for-masquerade
         add chain ip switchyard masquerading
         add chain ip switchyard nat-output { type nat hook output priority -100; policy accept; }
@@ -325,7 +359,10 @@ fn fresh_table_declares_everything_once() {
         add rule ip switchyard filter-forward ct state new jump service-endpoints-check comment "sy:904d63af87a0c026 filter-forward"
         add rule ip switchyard filter-input ct state new jump nodeport-endpoints-check comment "sy:85d17574aebb322b filter-input"
         add rule ip switchyard filter-input ct state new jump service-endpoints-check
-        add rule ip switchyard filter-output ct state new jump service-endpoints-check comment "sy:904d63af87a0c026 filter-output"
+        add rule ip switchyard filter-output ct state new jump firewall-check comment "sy:17cc19c50b3f4790 filter-output"
+        add rule ip switchyard filter-output ct state new jump service-endpoints-check
+        add rule ip switchyard filter-prerouting ct state new jump firewall-check comment "sy:e2bc8ca33da55765 filter-prerouting"
+        add rule ip switchyard firewall-check ip daddr . meta l4proto . th dport vmap @firewall-ips comment "sy:5ab22b8c5e877f5c firewall-check"
         add rule ip switchyard mark-for-masquerade meta mark set meta mark or 0x4000 comment "sy:ddd29a11799b2634 mark-for-masquerade"
         add rule ip switchyard masquerading ip saddr . ip daddr @hairpin jump mark-for-masquerade comment "sy:dadcedbc19b6d743 masquerading"
         add rule ip switchyard masquerading meta mark and 0x4000 == 0 return

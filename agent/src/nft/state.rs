@@ -161,7 +161,7 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     })
 }
 
-/// The four verdict maps, declared once with the table.
+/// The five verdict maps, declared once with the table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum MapName {
     /// `address . protocol . port` of ClusterIPs, external and LB IPs.
@@ -172,14 +172,18 @@ pub enum MapName {
     NoEndpointServices,
     /// NodePorts of services without usable endpoints: reject or drop.
     NoEndpointNodePorts,
+    /// `address . protocol . port` of LB IPs with source ranges: checked
+    /// before DNAT, sources outside the ranges dropped.
+    FirewallIps,
 }
 
 impl MapName {
-    pub const ALL: [MapName; 4] = [
+    pub const ALL: [MapName; 5] = [
         MapName::ServiceIps,
         MapName::ServiceNodePorts,
         MapName::NoEndpointServices,
         MapName::NoEndpointNodePorts,
+        MapName::FirewallIps,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -188,6 +192,7 @@ impl MapName {
             MapName::ServiceNodePorts => "service-nodeports",
             MapName::NoEndpointServices => "no-endpoint-services",
             MapName::NoEndpointNodePorts => "no-endpoint-nodeports",
+            MapName::FirewallIps => "firewall-ips",
         }
     }
 
@@ -197,7 +202,10 @@ impl MapName {
 
     /// Whether keys start with an address (`ip . proto . port`) or not.
     pub fn keyed_by_address(self) -> bool {
-        matches!(self, MapName::ServiceIps | MapName::NoEndpointServices)
+        matches!(
+            self,
+            MapName::ServiceIps | MapName::NoEndpointServices | MapName::FirewallIps
+        )
     }
 
     /// The `type` clause of the map declaration.
