@@ -55,6 +55,20 @@ pub struct ApplyArgs {
     /// Manifest file, directory, or - for stdin (repeatable).
     #[arg(short = 'f', long = "filename", required = true)]
     pub files: Vec<String>,
+    /// What to do with fields the API does not know (they would be
+    /// dropped): warn and apply, refuse the object, or say nothing.
+    #[arg(long, value_enum, default_value = "warn")]
+    pub validate: FieldValidation,
+}
+
+/// kubectl's `--validate` values; `true` is `strict`, `false` `ignore`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FieldValidation {
+    #[value(alias = "true")]
+    Strict,
+    Warn,
+    #[value(alias = "false")]
+    Ignore,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

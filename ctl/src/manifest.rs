@@ -26,6 +26,9 @@ pub struct Manifest {
     pub value: serde_json::Value,
     /// The file it came from (`STDIN` for `-`), for kubectl-style `error when creating "x.yaml"`.
     pub source: String,
+    /// Paths of fields the API does not know (`spec.foo`), which it would
+    /// drop: warned about, or refused with `--validate=strict`.
+    pub unknown_fields: Vec<String>,
 }
 
 /// Where in a source an object sits: documents count from 1, skipping empty ones.
@@ -329,11 +332,12 @@ impl DocContext<'_> {
                 kind: kind_name.to_string(),
                 api_version: api_version.to_string(),
             })?;
-        decode_as(kind, value).map_err(|error| self.invalid(kind, error, prefix))?;
+        let unknown = decode_as(kind, value).map_err(|error| self.invalid(kind, error, prefix))?;
         Ok(Manifest {
             kind,
             value: value.clone(),
             source: self.source.to_string(),
+            unknown_fields: unknown.iter().map(|path| path_string(path)).collect(),
         })
     }
 
@@ -387,11 +391,12 @@ impl DocContext<'_> {
     }
 }
 
-/// Decodes `value` as the concrete type of `kind` to find type errors, with their path.
+/// Decodes `value` as the concrete type of `kind` to find type errors,
+/// with their path; returns the paths of the fields it does not know.
 fn decode_as(
     kind: Kind,
     value: &Value,
-) -> Result<(), serde_path_to_error::Error<serde_json::Error>> {
+) -> Result<Vec<Vec<Segment>>, serde_path_to_error::Error<serde_json::Error>> {
     match kind {
         Kind::Namespace => decode::<Namespace>(value),
         Kind::Service => decode::<Service>(value),
@@ -406,8 +411,12 @@ fn decode_as(
 
 fn decode<T: DeserializeOwned>(
     value: &Value,
-) -> Result<(), serde_path_to_error::Error<serde_json::Error>> {
-    serde_path_to_error::deserialize::<_, T>(value).map(drop)
+) -> Result<Vec<Vec<Segment>>, serde_path_to_error::Error<serde_json::Error>> {
+    let mut unknown = Vec::new();
+    let mut note = |path: serde_ignored::Path<'_>| unknown.push(Segment::path_of(&path));
+    let deserializer = serde_ignored::Deserializer::new(value, &mut note);
+    serde_path_to_error::deserialize::<_, T>(deserializer)?;
+    Ok(unknown)
 }
 
 fn json_type(value: &Value) -> &'static str {
@@ -429,6 +438,26 @@ enum Segment {
 }
 
 impl Segment {
+    fn path_of(path: &serde_ignored::Path<'_>) -> Vec<Segment> {
+        use serde_ignored::Path;
+        match path {
+            Path::Root => Vec::new(),
+            Path::Seq { parent, index } => {
+                let mut out = Segment::path_of(parent);
+                out.push(Segment::Index(*index));
+                out
+            }
+            Path::Map { parent, key } => {
+                let mut out = Segment::path_of(parent);
+                out.push(Segment::Key(key.clone()));
+                out
+            }
+            Path::Some { parent }
+            | Path::NewtypeStruct { parent }
+            | Path::NewtypeVariant { parent } => Segment::path_of(parent),
+        }
+    }
+
     fn from_serde(segment: &serde_path_to_error::Segment) -> Option<Segment> {
         match segment {
             serde_path_to_error::Segment::Seq { index } => Some(Segment::Index(*index)),

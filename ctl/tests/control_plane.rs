@@ -662,3 +662,74 @@ fn a_service_read_back_and_edited_to_another_type_drops_what_that_type_refuses()
         "The Service \"reuse\" is invalid: spec.ports[1].nodePort: Forbidden: may not be used when `type` is 'ClusterIP'\n"
     );
 }
+
+fn apply_with(cp: &ControlPlane, args: &[&str], yaml: &str) -> (bool, String, String) {
+    let mut full = vec!["apply", "-f", "-"];
+    full.extend(args);
+    let out = cp.swctl_stdin(&full, Some(yaml));
+    let text = |b: Vec<u8>| String::from_utf8(b).unwrap();
+    (out.status.success(), text(out.stdout), text(out.stderr))
+}
+
+/// Fields the API does not know are warned about (kubectl's server-side
+/// field validation words) and applied without them; `--validate=strict`
+/// (or `true`) refuses such an object and applies the rest; `ignore` says
+/// nothing.
+#[test]
+fn unknown_fields_are_warned_about_or_refused_with_strict_validation() {
+    let cp = ControlPlane::start(&[]);
+    let yaml = "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\n  colour: blue\nspec:\n  foo: 1\n  ports:\n  - port: 80\n    bar: x\n";
+    let (ok, stdout, stderr) = apply_with(&cp, &[], yaml);
+    assert!(ok, "{stderr}");
+    assert_eq!(stdout, "service/web created\n");
+    assert_eq!(
+        stderr,
+        "Warning: unknown field \"metadata.colour\"\nWarning: unknown field \"spec.foo\"\nWarning: unknown field \"spec.ports[0].bar\"\n"
+    );
+    let stored = cp.ok(&["get", "svc", "web", "-o", "yaml"]);
+    assert!(
+        !stored.contains("foo") && !stored.contains("colour"),
+        "{stored}"
+    );
+
+    let strict = format!(
+        "{}---\n{}",
+        yaml.replace("name: web", "name: strict"),
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: clean\nspec:\n  ports:\n  - port: 80\n"
+    );
+    for flag in ["--validate=strict", "--validate=true"] {
+        let (ok, stdout, stderr) = apply_with(&cp, &[flag], &strict);
+        assert!(!ok, "{flag}");
+        assert_eq!(
+            stderr,
+            "error when applying \"STDIN\": Service in version \"v1\" cannot be handled as a Service: strict decoding error: unknown field \"metadata.colour\", unknown field \"spec.foo\", unknown field \"spec.ports[0].bar\"\n",
+            "{flag}"
+        );
+        assert!(stdout.starts_with("service/clean "), "{flag}: {stdout}");
+    }
+    assert_eq!(
+        cp.fails(&["get", "svc", "strict"]),
+        "Error from server (NotFound): services \"strict\" not found\n"
+    );
+    let (ok, stdout, stderr) = apply_with(&cp, &["--validate=ignore"], yaml);
+    assert!(ok);
+    assert_eq!(
+        (stdout.as_str(), stderr.as_str()),
+        ("service/web unchanged\n", "")
+    );
+}
+
+/// What `get -o yaml` prints applies back without a single unknown field,
+/// for every kind the example and the API make.
+#[test]
+fn objects_read_back_apply_without_warnings() {
+    let cp = ControlPlane::start(&[]);
+    let (ok, _, stderr) = apply_with(&cp, &[], &support::example("frontend.yaml"));
+    assert!(ok && stderr.is_empty(), "{stderr}");
+    for kind in ["deploy", "pods", "svc", "endpointslices", "ns"] {
+        let listed = cp.ok(&["get", kind, "-o", "yaml"]);
+        let (ok, _, stderr) = apply_with(&cp, &[], &listed);
+        assert!(ok, "{kind}: {stderr}");
+        assert_eq!(stderr, "", "{kind}");
+    }
+}

@@ -3,7 +3,7 @@ use switchyard_api::v1::ApplyOutcome;
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::qualified_name;
-use crate::cli::ApplyArgs;
+use crate::cli::{ApplyArgs, FieldValidation};
 use crate::client::Client;
 use crate::manifest::{stream_inputs, Manifest, ManifestError};
 
@@ -14,7 +14,11 @@ const IN_FLIGHT: usize = 32;
 
 /// One object's outcome, as kubectl prints it.
 enum Reported {
-    Applied(String),
+    /// Printed on stdout after its warnings on stderr.
+    Applied {
+        line: String,
+        warnings: Vec<String>,
+    },
     Refused(String),
     /// The manifest itself is broken; nothing after it is read.
     Unreadable(ManifestError),
@@ -23,12 +27,22 @@ enum Reported {
 /// Sends every object of the manifests as they are read, [`IN_FLIGHT`] at
 /// a time, and reports each in the order the manifests give them.
 pub async fn run(client: &mut Client, namespace: &str, args: &ApplyArgs) -> anyhow::Result<bool> {
+    let validate = args.validate;
     let sends = ReceiverStream::new(stream_inputs(&args.files)).map(|item| {
         let mut client = client.clone();
         async move {
             let m = match item {
                 Ok(m) => m,
                 Err(e) => return Reported::Unreadable(e),
+            };
+            let warnings = match (validate, m.unknown_fields.is_empty()) {
+                (_, true) | (FieldValidation::Ignore, _) => Vec::new(),
+                (FieldValidation::Strict, false) => return Reported::Refused(strict_error(&m)),
+                (FieldValidation::Warn, false) => m
+                    .unknown_fields
+                    .iter()
+                    .map(|f| format!("Warning: unknown field \"{f}\""))
+                    .collect(),
             };
             let kind = m.kind;
             let json = with_namespace(m, namespace).to_string();
@@ -39,7 +53,10 @@ pub async fn run(client: &mut Client, namespace: &str, args: &ApplyArgs) -> anyh
                         ApplyOutcome::Unchanged => "unchanged",
                         ApplyOutcome::Configured | ApplyOutcome::Unspecified => "configured",
                     };
-                    Reported::Applied(format!("{} {verb}", qualified_name(&obj)))
+                    Reported::Applied {
+                        line: format!("{} {verb}", qualified_name(&obj)),
+                        warnings,
+                    }
                 }
                 Err(e) => Reported::Refused(e.to_string()),
             }
@@ -49,7 +66,12 @@ pub async fn run(client: &mut Client, namespace: &str, args: &ApplyArgs) -> anyh
     let mut ok = true;
     while let Some(report) = reports.next().await {
         match report {
-            Reported::Applied(line) => println!("{line}"),
+            Reported::Applied { line, warnings } => {
+                for warning in warnings {
+                    eprintln!("{warning}");
+                }
+                println!("{line}");
+            }
             Reported::Refused(line) => {
                 eprintln!("{line}");
                 ok = false;
@@ -58,6 +80,22 @@ pub async fn run(client: &mut Client, namespace: &str, args: &ApplyArgs) -> anyh
         }
     }
     Ok(ok)
+}
+
+/// kubectl's words for an object strict field validation refuses.
+fn strict_error(m: &Manifest) -> String {
+    let fields: Vec<String> = m
+        .unknown_fields
+        .iter()
+        .map(|f| format!("unknown field \"{f}\""))
+        .collect();
+    format!(
+        "error when applying \"{}\": {kind} in version \"{}\" cannot be handled as a {kind}: strict decoding error: {}",
+        m.source,
+        m.kind.api_version(),
+        fields.join(", "),
+        kind = m.kind,
+    )
 }
 
 /// Objects without a namespace go to the one given with `-n`.
