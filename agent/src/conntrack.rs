@@ -255,6 +255,7 @@ mod tests {
             endpoints: endpoints
                 .iter()
                 .map(|(ip, ready)| EndpointEntry {
+                    hints: None,
                     ip: ip.parse().unwrap(),
                     node_name: None,
                     ready: *ready,

@@ -1,6 +1,7 @@
 //! `switchyard-agent`: one per host; programs this host's nftables from the
 //! control plane's snapshot stream.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -16,7 +17,7 @@ use switchyard_agent::conntrack::Conntrack;
 use switchyard_agent::handover::{self, Sockets};
 use switchyard_agent::identity::{self, NodeCredentials};
 use switchyard_agent::metrics::{self, Metrics};
-use switchyard_agent::model::NodeContext;
+use switchyard_agent::model::{NodeContext, ZONE_LABEL};
 use switchyard_agent::nft::{DataPath, NftCommand, DEFAULT_TABLE};
 use switchyard_agent::probe::{Prober, Reporter};
 use switchyard_agent::runtime::{AgentConfig, Refused, Runtime, FULL_RESYNC};
@@ -61,6 +62,11 @@ struct Args {
     /// The pod CIDR of this node; traffic from outside it is masqueraded.
     #[arg(long)]
     pod_cidr: Option<Ipv4Net>,
+    /// Labels registered with this node, KEY=VALUE, comma-separated or
+    /// repeated; `topology.kubernetes.io/zone` is the node's zone, which
+    /// `trafficDistribution` keeps traffic in.
+    #[arg(long = "node-labels", value_parser = parse_label, value_delimiter = ',')]
+    node_labels: Vec<(String, String)>,
     /// The nftables table (family ip) this agent owns.
     #[arg(long, default_value = DEFAULT_TABLE)]
     table: String,
@@ -88,6 +94,13 @@ struct Args {
     /// within seconds by a cheaper check).
     #[arg(long, default_value_t = FULL_RESYNC.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
     full_resync_seconds: u64,
+}
+
+fn parse_label(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_string(), value.to_string())),
+        _ => Err(format!("expected KEY=VALUE, got {s:?}")),
+    }
 }
 
 fn parse_upstream(s: &str) -> Result<SocketAddr, String> {
@@ -149,8 +162,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let dns_listen = args
         .dns_listen
         .unwrap_or_else(|| SocketAddr::new(args.node_ips[0].into(), 53));
+    let node_labels: BTreeMap<String, String> = args.node_labels.iter().cloned().collect();
     let cfg = AgentConfig {
         node: NodeContext {
+            zone: node_labels.get(ZONE_LABEL).cloned(),
             node_name: args.node_name.clone(),
             node_ips: args.node_ips.clone(),
             pod_cidr: args.pod_cidr.map(|c| c.trunc()),
@@ -160,6 +175,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         dns_listen: Some(dns_listen),
         full_resync: Duration::from_secs(args.full_resync_seconds),
         health_timeout: Duration::from_secs(args.healthz_timeout_seconds),
+        node_labels,
     };
     let (mut runtime, views) =
         Runtime::new(cfg, channels.clone(), datapath, Conntrack::new(), metrics);

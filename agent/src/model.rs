@@ -11,6 +11,9 @@ use std::sync::Arc;
 
 use ipnet::Ipv4Net;
 
+/// The node label that names the node's zone, as in Kubernetes.
+pub const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
+
 /// What this agent knows about the host it runs on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeContext {
@@ -23,6 +26,9 @@ pub struct NodeContext {
     /// it may be sent to another node; `None` masquerades everything (kube-proxy's
     /// `masqueradeAll`), the safe choice when the pod network is unknown.
     pub pod_cidr: Option<Ipv4Net>,
+    /// The node's `topology.kubernetes.io/zone` label: endpoints hinted for
+    /// it are preferred under `trafficDistribution`.
+    pub zone: Option<String>,
 }
 
 /// One complete, versioned view of every Service the node must serve.
@@ -77,6 +83,13 @@ pub struct ServiceEntry {
     pub load_balancer_source_ranges: Vec<Ipv4Net>,
 }
 
+/// An endpoint's EndpointSlice hints: the zones and nodes that should use it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Hints {
+    pub zones: Vec<String>,
+    pub nodes: Vec<String>,
+}
+
 /// One `spec.ports[]` item.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServicePortEntry {
@@ -90,6 +103,9 @@ pub struct ServicePortEntry {
 /// One endpoint address with its conditions, as an EndpointSlice carries it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EndpointEntry {
+    /// Where `trafficDistribution` wants it used; `None` for no hints
+    /// (nearly always: shared, so unhinted endpoints cost one pointer).
+    pub hints: Option<Arc<Hints>>,
     pub ip: Ipv4Addr,
     pub node_name: Option<String>,
     pub ready: bool,

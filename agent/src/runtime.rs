@@ -10,7 +10,7 @@
 //! Services) and the loop repairs from the listing if no apply ran since.
 
 use std::collections::btree_map::Entry;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -72,6 +72,8 @@ pub struct AgentConfig {
     /// How long a change may wait for the data path before this node
     /// reports itself unhealthy.
     pub health_timeout: Duration,
+    /// `--node-labels`, registered with the node.
+    pub node_labels: BTreeMap<String, String>,
 }
 
 pub struct Runtime<R> {
@@ -223,6 +225,7 @@ impl<R: NftRunner + Clone + 'static> Runtime<R> {
                 .unwrap_or_default(),
             agent_version: self.cfg.agent_version.clone(),
             applied_version: self.applied.unwrap_or(0),
+            node_labels: self.cfg.node_labels.clone().into_iter().collect(),
         }
     }
 

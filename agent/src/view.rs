@@ -13,7 +13,7 @@ use std::sync::Arc;
 use switchyard_api::v1::{ClusterConfig, PodProbe, Push, ServiceState};
 
 use crate::model::{
-    EndpointEntry, EndpointPortEntry, Protocol, ServiceEntry, ServiceKey, ServicePortEntry,
+    EndpointEntry, EndpointPortEntry, Hints, Protocol, ServiceEntry, ServiceKey, ServicePortEntry,
     Snapshot,
 };
 
@@ -236,7 +236,14 @@ fn endpoint_entries(s: &ServiceState) -> Vec<EndpointEntry> {
             .and_then(|i| port_sets.get(i))
             .cloned()
             .unwrap_or_else(|| Arc::from([]));
+        let hinted = !e.zone_hints.is_empty() || !e.node_hints.is_empty();
         entries.push(EndpointEntry {
+            hints: hinted.then(|| {
+                Arc::new(Hints {
+                    zones: e.zone_hints.clone(),
+                    nodes: e.node_hints.clone(),
+                })
+            }),
             ip,
             node_name: Some(e.node_name.clone()).filter(|n| !n.is_empty()),
             ready: e.ready,

@@ -61,6 +61,7 @@ impl NftRunner for Tee {
 
 fn ctx() -> NodeContext {
     NodeContext {
+        zone: None,
         node_name: "node-a".into(),
         node_ips: vec![Ipv4Addr::new(192, 168, 1, 10)],
         pod_cidr: Some("10.244.1.0/24".parse().unwrap()),
@@ -69,6 +70,7 @@ fn ctx() -> NodeContext {
 
 fn endpoint(ip: [u8; 4], node: &str) -> EndpointEntry {
     EndpointEntry {
+        hints: None,
         ip: ip.into(),
         node_name: Some(node.into()),
         ready: true,

@@ -24,6 +24,7 @@ const TABLE: &str = "switchyard";
 
 fn ctx() -> NodeContext {
     NodeContext {
+        zone: None,
         node_name: "node-a".into(),
         node_ips: vec![Ipv4Addr::new(192, 168, 1, 10)],
         pod_cidr: Some("10.244.1.0/24".parse().unwrap()),
@@ -44,6 +45,7 @@ fn endpoint(
     ports: &[(&str, Protocol, u16)],
 ) -> EndpointEntry {
     EndpointEntry {
+        hints: None,
         ip: ip.into(),
         node_name: Some(node.into()),
         ready: matches!(state, State::Ready),

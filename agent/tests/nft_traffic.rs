@@ -146,6 +146,7 @@ fn wire(node: &Netns, peer: &Netns, node_if: &str, node_addr: &str, peer_addr: &
 
 fn endpoint(ip: [u8; 4], node: &str) -> EndpointEntry {
     EndpointEntry {
+        hints: None,
         ip: ip.into(),
         node_name: Some(node.into()),
         ready: true,
@@ -228,6 +229,7 @@ async fn service_traffic_is_dnatted_masqueraded_and_rejected_as_kube_proxy_does(
     node.exec("ip route add 10.96.0.0/12 dev uplink0").unwrap();
 
     let ctx = NodeContext {
+        zone: None,
         node_name: "node-a".into(),
         node_ips: vec![Ipv4Addr::new(192, 168, 1, 10)],
         pod_cidr: Some("10.244.1.0/24".parse().unwrap()),

@@ -63,6 +63,7 @@ fn endpoint(ports: Vec<ServicePortEntry>) -> impl Strategy<Value = EndpointEntry
     )
         .prop_map(
             move |(node, host, node_name, (ready, serving, terminating), target)| EndpointEntry {
+                hints: None,
                 ip: Ipv4Addr::new(10, 244, node, host),
                 node_name: node_name.map(str::to_string),
                 ready,
@@ -150,6 +151,7 @@ fn key(slot: u8) -> ServiceKey {
 
 fn node() -> NodeContext {
     NodeContext {
+        zone: None,
         node_name: "n1".to_string(),
         node_ips: vec![Ipv4Addr::new(172, 18, 0, 11)],
         pod_cidr: Some("10.244.0.0/24".parse().unwrap()),

@@ -188,6 +188,7 @@ async fn agent<R: NftRunner + Clone + 'static>(
     let datapath = DataPath::open("switchyard", runner).await.unwrap();
     let cfg = AgentConfig {
         node: NodeContext {
+            zone: None,
             node_name: "node-1".into(),
             node_ips: vec!["172.18.0.11".parse().unwrap()],
             pod_cidr: Some("10.244.1.0/24".parse().unwrap()),
@@ -197,6 +198,7 @@ async fn agent<R: NftRunner + Clone + 'static>(
         dns_listen: None,
         full_resync: FULL_RESYNC,
         health_timeout: switchyard_agent::health::DEFAULT_TIMEOUT,
+        node_labels: Default::default(),
     };
     let (runtime, _views) = Runtime::new(
         cfg,

@@ -100,6 +100,9 @@ pub struct GetArgs {
     /// Omit the table header.
     #[arg(long)]
     pub no_headers: bool,
+    /// Show each object's labels as the last column.
+    #[arg(long)]
+    pub show_labels: bool,
 }
 
 #[derive(Debug, Args)]

@@ -733,3 +733,35 @@ fn objects_read_back_apply_without_warnings() {
         assert_eq!(stderr, "", "{kind}");
     }
 }
+
+/// Endpoints carry their node's zone; a node relabelled into another zone
+/// moves its endpoints and their PreferClose hints with it.
+#[test]
+fn endpoints_follow_their_nodes_zone() {
+    let cp = ControlPlane::start(&[]);
+    let node = |zone: &str| {
+        format!("apiVersion: v1\nkind: Node\nmetadata:\n  name: node-1\n  labels:\n    topology.kubernetes.io/zone: {zone}\n")
+    };
+    applied(&cp, &node("a")).unwrap();
+    let pod = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web-1\n  labels:\n    app: web\nspec:\n  nodeName: node-1\n  containers:\n  - name: web\nstatus:\n  podIP: 10.244.1.5\n";
+    let svc = "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  trafficDistribution: PreferClose\n  selector:\n    app: web\n  ports:\n  - port: 80\n";
+    applied(&cp, &format!("{pod}---\n{svc}")).unwrap();
+    let endpoint = || cp.json(&["get", "endpointslices"])["items"][0]["endpoints"][0].clone();
+    let seen = endpoint();
+    assert_eq!(
+        (&seen["zone"], &seen["hints"]["forZones"][0]["name"]),
+        (&"a".into(), &"a".into()),
+        "{seen}"
+    );
+    applied(&cp, &node("b")).unwrap();
+    let seen = endpoint();
+    assert_eq!(
+        (&seen["zone"], &seen["hints"]["forZones"][0]["name"]),
+        (&"b".into(), &"b".into()),
+        "{seen}"
+    );
+    assert_eq!(
+        applied(&cp, &svc.replace("PreferClose", "Nearest")).unwrap_err(),
+        "The Service \"web\" is invalid: spec.trafficDistribution: Unsupported value: \"Nearest\": supported values: \"PreferClose\", \"PreferSameNode\", \"PreferSameZone\"\n"
+    );
+}

@@ -41,6 +41,7 @@ pub fn dns_service(
             })
             .collect(),
         endpoints: vec![EndpointEntry {
+            hints: None,
             ip,
             node_name: Some(node_name.to_string()),
             ready: true,

@@ -286,6 +286,7 @@ mod tests {
 
     fn ctx() -> NodeContext {
         NodeContext {
+            zone: None,
             node_name: "a".into(),
             node_ips: vec![],
             pod_cidr: None,

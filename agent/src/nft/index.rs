@@ -261,6 +261,7 @@ mod tests {
 
     fn ctx() -> NodeContext {
         NodeContext {
+            zone: None,
             node_name: "a".into(),
             node_ips: vec![],
             pod_cidr: "10.244.1.0/24".parse().ok(),
@@ -280,6 +281,7 @@ mod tests {
             endpoints: eps
                 .iter()
                 .map(|e| EndpointEntry {
+                    hints: None,
                     ip: Ipv4Addr::new(10, 244, 1, *e),
                     node_name: Some("a".into()),
                     ready: true,

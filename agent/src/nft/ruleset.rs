@@ -290,7 +290,7 @@ impl<'a> PortCompiler<'a> {
             vip,
             port,
             id: names::service_port_id(key, port),
-            backends: backends_for(svc, port, &ctx.node_name),
+            backends: backends_for(svc, port, ctx),
         }
     }
 

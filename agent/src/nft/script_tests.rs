@@ -15,6 +15,7 @@ const T: &str = "switchyard";
 
 fn ctx() -> NodeContext {
     NodeContext {
+        zone: None,
         node_name: "node-a".into(),
         node_ips: vec![Ipv4Addr::new(192, 168, 1, 10)],
         pod_cidr: Some("10.244.1.0/24".parse().unwrap()),
@@ -23,6 +24,7 @@ fn ctx() -> NodeContext {
 
 fn ep(ip: [u8; 4], node: &str, port: u16) -> EndpointEntry {
     EndpointEntry {
+        hints: None,
         ip: ip.into(),
         node_name: Some(node.into()),
         ready: true,
@@ -287,6 +289,7 @@ fn another_nodes_endpoint_has_no_hairpin_pair() {
 #[test]
 fn without_a_pod_cidr_every_endpoint_has_a_hairpin_pair() {
     let ctx = NodeContext {
+        zone: None,
         pod_cidr: None,
         ..ctx()
     };

@@ -1,6 +1,10 @@
 //! The endpoints controller: for every Service with a selector, the
 //! EndpointSlices listing its matching Pods.
 //!
+//! Each endpoint carries its node's zone; under `trafficDistribution` it is
+//! hinted for that zone (and, for `PreferSameNode`, its node) as
+//! Kubernetes' controller hints it, so agents can keep traffic close.
+//!
 //! Pods whose named targetPorts resolve to different numbers land in
 //! different slices (one slice per distinct port list, at most
 //! [`MAX_ENDPOINTS_PER_SLICE`] endpoints each), exactly as Kubernetes splits
@@ -10,13 +14,28 @@
 use std::collections::BTreeMap;
 
 use switchyard_api::resources::{
-    Endpoint, EndpointConditions, EndpointPort, EndpointSlice, IntOrString, Kind, ObjectMeta,
-    ObjectReference, Pod, Service, MANAGED_BY_CONTROLLER, MANAGED_BY_LABEL, SERVICE_NAME_LABEL,
+    Endpoint, EndpointConditions, EndpointHints, EndpointPort, EndpointSlice, ForName, IntOrString,
+    Kind, ObjectMeta, ObjectReference, Pod, Service, MANAGED_BY_CONTROLLER, MANAGED_BY_LABEL,
+    SERVICE_NAME_LABEL,
 };
 
 use crate::selector::service_selects;
 
 pub const MAX_ENDPOINTS_PER_SLICE: usize = 100;
+
+/// The node label endpoints take their zone from.
+pub const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
+
+/// Each node's zone, from its `topology.kubernetes.io/zone` label.
+pub type NodeZones = BTreeMap<String, String>;
+
+/// The `trafficDistribution` values, Kubernetes 1.33+.
+pub mod traffic_distribution {
+    pub const PREFER_CLOSE: &str = "PreferClose";
+    pub const PREFER_SAME_ZONE: &str = "PreferSameZone";
+    pub const PREFER_SAME_NODE: &str = "PreferSameNode";
+    pub const ALL: &[&str] = &[PREFER_CLOSE, PREFER_SAME_NODE, PREFER_SAME_ZONE];
+}
 
 /// Whether the controller manages slices for this Service at all.
 pub fn is_managed(svc: &Service) -> bool {
@@ -40,13 +59,14 @@ pub fn selects(svc: &Service, pod: &Pod) -> bool {
 pub fn desired_slices<'a>(
     svc: &Service,
     pods: impl IntoIterator<Item = &'a Pod>,
+    zones: &NodeZones,
 ) -> Vec<EndpointSlice> {
     if !is_managed(svc) {
         return Vec::new();
     }
     let mut groups: BTreeMap<Vec<EndpointPort>, Vec<(String, Endpoint)>> = BTreeMap::new();
     for pod in pods.into_iter().filter(|p| selects(svc, p)) {
-        if let Some((ports, endpoint)) = endpoint_for(svc, pod) {
+        if let Some((ports, endpoint)) = endpoint_for(svc, pod, zones) {
             groups
                 .entry(ports)
                 .or_default()
@@ -70,7 +90,11 @@ pub fn desired_slices<'a>(
         .collect()
 }
 
-fn endpoint_for(svc: &Service, pod: &Pod) -> Option<(Vec<EndpointPort>, Endpoint)> {
+fn endpoint_for(
+    svc: &Service,
+    pod: &Pod,
+    zones: &NodeZones,
+) -> Option<(Vec<EndpointPort>, Endpoint)> {
     let ip = pod.status.pod_ip.clone()?;
     let ports = svc
         .spec
@@ -96,7 +120,11 @@ fn endpoint_for(svc: &Service, pod: &Pod) -> Option<(Vec<EndpointPort>, Endpoint
         .hostname
         .clone()
         .filter(|_| pod.spec.subdomain.as_deref() == Some(svc.metadata.name.as_str()));
+    let node = pod.spec.node_name.as_deref();
+    let zone = node.and_then(|n| zones.get(n)).cloned();
     let endpoint = Endpoint {
+        hints: hints(svc, zone.as_deref(), node),
+        zone,
         addresses: vec![ip],
         conditions: EndpointConditions {
             ready: Some(ready || publish),
@@ -113,6 +141,33 @@ fn endpoint_for(svc: &Service, pod: &Pod) -> Option<(Vec<EndpointPort>, Endpoint
         }),
     };
     Some((ports, endpoint))
+}
+
+/// Kubernetes' hints: under PreferClose and PreferSameZone an endpoint is
+/// for its zone; under PreferSameNode for its node and its zone (so agents
+/// that do not know nodes still keep traffic in the zone).
+fn hints(svc: &Service, zone: Option<&str>, node: Option<&str>) -> Option<EndpointHints> {
+    use traffic_distribution::*;
+    let named = |name: Option<&str>| {
+        name.filter(|n| !n.is_empty())
+            .map(|n| ForName {
+                name: n.to_string(),
+            })
+            .into_iter()
+            .collect::<Vec<_>>()
+    };
+    let hints = match svc.spec.traffic_distribution.as_deref()? {
+        PREFER_CLOSE | PREFER_SAME_ZONE => EndpointHints {
+            for_zones: named(zone),
+            for_nodes: Vec::new(),
+        },
+        PREFER_SAME_NODE => EndpointHints {
+            for_zones: named(zone),
+            for_nodes: named(node),
+        },
+        _ => return None,
+    };
+    (!hints.for_zones.is_empty() || !hints.for_nodes.is_empty()).then_some(hints)
 }
 
 fn slice(
@@ -246,7 +301,7 @@ mod tests {
             pod("b", "10.244.2.7", 5000, false),
             other,
         ];
-        let slices = desired_slices(&svc, &pods);
+        let slices = desired_slices(&svc, &pods, &NodeZones::default());
         assert_eq!(
             summary(&slices),
             vec![(
@@ -266,7 +321,11 @@ mod tests {
     #[test]
     fn publish_not_ready_marks_everything_ready() {
         let svc = service(IntOrString::Int(5000), true);
-        let slices = desired_slices(&svc, &[pod("b", "10.244.2.7", 5000, false)]);
+        let slices = desired_slices(
+            &svc,
+            &[pod("b", "10.244.2.7", 5000, false)],
+            &NodeZones::default(),
+        );
         assert_eq!(slices[0].endpoints[0].conditions.ready, Some(true));
     }
 
@@ -279,6 +338,7 @@ mod tests {
                 pod("a", "10.244.1.5", 5000, true),
                 pod("b", "10.244.2.7", 8080, true),
             ],
+            &NodeZones::default(),
         );
         let mut got = summary(&slices);
         got.sort();
@@ -303,10 +363,15 @@ mod tests {
         let svc = service(IntOrString::Int(5000), false);
         let mut p = pod("a", "10.244.1.5", 5000, true);
         p.status.pod_ip = None;
-        assert!(desired_slices(&svc, &[p]).is_empty());
+        assert!(desired_slices(&svc, &[p], &NodeZones::default()).is_empty());
         let mut manual = service(IntOrString::Int(5000), false);
         manual.spec.selector = None;
-        assert!(desired_slices(&manual, &[pod("a", "10.244.1.5", 5000, true)]).is_empty());
+        assert!(desired_slices(
+            &manual,
+            &[pod("a", "10.244.1.5", 5000, true)],
+            &NodeZones::default()
+        )
+        .is_empty());
     }
 
     #[test]
@@ -322,10 +387,65 @@ mod tests {
                 )
             })
             .collect();
-        let slices = desired_slices(&svc, &pods);
+        let slices = desired_slices(&svc, &pods, &NodeZones::default());
         assert_eq!(
             slices.iter().map(|s| s.endpoints.len()).collect::<Vec<_>>(),
             vec![100, 50]
+        );
+    }
+
+    #[test]
+    fn endpoints_carry_their_zone_and_the_hints_their_distribution_asks_for() {
+        let zones: NodeZones = [("node-1".to_string(), "a".to_string())]
+            .into_iter()
+            .collect();
+        let mut elsewhere = pod("b", "10.244.9.7", 5000, true);
+        elsewhere.spec.node_name = Some("node-9".into());
+        let pods = [pod("a", "10.244.1.5", 5000, true), elsewhere];
+        let hints_under = |distribution: Option<&str>| {
+            let mut svc = service(IntOrString::Int(5000), false);
+            svc.spec.traffic_distribution = distribution.map(str::to_string);
+            let slices = desired_slices(&svc, &pods, &zones);
+            slices[0]
+                .endpoints
+                .iter()
+                .map(|e| (e.zone.clone(), e.hints.clone()))
+                .collect::<Vec<_>>()
+        };
+        let name = |n: &str| ForName { name: n.into() };
+        assert_eq!(
+            hints_under(None),
+            [(Some("a".to_string()), None), (None, None)]
+        );
+        let zone_a = EndpointHints {
+            for_zones: vec![name("a")],
+            for_nodes: vec![],
+        };
+        for close in ["PreferClose", "PreferSameZone"] {
+            assert_eq!(
+                hints_under(Some(close)),
+                [(Some("a".to_string()), Some(zone_a.clone())), (None, None)],
+                "{close}"
+            );
+        }
+        assert_eq!(
+            hints_under(Some("PreferSameNode")),
+            [
+                (
+                    Some("a".to_string()),
+                    Some(EndpointHints {
+                        for_zones: vec![name("a")],
+                        for_nodes: vec![name("node-1")],
+                    })
+                ),
+                (
+                    None,
+                    Some(EndpointHints {
+                        for_zones: vec![],
+                        for_nodes: vec![name("node-9")],
+                    })
+                ),
+            ]
         );
     }
 }

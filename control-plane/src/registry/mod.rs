@@ -9,13 +9,15 @@ pub mod state;
 mod type_change;
 mod watch;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 
 use ipnet::Ipv4Net;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
-use switchyard_api::resources::{Kind, Namespace, Object, ObjectMeta, DEFAULT_NAMESPACE};
+use switchyard_api::resources::{
+    Kind, Namespace, Node, Object, ObjectMeta, Pod, DEFAULT_NAMESPACE,
+};
 use tokio::sync::{broadcast, Mutex};
 
 pub use error::{RegistryError, Result};
@@ -470,6 +472,9 @@ fn reconcile_endpoints(txn: &mut Txn<'_>, old: Option<&Object>, new: Option<&Obj
         (_, Some(svc @ Object::Service(_))) | (Some(svc @ Object::Service(_)), None) => {
             vec![svc.clone()]
         }
+        (Some(Object::Node(o)), Some(Object::Node(n))) if zone_of(o) != zone_of(n) => {
+            services_with_endpoints_on(txn, &n.metadata.name)
+        }
         (Some(Object::Pod(_)), _) | (_, Some(Object::Pod(_))) => {
             let ns = old
                 .or(new)
@@ -492,6 +497,57 @@ fn reconcile_endpoints(txn: &mut Txn<'_>, old: Option<&Object>, new: Option<&Obj
     }
 }
 
+fn zone_of(node: &Node) -> Option<&String> {
+    node.metadata.labels.get(endpoints::ZONE_LABEL)
+}
+
+/// The zones of the nodes `pods` run on, which their endpoints carry.
+fn node_zones(txn: &Txn<'_>, pods: &[Pod]) -> endpoints::NodeZones {
+    let nodes: BTreeSet<&str> = pods
+        .iter()
+        .filter_map(|p| p.spec.node_name.as_deref())
+        .collect();
+    nodes
+        .into_iter()
+        .filter_map(
+            |name| match txn.get(Kind::Node, &object_key(Kind::Node, "", name))? {
+                Object::Node(n) => Some((name.to_string(), zone_of(&n)?.clone())),
+                _ => None,
+            },
+        )
+        .collect()
+}
+
+/// The Services whose slices list an endpoint on `node`: a change of the
+/// node's zone changes their endpoints.
+fn services_with_endpoints_on(txn: &Txn<'_>, node: &str) -> Vec<Object> {
+    let on_node = |o: &Object| match o {
+        Object::EndpointSlice(s) => {
+            s.is_managed()
+                && s.endpoints
+                    .iter()
+                    .any(|e| e.node_name.as_deref() == Some(node))
+        }
+        _ => false,
+    };
+    let mut services = Vec::new();
+    for slice in txn.list_all_where(Kind::EndpointSlice, on_node) {
+        let Some(name) = (match &slice {
+            Object::EndpointSlice(s) => s.service_name().map(str::to_string),
+            _ => None,
+        }) else {
+            continue;
+        };
+        let key = object_key(Kind::Service, slice.namespace(), &name);
+        if let Some(svc) = txn.get(Kind::Service, &key) {
+            if !services.contains(&svc) {
+                services.push(svc);
+            }
+        }
+    }
+    services
+}
+
 fn sync_service_slices(txn: &mut Txn<'_>, svc_obj: &Object) {
     let Object::Service(svc) = svc_obj else {
         return;
@@ -509,7 +565,8 @@ fn sync_service_slices(txn: &mut Txn<'_>, svc_obj: &Object) {
                     _ => None,
                 })
                 .collect();
-            endpoints::desired_slices(live, &pods)
+            let zones = node_zones(txn, &pods);
+            endpoints::desired_slices(live, &pods, &zones)
         }
         _ => Vec::new(),
     };

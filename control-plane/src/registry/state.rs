@@ -134,7 +134,20 @@ impl<'a> Txn<'a> {
         namespace: &str,
         keep: impl Fn(&Object) -> bool,
     ) -> Vec<Object> {
-        let prefix = format!("{namespace}/");
+        self.list_prefixed(kind, format!("{namespace}/"), keep)
+    }
+
+    /// Like [`list_where`](Self::list_where), across every namespace.
+    pub fn list_all_where(&self, kind: Kind, keep: impl Fn(&Object) -> bool) -> Vec<Object> {
+        self.list_prefixed(kind, String::new(), keep)
+    }
+
+    fn list_prefixed(
+        &self,
+        kind: Kind,
+        prefix: String,
+        keep: impl Fn(&Object) -> bool,
+    ) -> Vec<Object> {
         let mut merged: BTreeMap<ObjectKey, Object> = self
             .base
             .with_prefix(kind, prefix.clone())

@@ -35,6 +35,7 @@ pub fn node_object(reg: &Register) -> Object {
     Object::Node(Box::new(Node {
         metadata: ObjectMeta {
             name: reg.node_name.clone(),
+            labels: reg.node_labels.clone().into_iter().collect(),
             ..Default::default()
         },
         spec: NodeSpec {

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use switchyard_api::resources::{EndpointSlice, IntOrString, Pod, Probe, Service};
+use switchyard_api::resources::{EndpointSlice, ForName, IntOrString, Pod, Probe, Service};
 use switchyard_api::v1::{Endpoint, EndpointPort, PodProbe, ServicePort, ServiceState};
 
 /// The label by which a Service asks to be left to another proxy
@@ -82,6 +82,10 @@ pub fn service_state<'a>(
     state
 }
 
+fn names<'a>(items: impl Iterator<Item = &'a ForName>) -> Vec<String> {
+    items.map(|i| i.name.clone()).collect()
+}
+
 /// Every address of every slice, once per IP, ordered for stable pushes;
 /// each slice's port list is stored once and shared by its endpoints.
 fn add_endpoints<'a>(
@@ -112,6 +116,8 @@ fn add_endpoints<'a>(
                     terminating: e.conditions.terminating.unwrap_or(false),
                     hostname: e.hostname.clone().unwrap_or_default(),
                     port_set,
+                    zone_hints: names(e.hints.iter().flat_map(|h| &h.for_zones)),
+                    node_hints: names(e.hints.iter().flat_map(|h| &h.for_nodes)),
                 });
             }
         }

@@ -54,7 +54,21 @@ pub(super) fn validate(svc: &Service, old: Option<&Service>, cfg: &Config) -> Fi
     load_balancer_fields(&mut errs, spec, ty);
     external_traffic_policy(&mut errs, svc, cfg);
     internal_traffic_policy(&mut errs, spec, ty);
+    traffic_distribution(&mut errs, spec);
     errs
+}
+
+fn traffic_distribution(errs: &mut FieldErrors, spec: &ServiceSpec) {
+    use crate::controller::endpoints::traffic_distribution::ALL;
+    if let Some(value) = spec.traffic_distribution.as_deref() {
+        if !ALL.contains(&value) {
+            errs.push(FieldError::not_supported(
+                "spec.trafficDistribution",
+                value,
+                ALL,
+            ));
+        }
+    }
 }
 
 /// A ClusterIP, once allocated, stays: kube-proxy state, DNS answers and

@@ -178,6 +178,7 @@ async fn render(
         all_namespaces: args.all_namespaces,
         with_kind_prefix: several_kinds,
         no_headers: args.no_headers,
+        show_labels: args.show_labels,
     };
     let now = Utc::now();
     if target == Target::Endpoints {
@@ -247,6 +248,7 @@ async fn watch(
         all_namespaces: args.all_namespaces,
         with_kind_prefix: false,
         no_headers: args.no_headers,
+        show_labels: args.show_labels,
     };
     let wanted = |o: &Object| names.is_empty() || names.iter().any(|n| n == o.name());
     let (objects, revision) = client.list(kind, scope).await?;

@@ -21,6 +21,8 @@ pub struct TableOptions {
     pub with_kind_prefix: bool,
     /// `--no-headers`.
     pub no_headers: bool,
+    /// `--show-labels`: a last LABELS column, `key=value,…`.
+    pub show_labels: bool,
 }
 
 /// One table per kind (in order of first appearance, objects in the order
@@ -93,9 +95,11 @@ fn with_header(kind: Kind, opts: &TableOptions, rows: Vec<Vec<String>>) -> Vec<V
     if opts.no_headers {
         return rows;
     }
+    let labels = opts.show_labels.then(|| "LABELS".to_string());
     let titles = columns::header(kind, opts.wide)
         .into_iter()
-        .map(String::from);
+        .map(String::from)
+        .chain(labels);
     let header = decorate(
         kind,
         opts,
@@ -115,7 +119,10 @@ fn object_row(object: &Object, opts: &TableOptions, now: DateTime<Utc>) -> Vec<S
     } else {
         object.name().to_string()
     };
-    let cells = columns::cells(object, opts.wide, now);
+    let mut cells = columns::cells(object, opts.wide, now);
+    if opts.show_labels {
+        cells.push(columns::format_labels(Some(&object.meta().labels)));
+    }
     decorate(kind, opts, object.namespace().to_string(), name, cells)
 }
 

@@ -142,6 +142,7 @@ pub fn service_entry(shape: &Shape, i: usize) -> ServiceEntry {
 
 pub fn endpoint(ip: Ipv4Addr, node: &str) -> EndpointEntry {
     EndpointEntry {
+        hints: None,
         ip,
         node_name: Some(node.to_owned()),
         ready: true,

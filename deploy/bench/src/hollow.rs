@@ -177,6 +177,7 @@ async fn start(i: usize, ids: &Identities) -> anyhow::Result<Hollow> {
     let node_name = format!("hollow-{i:04}");
     let channel = ids.node(&node_name).await?;
     let node = NodeContext {
+        zone: None,
         node_name,
         node_ips: vec![Ipv4Addr::from(
             u32::from(Ipv4Addr::new(100, 64, 0, 1)) + i as u32,
@@ -190,6 +191,7 @@ async fn start(i: usize, ids: &Identities) -> anyhow::Result<Hollow> {
         dns_listen: None,
         full_resync: FULL_RESYNC,
         health_timeout: switchyard_agent::health::DEFAULT_TIMEOUT,
+        node_labels: Default::default(),
     };
     let datapath = DataPath::open("switchyard", HollowRunner::default()).await?;
     let metrics = Metrics::new();

@@ -41,6 +41,8 @@ pub struct ClusterConfig {
     pub control_plane_args: Vec<String>,
     /// Extra flags for every `switchyard-agent`.
     pub agent_args: Vec<String>,
+    /// Extra flags for the agent of node `i + 1` (e.g. its `--node-labels`).
+    pub node_agent_args: Vec<Vec<String>>,
 }
 
 /// Guards come first: fields drop in order, so processes stop before the
@@ -334,6 +336,14 @@ impl Cluster {
             args.extend(["--pod-cidr".to_string(), cidr.to_string()]);
         }
         args.extend(self.cfg.agent_args.iter().cloned());
+        args.extend(
+            self.cfg
+                .node_agent_args
+                .get(i - 1)
+                .into_iter()
+                .flatten()
+                .cloned(),
+        );
         let guard = self.lab.spawn(&node.ns, &args)?;
         guard.wait_for_log("agent starting", Duration::from_secs(20))?;
         Ok(guard)

@@ -76,6 +76,11 @@ pub struct ServiceSpec {
     /// for (its LB IPs are served all the same); defaults to `true`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allocate_load_balancer_node_ports: Option<bool>,
+    /// `PreferClose`/`PreferSameZone` or `PreferSameNode`: endpoints are
+    /// hinted for their zone (and node), and agents prefer the ones hinted
+    /// for theirs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traffic_distribution: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

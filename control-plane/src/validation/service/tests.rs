@@ -682,3 +682,18 @@ fn health_check_node_port_only_for_local_load_balancers() {
         "spec.healthCheckNodePort: Invalid value: 31000: may only be set when `type` is 'LoadBalancer' and `externalTrafficPolicy` is 'Local'"
     );
 }
+
+#[test]
+fn traffic_distribution_takes_kubernetes_values() {
+    for value in ["PreferClose", "PreferSameZone", "PreferSameNode"] {
+        let mut svc = frontend();
+        svc.spec.traffic_distribution = Some(value.to_string());
+        assert!(clean(&svc), "{value}: {}", check(&svc));
+    }
+    let mut svc = frontend();
+    svc.spec.traffic_distribution = Some("Nearest".to_string());
+    assert_eq!(
+        check(&svc),
+        "spec.trafficDistribution: Unsupported value: \"Nearest\": supported values: \"PreferClose\", \"PreferSameNode\", \"PreferSameZone\""
+    );
+}

@@ -141,6 +141,7 @@ impl Site {
     async fn load_maps(&self) -> anyhow::Result<()> {
         eprintln!("  {LATENCY}: loading {} services…", self.n);
         let node_ctx = NodeContext {
+            zone: None,
             node_name: self.node.name.clone(),
             node_ips: vec![self.node.ip],
             pod_cidr: self.node.pod_cidr,

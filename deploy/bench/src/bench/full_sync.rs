@@ -60,6 +60,7 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
         agent_ms.push(done.duration_since(t0).as_secs_f64() * 1e3);
         let node = real.lab.node(1).clone();
         let node_ctx = NodeContext {
+            zone: None,
             node_name: real.names()[0].clone(),
             node_ips: vec![node.ip],
             pod_cidr: node.pod_cidr,

@@ -107,6 +107,7 @@ pub async fn inner(services: usize, reps: usize) -> anyhow::Result<()> {
         endpoints: 10,
     };
     let node = NodeContext {
+        zone: None,
         node_name: fixture::node_name(0, 0),
         node_ips: vec![std::net::Ipv4Addr::new(172, 18, 0, 11)],
         pod_cidr: "10.244.1.0/24".parse().ok(),
