@@ -13,31 +13,6 @@ use switchyard_lab::cluster::Cluster;
 
 const LOCAL_LB: &str = "  type: LoadBalancer\n  externalTrafficPolicy: Local\n";
 
-/// `(status, body)` of one GET from `ns`; Err carries curl's exit code.
-fn probe(c: &Cluster, ns: &str, url: &str) -> Result<(u16, String), i32> {
-    let out = c
-        .lab
-        .exec(
-            ns,
-            &[
-                "curl",
-                "-sS",
-                "--max-time",
-                "2",
-                "-w",
-                "\n%{http_code}",
-                url,
-            ],
-        )
-        .unwrap();
-    if !out.status.success() {
-        return Err(out.status.code().unwrap_or(-1));
-    }
-    let text = String::from_utf8(out.stdout).unwrap();
-    let (body, code) = text.rsplit_once('\n').unwrap();
-    Ok((code.parse().unwrap(), body.to_string()))
-}
-
 fn health_check_port(c: &Cluster, svc: &str) -> u64 {
     json(c, &["get", "svc", svc])["spec"]["healthCheckNodePort"]
         .as_u64()
@@ -217,25 +192,8 @@ fn a_node_whose_pushes_keep_failing_reports_itself_unhealthy_until_they_apply() 
     );
 
     // A foreign table in the agent's way: every apply is refused.
+    block_with_foreign_table(&mut c, 1);
     let node = c.lab.node(1).ns.clone();
-    c.stop_agent(1);
-    for args in [
-        &["delete", "table", "ip", "switchyard"][..],
-        &["add", "table", "ip", "switchyard"],
-        &[
-            "add",
-            "set",
-            "ip",
-            "switchyard",
-            "service-ips",
-            "{ type inet_service; }",
-        ],
-    ] {
-        let mut full = vec!["nft"];
-        full.extend(args);
-        c.lab.exec_ok(&node, &full).unwrap();
-    }
-    c.start_agent(1).unwrap();
     eventually("node-1 unhealthy", Duration::from_secs(20), || {
         node_health(&c, 1, "/healthz").0 == 503
     });

@@ -356,26 +356,12 @@ fn a_foreign_table_and_a_missing_nft_are_nacked_and_heal_once_fixed() {
     };
     let (_backends, url) = serve_web(&c, "");
     let node = c.lab.node(1).ns.clone();
-    c.stop_agent(1);
     let nft = |c: &switchyard_lab::cluster::Cluster, args: &[&str]| {
         let mut full = vec!["nft"];
         full.extend(args);
         c.lab.exec_ok(&node, &full).unwrap()
     };
-    nft(&c, &["delete", "table", "ip", "switchyard"]);
-    nft(&c, &["add", "table", "ip", "switchyard"]);
-    nft(
-        &c,
-        &[
-            "add",
-            "set",
-            "ip",
-            "switchyard",
-            "service-ips",
-            "{ type inet_service; }",
-        ],
-    );
-    c.start_agent(1).unwrap();
+    block_with_foreign_table(&mut c, 1);
     eventually("node-1 NACKed", Duration::from_secs(20), || {
         sync_state(&c, "node-1") == "NACKED"
     });

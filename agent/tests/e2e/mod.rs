@@ -74,8 +74,15 @@ pub fn node_port(c: &Cluster, svc: &str) -> u64 {
         .unwrap()
 }
 
-/// One HTTP GET with curl from a namespace; Err carries curl's exit code.
+/// One HTTP GET with curl from a namespace: the body, trimmed; Err
+/// carries curl's exit code.
 pub fn curl(c: &Cluster, ns: &str, url: &str) -> Result<String, i32> {
+    probe(c, ns, url).map(|(_, body)| body.trim().to_string())
+}
+
+/// `(status, body)` of one HTTP GET with curl from a namespace; Err
+/// carries curl's exit code.
+pub fn probe(c: &Cluster, ns: &str, url: &str) -> Result<(u16, String), i32> {
     let out = c
         .lab
         .exec(
@@ -87,15 +94,43 @@ pub fn curl(c: &Cluster, ns: &str, url: &str) -> Result<String, i32> {
                 "2",
                 "--connect-timeout",
                 "2",
+                "-w",
+                "\n%{http_code}",
                 url,
             ],
         )
         .unwrap();
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-    } else {
-        Err(out.status.code().unwrap_or(-1))
+    if !out.status.success() {
+        return Err(out.status.code().unwrap_or(-1));
     }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+    Ok((code.parse().unwrap_or(0), body.to_string()))
+}
+
+/// Puts a foreign `ip switchyard` table (a `service-ips` set of another
+/// type) in node `i`'s way with its agent stopped, then starts the agent:
+/// every apply there is refused until the table is deleted.
+pub fn block_with_foreign_table(c: &mut Cluster, i: usize) {
+    let node = c.lab.node(i).ns.clone();
+    c.stop_agent(i);
+    for args in [
+        &["delete", "table", "ip", "switchyard"][..],
+        &["add", "table", "ip", "switchyard"],
+        &[
+            "add",
+            "set",
+            "ip",
+            "switchyard",
+            "service-ips",
+            "{ type inet_service; }",
+        ],
+    ] {
+        let mut full = vec!["nft"];
+        full.extend(args);
+        c.lab.exec_ok(&node, &full).unwrap();
+    }
+    c.start_agent(i).unwrap();
 }
 
 /// Backend name → count over `n` requests.

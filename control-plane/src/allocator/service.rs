@@ -286,6 +286,11 @@ mod tests {
         }
     }
 
+    /// Allocates for `default/a` with a fixed seed.
+    fn alloc(s: &mut Service, table: &AllocationTable, ranges: &Ranges) -> Result<(), AllocError> {
+        allocate(s, "default/a", table, ranges, &mut StdRng::seed_from_u64(1))
+    }
+
     fn svc(type_: &str, ports: &[(i32, Option<i32>)]) -> Service {
         let mut s = Service::default();
         s.spec.type_ = Some(type_.into());
@@ -303,14 +308,7 @@ mod tests {
     #[test]
     fn cluster_ip_service_gets_an_ip_and_no_node_port() {
         let mut s = svc("ClusterIP", &[(80, None)]);
-        allocate(
-            &mut s,
-            "default/a",
-            &AllocationTable::default(),
-            &ranges(None),
-            &mut StdRng::seed_from_u64(1),
-        )
-        .unwrap();
+        alloc(&mut s, &AllocationTable::default(), &ranges(None)).unwrap();
         let ip: Ipv4Addr = s.spec.cluster_ip.clone().unwrap().parse().unwrap();
         assert!("10.96.0.0/12"
             .parse::<ipnet::Ipv4Net>()
@@ -327,14 +325,7 @@ mod tests {
             .into_iter()
             .collect();
         let mut s = svc("NodePort", &[(80, None), (81, Some(30080))]);
-        let err = allocate(
-            &mut s,
-            "default/a",
-            &table,
-            &ranges(None),
-            &mut StdRng::seed_from_u64(1),
-        )
-        .unwrap_err();
+        let err = alloc(&mut s, &table, &ranges(None)).unwrap_err();
         assert_eq!(
             err.to_string(),
             "spec.ports[1].nodePort: Invalid value: 30080: provided port is already allocated"
@@ -354,14 +345,7 @@ mod tests {
         .collect();
         let mut s = svc("NodePort", &[(80, Some(30080))]);
         s.spec.cluster_ip = Some("10.96.0.20".into());
-        allocate(
-            &mut s,
-            "default/a",
-            &table,
-            &ranges(None),
-            &mut StdRng::seed_from_u64(1),
-        )
-        .unwrap();
+        alloc(&mut s, &table, &ranges(None)).unwrap();
         assert_eq!(s.spec.ports[0].node_port, Some(30080));
     }
 
@@ -375,14 +359,7 @@ mod tests {
         .collect();
         let mut s = svc("ClusterIP", &[(80, None)]);
         s.spec.cluster_ip = Some("10.96.0.20".into());
-        let err = allocate(
-            &mut s,
-            "default/a",
-            &table,
-            &ranges(None),
-            &mut StdRng::seed_from_u64(1),
-        )
-        .unwrap_err();
+        let err = alloc(&mut s, &table, &ranges(None)).unwrap_err();
         assert_eq!(
             err.to_string(),
             "spec.clusterIP: Invalid value: \"10.96.0.20\": provided IP is already allocated"
@@ -392,24 +369,15 @@ mod tests {
     #[test]
     fn load_balancer_pending_without_pool_and_assigned_with_one() {
         let mut s = svc("LoadBalancer", &[(80, None)]);
-        allocate(
-            &mut s,
-            "default/a",
-            &AllocationTable::default(),
-            &ranges(None),
-            &mut StdRng::seed_from_u64(1),
-        )
-        .unwrap();
+        alloc(&mut s, &AllocationTable::default(), &ranges(None)).unwrap();
         assert_eq!(s.status.load_balancer, Some(LoadBalancerStatus::default()));
         assert!(s.spec.ports[0].node_port.is_some());
 
         let mut s = svc("LoadBalancer", &[(80, None)]);
-        allocate(
+        alloc(
             &mut s,
-            "default/a",
             &AllocationTable::default(),
             &ranges(Some("172.18.0.200/29")),
-            &mut StdRng::seed_from_u64(1),
         )
         .unwrap();
         let ingress = &s.status.load_balancer.as_ref().unwrap().ingress;
@@ -421,25 +389,11 @@ mod tests {
     fn headless_and_external_name_hold_nothing() {
         let mut s = svc("ClusterIP", &[(80, None)]);
         s.spec.cluster_ip = Some("None".into());
-        allocate(
-            &mut s,
-            "default/a",
-            &AllocationTable::default(),
-            &ranges(None),
-            &mut StdRng::seed_from_u64(1),
-        )
-        .unwrap();
+        alloc(&mut s, &AllocationTable::default(), &ranges(None)).unwrap();
         assert!(held_by(&s).is_empty());
         assert_eq!(s.spec.cluster_ips, vec!["None".to_string()]);
         let mut s = svc("ExternalName", &[]);
-        allocate(
-            &mut s,
-            "default/a",
-            &AllocationTable::default(),
-            &ranges(None),
-            &mut StdRng::seed_from_u64(1),
-        )
-        .unwrap();
+        alloc(&mut s, &AllocationTable::default(), &ranges(None)).unwrap();
         assert!(held_by(&s).is_empty());
     }
 
@@ -457,14 +411,7 @@ mod tests {
             ..ranges(None)
         };
         let mut s = local_load_balancer(None);
-        allocate(
-            &mut s,
-            "default/a",
-            &AllocationTable::default(),
-            &ranges,
-            &mut StdRng::seed_from_u64(1),
-        )
-        .unwrap();
+        alloc(&mut s, &AllocationTable::default(), &ranges).unwrap();
         assert_eq!(s.spec.health_check_node_port, Some(30081));
         assert!(held_by(&s).contains(&AllocKey::NodePort(30081)));
         assert!(held_by(&s).contains(&AllocKey::NodePort(30080)));
@@ -474,14 +421,7 @@ mod tests {
         let table: AllocationTable = [(AllocKey::NodePort(30080), "default/b".to_string())]
             .into_iter()
             .collect();
-        let err = allocate(
-            &mut s,
-            "default/a",
-            &table,
-            &ranges,
-            &mut StdRng::seed_from_u64(1),
-        )
-        .unwrap_err();
+        let err = alloc(&mut s, &table, &ranges).unwrap_err();
         assert_eq!(err, AllocError::Exhausted("healthCheckNodePort"));
     }
 
@@ -492,14 +432,7 @@ mod tests {
             .collect();
         for requested in [31000, 30080] {
             let mut s = local_load_balancer(Some(requested));
-            let err = allocate(
-                &mut s,
-                "default/a",
-                &table,
-                &ranges(None),
-                &mut StdRng::seed_from_u64(1),
-            )
-            .unwrap_err();
+            let err = alloc(&mut s, &table, &ranges(None)).unwrap_err();
             assert_eq!(
                 err.to_string(),
                 format!("spec.healthCheckNodePort: Invalid value: {requested}: provided port is already allocated")
@@ -511,14 +444,7 @@ mod tests {
     fn a_cluster_policy_load_balancer_holds_no_health_check_port() {
         let mut s = local_load_balancer(None);
         s.spec.external_traffic_policy = Some("Cluster".into());
-        allocate(
-            &mut s,
-            "default/a",
-            &AllocationTable::default(),
-            &ranges(None),
-            &mut StdRng::seed_from_u64(1),
-        )
-        .unwrap();
+        alloc(&mut s, &AllocationTable::default(), &ranges(None)).unwrap();
         assert_eq!(s.spec.health_check_node_port, None);
         assert_eq!(
             held_by(&s),
