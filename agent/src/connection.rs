@@ -26,7 +26,7 @@ pub fn fixed(channel: Channel) -> Channels {
 pub fn channel(target: &Target, tls: Option<Arc<ClientConfig>>) -> switchyard_tls::Result<Channel> {
     let endpoint = target
         .endpoint()?
-        .connect_timeout(Duration::from_secs(2))
+        .connect_timeout(target.dial_deadline())
         .http2_keep_alive_interval(Duration::from_secs(5))
         .keep_alive_timeout(Duration::from_secs(5))
         .keep_alive_while_idle(true)

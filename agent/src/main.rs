@@ -35,9 +35,16 @@ use tracing_subscriber::EnvFilter;
 )]
 struct Args {
     /// Control plane address: https://HOST:PORT, or unix:///PATH for a
-    /// control plane's socket on this machine (both mutual TLS).
-    #[arg(long, default_value = "https://127.0.0.1:7443")]
-    control_plane: String,
+    /// control plane's socket on this machine (both mutual TLS). Repeat it
+    /// (or separate with commas) for several control planes of one
+    /// cluster: the agent uses the one that answers, and fails over to the
+    /// next when it goes away, resuming from the version it holds.
+    #[arg(
+        long = "control-plane",
+        default_value = "https://127.0.0.1:7443",
+        value_delimiter = ','
+    )]
+    control_planes: Vec<String>,
     /// Bootstrap token (`swctl create token`) to join the cluster with,
     /// when the state directory holds no certificate for this node yet.
     #[arg(long)]
@@ -211,7 +218,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     };
     tokio::spawn(tunnel::run(channels.clone(), args.node_name.clone()));
     spawn_probes(args.node_name.clone(), channels, views.clone());
-    tracing::info!(node = %args.node_name, control_plane = %args.control_plane, table = %args.table, "agent starting");
+    tracing::info!(node = %args.node_name, control_plane = %args.control_planes.join(", "), table = %args.table, "agent starting");
     let serving = serve_when_synced(dns, views, predecessor);
     supervise(runtime.run(), serving, held, &args.state_dir).await
 }
@@ -373,14 +380,14 @@ async fn serve_when_synced(
 /// else mutual TLS with this node's certificate (joining first if there is
 /// none), renewed in the background.
 async fn connect(args: &Args) -> anyhow::Result<Channels> {
-    let target = Target::parse(&args.control_plane).context("--control-plane")?;
+    let target = Target::parse_all(&args.control_planes).context("--control-plane")?;
     let target = if args.insecure {
         target.into_plaintext()
     } else {
         target
     };
     if target.is_plaintext() {
-        tracing::warn!(control_plane = %args.control_plane, "talking plaintext to the control plane, without a certificate (--insecure)");
+        tracing::warn!(control_plane = %target.urls(), "talking plaintext to the control plane, without a certificate (--insecure)");
         return Ok(connection::fixed(connection::channel(&target, None)?));
     }
     let creds = node_credentials(args, &target).await?;

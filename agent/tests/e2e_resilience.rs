@@ -405,3 +405,75 @@ fn a_foreign_table_and_a_missing_nft_are_nacked_and_heal_once_fixed() {
         .unwrap()
         .starts_with("web-"));
 }
+
+/// An agent given two control-plane addresses (`--control-plane A
+/// --control-plane B`: here one control plane, B a relay on the client)
+/// fails over when A stops answering: the data path serves throughout, and
+/// changes reach it through B, resumed from the version it holds (a delta,
+/// not a full push).
+#[test]
+fn an_agent_fails_over_to_its_next_control_plane_address() {
+    use switchyard_lab::cluster::CONTROL_PLANE_PORT;
+    use switchyard_lab::CLIENT_IP;
+    let relay = format!("{CLIENT_IP}:{CONTROL_PLANE_PORT}");
+    let Some(c) = cluster_with(
+        "an_agent_fails_over_to_its_next_control_plane_address",
+        &["--advertise-address", &CLIENT_IP.to_string()],
+        &["--control-plane", &format!("https://{relay}")],
+    ) else {
+        return;
+    };
+    let cp_ip = c.lab.control_plane().ip.to_string();
+    let to = format!("{cp_ip}:{CONTROL_PLANE_PORT}");
+    let relay_args = [
+        c.bin("switchyard-lab"),
+        "relay".into(),
+        "--listen".into(),
+        relay,
+        "--to".into(),
+        to,
+    ];
+    let relaying = c.lab.spawn(&c.lab.client().ns, &relay_args).unwrap();
+    relaying
+        .wait_for_log("relaying", Duration::from_secs(10))
+        .unwrap();
+    let (_backends, url) = serve_web(&c, "");
+    let from_pod = request_loop(&c, &c.lab.pod(1, 2).ns, &url, 200, "0.1");
+    let full_pushes = |log: &str| log.matches("full=true").count();
+    let before = full_pushes(&c.agent_log(1));
+    assert!(
+        before > 0,
+        "the first push is a full one:\n{}",
+        c.agent_log(1)
+    );
+
+    // node-1 loses its path to A; B still reaches the control plane.
+    let node = c.lab.node(1).ns.clone();
+    let cut_off = format!(
+        "table inet lab_partition {{ chain in {{ type filter hook input priority -300; ip saddr {cp_ip} drop; }}; chain out {{ type filter hook output priority -300; ip daddr {cp_ip} drop; }}; }}"
+    );
+    c.lab.exec_ok(&node, &["nft", &cut_off]).unwrap();
+    let cut = Instant::now();
+    c.apply(&service_yaml("web-during", "")).unwrap();
+    let during = format!("http://{}/", cluster_ip(&c, "web-during"));
+    eventually(
+        "the Service made after the cut serves on node-1",
+        Duration::from_secs(40),
+        || curl(&c, &c.lab.pod(1, 2).ns, &during).is_ok_and(|body| body.starts_with("web-")),
+    );
+    let failed_over = cut.elapsed();
+    c.wait_synced(Duration::from_secs(10)).unwrap();
+    let log = loop_result(&from_pod);
+    println!(
+        "node-1 cut off from its first control-plane address: a Service made then served on it {:.1} s later through the second; {} of 200 requests ok",
+        failed_over.as_secs_f64(),
+        log.matches("ok").count()
+    );
+    assert_eq!(log.matches("ok").count(), 200, "failed requests:\n{log}");
+    assert_eq!(
+        full_pushes(&c.agent_log(1)),
+        before,
+        "the agent resumed with deltas:\n{}",
+        c.agent_log(1)
+    );
+}

@@ -10,7 +10,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 )]
 pub struct Cli {
     /// Control plane address (overrides the credentials file's): https://HOST:PORT,
-    /// unix:///PATH, or http://HOST:PORT for a control plane started with --insecure.
+    /// unix:///PATH, or http://HOST:PORT for a control plane started with --insecure;
+    /// several, comma-separated, are tried in turn.
     #[arg(long, global = true, env = "SWITCHYARD_SERVER")]
     pub server: Option<String>,
     /// Credentials file (kubeconfig-shaped; the control plane writes

@@ -99,7 +99,7 @@ pub fn decode(r: &Resource) -> Result<Object, ClientError> {
 /// kubectl's words. Keepalives notice a control plane that vanished
 /// without closing the connection (long watches and port-forwards).
 pub async fn connect_channel(login: &Login) -> Result<Channel, ClientError> {
-    let server = login.target.authority();
+    let server = login.target.authorities();
     let endpoint = login
         .target
         .endpoint()
@@ -107,7 +107,12 @@ pub async fn connect_channel(login: &Login) -> Result<Channel, ClientError> {
             server: login.target.url().to_string(),
             detail: e.to_string(),
         })?
-        .connect_timeout(std::time::Duration::from_secs(5))
+        .connect_timeout(
+            login
+                .target
+                .dial_deadline()
+                .max(std::time::Duration::from_secs(5)),
+        )
         .http2_keep_alive_interval(std::time::Duration::from_secs(20))
         .keep_alive_timeout(std::time::Duration::from_secs(10));
     let connector = login

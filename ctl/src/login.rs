@@ -57,7 +57,10 @@ impl Login {
                     .filter(|s| !s.is_empty())
             })
             .unwrap_or_else(|| DEFAULT_SERVER.to_string());
-        let target = Target::parse(&url).map_err(|e| ClientError::BadAddress {
+        // Several control planes of one cluster, comma-separated: each
+        // connection tries them in turn.
+        let urls: Vec<String> = url.split(',').map(|u| u.trim().to_string()).collect();
+        let target = Target::parse_all(&urls).map_err(|e| ClientError::BadAddress {
             server: url.clone(),
             detail: e.to_string(),
         })?;

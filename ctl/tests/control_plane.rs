@@ -765,3 +765,44 @@ fn endpoints_follow_their_nodes_zone() {
         "The Service \"web\" is invalid: spec.trafficDistribution: Unsupported value: \"Nearest\": supported values: \"PreferClose\", \"PreferSameNode\", \"PreferSameZone\"\n"
     );
 }
+
+/// Several servers, comma-separated (in `--server` or the credentials
+/// file's `server`): swctl goes on to the next when one does not answer.
+#[test]
+fn swctl_tries_the_next_server_when_one_does_not_answer() {
+    let cp = ControlPlane::start(&[]);
+    let dead = support::free_loopback_address();
+    let servers = format!("https://{dead},{}", cp.server);
+    let out = cp.ok(&["--server", &servers, "get", "ns", "-o", "name"]);
+    assert_eq!(out, "namespace/default\n");
+    let config = std::fs::read_to_string(cp.config()).unwrap();
+    let listed = config.replace(
+        &format!("server: {}", cp.server),
+        &format!("server: {servers}"),
+    );
+    assert_ne!(config, listed, "{config}");
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), listed).unwrap();
+    let path = file.path().to_str().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_swctl"))
+        .args(["--config", path, "get", "ns", "-o", "name"])
+        .env_remove("SWITCHYARD_SERVER")
+        .env_remove("SWITCHYARD_CONFIG")
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        "namespace/default\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let down = format!(
+        "https://{dead},https://{}",
+        support::free_loopback_address()
+    );
+    let refused = cp.fails(&["--server", &down, "get", "ns"]);
+    assert!(
+        refused.starts_with(&format!("The connection to the server {}, ", dead)),
+        "{refused}"
+    );
+}

@@ -57,7 +57,8 @@ pub async fn join(
     let key = switchyard_tls::csr::generate(&format!("node:{node}"))?;
     let pinned = PinnedCa::new(&pin);
     let config = switchyard_tls::client::config(Trust::Pinned(pinned.clone()), None)?;
-    let endpoint = target.endpoint()?.connect_timeout(Duration::from_secs(5));
+    let deadline = target.dial_deadline().max(Duration::from_secs(5));
+    let endpoint = target.endpoint()?.connect_timeout(deadline);
     let unreachable = |detail: String| {
         let seen = pinned.seen();
         match seen.mismatched.first() {
@@ -66,7 +67,7 @@ pub async fn join(
                 seen: other.clone(),
             },
             _ => JoinError::Unreachable {
-                url: target.url().to_string(),
+                url: target.urls(),
                 detail,
             },
         }

@@ -3,11 +3,16 @@
 //! serving certificate carries); `http://HOST:PORT` is plaintext, for a
 //! control plane started with `--insecure`. The connection is made here,
 //! not by tonic, so every binary checks the server the same way.
+//!
+//! A target may name several control planes: each connection goes to the
+//! one that answered last, and on to the next when it does not, so a
+//! client fails over by simply reconnecting.
 
 use std::future::Future;
 use std::io;
 use std::path::PathBuf;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -22,6 +27,10 @@ use tonic::transport::{Channel, Endpoint};
 use crate::pin::PinnedCa;
 use crate::{Result, TlsError};
 
+/// How long one control plane may take to accept a connection before the
+/// next is tried; a connection's own deadline is this times their number.
+pub const DIAL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// The name a certificate must carry for a server reached over a Unix socket.
 pub const SOCKET_SERVER_NAME: &str = "localhost";
 
@@ -31,12 +40,15 @@ enum Address {
     Unix(PathBuf),
 }
 
-/// A parsed control-plane URL.
+/// A parsed control-plane URL, with the others to fail over to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
     url: String,
     address: Address,
     plaintext: bool,
+    /// Further control planes of the same cluster, tried in order when
+    /// this one does not answer.
+    fallbacks: Vec<Target>,
 }
 
 impl Target {
@@ -53,6 +65,7 @@ impl Target {
                 url: url.to_string(),
                 address: Address::Unix(PathBuf::from(path)),
                 plaintext: false,
+                fallbacks: Vec::new(),
             });
         }
         let uri: http::Uri = url
@@ -77,11 +90,62 @@ impl Target {
             url: url.to_string(),
             address: Address::Tcp { host, port },
             plaintext,
+            fallbacks: Vec::new(),
         })
+    }
+
+    /// Several URLs of one cluster's control planes, the first preferred.
+    /// They must agree on TLS: a client never falls back to plaintext.
+    pub fn parse_all(urls: &[String]) -> Result<Self> {
+        let mut targets = urls.iter().map(|u| Target::parse(u));
+        let Some(first) = targets.next() else {
+            return Err(TlsError::Address {
+                url: String::new(),
+                detail: "no control-plane URL".to_string(),
+            });
+        };
+        let mut first = first?;
+        for other in targets {
+            let other = other?;
+            if other.plaintext != first.plaintext {
+                return Err(TlsError::Address {
+                    url: other.url,
+                    detail: format!("{} and this URL must both use TLS or both not", first.url),
+                });
+            }
+            first.fallbacks.push(other);
+        }
+        Ok(first)
+    }
+
+    /// Every control plane this target names, the preferred one first.
+    fn all(&self) -> impl Iterator<Item = &Target> {
+        std::iter::once(self).chain(&self.fallbacks)
+    }
+
+    /// How long dialling may take when every control plane is tried.
+    pub fn dial_deadline(&self) -> std::time::Duration {
+        DIAL_TIMEOUT * u32::try_from(self.all().count()).unwrap_or(u32::MAX)
     }
 
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// Every `HOST:PORT` (or socket path), comma-separated, for messages.
+    pub fn authorities(&self) -> String {
+        self.all()
+            .map(Target::authority)
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// Every URL, comma-separated, for messages.
+    pub fn urls(&self) -> String {
+        self.all()
+            .map(|t| t.url.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 
     pub fn is_plaintext(&self) -> bool {
@@ -104,6 +168,11 @@ impl Target {
     /// Plaintext over a Unix socket, for agents of an `--insecure` control plane.
     pub fn into_plaintext(mut self) -> Self {
         self.plaintext = true;
+        self.fallbacks = self
+            .fallbacks
+            .into_iter()
+            .map(Target::into_plaintext)
+            .collect();
         self
     }
 
@@ -132,9 +201,21 @@ impl Target {
         })
     }
 
-    /// Dials this target, with TLS unless it is plaintext; a TLS target
-    /// without a client configuration is an error.
+    /// Dials this target (or, failing that, its fallbacks), with TLS
+    /// unless it is plaintext; a TLS target without a client configuration
+    /// is an error.
     pub fn connector(&self, tls: Option<Arc<ClientConfig>>) -> Result<Connector> {
+        let dials = self
+            .all()
+            .map(|t| t.dial(tls.clone()))
+            .collect::<Result<Vec<Dial>>>()?;
+        Ok(Connector {
+            dials: dials.into(),
+            preferred: Arc::default(),
+        })
+    }
+
+    fn dial(&self, tls: Option<Arc<ClientConfig>>) -> Result<Dial> {
         let tls = match (self.plaintext, tls) {
             (true, _) => None,
             (false, Some(config)) => Some((TlsConnector::from(config), self.server_name()?)),
@@ -145,8 +226,8 @@ impl Target {
                 )))
             }
         };
-        Ok(Connector {
-            address: Arc::new(self.address.clone()),
+        Ok(Dial {
+            address: self.address.clone(),
             tls,
         })
     }
@@ -208,16 +289,44 @@ pub fn config(trust: Trust, identity: Option<ClientIdentity>) -> Result<Arc<Clie
 pub trait Io: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Io for T {}
 
-/// The tower service tonic dials through.
+/// The tower service tonic dials through: the control plane that answered
+/// last first, then the others in order.
 #[derive(Clone)]
 pub struct Connector {
-    address: Arc<Address>,
+    dials: Arc<[Dial]>,
+    preferred: Arc<AtomicUsize>,
+}
+
+/// How to reach one control plane.
+#[derive(Clone)]
+struct Dial {
+    address: Address,
     tls: Option<(TlsConnector, ServerName<'static>)>,
 }
 
 impl Connector {
     async fn dial(self) -> io::Result<TokioIo<Box<dyn Io>>> {
-        let stream: Box<dyn Io> = match &*self.address {
+        let first = self.preferred.load(Ordering::Relaxed);
+        let mut failure = io::Error::other("no control plane to dial");
+        for i in 0..self.dials.len() {
+            let at = (first + i) % self.dials.len();
+            let attempt = tokio::time::timeout(DIAL_TIMEOUT, self.dials[at].clone().connect());
+            match attempt.await {
+                Ok(Ok(io)) => {
+                    self.preferred.store(at, Ordering::Relaxed);
+                    return Ok(io);
+                }
+                Ok(Err(e)) => failure = e,
+                Err(_) => failure = io::Error::new(io::ErrorKind::TimedOut, "timed out connecting"),
+            }
+        }
+        Err(failure)
+    }
+}
+
+impl Dial {
+    async fn connect(self) -> io::Result<TokioIo<Box<dyn Io>>> {
+        let stream: Box<dyn Io> = match &self.address {
             Address::Tcp { host, port } => {
                 let s = TcpStream::connect((host.as_str(), *port)).await?;
                 // Small gRPC frames must not wait for Nagle.
@@ -289,5 +398,31 @@ mod tests {
             .unwrap()
             .connector(None)
             .is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_connector_fails_over_to_the_control_plane_that_answers() {
+        use tower::Service;
+        let live = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let dead_addr = dead.local_addr().unwrap();
+        drop(dead);
+        let urls = [
+            format!("http://{dead_addr}"),
+            format!("http://{}", live.local_addr().unwrap()),
+        ];
+        let target = Target::parse_all(&urls).unwrap();
+        assert_eq!(target.urls(), urls.join(", "));
+        assert_eq!(target.dial_deadline(), DIAL_TIMEOUT * 2);
+        let mut connector = target.connector(None).unwrap();
+        let uri: http::Uri = "http://ignored".parse().unwrap();
+        connector.call(uri.clone()).await.unwrap();
+        live.accept().await.unwrap();
+        assert_eq!(connector.preferred.load(Ordering::Relaxed), 1);
+        connector.call(uri).await.unwrap();
+        live.accept().await.unwrap();
+
+        let mixed = [urls[1].clone(), "https://10.0.0.1:7443".to_string()];
+        assert!(Target::parse_all(&mixed).is_err());
     }
 }

@@ -5,6 +5,7 @@ mod backend;
 mod demo;
 mod dns_query;
 mod http;
+mod relay;
 mod udp_send;
 mod up;
 
@@ -39,6 +40,8 @@ enum Cmd {
     UdpSend(udp_send::UdpSendArgs),
     /// Ask one DNS question at a steady pace; tally unanswered queries and latency.
     DnsQuery(dns_query::DnsQueryArgs),
+    /// Forward every TCP connection to one address (a second path to a server).
+    Relay(relay::RelayArgs),
 }
 
 #[derive(Debug, Args)]
@@ -60,6 +63,7 @@ async fn main() -> Result<ExitCode> {
                 return Ok(ExitCode::FAILURE);
             }
         }
+        Cmd::Relay(args) => relay::run(&args).await?,
         Cmd::DnsQuery(args) => {
             if !dns_query::run(&args)? {
                 return Ok(ExitCode::FAILURE);
