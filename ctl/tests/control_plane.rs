@@ -380,6 +380,40 @@ fn watch_prints_new_objects() {
     assert_eq!(rows[1][4], "80/TCP");
 }
 
+/// `get -w -o name|yaml` prints each object in that format, as kubectl does.
+#[test]
+fn watch_prints_names_or_documents() {
+    let cp = ControlPlane::start(&[]);
+    cp.ok(&["create", "service", "clusterip", "first", "--tcp=80"]);
+    let watch = |format: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_swctl"))
+            .args(["get", "svc", "-w", "-o", format])
+            .env("SWITCHYARD_SERVER", &cp.server)
+            .env("SWITCHYARD_CONFIG", cp.config())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let (names, yaml) = (watch("name"), watch("yaml"));
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    cp.ok(&["create", "service", "clusterip", "second", "--tcp=81"]);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let output = |mut child: std::process::Child| {
+        child.kill().unwrap();
+        String::from_utf8(child.wait_with_output().unwrap().stdout).unwrap()
+    };
+    assert_eq!(output(names), "service/first\nservice/second\n");
+    let yaml = output(yaml);
+    let documents: Vec<&str> = yaml.split("---\n").collect();
+    assert_eq!(documents.len(), 2, "{yaml}");
+    assert!(
+        documents[0].starts_with("apiVersion: v1\nkind: Service\n"),
+        "{yaml}"
+    );
+    assert!(documents[1].contains("  name: second\n"), "{yaml}");
+}
+
 #[test]
 fn describe_service_lists_endpoints() {
     let cp = ControlPlane::start(&[]);

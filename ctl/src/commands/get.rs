@@ -253,8 +253,12 @@ async fn watch(
     let wanted = |o: &Object| names.is_empty() || names.iter().any(|n| n == o.name());
     let (objects, revision) = client.list(kind, scope).await?;
     let objects: Vec<Object> = objects.into_iter().filter(|o| wanted(o)).collect();
-    let mut printer = WatchPrinter::new(opts);
-    print_flush(&printer.print(&objects, Utc::now()));
+    let mut out = WatchOutput {
+        format: args.output,
+        table: WatchPrinter::new(opts),
+        printed: false,
+    };
+    print_flush(&out.show(&objects)?);
     let mut stream = client.watch(kind, scope, revision).await?;
     while let Some(event) = stream
         .message()
@@ -263,11 +267,44 @@ async fn watch(
     {
         if let Some(obj) = event_object(&event)? {
             if wanted(&obj) {
-                print_flush(&printer.print(&[obj], Utc::now()));
+                print_flush(&out.show(&[obj])?);
             }
         }
     }
     Ok(true)
+}
+
+/// What `get -w` prints per object, as kubectl does: table rows, names,
+/// or each object as a YAML document (`---` between) or a JSON object.
+struct WatchOutput {
+    format: Option<OutputFormat>,
+    table: WatchPrinter,
+    printed: bool,
+}
+
+impl WatchOutput {
+    fn show(&mut self, objects: &[Object]) -> anyhow::Result<String> {
+        if matches!(self.format, Some(OutputFormat::Wide) | None) {
+            // The whole first batch at once: it sizes the columns.
+            return Ok(self.table.print(objects, Utc::now()));
+        }
+        let mut text = String::new();
+        for o in objects {
+            let one = std::slice::from_ref(o);
+            match self.format {
+                Some(OutputFormat::Yaml) => {
+                    if self.printed {
+                        text.push_str("---\n");
+                    }
+                    text.push_str(&to_yaml(one, false)?);
+                }
+                Some(OutputFormat::Json) => text.push_str(&to_json(one, false)?),
+                _ => text.push_str(&format!("{}\n", qualified_name(o))),
+            }
+            self.printed = true;
+        }
+        Ok(text)
+    }
 }
 
 fn event_object(event: &WatchEvent) -> anyhow::Result<Option<Object>> {
