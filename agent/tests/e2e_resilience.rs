@@ -281,6 +281,15 @@ fn node_status(c: &switchyard_lab::cluster::Cluster, node: &str, field: &str) ->
         .unwrap_or_default()
 }
 
+/// Drops every packet between `ns` and `ip`, inside `ns` only (table
+/// `inet lab_partition`, which deleting heals).
+fn cut_off(c: &switchyard_lab::cluster::Cluster, ns: &str, ip: &str) {
+    let table = format!(
+        "table inet lab_partition {{ chain in {{ type filter hook input priority -300; ip saddr {ip} drop; }}; chain out {{ type filter hook output priority -300; ip daddr {ip} drop; }}; }}"
+    );
+    c.lab.exec_ok(ns, &["nft", &table]).unwrap();
+}
+
 fn sync_state(c: &switchyard_lab::cluster::Cluster, node: &str) -> String {
     node_status(c, node, "syncState")
 }
@@ -305,10 +314,7 @@ fn a_partitioned_node_keeps_serving_shows_disconnected_and_catches_up() {
     let node = c.lab.node(1).ns.clone();
     let cp_ip = c.lab.control_plane().ip.to_string();
     let from_pod = request_loop(&c, &c.lab.pod(1, 2).ns, &url, 350, "0.1");
-    let partition = format!(
-        "table inet lab_partition {{ chain in {{ type filter hook input priority -300; ip saddr {cp_ip} drop; }}; chain out {{ type filter hook output priority -300; ip daddr {cp_ip} drop; }}; }}"
-    );
-    c.lab.exec_ok(&node, &["nft", &partition]).unwrap();
+    cut_off(&c, &node, &cp_ip);
     let cut = Instant::now();
     eventually("node-1 shown cut off", Duration::from_secs(25), || {
         matches!(sync_state(&c, "node-1").as_str(), "DISCONNECTED" | "STALE")
@@ -448,11 +454,7 @@ fn an_agent_fails_over_to_its_next_control_plane_address() {
     );
 
     // node-1 loses its path to A; B still reaches the control plane.
-    let node = c.lab.node(1).ns.clone();
-    let cut_off = format!(
-        "table inet lab_partition {{ chain in {{ type filter hook input priority -300; ip saddr {cp_ip} drop; }}; chain out {{ type filter hook output priority -300; ip daddr {cp_ip} drop; }}; }}"
-    );
-    c.lab.exec_ok(&node, &["nft", &cut_off]).unwrap();
+    cut_off(&c, &c.lab.node(1).ns, &cp_ip);
     let cut = Instant::now();
     c.apply(&service_yaml("web-during", "")).unwrap();
     let during = format!("http://{}/", cluster_ip(&c, "web-during"));
