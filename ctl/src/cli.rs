@@ -58,7 +58,7 @@ pub struct ApplyArgs {
     pub files: Vec<String>,
     /// What to do with fields the API does not know (they would be
     /// dropped): warn and apply, refuse the object, or say nothing.
-    #[arg(long, value_enum, default_value = "warn")]
+    #[arg(long, value_enum, default_value = "warn", num_args = 0..=1, default_missing_value = "strict", require_equals = true)]
     pub validate: FieldValidation,
 }
 

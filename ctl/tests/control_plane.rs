@@ -707,7 +707,7 @@ fn apply_with(cp: &ControlPlane, args: &[&str], yaml: &str) -> (bool, String, St
 
 /// Fields the API does not know are warned about (kubectl's server-side
 /// field validation words) and applied without them; `--validate=strict`
-/// (or `true`) refuses such an object and applies the rest; `ignore` says
+/// (`true`, or bare `--validate`) refuses such an object and applies the rest; `ignore` says
 /// nothing.
 #[test]
 fn unknown_fields_are_warned_about_or_refused_with_strict_validation() {
@@ -731,7 +731,7 @@ fn unknown_fields_are_warned_about_or_refused_with_strict_validation() {
         yaml.replace("name: web", "name: strict"),
         "apiVersion: v1\nkind: Service\nmetadata:\n  name: clean\nspec:\n  ports:\n  - port: 80\n"
     );
-    for flag in ["--validate=strict", "--validate=true"] {
+    for flag in ["--validate=strict", "--validate=true", "--validate"] {
         let (ok, stdout, stderr) = apply_with(&cp, &[flag], &strict);
         assert!(!ok, "{flag}");
         assert_eq!(
