@@ -530,22 +530,19 @@ fn services_with_endpoints_on(txn: &Txn<'_>, node: &str) -> Vec<Object> {
         }
         _ => false,
     };
-    let mut services = Vec::new();
-    for slice in txn.list_all_where(Kind::EndpointSlice, on_node) {
-        let Some(name) = (match &slice {
-            Object::EndpointSlice(s) => s.service_name().map(str::to_string),
-            _ => None,
-        }) else {
-            continue;
-        };
-        let key = object_key(Kind::Service, slice.namespace(), &name);
-        if let Some(svc) = txn.get(Kind::Service, &key) {
-            if !services.contains(&svc) {
-                services.push(svc);
+    let keys: BTreeSet<ObjectKey> = txn
+        .list_all_where(Kind::EndpointSlice, on_node)
+        .iter()
+        .filter_map(|o| match o {
+            Object::EndpointSlice(s) => {
+                Some(object_key(Kind::Service, o.namespace(), s.service_name()?))
             }
-        }
-    }
-    services
+            _ => None,
+        })
+        .collect();
+    keys.iter()
+        .filter_map(|key| txn.get(Kind::Service, key))
+        .collect()
 }
 
 fn sync_service_slices(txn: &mut Txn<'_>, svc_obj: &Object) {
