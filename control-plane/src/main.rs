@@ -1,4 +1,5 @@
-//! `switchyard-control-plane`: the API server with its embedded sled store.
+//! `switchyard-control-plane`: the API server with its embedded sled store,
+//! or on etcd beside other control planes.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::ops::RangeInclusive;
@@ -10,6 +11,7 @@ use clap::Parser;
 use ipnet::Ipv4Net;
 use switchyard_control_plane::registry::RegistryConfig;
 use switchyard_control_plane::server::{Security, Server, ServerConfig};
+use switchyard_control_plane::store::EtcdConfig;
 use switchyard_control_plane::{health, metrics};
 use tracing_subscriber::EnvFilter;
 
@@ -67,6 +69,23 @@ struct Args {
     /// port-forward session.
     #[arg(long)]
     audit_log: Option<PathBuf>,
+    /// etcd v3 members (`https://HOST:2379`, or `http://` for a plaintext
+    /// etcd) to keep the store in instead of sled, comma-separated or
+    /// repeated: several control planes on one etcd serve one cluster.
+    #[arg(long = "etcd-endpoints", value_delimiter = ',')]
+    etcd_endpoints: Vec<String>,
+    /// CA bundle that etcd's serving certificates chain to.
+    #[arg(long = "etcd-cafile")]
+    etcd_cafile: Option<PathBuf>,
+    /// Client certificate for etcd's mutual TLS.
+    #[arg(long = "etcd-certfile")]
+    etcd_certfile: Option<PathBuf>,
+    /// Key of `--etcd-certfile`.
+    #[arg(long = "etcd-keyfile")]
+    etcd_keyfile: Option<PathBuf>,
+    /// Key prefix in etcd, so several clusters can share one etcd.
+    #[arg(long = "etcd-prefix", default_value = "/switchyard")]
+    etcd_prefix: String,
     /// Serve plaintext and check nobody: for development only.
     #[arg(long)]
     insecure: bool,
@@ -113,8 +132,16 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let args = Args::parse();
     let shutdown = shutdown_signal()?;
+    let etcd = (!args.etcd_endpoints.is_empty()).then(|| EtcdConfig {
+        endpoints: args.etcd_endpoints.clone(),
+        ca_file: args.etcd_cafile.clone(),
+        cert_file: args.etcd_certfile.clone(),
+        key_file: args.etcd_keyfile.clone(),
+        prefix: args.etcd_prefix.clone(),
+    });
     let cfg = ServerConfig {
         data_dir: args.data_dir.clone(),
+        etcd,
         listen: args.listen,
         registry: RegistryConfig {
             service_cidr: args.service_cidr.trunc(),

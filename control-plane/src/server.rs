@@ -20,7 +20,7 @@ use crate::listener;
 use crate::metrics::Metrics;
 use crate::pki::{self, Ca, PkiError};
 use crate::registry::{Registry, RegistryConfig, RegistryError};
-use crate::store::{SledStore, StoreError};
+use crate::store::{EtcdConfig, EtcdStore, SledStore, Store, StoreError};
 use crate::sync::session::SyncContext;
 use crate::sync::{NodeTable, SnapshotCache, SyncApi};
 use switchyard_api::v1::agent_sync_server::AgentSyncServer;
@@ -44,7 +44,10 @@ pub enum Security {
 
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
+    /// The PKI, admin.conf and (without `etcd`) the sled store.
     pub data_dir: PathBuf,
+    /// Keep the store in etcd rather than sled.
+    pub etcd: Option<EtcdConfig>,
     pub listen: SocketAddr,
     pub registry: RegistryConfig,
     pub cluster_domain: String,
@@ -138,13 +141,22 @@ fn urls(hosts: &[String], port: u16) -> Vec<String> {
 
 impl Server {
     pub async fn bind(cfg: ServerConfig) -> Result<Self, ServerError> {
-        let store = SledStore::open(&cfg.data_dir).map_err(|source| ServerError::Store {
-            dir: cfg.data_dir.clone(),
-            source,
-        })?;
+        let store: Arc<dyn Store> = match &cfg.etcd {
+            Some(etcd) => Arc::new(EtcdStore::open(etcd).map_err(|source| ServerError::Store {
+                dir: etcd.endpoints.join(",").into(),
+                source,
+            })?),
+            None => {
+                Arc::new(
+                    SledStore::open(&cfg.data_dir).map_err(|source| ServerError::Store {
+                        dir: cfg.data_dir.clone(),
+                        source,
+                    })?,
+                )
+            }
+        };
         let metrics = Metrics::new();
-        let registry =
-            Registry::open(Arc::new(store), cfg.registry.clone(), metrics.clone()).await?;
+        let registry = Registry::open(store, cfg.registry.clone(), metrics.clone()).await?;
         let cluster = ClusterConfig {
             cluster_domain: cfg.cluster_domain.clone(),
             cluster_dns: cfg.cluster_dns.to_string(),

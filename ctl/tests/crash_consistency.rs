@@ -21,7 +21,7 @@ use swctl::login::Login;
 use switchyard_api::resources::{Kind, Object, Service};
 use switchyard_control_plane::allocator::service::held_by;
 use switchyard_control_plane::allocator::AllocKey;
-use switchyard_control_plane::store::{SledStore, Store};
+use switchyard_control_plane::store::SledStore;
 use tokio::sync::RwLock;
 
 const WRITERS: usize = 8;
@@ -163,7 +163,7 @@ fn check_store_on_disk(cp: &ControlPlane) -> usize {
     let store = SledStore::open(&cp.data_dir).unwrap();
     let mut implied: BTreeMap<AllocKey, String> = BTreeMap::new();
     let loaded = store
-        .load(&mut |kind, key, json| {
+        .load_blocking(&mut |kind, key, json, _| {
             if kind == Kind::Service {
                 let svc: Service = serde_json::from_str(json).unwrap();
                 for held in held_by(&svc) {

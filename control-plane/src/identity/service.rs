@@ -113,7 +113,7 @@ impl IdentityApi {
                     token.status.uses += 1;
                     txn.put(Object::BootstrapToken(Box::new(token)));
                 }
-                record_node_certificate(txn, &r.node_name, record, now);
+                record_node_certificate(txn, &r.node_name, record.clone(), now);
                 Ok(Ok(()))
             })
             .await
@@ -197,7 +197,7 @@ impl Identity for IdentityApi {
                     .write(|txn| {
                         let exists = txn.get(Kind::Node, &node).is_some();
                         if exists {
-                            record_node_certificate(txn, &node, record, Utc::now());
+                            record_node_certificate(txn, &node, record.clone(), Utc::now());
                         }
                         Ok(exists)
                     })

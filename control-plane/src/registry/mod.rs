@@ -1,9 +1,13 @@
-//! The registry: the one place objects are written. Every write runs under a
-//! single writer lock (the store's revision is global, like etcd's), is
-//! prepared purely against the in-memory state, committed to the store as
-//! one batch, and only then made visible to readers and watchers.
+//! The registry: the one place objects are written. A write is prepared
+//! purely against the in-memory state, committed to the store as one batch
+//! guarded by what it read, and answered once the store's watch brought it
+//! back into that state ([`feed`]), so every control plane on one store sees
+//! the same history. A write that lost a race with another control plane
+//! prepares again against the newer state. Writers of one process take turns
+//! (a writer lock), so only writes from elsewhere ever conflict.
 
 mod error;
+mod feed;
 mod prepare;
 pub mod state;
 mod type_change;
@@ -18,7 +22,7 @@ use rand::SeedableRng;
 use switchyard_api::resources::{
     Kind, Namespace, Node, Object, ObjectMeta, Pod, DEFAULT_NAMESPACE,
 };
-use tokio::sync::{broadcast, Mutex};
+use tokio::sync::{broadcast, watch as notify, Mutex};
 
 pub use error::{RegistryError, Result};
 pub use state::Event;
@@ -31,7 +35,7 @@ use crate::allocator::service::{held_by, Ranges};
 use crate::controller::endpoints;
 use crate::metrics::Metrics;
 use crate::selector::Selector;
-use crate::store::{ObjectKey, Store, StoreError};
+use crate::store::{Batch, ObjectKey, Store, StoreError};
 use crate::validation::Config as ValidationConfig;
 pub(crate) use prepare::stamp_identity;
 use prepare::{deployment_status, prepare, Limits};
@@ -61,24 +65,52 @@ pub struct Registry {
     state: RwLock<State>,
     writer: Mutex<StdRng>,
     events: broadcast::Sender<Arc<Vec<Event>>>,
+    /// The revision the state has reached, for writers waiting on their own.
+    applied: notify::Sender<u64>,
     validation: ValidationConfig,
     ranges: Ranges,
     log_retention: u64,
+    /// The revision the history was last compacted at.
+    compacted: std::sync::atomic::AtomicU64,
+}
+
+/// How often a write prepares again after losing a race to another writer.
+const CONFLICT_RETRIES: usize = 16;
+/// How long a write waits for the store's watch to bring back its revision.
+const APPLY_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
+/// How long a write that lost a race waits for the winner's revision before
+/// preparing again anyway (the conflicting key may have been deleted, which
+/// leaves no revision to wait for).
+const CONFLICT_PATIENCE: std::time::Duration = std::time::Duration::from_millis(200);
+/// History is compacted every this many revisions.
+const COMPACT_EVERY: u64 = 256;
+
+/// What one try of a write came to.
+enum Attempt<T> {
+    /// Nothing to write: answer `T` now.
+    Done(T),
+    /// Commit the batch, then answer `T`.
+    Write(Batch, T),
 }
 
 /// Reads the store into memory, decoding each object as it is read, so
 /// start-up never holds a copy of every raw record next to the decoded
 /// objects (at 100,000 Pods that copy cost ~90 MiB of peak RSS).
-fn load_state(store: &dyn Store) -> std::result::Result<State, StoreError> {
+pub(crate) async fn load_state(store: &dyn Store) -> std::result::Result<State, StoreError> {
     let mut objects: BTreeMap<Kind, BTreeMap<ObjectKey, Arc<Object>>> = BTreeMap::new();
-    let loaded = store.load(&mut |kind, key, json| {
-        let obj = Object::from_json(kind, json).map_err(|e| StoreError::Corrupt {
-            tree: kind.plural().to_string(),
-            detail: format!("{key}: {e}"),
-        })?;
-        objects.entry(kind).or_default().insert(key, Arc::new(obj));
-        Ok(())
-    })?;
+    let loaded = store
+        .load(&mut |kind, key, json, mod_revision| {
+            let mut obj = Object::from_json(kind, json).map_err(|e| StoreError::Corrupt {
+                tree: kind.plural().to_string(),
+                detail: format!("{key}: {e}"),
+            })?;
+            if mod_revision != 0 {
+                obj.meta_mut().resource_version = Some(mod_revision.to_string());
+            }
+            objects.entry(kind).or_default().insert(key, Arc::new(obj));
+            Ok(())
+        })
+        .await?;
     Ok(State {
         revision: loaded.revision,
         objects,
@@ -93,19 +125,18 @@ impl Registry {
         cfg: RegistryConfig,
         metrics: Arc<Metrics>,
     ) -> Result<Arc<Registry>> {
-        let state = {
-            let store = store.clone();
-            tokio::task::spawn_blocking(move || load_state(store.as_ref()))
-                .await
-                .map_err(|e| RegistryError::Internal(e.to_string()))??
-        };
+        let state = load_state(store.as_ref()).await?;
+        let watch = store.watch(state.revision).await?;
         let (events, _) = broadcast::channel(4096);
+        let (applied, _) = notify::channel(state.revision);
         let registry = Arc::new(Registry {
             store,
             metrics,
+            compacted: std::sync::atomic::AtomicU64::new(state.revision),
             state: RwLock::new(state),
             writer: Mutex::new(StdRng::from_os_rng()),
             events,
+            applied,
             validation: ValidationConfig {
                 service_cidr: cfg.service_cidr,
                 node_port_range: cfg.node_port_range.clone(),
@@ -117,6 +148,7 @@ impl Registry {
             },
             log_retention: cfg.log_retention.max(1),
         });
+        tokio::spawn(feed::follow(Arc::downgrade(&registry), watch));
         registry.ensure_default_namespace().await?;
         Ok(registry)
     }
@@ -165,55 +197,61 @@ impl Registry {
         } else if !kind.is_namespaced() {
             obj.meta_mut().namespace = None;
         }
-        let mut rng = self.writer.lock().await;
-        let (commit, stored, outcome) = {
-            let state = self.read();
-            self.check_namespace(&state, &obj)?;
-            let key = key_of(&obj);
-            let old = state.get(kind, &key).cloned();
-            if create_only && old.is_some() {
-                return Err(RegistryError::AlreadyExists {
-                    kind,
-                    name: obj.name().to_string(),
-                });
+        let key = key_of(&obj);
+        let outcome = self
+            .run(|state, rng| {
+                self.check_namespace(state, &obj)?;
+                let old = state.get(kind, &key).cloned();
+                if create_only && old.is_some() {
+                    return Err(RegistryError::AlreadyExists {
+                        kind,
+                        name: obj.name().to_string(),
+                    });
+                }
+                let limits = Limits {
+                    validation: &self.validation,
+                    ranges: &self.ranges,
+                };
+                let stored = prepare(
+                    obj.clone(),
+                    old.as_deref(),
+                    &state.allocations,
+                    &limits,
+                    rng,
+                )?;
+                if let Some(old) = old.as_deref().filter(|o| state::same_content(o, &stored)) {
+                    return Ok(Attempt::Done((Outcome::Unchanged, Some(old.clone()))));
+                }
+                let outcome = if old.is_some() {
+                    Outcome::Configured
+                } else {
+                    Outcome::Created
+                };
+                let mut txn = Txn::new(state);
+                record_allocations(&mut txn, old.as_deref(), Some(&stored));
+                txn.put(stored);
+                let new = txn.get(kind, &key);
+                reconcile_endpoints(&mut txn, old.as_deref(), new.as_ref());
+                Ok(Attempt::Write(txn.finish(), (outcome, None)))
+            })
+            .await?;
+        match outcome {
+            (outcome, Some(obj)) => Ok((obj, outcome)),
+            (outcome, None) => {
+                let obj = self.read().get(kind, &key).map(|o| (**o).clone());
+                let obj = obj.ok_or_else(|| {
+                    RegistryError::Internal("write produced no object".to_string())
+                })?;
+                Ok((obj, outcome))
             }
-            let limits = Limits {
-                validation: &self.validation,
-                ranges: &self.ranges,
-            };
-            let stored = prepare(obj, old.as_deref(), &state.allocations, &limits, &mut *rng)?;
-            if let Some(old) = old.as_deref().filter(|o| state::same_content(o, &stored)) {
-                return Ok((old.clone(), Outcome::Unchanged));
-            }
-            let outcome = if old.is_some() {
-                Outcome::Configured
-            } else {
-                Outcome::Created
-            };
-            let mut txn = Txn::new(&state);
-            record_allocations(&mut txn, old.as_deref(), Some(&stored));
-            txn.put(stored);
-            let new = txn.get(kind, &key);
-            reconcile_endpoints(&mut txn, old.as_deref(), new.as_ref());
-            let commit = txn.finish(state.revision + 1);
-            (commit, key, outcome)
-        };
-        let events = self.commit(commit).await?;
-        let obj = events
-            .iter()
-            .find(|e| e.object.kind() == kind && key_of(&e.object) == stored)
-            .map(|e| (*e.object).clone())
-            .ok_or_else(|| RegistryError::Internal("write produced no object".to_string()))?;
-        Ok((obj, outcome))
+        }
     }
 
     /// Deletes an object and everything that hangs off it.
     #[tracing::instrument(skip(self))]
     pub async fn delete(&self, kind: Kind, namespace: &str, name: &str) -> Result<Object> {
-        let _rng = self.writer.lock().await;
-        let (commit, old) = {
-            let state = self.read();
-            let key = object_key(kind, namespace, name);
+        let key = object_key(kind, namespace, name);
+        self.run(|state, _| {
             let old = state
                 .get(kind, &key)
                 .cloned()
@@ -228,47 +266,85 @@ impl Registry {
                     reason: "this namespace may not be deleted".to_string(),
                 });
             }
-            let mut txn = Txn::new(&state);
+            let mut txn = Txn::new(state);
             delete_with_dependents(&mut txn, &old);
-            (txn.finish(state.revision + 1), old)
-        };
-        self.commit(commit).await?;
-        Ok((*old).clone())
+            Ok(Attempt::Write(txn.finish(), (*old).clone()))
+        })
+        .await
     }
 
-    async fn commit(&self, commit: state::Commit) -> Result<Arc<Vec<Event>>> {
-        if commit.is_empty() {
-            return Ok(Arc::new(commit.events));
+    /// Runs a write: `attempt` prepares it against the state (under the
+    /// writer lock), the store commits it if nothing it read changed, and
+    /// the answer waits until the state holds it. A write that lost a race
+    /// with another control plane tries again against the newer state.
+    async fn run<T>(
+        &self,
+        mut attempt: impl FnMut(&State, &mut StdRng) -> Result<Attempt<T>>,
+    ) -> Result<T> {
+        let mut rng = self.writer.lock().await;
+        let mut tries = 0;
+        loop {
+            let (batch, out) = {
+                let state = self.read();
+                match attempt(&state, &mut rng)? {
+                    Attempt::Done(out) => return Ok(out),
+                    Attempt::Write(batch, out) if batch.is_empty() => return Ok(out),
+                    Attempt::Write(batch, out) => (batch, out),
+                }
+            };
+            let started = std::time::Instant::now();
+            match self.store.commit(batch).await {
+                Ok(revision) => {
+                    self.metrics
+                        .store_commit
+                        .observe(started.elapsed().as_secs_f64());
+                    self.wait_for(revision, APPLY_PATIENCE).await?;
+                    self.maybe_compact(revision);
+                    return Ok(out);
+                }
+                Err(StoreError::Conflict { seen }) if tries < CONFLICT_RETRIES => {
+                    tries += 1;
+                    tracing::debug!(seen, tries, "write lost a race; preparing again");
+                    let _ = self.wait_for(seen, CONFLICT_PATIENCE).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
-        let store = self.store.clone();
-        let batch = commit.batch;
-        let started = std::time::Instant::now();
-        let batch = tokio::task::spawn_blocking(move || store.commit(&batch).map(|_| batch))
+    }
+
+    /// Waits until the state has reached `revision`.
+    async fn wait_for(&self, revision: u64, patience: std::time::Duration) -> Result<()> {
+        let mut applied = self.applied.subscribe();
+        let reached = tokio::time::timeout(patience, applied.wait_for(|r| *r >= revision))
             .await
-            .map_err(|e| RegistryError::Internal(e.to_string()))??;
-        self.metrics
-            .store_commit
-            .observe(started.elapsed().as_secs_f64());
-        let events = Arc::new(commit.events);
-        {
-            let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
-            state.apply(batch.revision, &events, &batch.claims, &batch.releases);
+            .is_ok_and(|r| r.is_ok());
+        match reached {
+            true => Ok(()),
+            false => Err(RegistryError::Internal(format!(
+                "revision {revision} was committed but the store's watch has not delivered it yet"
+            ))),
         }
-        let _ = self.events.send(events.clone());
-        self.maybe_compact(batch.revision);
-        Ok(events)
     }
 
-    /// Trims the revision log every few hundred writes, off the write path.
+    /// Trims the history every few hundred revisions, off the write path.
     fn maybe_compact(&self, revision: u64) {
-        if !revision.is_multiple_of(256) || revision <= self.log_retention {
+        use std::sync::atomic::Ordering;
+        let last = self.compacted.load(Ordering::SeqCst);
+        if revision < last + COMPACT_EVERY || revision <= self.log_retention {
+            return;
+        }
+        if self
+            .compacted
+            .compare_exchange(last, revision, Ordering::SeqCst, Ordering::SeqCst)
+            .is_err()
+        {
             return;
         }
         let store = self.store.clone();
         let keep_from = revision - self.log_retention;
-        tokio::task::spawn_blocking(move || {
-            if let Err(e) = store.compact(keep_from) {
-                tracing::warn!(error = %e, "revision log compaction failed");
+        tokio::spawn(async move {
+            if let Err(e) = store.compact(keep_from).await {
+                tracing::warn!(error = %e, "history compaction failed");
             }
         });
     }
@@ -346,9 +422,11 @@ impl Registry {
         &self,
         f: impl FnOnce(&State) -> T,
     ) -> (broadcast::Receiver<Arc<Vec<Event>>>, T) {
-        let _writer = self.writer.lock().await;
-        let rx = self.events.subscribe();
+        // The feed sends each write's events while it holds the state's
+        // write lock, so a receiver made under the read lock misses nothing
+        // newer than what `f` sees.
         let state = self.read();
+        let rx = self.events.subscribe();
         (rx, f(&state))
     }
 
@@ -361,16 +439,13 @@ impl Registry {
     /// `f` reads and changes the overlay of the current state under the
     /// writer lock, and what it changed commits as one batch. Objects put
     /// here skip `prepare`, so `f` builds them whole.
-    pub async fn write<T>(&self, f: impl FnOnce(&mut Txn<'_>) -> Result<T>) -> Result<T> {
-        let _writer = self.writer.lock().await;
-        let (commit, out) = {
-            let state = self.read();
-            let mut txn = Txn::new(&state);
+    pub async fn write<T>(&self, mut f: impl FnMut(&mut Txn<'_>) -> Result<T>) -> Result<T> {
+        self.run(|state, _| {
+            let mut txn = Txn::new(state);
             let out = f(&mut txn)?;
-            (txn.finish(state.revision + 1), out)
-        };
-        self.commit(commit).await?;
-        Ok(out)
+            Ok(Attempt::Write(txn.finish(), out))
+        })
+        .await
     }
 
     /// Records what a node's agent observed of a pod's readiness probe.
@@ -383,10 +458,8 @@ impl Registry {
         node: &str,
         ready: bool,
     ) -> Result<bool> {
-        let _rng = self.writer.lock().await;
-        let commit = {
-            let state = self.read();
-            let key = object_key(Kind::Pod, namespace, name);
+        let key = object_key(Kind::Pod, namespace, name);
+        self.run(|state, _| {
             let Some(Object::Pod(pod)) = state.get(Kind::Pod, &key).map(|o| (**o).clone()) else {
                 return Err(RegistryError::NotFound {
                     kind: Kind::Pod,
@@ -401,19 +474,18 @@ impl Registry {
                 });
             }
             if pod.is_ready() == ready {
-                return Ok(false);
+                return Ok(Attempt::Done(false));
             }
             let old = Object::Pod(pod.clone());
             let mut pod = pod;
             prepare::set_ready_condition(&mut pod, ready);
-            let mut txn = Txn::new(&state);
+            let mut txn = Txn::new(state);
             let new = Object::Pod(pod);
             txn.put(new.clone());
             reconcile_endpoints(&mut txn, Some(&old), Some(&new));
-            txn.finish(state.revision + 1)
-        };
-        self.commit(commit).await?;
-        Ok(true)
+            Ok(Attempt::Write(txn.finish(), true))
+        })
+        .await
     }
 }
 

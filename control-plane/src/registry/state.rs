@@ -8,7 +8,7 @@ use std::sync::Arc;
 use switchyard_api::resources::{Kind, Object};
 
 use crate::allocator::{AllocKey, AllocationTable};
-use crate::store::{Batch, EventType, LoggedEvent, ObjectKey};
+use crate::store::{Batch, Committed, Delete, EventType, ObjectKey, Put};
 
 /// One committed change, as watchers receive it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,29 +69,50 @@ impl State {
         })
     }
 
-    pub fn apply(
-        &mut self,
-        revision: u64,
-        events: &[Event],
-        claims: &[(AllocKey, ObjectKey)],
-        releases: &[AllocKey],
-    ) {
-        for e in events {
-            let map = self.objects.entry(e.object.kind()).or_default();
-            let key = key_of(&e.object);
-            match e.event_type {
-                EventType::Deleted => map.remove(&key),
-                EventType::Added | EventType::Modified => map.insert(key, e.object.clone()),
+    /// Applies one committed write as the store's watch delivered it and
+    /// returns the events watchers see for it.
+    pub fn apply(&mut self, committed: &Committed) -> Vec<Event> {
+        let revision = committed.revision;
+        let mut events = Vec::with_capacity(committed.puts.len() + committed.deletes.len());
+        for object in &committed.puts {
+            let map = self.objects.entry(object.kind()).or_default();
+            let event_type = match map.insert(key_of(object), object.clone()) {
+                Some(_) => EventType::Modified,
+                None => EventType::Added,
             };
+            events.push(Event {
+                revision,
+                event_type,
+                object: object.clone(),
+            });
         }
-        for key in releases {
+        for (kind, key) in &committed.deletes {
+            if let Some(old) = self.objects.get_mut(kind).and_then(|m| m.remove(key)) {
+                events.push(Event {
+                    revision,
+                    event_type: EventType::Deleted,
+                    object: old,
+                });
+            }
+        }
+        for key in &committed.releases {
             self.allocations.remove(key);
         }
-        for (key, owner) in claims {
+        for (key, owner) in &committed.claims {
             self.allocations.insert(*key, owner.clone());
         }
-        self.revision = revision;
+        self.revision = self.revision.max(revision);
+        events
     }
+}
+
+/// The mod revision an object was read at: its resourceVersion.
+pub fn mod_revision(obj: &Object) -> u64 {
+    obj.meta()
+        .resource_version
+        .as_deref()
+        .and_then(|rv| rv.parse().ok())
+        .unwrap_or(0)
 }
 
 /// The pending changes of one write, read through on top of the state.
@@ -181,53 +202,36 @@ impl<'a> Txn<'a> {
         self.releases.push(key);
     }
 
-    /// Stamps every changed object with `revision` and turns the write into
-    /// the store batch plus the events watchers will see. Puts equal to what
-    /// is stored and deletes of absent objects vanish here.
-    pub fn finish(self, revision: u64) -> Commit {
+    /// Turns the write into the store batch, each change guarded by the
+    /// mod revision it was read at. Puts equal to what is stored and deletes
+    /// of absent objects vanish here.
+    pub fn finish(self) -> Batch {
         let mut batch = Batch {
-            revision,
             claims: self.claims,
             releases: self.releases,
             ..Default::default()
         };
-        let mut events = Vec::new();
         for ((kind, key), change) in self.changes {
             let before = self.base.get(kind, &key);
-            let (event_type, object) = match (change, before) {
-                (None, None) => continue,
-                (None, Some(old)) => {
-                    batch.deletes.push((kind, key));
-                    (EventType::Deleted, (**old).clone())
-                }
+            let expect = before.map(|b| mod_revision(b)).unwrap_or(0);
+            match (change, before) {
+                (None, None) => {}
+                (None, Some(old)) => batch.deletes.push(Delete {
+                    object: (**old).clone(),
+                    expect,
+                }),
                 (Some(new), before) => {
                     if before.is_some_and(|b| same_content(b, &new)) {
                         continue;
                     }
-                    let mut new = new;
-                    new.meta_mut().resource_version = Some(revision.to_string());
-                    batch.puts.push((kind, key, new.to_json()));
-                    let t = if before.is_some() {
-                        EventType::Modified
-                    } else {
-                        EventType::Added
-                    };
-                    (t, new)
+                    batch.puts.push(Put {
+                        object: new,
+                        expect,
+                    });
                 }
-            };
-            batch.events.push(LoggedEvent {
-                revision,
-                event_type,
-                kind: kind.as_str().to_string(),
-                object: object.to_json(),
-            });
-            events.push(Event {
-                revision,
-                event_type,
-                object: Arc::new(object),
-            });
+            }
         }
-        Commit { batch, events }
+        batch
     }
 }
 
@@ -236,18 +240,4 @@ pub fn same_content(a: &Object, b: &Object) -> bool {
     let mut a = a.clone();
     a.meta_mut().resource_version = b.meta().resource_version.clone();
     a == *b
-}
-
-pub struct Commit {
-    pub batch: Batch,
-    pub events: Vec<Event>,
-}
-
-impl Commit {
-    pub fn is_empty(&self) -> bool {
-        self.batch.puts.is_empty()
-            && self.batch.deletes.is_empty()
-            && self.batch.claims.is_empty()
-            && self.batch.releases.is_empty()
-    }
 }

@@ -1,6 +1,7 @@
-//! Starting a watch without a gap: the backlog (history from the revision
-//! log, or the current objects for a fresh watch) is read while no write can
-//! commit, and the live feed is subscribed at that same instant.
+//! Starting a watch without a gap: the backlog (history from the store, or
+//! the current objects for a fresh watch) is read up to the state's revision
+//! while the live feed is subscribed under the state's read lock, which the
+//! feed's sends wait for.
 
 use std::sync::Arc;
 
@@ -25,7 +26,6 @@ impl Registry {
     /// an ADDED event for every current object, as Kubernetes does.
     pub async fn watch(&self, kind: Kind, after: u64) -> Result<WatchStart> {
         let (live, revision, current) = {
-            let _writer = self.writer.lock().await;
             let state = self.read();
             let current: Vec<Event> = if after == 0 {
                 state
@@ -54,13 +54,10 @@ impl Registry {
     }
 
     async fn history(&self, kind: Kind, after: u64, until: u64) -> Result<Vec<Event>> {
-        let store = self.store.clone();
-        let logged = tokio::task::spawn_blocking(move || store.events_after(after))
-            .await
-            .map_err(|e| RegistryError::Internal(e.to_string()))??;
+        let logged = self.store.events_after(after, until).await?;
         logged
             .into_iter()
-            .filter(|e| e.revision <= until && e.kind == kind.as_str())
+            .filter(|e| e.kind == kind.as_str())
             .map(|e| {
                 let object = Object::from_json(kind, &e.object)
                     .map_err(|err| RegistryError::Internal(format!("corrupt log entry: {err}")))?;

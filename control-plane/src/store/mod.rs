@@ -1,17 +1,25 @@
-//! Persistence behind a small trait, so the registry never sees sled and a
-//! distributed backend (etcd) can be added for HA.
+//! Persistence behind a small trait, so the registry never sees sled or
+//! etcd.
 //!
-//! The model is etcd's: one global revision bumped by every write, each write
-//! one atomic [`Batch`] (objects, allocation claims and the revision-log
-//! entries together), and a bounded revision log that watches resume from.
+//! The model is etcd's: one global revision, assigned by the store when a
+//! write commits; each write one atomic [`Batch`] (objects and allocation
+//! claims together) guarded by preconditions on what it read (the mod
+//! revision of each object it changes, the absence of each allocation it
+//! claims), so several writers stay correct; and a watch from a revision that
+//! is the one source of change for every replica's in-memory state.
 
+mod etcd;
 mod sled_store;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
-use switchyard_api::resources::Kind;
+use futures::future::BoxFuture;
+use futures::stream::BoxStream;
+use switchyard_api::resources::{Kind, Object};
 
 use crate::allocator::AllocKey;
+pub use etcd::{EtcdConfig, EtcdStore};
 pub use sled_store::SledStore;
 
 /// An object's identity inside its kind: `namespace/name`, or `name` for
@@ -35,15 +43,50 @@ pub struct LoggedEvent {
     pub object: String,
 }
 
-/// Everything one write changes, applied atomically or not at all.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// An object a write puts, with the mod revision it was read at (0: the
+/// write expects it absent). The store stamps its resourceVersion.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Put {
+    pub object: Object,
+    pub expect: u64,
+}
+
+/// An object a write deletes, as it was read, and at which mod revision.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delete {
+    pub object: Object,
+    pub expect: u64,
+}
+
+/// Everything one write changes, applied atomically or not at all, and only
+/// while every precondition holds.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Batch {
+    pub puts: Vec<Put>,
+    pub deletes: Vec<Delete>,
+    /// Claimed allocations must be free (or released by this same batch).
+    pub claims: Vec<(AllocKey, ObjectKey)>,
+    pub releases: Vec<AllocKey>,
+}
+
+impl Batch {
+    pub fn is_empty(&self) -> bool {
+        self.puts.is_empty()
+            && self.deletes.is_empty()
+            && self.claims.is_empty()
+            && self.releases.is_empty()
+    }
+}
+
+/// One committed write as a watch delivers it: objects carry the revision
+/// as their resourceVersion.
+#[derive(Debug, Clone, Default)]
+pub struct Committed {
     pub revision: u64,
-    pub puts: Vec<(Kind, ObjectKey, String)>,
+    pub puts: Vec<Arc<Object>>,
     pub deletes: Vec<(Kind, ObjectKey)>,
     pub claims: Vec<(AllocKey, ObjectKey)>,
     pub releases: Vec<AllocKey>,
-    pub events: Vec<LoggedEvent>,
 }
 
 /// What the store holds at start-up.
@@ -55,8 +98,9 @@ pub struct Loaded {
     pub allocations: Vec<(AllocKey, ObjectKey)>,
 }
 
-/// Receives each stored object (kind, key, JSON) at start-up.
-pub type Visitor<'a> = dyn FnMut(Kind, ObjectKey, &str) -> Result<()> + 'a;
+/// Receives each stored object (kind, key, JSON, mod revision) at start-up;
+/// a mod revision of 0 means the JSON carries its resourceVersion itself.
+pub type Visitor<'a> = dyn FnMut(Kind, ObjectKey, &str, u64) -> Result<()> + Send + 'a;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -64,6 +108,10 @@ pub enum StoreError {
     Backend(String),
     #[error("corrupt record in {tree}: {detail}")]
     Corrupt { tree: String, detail: String },
+    /// A precondition failed: another write changed what this one read. The
+    /// registry waits until its state reaches `seen` and prepares again.
+    #[error("conflict: another write changed an object or allocation this one read (store at revision {seen})")]
+    Conflict { seen: u64 },
     #[error("too old resource version: {requested} (oldest retained is {oldest})")]
     Compacted { requested: u64, oldest: u64 },
     /// The store is readable but ends before the last revision committed
@@ -88,23 +136,33 @@ pub enum StoreError {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+/// A watch's deliveries, oldest first; an error ends it.
+pub type Watch = BoxStream<'static, Result<Committed>>;
+
+/// The store's half of every call is IO (a disk flush, a round trip to
+/// etcd), so the trait is async; sled's blocking calls run on the blocking
+/// pool inside it.
 pub trait Store: Send + Sync + 'static {
     /// Hands every stored object to `visit`, one at a time, so start-up
     /// never holds all raw records next to the decoded objects (at 100,000
     /// Pods that copy alone is tens of MiB, and freeing it afterwards leaves
     /// the heap fragmented); an error from `visit` stops the load.
-    fn load(&self, visit: &mut Visitor<'_>) -> Result<Loaded>;
+    fn load<'a>(&'a self, visit: &'a mut Visitor<'_>) -> BoxFuture<'a, Result<Loaded>>;
 
-    /// Applies the batch atomically and durably.
-    fn commit(&self, batch: &Batch) -> Result<()>;
+    /// Applies the batch atomically and durably if its preconditions hold,
+    /// returning the revision the store gave it; `Conflict` when one failed.
+    fn commit(&self, batch: Batch) -> BoxFuture<'_, Result<u64>>;
+
+    /// Every write committed after revision `after`, in revision order.
+    fn watch(&self, after: u64) -> BoxFuture<'_, Result<Watch>>;
 
     /// Why the last write failed, until a write goes through again.
     fn failing(&self) -> Option<String>;
 
-    /// Every logged event with a revision greater than `after`, oldest first;
-    /// `Compacted` when events after `after` were already dropped.
-    fn events_after(&self, after: u64) -> Result<Vec<LoggedEvent>>;
+    /// Every logged event with a revision in `(after, until]`, oldest
+    /// first; `Compacted` when events after `after` were already dropped.
+    fn events_after(&self, after: u64, until: u64) -> BoxFuture<'_, Result<Vec<LoggedEvent>>>;
 
-    /// Drops log entries older than `keep_from`, keeping the log bounded.
-    fn compact(&self, keep_from: u64) -> Result<()>;
+    /// Drops history older than `keep_from`, keeping the log bounded.
+    fn compact(&self, keep_from: u64) -> BoxFuture<'_, Result<()>>;
 }

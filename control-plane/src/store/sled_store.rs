@@ -13,7 +13,16 @@ use sled::transaction::{ConflictableTransactionError, TransactionError, Transact
 use sled::{Db, IVec, Transactional, Tree};
 use switchyard_api::resources::Kind;
 
-use super::{Batch, Loaded, LoggedEvent, ObjectKey, Result, Store, StoreError, Visitor};
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt};
+use tokio::sync::mpsc;
+
+use super::{
+    Batch, Committed, EventType, Loaded, LoggedEvent, ObjectKey, Result, Store, StoreError,
+    Visitor, Watch,
+};
 use crate::allocator::AllocKey;
 
 const ALLOCATIONS: &str = "allocations";
@@ -39,7 +48,14 @@ const DB_FILE: &str = "db";
 /// damage; a store that ends before this revision lost committed writes.
 const MARKER_FILE: &str = "committed-revision";
 
+/// Cheap to clone: the async trait methods hand a clone of the inner store
+/// to the blocking pool.
+#[derive(Clone)]
 pub struct SledStore {
+    inner: Arc<SledInner>,
+}
+
+struct SledInner {
     dir: PathBuf,
     /// `None` only while [`Store::load`] reopens the database.
     handles: RwLock<Option<Handles>>,
@@ -51,6 +67,10 @@ pub struct SledStore {
     /// disk that was full or read-only takes writes again once it is fixed).
     failure: Mutex<Option<String>>,
     marker: Mutex<Option<File>>,
+    /// Held while a write picks its revision and commits, so revisions are
+    /// given out in commit order and watchers hear them in that order.
+    commit_lock: Mutex<()>,
+    watchers: Mutex<Vec<mpsc::UnboundedSender<Result<Committed>>>>,
 }
 
 /// An open database and its trees: kind trees in `Kind::ALL` order, then
@@ -155,7 +175,7 @@ impl Handles {
                 tree: tree.to_string(),
                 detail: e.to_string(),
             })?;
-            visit(kind, text(tree, &k)?, json)?;
+            visit(kind, text(tree, &k)?, json, 0)?;
             read += k.len() + v.len();
             if read >= budget {
                 return Ok((read, Some(k)));
@@ -186,16 +206,42 @@ impl SledStore {
     }
 
     fn open_with(dir: &Path, load_bytes_per_open: usize) -> Result<Self> {
-        Ok(Self {
+        let inner = SledInner {
             dir: dir.to_path_buf(),
             handles: RwLock::new(Some(Handles::open_patiently(dir)?)),
             load_bytes_per_open,
             committed: AtomicU64::new(0),
             failure: Mutex::new(None),
             marker: Mutex::new(None),
+            commit_lock: Mutex::new(()),
+            watchers: Mutex::new(Vec::new()),
+        };
+        Ok(Self {
+            inner: Arc::new(inner),
         })
     }
 
+    /// Runs a blocking sled call on the blocking pool.
+    fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&SledInner) -> Result<T> + Send + 'static,
+    ) -> BoxFuture<'static, Result<T>> {
+        let inner = self.inner.clone();
+        async move {
+            tokio::task::spawn_blocking(move || f(&inner))
+                .await
+                .map_err(backend)?
+        }
+        .boxed()
+    }
+
+    /// Loads without an async runtime (offline checks of a data directory).
+    pub fn load_blocking(&self, visit: &mut Visitor<'_>) -> Result<Loaded> {
+        self.inner.load(visit)
+    }
+}
+
+impl SledInner {
     fn marker_path(&self) -> PathBuf {
         self.dir.join(MARKER_FILE)
     }
@@ -307,15 +353,130 @@ fn text(tree: &str, bytes: &[u8]) -> Result<String> {
     })
 }
 
+/// What a batch writes once its revision is known: objects stamped with it,
+/// and the log entries for them.
+struct Stamped {
+    revision: u64,
+    puts: Vec<(Kind, ObjectKey, String)>,
+    deletes: Vec<(Kind, ObjectKey)>,
+    events: Vec<LoggedEvent>,
+    committed: Committed,
+}
+
+fn stamp(batch: Batch, revision: u64) -> Stamped {
+    let rv = revision.to_string();
+    let mut out = Stamped {
+        revision,
+        puts: Vec::new(),
+        deletes: Vec::new(),
+        events: Vec::new(),
+        committed: Committed {
+            revision,
+            claims: batch.claims,
+            releases: batch.releases,
+            ..Default::default()
+        },
+    };
+    for put in batch.puts {
+        let mut object = put.object;
+        object.meta_mut().resource_version = Some(rv.clone());
+        let (kind, key) = (object.kind(), crate::registry::state::key_of(&object));
+        let json = object.to_json();
+        let event_type = if put.expect == 0 {
+            EventType::Added
+        } else {
+            EventType::Modified
+        };
+        out.events
+            .push(logged(revision, event_type, kind, json.clone()));
+        out.puts.push((kind, key, json));
+        out.committed.puts.push(Arc::new(object));
+    }
+    for delete in batch.deletes {
+        let (kind, key) = (
+            delete.object.kind(),
+            crate::registry::state::key_of(&delete.object),
+        );
+        out.events.push(logged(
+            revision,
+            EventType::Deleted,
+            kind,
+            delete.object.to_json(),
+        ));
+        out.deletes.push((kind, key.clone()));
+        out.committed.deletes.push((kind, key));
+    }
+    out
+}
+
+fn logged(revision: u64, event_type: EventType, kind: Kind, object: String) -> LoggedEvent {
+    LoggedEvent {
+        revision,
+        event_type,
+        kind: kind.as_str().to_string(),
+        object,
+    }
+}
+
+/// The resourceVersion inside a stored object's JSON: sled's mod revision.
+fn stored_revision(json: &[u8]) -> u64 {
+    #[derive(serde::Deserialize)]
+    struct Stored {
+        metadata: StoredMeta,
+    }
+    #[derive(serde::Deserialize)]
+    struct StoredMeta {
+        #[serde(rename = "resourceVersion")]
+        resource_version: Option<String>,
+    }
+    serde_json::from_slice::<Stored>(json)
+        .ok()
+        .and_then(|s| s.metadata.resource_version?.parse().ok())
+        .unwrap_or(u64::MAX)
+}
+
+/// Fails the transaction when an object or allocation is not as the write
+/// read it.
+fn check_preconditions(
+    trees: &[TransactionalTree],
+    batch: &Batch,
+    seen: u64,
+) -> std::result::Result<(), ConflictableTransactionError<StoreError>> {
+    let conflict = || ConflictableTransactionError::Abort(StoreError::Conflict { seen });
+    let expected = batch
+        .puts
+        .iter()
+        .map(|p| (&p.object, p.expect))
+        .chain(batch.deletes.iter().map(|d| (&d.object, d.expect)));
+    for (object, expect) in expected {
+        let key = crate::registry::state::key_of(object);
+        let found = trees[kind_index(object.kind())].get(key.as_bytes())?;
+        let actual = found.map(|v| stored_revision(&v)).unwrap_or(0);
+        if actual != expect {
+            return Err(conflict());
+        }
+    }
+    let n = Kind::ALL.len();
+    for (key, _) in &batch.claims {
+        let released = batch.releases.contains(key);
+        if !released && trees[n].get(key.to_string().as_bytes())?.is_some() {
+            return Err(conflict());
+        }
+    }
+    Ok(())
+}
+
 fn write_batch(
     trees: &[TransactionalTree],
     batch: &Batch,
+    stamped: &Stamped,
 ) -> std::result::Result<(), ConflictableTransactionError<StoreError>> {
+    check_preconditions(trees, batch, stamped.revision - 1)?;
     let n = Kind::ALL.len();
-    for (kind, key, json) in &batch.puts {
+    for (kind, key, json) in &stamped.puts {
         trees[kind_index(*kind)].insert(key.as_bytes(), json.as_bytes())?;
     }
-    for (kind, key) in &batch.deletes {
+    for (kind, key) in &stamped.deletes {
         trees[kind_index(*kind)].remove(key.as_bytes())?;
     }
     for key in &batch.releases {
@@ -324,16 +485,16 @@ fn write_batch(
     for (key, owner) in &batch.claims {
         trees[n].insert(key.to_string().as_bytes(), owner.as_bytes())?;
     }
-    for (i, event) in batch.events.iter().enumerate() {
+    for (i, event) in stamped.events.iter().enumerate() {
         let json = serde_json::to_vec(event)
             .map_err(|e| ConflictableTransactionError::Abort(backend(e)))?;
-        trees[n + 1].insert(log_key(batch.revision, i), json)?;
+        trees[n + 1].insert(log_key(stamped.revision, i), json)?;
     }
-    trees[n + 2].insert(REVISION_KEY, &batch.revision.to_be_bytes())?;
+    trees[n + 2].insert(REVISION_KEY, &stamped.revision.to_be_bytes())?;
     Ok(())
 }
 
-impl SledStore {
+impl SledInner {
     fn load_checked(&self, visit: &mut Visitor<'_>) -> Result<Loaded> {
         // Before anything is served from it.
         self.check_complete(self.with(|h| h.read_u64(REVISION_KEY))?)?;
@@ -368,7 +529,7 @@ impl SledStore {
     }
 }
 
-impl Store for SledStore {
+impl SledInner {
     fn load(&self, visit: &mut Visitor<'_>) -> Result<Loaded> {
         self.load_checked(visit).map_err(|e| match e {
             StoreError::Corrupt { .. } | StoreError::Backend(_) => StoreError::Unreadable {
@@ -379,14 +540,17 @@ impl Store for SledStore {
         })
     }
 
-    fn commit(&self, batch: &Batch) -> Result<()> {
+    fn commit(&self, batch: Batch) -> Result<u64> {
+        let _order = self.commit_lock.lock().unwrap_or_else(|e| e.into_inner());
         if self.failing().is_some() {
             self.recover()?;
         }
+        let revision = self.committed.load(Ordering::SeqCst) + 1;
+        let stamped = stamp(batch.clone(), revision);
         let committed = self.with(|h| {
             h.trees
                 .as_slice()
-                .transaction(|trees| write_batch(trees, batch))
+                .transaction(|trees| write_batch(trees, &batch, &stamped))
                 .map_err(|e| match e {
                     TransactionError::Abort(e) => e,
                     TransactionError::Storage(e) => backend(e),
@@ -396,13 +560,14 @@ impl Store for SledStore {
         });
         match committed {
             Ok(()) => {
-                self.committed.store(batch.revision, Ordering::SeqCst);
+                self.committed.store(revision, Ordering::SeqCst);
                 // The write is durable already; a marker that lags only
                 // weakens the damage check, so its failure is not the write's.
-                if let Err(e) = self.write_marker(batch.revision) {
+                if let Err(e) = self.write_marker(revision) {
                     tracing::warn!(error = %e, "cannot record the committed revision");
                 }
-                Ok(())
+                self.tell_watchers(stamped.committed);
+                Ok(revision)
             }
             Err(StoreError::Backend(detail)) => {
                 *self.failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(detail.clone());
@@ -412,6 +577,30 @@ impl Store for SledStore {
         }
     }
 
+    fn tell_watchers(&self, committed: Committed) {
+        let mut watchers = self.watchers.lock().unwrap_or_else(|e| e.into_inner());
+        watchers.retain(|w| w.send(Ok(committed.clone())).is_ok());
+    }
+
+    /// Only this process writes a sled store, so a watch starts where the
+    /// caller's load ended; an older start means the caller must load again.
+    fn watch(&self, after: u64) -> Result<Watch> {
+        let _order = self.commit_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let current = self.committed.load(Ordering::SeqCst);
+        if after != current {
+            return Err(StoreError::Compacted {
+                requested: after,
+                oldest: current,
+            });
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.watchers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(tx);
+        Ok(tokio_stream::wrappers::UnboundedReceiverStream::new(rx).boxed())
+    }
+
     fn failing(&self) -> Option<String> {
         self.failure
             .lock()
@@ -419,7 +608,7 @@ impl Store for SledStore {
             .clone()
     }
 
-    fn events_after(&self, after: u64) -> Result<Vec<LoggedEvent>> {
+    fn events_after(&self, after: u64, until: u64) -> Result<Vec<LoggedEvent>> {
         self.with(|h| {
             let compacted = h.read_u64(COMPACTED_KEY)?;
             if after < compacted {
@@ -429,7 +618,7 @@ impl Store for SledStore {
                 });
             }
             h.log()
-                .range(log_key(after + 1, 0)..)
+                .range(log_key(after + 1, 0)..log_key(until.saturating_add(1), 0))
                 .map(|item| {
                     let (_, v) = item.map_err(backend)?;
                     serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt {
@@ -465,17 +654,47 @@ impl Store for SledStore {
     }
 }
 
+impl Store for SledStore {
+    fn load<'a>(&'a self, visit: &'a mut Visitor<'_>) -> BoxFuture<'a, Result<Loaded>> {
+        // The visitor borrows the caller's state, so this load cannot move to
+        // the blocking pool; it runs once, before anything is served.
+        async move { self.inner.load(visit) }.boxed()
+    }
+
+    fn commit(&self, batch: Batch) -> BoxFuture<'_, Result<u64>> {
+        self.blocking(move |s| s.commit(batch))
+    }
+
+    fn watch(&self, after: u64) -> BoxFuture<'_, Result<Watch>> {
+        let watch = self.inner.watch(after);
+        async move { watch }.boxed()
+    }
+
+    fn failing(&self) -> Option<String> {
+        self.inner.failing()
+    }
+
+    fn events_after(&self, after: u64, until: u64) -> BoxFuture<'_, Result<Vec<LoggedEvent>>> {
+        self.blocking(move |s| s.events_after(after, until))
+    }
+
+    fn compact(&self, keep_from: u64) -> BoxFuture<'_, Result<()>> {
+        self.blocking(move |s| s.compact(keep_from))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::allocator::AllocKey;
-    use crate::store::EventType;
+    use crate::store::{Delete, Put};
+    use switchyard_api::resources::{Object, ObjectMeta, Pod, Service};
 
     /// Everything `load` visits, in order, and what it returns.
     fn load_all(store: &SledStore) -> (Loaded, Vec<(Kind, ObjectKey, String)>) {
         let mut seen = Vec::new();
         let loaded = store
-            .load(&mut |kind, key, json| {
+            .load_blocking(&mut |kind, key, json, _| {
                 seen.push((kind, key, json.to_string()));
                 Ok(())
             })
@@ -483,56 +702,154 @@ mod tests {
         (loaded, seen)
     }
 
-    fn event(revision: u64, name: &str) -> LoggedEvent {
-        LoggedEvent {
-            revision,
-            event_type: EventType::Added,
-            kind: "Service".into(),
-            object: format!("{{\"metadata\":{{\"name\":\"{name}\"}}}}"),
+    fn meta(name: &str) -> ObjectMeta {
+        ObjectMeta {
+            name: name.into(),
+            namespace: Some("default".into()),
+            ..Default::default()
         }
     }
 
+    fn service(name: &str) -> Object {
+        Object::Service(Box::new(Service {
+            metadata: meta(name),
+            ..Default::default()
+        }))
+    }
+
+    fn put(object: Object, expect: u64) -> Put {
+        Put { object, expect }
+    }
+
+    fn commit(store: &SledStore, batch: Batch) -> Result<u64> {
+        store.inner.commit(batch)
+    }
+
+    fn json_at(object: &Object, revision: u64) -> String {
+        let mut object = object.clone();
+        object.meta_mut().resource_version = Some(revision.to_string());
+        object.to_json()
+    }
+
     #[test]
-    fn batches_survive_reopen() {
+    fn the_store_assigns_revisions_and_batches_survive_reopen() {
         let dir = tempfile::tempdir().unwrap();
+        let a = service("a");
         {
             let store = SledStore::open(dir.path()).unwrap();
-            store
-                .commit(&Batch {
-                    revision: 7,
-                    puts: vec![(Kind::Service, "default/a".into(), "{}".into())],
+            load_all(&store);
+            let revision = commit(
+                &store,
+                Batch {
+                    puts: vec![put(a.clone(), 0)],
                     claims: vec![(AllocKey::NodePort(30080), "default/a".into())],
-                    events: vec![event(7, "a")],
                     ..Default::default()
-                })
-                .unwrap();
+                },
+            )
+            .unwrap();
+            assert_eq!(revision, 1);
         }
         let store = SledStore::open(dir.path()).unwrap();
         let (loaded, objects) = load_all(&store);
-        assert_eq!(loaded.revision, 7);
+        assert_eq!(loaded.revision, 1);
         assert_eq!(
             objects,
-            vec![(Kind::Service, "default/a".to_string(), "{}".to_string())]
+            vec![(Kind::Service, "default/a".to_string(), json_at(&a, 1))]
         );
         assert_eq!(
             loaded.allocations,
             vec![(AllocKey::NodePort(30080), "default/a".to_string())]
         );
-        assert_eq!(store.events_after(6).unwrap(), vec![event(7, "a")]);
-        assert!(store.events_after(7).unwrap().is_empty());
+        let history = store.inner.events_after(0, 1).unwrap();
+        assert_eq!(
+            history,
+            vec![LoggedEvent {
+                revision: 1,
+                event_type: EventType::Added,
+                kind: "Service".into(),
+                object: json_at(&a, 1),
+            }]
+        );
+        assert!(store.inner.events_after(1, 1).unwrap().is_empty());
+    }
+
+    /// A write that read an object at an older revision, or claims an
+    /// allocation someone holds, changes nothing.
+    #[test]
+    fn a_write_whose_preconditions_fail_is_refused_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        load_all(&store);
+        let key = AllocKey::NodePort(30001);
+        let first = Batch {
+            puts: vec![put(service("a"), 0)],
+            claims: vec![(key, "default/a".into())],
+            ..Default::default()
+        };
+        assert_eq!(commit(&store, first.clone()).unwrap(), 1);
+        let again = commit(&store, first).unwrap_err();
+        assert!(matches!(again, StoreError::Conflict { seen: 1 }), "{again}");
+        let stale_update = Batch {
+            puts: vec![put(service("a"), 7)],
+            ..Default::default()
+        };
+        assert!(matches!(
+            commit(&store, stale_update),
+            Err(StoreError::Conflict { seen: 1 })
+        ));
+        let taken = Batch {
+            puts: vec![put(service("b"), 0)],
+            claims: vec![(key, "default/b".into())],
+            ..Default::default()
+        };
+        assert!(matches!(
+            commit(&store, taken),
+            Err(StoreError::Conflict { seen: 1 })
+        ));
+        let (loaded, objects) = load_all(&store);
+        assert_eq!(loaded.revision, 1);
+        assert_eq!(objects.len(), 1);
+        let update = Batch {
+            puts: vec![put(service("a"), 1)],
+            ..Default::default()
+        };
+        assert_eq!(commit(&store, update).unwrap(), 2);
+    }
+
+    #[test]
+    fn a_watch_hears_every_commit_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        load_all(&store);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let mut watch = rt.block_on(store.watch(0)).unwrap();
+        commit_services(&store, 1..=2);
+        let first = rt.block_on(watch.next()).unwrap().unwrap();
+        let second = rt.block_on(watch.next()).unwrap().unwrap();
+        assert_eq!((first.revision, second.revision), (1, 2));
+        assert_eq!(second.puts[0].meta().resource_version.as_deref(), Some("2"));
+        assert!(matches!(
+            rt.block_on(store.watch(1)),
+            Err(StoreError::Compacted {
+                requested: 1,
+                oldest: 2
+            })
+        ));
     }
 
     fn commit_services(store: &SledStore, revisions: std::ops::RangeInclusive<u64>) {
         for revision in revisions {
-            let name = format!("default/s{revision}");
-            store
-                .commit(&Batch {
-                    revision,
-                    puts: vec![(Kind::Service, name.clone(), "{}".into())],
-                    events: vec![event(revision, &name)],
+            let got = commit(
+                store,
+                Batch {
+                    puts: vec![put(service(&format!("s{revision}")), 0)],
                     ..Default::default()
-                })
-                .unwrap();
+                },
+            )
+            .unwrap();
+            assert_eq!(got, revision);
         }
     }
 
@@ -559,7 +876,7 @@ mod tests {
         // As if revisions 4 and 5 had been committed and then lost.
         std::fs::write(dir.path().join(MARKER_FILE), "00000000000000000005\n").unwrap();
         let store = SledStore::open(dir.path()).unwrap();
-        let err = store.load(&mut |_, _, _| Ok(())).unwrap_err();
+        let err = store.load_blocking(&mut |_, _, _, _| Ok(())).unwrap_err();
         assert_eq!(
             err.to_string(),
             format!(
@@ -592,7 +909,7 @@ mod tests {
             .set_len(len / 2)
             .unwrap();
         let refused = SledStore::open(dir.path())
-            .and_then(|store| store.load(&mut |_, _, _| Ok(())).map(|_| ()))
+            .and_then(|store| store.load_blocking(&mut |_, _, _, _| Ok(())).map(|_| ()))
             .unwrap_err();
         assert!(
             matches!(refused, StoreError::Damaged { ref file, .. } | StoreError::Unreadable { ref file, .. } if *file == db)
@@ -615,61 +932,54 @@ mod tests {
         assert_eq!(loaded.revision, 0);
     }
 
+    fn pod(i: usize) -> Object {
+        Object::Pod(Pod {
+            metadata: meta(&format!("p{i:02}")),
+            ..Default::default()
+        })
+    }
+
     #[test]
     fn load_reopens_between_chunks_and_misses_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let puts: Vec<(Kind, ObjectKey, String)> = (0..50)
-            .map(|i| {
-                (
-                    Kind::Pod,
-                    format!("default/p{i:02}"),
-                    format!("{{\"i\":{i}}}"),
-                )
-            })
-            .chain([(Kind::Service, "default/s".to_string(), "{}".to_string())])
-            .collect();
-        SledStore::open(dir.path())
-            .unwrap()
-            .commit(&Batch {
-                revision: 3,
-                puts: puts.clone(),
+        let objects: Vec<Object> = (0..50).map(pod).chain([service("s")]).collect();
+        {
+            let store = SledStore::open(dir.path()).unwrap();
+            load_all(&store);
+            let batch = Batch {
+                puts: objects.iter().map(|o| put(o.clone(), 0)).collect(),
                 ..Default::default()
-            })
-            .unwrap();
-        // A 40-byte budget: a reopen after every two or three records.
+            };
+            assert_eq!(commit(&store, batch).unwrap(), 1);
+        }
+        // A 40-byte budget: a reopen after every record.
         let store = SledStore::open_with(dir.path(), 40).unwrap();
         let (loaded, seen) = load_all(&store);
-        assert_eq!(loaded.revision, 3);
-        let mut expected = puts;
+        assert_eq!(loaded.revision, 1);
+        let mut expected: Vec<(Kind, ObjectKey, String)> = objects
+            .iter()
+            .map(|o| {
+                let key = crate::registry::state::key_of(o);
+                (o.kind(), key, json_at(o, 1))
+            })
+            .collect();
         expected.sort_by_key(|(kind, key, _)| (kind_index(*kind), key.clone()));
         assert_eq!(seen, expected);
-        store
-            .commit(&Batch {
-                revision: 4,
-                events: vec![event(4, "after")],
-                ..Default::default()
-            })
-            .unwrap();
-        assert_eq!(store.events_after(3).unwrap(), vec![event(4, "after")]);
+        commit_services(&store, 2..=2);
+        assert_eq!(store.inner.events_after(1, 2).unwrap().len(), 1);
     }
 
     #[test]
     fn compaction_bounds_resume() {
         let dir = tempfile::tempdir().unwrap();
         let store = SledStore::open(dir.path()).unwrap();
-        for rev in 1..=5 {
-            store
-                .commit(&Batch {
-                    revision: rev,
-                    events: vec![event(rev, "x")],
-                    ..Default::default()
-                })
-                .unwrap();
-        }
-        store.compact(4).unwrap();
-        assert_eq!(store.events_after(3).unwrap().len(), 2);
+        load_all(&store);
+        commit_services(&store, 1..=5);
+        store.inner.compact(4).unwrap();
+        assert_eq!(store.inner.events_after(3, 5).unwrap().len(), 2);
+        assert_eq!(store.inner.events_after(3, 4).unwrap().len(), 1);
         assert!(matches!(
-            store.events_after(2),
+            store.inner.events_after(2, 5),
             Err(StoreError::Compacted {
                 requested: 2,
                 oldest: 3
@@ -681,30 +991,34 @@ mod tests {
     fn releases_remove_claims() {
         let dir = tempfile::tempdir().unwrap();
         let store = SledStore::open(dir.path()).unwrap();
+        load_all(&store);
         let key = AllocKey::NodePort(30001);
-        store
-            .commit(&Batch {
-                revision: 1,
+        let a = service("a");
+        commit(
+            &store,
+            Batch {
+                puts: vec![put(a.clone(), 0)],
                 claims: vec![(key, "default/a".into())],
                 ..Default::default()
-            })
-            .unwrap();
-        store
-            .commit(&Batch {
-                revision: 2,
+            },
+        )
+        .unwrap();
+        let mut stored = a;
+        stored.meta_mut().resource_version = Some("1".into());
+        commit(
+            &store,
+            Batch {
                 releases: vec![key],
-                deletes: vec![(Kind::Service, "default/a".into())],
+                deletes: vec![Delete {
+                    object: stored,
+                    expect: 1,
+                }],
                 ..Default::default()
-            })
-            .unwrap();
-        let mut objects = 0;
-        let loaded = store
-            .load(&mut |_, _, _| {
-                objects += 1;
-                Ok(())
-            })
-            .unwrap();
+            },
+        )
+        .unwrap();
+        let (loaded, objects) = load_all(&store);
         assert!(loaded.allocations.is_empty());
-        assert_eq!(objects, 0);
+        assert!(objects.is_empty());
     }
 }

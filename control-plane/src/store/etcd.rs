@@ -1,0 +1,583 @@
+//! The HA store: etcd v3, shared by every control plane of a cluster.
+//!
+//! Keys are `<prefix>/objects/<plural>/<key>` (the object's JSON, without
+//! its resourceVersion: that is the key's mod revision, as kube-apiserver
+//! does it) and `<prefix>/alloc/<allocation>` (the owner's key). A write is
+//! one etcd transaction: a compare per object on the mod revision it was
+//! read at, a compare per claimed allocation that it is absent, then the
+//! puts and deletes. The watch on `<prefix>/` is every control plane's feed.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt};
+use switchyard_api::etcd::{
+    compare, kv_client::KvClient, request_op, watch_client::WatchClient, watch_request,
+    CompactionRequest, Compare, DeleteRangeRequest, Event as EtcdEvent, KeyValue, PutRequest,
+    RangeRequest, RequestOp, TxnRequest, WatchCreateRequest, WatchRequest, WatchResponse,
+};
+use switchyard_api::resources::{Kind, Object};
+use switchyard_tls::client::{ClientIdentity, Target, Trust};
+use tonic::transport::Channel;
+
+use super::{
+    Batch, Committed, EventType, Loaded, LoggedEvent, ObjectKey, Result, Store, StoreError,
+    Visitor, Watch,
+};
+use crate::allocator::AllocKey;
+use crate::registry::state::key_of;
+
+/// How long one etcd request may take: a cluster that lost its quorum
+/// never answers a write, and the caller must hear so.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(4);
+/// Keys read per range request at start-up.
+const PAGE: i64 = 1000;
+/// How long a history read waits for the watch to reach its end.
+const HISTORY_PATIENCE: Duration = Duration::from_secs(3);
+
+/// `--etcd-*` flags.
+#[derive(Debug, Clone)]
+pub struct EtcdConfig {
+    pub endpoints: Vec<String>,
+    pub ca_file: Option<PathBuf>,
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    pub prefix: String,
+}
+
+pub struct EtcdStore {
+    channel: Channel,
+    keys: Keys,
+    failure: Mutex<Option<String>>,
+}
+
+/// The store's key layout under its prefix, and decoding what a watch sees.
+#[derive(Clone)]
+struct Keys {
+    prefix: String,
+}
+
+fn backend(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(format!("etcd: {e}"))
+}
+
+fn status(e: tonic::Status) -> StoreError {
+    let message = e.message();
+    if message.contains("required revision has been compacted") {
+        return StoreError::Compacted {
+            requested: 0,
+            oldest: 0,
+        };
+    }
+    StoreError::Backend(format!("etcd: {message}"))
+}
+
+async fn timed<T>(
+    what: &str,
+    call: impl std::future::Future<Output = std::result::Result<T, tonic::Status>>,
+) -> Result<T> {
+    match tokio::time::timeout(REQUEST_TIMEOUT, call).await {
+        Ok(answer) => answer.map_err(status),
+        Err(_) => Err(StoreError::Backend(format!(
+            "etcd: {what} got no answer within {}s (is a quorum of its members up?)",
+            REQUEST_TIMEOUT.as_secs()
+        ))),
+    }
+}
+
+fn read_file(path: &std::path::Path, what: &str) -> Result<String> {
+    std::fs::read_to_string(path)
+        .map_err(|e| StoreError::Backend(format!("reading {what} {}: {e}", path.display())))
+}
+
+/// The end of the key range that starts with `prefix` (etcd's `range_end`).
+fn range_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    vec![0]
+}
+
+fn revision(r: i64) -> u64 {
+    u64::try_from(r).unwrap_or(0)
+}
+
+fn signed(r: u64) -> i64 {
+    i64::try_from(r).unwrap_or(i64::MAX)
+}
+
+/// What a key under the prefix names.
+enum Key {
+    Object(Kind, ObjectKey),
+    Alloc(AllocKey),
+    Other,
+}
+
+impl Keys {
+    fn object(&self, kind: Kind, key: &str) -> Vec<u8> {
+        format!("{}/objects/{}/{key}", self.prefix, kind.plural()).into_bytes()
+    }
+
+    fn alloc(&self, key: &AllocKey) -> Vec<u8> {
+        format!("{}/alloc/{key}", self.prefix).into_bytes()
+    }
+
+    fn parse(&self, raw: &[u8]) -> Key {
+        let Ok(text) = std::str::from_utf8(raw) else {
+            return Key::Other;
+        };
+        let Some(rest) = text.strip_prefix(&self.prefix) else {
+            return Key::Other;
+        };
+        if let Some(rest) = rest.strip_prefix("/objects/") {
+            let Some((plural, key)) = rest.split_once('/') else {
+                return Key::Other;
+            };
+            return match Kind::ALL.into_iter().find(|k| k.plural() == plural) {
+                Some(kind) => Key::Object(kind, key.to_string()),
+                None => Key::Other,
+            };
+        }
+        match rest.strip_prefix("/alloc/").map(str::parse) {
+            Some(Ok(key)) => Key::Alloc(key),
+            _ => Key::Other,
+        }
+    }
+
+    /// Turns one watch response into committed writes, one per revision.
+    fn committed(&self, response: WatchResponse) -> Vec<Committed> {
+        let mut out: Vec<Committed> = Vec::new();
+        for event in response.events {
+            let Some(kv) = event.kv.as_ref() else {
+                continue;
+            };
+            let rev = revision(kv.mod_revision);
+            if out.last().map(|c| c.revision) != Some(rev) {
+                out.push(Committed {
+                    revision: rev,
+                    ..Default::default()
+                });
+            }
+            let Some(committed) = out.last_mut() else {
+                continue;
+            };
+            self.add_event(committed, &event);
+        }
+        out
+    }
+
+    fn add_event(&self, committed: &mut Committed, event: &EtcdEvent) {
+        let Some(kv) = event.kv.as_ref() else {
+            return;
+        };
+        let deleted = event.r#type == i32::from(switchyard_api::etcd::event::EventType::Delete);
+        match (self.parse(&kv.key), deleted) {
+            (Key::Object(kind, key), true) => committed.deletes.push((kind, key)),
+            (Key::Object(kind, key), false) => match decode(kind, kv) {
+                Ok(obj) => committed.puts.push(Arc::new(obj)),
+                Err(e) => tracing::error!(%key, error = %e, "skipping an undecodable object"),
+            },
+            (Key::Alloc(key), true) => committed.releases.push(key),
+            (Key::Alloc(key), false) => committed
+                .claims
+                .push((key, String::from_utf8_lossy(&kv.value).into_owned())),
+            (Key::Other, _) => {}
+        }
+    }
+
+    /// One watch event as the revision log would have kept it.
+    fn logged(&self, event: &EtcdEvent, rev: u64) -> Option<LoggedEvent> {
+        let kv = event.kv.as_ref()?;
+        let Key::Object(kind, _) = self.parse(&kv.key) else {
+            return None;
+        };
+        let deleted = event.r#type == i32::from(switchyard_api::etcd::event::EventType::Delete);
+        let (event_type, source) = match (deleted, event.prev_kv.as_ref()) {
+            (true, Some(prev)) => (EventType::Deleted, prev),
+            (true, None) => return None,
+            (false, _) if kv.version == 1 => (EventType::Added, kv),
+            (false, _) => (EventType::Modified, kv),
+        };
+        let object = decode(kind, source).ok()?;
+        Some(LoggedEvent {
+            revision: rev,
+            event_type,
+            kind: kind.as_str().to_string(),
+            object: object.to_json(),
+        })
+    }
+}
+
+impl EtcdStore {
+    /// Connects lazily: the first request dials, each connection to the
+    /// member that answered last, then the others.
+    pub fn open(cfg: &EtcdConfig) -> Result<Self> {
+        let target = Target::parse_all(&cfg.endpoints).map_err(backend)?;
+        let tls = if target.is_plaintext() {
+            None
+        } else {
+            Some(client_tls(cfg)?)
+        };
+        let endpoint = target
+            .endpoint()
+            .map_err(backend)?
+            .connect_timeout(target.dial_deadline())
+            .http2_keep_alive_interval(Duration::from_secs(5))
+            .keep_alive_timeout(Duration::from_secs(5));
+        let channel = target.lazy_channel(endpoint, tls).map_err(backend)?;
+        Ok(Self {
+            channel,
+            keys: Keys {
+                prefix: cfg.prefix.trim_end_matches('/').to_string(),
+            },
+            failure: Mutex::new(None),
+        })
+    }
+
+    fn kv(&self) -> KvClient<Channel> {
+        KvClient::new(self.channel.clone()).max_decoding_message_size(usize::MAX)
+    }
+
+    /// Every key under `prefix` at one revision, a page at a time.
+    async fn range_all(
+        &self,
+        prefix: &[u8],
+        at: i64,
+        mut each: impl FnMut(KeyValue) -> Result<()>,
+    ) -> Result<i64> {
+        let end = range_end(prefix);
+        let mut from = prefix.to_vec();
+        let mut at = at;
+        loop {
+            let request = RangeRequest {
+                key: from.clone(),
+                range_end: end.clone(),
+                limit: PAGE,
+                revision: at,
+                ..Default::default()
+            };
+            let page = timed("a range read", self.kv().range(request)).await?;
+            let page = page.into_inner();
+            if at == 0 {
+                at = page.header.map(|h| h.revision).unwrap_or(0);
+            }
+            let last = page.kvs.last().map(|kv| kv.key.clone());
+            for kv in page.kvs {
+                each(kv)?;
+            }
+            match (page.more, last) {
+                (true, Some(mut last)) => {
+                    last.push(0);
+                    from = last;
+                }
+                _ => return Ok(at),
+            }
+        }
+    }
+
+    async fn open_watch(
+        &self,
+        from: u64,
+        prev_kv: bool,
+    ) -> Result<tonic::Streaming<WatchResponse>> {
+        let prefix = format!("{}/", self.keys.prefix).into_bytes();
+        let create = WatchRequest {
+            request_union: Some(watch_request::RequestUnion::CreateRequest(
+                WatchCreateRequest {
+                    range_end: range_end(&prefix),
+                    key: prefix,
+                    start_revision: signed(from),
+                    prev_kv,
+                    ..Default::default()
+                },
+            )),
+        };
+        // The request stream stays open as long as the watch does.
+        let requests =
+            futures::stream::once(async move { create }).chain(futures::stream::pending());
+        let mut client =
+            WatchClient::new(self.channel.clone()).max_decoding_message_size(usize::MAX);
+        let mut responses = timed("a watch", client.watch(requests)).await?.into_inner();
+        let first = timed("a watch", responses.message())
+            .await?
+            .ok_or_else(|| backend("the watch ended before it started"))?;
+        if first.compact_revision > 0 || first.canceled {
+            return Err(compacted(from, &first));
+        }
+        Ok(responses)
+    }
+
+    fn record(&self, outcome: &Result<u64>) {
+        let mut failure = self.failure.lock().unwrap_or_else(|e| e.into_inner());
+        match outcome {
+            Ok(_) | Err(StoreError::Conflict { .. }) => *failure = None,
+            Err(e) => *failure = Some(e.to_string()),
+        }
+    }
+
+    fn txn(&self, batch: &Batch) -> TxnRequest {
+        let mut compares = Vec::new();
+        let mut ops = Vec::new();
+        for put in &batch.puts {
+            let key = self.keys.object(put.object.kind(), &key_of(&put.object));
+            compares.push(mod_revision_is(&key, put.expect));
+            let mut object = put.object.clone();
+            object.meta_mut().resource_version = None;
+            ops.push(put_op(key, object.to_json().into_bytes()));
+        }
+        for delete in &batch.deletes {
+            let key = self
+                .keys
+                .object(delete.object.kind(), &key_of(&delete.object));
+            compares.push(mod_revision_is(&key, delete.expect));
+            ops.push(delete_op(key));
+        }
+        for key in &batch.releases {
+            if !batch.claims.iter().any(|(c, _)| c == key) {
+                ops.push(delete_op(self.keys.alloc(key)));
+            }
+        }
+        for (key, owner) in &batch.claims {
+            let raw = self.keys.alloc(key);
+            if !batch.releases.contains(key) {
+                compares.push(mod_revision_is(&raw, 0));
+            }
+            ops.push(put_op(raw, owner.clone().into_bytes()));
+        }
+        TxnRequest {
+            compare: compares,
+            success: ops,
+            failure: Vec::new(),
+        }
+    }
+
+    async fn commit_batch(&self, batch: Batch) -> Result<u64> {
+        let answer = timed("a write", self.kv().txn(self.txn(&batch))).await?;
+        let answer = answer.into_inner();
+        let at = revision(answer.header.map(|h| h.revision).unwrap_or(0));
+        if answer.succeeded {
+            Ok(at)
+        } else {
+            Err(StoreError::Conflict { seen: at })
+        }
+    }
+
+    async fn load_all(&self, visit: &mut Visitor<'_>) -> Result<Loaded> {
+        let objects = format!("{}/objects/", self.keys.prefix).into_bytes();
+        let at = self
+            .range_all(&objects, 0, |kv| match self.keys.parse(&kv.key) {
+                Key::Object(kind, key) => {
+                    let json = std::str::from_utf8(&kv.value).map_err(|e| StoreError::Corrupt {
+                        tree: kind.plural().to_string(),
+                        detail: format!("{key}: {e}"),
+                    })?;
+                    visit(kind, key, json, revision(kv.mod_revision))
+                }
+                _ => Ok(()),
+            })
+            .await?;
+        let mut allocations = Vec::new();
+        let allocs = format!("{}/alloc/", self.keys.prefix).into_bytes();
+        self.range_all(&allocs, at, |kv| {
+            if let Key::Alloc(key) = self.keys.parse(&kv.key) {
+                allocations.push((key, String::from_utf8_lossy(&kv.value).into_owned()));
+            }
+            Ok(())
+        })
+        .await?;
+        Ok(Loaded {
+            revision: revision(at),
+            allocations,
+        })
+    }
+
+    async fn history(&self, after: u64, until: u64) -> Result<Vec<LoggedEvent>> {
+        if until <= after {
+            return Ok(Vec::new());
+        }
+        let mut responses = self.open_watch(after + 1, true).await?;
+        let mut out = Vec::new();
+        let deadline = tokio::time::Instant::now() + HISTORY_PATIENCE;
+        loop {
+            let next = tokio::time::timeout_at(deadline, responses.message()).await;
+            // A revision of another cluster sharing this etcd has no event
+            // here; the read ends at the deadline with what it found.
+            let Ok(next) = next else { return Ok(out) };
+            let Some(response) = next.map_err(status)? else {
+                return Ok(out);
+            };
+            if response.compact_revision > 0 || response.canceled {
+                return Err(compacted(after, &response));
+            }
+            for event in &response.events {
+                let Some(kv) = event.kv.as_ref() else {
+                    continue;
+                };
+                let rev = revision(kv.mod_revision);
+                if rev > until {
+                    return Ok(out);
+                }
+                if let Some(logged) = self.keys.logged(event, rev) {
+                    out.push(logged);
+                }
+                if rev == until {
+                    return Ok(out);
+                }
+            }
+        }
+    }
+}
+
+fn compacted(requested: u64, response: &WatchResponse) -> StoreError {
+    if response.compact_revision > 0 {
+        StoreError::Compacted {
+            requested,
+            oldest: revision(response.compact_revision),
+        }
+    } else {
+        backend(format!(
+            "the watch was cancelled: {}",
+            response.cancel_reason
+        ))
+    }
+}
+
+fn client_tls(cfg: &EtcdConfig) -> Result<Arc<rustls::ClientConfig>> {
+    let ca_file = cfg
+        .ca_file
+        .as_deref()
+        .ok_or_else(|| backend("an https:// endpoint needs --etcd-cafile"))?;
+    let ca = switchyard_tls::pem::certificate(
+        read_file(ca_file, "--etcd-cafile")?.as_bytes(),
+        "etcd CA",
+    )
+    .map_err(backend)?;
+    let identity = match (&cfg.cert_file, &cfg.key_file) {
+        (Some(cert), Some(key)) => Some(
+            ClientIdentity::from_pem(
+                &read_file(cert, "--etcd-certfile")?,
+                &read_file(key, "--etcd-keyfile")?,
+                "etcd client",
+            )
+            .map_err(backend)?,
+        ),
+        (None, None) => None,
+        _ => return Err(backend("--etcd-certfile and --etcd-keyfile go together")),
+    };
+    switchyard_tls::client::config(Trust::Ca(ca), identity).map_err(backend)
+}
+
+fn decode(kind: Kind, kv: &KeyValue) -> std::result::Result<Object, String> {
+    let json = std::str::from_utf8(&kv.value).map_err(|e| e.to_string())?;
+    let mut obj = Object::from_json(kind, json).map_err(|e| e.to_string())?;
+    obj.meta_mut().resource_version = Some(kv.mod_revision.to_string());
+    Ok(obj)
+}
+
+fn mod_revision_is(key: &[u8], expect: u64) -> Compare {
+    Compare {
+        result: compare::CompareResult::Equal.into(),
+        target: compare::CompareTarget::Mod.into(),
+        key: key.to_vec(),
+        target_union: Some(compare::TargetUnion::ModRevision(signed(expect))),
+        range_end: Vec::new(),
+    }
+}
+
+fn put_op(key: Vec<u8>, value: Vec<u8>) -> RequestOp {
+    RequestOp {
+        request: Some(request_op::Request::RequestPut(PutRequest {
+            key,
+            value,
+            ..Default::default()
+        })),
+    }
+}
+
+fn delete_op(key: Vec<u8>) -> RequestOp {
+    RequestOp {
+        request: Some(request_op::Request::RequestDeleteRange(
+            DeleteRangeRequest {
+                key,
+                ..Default::default()
+            },
+        )),
+    }
+}
+
+impl Store for EtcdStore {
+    fn load<'a>(&'a self, visit: &'a mut Visitor<'_>) -> BoxFuture<'a, Result<Loaded>> {
+        self.load_all(visit).boxed()
+    }
+
+    fn commit(&self, batch: Batch) -> BoxFuture<'_, Result<u64>> {
+        async move {
+            let outcome = self.commit_batch(batch).await;
+            self.record(&outcome);
+            outcome
+        }
+        .boxed()
+    }
+
+    fn watch(&self, after: u64) -> BoxFuture<'_, Result<Watch>> {
+        async move {
+            let responses = self.open_watch(after + 1, false).await?;
+            let keys = self.keys.clone();
+            let watch = responses
+                .map(move |item| match item {
+                    Ok(r) if r.compact_revision > 0 || r.canceled => Err(compacted(after, &r)),
+                    Ok(r) => Ok(keys.committed(r)),
+                    Err(e) => Err(status(e)),
+                })
+                .flat_map(|item| match item {
+                    Ok(batch) => futures::stream::iter(batch.into_iter().map(Ok)).left_stream(),
+                    Err(e) => futures::stream::once(async move { Err(e) }).right_stream(),
+                });
+            Ok(watch.boxed())
+        }
+        .boxed()
+    }
+
+    fn failing(&self) -> Option<String> {
+        self.failure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn events_after(&self, after: u64, until: u64) -> BoxFuture<'_, Result<Vec<LoggedEvent>>> {
+        self.history(after, until).boxed()
+    }
+
+    fn compact(&self, keep_from: u64) -> BoxFuture<'_, Result<()>> {
+        async move {
+            let request = CompactionRequest {
+                revision: signed(keep_from),
+                physical: false,
+            };
+            match timed("a compaction", self.kv().compact(request)).await {
+                // Another control plane compacted as far already.
+                Ok(_) | Err(StoreError::Compacted { .. }) => Ok(()),
+                Err(e) => Err(e),
+            }
+        }
+        .boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn range_end_is_the_next_prefix() {
+        assert_eq!(range_end(b"/switchyard/"), b"/switchyard0".to_vec());
+        assert_eq!(range_end(&[b'a', 0xff]), b"b".to_vec());
+    }
+}
