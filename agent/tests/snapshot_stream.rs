@@ -45,6 +45,7 @@ struct ControlPlane {
 async fn control_plane(dir: &Path, port: u16) -> ControlPlane {
     let cfg = ServerConfig {
         etcd: None,
+        name: "test".into(),
         data_dir: dir.to_path_buf(),
         listen: SocketAddr::from(([127, 0, 0, 1], port)),
         registry: RegistryConfig {

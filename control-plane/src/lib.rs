@@ -1,5 +1,6 @@
-//! Switchyard's control plane: the API server, the sled-backed store, the
-//! allocators and the endpoints controller.
+//! Switchyard's control plane: the API server, the store (embedded sled, or
+//! etcd shared with other control planes, `ha`), the allocators and the
+//! endpoints controller.
 //!
 //! Requests pass `auth::layer` (the caller's certificate becomes a
 //! principal), then flow `api` → `registry` (prepare: `defaulting`,
@@ -15,6 +16,7 @@ pub mod auth;
 pub mod controller;
 pub mod defaulting;
 pub mod env;
+pub mod ha;
 pub mod health;
 pub mod identity;
 pub mod listener;

@@ -83,6 +83,10 @@ struct Args {
     /// Key of `--etcd-certfile`.
     #[arg(long = "etcd-keyfile")]
     etcd_keyfile: Option<PathBuf>,
+    /// This control plane's name among those sharing one etcd (default:
+    /// the host name and the listen port).
+    #[arg(long)]
+    name: Option<String>,
     /// Key prefix in etcd, so several clusters can share one etcd.
     #[arg(long = "etcd-prefix", default_value = "/switchyard")]
     etcd_prefix: String,
@@ -98,6 +102,13 @@ fn parse_duration(s: &str) -> anyhow::Result<Duration> {
         bail!("must be at least 1s");
     }
     Ok(d)
+}
+
+fn default_name(listen: SocketAddr) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|n| n.trim().to_string())
+        .unwrap_or_else(|_| "control-plane".to_string());
+    format!("{host}-{}", listen.port())
 }
 
 /// Kubernetes' convention: the cluster DNS Service takes the 10th address.
@@ -142,6 +153,10 @@ async fn main() -> anyhow::Result<()> {
     let cfg = ServerConfig {
         data_dir: args.data_dir.clone(),
         etcd,
+        name: args
+            .name
+            .clone()
+            .unwrap_or_else(|| default_name(args.listen)),
         listen: args.listen,
         registry: RegistryConfig {
             service_cidr: args.service_cidr.trunc(),

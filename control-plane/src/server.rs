@@ -12,6 +12,7 @@ use tokio::net::TcpListener;
 
 use crate::api::ResourcesApi;
 use crate::auth::{Access, Audit, AuthLayer, Authenticator};
+use crate::ha;
 use crate::health::Health;
 use crate::identity::admin::{ensure_admin_conf, AdminError};
 use crate::identity::service::IdentityConfig;
@@ -48,6 +49,8 @@ pub struct ServerConfig {
     pub data_dir: PathBuf,
     /// Keep the store in etcd rather than sled.
     pub etcd: Option<EtcdConfig>,
+    /// This control plane's name among those sharing a store.
+    pub name: String,
     pub listen: SocketAddr,
     pub registry: RegistryConfig,
     pub cluster_domain: String,
@@ -117,6 +120,7 @@ struct Secure {
 /// A bound, loaded control plane, ready to serve.
 pub struct Server {
     pub registry: Arc<Registry>,
+    directory: Arc<ha::Directory>,
     pub metrics: Arc<Metrics>,
     pub health: Arc<Health>,
     sync: Arc<SyncContext>,
@@ -156,7 +160,12 @@ impl Server {
             }
         };
         let metrics = Metrics::new();
-        let registry = Registry::open(store, cfg.registry.clone(), metrics.clone()).await?;
+        let registry = Registry::open(store.clone(), cfg.registry.clone(), metrics.clone()).await?;
+        let coordination = store.coordination();
+        if coordination.is_some() {
+            // Until the election says otherwise.
+            registry.set_leader(None);
+        }
         let cluster = ClusterConfig {
             cluster_domain: cfg.cluster_domain.clone(),
             cluster_dns: cfg.cluster_dns.to_string(),
@@ -207,7 +216,16 @@ impl Server {
             } => Some(secure(&cfg, &registry, &access, bound, advertise, *node_cert_ttl).await?),
         };
         let health = Health::new(registry.clone(), sync.stopping.clone());
+        let directory = Arc::new(ha::Directory::new(
+            coordination.clone(),
+            announcement(&cfg, bound, &sync),
+        ));
+        if let Some(coord) = coordination {
+            let me = announcement(&cfg, bound, &sync);
+            tokio::spawn(ha::run(coord, Arc::downgrade(&registry), me));
+        }
         Ok(Self {
+            directory,
             registry,
             metrics,
             health,
@@ -245,6 +263,7 @@ impl Server {
             self.registry.clone(),
             self.sync.clone(),
             self.access.clone(),
+            self.directory.clone(),
         );
         let (port_forward, tunnel) = crate::tunnel::servers(
             self.registry.clone(),
@@ -291,6 +310,30 @@ impl Server {
             _ = grace_over => tracing::warn!(grace = ?SHUTDOWN_GRACE, "streams still open at shutdown; closing them"),
         }
         Ok(())
+    }
+}
+
+/// How this control plane names itself to the others: the first address it
+/// advertises, else the one it listens on.
+fn announcement(
+    cfg: &ServerConfig,
+    bound: SocketAddr,
+    sync: &Arc<SyncContext>,
+) -> ha::Announcement {
+    let address = match &cfg.security {
+        Security::Tls { advertise, .. } if !advertise.is_empty() => urls(advertise, bound.port())
+            .into_iter()
+            .next()
+            .unwrap_or_default(),
+        Security::Tls { .. } => format!("https://{bound}"),
+        Security::Insecure => format!("http://{bound}"),
+    };
+    let nodes = sync.nodes.clone();
+    ha::Announcement {
+        name: cfg.name.clone(),
+        address,
+        started: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        agents: Arc::new(move || u32::try_from(nodes.connected_count()).unwrap_or(u32::MAX)),
     }
 }
 

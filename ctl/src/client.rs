@@ -5,9 +5,9 @@ use switchyard_api::resources::{Kind, Object};
 use switchyard_api::v1::identity_client::IdentityClient;
 use switchyard_api::v1::resources_client::ResourcesClient;
 use switchyard_api::v1::{
-    ApplyOutcome, ApplyRequest, CreateTokenRequest, CreateTokenResponse, CreateUserRequest,
-    EnvRequest, EnvVar, IssuedCertificate, ListRequest, ObjectRef, Resource, WatchEvent,
-    WatchRequest,
+    ApplyOutcome, ApplyRequest, ControlPlane, ControlPlanesRequest, CreateTokenRequest,
+    CreateTokenResponse, CreateUserRequest, EnvRequest, EnvVar, IssuedCertificate, ListRequest,
+    ObjectRef, Resource, WatchEvent, WatchRequest,
 };
 use tonic::transport::Channel;
 use tonic::{Code, Status, Streaming};
@@ -259,6 +259,17 @@ impl Client {
     }
 
     /// The Service variables for `pod` (empty: a pod created now) in `namespace`.
+    /// The control planes sharing the cluster's store, sorted by name.
+    pub async fn control_planes(&mut self) -> Result<Vec<ControlPlane>, ClientError> {
+        Ok(self
+            .inner
+            .control_planes(ControlPlanesRequest {})
+            .await
+            .map_err(|s| self.failed(s))?
+            .into_inner()
+            .control_planes)
+    }
+
     pub async fn env(&mut self, namespace: &str, pod: &str) -> Result<Vec<EnvVar>, ClientError> {
         Ok(self
             .inner

@@ -7,8 +7,9 @@ use futures::Stream;
 use switchyard_api::resources::{Kind, Object};
 use switchyard_api::v1::resources_server::Resources;
 use switchyard_api::v1::{
-    ApplyOutcome, ApplyRequest, ApplyResponse, EnvRequest, EnvResponse, EnvVar, EventType,
-    ListRequest, ListResponse, ObjectRef, Resource, WatchEvent, WatchRequest,
+    ApplyOutcome, ApplyRequest, ApplyResponse, ControlPlane, ControlPlanesRequest,
+    ControlPlanesResponse, EnvRequest, EnvResponse, EnvVar, EventType, ListRequest, ListResponse,
+    ObjectRef, Resource, WatchEvent, WatchRequest,
 };
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
@@ -17,6 +18,7 @@ use tonic::{Request, Response, Status};
 
 use super::status::to_status;
 use crate::auth::{Access, Action, Caller, Verb};
+use crate::ha::Directory;
 use crate::registry::{Event, Outcome, Registry};
 use crate::selector::Selector;
 use crate::store;
@@ -28,19 +30,27 @@ const LIST: &str = "/switchyard.v1.Resources/List";
 const DELETE: &str = "/switchyard.v1.Resources/Delete";
 const WATCH: &str = "/switchyard.v1.Resources/Watch";
 const ENV: &str = "/switchyard.v1.Resources/Env";
+const CONTROL_PLANES: &str = "/switchyard.v1.Resources/ControlPlanes";
 
 pub struct ResourcesApi {
     registry: Arc<Registry>,
     sync: Arc<SyncContext>,
     access: Arc<Access>,
+    directory: Arc<Directory>,
 }
 
 impl ResourcesApi {
-    pub fn new(registry: Arc<Registry>, sync: Arc<SyncContext>, access: Arc<Access>) -> Self {
+    pub fn new(
+        registry: Arc<Registry>,
+        sync: Arc<SyncContext>,
+        access: Arc<Access>,
+        directory: Arc<Directory>,
+    ) -> Self {
         Self {
             registry,
             sync,
             access,
+            directory,
         }
     }
 
@@ -266,6 +276,34 @@ impl Resources for ResourcesApi {
             })
             .collect();
         Ok(Response::new(EnvResponse { vars }))
+    }
+
+    /// The control planes sharing this cluster's store.
+    #[tracing::instrument(skip_all)]
+    async fn control_planes(
+        &self,
+        request: Request<ControlPlanesRequest>,
+    ) -> Result<Response<ControlPlanesResponse>, Status> {
+        let caller = Caller::of(&request);
+        let action = Action::new(Verb::List, "controlplanes");
+        self.access.authorize(&caller, CONTROL_PLANES, action)?;
+        let listed = self
+            .directory
+            .list(&self.registry)
+            .await
+            .map_err(|e| to_status(e.into()))?;
+        let control_planes = listed
+            .into_iter()
+            .map(|(m, leader)| ControlPlane {
+                name: m.name,
+                address: m.address,
+                leader,
+                revision: m.revision,
+                agents: m.agents,
+                started: m.started,
+            })
+            .collect();
+        Ok(Response::new(ControlPlanesResponse { control_planes }))
     }
 
     type WatchStream = WatchStream;

@@ -80,6 +80,10 @@ pub async fn sweep_expired_tokens(registry: Weak<Registry>) {
         let Some(registry) = registry.upgrade() else {
             return;
         };
+        // Once per cluster: the leader sweeps.
+        if !registry.is_leader() {
+            continue;
+        }
         let cutoff =
             Utc::now() - chrono::Duration::from_std(EXPIRED_TOKEN_GRACE).unwrap_or_default();
         let (tokens, _) = registry.list(Kind::BootstrapToken, None, &Selector::default());
@@ -89,7 +93,7 @@ pub async fn sweep_expired_tokens(registry: Weak<Registry>) {
             };
             if expired(&t.spec.expires, cutoff) {
                 match registry
-                    .delete(Kind::BootstrapToken, "", &t.metadata.name)
+                    .delete_as_leader(Kind::BootstrapToken, "", &t.metadata.name)
                     .await
                 {
                     Ok(_) => {

@@ -72,6 +72,9 @@ pub struct Registry {
     log_retention: u64,
     /// The revision the history was last compacted at.
     compacted: std::sync::atomic::AtomicU64,
+    /// `Some(lease)` while this control plane leads (lease 0: it is the
+    /// only one); what must run once checks it, and fences on the lease.
+    leader: std::sync::Mutex<Option<i64>>,
 }
 
 /// How often a write prepares again after losing a race to another writer.
@@ -137,6 +140,7 @@ impl Registry {
             writer: Mutex::new(StdRng::from_os_rng()),
             events,
             applied,
+            leader: std::sync::Mutex::new(Some(0)),
             validation: ValidationConfig {
                 service_cidr: cfg.service_cidr,
                 node_port_range: cfg.node_port_range.clone(),
@@ -181,6 +185,21 @@ impl Registry {
 
     pub fn revision(&self) -> u64 {
         self.read().revision
+    }
+
+    /// Records whether this control plane leads; `true` when that changed.
+    pub fn set_leader(&self, lease: Option<i64>) -> bool {
+        let mut leader = self.leader.lock().unwrap_or_else(|e| e.into_inner());
+        std::mem::replace(&mut *leader, lease) != lease
+    }
+
+    /// Whether this control plane runs what must run once.
+    pub fn is_leader(&self) -> bool {
+        self.leader_lease().is_some()
+    }
+
+    fn leader_lease(&self) -> Option<i64> {
+        *self.leader.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Why the store refuses writes now, if it does.
@@ -250,6 +269,35 @@ impl Registry {
     /// Deletes an object and everything that hangs off it.
     #[tracing::instrument(skip(self))]
     pub async fn delete(&self, kind: Kind, namespace: &str, name: &str) -> Result<Object> {
+        self.delete_fenced(kind, namespace, name, None).await
+    }
+
+    /// A delete that only the leader makes (a sweep): refused once this
+    /// control plane no longer leads, also when another took over between
+    /// its check and its commit.
+    pub async fn delete_as_leader(
+        &self,
+        kind: Kind,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Object> {
+        let lease = self
+            .leader_lease()
+            .ok_or_else(|| RegistryError::Forbidden {
+                kind,
+                name: name.to_string(),
+                reason: "this control plane does not lead".to_string(),
+            })?;
+        self.delete_fenced(kind, namespace, name, Some(lease)).await
+    }
+
+    async fn delete_fenced(
+        &self,
+        kind: Kind,
+        namespace: &str,
+        name: &str,
+        fence: Option<i64>,
+    ) -> Result<Object> {
         let key = object_key(kind, namespace, name);
         self.run(|state, _| {
             let old = state
@@ -268,7 +316,9 @@ impl Registry {
             }
             let mut txn = Txn::new(state);
             delete_with_dependents(&mut txn, &old);
-            Ok(Attempt::Write(txn.finish(), (*old).clone()))
+            let mut batch = txn.finish();
+            batch.fence = fence.filter(|lease| *lease != 0);
+            Ok(Attempt::Write(batch, (*old).clone()))
         })
         .await
     }
@@ -330,7 +380,7 @@ impl Registry {
     fn maybe_compact(&self, revision: u64) {
         use std::sync::atomic::Ordering;
         let last = self.compacted.load(Ordering::SeqCst);
-        if revision < last + COMPACT_EVERY || revision <= self.log_retention {
+        if revision < last + COMPACT_EVERY || revision <= self.log_retention || !self.is_leader() {
             return;
         }
         if self

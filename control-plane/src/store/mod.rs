@@ -67,6 +67,9 @@ pub struct Batch {
     /// Claimed allocations must be free (or released by this same batch).
     pub claims: Vec<(AllocKey, ObjectKey)>,
     pub releases: Vec<AllocKey>,
+    /// A write only the leader may make: it holds only while this lease
+    /// holds the leader key (a store with one writer ignores it).
+    pub fence: Option<i64>,
 }
 
 impl Batch {
@@ -165,4 +168,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// Drops history older than `keep_from`, keeping the log bounded.
     fn compact(&self, keep_from: u64) -> BoxFuture<'_, Result<()>>;
+
+    /// Leases and leadership, for a store several control planes share;
+    /// `None` for one only this process writes.
+    fn coordination(self: Arc<Self>) -> Option<Arc<dyn crate::ha::Coordination>> {
+        None
+    }
 }

@@ -8,7 +8,10 @@ use switchyard_api::v1::WatchEvent;
 use super::{parse_kind, qualified_name, split_kind_name};
 use crate::cli::{GetArgs, OutputFormat};
 use crate::client::{decode, Client, Scope};
-use crate::output::{print_endpoints, print_table, to_json, to_yaml, TableOptions, WatchPrinter};
+use crate::output::{
+    print_control_planes, print_endpoints, print_table, to_json, to_yaml, TableOptions,
+    WatchPrinter,
+};
 
 /// A kind as `get` understands it: stored kinds plus the Endpoints view.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,7 +54,13 @@ fn requests(args: &GetArgs) -> anyhow::Result<Vec<(Target, Vec<String>)>> {
         .collect()
 }
 
+/// Names `get` takes for the control planes of the cluster.
+const CONTROL_PLANES: [&str; 3] = ["controlplanes", "controlplane", "cp"];
+
 pub async fn run(client: &mut Client, namespace: &str, args: &GetArgs) -> anyhow::Result<bool> {
+    if CONTROL_PLANES.contains(&args.kinds.to_ascii_lowercase().as_str()) {
+        return control_planes(client, args).await;
+    }
     let requests = requests(args)?;
     let scope = Scope {
         namespace: namespace.to_string(),
@@ -318,4 +327,37 @@ fn print_flush(s: &str) {
     use std::io::Write;
     print!("{s}");
     let _ = std::io::stdout().flush();
+}
+
+/// `get controlplanes`: a table, or the records as JSON or YAML.
+async fn control_planes(client: &mut Client, args: &GetArgs) -> anyhow::Result<bool> {
+    let mut rows = client.control_planes().await?;
+    if !args.names.is_empty() {
+        rows.retain(|cp| args.names.contains(&cp.name));
+    }
+    let records: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|cp| {
+            serde_json::json!({
+                "name": cp.name,
+                "address": cp.address,
+                "leader": cp.leader,
+                "revision": cp.revision,
+                "agents": cp.agents,
+                "started": cp.started,
+            })
+        })
+        .collect();
+    match args.output {
+        Some(OutputFormat::Json) => println!("{}", serde_json::to_string_pretty(&records)?),
+        Some(OutputFormat::Yaml) => print!("{}", serde_saphyr::to_string(&records)?),
+        Some(OutputFormat::Name) => rows
+            .iter()
+            .for_each(|cp| println!("controlplane/{}", cp.name)),
+        _ => print!(
+            "{}",
+            print_control_planes(&rows, args.no_headers, Utc::now())
+        ),
+    }
+    Ok(true)
 }

@@ -11,10 +11,12 @@
 
 mod age;
 mod columns;
+mod control_planes;
 mod describe;
 mod endpoints;
 mod table;
 
+pub use control_planes::print_control_planes;
 pub use describe::{describe_deployment, describe_pod, describe_service};
 pub use endpoints::{endpoints_rows, print_endpoints, EndpointsRow};
 pub use table::{print_table, TableOptions, WatchPrinter};

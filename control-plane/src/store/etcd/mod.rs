@@ -7,6 +7,8 @@
 //! read at, a compare per claimed allocation that it is absent, then the
 //! puts and deletes. The watch on `<prefix>/` is every control plane's feed.
 
+mod coordination;
+
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -350,6 +352,9 @@ impl EtcdStore {
             }
             ops.push(put_op(raw, owner.clone().into_bytes()));
         }
+        if let Some(lease) = batch.fence {
+            compares.push(coordination::held_by(self.leader_key(), lease));
+        }
         TxnRequest {
             compare: compares,
             success: ops,
@@ -512,6 +517,10 @@ fn delete_op(key: Vec<u8>) -> RequestOp {
 }
 
 impl Store for EtcdStore {
+    fn coordination(self: Arc<Self>) -> Option<Arc<dyn crate::ha::Coordination>> {
+        Some(self)
+    }
+
     fn load<'a>(&'a self, visit: &'a mut Visitor<'_>) -> BoxFuture<'a, Result<Loaded>> {
         self.load_all(visit).boxed()
     }

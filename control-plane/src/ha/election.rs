@@ -1,0 +1,125 @@
+//! The loop every control plane on a shared store runs: hold a lease,
+//! announce itself under it, and campaign for the leader key with it.
+//!
+//! Leadership is given up locally as soon as the lease can no longer be
+//! shown alive: when renewals have failed for longer than the lease's TTL
+//! minus one renewal interval, the lease may already have expired in etcd,
+//! and another control plane may lead; this one stops its once-only work
+//! before that can overlap (and its fenced writes fail in any case).
+
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use super::{Coordination, Member};
+use crate::registry::Registry;
+
+/// The leader lease's TTL: how long a cut-off leader may hold on.
+pub const LEASE_TTL: Duration = Duration::from_secs(10);
+/// How often the lease is renewed and the record refreshed.
+const RENEW_EVERY: Duration = Duration::from_secs(2);
+
+/// What this control plane says of itself.
+#[derive(Clone)]
+pub struct Announcement {
+    pub name: String,
+    pub address: String,
+    pub started: String,
+    /// How many agents stream from it now.
+    pub agents: Arc<dyn Fn() -> u32 + Send + Sync>,
+}
+
+struct Lease {
+    id: i64,
+    renewed: Instant,
+}
+
+/// Runs for as long as the registry lives.
+pub async fn run(coord: Arc<dyn Coordination>, registry: Weak<Registry>, me: Announcement) {
+    let mut lease: Option<Lease> = None;
+    let mut tick = tokio::time::interval(RENEW_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(registry) = registry.upgrade() else {
+            if let Some(l) = lease {
+                let _ = coord.revoke(l.id).await;
+            }
+            return;
+        };
+        lease = renew(coord.as_ref(), lease).await;
+        let leading = match &lease {
+            Some(l) => lead(coord.as_ref(), &registry, l, &me).await,
+            None => false,
+        };
+        let lease_id = lease.as_ref().map(|l| l.id).filter(|_| leading);
+        if registry.set_leader(lease_id) {
+            match lease_id {
+                Some(id) => {
+                    tracing::info!(name = %me.name, lease = id, "leading: this control plane runs compaction and the token sweep")
+                }
+                None => tracing::warn!(name = %me.name, "not leading (any more)"),
+            }
+        }
+    }
+}
+
+/// Keeps the lease alive, or gets a new one once it is lost.
+async fn renew(coord: &dyn Coordination, lease: Option<Lease>) -> Option<Lease> {
+    let ttl = i64::try_from(LEASE_TTL.as_secs()).unwrap_or(10);
+    match lease {
+        None => match coord.grant(ttl).await {
+            Ok(id) => Some(Lease {
+                id,
+                renewed: Instant::now(),
+            }),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot get a lease from the store");
+                None
+            }
+        },
+        Some(l) => match coord.keep_alive(l.id).await {
+            Ok(true) => Some(Lease {
+                id: l.id,
+                renewed: Instant::now(),
+            }),
+            Ok(false) => {
+                tracing::warn!(lease = l.id, "the lease expired");
+                None
+            }
+            Err(e) if l.renewed.elapsed() + RENEW_EVERY >= LEASE_TTL => {
+                tracing::warn!(lease = l.id, error = %e, "cannot renew the lease in time; giving it up");
+                None
+            }
+            Err(e) => {
+                tracing::warn!(lease = l.id, error = %e, "cannot renew the lease; retrying");
+                Some(l)
+            }
+        },
+    }
+}
+
+/// Announces this control plane and campaigns; whether it leads now.
+async fn lead(
+    coord: &dyn Coordination,
+    registry: &Registry,
+    lease: &Lease,
+    me: &Announcement,
+) -> bool {
+    let member = Member {
+        name: me.name.clone(),
+        address: me.address.clone(),
+        started: me.started.clone(),
+        revision: registry.revision(),
+        agents: (me.agents)(),
+    };
+    if let Err(e) = coord.announce(lease.id, &member).await {
+        tracing::warn!(error = %e, "cannot announce this control plane");
+    }
+    match coord.campaign(lease.id, &me.name).await {
+        Ok(leading) => leading,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot campaign for leadership");
+            registry.is_leader() && lease.renewed.elapsed() + RENEW_EVERY < LEASE_TTL
+        }
+    }
+}
