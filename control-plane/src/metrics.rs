@@ -50,6 +50,8 @@ pub struct Metrics {
     pub push_latency: Family<NodeLabel, Histogram>,
     pub push_bytes: Histogram,
     pub snapshot_build: Histogram,
+    pub leader: Gauge,
+    pub store_conflicts: Counter,
 }
 
 impl Metrics {
@@ -72,7 +74,7 @@ impl Metrics {
         let store_commit = latency_histogram();
         registry.register(
             "store_commit_duration_seconds",
-            "Durable sled commits (transaction plus flush) per write",
+            "Durable store commits (sled transaction plus flush, or one etcd transaction) per write",
             store_commit.clone(),
         );
         let agents_connected = Gauge::default();
@@ -109,8 +111,22 @@ impl Metrics {
             "Time to fold one coalesced burst of changes into the snapshot",
             snapshot_build.clone(),
         );
+        let leader = Gauge::default();
+        registry.register(
+            "leader",
+            "1 while this control plane holds the leader lease (always, on sled)",
+            leader.clone(),
+        );
+        let store_conflicts = Counter::default();
+        registry.register(
+            "store_conflicts",
+            "Writes prepared again after another control plane changed what they read",
+            store_conflicts.clone(),
+        );
         Arc::new(Metrics {
             registry,
+            leader,
+            store_conflicts,
             requests,
             request_duration,
             store_commit,

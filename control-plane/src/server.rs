@@ -222,7 +222,12 @@ impl Server {
         ));
         if let Some(coord) = coordination {
             let me = announcement(&cfg, bound, &sync);
-            tokio::spawn(ha::run(coord, Arc::downgrade(&registry), me));
+            tokio::spawn(ha::run(
+                coord,
+                Arc::downgrade(&registry),
+                me,
+                sync.stopping.clone(),
+            ));
         }
         Ok(Self {
             directory,

@@ -33,17 +33,31 @@ struct Lease {
     renewed: Instant,
 }
 
-/// Runs for as long as the registry lives.
-pub async fn run(coord: Arc<dyn Coordination>, registry: Weak<Registry>, me: Announcement) {
+/// Runs until the server stops (then the lease is given up, so another
+/// control plane leads at once rather than after the TTL) or the registry
+/// is gone.
+pub async fn run(
+    coord: Arc<dyn Coordination>,
+    registry: Weak<Registry>,
+    me: Announcement,
+    mut stopping: tokio::sync::watch::Receiver<bool>,
+) {
     let mut lease: Option<Lease> = None;
     let mut tick = tokio::time::interval(RENEW_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tick.tick().await;
-        let Some(registry) = registry.upgrade() else {
-            if let Some(l) = lease {
-                let _ = coord.revoke(l.id).await;
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = async { stopping.wait_for(|s| *s).await.is_ok() } => {
+                if let Some(l) = lease {
+                    if let Err(e) = coord.revoke(l.id).await {
+                        tracing::warn!(error = %e, "cannot give the lease up");
+                    }
+                }
+                return;
             }
+        }
+        let Some(registry) = registry.upgrade() else {
             return;
         };
         lease = renew(coord.as_ref(), lease).await;

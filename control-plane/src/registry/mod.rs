@@ -140,7 +140,7 @@ impl Registry {
             writer: Mutex::new(StdRng::from_os_rng()),
             events,
             applied,
-            leader: std::sync::Mutex::new(Some(0)),
+            leader: std::sync::Mutex::new(None),
             validation: ValidationConfig {
                 service_cidr: cfg.service_cidr,
                 node_port_range: cfg.node_port_range.clone(),
@@ -152,6 +152,7 @@ impl Registry {
             },
             log_retention: cfg.log_retention.max(1),
         });
+        registry.set_leader(Some(0));
         tokio::spawn(feed::follow(Arc::downgrade(&registry), watch));
         registry.ensure_default_namespace().await?;
         Ok(registry)
@@ -189,6 +190,7 @@ impl Registry {
 
     /// Records whether this control plane leads; `true` when that changed.
     pub fn set_leader(&self, lease: Option<i64>) -> bool {
+        self.metrics.leader.set(i64::from(lease.is_some()));
         let mut leader = self.leader.lock().unwrap_or_else(|e| e.into_inner());
         std::mem::replace(&mut *leader, lease) != lease
     }
@@ -354,6 +356,7 @@ impl Registry {
                 }
                 Err(StoreError::Conflict { seen }) if tries < CONFLICT_RETRIES => {
                     tries += 1;
+                    self.metrics.store_conflicts.inc();
                     tracing::debug!(seen, tries, "write lost a race; preparing again");
                     let _ = self.wait_for(seen, CONFLICT_PATIENCE).await;
                 }

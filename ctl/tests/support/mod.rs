@@ -51,9 +51,34 @@ impl ControlPlane {
         Self::start_with(extra, Some(size.to_string()))
     }
 
+    /// A further control plane of `first`'s cluster (same store flags in
+    /// `extra`), sharing its PKI as docs/ha.md says: `pki/` and
+    /// `admin.conf` copied from the first one's data directory.
+    pub fn start_beside(first: &ControlPlane, extra: &[&str]) -> ControlPlane {
+        let tmp = tempfile::tempdir().unwrap();
+        let data_dir = tmp.path().join("data");
+        let pki = data_dir.join("pki");
+        std::fs::create_dir_all(&pki).unwrap();
+        for entry in std::fs::read_dir(first.data_dir.join("pki")).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), pki.join(entry.file_name())).unwrap();
+        }
+        std::fs::copy(first.config(), data_dir.join("admin.conf")).unwrap();
+        Self::start_in(tmp, data_dir, extra, None)
+    }
+
     fn start_with(extra: &[&str], tmpfs: Option<String>) -> ControlPlane {
         let tmp = tempfile::tempdir().unwrap();
         let data_dir = tmp.path().join("data");
+        Self::start_in(tmp, data_dir, extra, tmpfs)
+    }
+
+    fn start_in(
+        tmp: tempfile::TempDir,
+        data_dir: PathBuf,
+        extra: &[&str],
+        tmpfs: Option<String>,
+    ) -> ControlPlane {
         let port = free_port();
         let mut cp = ControlPlane {
             child: None,

@@ -97,6 +97,19 @@ impl ChildGuard {
         }
     }
 
+    /// SIGKILLs the process, as a power cut would, and reaps it.
+    pub fn kill(&self) {
+        let taken = self
+            .child
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(mut child) = taken {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
     /// Stops the process now instead of at drop.
     pub fn stop(&self) {
         stop_shared(&self.child);

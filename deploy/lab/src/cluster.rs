@@ -58,7 +58,7 @@ pub struct Cluster {
 
 /// Starts a process in the root namespace (the demo's control plane, on
 /// loopback only), logging to `log`, stopped when the guard drops.
-fn spawn_on_host(args: &[String], log: &Path) -> Result<ChildGuard> {
+pub(crate) fn spawn_on_host(args: &[String], log: &Path) -> Result<ChildGuard> {
     let io = |source| LabError::Io {
         what: "creating",
         path: log.to_path_buf(),

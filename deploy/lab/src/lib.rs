@@ -72,6 +72,7 @@ pub mod cluster;
 mod cmd;
 mod dns_tally;
 mod error;
+pub mod etcd;
 mod lab;
 mod root;
 mod topology;

@@ -10,7 +10,7 @@ use switchyard_api::etcd::{
 };
 use tonic::transport::Channel;
 
-use super::{range_end, timed, EtcdStore};
+use super::{range_end, retried, timed, EtcdStore};
 use crate::ha::{Coordination, Member};
 use crate::store::StoreError;
 
@@ -32,13 +32,12 @@ impl EtcdStore {
             key: self.leader_key(),
             ..Default::default()
         };
-        let answer = timed("a leader read", self.kv().range(request)).await?;
-        Ok(answer
-            .into_inner()
-            .kvs
-            .into_iter()
-            .next()
-            .map(|kv| (kv.lease, kv.value)))
+        let answer = retried("a leader read", || {
+            let (mut client, request) = (self.kv(), request.clone());
+            async move { client.range(request).await }
+        })
+        .await?;
+        Ok(answer.kvs.into_iter().next().map(|kv| (kv.lease, kv.value)))
     }
 }
 
@@ -78,8 +77,11 @@ impl Coordination for EtcdStore {
     fn grant(&self, ttl: i64) -> BoxFuture<'_, Result<i64, StoreError>> {
         async move {
             let request = LeaseGrantRequest { ttl, id: 0 };
-            let answer = timed("a lease grant", self.lease_client().lease_grant(request)).await?;
-            let answer = answer.into_inner();
+            let answer = retried("a lease grant", || {
+                let (mut client, request) = (self.lease_client(), request);
+                async move { client.lease_grant(request).await }
+            })
+            .await?;
             if !answer.error.is_empty() {
                 return Err(StoreError::Backend(format!("etcd: {}", answer.error)));
             }
@@ -114,8 +116,12 @@ impl Coordination for EtcdStore {
                 success: vec![put(key, name.as_bytes().to_vec(), lease)],
                 failure: Vec::new(),
             };
-            let answer = timed("a campaign", self.kv().txn(request)).await?;
-            if answer.into_inner().succeeded {
+            let answer = retried("a campaign", || {
+                let (mut client, request) = (self.kv(), request.clone());
+                async move { client.txn(request).await }
+            })
+            .await?;
+            if answer.succeeded {
                 return Ok(true);
             }
             Ok(self
@@ -151,7 +157,11 @@ impl Coordination for EtcdStore {
                 success: vec![put(key, value, lease)],
                 failure: Vec::new(),
             };
-            timed("an announcement", self.kv().txn(request)).await?;
+            retried("an announcement", || {
+                let (mut client, request) = (self.kv(), request.clone());
+                async move { client.txn(request).await }
+            })
+            .await?;
             Ok(())
         }
         .boxed()
@@ -165,9 +175,12 @@ impl Coordination for EtcdStore {
                 key: prefix,
                 ..Default::default()
             };
-            let answer = timed("a member read", self.kv().range(request)).await?;
+            let answer = retried("a member read", || {
+                let (mut client, request) = (self.kv(), request.clone());
+                async move { client.range(request).await }
+            })
+            .await?;
             Ok(answer
-                .into_inner()
                 .kvs
                 .iter()
                 .filter_map(|kv| serde_json::from_slice(&kv.value).ok())
@@ -179,10 +192,10 @@ impl Coordination for EtcdStore {
     fn revoke(&self, lease: i64) -> BoxFuture<'_, Result<(), StoreError>> {
         async move {
             let request = LeaseRevokeRequest { id: lease };
-            timed(
-                "a lease revocation",
-                self.lease_client().lease_revoke(request),
-            )
+            retried("a lease revocation", || {
+                let mut client = self.lease_client();
+                async move { client.lease_revoke(request).await }
+            })
             .await?;
             Ok(())
         }

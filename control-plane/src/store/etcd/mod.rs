@@ -76,16 +76,48 @@ fn status(e: tonic::Status) -> StoreError {
     StoreError::Backend(format!("etcd: {message}"))
 }
 
+/// Pause between tries of a call a member refused for being unreachable.
+const RETRY: Duration = Duration::from_millis(50);
+
+fn no_answer(what: &str) -> StoreError {
+    StoreError::Backend(format!(
+        "etcd: {what} got no answer within {}s (is a quorum of its members up?)",
+        REQUEST_TIMEOUT.as_secs()
+    ))
+}
+
+/// A unary call, tried again while the member it went to is unreachable
+/// (the connection then moves on to the next member), within
+/// [`REQUEST_TIMEOUT`]. Writes are safe to repeat: each is guarded by its
+/// compares, so a repeat of one that did commit fails them instead.
+pub(super) async fn retried<T, F, Fut>(what: &str, mut call: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = std::result::Result<tonic::Response<T>, tonic::Status>>,
+{
+    let deadline = tokio::time::Instant::now() + REQUEST_TIMEOUT;
+    loop {
+        match tokio::time::timeout_at(deadline, call()).await {
+            Ok(Ok(answer)) => return Ok(answer.into_inner()),
+            Ok(Err(e))
+                if e.code() == tonic::Code::Unavailable
+                    && tokio::time::Instant::now() + RETRY < deadline =>
+            {
+                tokio::time::sleep(RETRY).await;
+            }
+            Ok(Err(e)) => return Err(status(e)),
+            Err(_) => return Err(no_answer(what)),
+        }
+    }
+}
+
 async fn timed<T>(
     what: &str,
     call: impl std::future::Future<Output = std::result::Result<T, tonic::Status>>,
 ) -> Result<T> {
     match tokio::time::timeout(REQUEST_TIMEOUT, call).await {
         Ok(answer) => answer.map_err(status),
-        Err(_) => Err(StoreError::Backend(format!(
-            "etcd: {what} got no answer within {}s (is a quorum of its members up?)",
-            REQUEST_TIMEOUT.as_secs()
-        ))),
+        Err(_) => Err(no_answer(what)),
     }
 }
 
@@ -264,8 +296,11 @@ impl EtcdStore {
                 revision: at,
                 ..Default::default()
             };
-            let page = timed("a range read", self.kv().range(request)).await?;
-            let page = page.into_inner();
+            let page = retried("a range read", || {
+                let (mut client, request) = (self.kv(), request.clone());
+                async move { client.range(request).await }
+            })
+            .await?;
             if at == 0 {
                 at = page.header.map(|h| h.revision).unwrap_or(0);
             }
@@ -363,8 +398,18 @@ impl EtcdStore {
     }
 
     async fn commit_batch(&self, batch: Batch) -> Result<u64> {
-        let answer = timed("a write", self.kv().txn(self.txn(&batch))).await?;
-        let answer = answer.into_inner();
+        let request = self.txn(&batch);
+        let answer = retried("a write", || {
+            let (mut client, request) = (self.kv(), request.clone());
+            async move { client.txn(request).await }
+        })
+        .await
+        .map_err(|e| match e {
+            StoreError::Backend(detail) if detail.contains("no answer") => StoreError::Backend(
+                format!("{detail}; the write may still be committed once etcd recovers"),
+            ),
+            other => other,
+        })?;
         let at = revision(answer.header.map(|h| h.revision).unwrap_or(0));
         if answer.succeeded {
             Ok(at)
@@ -570,7 +615,12 @@ impl Store for EtcdStore {
                 revision: signed(keep_from),
                 physical: false,
             };
-            match timed("a compaction", self.kv().compact(request)).await {
+            match retried("a compaction", || {
+                let (mut client, request) = (self.kv(), request.clone());
+                async move { client.compact(request).await }
+            })
+            .await
+            {
                 // Another control plane compacted as far already.
                 Ok(_) | Err(StoreError::Compacted { .. }) => Ok(()),
                 Err(e) => Err(e),

@@ -1,0 +1,432 @@
+//! High availability on etcd: real etcd members (Debian's `etcd`, data on
+//! tmpfs, clients on mutual TLS) and several real control planes on one
+//! etcd, on loopback. Allocation uniqueness under concurrent creates over
+//! two control planes, writes across control-plane crashes, etcd member
+//! loss, and a leader cut off from etcd.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use support::{binary, free_loopback_address, http_get, ControlPlane};
+use swctl::client::{Client, Scope};
+use swctl::login::Login;
+use switchyard_api::resources::{Kind, Object};
+use switchyard_lab::etcd::EtcdCluster;
+
+/// etcd is a test dependency `.ci/run` installs; in CI its absence fails.
+fn etcd_available() -> bool {
+    if switchyard_lab::find_tool("etcd").is_some() {
+        return true;
+    }
+    assert!(
+        std::env::var("SWITCHYARD_E2E").as_deref() != Ok("1"),
+        "etcd is not installed (apt-get install etcd-server) and SWITCHYARD_E2E=1"
+    );
+    eprintln!("SKIPPED: the HA tests need etcd (apt-get install etcd-server)");
+    false
+}
+
+fn flags(etcd: &EtcdCluster, name: &str, metrics: &str) -> Vec<String> {
+    let mut flags = etcd.control_plane_flags();
+    flags.extend([
+        "--name".into(),
+        name.into(),
+        "--metrics-listen".into(),
+        metrics.into(),
+    ]);
+    flags
+}
+
+fn as_strs(flags: &[String]) -> Vec<&str> {
+    flags.iter().map(String::as_str).collect()
+}
+
+fn service_json(name: &str, kind: &str) -> String {
+    serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {"type": kind, "selector": {"app": name}, "ports": [{"port": 80}]},
+    })
+    .to_string()
+}
+
+/// The ClusterIP and NodePort (0 for none) a stored Service holds.
+fn allocations(object: &Object) -> (String, i32) {
+    let Object::Service(svc) = object else {
+        panic!("not a Service: {object:?}");
+    };
+    (
+        svc.spec.cluster_ip.clone().unwrap(),
+        svc.spec.ports[0].node_port.unwrap_or(0),
+    )
+}
+
+async fn services(login: &Login) -> Vec<Object> {
+    let mut client = Client::connect(login).await.unwrap();
+    let scope = Scope {
+        namespace: "default".into(),
+        ..Default::default()
+    };
+    client.list(Kind::Service, &scope).await.unwrap().0
+}
+
+/// Leader gauge a control plane exports on `--metrics-listen`.
+fn leads(metrics: &str) -> Option<bool> {
+    let answer = std::panic::catch_unwind(|| http_get(metrics, "/metrics")).ok()?;
+    let line = answer
+        .lines()
+        .find(|l| l.starts_with("switchyard_leader "))?;
+    Some(line.ends_with(" 1"))
+}
+
+fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) -> Duration {
+    let started = Instant::now();
+    while !f() {
+        assert!(
+            started.elapsed() < timeout,
+            "{what}: not within {timeout:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    started.elapsed()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_creates_over_two_control_planes_allocate_each_value_once() {
+    if !etcd_available() {
+        return;
+    }
+    let etcd = EtcdCluster::start(3).unwrap();
+    let a = ControlPlane::start(&as_strs(&flags(&etcd, "cp-1", &free_loopback_address())));
+    let b = ControlPlane::start_beside(
+        &a,
+        &as_strs(&flags(&etcd, "cp-2", &free_loopback_address())),
+    );
+    let logins = [a.login(), b.login()];
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for task in 0..16 {
+        let login = logins[task % 2].clone();
+        tasks.push(tokio::spawn(async move {
+            let mut client = Client::connect(&login).await.unwrap();
+            for i in 0..25 {
+                let name = format!("s-{task}-{i}");
+                client
+                    .apply(Kind::Service, service_json(&name, "NodePort"), true)
+                    .await
+                    .unwrap_or_else(|e| panic!("creating {name}: {e}"));
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let elapsed = started.elapsed();
+    let through_a = services(&logins[0]).await;
+    // The other control plane may trail by the last few revisions.
+    let mut through_b = services(&logins[1]).await;
+    for _ in 0..100 {
+        if through_b.len() == through_a.len() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        through_b = services(&logins[1]).await;
+    }
+    let ips: BTreeSet<String> = through_a.iter().map(|o| allocations(o).0).collect();
+    let ports: BTreeSet<i32> = through_a.iter().map(|o| allocations(o).1).collect();
+    println!(
+        "400 creates over 2 control planes in {:.2}s ({:.0}/s)",
+        elapsed.as_secs_f64(),
+        400.0 / elapsed.as_secs_f64()
+    );
+    assert_eq!(through_a.len(), 400);
+    assert_eq!(ips.len(), 400, "a ClusterIP was given twice");
+    assert_eq!(ports.len(), 400, "a NodePort was given twice");
+    // Both control planes serve the same objects, at the same versions.
+    let versions = |objects: &[Object]| -> Vec<(String, Option<String>)> {
+        objects
+            .iter()
+            .map(|o| (o.name().to_string(), o.meta().resource_version.clone()))
+            .collect()
+    };
+    assert_eq!(versions(&through_a), versions(&through_b));
+    let table = a.ok(&["get", "controlplanes"]);
+    let rows = support::rows_without_age(&table);
+    assert_eq!(rows[0], ["NAME", "ADDRESS", "LEADER", "REVISION", "AGENTS"]);
+    assert_eq!(rows.len(), 3, "{table}");
+    assert_eq!(rows[1][0], "cp-1");
+    assert_eq!(rows[1][1], a.server);
+    assert_eq!(rows[2][0], "cp-2");
+    assert_eq!(rows[2][1], b.server);
+    let leaders: Vec<&str> = rows[1..].iter().map(|r| r[2].as_str()).collect();
+    assert!(
+        leaders == ["true", "false"] || leaders == ["false", "true"],
+        "{table}"
+    );
+}
+
+/// What the writers were told.
+#[derive(Default)]
+struct Acknowledged {
+    /// name → (ClusterIP, NodePort) as acknowledged.
+    services: Vec<(String, (String, i32))>,
+    failures: usize,
+    /// The longest time any writer went without a successful write.
+    longest_gap: Duration,
+}
+
+async fn write_until_stopped(
+    id: usize,
+    login: Login,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    acked: Arc<Mutex<Acknowledged>>,
+) {
+    let mut n = 0;
+    let mut last_ok = Instant::now();
+    let mut client: Option<Client> = None;
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        let Some(c) = client.as_mut() else {
+            client = Client::connect(&login).await.ok();
+            if client.is_none() {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            continue;
+        };
+        let name = format!("w{id}-{n}");
+        // Every tenth a NodePort: the range holds fewer than 2,768.
+        let kind = if n % 10 == 0 { "NodePort" } else { "ClusterIP" };
+        match c
+            .apply(Kind::Service, service_json(&name, kind), true)
+            .await
+        {
+            Ok((object, _)) => {
+                let mut a = acked.lock().unwrap();
+                a.longest_gap = a.longest_gap.max(last_ok.elapsed());
+                a.services.push((name, allocations(&object)));
+                last_ok = Instant::now();
+                n += 1;
+            }
+            Err(e) if e.code() == Some(tonic::Code::AlreadyExists) => n += 1,
+            Err(_) => {
+                acked.lock().unwrap().failures += 1;
+                // A fresh connection goes to the control plane that answers.
+                client = None;
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn writes_go_on_through_the_other_control_plane_when_one_is_killed() {
+    if !etcd_available() {
+        return;
+    }
+    let etcd = EtcdCluster::start(3).unwrap();
+    let mut a = ControlPlane::start(&as_strs(&flags(&etcd, "cp-1", &free_loopback_address())));
+    let mut b = ControlPlane::start_beside(
+        &a,
+        &as_strs(&flags(&etcd, "cp-2", &free_loopback_address())),
+    );
+    let both = format!("{},{}", a.server, b.server);
+    let login = Login::resolve(Some(&both), Some(&a.config())).unwrap();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let acked = Arc::new(Mutex::new(Acknowledged::default()));
+    let writers: Vec<_> = (0..8)
+        .map(|id| {
+            tokio::spawn(write_until_stopped(
+                id,
+                login.clone(),
+                stop.clone(),
+                acked.clone(),
+            ))
+        })
+        .collect();
+    for round in 0..4 {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let victim = if round % 2 == 0 { &mut a } else { &mut b };
+        victim.crash();
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        victim.start_again();
+    }
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for w in writers {
+        w.await.unwrap();
+    }
+    let acked = std::mem::take(&mut *acked.lock().unwrap());
+    println!(
+        "4 kill -9s: {} writes acknowledged, {} failed, longest gap between a writer's acknowledged writes {:?}",
+        acked.services.len(),
+        acked.failures,
+        acked.longest_gap
+    );
+    assert!(
+        acked.longest_gap < Duration::from_secs(2),
+        "writes stopped for {:?}",
+        acked.longest_gap
+    );
+    let stored: std::collections::BTreeMap<String, (String, i32)> = services(&login)
+        .await
+        .iter()
+        .map(|o| (o.name().to_string(), allocations(o)))
+        .collect();
+    for (name, held) in &acked.services {
+        assert_eq!(stored.get(name), Some(held), "{name} as acknowledged");
+    }
+    let ips: BTreeSet<&String> = stored.values().map(|(ip, _)| ip).collect();
+    let ports: Vec<i32> = stored
+        .values()
+        .map(|(_, port)| *port)
+        .filter(|p| *p != 0)
+        .collect();
+    let distinct_ports: BTreeSet<&i32> = ports.iter().collect();
+    assert_eq!(ips.len(), stored.len(), "a ClusterIP was given twice");
+    assert_eq!(
+        distinct_ports.len(),
+        ports.len(),
+        "a NodePort was given twice"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn losing_etcd_quorum_stops_writes_with_a_clear_error_and_nothing_else() {
+    if !etcd_available() {
+        return;
+    }
+    let mut etcd = EtcdCluster::start(3).unwrap();
+    let cp = ControlPlane::start(&as_strs(&flags(&etcd, "cp-1", &free_loopback_address())));
+    let create = |name: &str| cp.swctl_stdin(&["apply", "-f", "-"], Some(&service_yaml(name)));
+    assert!(create("before").status.success());
+    etcd.kill(0);
+    let out = create("one-member-down");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    etcd.kill(1);
+    let started = Instant::now();
+    let out = create("no-quorum");
+    let took = started.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success());
+    assert!(
+        took < Duration::from_secs(5),
+        "the write took {took:?} to fail"
+    );
+    assert!(
+        stderr.contains("etcd: a write got no answer within 4s (is a quorum of its members up?); the write may still be committed once etcd recovers"),
+        "unclear error: {stderr}"
+    );
+    // Reads are served from the control plane's own state.
+    let names = cp.ok(&["get", "svc", "-o", "name"]);
+    assert_eq!(
+        names, "service/before\nservice/one-member-down\n",
+        "reads while etcd has no quorum"
+    );
+    etcd.restart(1).unwrap();
+    wait_until("writes resume", Duration::from_secs(30), || {
+        create("after").status.success()
+    });
+    // The write etcd never answered may have committed once it recovered,
+    // as its error said; whole or not at all.
+    let names = cp.ok(&["get", "svc", "-o", "name"]);
+    let without = "service/after\nservice/before\nservice/one-member-down\n";
+    let with = "service/after\nservice/before\nservice/no-quorum\nservice/one-member-down\n";
+    assert!(names == without || names == with, "{names}");
+}
+
+/// `switchyard-lab relay` processes, killed when dropped.
+struct Relays(Vec<std::process::Child>);
+
+impl Drop for Relays {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A relay in front of each etcd member: dropping them cuts a control
+/// plane that uses them off from etcd.
+fn relays(etcd: &EtcdCluster, members: usize) -> (Relays, String) {
+    let mut guards = Relays(Vec::new());
+    let mut endpoints = Vec::new();
+    for i in 0..members {
+        let listen = free_loopback_address();
+        let args = vec![
+            binary("switchyard-lab").to_string_lossy().into_owned(),
+            "relay".into(),
+            "--listen".into(),
+            listen.clone(),
+            "--to".into(),
+            etcd.client_address(i),
+        ];
+        let child = std::process::Command::new(&args[0])
+            .args(&args[1..])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        guards.0.push(child);
+        endpoints.push(format!("https://{listen}"));
+        wait_until("relay listens", Duration::from_secs(5), || {
+            std::net::TcpStream::connect(&listen).is_ok()
+        });
+    }
+    (guards, endpoints.join(","))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_cut_off_from_etcd_steps_down_and_the_other_takes_over() {
+    if !etcd_available() {
+        return;
+    }
+    let etcd = EtcdCluster::start(3).unwrap();
+    let (relays, through_relays) = relays(&etcd, 3);
+    let metrics_a = free_loopback_address();
+    let metrics_b = free_loopback_address();
+    let mut flags_a = etcd.control_plane_flags_for(&through_relays);
+    flags_a.extend([
+        "--name".into(),
+        "cp-1".into(),
+        "--metrics-listen".into(),
+        metrics_a.clone(),
+    ]);
+    let a = ControlPlane::start(&as_strs(&flags_a));
+    wait_until("cp-1 leads", Duration::from_secs(15), || {
+        leads(&metrics_a) == Some(true)
+    });
+    let b = ControlPlane::start_beside(&a, &as_strs(&flags(&etcd, "cp-2", &metrics_b)));
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(leads(&metrics_b), Some(false), "two leaders");
+    drop(relays);
+    let stepped_down = wait_until("cp-1 steps down", Duration::from_secs(12), || {
+        leads(&metrics_a) == Some(false)
+    });
+    let took_over = wait_until("cp-2 takes over", Duration::from_secs(15), || {
+        leads(&metrics_b) == Some(true)
+    });
+    println!("cp-1 stepped down after {stepped_down:?}; cp-2 led {took_over:?} later");
+    let table = b.ok(&["get", "controlplanes"]);
+    let rows = support::rows_without_age(&table);
+    let leader_rows: Vec<&Vec<String>> = rows[1..].iter().filter(|r| r[2] == "true").collect();
+    assert_eq!(leader_rows.len(), 1, "{table}");
+    assert_eq!(leader_rows[0][0], "cp-2", "{table}");
+    // The cut-off control plane refuses writes rather than losing them.
+    let out = a.swctl_stdin(&["apply", "-f", "-"], Some(&service_yaml("cut-off")));
+    assert!(!out.status.success());
+    assert!(b.ok(&["get", "svc", "-o", "name"]).is_empty());
+}
+
+fn service_yaml(name: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: {name}\nspec:\n  selector:\n    app: {name}\n  ports:\n  - port: 80\n"
+    )
+}
