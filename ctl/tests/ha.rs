@@ -17,19 +17,6 @@ use swctl::login::Login;
 use switchyard_api::resources::{Kind, Object};
 use switchyard_lab::etcd::EtcdCluster;
 
-/// etcd is a test dependency `.ci/run` installs; in CI its absence fails.
-fn etcd_available() -> bool {
-    if switchyard_lab::find_tool("etcd").is_some() {
-        return true;
-    }
-    assert!(
-        std::env::var("SWITCHYARD_E2E").as_deref() != Ok("1"),
-        "etcd is not installed (apt-get install etcd-server) and SWITCHYARD_E2E=1"
-    );
-    eprintln!("SKIPPED: the HA tests need etcd (apt-get install etcd-server)");
-    false
-}
-
 fn flags(etcd: &EtcdCluster, name: &str, metrics: &str) -> Vec<String> {
     let mut flags = etcd.control_plane_flags();
     flags.extend([
@@ -98,7 +85,9 @@ fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) -> Dur
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_creates_over_two_control_planes_allocate_each_value_once() {
-    if !etcd_available() {
+    if !switchyard_lab::require_etcd(
+        "concurrent_creates_over_two_control_planes_allocate_each_value_once",
+    ) {
         return;
     }
     let etcd = EtcdCluster::start(3).unwrap();
@@ -223,7 +212,9 @@ async fn write_until_stopped(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn writes_go_on_through_the_other_control_plane_when_one_is_killed() {
-    if !etcd_available() {
+    if !switchyard_lab::require_etcd(
+        "writes_go_on_through_the_other_control_plane_when_one_is_killed",
+    ) {
         return;
     }
     let etcd = EtcdCluster::start(3).unwrap();
@@ -295,7 +286,9 @@ async fn writes_go_on_through_the_other_control_plane_when_one_is_killed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn losing_etcd_quorum_stops_writes_with_a_clear_error_and_nothing_else() {
-    if !etcd_available() {
+    if !switchyard_lab::require_etcd(
+        "losing_etcd_quorum_stops_writes_with_a_clear_error_and_nothing_else",
+    ) {
         return;
     }
     let mut etcd = EtcdCluster::start(3).unwrap();
@@ -385,7 +378,9 @@ fn relays(etcd: &EtcdCluster, members: usize) -> (Relays, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_cut_off_from_etcd_steps_down_and_the_other_takes_over() {
-    if !etcd_available() {
+    if !switchyard_lab::require_etcd(
+        "a_leader_cut_off_from_etcd_steps_down_and_the_other_takes_over",
+    ) {
         return;
     }
     let etcd = EtcdCluster::start(3).unwrap();

@@ -49,6 +49,17 @@ impl ControlPlane {
         work: &Path,
         transport: Transport,
     ) -> anyhow::Result<ControlPlane> {
+        Self::start_on(bins, data_dir, work, transport, &[]).await
+    }
+
+    /// [`Self::start_with`] with more flags (e.g. `--etcd-endpoints …`).
+    pub async fn start_on(
+        bins: &Path,
+        data_dir: &Path,
+        work: &Path,
+        transport: Transport,
+        extra: &[String],
+    ) -> anyhow::Result<ControlPlane> {
         let port = free_port()?;
         let socket = work.join(format!("cp-{port}.sock"));
         let mut args = vec![
@@ -65,6 +76,7 @@ impl ControlPlane {
         if transport == Transport::Plaintext {
             args.push("--insecure".into());
         }
+        args.extend(extra.iter().cloned());
         let log = work.join(format!("control-plane-{port}.log"));
         let proc = Proc::spawn("control plane", &args, &[("RUST_LOG", "warn")], &log)?;
         let mut cp = ControlPlane {

@@ -75,6 +75,8 @@ enum Command {
     Api,
     /// Writes per second and programming latency with mutual TLS against --insecure.
     TlsCost,
+    /// Writes per second and programming latency on sled against a 3-member etcd.
+    Store,
     /// DNS answer latency while the agent restarts hot and resyncs the big table.
     DnsLatency,
     /// Churn soak: endpoint changes as fast as the control plane takes them,

@@ -16,6 +16,7 @@ use std::process::Output;
 use std::time::{Duration, Instant};
 
 use crate::error::{LabError, Result};
+use crate::etcd::EtcdCluster;
 use crate::{ChildGuard, Host, Lab, LabConfig};
 
 /// The control plane's gRPC port inside the lab.
@@ -43,13 +44,18 @@ pub struct ClusterConfig {
     pub agent_args: Vec<String>,
     /// Extra flags for the agent of node `i + 1` (e.g. its `--node-labels`).
     pub node_agent_args: Vec<Vec<String>>,
+    /// High availability: this many control planes on one etcd of
+    /// `etcd_members` members (0: one control plane on its sled store).
+    pub etcd_members: usize,
+    pub control_planes: usize,
 }
 
 /// Guards come first: fields drop in order, so processes stop before the
 /// lab deletes their namespaces.
 pub struct Cluster {
-    control_plane: Option<ChildGuard>,
+    control_planes: Vec<Option<ChildGuard>>,
     agents: Vec<Option<ChildGuard>>,
+    etcd: Option<EtcdCluster>,
     cfg: ClusterConfig,
     bin_dir: PathBuf,
     data_dir: PathBuf,
@@ -84,6 +90,24 @@ pub(crate) fn spawn_on_host(args: &[String], log: &Path) -> Result<ChildGuard> {
         "host".to_string(),
         log.to_path_buf(),
     ))
+}
+
+/// Gives a later control plane the first one's CA and admin credentials.
+fn share_pki(first: &Path, later: &Path) -> Result<()> {
+    let io = |what: &'static str, path: &Path| {
+        let path = path.to_path_buf();
+        move |source| LabError::Io { what, path, source }
+    };
+    let (from, to) = (first.join("pki"), later.join("pki"));
+    std::fs::create_dir_all(&to).map_err(io("creating", &to))?;
+    for entry in std::fs::read_dir(&from).map_err(io("reading", &from))? {
+        let entry = entry.map_err(io("reading", &from))?;
+        let target = to.join(entry.file_name());
+        std::fs::copy(entry.path(), &target).map_err(io("writing", &target))?;
+    }
+    let admin = later.join("admin.conf");
+    std::fs::copy(first.join("admin.conf"), &admin).map_err(io("writing", &admin))?;
+    Ok(())
 }
 
 /// The token and CA pin in what `swctl create token` prints: the values of
@@ -131,15 +155,28 @@ impl Cluster {
             Placement::OnHost { data_dir, .. } => data_dir.clone(),
         };
         let nodes = lab.nodes().len();
+        let etcd = match (cfg.etcd_members, &cfg.placement) {
+            (0, _) => None,
+            (n, Placement::InLab) => Some(EtcdCluster::start_in(n, Some(&lab.control_plane().ns))?),
+            (n, Placement::OnHost { .. }) => Some(EtcdCluster::start_in(n, None)?),
+        };
+        let control_planes = if etcd.is_some() {
+            cfg.control_planes.max(1)
+        } else {
+            1
+        };
         let mut cluster = Cluster {
-            control_plane: None,
+            control_planes: (0..control_planes).map(|_| None).collect(),
             agents: (0..nodes).map(|_| None).collect(),
+            etcd,
             cfg,
             bin_dir: bin_dir()?,
             data_dir,
             lab,
         };
-        cluster.start_control_plane()?;
+        for i in 1..=control_planes {
+            cluster.start_control_plane_n(i)?;
+        }
         for i in 1..=nodes {
             cluster.start_agent(i)?;
         }
@@ -151,20 +188,66 @@ impl Cluster {
         self.bin_dir.join(name).to_string_lossy().into_owned()
     }
 
-    /// The address swctl uses: `https://172.18.0.2:7443` in the lab.
+    /// The first control plane's address: `https://172.18.0.2:7443` in the lab.
     pub fn server(&self) -> String {
+        self.server_n(1)
+    }
+
+    /// Control plane `i`'s (1-based) address and port.
+    fn listen_n(&self, i: usize) -> String {
+        let offset = u16::try_from(i - 1).unwrap_or(0);
         match &self.cfg.placement {
             Placement::InLab => format!(
-                "https://{}:{CONTROL_PLANE_PORT}",
-                self.lab.control_plane().ip
+                "{}:{}",
+                self.lab.control_plane().ip,
+                CONTROL_PLANE_PORT + offset
             ),
-            Placement::OnHost { listen, .. } => format!("https://{listen}"),
+            Placement::OnHost { listen, .. } => match listen.rsplit_once(':') {
+                Some((host, port)) => {
+                    let port: u16 = port.parse().unwrap_or(CONTROL_PLANE_PORT);
+                    format!("{host}:{}", port + offset)
+                }
+                None => listen.clone(),
+            },
         }
+    }
+
+    /// Control plane `i`'s (1-based) URL.
+    pub fn server_n(&self, i: usize) -> String {
+        format!("https://{}", self.listen_n(i))
+    }
+
+    /// Every control plane's URL, comma-separated, as swctl and agents
+    /// take them to fail over.
+    pub fn servers(&self) -> String {
+        (1..=self.control_planes.len())
+            .map(|i| self.server_n(i))
+            .collect::<Vec<_>>()
+            .join(",")
     }
 
     /// The admin credentials the control plane wrote.
     pub fn admin_config(&self) -> PathBuf {
         self.data_dir.join("admin.conf")
+    }
+
+    /// Control plane `i`'s data directory: later ones hold a copy of the
+    /// first one's `pki/` and `admin.conf` (docs/ha.md's shared PKI).
+    fn data_dir_n(&self, i: usize) -> PathBuf {
+        if i == 1 {
+            return self.data_dir.clone();
+        }
+        let name = self
+            .data_dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        self.data_dir.with_file_name(format!("{name}-{i}"))
+    }
+
+    /// The etcd cluster, when the control planes run on one.
+    pub fn etcd(&mut self) -> Option<&mut EtcdCluster> {
+        self.etcd.as_mut()
     }
 
     pub fn data_dir(&self) -> &Path {
@@ -177,7 +260,7 @@ impl Cluster {
         vec![
             self.bin("swctl"),
             "--server".to_string(),
-            self.server(),
+            self.servers(),
             "--config".to_string(),
             self.admin_config().to_string_lossy().into_owned(),
         ]
@@ -207,68 +290,100 @@ impl Cluster {
         ])
     }
 
-    fn socket(&self) -> PathBuf {
-        self.lab.log_dir().join("control-plane.sock")
-    }
-
-    /// The address agents use.
-    fn agent_server(&self) -> String {
-        match &self.cfg.placement {
-            Placement::InLab => self.server(),
-            Placement::OnHost { .. } => format!("unix://{}", self.socket().display()),
+    fn socket_n(&self, i: usize) -> PathBuf {
+        match i {
+            1 => self.lab.log_dir().join("control-plane.sock"),
+            i => self.lab.log_dir().join(format!("control-plane-{i}.sock")),
         }
     }
 
+    /// The addresses agents use, comma-separated.
+    fn agent_server(&self) -> String {
+        (1..=self.control_planes.len())
+            .map(|i| match &self.cfg.placement {
+                Placement::InLab => self.server_n(i),
+                Placement::OnHost { .. } => format!("unix://{}", self.socket_n(i).display()),
+            })
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
     pub fn start_control_plane(&mut self) -> Result<()> {
+        self.start_control_plane_n(1)
+    }
+
+    /// Starts control plane `i` (1-based) on its data directory.
+    pub fn start_control_plane_n(&mut self, i: usize) -> Result<()> {
+        let data_dir = self.data_dir_n(i);
+        if i > 1 {
+            share_pki(&self.data_dir, &data_dir)?;
+        }
         let mut args = vec![
             self.bin("switchyard-control-plane"),
             "--data-dir".to_string(),
-            self.data_dir.to_string_lossy().into_owned(),
+            data_dir.to_string_lossy().into_owned(),
+            "--listen".to_string(),
+            self.listen_n(i),
         ];
+        if let Some(etcd) = &self.etcd {
+            args.extend(etcd.control_plane_flags());
+            args.extend(["--name".to_string(), format!("cp-{i}")]);
+        }
         args.extend(self.cfg.control_plane_args.iter().cloned());
         let guard = match &self.cfg.placement {
             Placement::InLab => {
-                args.extend([
-                    "--listen".to_string(),
-                    format!("{}:{CONTROL_PLANE_PORT}", self.lab.control_plane().ip),
-                ]);
                 let ns = self.lab.control_plane().ns.clone();
                 self.lab.spawn(&ns, &args)?
             }
-            Placement::OnHost { listen, .. } => {
-                args.extend(["--listen".to_string(), listen.clone()]);
+            Placement::OnHost { .. } => {
                 args.extend([
                     "--listen-unix".to_string(),
-                    self.socket().to_string_lossy().into_owned(),
+                    self.socket_n(i).to_string_lossy().into_owned(),
                 ]);
-                spawn_on_host(&args, &self.lab.log_dir().join("control-plane.log"))?
+                let log = match i {
+                    1 => "control-plane.log".to_string(),
+                    i => format!("control-plane-{i}.log"),
+                };
+                spawn_on_host(&args, &self.lab.log_dir().join(log))?
             }
         };
         guard.wait_for_log("serving gRPC", Duration::from_secs(20))?;
-        self.control_plane = Some(guard);
+        self.control_planes[i - 1] = Some(guard);
         Ok(())
     }
 
     /// Stops the control plane (SIGTERM); its data directory stays.
     pub fn stop_control_plane(&mut self) {
-        self.control_plane = None;
+        self.control_planes[0] = None;
+    }
+
+    /// SIGKILLs control plane `i` (1-based), as a crashed host would.
+    pub fn kill_control_plane(&mut self, i: usize) {
+        if let Some(cp) = self.control_planes[i - 1].take() {
+            cp.kill();
+        }
     }
 
     /// The control plane's process id, while it runs.
     pub fn control_plane_pid(&self) -> Option<u32> {
-        self.control_plane.as_ref().map(ChildGuard::pid)
+        self.control_planes[0].as_ref().map(ChildGuard::pid)
     }
 
     /// Whether the control plane's process is still alive (it may have
     /// exited on its own, e.g. after a signal the test sent).
     pub fn control_plane_running(&self) -> bool {
-        self.control_plane
+        self.control_planes[0]
             .as_ref()
             .is_some_and(ChildGuard::is_running)
     }
 
     pub fn control_plane_log(&self) -> String {
-        self.control_plane
+        self.control_plane_log_n(1)
+    }
+
+    /// Control plane `i`'s (1-based) log so far.
+    pub fn control_plane_log_n(&self, i: usize) -> String {
+        self.control_planes[i - 1]
             .as_ref()
             .map(ChildGuard::log)
             .unwrap_or_default()
@@ -408,10 +523,10 @@ impl Cluster {
         std::thread::sleep(Duration::from_millis(60));
         let deadline = Instant::now() + timeout;
         let mut last = String::new();
+        let running = self.agents.iter().filter(|a| a.is_some()).count();
         while Instant::now() < deadline {
             if let Ok(out) = self.swctl_ok(&["get", "nodes", "--no-headers"]) {
                 let rows: Vec<&str> = out.lines().filter(|l| !l.trim().is_empty()).collect();
-                let running = self.agents.iter().filter(|a| a.is_some()).count();
                 let synced = rows.iter().filter(|l| l.contains(" SYNCED ")).count();
                 if synced >= running && rows.len() >= running {
                     return Ok(());

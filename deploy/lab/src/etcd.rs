@@ -21,6 +21,8 @@ pub struct EtcdCluster {
     members: Vec<Member>,
     dir: PathBuf,
     initial_cluster: String,
+    /// The lab namespace the members run in (their loopback), if any.
+    ns: Option<String>,
 }
 
 struct Member {
@@ -81,9 +83,15 @@ fn make_pki(dir: &Path) -> Result<()> {
 }
 
 impl EtcdCluster {
-    /// Starts `n` members under a fresh directory in `/dev/shm` and waits
-    /// until each serves clients.
+    /// Starts `n` members on loopback under a fresh directory in
+    /// `/dev/shm` and waits until each serves clients.
     pub fn start(n: usize) -> Result<EtcdCluster> {
+        Self::start_in(n, None)
+    }
+
+    /// [`Self::start`] on the loopback of lab namespace `ns` (or the
+    /// host's, for `None`).
+    pub fn start_in(n: usize, ns: Option<&str>) -> Result<EtcdCluster> {
         let dir = PathBuf::from("/dev/shm").join(format!(
             "switchyard-etcd-{}-{}",
             std::process::id(),
@@ -114,6 +122,7 @@ impl EtcdCluster {
             members,
             dir,
             initial_cluster,
+            ns: ns.map(str::to_string),
         };
         for i in 0..n {
             cluster.spawn(i)?;
@@ -129,7 +138,16 @@ impl EtcdCluster {
         let client_url = format!("https://127.0.0.1:{}", member.client_port);
         let peer_url = format!("http://127.0.0.1:{}", member.peer_port);
         let file = |name: &str| self.dir.join(name).to_string_lossy().into_owned();
-        let args = vec![
+        let mut args: Vec<String> = match &self.ns {
+            Some(ns) => vec![
+                crate::cmd::tool("ip")?.to_string_lossy().into_owned(),
+                "netns".into(),
+                "exec".into(),
+                ns.clone(),
+            ],
+            None => Vec::new(),
+        };
+        args.extend([
             crate::cmd::tool("etcd")?.to_string_lossy().into_owned(),
             "--name".into(),
             member.name.clone(),
@@ -162,7 +180,7 @@ impl EtcdCluster {
             "100".into(),
             "--election-timeout".into(),
             "1000".into(),
-        ];
+        ]);
         let log = self.dir.join(format!("{}.log", member.name));
         let guard = spawn_on_host(&args, &log)?;
         self.members[i].process = Some(guard);

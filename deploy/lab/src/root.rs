@@ -29,6 +29,22 @@ pub fn require_root(test_name: &str) -> bool {
     }
 }
 
+/// Whether etcd (Debian's `etcd-server`) is installed, for the HA tests;
+/// like [`require_root`], a loud skip, or a failure under `SWITCHYARD_E2E=1`.
+pub fn require_etcd(test_name: &str) -> bool {
+    if cmd::find_tool("etcd").is_some() {
+        return true;
+    }
+    if std::env::var("SWITCHYARD_E2E").is_ok_and(|v| v == "1") {
+        panic!("{test_name} needs etcd (apt-get install etcd-server; SWITCHYARD_E2E=1 demands it runs)");
+    }
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED: {test_name} needs etcd (apt-get install etcd-server)"
+    );
+    false
+}
+
 /// Why labs cannot run here, if they cannot.
 pub fn missing_requirement() -> Option<String> {
     if !is_root() {

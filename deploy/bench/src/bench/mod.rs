@@ -1,7 +1,8 @@
-//! The six benchmarks of issue 6, what TLS costs (issue 14) and the churn
-//! soak (issue 15), one module each.
+//! The six benchmarks of issue 6, what TLS costs (issue 14), the churn
+//! soak (issue 15) and sled beside etcd (issue 17), one module each.
 
 pub mod api;
+mod compare;
 pub mod datapath;
 pub mod dns_latency;
 pub mod full_sync;
@@ -9,6 +10,7 @@ pub mod incremental;
 pub mod memory;
 pub mod programming;
 pub mod soak;
+pub mod store;
 pub mod tls_cost;
 
 use crate::context::Ctx;
@@ -34,6 +36,8 @@ pub async fn run(command: &Command, ctx: &Ctx, report: &mut Report) -> anyhow::R
             report.write_files(&ctx.out)?;
             tls_cost::run(ctx, report).await?;
             report.write_files(&ctx.out)?;
+            store::run(ctx, report).await?;
+            report.write_files(&ctx.out)?;
             dns_latency::run(ctx, report).await?;
             report.write_files(&ctx.out)?;
             programming::run(ctx, report).await
@@ -45,6 +49,7 @@ pub async fn run(command: &Command, ctx: &Ctx, report: &mut Report) -> anyhow::R
         Command::Memory => memory::run(ctx, report).await,
         Command::Api => api::run(ctx, report).await,
         Command::TlsCost => tls_cost::run(ctx, report).await,
+        Command::Store => store::run(ctx, report).await,
         Command::DnsLatency => dns_latency::run(ctx, report).await,
         Command::Soak { changes, hollow } => {
             let size = soak::Size {

@@ -3,46 +3,18 @@
 //! `--insecure`, in alternating rounds so the machine's drift falls on
 //! both alike. Issue 14's bound: TLS costs at most 15%.
 
-use std::time::Duration;
-
+use super::compare::{measure, Figures, Plan};
 use crate::context::Ctx;
-use crate::control_plane::{ControlPlane, Transport};
-use crate::fixture::Shape;
+use crate::control_plane::Transport;
 use crate::report::{Report, Row, Target};
 use crate::stats::Summary;
 
 pub const BENCH: &str = "tls-cost";
 const MAX_COST: f64 = 1.15;
 
-/// One transport's figures over the rounds.
-#[derive(Default)]
-struct Figures {
-    service_writes: Vec<f64>,
-    pod_writes: Vec<f64>,
-    latencies_ms: Vec<f64>,
-}
-
 pub async fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
-    let (shape, agents, reps, rounds) = match ctx.quick {
-        true => (
-            Shape {
-                services: 300,
-                endpoints: 10,
-            },
-            25,
-            5,
-            2,
-        ),
-        false => (
-            Shape {
-                services: 1_000,
-                endpoints: 10,
-            },
-            100,
-            10,
-            3,
-        ),
-    };
+    let plan = Plan::for_ctx(ctx);
+    let (shape, agents, reps, rounds) = (&plan.shape, plan.agents, plan.reps, plan.rounds);
     report.setup(
         BENCH,
         format!(
@@ -68,25 +40,13 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
                 Transport::Tls => &mut tls,
                 Transport::Plaintext => &mut plain,
             };
-            measure(ctx, &shape, transport, agents, reps, figures).await?;
+            measure(ctx, &plan, transport, &[], figures).await?;
         }
     }
-    let scale = format!("{} svc, {agents} agents", shape.services);
-    let x = shape.services as f64;
+    let (scale, x) = plan.scale();
     let median = |v: &[f64]| Summary::of(v).map(|s| s.median).unwrap_or(f64::NAN);
-    for (name, f) in [("tls", &tls), ("plaintext", &plain)] {
-        for (case, values, unit) in [
-            ("service-writes-per-second", &f.service_writes, "1/s"),
-            ("pod-writes-per-second", &f.pod_writes, "1/s"),
-            ("programming-latency", &f.latencies_ms, "ms"),
-        ] {
-            if let Some(s) = Summary::of(values) {
-                report.push(
-                    Row::at(BENCH, &format!("{case}@{name}"), &scale, x).measured(unit, s, None),
-                );
-            }
-        }
-    }
+    tls.report(BENCH, "tls", &scale, x, report);
+    plain.report(BENCH, "plaintext", &scale, x, report);
     let costs = [
         (
             "service-writes-cost",
@@ -108,28 +68,5 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
             Some(Target::median(MAX_COST)),
         ));
     }
-    Ok(())
-}
-
-async fn measure(
-    ctx: &Ctx,
-    shape: &Shape,
-    transport: Transport,
-    agents: usize,
-    reps: usize,
-    into: &mut Figures,
-) -> anyhow::Result<()> {
-    let dir = tempfile::Builder::new()
-        .prefix("tls-cost-")
-        .tempdir_in(ctx.work())?;
-    let cp = ControlPlane::start_with(&ctx.bins, dir.path(), ctx.work(), transport).await?;
-    let stats = super::api::load(&cp, shape).await?;
-    into.service_writes.push(stats.services.per_second());
-    into.pod_writes.push(stats.pods.per_second());
-    let latencies = super::programming::hollow_latencies(&cp, shape, agents, reps).await?;
-    into.latencies_ms.extend(latencies);
-    cp.stop();
-    // Let the stopped control plane's sockets and pages go before the next.
-    tokio::time::sleep(Duration::from_millis(200)).await;
     Ok(())
 }

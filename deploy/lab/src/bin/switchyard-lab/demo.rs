@@ -2,7 +2,9 @@
 //! 127.0.0.1:7443 with its sled store and its PKI (so `swctl` works from
 //! this shell with the admin.conf it writes), a two-node lab whose agents
 //! join with tokens, the frontend example, and a curl through its
-//! ClusterIP and its NodePort.
+//! ClusterIP and its NodePort. With `--ha`: three etcd members on
+//! loopback and two control planes on them (7443 and 7444), the agents
+//! knowing both.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -27,6 +29,10 @@ pub struct DemoArgs {
     /// Tear down right after the demo instead of waiting for Ctrl-C.
     #[arg(long)]
     exit: bool,
+    /// High availability: 3 etcd members (Debian's etcd-server, data on
+    /// tmpfs) and 2 control planes on them, on the next port too.
+    #[arg(long)]
+    ha: bool,
 }
 
 pub async fn run(args: DemoArgs) -> Result<()> {
@@ -35,6 +41,10 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     if let Some(reason) = missing_requirement() {
         return control_plane_only(&args, &reason);
     }
+    anyhow::ensure!(
+        !args.ha || switchyard_lab::find_tool("etcd").is_some(),
+        "--ha needs etcd: apt-get install etcd-server"
+    );
     let cluster = start(&args)?;
     show(&cluster)?;
     if args.exit {
@@ -44,6 +54,10 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     let config = absolute(&cluster.admin_config());
     println!("\nThe demo keeps running. Try, from this machine:");
     println!("  export SWITCHYARD_CONFIG={}", config.display());
+    if args.ha {
+        println!("  export SWITCHYARD_SERVER={}", cluster.servers());
+        println!("  {swctl} get controlplanes");
+    }
     println!("  {swctl} get svc,ep");
     println!("  {swctl} get nodes");
     println!("  {swctl} describe svc frontend-svc");
@@ -95,6 +109,10 @@ fn start(args: &DemoArgs) -> Result<Cluster> {
         "Starting the control plane on {} and a two-node lab…",
         args.listen
     );
+    let (etcd_members, control_planes) = if args.ha { (3, 2) } else { (0, 1) };
+    if args.ha {
+        println!("…with 3 etcd members and a second control plane on the next port");
+    }
     let cfg = ClusterConfig {
         lab: LabConfig {
             nodes: 2,
@@ -104,6 +122,8 @@ fn start(args: &DemoArgs) -> Result<Cluster> {
             listen: args.listen.clone(),
             data_dir: args.data_dir.clone(),
         },
+        etcd_members,
+        control_planes,
         ..Default::default()
     };
     let cluster = Cluster::start(cfg).context("starting the cluster")?;
@@ -120,6 +140,8 @@ fn start(args: &DemoArgs) -> Result<Cluster> {
 }
 
 fn show(cluster: &Cluster) -> Result<()> {
+    println!("\n$ swctl get controlplanes");
+    print!("{}", cluster.swctl_ok(&["get", "controlplanes"])?);
     println!("\n$ swctl get svc,ep");
     print!("{}", cluster.swctl_ok(&["get", "svc,ep"])?);
     println!("\n$ swctl get nodes");

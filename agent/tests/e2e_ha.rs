@@ -1,0 +1,81 @@
+//! High availability end to end: two control planes on a three-member etcd
+//! (Debian's etcd, in the control-plane host's namespace), two nodes whose
+//! agents know both. Each control plane is killed in turn while a pod
+//! requests a ClusterIP: agents fail over, the data path never stops, and
+//! a Service made during a failover serves on the nodes.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod e2e;
+
+use std::time::{Duration, Instant};
+
+use e2e::*;
+use switchyard_lab::cluster::{Cluster, ClusterConfig};
+use switchyard_lab::{require_etcd, require_root, LabConfig};
+
+#[test]
+fn agents_fail_over_between_control_planes_on_etcd_and_no_request_fails() {
+    let test = "agents_fail_over_between_control_planes_on_etcd_and_no_request_fails";
+    if !require_root(test) || !require_etcd(test) {
+        return;
+    }
+    let mut c = Cluster::start(ClusterConfig {
+        lab: LabConfig {
+            nodes: 2,
+            pods_per_node: 2,
+        },
+        etcd_members: 3,
+        control_planes: 2,
+        ..Default::default()
+    })
+    .expect("cluster starts");
+    let (_backends, url) = serve_web(&c, "");
+    let from_pod = request_loop(&c, &c.lab.pod(1, 2).ns, &url, 240, "0.05");
+    let mut reachable_after = Vec::new();
+    for (round, victim) in [1, 2].into_iter().enumerate() {
+        std::thread::sleep(Duration::from_millis(1500));
+        c.kill_control_plane(victim);
+        let killed = Instant::now();
+        let name = format!("during-{round}");
+        c.apply(&service_yaml(&name, "")).unwrap();
+        let during = format!("http://{}/", cluster_ip(&c, &name));
+        for node in [1, 2] {
+            eventually(
+                &format!("{name} serves on node-{node}"),
+                Duration::from_secs(30),
+                || {
+                    curl(&c, &c.lab.pod(node, 2).ns, &during)
+                        .is_ok_and(|body| body.starts_with("web-"))
+                },
+            );
+        }
+        reachable_after.push(killed.elapsed());
+        c.start_control_plane_n(victim).unwrap();
+    }
+    let log = loop_result(&from_pod);
+    println!(
+        "control planes killed in turn: Services made then served on both nodes after {:?}; {} of 240 requests ok",
+        reachable_after,
+        log.matches("ok").count()
+    );
+    assert_eq!(log.matches("ok").count(), 240, "failed requests:\n{log}");
+    for took in &reachable_after {
+        assert!(
+            *took < Duration::from_secs(5),
+            "a Service made during a failover took {took:?}"
+        );
+    }
+    let table = c
+        .swctl_ok(&["get", "controlplanes", "--no-headers"])
+        .unwrap();
+    let names: Vec<&str> = table
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(names, ["cp-1", "cp-2"], "{table}");
+}
+
+fn loop_result(guard: &switchyard_lab::ChildGuard) -> String {
+    guard.wait_for_log("done", Duration::from_secs(90)).unwrap();
+    guard.log()
+}
