@@ -24,6 +24,7 @@ use crate::registry::{Registry, RegistryConfig, RegistryError};
 use crate::store::{EtcdConfig, EtcdStore, SledStore, Store, StoreError};
 use crate::sync::session::SyncContext;
 use crate::sync::{NodeTable, SnapshotCache, SyncApi};
+use crate::tunnel::Broker;
 use switchyard_api::v1::agent_sync_server::AgentSyncServer;
 use switchyard_api::v1::identity_server::IdentityServer;
 use switchyard_api::v1::resources_server::ResourcesServer;
@@ -115,12 +116,16 @@ pub enum ServerError {
 struct Secure {
     tls: ServerTls,
     identity: IdentityApi,
+    /// How this control plane identifies itself to the others.
+    peer_tls: Arc<rustls::ClientConfig>,
 }
 
 /// A bound, loaded control plane, ready to serve.
 pub struct Server {
     pub registry: Arc<Registry>,
     directory: Arc<ha::Directory>,
+    broker: Arc<Broker>,
+    peers: Arc<ha::Peers>,
     pub metrics: Arc<Metrics>,
     pub health: Arc<Health>,
     sync: Arc<SyncContext>,
@@ -216,12 +221,11 @@ impl Server {
             } => Some(secure(&cfg, &registry, &access, bound, advertise, *node_cert_ttl).await?),
         };
         let health = Health::new(registry.clone(), sync.stopping.clone());
-        let directory = Arc::new(ha::Directory::new(
-            coordination.clone(),
-            announcement(&cfg, bound, &sync),
-        ));
+        let broker = Arc::new(Broker::default());
+        let peers = ha::Peers::new(secure.as_ref().map(|s| s.peer_tls.clone()));
+        let me = announcement(&cfg, bound, &sync, &broker, &peers);
+        let directory = Arc::new(ha::Directory::new(coordination.clone(), me.clone()));
         if let Some(coord) = coordination {
-            let me = announcement(&cfg, bound, &sync);
             tokio::spawn(ha::run(
                 coord,
                 Arc::downgrade(&registry),
@@ -231,6 +235,8 @@ impl Server {
         }
         Ok(Self {
             directory,
+            broker,
+            peers,
             registry,
             metrics,
             health,
@@ -274,9 +280,11 @@ impl Server {
             self.registry.clone(),
             self.access.clone(),
             self.sync.stopping.clone(),
+            self.broker.clone(),
+            self.peers.clone(),
         );
         let (tls, identity) = match self.secure {
-            Some(Secure { tls, identity }) => (Some(tls), Some(IdentityServer::new(identity))),
+            Some(Secure { tls, identity, .. }) => (Some(tls), Some(IdentityServer::new(identity))),
             None => {
                 tokio::spawn(remind_insecure(self.sync.stopping.clone()));
                 (None, None)
@@ -324,6 +332,8 @@ fn announcement(
     cfg: &ServerConfig,
     bound: SocketAddr,
     sync: &Arc<SyncContext>,
+    broker: &Arc<Broker>,
+    peers: &Arc<ha::Peers>,
 ) -> ha::Announcement {
     let address = match &cfg.security {
         Security::Tls { advertise, .. } if !advertise.is_empty() => urls(advertise, bound.port())
@@ -333,12 +343,13 @@ fn announcement(
         Security::Tls { .. } => format!("https://{bound}"),
         Security::Insecure => format!("http://{bound}"),
     };
-    let nodes = sync.nodes.clone();
     ha::Announcement {
         name: cfg.name.clone(),
         address,
         started: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        agents: Arc::new(move || u32::try_from(nodes.connected_count()).unwrap_or(u32::MAX)),
+        nodes: sync.nodes.clone(),
+        broker: broker.clone(),
+        peers: peers.clone(),
     }
 }
 
@@ -374,6 +385,7 @@ async fn secure(
         &admin_server,
     )
     .await?;
+    let ca_for_peers = ca.clone();
     let identity = IdentityApi::new(
         registry.clone(),
         ca,
@@ -383,7 +395,12 @@ async fn secure(
             server_urls,
         },
     );
-    Ok(Secure { tls, identity })
+    let peer_tls = crate::identity::peer::client_config(&ca_for_peers, &cfg.name)?;
+    Ok(Secure {
+        tls,
+        identity,
+        peer_tls,
+    })
 }
 
 async fn remind_insecure(mut stopping: tokio::sync::watch::Receiver<bool>) {

@@ -425,3 +425,86 @@ fn service_yaml(name: &str) -> String {
         "apiVersion: v1\nkind: Service\nmetadata:\n  name: {name}\nspec:\n  selector:\n    app: {name}\n  ports:\n  - port: 80\n"
     )
 }
+
+/// `swctl port-forward` through one control plane to a pod whose agent's
+/// tunnel ends at the other: the first passes the forward on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn port_forward_reaches_a_pod_whose_agent_streams_from_the_other_control_plane() {
+    if !switchyard_lab::require_etcd(
+        "port_forward_reaches_a_pod_whose_agent_streams_from_the_other_control_plane",
+    ) {
+        return;
+    }
+    use std::io::{BufRead, BufReader};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let etcd = EtcdCluster::start(3).unwrap();
+    let a = ControlPlane::start(&as_strs(&flags(&etcd, "cp-1", &free_loopback_address())));
+    let b = ControlPlane::start_beside(
+        &a,
+        &as_strs(&flags(&etcd, "cp-2", &free_loopback_address())),
+    );
+    // The "pod": an HTTP answer on a loopback port.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let pod_port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        loop {
+            let (mut s, _) = listener.accept().await.unwrap();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 1024];
+                let _ = s.read(&mut buf).await;
+                let body = "pod=web-1";
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = s.write_all(answer.as_bytes()).await;
+                let _ = s.shutdown().await;
+            });
+        }
+    });
+    b.apply_yaml(&format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: web-1}}\nspec:\n  nodeName: node-1\n  containers:\n    - name: main\n      ports:\n        - {{name: http, containerPort: {pod_port}}}\nstatus:\n  podIP: 127.0.0.1\n"
+    ));
+    let channels = b.join("node-1").await;
+    tokio::spawn(switchyard_agent::tunnel::run(
+        channels,
+        "node-1".to_string(),
+    ));
+    let local = free_loopback_address();
+    let local_port = local.rsplit_once(':').unwrap().1.to_string();
+    let pair = format!("{local_port}:{pod_port}");
+    // cp-1 learns where node-1's tunnel ends from cp-2's record (every 2 s).
+    let mut forwarder = None;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while forwarder.is_none() {
+        assert!(Instant::now() < deadline, "cp-1 never forwarded to node-1");
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_swctl"))
+            .args(["port-forward", "pod/web-1", &pair])
+            .env("SWITCHYARD_SERVER", &a.server)
+            .env("SWITCHYARD_CONFIG", a.config())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        if first.starts_with("Forwarding from") {
+            forwarder = Some(child);
+        } else {
+            let _ = child.wait();
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    let mut s = tokio::net::TcpStream::connect(&local).await.unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.ends_with("\r\n\r\npod=web-1"), "{answer}");
+    let mut child = forwarder.unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+}

@@ -126,6 +126,11 @@ pub fn authorize(principal: &Principal, action: &Action<'_>) -> Result<(), Strin
             true
         }
         Principal::Node { .. } => false,
+        // Passing a port-forward on: the first control plane authorized
+        // and audited the user.
+        Principal::ControlPlane { .. } => {
+            action.verb == Verb::Create && action.resource.ends_with("/portforward")
+        }
     };
     if allowed {
         Ok(())
@@ -176,6 +181,27 @@ mod tests {
         Action::new(Verb::Create, "services")
             .namespace("default")
             .name("web")
+    }
+
+    #[test]
+    fn control_planes_may_only_pass_port_forwards_on() {
+        let peer = Principal::ControlPlane {
+            name: "cp-2".into(),
+        };
+        let forward = Action::new(Verb::Create, "pods/portforward")
+            .namespace("default")
+            .name("web-1");
+        assert_eq!(authorize(&peer, &forward), Ok(()));
+        assert_eq!(
+            authorize(&peer, &create_web()),
+            Err("services \"web\" is forbidden: User \"system:control-plane:cp-2\" cannot create resource \"services\" in namespace \"default\"".to_string())
+        );
+        assert!(authorize(&peer, &Action::new(Verb::List, "services")).is_err());
+        assert!(authorize(
+            &peer,
+            &Action::new(Verb::Create, "nodes/tunnel").of_node("n1")
+        )
+        .is_err());
     }
 
     #[test]

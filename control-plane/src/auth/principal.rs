@@ -16,6 +16,10 @@ use crate::registry::state::State;
 pub const NODE_PREFIX: &str = "node:";
 /// The organization of node certificates.
 pub const NODES_GROUP: &str = "switchyard:nodes";
+/// Control planes name themselves `control-plane:<name>` to each other.
+pub const CONTROL_PLANE_PREFIX: &str = "control-plane:";
+/// The organization of control planes' certificates.
+pub const CONTROL_PLANES_GROUP: &str = "switchyard:control-planes";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -56,6 +60,10 @@ pub enum Principal {
     Node {
         name: String,
     },
+    /// Another control plane of the same store, passing a port-forward on.
+    ControlPlane {
+        name: String,
+    },
     /// No certificate: it may only join.
     Anonymous,
     /// A host joining with the token of this id (named in the audit log).
@@ -72,6 +80,7 @@ impl Principal {
         match self {
             Principal::User { name, .. } => name.clone(),
             Principal::Node { name } => format!("{NODE_PREFIX}{name}"),
+            Principal::ControlPlane { name } => format!("system:{CONTROL_PLANE_PREFIX}{name}"),
             Principal::Anonymous => "system:anonymous".to_string(),
             Principal::Bootstrap { token } => format!("system:bootstrap:{token}"),
             Principal::Insecure => "system:insecure".to_string(),
@@ -82,6 +91,7 @@ impl Principal {
         match self {
             Principal::User { role, .. } => vec![role.group()],
             Principal::Node { .. } => vec![NODES_GROUP.to_string()],
+            Principal::ControlPlane { .. } => vec![CONTROL_PLANES_GROUP.to_string()],
             Principal::Anonymous => vec!["system:unauthenticated".to_string()],
             Principal::Bootstrap { .. } => vec!["system:bootstrappers".to_string()],
             Principal::Insecure => Vec::new(),
@@ -145,9 +155,19 @@ fn certified(info: &CertificateInfo, state: &State, now: SystemTime) -> Result<P
     listed(info, state)
 }
 
-/// The principal whose User or Node lists this certificate.
+/// The principal whose User or Node lists this certificate, or the
+/// control plane it names (which no object lists: the CA that signed it is
+/// every control plane's).
 fn listed(info: &CertificateInfo, state: &State) -> Result<Principal, String> {
     let revoked = || Err("the certificate was revoked".to_string());
+    if let Some(name) = info.common_name.strip_prefix(CONTROL_PLANE_PREFIX) {
+        if info.organizations.iter().any(|o| o == CONTROL_PLANES_GROUP) {
+            return Ok(Principal::ControlPlane {
+                name: name.to_string(),
+            });
+        }
+        return revoked();
+    }
     match info.common_name.strip_prefix(NODE_PREFIX) {
         Some(node) => match state.get(Kind::Node, node).map(|o| &**o) {
             Some(Object::Node(n))

@@ -10,8 +10,10 @@
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use super::{Coordination, Member};
+use super::{Coordination, Member, Peers};
 use crate::registry::Registry;
+use crate::sync::nodes::NodeTable;
+use crate::tunnel::Broker;
 
 /// The leader lease's TTL: how long a cut-off leader may hold on.
 pub const LEASE_TTL: Duration = Duration::from_secs(10);
@@ -24,8 +26,29 @@ pub struct Announcement {
     pub name: String,
     pub address: String,
     pub started: String,
-    /// How many agents stream from it now.
-    pub agents: Arc<dyn Fn() -> u32 + Send + Sync>,
+    /// The agents streaming from it now; it also learns there of the
+    /// agents streaming from the others.
+    pub nodes: Arc<NodeTable>,
+    /// The agents whose tunnels end here.
+    pub broker: Arc<Broker>,
+    /// What it learns of the other control planes.
+    pub peers: Arc<Peers>,
+}
+
+impl Announcement {
+    /// Its record as of now.
+    pub fn member(&self, registry: &Registry) -> Member {
+        let nodes = self.nodes.reports();
+        Member {
+            name: self.name.clone(),
+            address: self.address.clone(),
+            started: self.started.clone(),
+            revision: registry.revision(),
+            agents: u32::try_from(nodes.len()).unwrap_or(u32::MAX),
+            nodes,
+            tunnels: self.broker.connected_nodes(),
+        }
+    }
 }
 
 struct Lease {
@@ -119,15 +142,18 @@ async fn lead(
     lease: &Lease,
     me: &Announcement,
 ) -> bool {
-    let member = Member {
-        name: me.name.clone(),
-        address: me.address.clone(),
-        started: me.started.clone(),
-        revision: registry.revision(),
-        agents: (me.agents)(),
-    };
+    let member = me.member(registry);
     if let Err(e) = coord.announce(lease.id, &member).await {
         tracing::warn!(error = %e, "cannot announce this control plane");
+    }
+    match coord.members().await {
+        Ok(members) => {
+            let others: Vec<Member> = members.into_iter().filter(|m| m.name != me.name).collect();
+            me.nodes
+                .set_elsewhere(others.iter().flat_map(|m| m.nodes.clone()));
+            me.peers.set(others);
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot read the other control planes"),
     }
     match coord.campaign(lease.id, &me.name).await {
         Ok(leading) => leading,

@@ -8,13 +8,16 @@
 //! control plane always leads.
 
 mod election;
+mod peers;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
 pub use election::{run, Announcement, LEASE_TTL};
+pub use peers::Peers;
 
 use crate::registry::Registry;
 use crate::store::StoreError;
@@ -27,6 +30,21 @@ pub struct Member {
     pub started: String,
     pub revision: u64,
     pub agents: u32,
+    /// The agents streaming from it and how far each applied, so every
+    /// control plane's `get nodes` shows nodes connected elsewhere.
+    #[serde(default)]
+    pub nodes: BTreeMap<String, NodeReport>,
+    /// The agents whose port-forward tunnels end here.
+    #[serde(default)]
+    pub tunnels: Vec<String>,
+}
+
+/// One agent's sync state as the control plane it streams from saw it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeReport {
+    pub applied_version: u64,
+    #[serde(default)]
+    pub last_error: Option<String>,
 }
 
 /// What a shared store offers for coordination: leases, a leader key held
@@ -72,14 +90,7 @@ impl Directory {
     /// shared, else just this one (which leads).
     pub async fn list(&self, registry: &Registry) -> Result<Vec<Listed>, StoreError> {
         let Some(coord) = &self.coord else {
-            let me = Member {
-                name: self.me.name.clone(),
-                address: self.me.address.clone(),
-                started: self.me.started.clone(),
-                revision: registry.revision(),
-                agents: (self.me.agents)(),
-            };
-            return Ok(vec![(me, true)]);
+            return Ok(vec![(self.me.member(registry), true)]);
         };
         let leader = coord.leader().await?;
         let mut members: Vec<Listed> = coord
@@ -94,8 +105,7 @@ impl Directory {
         // This control plane's own row is live, not as last announced.
         for (m, _) in &mut members {
             if m.name == self.me.name {
-                m.revision = registry.revision();
-                m.agents = (self.me.agents)();
+                *m = self.me.member(registry);
             }
         }
         members.sort_by(|a, b| a.0.name.cmp(&b.0.name));

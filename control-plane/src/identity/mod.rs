@@ -8,6 +8,7 @@
 //! for its token is worth nothing.
 
 pub mod admin;
+pub mod peer;
 pub mod service;
 pub mod token;
 

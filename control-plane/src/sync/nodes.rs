@@ -6,6 +6,8 @@ use std::sync::RwLock;
 
 use switchyard_api::resources::NodeStatus;
 
+use crate::ha::NodeReport;
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NodeSync {
     pub connected: bool,
@@ -51,6 +53,9 @@ impl NodeSync {
 #[derive(Debug, Default)]
 pub struct NodeTable {
     nodes: RwLock<HashMap<String, NodeSync>>,
+    /// Agents streaming from other control planes on the same store, as
+    /// those last announced them (a few seconds old at most).
+    elsewhere: RwLock<HashMap<String, NodeReport>>,
 }
 
 impl NodeTable {
@@ -101,10 +106,50 @@ impl NodeTable {
             .count()
     }
 
+    /// The agents streaming from this control plane, for its record.
+    pub fn reports(&self) -> std::collections::BTreeMap<String, NodeReport> {
+        self.nodes
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|(_, n)| n.connected)
+            .map(|(name, n)| {
+                let report = NodeReport {
+                    applied_version: n.applied_version,
+                    last_error: n.last_error.clone(),
+                };
+                (name.clone(), report)
+            })
+            .collect()
+    }
+
+    /// Replaces what the other control planes report of their agents.
+    pub fn set_elsewhere(&self, reports: impl IntoIterator<Item = (String, NodeReport)>) {
+        *self.elsewhere.write().unwrap_or_else(|e| e.into_inner()) = reports.into_iter().collect();
+    }
+
+    /// A node's state here, else as another control plane reports it.
+    fn sync_of(&self, node: &str) -> NodeSync {
+        let nodes = self.nodes.read().unwrap_or_else(|e| e.into_inner());
+        let local = nodes.get(node).cloned().unwrap_or_default();
+        if local.connected {
+            return local;
+        }
+        let elsewhere = self.elsewhere.read().unwrap_or_else(|e| e.into_inner());
+        match elsewhere.get(node) {
+            Some(report) => NodeSync {
+                connected: true,
+                session: local.session,
+                applied_version: report.applied_version,
+                last_error: report.last_error.clone(),
+            },
+            None => local,
+        }
+    }
+
     /// Writes the sync fields of a Node's status.
     pub fn fill_status(&self, node: &str, current_version: u64, status: &mut NodeStatus) {
-        let nodes = self.nodes.read().unwrap_or_else(|e| e.into_inner());
-        let sync = nodes.get(node).cloned().unwrap_or_default();
+        let sync = self.sync_of(node);
         status.sync_state = Some(sync.state(current_version).as_str().to_string());
         status.applied_version = (sync.applied_version > 0).then_some(sync.applied_version);
         status.last_error = sync.last_error;
@@ -143,5 +188,32 @@ mod tests {
         assert_eq!(table.connected_count(), 1);
         table.disconnected("n1", s2);
         assert_eq!(table.connected_count(), 0);
+    }
+
+    #[test]
+    fn a_node_streaming_from_another_control_plane_shows_its_reported_state() {
+        let table = NodeTable::default();
+        let mut status = NodeStatus::default();
+        table.set_elsewhere([(
+            "n2".to_string(),
+            NodeReport {
+                applied_version: 7,
+                last_error: None,
+            },
+        )]);
+        table.fill_status("n2", 7, &mut status);
+        assert_eq!(
+            (status.sync_state.as_deref(), status.applied_version),
+            (Some("SYNCED"), Some(7))
+        );
+        // Connected here, this control plane's own view wins.
+        let s = table.connected("n2", 3);
+        table.fill_status("n2", 7, &mut status);
+        assert_eq!(status.sync_state.as_deref(), Some("STALE"));
+        assert_eq!(table.reports().len(), 1);
+        table.disconnected("n2", s);
+        table.set_elsewhere([]);
+        table.fill_status("n2", 7, &mut status);
+        assert_eq!(status.sync_state.as_deref(), Some("DISCONNECTED"));
     }
 }

@@ -170,9 +170,14 @@ impl Broker {
             .is_some_and(|s| !s.tx.is_closed())
     }
 
-    /// Connected agents' node names, sorted (for logs and tests).
+    /// Connected agents' node names, sorted (for this control plane's
+    /// record, which tells the others where each tunnel ends).
     pub fn connected_nodes(&self) -> Vec<String> {
-        let mut nodes: Vec<String> = lock(&self.agents).keys().cloned().collect();
+        let mut nodes: Vec<String> = lock(&self.agents)
+            .iter()
+            .filter(|(_, s)| !s.tx.is_closed())
+            .map(|(node, _)| node.clone())
+            .collect();
         nodes.sort();
         nodes
     }

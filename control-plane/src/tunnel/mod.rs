@@ -7,11 +7,13 @@
 //! picks the pod and port (pure rules over registry objects), `broker` keeps
 //! the agents' sessions, pending dials and open connections, `relay` joins
 //! the two streams, `cut` ends connections whose pod is deleted, `session`
-//! serves one agent's `Serve` stream, `service` is the gRPC surface.
+//! serves one agent's `Serve` stream, `peer` passes a forward on to the
+//! control plane holding the agent's tunnel, `service` is the gRPC surface.
 
 pub mod broker;
 pub mod cut;
 pub mod error;
+pub mod peer;
 pub mod relay;
 pub mod resolve;
 pub mod service;
@@ -27,21 +29,24 @@ pub use error::TunnelError;
 pub use service::TunnelApi;
 
 use crate::auth::Access;
+use crate::ha::Peers;
 use crate::registry::Registry;
 
-/// The two gRPC services to add to the server, over one fresh broker that
-/// follows the registry's pod deletions from now on.
+/// The two gRPC services to add to the server, over the broker, which
+/// follows the registry's pod deletions from now on. Forwards to a pod
+/// whose agent's tunnel ends at another control plane go there (`peer`).
 pub fn servers(
     registry: Arc<Registry>,
     access: Arc<Access>,
     stopping: tokio::sync::watch::Receiver<bool>,
+    broker: Arc<Broker>,
+    peers: Arc<Peers>,
 ) -> (PortForwardServer<TunnelApi>, TunnelServer<TunnelApi>) {
-    let broker = Arc::new(Broker::default());
     tokio::spawn(cut::follow_pods(
         registry.subscribe(),
         Arc::downgrade(&registry),
         broker.clone(),
     ));
-    let api = TunnelApi::new(registry, broker, access, stopping);
+    let api = TunnelApi::new(registry, broker, access, stopping, peers);
     (PortForwardServer::new(api.clone()), TunnelServer::new(api))
 }

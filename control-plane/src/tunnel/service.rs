@@ -20,15 +20,16 @@ use tracing::Instrument;
 use super::broker::{Broker, PodRef};
 use super::error::TunnelError;
 use super::resolve::{resolve, ResolveError};
-use super::{cut, relay, session};
+use super::{cut, peer, relay, session};
 use crate::auth::{Access, Action, Caller, Verb};
+use crate::ha::Peers;
 use crate::registry::{Registry, RegistryError};
 
 const FORWARD: &str = "/switchyard.v1.PortForward/Forward";
 const SERVE: &str = "/switchyard.v1.Tunnel/Serve";
 
 /// Frames buffered per direction of a relayed connection.
-const RELAY_BUFFER: usize = 16;
+pub(super) const RELAY_BUFFER: usize = 16;
 /// Messages buffered towards one agent's `Serve` stream.
 const SESSION_BUFFER: usize = 256;
 
@@ -39,6 +40,7 @@ pub struct TunnelApi {
     access: Arc<Access>,
     /// Turns true when the server stops: agents' sessions end then.
     stopping: tokio::sync::watch::Receiver<bool>,
+    peers: Arc<Peers>,
 }
 
 /// `services/portforward`, `pods/portforward`, …: forwarding to a target
@@ -65,12 +67,14 @@ impl TunnelApi {
         broker: Arc<Broker>,
         access: Arc<Access>,
         stopping: tokio::sync::watch::Receiver<bool>,
+        peers: Arc<Peers>,
     ) -> Self {
         Self {
             registry,
             broker,
             access,
             stopping,
+            peers,
         }
     }
 
@@ -100,12 +104,12 @@ impl TunnelApi {
 
     fn route(&self, target: &ForwardTarget) -> Result<ForwardRoute, TunnelError> {
         Ok(resolve(&self.registry, target, |node| {
-            self.broker.is_connected(node)
+            self.broker.is_connected(node) || self.peers.tunnel_of(node).is_some()
         })?)
     }
 }
 
-type FrameStream = ReceiverStream<Result<TunnelFrame, Status>>;
+pub(super) type FrameStream = ReceiverStream<Result<TunnelFrame, Status>>;
 
 #[tonic::async_trait]
 impl PortForward for TunnelApi {
@@ -132,6 +136,12 @@ impl PortForward for TunnelApi {
         };
         self.authorize_forward(&caller, Some(FORWARD), &target)?;
         let route = self.route(&target)?;
+        if !self.broker.is_connected(&route.node) {
+            if let Some(address) = self.peers.tunnel_of(&route.node) {
+                let frames = peer::forward(&address, self.peers.tls(), target, inbound).await?;
+                return Ok(Response::new(frames));
+            }
+        }
         let id = rand::random::<u64>();
         let span = tracing::info_span!("forward", conn = id, ns = %route.namespace,
             target = %format!("{}/{}", target.kind, target.name), pod = %route.pod,

@@ -92,6 +92,19 @@ pub(crate) fn spawn_on_host(args: &[String], log: &Path) -> Result<ChildGuard> {
     ))
 }
 
+/// swctl's stdout, or its output as the error when it failed.
+fn checked(args: &[&str], out: Output) -> Result<String> {
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(LabError::Cluster(format!(
+            "swctl {args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )))
+    }
+}
+
 /// Gives a later control plane the first one's CA and admin credentials.
 fn share_pki(first: &Path, later: &Path) -> Result<()> {
     let io = |what: &'static str, path: &Path| {
@@ -257,10 +270,14 @@ impl Cluster {
     /// `swctl --server URL --config ADMIN.CONF`, for running swctl in any
     /// lab namespace that reaches the control plane.
     pub fn swctl_command(&self) -> Vec<String> {
+        self.swctl_command_for(&self.servers())
+    }
+
+    fn swctl_command_for(&self, servers: &str) -> Vec<String> {
         vec![
             self.bin("swctl"),
             "--server".to_string(),
-            self.servers(),
+            servers.to_string(),
             "--config".to_string(),
             self.admin_config().to_string_lossy().into_owned(),
         ]
@@ -478,7 +495,17 @@ impl Cluster {
 
     /// Runs swctl on the control plane host, as admin.
     pub fn swctl(&self, args: &[&str]) -> Result<Output> {
-        let mut full = self.swctl_command();
+        self.swctl_via(&self.servers(), args)
+    }
+
+    /// Runs swctl against control plane `i` (1-based) only, and returns
+    /// stdout, failing with its stderr.
+    pub fn swctl_on(&self, i: usize, args: &[&str]) -> Result<String> {
+        checked(args, self.swctl_via(&self.server_n(i), args)?)
+    }
+
+    fn swctl_via(&self, servers: &str, args: &[&str]) -> Result<Output> {
+        let mut full = self.swctl_command_for(servers);
         full.extend(args.iter().map(|s| s.to_string()));
         match &self.cfg.placement {
             Placement::InLab => self.lab.exec(&self.lab.control_plane().ns, &full),
@@ -494,16 +521,7 @@ impl Cluster {
 
     /// Runs swctl and returns stdout, failing with its stderr.
     pub fn swctl_ok(&self, args: &[&str]) -> Result<String> {
-        let out = self.swctl(args)?;
-        if out.status.success() {
-            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-        } else {
-            Err(LabError::Cluster(format!(
-                "swctl {args:?} failed: {}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            )))
-        }
+        checked(args, self.swctl(args)?)
     }
 
     /// Applies a manifest through swctl (written to a file in the log dir).
