@@ -353,7 +353,7 @@ fn relays(etcd: &EtcdCluster, members: usize) -> (Relays, String) {
     let mut endpoints = Vec::new();
     for i in 0..members {
         let listen = free_loopback_address();
-        let args = vec![
+        let args = [
             binary("switchyard-lab").to_string_lossy().into_owned(),
             "relay".into(),
             "--listen".into(),

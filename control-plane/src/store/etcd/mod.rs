@@ -616,7 +616,7 @@ impl Store for EtcdStore {
                 physical: false,
             };
             match retried("a compaction", || {
-                let (mut client, request) = (self.kv(), request.clone());
+                let (mut client, request) = (self.kv(), request);
                 async move { client.compact(request).await }
             })
             .await
