@@ -83,9 +83,26 @@ pub async fn run(
         let Some(registry) = registry.upgrade() else {
             return;
         };
-        lease = renew(coord.as_ref(), lease).await;
+        // No step may hold the loop past one interval: a cut-off store
+        // must not keep this control plane leading on a stale lease.
+        if tokio::time::timeout(RENEW_EVERY, renew(coord.as_ref(), &mut lease))
+            .await
+            .is_err()
+        {
+            tracing::warn!("the store did not answer a lease renewal in time");
+        }
+        if lease.as_ref().is_some_and(|l| !l.usable()) {
+            tracing::warn!("cannot renew the lease in time; giving it up");
+            lease = None;
+        }
         let leading = match &lease {
-            Some(l) => lead(coord.as_ref(), &registry, l, &me).await,
+            Some(l) if l.renewed.elapsed() < RENEW_EVERY => {
+                tokio::time::timeout(RENEW_EVERY, lead(coord.as_ref(), &registry, l, &me))
+                    .await
+                    .unwrap_or_else(|_| registry.is_leader())
+            }
+            // Not renewed this round, but still surely alive in etcd.
+            Some(_) => registry.is_leader(),
             None => false,
         };
         let lease_id = lease.as_ref().map(|l| l.id).filter(|_| leading);
@@ -100,37 +117,34 @@ pub async fn run(
     }
 }
 
+impl Lease {
+    /// Whether etcd surely still holds the lease: renewed within its TTL
+    /// less one renewal interval (the time the next check may take).
+    fn usable(&self) -> bool {
+        self.renewed.elapsed() + RENEW_EVERY < LEASE_TTL
+    }
+}
+
 /// Keeps the lease alive, or gets a new one once it is lost.
-async fn renew(coord: &dyn Coordination, lease: Option<Lease>) -> Option<Lease> {
+async fn renew(coord: &dyn Coordination, lease: &mut Option<Lease>) {
     let ttl = i64::try_from(LEASE_TTL.as_secs()).unwrap_or(10);
     match lease {
         None => match coord.grant(ttl).await {
-            Ok(id) => Some(Lease {
-                id,
-                renewed: Instant::now(),
-            }),
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot get a lease from the store");
-                None
+            Ok(id) => {
+                *lease = Some(Lease {
+                    id,
+                    renewed: Instant::now(),
+                })
             }
+            Err(e) => tracing::warn!(error = %e, "cannot get a lease from the store"),
         },
         Some(l) => match coord.keep_alive(l.id).await {
-            Ok(true) => Some(Lease {
-                id: l.id,
-                renewed: Instant::now(),
-            }),
+            Ok(true) => l.renewed = Instant::now(),
             Ok(false) => {
                 tracing::warn!(lease = l.id, "the lease expired");
-                None
+                *lease = None;
             }
-            Err(e) if l.renewed.elapsed() + RENEW_EVERY >= LEASE_TTL => {
-                tracing::warn!(lease = l.id, error = %e, "cannot renew the lease in time; giving it up");
-                None
-            }
-            Err(e) => {
-                tracing::warn!(lease = l.id, error = %e, "cannot renew the lease; retrying");
-                Some(l)
-            }
+            Err(e) => tracing::warn!(lease = l.id, error = %e, "cannot renew the lease; retrying"),
         },
     }
 }
@@ -159,7 +173,7 @@ async fn lead(
         Ok(leading) => leading,
         Err(e) => {
             tracing::warn!(error = %e, "cannot campaign for leadership");
-            registry.is_leader() && lease.renewed.elapsed() + RENEW_EVERY < LEASE_TTL
+            registry.is_leader() && lease.usable()
         }
     }
 }

@@ -4,10 +4,12 @@
 //! back into that state ([`feed`]), so every control plane on one store sees
 //! the same history. A write that lost a race with another control plane
 //! prepares again against the newer state. Writers of one process take turns
-//! (a writer lock), so only writes from elsewhere ever conflict.
+//! preparing (a writer lock) and commit side by side unless they touch the
+//! same keys ([`inflight`]), so only writes from elsewhere ever conflict.
 
 mod error;
 mod feed;
+mod inflight;
 mod prepare;
 pub mod state;
 mod type_change;
@@ -67,6 +69,7 @@ pub struct Registry {
     events: broadcast::Sender<Arc<Vec<Event>>>,
     /// The revision the state has reached, for writers waiting on their own.
     applied: notify::Sender<u64>,
+    inflight: inflight::InFlight,
     validation: ValidationConfig,
     ranges: Ranges,
     log_retention: u64,
@@ -140,6 +143,7 @@ impl Registry {
             writer: Mutex::new(StdRng::from_os_rng()),
             events,
             applied,
+            inflight: inflight::InFlight::default(),
             leader: std::sync::Mutex::new(None),
             validation: ValidationConfig {
                 service_cidr: cfg.service_cidr,
@@ -325,23 +329,34 @@ impl Registry {
         .await
     }
 
-    /// Runs a write: `attempt` prepares it against the state (under the
-    /// writer lock), the store commits it if nothing it read changed, and
-    /// the answer waits until the state holds it. A write that lost a race
-    /// with another control plane tries again against the newer state.
+    /// Runs a write: `attempt` prepares it against the state (writes take
+    /// turns preparing), the store commits it if nothing it read changed,
+    /// and the answer waits until the state holds it. Commits overlap
+    /// unless they touch the same keys ([`inflight`]); a write that lost a
+    /// race with another control plane tries again against the newer state.
     async fn run<T>(
         &self,
         mut attempt: impl FnMut(&State, &mut StdRng) -> Result<Attempt<T>>,
     ) -> Result<T> {
-        let mut rng = self.writer.lock().await;
         let mut tries = 0;
         loop {
-            let (batch, out) = {
+            let prepared = {
+                let mut rng = self.writer.lock().await;
                 let state = self.read();
                 match attempt(&state, &mut rng)? {
                     Attempt::Done(out) => return Ok(out),
                     Attempt::Write(batch, out) if batch.is_empty() => return Ok(out),
-                    Attempt::Write(batch, out) => (batch, out),
+                    Attempt::Write(batch, out) => match self.inflight.claim(&batch) {
+                        Ok(claimed) => Ok((batch, out, claimed)),
+                        Err(released) => Err(released),
+                    },
+                }
+            };
+            let (batch, out, _claimed) = match prepared {
+                Ok(prepared) => prepared,
+                Err(mut released) => {
+                    let _ = released.changed().await;
+                    continue;
                 }
             };
             let started = std::time::Instant::now();

@@ -86,8 +86,13 @@ fn no_answer(what: &str) -> StoreError {
     ))
 }
 
-/// A unary call, tried again while the member it went to is unreachable
-/// (the connection then moves on to the next member), within
+/// How long one try of a call may take before it is tried again: a member
+/// whose leader just died holds a proposal until its own timeout, while the
+/// surviving members elect a new leader within about a second.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_millis(1500);
+
+/// A unary call, tried again while the member it went to is unreachable or
+/// slow to answer (the connection then moves on to the next member), within
 /// [`REQUEST_TIMEOUT`]. Writes are safe to repeat: each is guarded by its
 /// compares, so a repeat of one that did commit fails them instead.
 pub(super) async fn retried<T, F, Fut>(what: &str, mut call: F) -> Result<T>
@@ -97,15 +102,15 @@ where
 {
     let deadline = tokio::time::Instant::now() + REQUEST_TIMEOUT;
     loop {
-        match tokio::time::timeout_at(deadline, call()).await {
+        let attempt_ends = deadline.min(tokio::time::Instant::now() + ATTEMPT_TIMEOUT);
+        let left = || tokio::time::Instant::now() + RETRY < deadline;
+        match tokio::time::timeout_at(attempt_ends, call()).await {
             Ok(Ok(answer)) => return Ok(answer.into_inner()),
-            Ok(Err(e))
-                if e.code() == tonic::Code::Unavailable
-                    && tokio::time::Instant::now() + RETRY < deadline =>
-            {
+            Ok(Err(e)) if e.code() == tonic::Code::Unavailable && left() => {
                 tokio::time::sleep(RETRY).await;
             }
             Ok(Err(e)) => return Err(status(e)),
+            Err(_) if left() => {}
             Err(_) => return Err(no_answer(what)),
         }
     }

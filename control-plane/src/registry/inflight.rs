@@ -1,0 +1,218 @@
+//! The keys (objects and allocations) of this control plane's writes that
+//! are committing now. Writes prepare one at a time but commit side by
+//! side; one that would touch a key another is still committing waits for
+//! it and prepares again against the state that holds it, rather than
+//! committing a write that must lose its precondition (two pods of one
+//! Service both rewriting its EndpointSlice, two Services drawing the same
+//! free NodePort).
+//!
+//! Keys are not all a write depends on: a Pod's write derives the slices of
+//! the Services that select it from the Services it sees, a Service's from
+//! the Pods it sees. So Pod writes and Service writes of one namespace do
+//! not overlap each other (Pods among themselves, or Services among
+//! themselves, do), and a Namespace's write overlaps nothing in it.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use switchyard_api::resources::Kind;
+use tokio::sync::watch;
+
+use super::state::key_of;
+use crate::allocator::AllocKey;
+use crate::store::{Batch, ObjectKey};
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Key {
+    Object(Kind, ObjectKey),
+    Alloc(AllocKey),
+}
+
+/// What a write reads beyond its keys, per namespace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Pods,
+    Services,
+    /// Everything in the namespace.
+    Whole,
+}
+
+/// The namespaces a batch writes Pods, Services or the Namespace itself in.
+fn sides_of(batch: &Batch) -> Vec<(String, Side)> {
+    let mut sides: HashMap<String, Side> = HashMap::new();
+    let objects = batch
+        .puts
+        .iter()
+        .map(|p| &p.object)
+        .chain(batch.deletes.iter().map(|d| &d.object));
+    for object in objects {
+        let (namespace, side) = match object.kind() {
+            Kind::Pod => (object.namespace().to_string(), Side::Pods),
+            Kind::Service => (object.namespace().to_string(), Side::Services),
+            Kind::Namespace => (object.name().to_string(), Side::Whole),
+            _ => continue,
+        };
+        sides
+            .entry(namespace)
+            .and_modify(|s| {
+                if *s != side {
+                    *s = Side::Whole;
+                }
+            })
+            .or_insert(side);
+    }
+    sides.into_iter().collect()
+}
+
+fn keys_of(batch: &Batch) -> Vec<Key> {
+    let objects = batch
+        .puts
+        .iter()
+        .map(|p| &p.object)
+        .chain(batch.deletes.iter().map(|d| &d.object))
+        .map(|o| Key::Object(o.kind(), key_of(o)));
+    let allocations = batch.claims.iter().map(|(k, _)| Key::Alloc(*k));
+    objects.chain(allocations).collect()
+}
+
+/// What the writes in flight hold.
+#[derive(Default)]
+struct Held {
+    keys: HashSet<Key>,
+    /// Per namespace: the side writes in flight are on, and how many.
+    sides: HashMap<String, (Side, usize)>,
+}
+
+impl Held {
+    fn admits(&self, keys: &[Key], sides: &[(String, Side)]) -> bool {
+        keys.iter().all(|k| !self.keys.contains(k))
+            && sides.iter().all(|(ns, side)| match self.sides.get(ns) {
+                None => true,
+                Some((held, _)) => held == side && *side != Side::Whole,
+            })
+    }
+}
+
+#[derive(Default)]
+pub(super) struct InFlight {
+    held: Arc<Mutex<Held>>,
+    /// Bumped whenever a write's keys are released.
+    released: Arc<watch::Sender<u64>>,
+}
+
+/// Holds a write's keys until dropped.
+pub(super) struct Claimed {
+    keys: Vec<Key>,
+    sides: Vec<(String, Side)>,
+    held: Arc<Mutex<Held>>,
+    released: Arc<watch::Sender<u64>>,
+}
+
+impl Drop for Claimed {
+    fn drop(&mut self) {
+        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        for key in &self.keys {
+            held.keys.remove(key);
+        }
+        for (ns, _) in &self.sides {
+            if let Some((_, count)) = held.sides.get_mut(ns) {
+                *count -= 1;
+                if *count == 0 {
+                    held.sides.remove(ns);
+                }
+            }
+        }
+        drop(held);
+        self.released.send_modify(|n| *n = n.wrapping_add(1));
+    }
+}
+
+impl InFlight {
+    /// Takes the batch's keys, or, when a write in flight holds one (or is
+    /// on the other side of a namespace), a receiver that changes once some
+    /// write let its keys go.
+    pub fn claim(&self, batch: &Batch) -> Result<Claimed, watch::Receiver<u64>> {
+        let (keys, sides) = (keys_of(batch), sides_of(batch));
+        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        if !held.admits(&keys, &sides) {
+            return Err(self.released.subscribe());
+        }
+        held.keys.extend(keys.iter().cloned());
+        for (ns, side) in &sides {
+            held.sides.entry(ns.clone()).or_insert((*side, 0)).1 += 1;
+        }
+        Ok(Claimed {
+            keys,
+            sides,
+            held: self.held.clone(),
+            released: self.released.clone(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Put;
+    use switchyard_api::resources::{Object, ObjectMeta, Pod, Service};
+
+    fn service(name: &str, port: u16) -> Batch {
+        let object = Object::Service(Box::new(Service {
+            metadata: ObjectMeta {
+                name: name.into(),
+                namespace: Some("default".into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        }));
+        Batch {
+            puts: vec![Put { object, expect: 0 }],
+            claims: vec![(AllocKey::NodePort(port), format!("default/{name}"))],
+            ..Default::default()
+        }
+    }
+
+    fn pod(name: &str) -> Batch {
+        let object = Object::Pod(Pod {
+            metadata: ObjectMeta {
+                name: name.into(),
+                namespace: Some("default".into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        });
+        Batch {
+            puts: vec![Put { object, expect: 0 }],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn pods_and_services_of_one_namespace_take_turns() {
+        let inflight = InFlight::default();
+        let p1 = inflight.claim(&pod("p1")).ok().unwrap();
+        let p2 = inflight.claim(&pod("p2")).ok().unwrap();
+        assert!(inflight.claim(&service("s", 30001)).is_err());
+        drop(p1);
+        assert!(inflight.claim(&service("s", 30001)).is_err());
+        drop(p2);
+        let s = inflight.claim(&service("s", 30001)).ok().unwrap();
+        assert!(inflight.claim(&service("t", 30002)).is_ok());
+        assert!(inflight.claim(&pod("p3")).is_err());
+        drop(s);
+    }
+
+    #[test]
+    fn a_write_touching_a_key_in_flight_waits_until_it_is_released() {
+        let inflight = InFlight::default();
+        let first = inflight.claim(&service("a", 30001)).ok().unwrap();
+        assert!(inflight.claim(&service("b", 30002)).is_ok());
+        let same_object = inflight.claim(&service("a", 30003)).err().unwrap();
+        let same_port = inflight.claim(&service("c", 30001));
+        assert!(same_port.is_err());
+        assert!(!same_object.has_changed().unwrap());
+        drop(first);
+        assert!(same_object.has_changed().unwrap());
+        assert!(inflight.claim(&service("c", 30001)).is_ok());
+    }
+}
