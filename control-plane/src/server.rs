@@ -170,6 +170,7 @@ impl Server {
         if coordination.is_some() {
             // Until the election says otherwise.
             registry.set_leader(None);
+            registry.shared();
         }
         let cluster = ClusterConfig {
             cluster_domain: cfg.cluster_domain.clone(),

@@ -508,3 +508,94 @@ async fn port_forward_reaches_a_pod_whose_agent_streams_from_the_other_control_p
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// A Service created through one control plane while its Pods are created
+/// through the other: each write derives slices from what its control
+/// plane has seen, and the leader repairs what either missed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn services_and_their_pods_written_through_different_control_planes_get_every_endpoint() {
+    if !switchyard_lab::require_etcd(
+        "services_and_their_pods_written_through_different_control_planes_get_every_endpoint",
+    ) {
+        return;
+    }
+    let etcd = EtcdCluster::start(3).unwrap();
+    let a = ControlPlane::start(&as_strs(&flags(&etcd, "cp-1", &free_loopback_address())));
+    let b = ControlPlane::start_beside(
+        &a,
+        &as_strs(&flags(&etcd, "cp-2", &free_loopback_address())),
+    );
+    const SERVICES: usize = 20;
+    const PODS: usize = 5;
+    let services = {
+        let login = a.login();
+        tokio::spawn(async move {
+            let mut client = Client::connect(&login).await.unwrap();
+            for s in 0..SERVICES {
+                let name = format!("s{s}");
+                client
+                    .apply(Kind::Service, service_json(&name, "ClusterIP"), true)
+                    .await
+                    .unwrap();
+            }
+        })
+    };
+    let pods: Vec<_> = (0..PODS)
+        .map(|p| {
+            let login = b.login();
+            tokio::spawn(async move {
+                let mut client = Client::connect(&login).await.unwrap();
+                for s in 0..SERVICES {
+                    let pod = serde_json::json!({
+                        "apiVersion": "v1",
+                        "kind": "Pod",
+                        "metadata": {"name": format!("s{s}-{p}"), "namespace": "default", "labels": {"app": format!("s{s}")}},
+                        "spec": {"containers": [{"name": "main"}]},
+                        "status": {"podIP": format!("10.244.{s}.{}", p + 1)},
+                    });
+                    client.apply(Kind::Pod, pod.to_string(), true).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    services.await.unwrap();
+    for p in pods {
+        p.await.unwrap();
+    }
+    let scope = Scope {
+        namespace: "default".into(),
+        ..Default::default()
+    };
+    let endpoints_per_service = |slices: &[Object]| {
+        let mut counts = std::collections::BTreeMap::new();
+        for s in slices {
+            if let Object::EndpointSlice(slice) = s {
+                *counts
+                    .entry(slice.service_name().unwrap_or_default().to_string())
+                    .or_insert(0) += slice.endpoints.len();
+            }
+        }
+        counts
+    };
+    let expected: std::collections::BTreeMap<String, usize> =
+        (0..SERVICES).map(|s| (format!("s{s}"), PODS)).collect();
+    let mut last;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for login in [a.login(), b.login()] {
+        let mut client = Client::connect(&login).await.unwrap();
+        loop {
+            let slices = client.list(Kind::EndpointSlice, &scope).await.unwrap().0;
+            last = endpoints_per_service(&slices);
+            if last == expected || Instant::now() > deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(
+            last,
+            expected,
+            "endpoints per Service through {}",
+            login.target.url()
+        );
+    }
+}

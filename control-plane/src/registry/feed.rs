@@ -24,7 +24,11 @@ pub(super) async fn follow(registry: Weak<Registry>, mut watch: Watch) {
                 return;
             };
             match item {
-                Ok(committed) => registry.take(|state| state.apply(&committed)),
+                Ok(committed) => registry.take(|state| {
+                    let events = state.apply(&committed);
+                    registry.foreign.delivered(committed.revision, &events);
+                    events
+                }),
                 Err(e) => {
                     tracing::warn!(error = %e, "the store's watch failed; watching again");
                     break;

@@ -11,6 +11,7 @@ mod error;
 mod feed;
 mod inflight;
 mod prepare;
+mod repair;
 pub mod state;
 mod type_change;
 mod watch;
@@ -70,6 +71,7 @@ pub struct Registry {
     /// The revision the state has reached, for writers waiting on their own.
     applied: notify::Sender<u64>,
     inflight: inflight::InFlight,
+    foreign: repair::Foreign,
     validation: ValidationConfig,
     ranges: Ranges,
     log_retention: u64,
@@ -144,6 +146,7 @@ impl Registry {
             events,
             applied,
             inflight: inflight::InFlight::default(),
+            foreign: repair::Foreign::default(),
             leader: std::sync::Mutex::new(None),
             validation: ValidationConfig {
                 service_cidr: cfg.service_cidr,
@@ -190,6 +193,13 @@ impl Registry {
 
     pub fn revision(&self) -> u64 {
         self.read().revision
+    }
+
+    /// Starts the leader's repair of what other control planes' writes
+    /// derived from an older state: for a store several share.
+    pub fn shared(self: &Arc<Self>) {
+        self.foreign.enable();
+        tokio::spawn(repair::run(Arc::downgrade(self)));
     }
 
     /// Records whether this control plane leads; `true` when that changed.
@@ -365,7 +375,10 @@ impl Registry {
                     self.metrics
                         .store_commit
                         .observe(started.elapsed().as_secs_f64());
-                    self.wait_for(revision, APPLY_PATIENCE).await?;
+                    self.foreign.committing(revision);
+                    let applied = self.wait_for(revision, APPLY_PATIENCE).await;
+                    self.foreign.committed(revision);
+                    applied?;
                     self.maybe_compact(revision);
                     return Ok(out);
                 }
