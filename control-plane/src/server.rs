@@ -384,6 +384,7 @@ async fn secure(
         &ca,
         &cfg.data_dir.join("admin.conf"),
         &admin_server,
+        cfg.etcd.is_some(),
     )
     .await?;
     let ca_for_peers = ca.clone();

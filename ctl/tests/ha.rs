@@ -599,3 +599,48 @@ async fn services_and_their_pods_written_through_different_control_planes_get_ev
         );
     }
 }
+
+/// A later control plane given only `pki/` does not issue itself a new
+/// admin certificate (which would revoke the first one's admin.conf).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_later_control_plane_without_admin_conf_leaves_the_first_ones_working() {
+    if !switchyard_lab::require_etcd(
+        "a_later_control_plane_without_admin_conf_leaves_the_first_ones_working",
+    ) {
+        return;
+    }
+    let etcd = EtcdCluster::start(3).unwrap();
+    let a = ControlPlane::start(&as_strs(&flags(&etcd, "cp-1", &free_loopback_address())));
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(data.join("pki")).unwrap();
+    for entry in std::fs::read_dir(a.data_dir.join("pki")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), data.join("pki").join(entry.file_name())).unwrap();
+    }
+    let listen = free_loopback_address();
+    let log = dir.path().join("cp-2.log");
+    let mut child = std::process::Command::new(binary("switchyard-control-plane"))
+        .args(["--listen", &listen, "--data-dir"])
+        .arg(&data)
+        .args(flags(&etcd, "cp-2", &free_loopback_address()))
+        .env("RUST_LOG", "warn")
+        .stdout(std::fs::File::create(&log).unwrap())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until(
+        "cp-2 says why it wrote no admin.conf",
+        Duration::from_secs(20),
+        || std::fs::read_to_string(&log).is_ok_and(|l| l.contains("admin.conf")),
+    );
+    let said = std::fs::read_to_string(&log).unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        said.contains("the admin user's certificate was issued by another control plane of this store; copy its admin.conf here"),
+        "{said}"
+    );
+    assert!(!data.join("admin.conf").exists());
+    assert_eq!(a.ok(&["get", "ns", "-o", "name"]), "namespace/default\n");
+}

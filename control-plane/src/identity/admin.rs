@@ -33,12 +33,16 @@ pub enum AdminError {
     Write(#[from] switchyard_tls::TlsError),
 }
 
-/// Makes sure `path` holds working admin credentials for `server`.
+/// Makes sure `path` holds working admin credentials for `server`. On a
+/// store shared with other control planes, an admin certificate that one
+/// of them issued is left alone (issuing another would revoke theirs): this
+/// control plane then writes no admin.conf and says where to get one.
 pub async fn ensure_admin_conf(
     registry: &Registry,
     ca: &Ca,
     path: &Path,
     server: &str,
+    shared: bool,
 ) -> Result<(), AdminError> {
     if let Some(mut creds) = Credentials::read(path)
         .ok()
@@ -48,6 +52,10 @@ pub async fn ensure_admin_conf(
             creds.server = server.to_string();
             creds.write(path)?;
         }
+        return Ok(());
+    }
+    if shared && admin_certificate_current(registry) {
+        tracing::warn!(path = %path.display(), "the admin user's certificate was issued by another control plane of this store; copy its admin.conf here (docs/ha.md) rather than revoking it with a new one");
         return Ok(());
     }
     let role = Role::Admin;
@@ -71,6 +79,18 @@ pub async fn ensure_admin_conf(
     .write(path)?;
     tracing::info!(path = %path.display(), "wrote admin credentials (swctl --config {})", path.display());
     Ok(())
+}
+
+/// Whether the store's admin user holds a certificate far from expiry.
+fn admin_certificate_current(registry: &Registry) -> bool {
+    let renew_by =
+        chrono::Utc::now() + chrono::Duration::from_std(RENEW_WITHIN).unwrap_or_default();
+    matches!(
+        registry.get(Kind::User, "", ADMIN_USER),
+        Ok(Object::User(u)) if u.status.certificate.as_ref().is_some_and(|c| {
+            chrono::DateTime::parse_from_rfc3339(&c.not_after).is_ok_and(|t| t > renew_by)
+        })
+    )
 }
 
 /// The file's certificate is this CA's, far from expiry and still the
