@@ -28,6 +28,17 @@ fn flags(etcd: &EtcdCluster, name: &str, metrics: &str) -> Vec<String> {
     flags
 }
 
+/// Three etcd members and two control planes on them sharing one PKI.
+fn two_control_planes() -> (EtcdCluster, ControlPlane, ControlPlane) {
+    let etcd = EtcdCluster::start(3).unwrap();
+    let a = ControlPlane::start(&as_strs(&flags(&etcd, "cp-1", &free_loopback_address())));
+    let b = ControlPlane::start_beside(
+        &a,
+        &as_strs(&flags(&etcd, "cp-2", &free_loopback_address())),
+    );
+    (etcd, a, b)
+}
+
 fn as_strs(flags: &[String]) -> Vec<&str> {
     flags.iter().map(String::as_str).collect()
 }
@@ -90,12 +101,7 @@ async fn concurrent_creates_over_two_control_planes_allocate_each_value_once() {
     ) {
         return;
     }
-    let etcd = EtcdCluster::start(3).unwrap();
-    let a = ControlPlane::start(&as_strs(&flags(&etcd, "cp-1", &free_loopback_address())));
-    let b = ControlPlane::start_beside(
-        &a,
-        &as_strs(&flags(&etcd, "cp-2", &free_loopback_address())),
-    );
+    let (_etcd, a, b) = two_control_planes();
     let logins = [a.login(), b.login()];
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -437,12 +443,7 @@ async fn port_forward_reaches_a_pod_whose_agent_streams_from_the_other_control_p
     }
     use std::io::{BufRead, BufReader};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let etcd = EtcdCluster::start(3).unwrap();
-    let a = ControlPlane::start(&as_strs(&flags(&etcd, "cp-1", &free_loopback_address())));
-    let b = ControlPlane::start_beside(
-        &a,
-        &as_strs(&flags(&etcd, "cp-2", &free_loopback_address())),
-    );
+    let (_etcd, a, b) = two_control_planes();
     // The "pod": an HTTP answer on a loopback port.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let pod_port = listener.local_addr().unwrap().port();
@@ -519,12 +520,7 @@ async fn services_and_their_pods_written_through_different_control_planes_get_ev
     ) {
         return;
     }
-    let etcd = EtcdCluster::start(3).unwrap();
-    let a = ControlPlane::start(&as_strs(&flags(&etcd, "cp-1", &free_loopback_address())));
-    let b = ControlPlane::start_beside(
-        &a,
-        &as_strs(&flags(&etcd, "cp-2", &free_loopback_address())),
-    );
+    let (_etcd, a, b) = two_control_planes();
     const SERVICES: usize = 20;
     const PODS: usize = 5;
     let services = {

@@ -32,17 +32,12 @@ pub fn require_root(test_name: &str) -> bool {
 /// Whether etcd (Debian's `etcd-server`) is installed, for the HA tests;
 /// like [`require_root`], a loud skip, or a failure under `SWITCHYARD_E2E=1`.
 pub fn require_etcd(test_name: &str) -> bool {
-    if cmd::find_tool("etcd").is_some() {
-        return true;
-    }
-    if std::env::var("SWITCHYARD_E2E").is_ok_and(|v| v == "1") {
-        panic!("{test_name} needs etcd (apt-get install etcd-server; SWITCHYARD_E2E=1 demands it runs)");
-    }
-    let _ = writeln!(
-        std::io::stderr(),
-        "SKIPPED: {test_name} needs etcd (apt-get install etcd-server)"
-    );
-    false
+    cmd::find_tool("etcd").is_some()
+        || skip_or_fail(
+            test_name,
+            "etcd (apt-get install etcd-server)",
+            "it is not installed",
+        )
 }
 
 /// Why labs cannot run here, if they cannot.
@@ -57,14 +52,23 @@ pub fn missing_requirement() -> Option<String> {
 }
 
 fn skip_or_panic(test_name: &str, reason: &str) -> bool {
+    skip_or_fail(
+        test_name,
+        "root (run as root or set SWITCHYARD_E2E=1 in CI)",
+        reason,
+    )
+}
+
+/// A loud skip of a test that needs `what`, or under `SWITCHYARD_E2E=1` a failure.
+fn skip_or_fail(test_name: &str, what: &str, reason: &str) -> bool {
     if std::env::var("SWITCHYARD_E2E").is_ok_and(|v| v == "1") {
-        panic!("e2e tests need root: {test_name}: {reason} (SWITCHYARD_E2E=1 demands they run)");
+        panic!("{test_name} needs {what}: {reason} (SWITCHYARD_E2E=1 demands it runs)");
     }
     // Written to the raw stderr handle: `eprintln!` would be swallowed by the
     // test harness's output capture, and a silent skip looks like a pass.
     let _ = writeln!(
         std::io::stderr(),
-        "SKIPPED: {test_name} needs root (run as root or set SWITCHYARD_E2E=1 in CI): {reason}"
+        "SKIPPED: {test_name} needs {what}: {reason}"
     );
     false
 }
