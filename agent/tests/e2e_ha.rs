@@ -2,7 +2,11 @@
 //! (Debian's etcd, in the control-plane host's namespace), two nodes whose
 //! agents know both. Each control plane is killed in turn while a pod
 //! requests a ClusterIP: agents fail over, the data path never stops, and
-//! a Service made during a failover serves on the nodes.
+//! a Service made during a failover serves on the nodes. Then etcd loses
+//! its quorum: writes fail with the reason, reads, agent streams and the
+//! data path go on, and writes resume with a member back. Then etcd loses
+//! its quorum: writes fail with the reason, reads, agent streams and the
+//! data path go on, and writes resume with a member back.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod e2e;
@@ -65,6 +69,17 @@ fn agents_fail_over_between_control_planes_on_etcd_and_no_request_fails() {
             "a Service made during a failover took {took:?}"
         );
     }
+    // Each control plane shows both nodes synced, whichever it streams to.
+    for cp in [1, 2] {
+        eventually(
+            &format!("cp-{cp} shows both nodes SYNCED"),
+            Duration::from_secs(15),
+            || {
+                c.swctl_on(cp, &["get", "nodes", "--no-headers"])
+                    .is_ok_and(|out| out.matches(" SYNCED ").count() == 2)
+            },
+        );
+    }
     let table = c
         .swctl_ok(&["get", "controlplanes", "--no-headers"])
         .unwrap();
@@ -73,6 +88,40 @@ fn agents_fail_over_between_control_planes_on_etcd_and_no_request_fails() {
         .filter_map(|l| l.split_whitespace().next())
         .collect();
     assert_eq!(names, ["cp-1", "cp-2"], "{table}");
+
+    // etcd loses its quorum: writes fail, everything else goes on.
+    let from_pod = request_loop(&c, &c.lab.pod(2, 2).ns, &url, 100, "0.05");
+    let etcd = c.etcd().expect("an etcd cluster");
+    etcd.kill(0);
+    etcd.kill(1);
+    let refused = c.apply(&service_yaml("no-quorum", ""));
+    let message = format!("{refused:?}");
+    assert!(
+        message.contains("is a quorum of its members up?"),
+        "a write without quorum: {message}"
+    );
+    let nodes = c.swctl_ok(&["get", "nodes", "--no-headers"]).unwrap();
+    assert_eq!(nodes.matches(" SYNCED ").count(), 2, "{nodes}");
+    c.etcd().expect("an etcd cluster").restart(1).unwrap();
+    eventually("writes resume", Duration::from_secs(30), || {
+        c.apply(&service_yaml("after-quorum", "")).is_ok()
+    });
+    let after = format!("http://{}/", cluster_ip(&c, "after-quorum"));
+    eventually(
+        "a Service made after the quorum returned serves",
+        Duration::from_secs(10),
+        || curl(&c, &c.lab.pod(1, 2).ns, &after).is_ok_and(|body| body.starts_with("web-")),
+    );
+    let log = loop_result(&from_pod);
+    println!(
+        "etcd without quorum: {} of 100 requests ok",
+        log.matches("ok").count()
+    );
+    assert_eq!(
+        log.matches("ok").count(),
+        100,
+        "requests while etcd had no quorum:\n{log}"
+    );
 }
 
 fn loop_result(guard: &switchyard_lab::ChildGuard) -> String {

@@ -349,6 +349,7 @@ fn announcement(
         address,
         started: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         nodes: sync.nodes.clone(),
+        cache: sync.cache.clone(),
         broker: broker.clone(),
         peers: peers.clone(),
     }

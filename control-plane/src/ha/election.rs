@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use super::{Coordination, Member, Peers};
 use crate::registry::Registry;
+use crate::sync::cache::SnapshotCache;
 use crate::sync::nodes::NodeTable;
 use crate::tunnel::Broker;
 
@@ -29,6 +30,8 @@ pub struct Announcement {
     /// The agents streaming from it now; it also learns there of the
     /// agents streaming from the others.
     pub nodes: Arc<NodeTable>,
+    /// The snapshot those agents are judged against.
+    pub cache: Arc<SnapshotCache>,
     /// The agents whose tunnels end here.
     pub broker: Arc<Broker>,
     /// What it learns of the other control planes.
@@ -38,7 +41,7 @@ pub struct Announcement {
 impl Announcement {
     /// Its record as of now.
     pub fn member(&self, registry: &Registry) -> Member {
-        let nodes = self.nodes.reports();
+        let nodes = self.nodes.reports(self.cache.version());
         Member {
             name: self.name.clone(),
             address: self.address.clone(),

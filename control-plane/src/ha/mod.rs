@@ -39,9 +39,13 @@ pub struct Member {
     pub tunnels: Vec<String>,
 }
 
-/// One agent's sync state as the control plane it streams from saw it.
+/// One agent's sync state as the control plane it streams from saw it:
+/// snapshot versions are that control plane's own (they follow the bursts
+/// of changes it saw), so others show its verdict rather than compare.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeReport {
+    /// SYNCED, STALE or NACKED.
+    pub state: String,
     pub applied_version: u64,
     #[serde(default)]
     pub last_error: Option<String>,

@@ -107,7 +107,7 @@ impl NodeTable {
     }
 
     /// The agents streaming from this control plane, for its record.
-    pub fn reports(&self) -> std::collections::BTreeMap<String, NodeReport> {
+    pub fn reports(&self, current_version: u64) -> std::collections::BTreeMap<String, NodeReport> {
         self.nodes
             .read()
             .unwrap_or_else(|e| e.into_inner())
@@ -115,6 +115,7 @@ impl NodeTable {
             .filter(|(_, n)| n.connected)
             .map(|(name, n)| {
                 let report = NodeReport {
+                    state: n.state(current_version).as_str().to_string(),
                     applied_version: n.applied_version,
                     last_error: n.last_error.clone(),
                 };
@@ -128,31 +129,37 @@ impl NodeTable {
         *self.elsewhere.write().unwrap_or_else(|e| e.into_inner()) = reports.into_iter().collect();
     }
 
-    /// A node's state here, else as another control plane reports it.
-    fn sync_of(&self, node: &str) -> NodeSync {
-        let nodes = self.nodes.read().unwrap_or_else(|e| e.into_inner());
-        let local = nodes.get(node).cloned().unwrap_or_default();
-        if local.connected {
-            return local;
-        }
-        let elsewhere = self.elsewhere.read().unwrap_or_else(|e| e.into_inner());
-        match elsewhere.get(node) {
-            Some(report) => NodeSync {
-                connected: true,
-                session: local.session,
-                applied_version: report.applied_version,
-                last_error: report.last_error.clone(),
-            },
-            None => local,
-        }
-    }
-
-    /// Writes the sync fields of a Node's status.
+    /// Writes the sync fields of a Node's status: this control plane's view
+    /// while the node streams from it, else the view of the control plane it
+    /// streams from.
     pub fn fill_status(&self, node: &str, current_version: u64, status: &mut NodeStatus) {
-        let sync = self.sync_of(node);
-        status.sync_state = Some(sync.state(current_version).as_str().to_string());
-        status.applied_version = (sync.applied_version > 0).then_some(sync.applied_version);
-        status.last_error = sync.last_error;
+        let local = self
+            .nodes
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(node)
+            .cloned()
+            .unwrap_or_default();
+        let elsewhere = self
+            .elsewhere
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(node)
+            .cloned();
+        match elsewhere.filter(|_| !local.connected) {
+            Some(report) => {
+                status.sync_state = Some(report.state);
+                status.applied_version =
+                    (report.applied_version > 0).then_some(report.applied_version);
+                status.last_error = report.last_error;
+            }
+            None => {
+                status.sync_state = Some(local.state(current_version).as_str().to_string());
+                status.applied_version =
+                    (local.applied_version > 0).then_some(local.applied_version);
+                status.last_error = local.last_error;
+            }
+        }
     }
 }
 
@@ -197,11 +204,13 @@ mod tests {
         table.set_elsewhere([(
             "n2".to_string(),
             NodeReport {
+                state: "SYNCED".into(),
                 applied_version: 7,
                 last_error: None,
             },
         )]);
-        table.fill_status("n2", 7, &mut status);
+        // Its own control plane's verdict, whatever the version here.
+        table.fill_status("n2", 9, &mut status);
         assert_eq!(
             (status.sync_state.as_deref(), status.applied_version),
             (Some("SYNCED"), Some(7))
@@ -210,7 +219,7 @@ mod tests {
         let s = table.connected("n2", 3);
         table.fill_status("n2", 7, &mut status);
         assert_eq!(status.sync_state.as_deref(), Some("STALE"));
-        assert_eq!(table.reports().len(), 1);
+        assert_eq!(table.reports(7)["n2"].state, "STALE");
         table.disconnected("n2", s);
         table.set_elsewhere([]);
         table.fill_status("n2", 7, &mut status);
