@@ -640,3 +640,73 @@ async fn a_later_control_plane_without_admin_conf_leaves_the_first_ones_working(
     assert!(!data.join("admin.conf").exists());
     assert_eq!(a.ok(&["get", "ns", "-o", "name"]), "namespace/default\n");
 }
+
+/// Watches resume from a revision etcd still holds, and hear `too old
+/// resource version` once the leader compacted it away.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watches_resume_from_etcd_history_until_the_leader_compacts_it() {
+    if !switchyard_lab::require_etcd(
+        "watches_resume_from_etcd_history_until_the_leader_compacts_it",
+    ) {
+        return;
+    }
+    let etcd = EtcdCluster::start(3).unwrap();
+    let mut args = flags(&etcd, "cp-1", &free_loopback_address());
+    args.extend(["--log-retention".into(), "100".into()]);
+    let cp = ControlPlane::start(&as_strs(&args));
+    let mut client = Client::connect(&cp.login()).await.unwrap();
+    let scope = Scope {
+        namespace: "default".into(),
+        ..Default::default()
+    };
+    let (first, _) = client
+        .apply(Kind::Service, service_json("first", "ClusterIP"), true)
+        .await
+        .unwrap();
+    let first_rv: u64 = first
+        .meta()
+        .resource_version
+        .clone()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let (second, _) = client
+        .apply(Kind::Service, service_json("second", "ClusterIP"), true)
+        .await
+        .unwrap();
+    // From just after `first`: the next event is `second`, from history.
+    let mut resumed = client.watch(Kind::Service, &scope, first_rv).await.unwrap();
+    let event = resumed.message().await.unwrap().unwrap();
+    let seen = swctl::client::decode(event.resource.as_ref().unwrap()).unwrap();
+    assert_eq!(seen.name(), "second");
+    assert_eq!(seen.meta().resource_version, second.meta().resource_version);
+    // Enough revisions for a compaction that drops `first`'s.
+    for i in 0..400 {
+        client
+            .apply(
+                Kind::Service,
+                service_json(&format!("s{i}"), "ClusterIP"),
+                true,
+            )
+            .await
+            .unwrap();
+    }
+    let mut refused = None;
+    for _ in 0..50 {
+        match client.watch(Kind::Service, &scope, first_rv).await {
+            Err(e) => {
+                refused = Some(e.to_string());
+                break;
+            }
+            Ok(mut w) => {
+                if let Err(status) = w.message().await {
+                    refused = Some(status.message().to_string());
+                    break;
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let refused = refused.expect("the old revision was never compacted");
+    assert!(refused.contains("too old resource version"), "{refused}");
+}

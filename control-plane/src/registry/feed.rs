@@ -24,11 +24,15 @@ pub(super) async fn follow(registry: Weak<Registry>, mut watch: Watch) {
                 return;
             };
             match item {
-                Ok(committed) => registry.take(|state| {
-                    let events = state.apply(&committed);
-                    registry.foreign.delivered(committed.revision, &events);
-                    events
-                }),
+                Ok(committed) => {
+                    registry.take(|state| {
+                        let events = state.apply(&committed);
+                        registry.foreign.delivered(committed.revision, &events);
+                        events
+                    });
+                    // Whoever wrote it: the leader compacts the shared history.
+                    registry.maybe_compact(committed.revision);
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "the store's watch failed; watching again");
                     break;

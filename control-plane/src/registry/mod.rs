@@ -379,7 +379,6 @@ impl Registry {
                     let applied = self.wait_for(revision, APPLY_PATIENCE).await;
                     self.foreign.committed(revision);
                     applied?;
-                    self.maybe_compact(revision);
                     return Ok(out);
                 }
                 Err(StoreError::Conflict { seen }) if tries < CONFLICT_RETRIES => {
