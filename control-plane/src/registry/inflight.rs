@@ -40,12 +40,7 @@ enum Side {
 /// The namespaces a batch writes Pods, Services or the Namespace itself in.
 fn sides_of(batch: &Batch) -> Vec<(String, Side)> {
     let mut sides: HashMap<String, Side> = HashMap::new();
-    let objects = batch
-        .puts
-        .iter()
-        .map(|p| &p.object)
-        .chain(batch.deletes.iter().map(|d| &d.object));
-    for object in objects {
+    for (object, _) in batch.guarded() {
         let (namespace, side) = match object.kind() {
             Kind::Pod => (object.namespace().to_string(), Side::Pods),
             Kind::Service => (object.namespace().to_string(), Side::Services),
@@ -66,10 +61,8 @@ fn sides_of(batch: &Batch) -> Vec<(String, Side)> {
 
 fn keys_of(batch: &Batch) -> Vec<Key> {
     let objects = batch
-        .puts
-        .iter()
-        .map(|p| &p.object)
-        .chain(batch.deletes.iter().map(|d| &d.object))
+        .guarded()
+        .map(|(o, _)| o)
         .map(|o| Key::Object(o.kind(), key_of(o)));
     let allocations = batch.claims.iter().map(|(k, _)| Key::Alloc(*k));
     objects.chain(allocations).collect()
@@ -156,13 +149,17 @@ mod tests {
     use crate::store::Put;
     use switchyard_api::resources::{Object, ObjectMeta, Pod, Service};
 
+    fn meta(name: &str) -> ObjectMeta {
+        ObjectMeta {
+            name: name.into(),
+            namespace: Some("default".into()),
+            ..Default::default()
+        }
+    }
+
     fn service(name: &str, port: u16) -> Batch {
         let object = Object::Service(Box::new(Service {
-            metadata: ObjectMeta {
-                name: name.into(),
-                namespace: Some("default".into()),
-                ..Default::default()
-            },
+            metadata: meta(name),
             ..Default::default()
         }));
         Batch {
@@ -174,11 +171,7 @@ mod tests {
 
     fn pod(name: &str) -> Batch {
         let object = Object::Pod(Pod {
-            metadata: ObjectMeta {
-                name: name.into(),
-                namespace: Some("default".into()),
-                ..Default::default()
-            },
+            metadata: meta(name),
             ..Default::default()
         });
         Batch {

@@ -73,6 +73,13 @@ pub struct Batch {
 }
 
 impl Batch {
+    /// Every object the batch puts or deletes, with the mod revision it
+    /// expects the object at.
+    pub fn guarded(&self) -> impl Iterator<Item = (&Object, u64)> {
+        let puts = self.puts.iter().map(|p| (&p.object, p.expect));
+        puts.chain(self.deletes.iter().map(|d| (&d.object, d.expect)))
+    }
+
     pub fn is_empty(&self) -> bool {
         self.puts.is_empty()
             && self.deletes.is_empty()

@@ -443,12 +443,7 @@ fn check_preconditions(
     seen: u64,
 ) -> std::result::Result<(), ConflictableTransactionError<StoreError>> {
     let conflict = || ConflictableTransactionError::Abort(StoreError::Conflict { seen });
-    let expected = batch
-        .puts
-        .iter()
-        .map(|p| (&p.object, p.expect))
-        .chain(batch.deletes.iter().map(|d| (&d.object, d.expect)));
-    for (object, expect) in expected {
+    for (object, expect) in batch.guarded() {
         let key = crate::registry::state::key_of(object);
         let found = trees[kind_index(object.kind())].get(key.as_bytes())?;
         let actual = found.map(|v| stored_revision(&v)).unwrap_or(0);

@@ -215,8 +215,7 @@ impl Keys {
         let Some(kv) = event.kv.as_ref() else {
             return;
         };
-        let deleted = event.r#type == i32::from(switchyard_api::etcd::event::EventType::Delete);
-        match (self.parse(&kv.key), deleted) {
+        match (self.parse(&kv.key), is_delete(event)) {
             (Key::Object(kind, key), true) => committed.deletes.push((kind, key)),
             (Key::Object(kind, key), false) => match decode(kind, kv) {
                 Ok(obj) => committed.puts.push(Arc::new(obj)),
@@ -236,8 +235,7 @@ impl Keys {
         let Key::Object(kind, _) = self.parse(&kv.key) else {
             return None;
         };
-        let deleted = event.r#type == i32::from(switchyard_api::etcd::event::EventType::Delete);
-        let (event_type, source) = match (deleted, event.prev_kv.as_ref()) {
+        let (event_type, source) = match (is_delete(event), event.prev_kv.as_ref()) {
             (true, Some(prev)) => (EventType::Deleted, prev),
             (true, None) => return None,
             (false, _) if kv.version == 1 => (EventType::Added, kv),
@@ -487,6 +485,10 @@ impl EtcdStore {
             }
         }
     }
+}
+
+fn is_delete(event: &EtcdEvent) -> bool {
+    event.r#type == i32::from(switchyard_api::etcd::event::EventType::Delete)
 }
 
 fn compacted(requested: u64, response: &WatchResponse) -> StoreError {
