@@ -185,11 +185,10 @@ fn get_nodes_reports_sync_state() {
         .collect();
     assert_eq!(
         rows[0],
-        vec!["NAME", "ADDRESSES", "VERSION", "STATUS", "AGE"]
+        vec!["NAME", "STATUS", "SYNC", "ADDRESSES", "VERSION", "AGE"]
     );
-    assert_eq!(rows[1][..2], ["node-1", "172.18.0.11"]);
-    assert_eq!(rows[1][3], "SYNCED");
-    assert_eq!(rows[2][..2], ["node-2", "172.18.0.12"]);
+    assert_eq!(rows[1][..4], ["node-1", "Ready", "SYNCED", "172.18.0.11"]);
+    assert_eq!(rows[2][..4], ["node-2", "Ready", "SYNCED", "172.18.0.12"]);
     c.stop_agent(2);
     eventually("node-2 shows DISCONNECTED", Duration::from_secs(5), || {
         c.swctl_ok(&["get", "nodes", "node-2", "--no-headers"])

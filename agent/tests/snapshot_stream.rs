@@ -57,6 +57,7 @@ async fn control_plane(dir: &Path, port: u16) -> ControlPlane {
         cluster_domain: "cluster.local".into(),
         cluster_dns: "10.96.0.10".parse().unwrap(),
         listen_unix: None,
+        node_grace: std::time::Duration::from_secs(20),
         security: Security::Tls {
             advertise: Vec::new(),
             node_cert_ttl: Duration::from_secs(3600),

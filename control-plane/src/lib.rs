@@ -5,7 +5,8 @@
 //! Requests pass `auth::layer` (the caller's certificate becomes a
 //! principal), then flow `api` → `registry` (prepare: `defaulting`,
 //! `validation`, `allocator`; derive: `controller`) → `store`. `pki` and
-//! `identity` issue certificates and tokens. Everything but the gRPC
+//! `identity` issue certificates and tokens; `node_lifecycle` turns agents
+//! that fall silent into NotReady nodes. Everything but the gRPC
 //! services, `listener` and `store::SledStore` is plain functions over
 //! plain data.
 #![forbid(unsafe_code)]
@@ -21,6 +22,7 @@ pub mod health;
 pub mod identity;
 pub mod listener;
 pub mod metrics;
+pub mod node_lifecycle;
 pub mod pki;
 pub mod registry;
 pub mod selector;

@@ -12,7 +12,7 @@ use ipnet::Ipv4Net;
 use switchyard_control_plane::registry::RegistryConfig;
 use switchyard_control_plane::server::{Security, Server, ServerConfig};
 use switchyard_control_plane::store::EtcdConfig;
-use switchyard_control_plane::{health, metrics};
+use switchyard_control_plane::{health, metrics, node_lifecycle};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Debug, Parser)]
@@ -90,6 +90,11 @@ struct Args {
     /// Key prefix in etcd, so several clusters can share one etcd.
     #[arg(long = "etcd-prefix", default_value = "/switchyard")]
     etcd_prefix: String,
+    /// A node whose agent has not been heard from for this long turns
+    /// NotReady and its pods' endpoints leave every data path (at least
+    /// 5s; agents send a heartbeat every tenth of it, at most every 2s).
+    #[arg(long = "node-monitor-grace-period", default_value = "20s", value_parser = parse_grace)]
+    node_monitor_grace_period: Duration,
     /// Serve plaintext and check nobody: for development only.
     #[arg(long)]
     insecure: bool,
@@ -100,6 +105,14 @@ fn parse_duration(s: &str) -> anyhow::Result<Duration> {
         .with_context(|| format!("invalid duration {s:?} (e.g. 24h, 20s)"))?;
     if d < Duration::from_secs(1) {
         bail!("must be at least 1s");
+    }
+    Ok(d)
+}
+
+fn parse_grace(s: &str) -> anyhow::Result<Duration> {
+    let d = parse_duration(s)?;
+    if d < node_lifecycle::MIN_GRACE {
+        bail!("must be at least 5s");
     }
     Ok(d)
 }
@@ -178,6 +191,7 @@ async fn main() -> anyhow::Result<()> {
             }
         },
         audit_log: args.audit_log.clone(),
+        node_grace: args.node_monitor_grace_period,
     };
     let server = Server::bind(cfg)
         .await

@@ -52,6 +52,14 @@ pub struct Metrics {
     pub snapshot_build: Histogram,
     pub leader: Gauge,
     pub store_conflicts: Counter,
+    pub nodes_not_ready: Gauge,
+    pub node_transitions: Family<ReadyLabel, Counter>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct ReadyLabel {
+    /// "true" or "false": the Ready status the node turned to.
+    pub ready: String,
 }
 
 impl Metrics {
@@ -123,8 +131,22 @@ impl Metrics {
             "Writes prepared again after another control plane changed what they read",
             store_conflicts.clone(),
         );
+        let nodes_not_ready = Gauge::default();
+        registry.register(
+            "nodes_not_ready",
+            "Nodes whose Ready condition is not True (as the leader last judged them)",
+            nodes_not_ready.clone(),
+        );
+        let node_transitions = Family::<ReadyLabel, Counter>::default();
+        registry.register(
+            "node_ready_transitions",
+            "Ready condition changes the node lifecycle controller wrote",
+            node_transitions.clone(),
+        );
         Arc::new(Metrics {
             registry,
+            nodes_not_ready,
+            node_transitions,
             leader,
             store_conflicts,
             requests,

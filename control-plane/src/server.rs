@@ -19,6 +19,7 @@ use crate::identity::service::IdentityConfig;
 use crate::identity::IdentityApi;
 use crate::listener;
 use crate::metrics::Metrics;
+use crate::node_lifecycle;
 use crate::pki::{self, Ca, PkiError};
 use crate::registry::{Registry, RegistryConfig, RegistryError};
 use crate::store::{EtcdConfig, EtcdStore, SledStore, Store, StoreError};
@@ -61,6 +62,9 @@ pub struct ServerConfig {
     pub security: Security,
     /// Where audit events go (`--audit-log`); none when unset.
     pub audit_log: Option<PathBuf>,
+    /// A node not heard from this long turns NotReady
+    /// (`--node-monitor-grace-period`).
+    pub node_grace: Duration,
 }
 
 /// Pushes can carry every Service in the cluster.
@@ -172,9 +176,11 @@ impl Server {
             registry.set_leader(None);
             registry.shared();
         }
+        let heartbeat = node_lifecycle::heartbeat_interval(cfg.node_grace);
         let cluster = ClusterConfig {
             cluster_domain: cfg.cluster_domain.clone(),
             cluster_dns: cfg.cluster_dns.to_string(),
+            heartbeat_interval_ms: u32::try_from(heartbeat.as_millis()).unwrap_or(u32::MAX),
         };
         let cache = SnapshotCache::start(registry.clone(), cluster, metrics.clone()).await;
         let (stop, stopping) = tokio::sync::watch::channel(false);
@@ -184,7 +190,15 @@ impl Server {
             cache,
             nodes: Arc::new(NodeTable::default()),
             metrics: metrics.clone(),
+            node_grace: cfg.node_grace,
         });
+        tokio::spawn(node_lifecycle::run(
+            Arc::downgrade(&registry),
+            sync.nodes.clone(),
+            metrics.clone(),
+            cfg.node_grace,
+            sync.stopping.clone(),
+        ));
         let listener = TcpListener::bind(cfg.listen)
             .await
             .map_err(|source| ServerError::Bind {

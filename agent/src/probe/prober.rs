@@ -2,6 +2,8 @@
 //! list in the pushes changes.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use switchyard_api::v1::PodProbe;
@@ -15,8 +17,15 @@ pub type Transition = (String, String, bool);
 
 pub struct Prober {
     node: String,
-    tasks: HashMap<(String, String), (PodProbe, JoinHandle<()>)>,
+    tasks: HashMap<(String, String), Task>,
     transitions: mpsc::Sender<Transition>,
+}
+
+/// A running probe and what it concluded last.
+struct Task {
+    probe: PodProbe,
+    ready: Arc<AtomicBool>,
+    handle: JoinHandle<()>,
 }
 
 /// Two probes are the same task when everything but the server's current
@@ -40,28 +49,48 @@ impl Prober {
         }
     }
 
-    /// Brings the running probes in line with `probes`.
+    /// Brings the running probes in line with `probes`. Where the server's
+    /// view of a running probe's pod differs from what the probe concluded
+    /// (the pod's node was judged NotReady meanwhile, say), the probe's
+    /// conclusion is reported again: the agent owns its pods' readiness.
     pub fn update(&mut self, probes: &[PodProbe]) {
         let wanted: HashMap<(String, String), &PodProbe> = probes
             .iter()
             .map(|p| ((p.namespace.clone(), p.name.clone()), p))
             .collect();
-        self.tasks.retain(|key, (running, handle)| {
-            let keep = wanted.get(key).is_some_and(|w| same_probe(w, running));
+        self.tasks.retain(|key, task| {
+            let keep = wanted.get(key).is_some_and(|w| same_probe(w, &task.probe));
             if !keep {
-                handle.abort();
+                task.handle.abort();
             }
             keep
         });
         for (key, probe) in wanted {
-            if !self.tasks.contains_key(&key) {
-                tracing::info!(pod = %format!("{}/{}", key.0, key.1), handler = %probe.handler, port = probe.port, "starting readiness probe");
-                let handle = tokio::spawn(probe_loop(
-                    probe.clone(),
-                    self.transitions.clone(),
-                    self.node.clone(),
-                ));
-                self.tasks.insert(key, (probe.clone(), handle));
+            match self.tasks.get(&key) {
+                Some(task) => {
+                    let ready = task.ready.load(Ordering::SeqCst);
+                    if ready != probe.ready {
+                        tracing::info!(pod = %format!("{}/{}", key.0, key.1), ready, "the server's readiness differs from the probe's; reporting it again");
+                        let transitions = self.transitions.clone();
+                        tokio::spawn(async move { transitions.send((key.0, key.1, ready)).await });
+                    }
+                }
+                None => {
+                    tracing::info!(pod = %format!("{}/{}", key.0, key.1), handler = %probe.handler, port = probe.port, "starting readiness probe");
+                    let ready = Arc::new(AtomicBool::new(probe.ready));
+                    let handle = tokio::spawn(probe_loop(
+                        probe.clone(),
+                        ready.clone(),
+                        self.transitions.clone(),
+                        self.node.clone(),
+                    ));
+                    let task = Task {
+                        probe: probe.clone(),
+                        ready,
+                        handle,
+                    };
+                    self.tasks.insert(key, task);
+                }
             }
         }
     }
@@ -69,8 +98,8 @@ impl Prober {
 
 impl Drop for Prober {
     fn drop(&mut self) {
-        for (_, (_, handle)) in self.tasks.drain() {
-            handle.abort();
+        for (_, task) in self.tasks.drain() {
+            task.handle.abort();
         }
     }
 }
@@ -118,7 +147,12 @@ impl Thresholds {
     }
 }
 
-async fn probe_loop(probe: PodProbe, transitions: mpsc::Sender<Transition>, node: String) {
+async fn probe_loop(
+    probe: PodProbe,
+    concluded: Arc<AtomicBool>,
+    transitions: mpsc::Sender<Transition>,
+    node: String,
+) {
     tokio::time::sleep(Duration::from_secs(u64::from(probe.initial_delay_seconds))).await;
     let mut state = Thresholds::new(
         probe.ready,
@@ -137,6 +171,7 @@ async fn probe_loop(probe: PodProbe, transitions: mpsc::Sender<Transition>, node
             tracing::debug!(node = %node, pod = %probe.name, %why, "readiness probe failed");
         }
         if let Some(ready) = state.observe(result == CheckResult::Success) {
+            concluded.store(ready, Ordering::SeqCst);
             tracing::info!(pod = %format!("{}/{}", probe.namespace, probe.name), ready, "readiness changed");
             if transitions
                 .send((probe.namespace.clone(), probe.name.clone(), ready))

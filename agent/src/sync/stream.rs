@@ -2,8 +2,10 @@
 
 use switchyard_api::v1::agent_message::Message;
 use switchyard_api::v1::agent_sync_client::AgentSyncClient;
-use switchyard_api::v1::{Ack, AgentMessage, Push, Register};
-use tokio::sync::mpsc;
+use std::time::Duration;
+
+use switchyard_api::v1::{Ack, AgentMessage, Heartbeat, Push, Register};
+use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
 use tonic::Streaming;
@@ -21,10 +23,16 @@ pub enum StreamError {
     Closed,
 }
 
-/// An open stream: receive pushes, acknowledge each one.
+/// How often to send a heartbeat until the control plane says otherwise.
+const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(2);
+
+/// An open stream: receive pushes, acknowledge each one. Heartbeats go out
+/// beside them from a task of their own, so a long apply never makes the
+/// node look dead; they stop when the session is dropped.
 pub struct Session {
     pushes: Streaming<Push>,
     acks: mpsc::Sender<AgentMessage>,
+    heartbeat: watch::Sender<Duration>,
 }
 
 /// Registers this node and opens the stream.
@@ -41,13 +49,49 @@ pub async fn open(channel: Channel, register: Register) -> Result<Session, Strea
         .await
         .map_err(StreamError::Open)?
         .into_inner();
-    Ok(Session { pushes, acks })
+    let (heartbeat, every) = watch::channel(DEFAULT_HEARTBEAT);
+    tokio::spawn(beat(acks.clone(), every));
+    Ok(Session {
+        pushes,
+        acks,
+        heartbeat,
+    })
+}
+
+/// Sends a heartbeat every period until the session is gone.
+async fn beat(acks: mpsc::Sender<AgentMessage>, mut every: watch::Receiver<Duration>) {
+    loop {
+        let period = *every.borrow_and_update();
+        tokio::select! {
+            _ = tokio::time::sleep(period) => {
+                let msg = AgentMessage {
+                    message: Some(Message::Heartbeat(Heartbeat {})),
+                };
+                // A full queue holds ACKs, which are signs of life too.
+                if let Err(mpsc::error::TrySendError::Closed(_)) = acks.try_send(msg) {
+                    return;
+                }
+            }
+            changed = every.changed() => if changed.is_err() { return },
+        }
+    }
 }
 
 impl Session {
     pub async fn next(&mut self) -> Result<Push, StreamError> {
         match self.pushes.message().await {
-            Ok(Some(push)) => Ok(push),
+            Ok(Some(push)) => {
+                let asked = push.cluster.as_ref().map_or(0, |c| c.heartbeat_interval_ms);
+                if asked > 0 {
+                    let period = Duration::from_millis(u64::from(asked));
+                    self.heartbeat.send_if_modified(|p| {
+                        let changed = *p != period;
+                        *p = period;
+                        changed
+                    });
+                }
+                Ok(push)
+            }
             Ok(None) => Err(StreamError::Closed),
             Err(status) => Err(StreamError::Broken(status)),
         }

@@ -49,6 +49,10 @@ pub struct NodeReport {
     pub applied_version: u64,
     #[serde(default)]
     pub last_error: Option<String>,
+    /// When the agent last sent anything (Unix milliseconds, 0: never):
+    /// the leader judges every node's Ready condition from these.
+    #[serde(default)]
+    pub last_heard_unix_ms: u64,
 }
 
 /// What a shared store offers for coordination: leases, a leader key held

@@ -10,6 +10,7 @@
 mod error;
 mod feed;
 mod inflight;
+mod node_ready;
 mod prepare;
 mod repair;
 pub mod state;
@@ -28,6 +29,7 @@ use switchyard_api::resources::{
 use tokio::sync::{broadcast, watch as notify, Mutex};
 
 pub use error::{RegistryError, Result};
+pub use node_ready::NODE_NOT_READY;
 pub use state::Event;
 pub use watch::WatchStart;
 

@@ -73,9 +73,13 @@ pub fn prepare(
         (Object::Node(n), old) => {
             // The node's certificates are the server's to keep: a
             // registration (or a manifest) never adds or drops one.
-            n.status.certificates = match old {
-                Some(Object::Node(o)) => o.status.certificates.clone(),
-                _ => Vec::new(),
+            // So are its conditions: the leader judges them.
+            (n.status.certificates, n.status.conditions) = match old {
+                Some(Object::Node(o)) => (
+                    o.status.certificates.clone(),
+                    o.status.conditions.clone(),
+                ),
+                _ => Default::default(),
             };
             validation::node(n).map_err(invalid)?
         }
@@ -157,12 +161,26 @@ fn set_pod_status(pod: &mut Pod, old: Option<&Pod>) {
         (true, None, _) => false,
         (false, _, given) => given.unwrap_or(true),
     };
+    // A pod its unready node took out stays out until the node is back.
+    let old_ready = old.and_then(|o| o.status.conditions.iter().find(|c| c.type_ == "Ready"));
+    let held_by_node = old_ready
+        .is_some_and(|c| c.reason.as_deref() == Some(super::node_ready::NODE_NOT_READY))
+        && old.is_some_and(|o| o.spec.node_name == pod.spec.node_name);
+    if held_by_node {
+        pod.status.conditions.retain(|c| c.type_ != "Ready");
+        pod.status.conditions.extend(old_ready.cloned());
+        return set_phase(pod);
+    }
     let unchanged = old.is_some_and(|o| o.is_ready() == ready);
     let since = old
         .filter(|_| unchanged)
         .and_then(|o| o.status.conditions.iter().find(|c| c.type_ == "Ready"))
         .and_then(|c| c.last_transition_time.clone());
     write_ready_condition(pod, ready, since.unwrap_or_else(now_rfc3339));
+    set_phase(pod);
+}
+
+fn set_phase(pod: &mut Pod) {
     if pod.status.phase.is_none() {
         let phase = if pod.status.pod_ip.is_some() {
             "Running"
@@ -178,12 +196,13 @@ pub fn set_ready_condition(pod: &mut Pod, ready: bool) {
     write_ready_condition(pod, ready, now_rfc3339());
 }
 
-fn write_ready_condition(pod: &mut Pod, ready: bool, since: String) {
+pub(super) fn write_ready_condition(pod: &mut Pod, ready: bool, since: String) {
     pod.status.conditions.retain(|c| c.type_ != "Ready");
     pod.status.conditions.push(PodCondition {
         type_: "Ready".to_string(),
         status: if ready { "True" } else { "False" }.to_string(),
         last_transition_time: Some(since),
+        ..Default::default()
     });
 }
 

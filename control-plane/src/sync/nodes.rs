@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::RwLock;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use switchyard_api::resources::NodeStatus;
 
@@ -15,6 +16,9 @@ pub struct NodeSync {
     pub session: u64,
     pub applied_version: u64,
     pub last_error: Option<String>,
+    /// When the agent last sent anything on its stream (wall clock: the
+    /// leader compares it with what other control planes announce).
+    pub last_heard: Option<SystemTime>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,8 +76,18 @@ impl NodeTable {
             entry.session += 1;
             entry.applied_version = applied_version;
             entry.last_error = None;
+            entry.last_heard = Some(SystemTime::now());
             entry.session
         })
+    }
+
+    /// Records that a session's agent was heard from just now.
+    pub fn heard(&self, node: &str, session: u64) {
+        self.update(|nodes| {
+            if let Some(entry) = nodes.get_mut(node).filter(|e| e.session == session) {
+                entry.last_heard = Some(SystemTime::now());
+            }
+        });
     }
 
     /// Records an ACK (`error == None`) or NACK from the given session.
@@ -118,6 +132,7 @@ impl NodeTable {
                     state: n.state(current_version).as_str().to_string(),
                     applied_version: n.applied_version,
                     last_error: n.last_error.clone(),
+                    last_heard_unix_ms: n.last_heard.map_or(0, unix_millis),
                 };
                 (name.clone(), report)
             })
@@ -127,6 +142,25 @@ impl NodeTable {
     /// Replaces what the other control planes report of their agents.
     pub fn set_elsewhere(&self, reports: impl IntoIterator<Item = (String, NodeReport)>) {
         *self.elsewhere.write().unwrap_or_else(|e| e.into_inner()) = reports.into_iter().collect();
+    }
+
+    /// When each node's agent was last heard from by any control plane:
+    /// here, or as the others last announced it.
+    pub fn last_heard(&self) -> HashMap<String, SystemTime> {
+        let mut heard: HashMap<String, SystemTime> = self
+            .nodes
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter_map(|(name, n)| Some((name.clone(), n.last_heard?)))
+            .collect();
+        let elsewhere = self.elsewhere.read().unwrap_or_else(|e| e.into_inner());
+        for (name, report) in elsewhere.iter().filter(|(_, r)| r.last_heard_unix_ms > 0) {
+            let at = UNIX_EPOCH + Duration::from_millis(report.last_heard_unix_ms);
+            let entry = heard.entry(name.clone()).or_insert(at);
+            *entry = (*entry).max(at);
+        }
+        heard
     }
 
     /// Writes the sync fields of a Node's status: this control plane's view
@@ -146,6 +180,20 @@ impl NodeTable {
             .unwrap_or_else(|e| e.into_inner())
             .get(node)
             .cloned();
+        let heard = elsewhere
+            .as_ref()
+            .filter(|r| r.last_heard_unix_ms > 0)
+            .map(|r| UNIX_EPOCH + Duration::from_millis(r.last_heard_unix_ms))
+            .into_iter()
+            .chain(local.last_heard)
+            .max();
+        if let Some(heard) = heard {
+            let at = chrono::DateTime::<chrono::Utc>::from(heard)
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+            for c in status.conditions.iter_mut().filter(|c| c.type_ == "Ready") {
+                c.last_heartbeat_time = Some(at.clone());
+            }
+        }
         match elsewhere.filter(|_| !local.connected) {
             Some(report) => {
                 status.sync_state = Some(report.state);
@@ -161,6 +209,11 @@ impl NodeTable {
             }
         }
     }
+}
+
+fn unix_millis(at: SystemTime) -> u64 {
+    at.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 #[cfg(test)]
@@ -207,6 +260,7 @@ mod tests {
                 state: "SYNCED".into(),
                 applied_version: 7,
                 last_error: None,
+                last_heard_unix_ms: 0,
             },
         )]);
         // Its own control plane's verdict, whatever the version here.

@@ -28,6 +28,9 @@ pub struct SyncContext {
     pub cache: Arc<SnapshotCache>,
     pub nodes: Arc<NodeTable>,
     pub metrics: Arc<Metrics>,
+    /// A stream silent this long is closed (its agent is dead or cut off;
+    /// its node turns NotReady after the same time).
+    pub node_grace: std::time::Duration,
 }
 
 /// The Node object an agent's registration describes.
@@ -134,7 +137,7 @@ impl Nonce {
 pub async fn run(
     ctx: Arc<SyncContext>,
     reg: Register,
-    mut inbound: Streaming<AgentMessage>,
+    inbound: Streaming<AgentMessage>,
     tx: mpsc::Sender<Result<Push, Status>>,
 ) {
     let node = reg.node_name.clone();
@@ -143,6 +146,7 @@ pub async fn run(
         .agents_connected
         .set(ctx.nodes.connected_count() as i64);
     tracing::info!(applied = reg.applied_version, "agent connected");
+    let mut listening = tokio::spawn(listen(ctx.clone(), node.clone(), session, inbound));
     let mut versions = ctx.cache.subscribe();
     let mut stopping = ctx.stopping.clone();
     let mut sent = Some(reg.applied_version).filter(|v| *v > 0);
@@ -150,10 +154,11 @@ pub async fn run(
     loop {
         if let Some(c) = ctx.cache.catchup(sent, &node) {
             let version = c.version;
-            if send_push(&ctx, &tx, &mut stopping, c, &mut nonce)
-                .await
-                .is_err()
-            {
+            let pushed = tokio::select! {
+                pushed = send_push(&ctx, &tx, &mut stopping, c, &mut nonce) => pushed,
+                _ = &mut listening => Err(Closed),
+            };
+            if pushed.is_err() {
                 break;
             }
             sent = Some(version);
@@ -161,20 +166,42 @@ pub async fn run(
         tokio::select! {
             _ = stopping.changed() => break,
             changed = versions.changed() => if changed.is_err() { break },
-            msg = inbound.message() => match msg {
-                Ok(Some(AgentMessage { message: Some(AgentMsg::Ack(ack)) })) => {
-                    record_ack(&ctx, &node, session, ack.version, ack.error);
-                }
-                Ok(Some(_)) => {}
-                Ok(None) | Err(_) => break,
-            },
+            _ = &mut listening => break,
         }
     }
+    listening.abort();
     ctx.nodes.disconnected(&node, session);
     ctx.metrics
         .agents_connected
         .set(ctx.nodes.connected_count() as i64);
     tracing::info!("agent disconnected");
+}
+
+/// Reads the agent's side of the stream apart from the pushes, so a push
+/// waiting on a slow agent never delays hearing it: every message counts
+/// as a sign of life; ACKs and NACKs are recorded. Returns when the stream
+/// ends or stays silent for the grace period (a dead host or a cut link
+/// may leave the connection open).
+async fn listen(
+    ctx: Arc<SyncContext>,
+    node: String,
+    session: u64,
+    mut inbound: Streaming<AgentMessage>,
+) {
+    loop {
+        let msg = match tokio::time::timeout(ctx.node_grace, inbound.message()).await {
+            Ok(Ok(Some(msg))) => msg,
+            Ok(Ok(None) | Err(_)) => return,
+            Err(_) => {
+                tracing::warn!(%node, grace = ?ctx.node_grace, "agent not heard from within the grace period; closing its stream");
+                return;
+            }
+        };
+        ctx.nodes.heard(&node, session);
+        if let Some(AgentMsg::Ack(ack)) = msg.message {
+            record_ack(&ctx, &node, session, ack.version, ack.error);
+        }
+    }
 }
 
 fn record_ack(ctx: &SyncContext, node: &str, session: u64, version: u64, error: String) {

@@ -298,6 +298,7 @@ mod tests {
             type_: "Ready".into(),
             status: if ready { "True" } else { "False" }.into(),
             last_transition_time: None,
+            ..Default::default()
         }];
         p
     }

@@ -4,7 +4,7 @@ use switchyard_api::resources::{Kind, Object, SERVICE_NAME_LABEL};
 use super::parse_kind;
 use crate::cli::DescribeArgs;
 use crate::client::{Client, Scope};
-use crate::output::{describe_deployment, describe_pod, describe_service};
+use crate::output::{describe_deployment, describe_node, describe_pod, describe_service};
 
 pub async fn run(
     client: &mut Client,
@@ -55,6 +55,7 @@ async fn describe(client: &mut Client, obj: &Object) -> anyhow::Result<String> {
         }
         Object::Pod(pod) => describe_pod(pod),
         Object::Deployment(d) => describe_deployment(d),
+        Object::Node(n) => describe_node(n),
         other => bail!("describe is not supported for {}", other.kind().plural()),
     })
 }

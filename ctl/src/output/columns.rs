@@ -28,7 +28,7 @@ pub(super) fn header(kind: Kind, wide: bool) -> Vec<&'static str> {
         ),
         Kind::EndpointSlice => (vec!["ADDRESSTYPE", "PORTS", "ENDPOINTS", "AGE"], &[]),
         Kind::Namespace => (vec!["STATUS", "AGE"], &[]),
-        Kind::Node => (vec!["ADDRESSES", "VERSION", "STATUS", "AGE"], &[]),
+        Kind::Node => (vec!["STATUS", "SYNC", "ADDRESSES", "VERSION", "AGE"], &[]),
         Kind::User => (vec!["ROLE", "EXPIRES", "AGE"], &[]),
         Kind::BootstrapToken => (vec!["NODE", "EXPIRES", "USES"], &[]),
     };
@@ -237,14 +237,24 @@ fn node_cells(node: &Node) -> Vec<String> {
         .collect();
     let version = status.applied_version.map(|v| v.to_string());
     vec![
+        node_ready_status(node).to_string(),
+        node_sync_status(node),
         or_none(Some(addresses.join(",").as_str())),
         version.unwrap_or_else(none),
-        node_sync_status(node),
     ]
 }
 
+/// kubectl's STATUS of a node: its Ready condition.
+fn node_ready_status(node: &Node) -> &'static str {
+    match node.is_ready() {
+        Some(true) => "Ready",
+        Some(false) => "NotReady",
+        None => "Unknown",
+    }
+}
+
 /// The sync state, with the agent's error when it rejected the last snapshot.
-fn node_sync_status(node: &Node) -> String {
+pub(super) fn node_sync_status(node: &Node) -> String {
     let status = &node.status;
     let state = status.sync_state.as_deref().unwrap_or("Unknown");
     match status.last_error.as_deref() {

@@ -6,11 +6,13 @@ use std::io::Write;
 
 use chrono::DateTime;
 use switchyard_api::resources::{
-    service_type, Container, Deployment, EndpointSlice, IntOrString, Labels, ObjectMeta, Pod,
+    service_type, Container, Deployment, EndpointSlice, IntOrString, Labels, Node, ObjectMeta, Pod,
     PodSpec, Probe, Service, ServicePort,
 };
 
-use super::columns::{format_labels, format_selector, or_none, pod_status, truncated_list};
+use super::columns::{
+    format_labels, format_selector, node_sync_status, or_none, pod_status, truncated_list,
+};
 use super::endpoints::{ready_addresses, slices_of};
 
 /// kubectl prints annotations longer than this on lines of their own, cut to fit.
@@ -74,6 +76,46 @@ pub fn describe_pod(pod: &Pod) -> String {
     out.finish()
 }
 
+/// A Node, in the parts of `kubectl describe node` that Switchyard has,
+/// plus its agent's sync state.
+pub fn describe_node(node: &Node) -> String {
+    let status = &node.status;
+    let mut out = Describe::default();
+    out.field(0, "Name", &node.metadata.name);
+    out.labels_and_annotations(&node.metadata);
+    out.field(0, "CreationTimestamp", created(&node.metadata));
+    match status.conditions.is_empty() {
+        true => out.field(0, "Conditions", "<none>"),
+        false => {
+            out.line(0, "Conditions:");
+            out.line(1, "Type\tStatus\tLastHeartbeatTime\tLastTransitionTime\tReason\tMessage");
+            out.line(1, "----\t------\t-----------------\t------------------\t------\t-------");
+            for c in &status.conditions {
+                let cells = [
+                    c.type_.clone(),
+                    c.status.clone(),
+                    timestamp(c.last_heartbeat_time.as_deref()),
+                    timestamp(c.last_transition_time.as_deref()),
+                    c.reason.clone().unwrap_or_default(),
+                    c.message.clone().unwrap_or_default(),
+                ];
+                out.line(1, &cells.join(" \t"));
+            }
+        }
+    }
+    out.line(0, "Addresses:");
+    for a in &status.addresses {
+        out.field(1, &a.type_, &a.address);
+    }
+    out.field(0, "PodCIDR", or_none(node.spec.pod_cidr.as_deref()));
+    out.field(0, "Agent Version", or_none(status.agent_version.as_deref()));
+    out.field(0, "Sync", node_sync_status(node));
+    let applied = status.applied_version.map(|v| v.to_string());
+    out.field(0, "Applied Version", or_none(applied.as_deref()));
+    out.field(0, "Events", "<none>");
+    out.finish()
+}
+
 /// A Deployment, in the parts of `kubectl describe deployment` that Switchyard has.
 pub fn describe_deployment(deploy: &Deployment) -> String {
     let mut out = Describe::default();
@@ -104,9 +146,11 @@ fn replicas_summary(deploy: &Deployment) -> String {
 
 /// RFC 1123 with numeric zone, as kubectl prints timestamps in describe.
 fn created(meta: &ObjectMeta) -> String {
-    meta.creation_timestamp
-        .as_deref()
-        .and_then(|text| DateTime::parse_from_rfc3339(text).ok())
+    timestamp(meta.creation_timestamp.as_deref())
+}
+
+fn timestamp(text: Option<&str>) -> String {
+    text.and_then(|text| DateTime::parse_from_rfc3339(text).ok())
         .map_or_else(
             || "<unknown>".to_string(),
             |t| t.format("%a, %d %b %Y %H:%M:%S %z").to_string(),

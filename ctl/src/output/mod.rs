@@ -7,7 +7,7 @@
 //!   [`print_endpoints`] / [`endpoints_rows`] for the Endpoints view built
 //!   from EndpointSlices.
 //! - `-o yaml` / `-o json`: [`to_yaml`], [`to_json`].
-//! - `describe`: [`describe_service`], [`describe_pod`], [`describe_deployment`].
+//! - `describe`: [`describe_service`], [`describe_pod`], [`describe_deployment`], [`describe_node`].
 
 mod age;
 mod columns;
@@ -17,7 +17,7 @@ mod endpoints;
 mod table;
 
 pub use control_planes::print_control_planes;
-pub use describe::{describe_deployment, describe_pod, describe_service};
+pub use describe::{describe_deployment, describe_node, describe_pod, describe_service};
 pub use endpoints::{endpoints_rows, print_endpoints, EndpointsRow};
 pub use table::{print_table, TableOptions, WatchPrinter};
 

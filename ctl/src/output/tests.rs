@@ -327,14 +327,16 @@ fn namespaces_and_nodes() {
         Kind::Node,
         json!({
             "metadata": {"name": "node-a", "creationTimestamp": "2024-05-01T11:59:15Z"},
-            "status": {"addresses": [{"type": "InternalIP", "address": "192.168.10.2"}], "syncState": "SYNCED", "appliedVersion": 42},
+            "status": {"addresses": [{"type": "InternalIP", "address": "192.168.10.2"}], "syncState": "SYNCED", "appliedVersion": 42,
+                "conditions": [{"type": "Ready", "status": "True"}]},
         }),
     );
     let nacked = object(
         Kind::Node,
         json!({
             "metadata": {"name": "node-b", "creationTimestamp": "2024-05-01T11:59:15Z"},
-            "status": {"syncState": "NACKED", "lastError": "nft: syntax error"},
+            "status": {"syncState": "NACKED", "lastError": "nft: syntax error",
+                "conditions": [{"type": "Ready", "status": "Unknown"}]},
         }),
     );
     // Cluster-scoped kinds never get a NAMESPACE column.
@@ -348,9 +350,9 @@ fn namespaces_and_nodes() {
 NAME      STATUS   AGE
 default   Active   3y120d
 
-NAME     ADDRESSES      VERSION   STATUS                      AGE
-node-a   192.168.10.2   42        SYNCED                      45s
-node-b   <none>         <none>    NACKED: nft: syntax error   45s
+NAME     STATUS     SYNC                        ADDRESSES      VERSION   AGE
+node-a   Ready      SYNCED                      192.168.10.2   42        45s
+node-b   NotReady   NACKED: nft: syntax error   <none>         <none>    45s
 "
     );
 }
@@ -722,4 +724,50 @@ fn endpoints_bracket_ipv6_and_list_portless_slices() {
     portless.ports.clear();
     let rows = endpoints_rows(&[svc], &[with_port, portless]);
     assert_eq!(rows[0].endpoints, "[fd00::6]:8080,10.0.0.7");
+}
+
+#[test]
+fn describe_node_layout() {
+    let Object::Node(node) = object(
+        Kind::Node,
+        json!({
+            "metadata": {"name": "node-2", "labels": {"topology.kubernetes.io/zone": "b"}, "creationTimestamp": "2024-05-01T08:40:00Z"},
+            "spec": {"podCIDR": "10.244.2.0/24"},
+            "status": {
+                "addresses": [{"type": "InternalIP", "address": "172.18.0.3"}],
+                "agentVersion": "0.1.0",
+                "syncState": "DISCONNECTED",
+                "appliedVersion": 17,
+                "conditions": [{
+                    "type": "Ready", "status": "Unknown",
+                    "lastHeartbeatTime": "2024-05-01T11:58:40Z",
+                    "lastTransitionTime": "2024-05-01T11:59:00Z",
+                    "reason": "NodeStatusUnknown",
+                    "message": "switchyard-agent stopped posting node status.",
+                }],
+            },
+        }),
+    ) else {
+        panic!("not a node")
+    };
+    assert_eq!(
+        describe_node(&node),
+        "\
+Name:               node-2
+Labels:             topology.kubernetes.io/zone=b
+Annotations:        <none>
+CreationTimestamp:  Wed, 01 May 2024 08:40:00 +0000
+Conditions:
+  Type    Status    LastHeartbeatTime                 LastTransitionTime                Reason              Message
+  ----    ------    -----------------                 ------------------                ------              -------
+  Ready   Unknown   Wed, 01 May 2024 11:58:40 +0000   Wed, 01 May 2024 11:59:00 +0000   NodeStatusUnknown   switchyard-agent stopped posting node status.
+Addresses:
+  InternalIP:     172.18.0.3
+PodCIDR:          10.244.2.0/24
+Agent Version:    0.1.0
+Sync:             DISCONNECTED
+Applied Version:  17
+Events:           <none>
+"
+    );
 }

@@ -50,6 +50,45 @@ pub struct NodeStatus {
         deserialize_with = "super::compact::vec"
     )]
     pub certificates: Vec<IssuedCertificate>,
+    /// `Ready` while the node's agent is heard from (kept by the leading
+    /// control plane's node lifecycle controller).
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "super::compact::vec"
+    )]
+    pub conditions: Vec<NodeCondition>,
+}
+
+/// Kubernetes' NodeCondition. Only `Ready` is kept; `lastHeartbeatTime` is
+/// filled in when the node is read (heartbeats are never stored).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeCondition {
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// "True", "False" or "Unknown".
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_heartbeat_time: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_transition_time: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+impl Node {
+    pub fn ready_condition(&self) -> Option<&NodeCondition> {
+        self.status.conditions.iter().find(|c| c.type_ == "Ready")
+    }
+
+    /// `Some(true)` when Ready, `Some(false)` when judged not ready (False
+    /// or Unknown), `None` before any judgement.
+    pub fn is_ready(&self) -> Option<bool> {
+        self.ready_condition().map(|c| c.status == "True")
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
