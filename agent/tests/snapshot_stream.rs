@@ -43,6 +43,10 @@ struct ControlPlane {
 }
 
 async fn control_plane(dir: &Path, port: u16) -> ControlPlane {
+    control_plane_with_grace(dir, port, Duration::from_secs(20)).await
+}
+
+async fn control_plane_with_grace(dir: &Path, port: u16, node_grace: Duration) -> ControlPlane {
     let cfg = ServerConfig {
         etcd: None,
         name: "test".into(),
@@ -57,7 +61,7 @@ async fn control_plane(dir: &Path, port: u16) -> ControlPlane {
         cluster_domain: "cluster.local".into(),
         cluster_dns: "10.96.0.10".parse().unwrap(),
         listen_unix: None,
-        node_grace: std::time::Duration::from_secs(20),
+        node_grace,
         security: Security::Tls {
             advertise: Vec::new(),
             node_cert_ttl: Duration::from_secs(3600),
@@ -169,7 +173,16 @@ impl ControlPlane {
 
     /// Polls node-1 until `ready` holds.
     async fn node_when(&self, what: &str, ready: impl Fn(&Node) -> bool) -> Node {
-        let deadline = Instant::now() + Duration::from_secs(10);
+        self.node_within(what, Duration::from_secs(10), ready).await
+    }
+
+    async fn node_within(
+        &self,
+        what: &str,
+        patience: Duration,
+        ready: impl Fn(&Node) -> bool,
+    ) -> Node {
+        let deadline = Instant::now() + patience;
         loop {
             if let Some(n) = self.node().await.filter(|n| ready(n)) {
                 return n;
@@ -515,6 +528,116 @@ async fn kernel_refusals_are_nacked_retried_and_heal() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(table().contains(&api_ip));
+    agent_task.abort();
+    cp.shutdown().await;
+}
+
+/// web-1's Ready condition (status, reason) and whether its endpoint in
+/// web's EndpointSlice is ready.
+fn readiness(cp: &ControlPlane) -> (String, Option<String>, Vec<Option<bool>>) {
+    let Ok(Object::Pod(pod)) = cp.registry.get(Kind::Pod, "default", "web-1") else {
+        panic!("web-1 is gone");
+    };
+    let c = pod
+        .status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .cloned()
+        .unwrap();
+    let (slices, _) = cp
+        .registry
+        .list(Kind::EndpointSlice, Some("default"), &Default::default());
+    let ready = slices
+        .iter()
+        .filter_map(|o| match o {
+            Object::EndpointSlice(s) if s.service_name() == Some("web") => Some(s),
+            _ => None,
+        })
+        .flat_map(|s| s.endpoints.iter().map(|e| e.conditions.ready))
+        .collect();
+    (c.status, c.reason, ready)
+}
+
+fn node_ready(n: &Node) -> Option<bool> {
+    n.is_ready()
+}
+
+/// A node whose agent falls silent turns NotReady after the grace period
+/// (not before), its pod unready and its endpoint `ready: false`; heard
+/// again, it is Ready and its pod (without a probe) ready at once. A
+/// control-plane restart with the agent alive never turns it NotReady.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_node_turns_not_ready_after_the_grace_period_and_back_when_heard() {
+    let grace = Duration::from_secs(5);
+    let dir = tempfile::tempdir().unwrap();
+    let cp = control_plane_with_grace(dir.path(), 0, grace).await;
+    cp.apply(service("web", 80)).await;
+    cp.apply(pod("web-1", "web", "10.244.1.20")).await;
+    let channel = cp.join("node-1").await;
+    let agent_task = agent(channel.clone(), RecordingRunner::new()).await;
+    cp.node_when("node-1 Ready", |n| node_ready(n) == Some(true))
+        .await;
+    assert_eq!(readiness(&cp), ("True".into(), None, vec![Some(true)]));
+
+    // A hung host: its stream stays open, nothing comes over it.
+    agent_task.abort();
+    let (_hung_tx, hung_rx) = tokio::sync::mpsc::channel::<AgentMessage>(1);
+    let _ = _hung_tx
+        .send(AgentMessage {
+            message: Some(AgentMsg::Register(Register {
+                node_name: "node-1".into(),
+                node_ips: vec!["172.18.0.11".into()],
+                ..Default::default()
+            })),
+        })
+        .await;
+    let _hung = AgentSyncClient::new(channel.clone())
+        .stream(tokio_stream::wrappers::ReceiverStream::new(hung_rx))
+        .await
+        .unwrap();
+    let silent = Instant::now();
+    let node = cp
+        .node_within("node-1 NotReady", grace * 3, |n| {
+            node_ready(n) == Some(false)
+        })
+        .await;
+    let took = silent.elapsed();
+    println!("node-1 NotReady {took:?} after its agent fell silent (grace {grace:?})");
+    assert!(took >= grace - Duration::from_millis(500), "{took:?}");
+    let c = node.ready_condition().unwrap();
+    assert_eq!(
+        (c.status.as_str(), c.reason.as_deref()),
+        ("Unknown", Some("NodeStatusUnknown"))
+    );
+    assert_eq!(
+        readiness(&cp),
+        (
+            "False".into(),
+            Some("NodeNotReady".into()),
+            vec![Some(false)]
+        )
+    );
+
+    // The agent is back.
+    let agent_task = agent(channel, RecordingRunner::new()).await;
+    cp.node_when("node-1 Ready again", |n| node_ready(n) == Some(true))
+        .await;
+    assert_eq!(readiness(&cp), ("True".into(), None, vec![Some(true)]));
+
+    // A control-plane restart (the agent reconnects): never NotReady, for
+    // longer than a grace period.
+    let port = cp.addr.port();
+    cp.shutdown().await;
+    let cp = control_plane_with_grace(dir.path(), port, grace).await;
+    let watched = Instant::now();
+    while watched.elapsed() < grace + Duration::from_secs(2) {
+        if let Some(n) = cp.node().await {
+            assert_eq!(node_ready(&n), Some(true), "flapped after a restart: {n:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(readiness(&cp), ("True".into(), None, vec![Some(true)]));
     agent_task.abort();
     cp.shutdown().await;
 }

@@ -52,7 +52,12 @@ pub struct Seen {
 /// - Silent for longer than the grace period, counted from the later of
 ///   its last sign of life and the moment this leader started leading:
 ///   NotReady.
-pub fn verdict(now: SystemTime, grace: Duration, leading_since: SystemTime, seen: Seen) -> Option<bool> {
+pub fn verdict(
+    now: SystemTime,
+    grace: Duration,
+    leading_since: SystemTime,
+    seen: Seen,
+) -> Option<bool> {
     let age = |t: SystemTime| now.duration_since(t).unwrap_or_default();
     // Transition times are stored to the second: "after" means a second later.
     let heard_since_judged = |heard: SystemTime| {
@@ -155,7 +160,9 @@ async fn judge(
                 }
             }
             Ok(false) => {}
-            Err(e) => tracing::warn!(%node, ready, error = %e, "cannot record the node's readiness"),
+            Err(e) => {
+                tracing::warn!(%node, ready, error = %e, "cannot record the node's readiness")
+            }
         }
     }
 }
@@ -180,26 +187,53 @@ mod tests {
 
     #[test]
     fn a_node_heard_within_the_grace_period_is_ready() {
-        assert_eq!(verdict(at(100), GRACE, at(0), seen(None, Some(99))), Some(true));
-        assert_eq!(verdict(at(100), GRACE, at(0), seen(Some(true), Some(80))), None);
+        assert_eq!(
+            verdict(at(100), GRACE, at(0), seen(None, Some(99))),
+            Some(true)
+        );
+        assert_eq!(
+            verdict(at(100), GRACE, at(0), seen(Some(true), Some(80))),
+            None
+        );
     }
 
     #[test]
     fn a_node_silent_past_the_grace_period_turns_not_ready_once() {
-        assert_eq!(verdict(at(100), GRACE, at(0), seen(Some(true), Some(79))), Some(false));
-        assert_eq!(verdict(at(100), GRACE, at(0), seen(None, None)), Some(false));
-        assert_eq!(verdict(at(100), GRACE, at(0), seen(Some(false), Some(79))), None);
+        assert_eq!(
+            verdict(at(100), GRACE, at(0), seen(Some(true), Some(79))),
+            Some(false)
+        );
+        assert_eq!(
+            verdict(at(100), GRACE, at(0), seen(None, None)),
+            Some(false)
+        );
+        assert_eq!(
+            verdict(at(100), GRACE, at(0), seen(Some(false), Some(79))),
+            None
+        );
     }
 
     #[test]
     fn a_new_leader_gives_every_node_a_full_grace_period() {
         // Last heard long ago (the old leader was down), but this leader
         // has led for less than the grace period: no verdict yet.
-        assert_eq!(verdict(at(100), GRACE, at(90), seen(Some(true), Some(10))), None);
-        assert_eq!(verdict(at(100), GRACE, at(90), seen(Some(true), None)), None);
-        assert_eq!(verdict(at(111), GRACE, at(90), seen(Some(true), None)), Some(false));
+        assert_eq!(
+            verdict(at(100), GRACE, at(90), seen(Some(true), Some(10))),
+            None
+        );
+        assert_eq!(
+            verdict(at(100), GRACE, at(90), seen(Some(true), None)),
+            None
+        );
+        assert_eq!(
+            verdict(at(111), GRACE, at(90), seen(Some(true), None)),
+            Some(false)
+        );
         // Nor does it call a node judged dead alive again without hearing it.
-        assert_eq!(verdict(at(100), GRACE, at(90), seen(Some(false), None)), None);
+        assert_eq!(
+            verdict(at(100), GRACE, at(90), seen(Some(false), None)),
+            None
+        );
     }
 
     #[test]
@@ -220,8 +254,17 @@ mod tests {
 
     #[test]
     fn heartbeats_fit_the_grace_period() {
-        assert_eq!(heartbeat_interval(Duration::from_secs(20)), Duration::from_secs(2));
-        assert_eq!(heartbeat_interval(Duration::from_secs(5)), Duration::from_millis(500));
-        assert_eq!(heartbeat_interval(Duration::from_secs(300)), Duration::from_secs(2));
+        assert_eq!(
+            heartbeat_interval(Duration::from_secs(20)),
+            Duration::from_secs(2)
+        );
+        assert_eq!(
+            heartbeat_interval(Duration::from_secs(5)),
+            Duration::from_millis(500)
+        );
+        assert_eq!(
+            heartbeat_interval(Duration::from_secs(300)),
+            Duration::from_secs(2)
+        );
     }
 }

@@ -1,8 +1,8 @@
 //! One snapshot stream session: Register out, Pushes in, Acks out.
 
+use std::time::Duration;
 use switchyard_api::v1::agent_message::Message;
 use switchyard_api::v1::agent_sync_client::AgentSyncClient;
-use std::time::Duration;
 
 use switchyard_api::v1::{Ack, AgentMessage, Heartbeat, Push, Register};
 use tokio::sync::{mpsc, watch};

@@ -61,7 +61,11 @@ impl Registry {
 /// controller word it.
 pub fn with_ready_condition(mut node: Node, ready: bool, now: &str) -> Node {
     let (status, reason, message) = match ready {
-        true => ("True", "AgentReady", "switchyard-agent is posting ready status"),
+        true => (
+            "True",
+            "AgentReady",
+            "switchyard-agent is posting ready status",
+        ),
         false => (
             "Unknown",
             "NodeStatusUnknown",
@@ -95,7 +99,12 @@ pub fn pod_on_node_change(pod: &Pod, node_ready: bool, now: &str) -> Option<Pod>
     match node_ready {
         false if pod.is_ready() => {
             write_ready_condition(&mut pod, false, now.to_string());
-            if let Some(c) = pod.status.conditions.iter_mut().find(|c| c.type_ == "Ready") {
+            if let Some(c) = pod
+                .status
+                .conditions
+                .iter_mut()
+                .find(|c| c.type_ == "Ready")
+            {
                 c.reason = Some(NODE_NOT_READY.to_string());
                 c.message = Some("the pod's node is not ready".to_string());
             }
@@ -159,7 +168,11 @@ mod tests {
         let down = pod_on_node_change(&pod(true, false), false, NOW).unwrap();
         assert_eq!(
             ready_of(&down),
-            ("False".into(), Some(NODE_NOT_READY.into()), Some(NOW.into()))
+            (
+                "False".into(),
+                Some(NODE_NOT_READY.into()),
+                Some(NOW.into())
+            )
         );
         let later = "2026-12-07T11:00:30Z";
         let up = pod_on_node_change(&down, true, later).unwrap();

@@ -75,10 +75,9 @@ pub fn prepare(
             // registration (or a manifest) never adds or drops one.
             // So are its conditions: the leader judges them.
             (n.status.certificates, n.status.conditions) = match old {
-                Some(Object::Node(o)) => (
-                    o.status.certificates.clone(),
-                    o.status.conditions.clone(),
-                ),
+                Some(Object::Node(o)) => {
+                    (o.status.certificates.clone(), o.status.conditions.clone())
+                }
                 _ => Default::default(),
             };
             validation::node(n).map_err(invalid)?

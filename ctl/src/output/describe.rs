@@ -88,8 +88,14 @@ pub fn describe_node(node: &Node) -> String {
         true => out.field(0, "Conditions", "<none>"),
         false => {
             out.line(0, "Conditions:");
-            out.line(1, "Type\tStatus\tLastHeartbeatTime\tLastTransitionTime\tReason\tMessage");
-            out.line(1, "----\t------\t-----------------\t------------------\t------\t-------");
+            out.line(
+                1,
+                "Type\tStatus\tLastHeartbeatTime\tLastTransitionTime\tReason\tMessage",
+            );
+            out.line(
+                1,
+                "----\t------\t-----------------\t------------------\t------\t-------",
+            );
             for c in &status.conditions {
                 let cells = [
                     c.type_.clone(),

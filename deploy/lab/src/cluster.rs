@@ -535,7 +535,8 @@ impl Cluster {
         self.swctl_ok(&["apply", "-f", &path.to_string_lossy()])
     }
 
-    /// Waits until every connected node has ACKed the newest snapshot.
+    /// Waits until every connected node is Ready and has ACKed the newest
+    /// snapshot.
     pub fn wait_synced(&self, timeout: Duration) -> Result<()> {
         // Let the control plane cut a version for any write just made.
         std::thread::sleep(Duration::from_millis(60));
@@ -545,7 +546,10 @@ impl Cluster {
         while Instant::now() < deadline {
             if let Ok(out) = self.swctl_ok(&["get", "nodes", "--no-headers"]) {
                 let rows: Vec<&str> = out.lines().filter(|l| !l.trim().is_empty()).collect();
-                let synced = rows.iter().filter(|l| l.contains(" SYNCED ")).count();
+                let synced = rows
+                    .iter()
+                    .filter(|l| l.contains(" Ready ") && l.contains(" SYNCED "))
+                    .count();
                 if synced >= running && rows.len() >= running {
                     return Ok(());
                 }
