@@ -123,8 +123,3 @@ fn agents_fail_over_between_control_planes_on_etcd_and_no_request_fails() {
         "requests while etcd had no quorum:\n{log}"
     );
 }
-
-fn loop_result(guard: &switchyard_lab::ChildGuard) -> String {
-    guard.wait_for_log("done", Duration::from_secs(90)).unwrap();
-    guard.log()
-}

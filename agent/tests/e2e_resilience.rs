@@ -9,11 +9,6 @@ use std::time::{Duration, Instant};
 
 use e2e::*;
 
-fn loop_result(guard: &switchyard_lab::ChildGuard) -> String {
-    guard.wait_for_log("done", Duration::from_secs(60)).unwrap();
-    guard.log()
-}
-
 #[test]
 fn agent_restart_under_load_fails_no_request() {
     let Some(mut c) = cluster("agent_restart_under_load_fails_no_request", &[]) else {

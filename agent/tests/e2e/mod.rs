@@ -165,6 +165,48 @@ pub fn request_loop(c: &Cluster, ns: &str, url: &str, n: usize, pause: &str) -> 
     c.lab.spawn(ns, &["sh", "-c", &script]).unwrap()
 }
 
+/// [`request_loop`] with the time of each result: `ok <unix secs>` or
+/// `FAIL <code> <unix secs>`, one request every `pause` seconds, curl
+/// giving each at most a second.
+pub fn timed_request_loop(c: &Cluster, ns: &str, url: &str, n: usize, pause: &str) -> ChildGuard {
+    let script = format!(
+        "for i in $(seq 1 {n}); do curl -s -o /dev/null --connect-timeout 1 --max-time 1 {url}; rc=$?; if [ $rc -eq 0 ]; then echo ok $(date +%s.%N); else echo FAIL $rc $(date +%s.%N); fi; sleep {pause}; done; echo done"
+    );
+    c.lab.spawn(ns, &["sh", "-c", &script]).unwrap()
+}
+
+/// The times (unix seconds) of the failures a [`timed_request_loop`] logged,
+/// and how many requests it made.
+pub fn loop_failures(log: &str) -> (Vec<f64>, usize) {
+    let mut failures = Vec::new();
+    let mut total = 0;
+    for line in log.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            ["ok", _] => total += 1,
+            ["FAIL", _, at] => {
+                total += 1;
+                failures.push(at.parse().unwrap());
+            }
+            _ => {}
+        }
+    }
+    (failures, total)
+}
+
+/// Waits for a request loop to finish; its log.
+pub fn loop_result(guard: &ChildGuard) -> String {
+    guard.wait_for_log("done", Duration::from_secs(90)).unwrap();
+    guard.log()
+}
+
+pub fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
 /// Sends `count` UDP datagrams from a fixed source port; returns the reply
 /// lines (`timeout` for a missing one).
 pub fn udp(c: &Cluster, ns: &str, to: &str, from_port: u16, count: usize) -> Vec<String> {

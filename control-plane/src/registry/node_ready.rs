@@ -131,11 +131,13 @@ mod tests {
             node_name: Some("node-2".into()),
             containers: vec![Container {
                 name: "web".into(),
-                readiness_probe: probed.then(|| Probe {
-                    tcp_socket: Some(TcpSocketAction {
-                        port: IntOrString::Int(80),
-                    }),
-                    ..Default::default()
+                readiness_probe: probed.then(|| {
+                    Box::new(Probe {
+                        tcp_socket: Some(TcpSocketAction {
+                            port: IntOrString::Int(80),
+                        }),
+                        ..Default::default()
+                    })
                 }),
                 ..Default::default()
             }],

@@ -486,6 +486,13 @@ impl Cluster {
         self.agents[i - 1] = None;
     }
 
+    /// SIGKILLs an agent, as a power cut would.
+    pub fn kill_agent(&mut self, i: usize) {
+        if let Some(agent) = self.agents[i - 1].take() {
+            agent.kill();
+        }
+    }
+
     pub fn agent_log(&self, i: usize) -> String {
         self.agents[i - 1]
             .as_ref()

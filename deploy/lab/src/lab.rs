@@ -282,6 +282,15 @@ impl Lab {
 
     /// Adds (or replaces) a route to `cidr` via `via` inside lab namespace
     /// `ns`, e.g. to let the client reach an external/LB IP through a node.
+    /// Unplugs node `i` from the bridge (`up: false`), as a pulled cable
+    /// would: the bridge's port goes down, the node keeps its addresses and
+    /// routes, and plugs back in with `up: true`.
+    pub fn set_node_link(&self, i: usize, up: bool) -> Result<()> {
+        let port = self.node(i).peer_if.clone();
+        let state = if up { "up" } else { "down" };
+        cmd::ip_in(self.bridge_ns(), &["link", "set", &port, state]).map(|_| ())
+    }
+
     pub fn add_route_via(&self, ns: &str, cidr: impl Display, via: impl Display) -> Result<()> {
         self.check_ns(ns)?;
         route_via(ns, &cidr.to_string(), &via.to_string())
