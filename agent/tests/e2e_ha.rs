@@ -30,10 +30,14 @@ fn agents_fail_over_between_control_planes_on_etcd_and_no_request_fails() {
         },
         etcd_members: 3,
         control_planes: 2,
+        // Short, so a failover that forgot to give nodes a full grace
+        // period would flap them within the test.
+        control_plane_args: vec!["--node-monitor-grace-period".into(), "5s".into()],
         ..Default::default()
     })
     .expect("cluster starts");
     let (_backends, url) = serve_web(&c, "");
+    let ready_since = ready_transitions(&c);
     let from_pod = request_loop(&c, &c.lab.pod(1, 2).ns, &url, 240, "0.05");
     let mut reachable_after = Vec::new();
     for (round, victim) in [1, 2].into_iter().enumerate() {
@@ -88,6 +92,8 @@ fn agents_fail_over_between_control_planes_on_etcd_and_no_request_fails() {
         .filter_map(|l| l.split_whitespace().next())
         .collect();
     assert_eq!(names, ["cp-1", "cp-2"], "{table}");
+    // No node turned NotReady across the leader kills.
+    assert_eq!(ready_transitions(&c), ready_since);
 
     // etcd loses its quorum: writes fail, everything else goes on.
     let from_pod = request_loop(&c, &c.lab.pod(2, 2).ns, &url, 100, "0.05");
@@ -122,4 +128,27 @@ fn agents_fail_over_between_control_planes_on_etcd_and_no_request_fails() {
         100,
         "requests while etcd had no quorum:\n{log}"
     );
+}
+
+/// Each node's Ready status and when it last changed.
+fn ready_transitions(c: &Cluster) -> Vec<(String, String, String)> {
+    let nodes = json(c, &["get", "nodes"]);
+    nodes["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| {
+            let ready = n["status"]["conditions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["type"] == "Ready")
+                .unwrap();
+            (
+                n["metadata"]["name"].as_str().unwrap().to_string(),
+                ready["status"].as_str().unwrap().to_string(),
+                ready["lastTransitionTime"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
 }

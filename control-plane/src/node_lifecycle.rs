@@ -8,7 +8,9 @@
 //! last-heard times the others announce in their member records (heartbeats
 //! cost the store nothing; only a transition is written). A control plane
 //! that starts or takes over leadership gives every node a full grace
-//! period first, so a restart or a failover never flaps a healthy node.
+//! period first, and a record too old to tell (its control plane or the
+//! store is down) neither kills nor revives the nodes it lists, so a
+//! restart, a failover or a store outage never flaps a healthy node.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};
@@ -18,6 +20,7 @@ use switchyard_api::resources::{Kind, Node, Object};
 
 use crate::metrics::{Metrics, ReadyLabel};
 use crate::registry::Registry;
+use crate::sync::nodes::Heard;
 use crate::sync::NodeTable;
 
 /// How often the leader judges.
@@ -27,9 +30,8 @@ const JUDGE_EVERY: Duration = Duration::from_secs(1);
 pub const MIN_GRACE: Duration = Duration::from_secs(5);
 
 /// How often agents send a heartbeat for a given grace period: ten per
-/// grace period, at most every 2 s, so a node heard through another
-/// control plane's record (refreshed every 2 s, read every 2 s) still
-/// looks alive well within the grace period.
+/// grace period, at most every 2 s, so a few lost or late ones never make
+/// a live node look dead.
 pub fn heartbeat_interval(grace: Duration) -> Duration {
     (grace / 10).clamp(Duration::from_millis(500), Duration::from_secs(2))
 }
@@ -43,6 +45,9 @@ pub struct Seen {
     pub not_ready_since: Option<SystemTime>,
     /// When its agent was last heard from, by any control plane.
     pub heard: Option<SystemTime>,
+    /// Listed by a control plane whose record is too old to tell: no
+    /// verdict of NotReady for now.
+    pub unknown: bool,
 }
 
 /// The Ready status a node must turn to now, if it must change.
@@ -70,22 +75,30 @@ pub fn verdict(
     if alive {
         return (seen.ready != Some(true)).then_some(true);
     }
+    if seen.unknown {
+        return None;
+    }
     let silent_since = seen.heard.map_or(leading_since, |h| h.max(leading_since));
     (age(silent_since) > grace && seen.ready != Some(false)).then_some(false)
 }
 
 /// What the leader knows of `node`.
-fn seen(node: &Node, heard: &HashMap<String, SystemTime>) -> Seen {
+fn seen(node: &Node, heard: &HashMap<String, Heard>) -> Seen {
     let condition = node.ready_condition();
     let not_ready_since = condition
         .filter(|c| c.status != "True")
         .and_then(|c| c.last_transition_time.as_deref())
         .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
         .map(SystemTime::from);
+    let heard = heard.get(&node.metadata.name).copied();
     Seen {
         ready: node.is_ready(),
         not_ready_since,
-        heard: heard.get(&node.metadata.name).copied(),
+        heard: match heard {
+            Some(Heard::At(at)) => Some(at),
+            _ => None,
+        },
+        unknown: heard == Some(Heard::Unknown),
     }
 }
 
@@ -125,8 +138,8 @@ async fn judge(
     grace: Duration,
     leading_since: SystemTime,
 ) {
-    let heard = nodes.last_heard();
     let now = SystemTime::now();
+    let heard = nodes.last_heard(now);
     let (changes, not_ready) = registry.with_state(|state| {
         let mut not_ready = 0;
         let mut changes = Vec::new();
@@ -182,6 +195,7 @@ mod tests {
             ready,
             not_ready_since: None,
             heard: heard.map(at),
+            unknown: false,
         }
     }
 
@@ -242,6 +256,7 @@ mod tests {
             ready: Some(false),
             not_ready_since: Some(at(50)),
             heard: Some(at(45)),
+            unknown: false,
         };
         // Heard 5 s before the judgement (a record read late): still not ready.
         assert_eq!(verdict(at(55), GRACE, at(0), judged), None);
@@ -250,6 +265,18 @@ mod tests {
             ..judged
         };
         assert_eq!(verdict(at(55), GRACE, at(0), back), Some(true));
+    }
+
+    #[test]
+    fn a_node_only_a_stale_record_lists_is_neither_judged_dead_nor_revived() {
+        let unknown = |ready| Seen {
+            ready,
+            not_ready_since: Some(at(10)),
+            heard: None,
+            unknown: true,
+        };
+        assert_eq!(verdict(at(100), GRACE, at(0), unknown(Some(true))), None);
+        assert_eq!(verdict(at(100), GRACE, at(0), unknown(Some(false))), None);
     }
 
     #[test]

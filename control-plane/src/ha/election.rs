@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use super::{Coordination, Member, Peers};
 use crate::registry::Registry;
 use crate::sync::cache::SnapshotCache;
-use crate::sync::nodes::NodeTable;
+use crate::sync::nodes::{unix_millis, Announced, NodeTable};
 use crate::tunnel::Broker;
 
 /// The leader lease's TTL: how long a cut-off leader may hold on.
@@ -50,6 +50,7 @@ impl Announcement {
             agents: u32::try_from(nodes.len()).unwrap_or(u32::MAX),
             nodes,
             tunnels: self.broker.connected_nodes(),
+            announced_unix_ms: unix_millis(std::time::SystemTime::now()),
         }
     }
 }
@@ -166,8 +167,15 @@ async fn lead(
     match coord.members().await {
         Ok(members) => {
             let others: Vec<Member> = members.into_iter().filter(|m| m.name != me.name).collect();
-            me.nodes
-                .set_elsewhere(others.iter().flat_map(|m| m.nodes.clone()));
+            me.nodes.set_elsewhere(others.iter().flat_map(|m| {
+                m.nodes.iter().map(|(node, report)| {
+                    let announced = Announced {
+                        report: report.clone(),
+                        announced_unix_ms: m.announced_unix_ms,
+                    };
+                    (node.clone(), announced)
+                })
+            }));
             me.peers.set(others);
         }
         Err(e) => tracing::warn!(error = %e, "cannot read the other control planes"),

@@ -37,6 +37,10 @@ pub struct Member {
     /// The agents whose port-forward tunnels end here.
     #[serde(default)]
     pub tunnels: Vec<String>,
+    /// When this record was written (Unix ms, its writer's clock): how old
+    /// the last-heard times in `nodes` are.
+    #[serde(default)]
+    pub announced_unix_ms: u64,
 }
 
 /// One agent's sync state as the control plane it streams from saw it:

@@ -55,6 +55,7 @@ mod tests {
             agents: 0,
             nodes: Default::default(),
             tunnels: tunnels.iter().map(|s| s.to_string()).collect(),
+            announced_unix_ms: 0,
         }
     }
 

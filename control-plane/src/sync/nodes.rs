@@ -59,7 +59,7 @@ pub struct NodeTable {
     nodes: RwLock<HashMap<String, NodeSync>>,
     /// Agents streaming from other control planes on the same store, as
     /// those last announced them (a few seconds old at most).
-    elsewhere: RwLock<HashMap<String, NodeReport>>,
+    elsewhere: RwLock<HashMap<String, Announced>>,
 }
 
 impl NodeTable {
@@ -140,25 +140,31 @@ impl NodeTable {
     }
 
     /// Replaces what the other control planes report of their agents.
-    pub fn set_elsewhere(&self, reports: impl IntoIterator<Item = (String, NodeReport)>) {
+    pub fn set_elsewhere(&self, reports: impl IntoIterator<Item = (String, Announced)>) {
         *self.elsewhere.write().unwrap_or_else(|e| e.into_inner()) = reports.into_iter().collect();
     }
 
     /// When each node's agent was last heard from by any control plane:
-    /// here, or as the others last announced it.
-    pub fn last_heard(&self) -> HashMap<String, SystemTime> {
-        let mut heard: HashMap<String, SystemTime> = self
+    /// here, or as the others announced it (see [`Announced::heard`]).
+    pub fn last_heard(&self, now: SystemTime) -> HashMap<String, Heard> {
+        let mut heard: HashMap<String, Heard> = self
             .nodes
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .iter()
-            .filter_map(|(name, n)| Some((name.clone(), n.last_heard?)))
+            .filter_map(|(name, n)| Some((name.clone(), Heard::At(n.last_heard?))))
             .collect();
         let elsewhere = self.elsewhere.read().unwrap_or_else(|e| e.into_inner());
-        for (name, report) in elsewhere.iter().filter(|(_, r)| r.last_heard_unix_ms > 0) {
-            let at = UNIX_EPOCH + Duration::from_millis(report.last_heard_unix_ms);
-            let entry = heard.entry(name.clone()).or_insert(at);
-            *entry = (*entry).max(at);
+        for (name, announced) in elsewhere.iter() {
+            let Some(there) = announced.heard(now) else {
+                continue;
+            };
+            let merged = match (heard.get(name), there) {
+                (Some(Heard::At(a)), Heard::At(b)) => Heard::At((*a).max(b)),
+                (Some(Heard::At(a)), Heard::Unknown) => Heard::At(*a),
+                (_, there) => there,
+            };
+            heard.insert(name.clone(), merged);
         }
         heard
     }
@@ -179,7 +185,7 @@ impl NodeTable {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .get(node)
-            .cloned();
+            .map(|a| a.report.clone());
         let heard = elsewhere
             .as_ref()
             .filter(|r| r.last_heard_unix_ms > 0)
@@ -211,7 +217,48 @@ impl NodeTable {
     }
 }
 
-fn unix_millis(at: SystemTime) -> u64 {
+/// An agent's report as another control plane announced it, and when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Announced {
+    pub report: NodeReport,
+    /// That control plane's clock when it wrote its record (Unix ms).
+    pub announced_unix_ms: u64,
+}
+
+/// What is known of when an agent was last heard from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Heard {
+    At(SystemTime),
+    /// Listed in a record too old to tell: neither alive nor dead.
+    Unknown,
+}
+
+/// A record older than this tells nothing of its agents any more: its
+/// control plane (or the store) is down, or this one cannot read it.
+pub const STALE_RECORD: Duration = Duration::from_secs(6);
+
+impl Announced {
+    /// When the agent counts as last heard from, judged at `now`: as long
+    /// before `now` as it had been silent when its record was written (only
+    /// differences of one control plane's clock, and none of the record's
+    /// delay, count against it); unknown while the record is stale, so a
+    /// control plane or store outage neither makes nodes look dead nor
+    /// brings a dead one back.
+    pub fn heard(&self, now: SystemTime) -> Option<Heard> {
+        let heard = self.report.last_heard_unix_ms;
+        if heard == 0 {
+            return None;
+        }
+        let announced = UNIX_EPOCH + Duration::from_millis(self.announced_unix_ms);
+        if now.duration_since(announced).unwrap_or_default() > STALE_RECORD {
+            return Some(Heard::Unknown);
+        }
+        let silent = Duration::from_millis(self.announced_unix_ms.saturating_sub(heard));
+        Some(Heard::At(now - silent))
+    }
+}
+
+pub(crate) fn unix_millis(at: SystemTime) -> u64 {
     at.duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
@@ -256,11 +303,14 @@ mod tests {
         let mut status = NodeStatus::default();
         table.set_elsewhere([(
             "n2".to_string(),
-            NodeReport {
-                state: "SYNCED".into(),
-                applied_version: 7,
-                last_error: None,
-                last_heard_unix_ms: 0,
+            Announced {
+                report: NodeReport {
+                    state: "SYNCED".into(),
+                    applied_version: 7,
+                    last_error: None,
+                    last_heard_unix_ms: 0,
+                },
+                announced_unix_ms: 0,
             },
         )]);
         // Its own control plane's verdict, whatever the version here.
@@ -278,5 +328,40 @@ mod tests {
         table.set_elsewhere([]);
         table.fill_status("n2", 7, &mut status);
         assert_eq!(status.sync_state.as_deref(), Some("DISCONNECTED"));
+    }
+
+    #[test]
+    fn a_node_heard_elsewhere_counts_its_silence_when_the_record_was_written() {
+        let at = |ms: u64| UNIX_EPOCH + Duration::from_millis(ms);
+        let announced = |heard: u64, written: u64| Announced {
+            report: NodeReport {
+                last_heard_unix_ms: heard,
+                ..Default::default()
+            },
+            announced_unix_ms: written,
+        };
+        // Silent 1.5 s when written 3 s ago: 1.5 s silent now, not 4.5 s.
+        let now = at(1_000_000);
+        assert_eq!(
+            announced(995_500, 997_000).heard(now),
+            Some(Heard::At(at(998_500)))
+        );
+        // A stale record (its writer or the store is down): unknown.
+        assert_eq!(announced(990_000, 993_000).heard(now), Some(Heard::Unknown));
+        assert_eq!(announced(0, 999_000).heard(now), None);
+
+        let table = NodeTable::default();
+        table.set_elsewhere([
+            ("n2".to_string(), announced(995_500, 997_000)),
+            ("n3".to_string(), announced(990_000, 993_000)),
+            ("n1".to_string(), announced(990_000, 993_000)),
+        ]);
+        let local = table.connected("n1", 0);
+        table.heard("n1", local);
+        let heard = table.last_heard(now);
+        assert_eq!(heard["n2"], Heard::At(at(998_500)));
+        assert_eq!(heard["n3"], Heard::Unknown);
+        // Heard here beats a stale record elsewhere.
+        assert!(matches!(heard["n1"], Heard::At(_)));
     }
 }
