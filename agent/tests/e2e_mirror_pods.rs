@@ -40,7 +40,8 @@ fn service(name: &str, extra_spec: &str) -> String {
 }
 
 fn endpoints(c: &Cluster, svc: &str) -> String {
-    c.swctl_ok(&["get", "endpoints", svc, "--no-headers"]).unwrap()
+    c.swctl_ok(&["get", "endpoints", svc, "--no-headers"])
+        .unwrap()
 }
 
 #[test]
@@ -64,8 +65,11 @@ fn a_host_process_declared_by_a_manifest_serves_every_data_path() {
     let manifest = c.pod_manifests_dir(1).join("host-web.yaml");
     std::fs::write(&manifest, MANIFEST).unwrap();
     c.apply(&service("host-web", "")).unwrap();
-    c.apply(&service("host-web-local", "  externalTrafficPolicy: Local\n"))
-        .unwrap();
+    c.apply(&service(
+        "host-web-local",
+        "  externalTrafficPolicy: Local\n",
+    ))
+    .unwrap();
     let address = format!("{}:8080", node1.ip);
     eventually(
         "the mirror pod's address is a ready endpoint",
@@ -116,7 +120,10 @@ fn a_host_process_declared_by_a_manifest_serves_every_data_path() {
     for _ in 0..3 {
         let body = served(&node1.ns, &cluster_url);
         // Masqueraded to the node's address, as any hairpin.
-        assert!(body.starts_with(&format!("host-web {}:", node1.ip)), "{body}");
+        assert!(
+            body.starts_with(&format!("host-web {}:", node1.ip)),
+            "{body}"
+        );
     }
     served(&node1.ns, &format!("http://{}:{port}/", node1.ip));
     // Local policy: node 1 serves and keeps the client's address; node 2
@@ -135,11 +142,9 @@ fn a_host_process_declared_by_a_manifest_serves_every_data_path() {
     // The file goes: so does the endpoint, within 2 s.
     std::fs::remove_file(&manifest).unwrap();
     let removed = Instant::now();
-    eventually(
-        "the endpoint is gone",
-        Duration::from_secs(5),
-        || !endpoints(&c, "host-web").contains(&address),
-    );
+    eventually("the endpoint is gone", Duration::from_secs(5), || {
+        !endpoints(&c, "host-web").contains(&address)
+    });
     let took = removed.elapsed();
     assert!(took < Duration::from_secs(2), "took {took:?}");
     assert_eq!(
@@ -158,11 +163,18 @@ fn a_host_process_declared_by_a_manifest_serves_every_data_path() {
     c.stop_agent(1);
     std::fs::remove_file(&manifest).unwrap();
     std::thread::sleep(Duration::from_secs(2));
-    assert!(endpoints(&c, "host-web").contains(&address), "nobody deleted it yet");
+    assert!(
+        endpoints(&c, "host-web").contains(&address),
+        "nobody deleted it yet"
+    );
     c.start_agent(1).unwrap();
-    eventually("the restarted agent deletes it", Duration::from_secs(10), || {
-        !c.swctl_ok(&["get", "pods", "-o", "name"])
-            .unwrap()
-            .contains("host-web-node-1")
-    });
+    eventually(
+        "the restarted agent deletes it",
+        Duration::from_secs(10),
+        || {
+            !c.swctl_ok(&["get", "pods", "-o", "name"])
+                .unwrap()
+                .contains("host-web-node-1")
+        },
+    );
 }

@@ -204,8 +204,7 @@ fn the_manifest_loop_keeps_mirror_pods_in_step_with_the_files() {
 
     std::fs::write(&manifest, web.replace("8080", "8081")).unwrap();
     wait("the update", &|| {
-        cp.json(&["get", "pod", "web-node-1"])["spec"]["containers"][0]["ports"][0]
-            ["containerPort"]
+        cp.json(&["get", "pod", "web-node-1"])["spec"]["containers"][0]["ports"][0]["containerPort"]
             == 8081
     });
     let updated = cp.json(&["get", "pod", "web-node-1"]);
@@ -217,5 +216,9 @@ fn the_manifest_loop_keeps_mirror_pods_in_step_with_the_files() {
     std::fs::remove_file(&manifest).unwrap();
     let removed = Instant::now();
     wait("the deletion", &|| names().is_empty());
-    assert!(removed.elapsed() < Duration::from_secs(3), "{:?}", removed.elapsed());
+    assert!(
+        removed.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        removed.elapsed()
+    );
 }

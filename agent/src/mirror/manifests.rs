@@ -151,7 +151,8 @@ fn decode(object: Value) -> Result<Pod, String> {
             ))
         }
     }
-    serde_json::from_value(object).map_err(|e| format!("Pod in version \"v1\" cannot be handled as a Pod: {e}"))
+    serde_json::from_value(object)
+        .map_err(|e| format!("Pod in version \"v1\" cannot be handled as a Pod: {e}"))
 }
 
 /// The mirror pod of a declared pod on `host`.
@@ -318,9 +319,19 @@ spec:
         let names: Vec<String> = declared.pods.iter().map(|p| p.key.to_string()).collect();
         assert_eq!(names, vec!["default/web-node-1", "data/db-node-1"]);
         let db = &declared.pods[1].pod;
-        assert_eq!(db.spec.node_name.as_deref(), Some("node-1"), "bound here, whatever the file says");
+        assert_eq!(
+            db.spec.node_name.as_deref(),
+            Some("node-1"),
+            "bound here, whatever the file says"
+        );
         assert_eq!(db.status.pod_ip.as_deref(), Some("10.244.1.5"));
-        assert_eq!((db.metadata.uid.as_deref(), db.metadata.resource_version.as_deref()), (None, None));
+        assert_eq!(
+            (
+                db.metadata.uid.as_deref(),
+                db.metadata.resource_version.as_deref()
+            ),
+            (None, None)
+        );
         assert_eq!(
             declared.ignored,
             vec!["ignoring Service \"web\" in /etc/pods/all.yml (document 2): only Pods are mirrored"]
@@ -344,12 +355,16 @@ spec:
             Err(ManifestError::Invalid {
                 file: "d/db.yaml".into(),
                 document: 2,
-                message: "status.podIP: Required value: a pod without hostNetwork must give its address".into()
+                message:
+                    "status.podIP: Required value: a pod without hostNetwork must give its address"
+                        .into()
             })
         );
         let unnamed = WEB.replace("  name: web\n", "");
         assert_eq!(
-            parse("d/x.yaml", &unnamed, &host()).unwrap_err().to_string(),
+            parse("d/x.yaml", &unnamed, &host())
+                .unwrap_err()
+                .to_string(),
             "error validating \"d/x.yaml\" (document 1): metadata.name: Required value"
         );
         let v2 = WEB.replace("apiVersion: v1", "apiVersion: v2");
@@ -371,7 +386,9 @@ spec:
     #[test]
     fn the_first_file_wins_a_name_declared_twice() {
         let a = parse("a.yaml", WEB, &host()).unwrap().pods;
-        let b = parse("b.yaml", &WEB.replace("8080", "9090"), &host()).unwrap().pods;
+        let b = parse("b.yaml", &WEB.replace("8080", "9090"), &host())
+            .unwrap()
+            .pods;
         let (pods, conflicts) = desired([("a.yaml", &a[..]), ("b.yaml", &b[..])]);
         assert_eq!(pods.len(), 1);
         assert_eq!(pods.values().next().unwrap().hash, a[0].hash);

@@ -18,7 +18,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 pub use dir::{DirError, ManifestDir};
-pub use manifests::{desired, hash, mirror, parse, Declared, Host, ManifestError, MirrorPod, PodKey};
+pub use manifests::{
+    desired, hash, mirror, parse, Declared, Host, ManifestError, MirrorPod, PodKey,
+};
 pub use sync::{diff, stored_mirrors, Change, POLL, RESYNC};
 
 use crate::connection::Channels;

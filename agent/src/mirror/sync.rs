@@ -25,18 +25,18 @@ pub const RESYNC: Duration = Duration::from_secs(60);
 
 /// One write that brings the stored mirror pods to the declared ones.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Change {
+pub enum Change<'a> {
     /// Create, or update one whose hash differs.
-    Apply(MirrorPod),
+    Apply(&'a MirrorPod),
     Delete(PodKey),
 }
 
 /// The writes from `stored` (mirror pods of this node, by their hash) to
 /// `declared`. Pure.
-pub fn diff(
-    declared: &BTreeMap<PodKey, MirrorPod>,
+pub fn diff<'a>(
+    declared: &'a BTreeMap<PodKey, MirrorPod>,
     stored: &BTreeMap<PodKey, String>,
-) -> Vec<Change> {
+) -> Vec<Change<'a>> {
     let deletes = stored
         .keys()
         .filter(|key| !declared.contains_key(*key))
@@ -44,7 +44,7 @@ pub fn diff(
     let applies = declared
         .values()
         .filter(|pod| stored.get(&pod.key) != Some(&pod.hash))
-        .map(|pod| Change::Apply(pod.clone()));
+        .map(Change::Apply);
     deletes.chain(applies).collect()
 }
 
@@ -116,7 +116,9 @@ pub async fn run(mut dir: ManifestDir, host: Host, channels: Channels, metrics: 
                     for line in conflicts {
                         tracing::warn!("{line}");
                     }
-                    metrics.mirror_pods.set(i64::try_from(pods.len()).unwrap_or(i64::MAX));
+                    metrics
+                        .mirror_pods
+                        .set(i64::try_from(pods.len()).unwrap_or(i64::MAX));
                     declared = Some(pods);
                 }
             }
@@ -195,7 +197,7 @@ async fn list(channels: &Channels, node: &str) -> Result<BTreeMap<PodKey, String
     Ok(stored_mirrors(pods, node))
 }
 
-async fn write(channels: &Channels, change: &Change) -> Result<(), WriteError> {
+async fn write(channels: &Channels, change: &Change<'_>) -> Result<(), WriteError> {
     let mut client = ResourcesClient::new(channels.borrow().clone());
     match change {
         Change::Apply(mirror) => {
@@ -255,10 +257,12 @@ mod tests {
                 pod.metadata.name = name.to_string();
                 pod.spec.host_network = true;
                 pod.spec.containers.push(Default::default());
-                pod.spec.containers[0].ports.push(switchyard_api::resources::ContainerPort {
-                    container_port: i32::from(*port),
-                    ..Default::default()
-                });
+                pod.spec.containers[0]
+                    .ports
+                    .push(switchyard_api::resources::ContainerPort {
+                        container_port: i32::from(*port),
+                        ..Default::default()
+                    });
                 let m = manifests::mirror(pod, &host()).unwrap();
                 (m.key.clone(), m)
             })

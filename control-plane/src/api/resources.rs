@@ -58,7 +58,8 @@ impl ResourcesApi {
     /// The stored object, shared (not copied).
     fn stored(&self, kind: Kind, namespace: &str, name: &str) -> Option<Arc<Object>> {
         let key = crate::registry::state::object_key(kind, namespace, name);
-        self.registry.with_state(|state| state.get(kind, &key).cloned())
+        self.registry
+            .with_state(|state| state.get(kind, &key).cloned())
     }
 
     /// Nodes carry their agent's live sync state, which is not stored.

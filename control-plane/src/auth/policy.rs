@@ -393,28 +393,95 @@ mod tests {
         let refused = |why: &str| Err(format!("pods \"web-1\" is forbidden: {why}"));
         let not_mirror = "pod does not have \"kubernetes.io/config.mirror\" annotation, node \"node-1\" can only create mirror pods";
         let not_bound = "node \"node-1\" can only create pods with spec.nodeName set to itself";
-        let update = "node \"node-1\" can only update pod status for pods with spec.nodeName set to itself";
+        let update =
+            "node \"node-1\" can only update pod status for pods with spec.nodeName set to itself";
         let delete_other = "node \"node-1\" can only delete pods with spec.nodeName set to itself";
         let delete_plain = "pod does not have \"kubernetes.io/config.mirror\" annotation, node \"node-1\" can only delete mirror pods";
-        let rows: Vec<(Verb, Option<PodFacts>, Option<PodFacts>, Result<(), String>)> = vec![
+        type Row<'a> = (
+            Verb,
+            Option<PodFacts<'a>>,
+            Option<PodFacts<'a>>,
+            Result<(), String>,
+        );
+        let rows: Vec<Row> = vec![
             (Verb::Create, Some(mirror("node-1")), None, Ok(())),
-            (Verb::Create, Some(plain("node-1")), None, refused(not_mirror)),
-            (Verb::Create, Some(plain("node-2")), None, refused(not_mirror)),
-            (Verb::Create, Some(mirror("node-2")), None, refused(not_bound)),
+            (
+                Verb::Create,
+                Some(plain("node-1")),
+                None,
+                refused(not_mirror),
+            ),
+            (
+                Verb::Create,
+                Some(plain("node-2")),
+                None,
+                refused(not_mirror),
+            ),
+            (
+                Verb::Create,
+                Some(mirror("node-2")),
+                None,
+                refused(not_bound),
+            ),
             (Verb::Create, Some(mirror("")), None, refused(not_bound)),
             (Verb::Create, None, None, refused(not_bound)),
-            (Verb::Patch, Some(mirror("node-1")), Some(mirror("node-1")), Ok(())),
-            (Verb::Update, Some(mirror("node-1")), Some(mirror("node-1")), Ok(())),
-            (Verb::Patch, Some(mirror("node-1")), Some(plain("node-1")), refused(update)),
-            (Verb::Patch, Some(plain("node-1")), Some(mirror("node-1")), refused(update)),
-            (Verb::Patch, Some(mirror("node-1")), Some(mirror("node-2")), refused(update)),
-            (Verb::Patch, Some(mirror("node-2")), Some(mirror("node-1")), refused(update)),
+            (
+                Verb::Patch,
+                Some(mirror("node-1")),
+                Some(mirror("node-1")),
+                Ok(()),
+            ),
+            (
+                Verb::Update,
+                Some(mirror("node-1")),
+                Some(mirror("node-1")),
+                Ok(()),
+            ),
+            (
+                Verb::Patch,
+                Some(mirror("node-1")),
+                Some(plain("node-1")),
+                refused(update),
+            ),
+            (
+                Verb::Patch,
+                Some(plain("node-1")),
+                Some(mirror("node-1")),
+                refused(update),
+            ),
+            (
+                Verb::Patch,
+                Some(mirror("node-1")),
+                Some(mirror("node-2")),
+                refused(update),
+            ),
+            (
+                Verb::Patch,
+                Some(mirror("node-2")),
+                Some(mirror("node-1")),
+                refused(update),
+            ),
             (Verb::Patch, Some(mirror("node-1")), None, refused(update)),
             (Verb::Delete, None, Some(mirror("node-1")), Ok(())),
             (Verb::Delete, None, None, Ok(())),
-            (Verb::Delete, None, Some(mirror("node-2")), refused(delete_other)),
-            (Verb::Delete, None, Some(plain("node-2")), refused(delete_other)),
-            (Verb::Delete, None, Some(plain("node-1")), refused(delete_plain)),
+            (
+                Verb::Delete,
+                None,
+                Some(mirror("node-2")),
+                refused(delete_other),
+            ),
+            (
+                Verb::Delete,
+                None,
+                Some(plain("node-2")),
+                refused(delete_other),
+            ),
+            (
+                Verb::Delete,
+                None,
+                Some(plain("node-1")),
+                refused(delete_plain),
+            ),
         ];
         for (verb, pod, stored, answer) in rows {
             let mut action = Action::new(verb, "pods")
@@ -422,7 +489,11 @@ mod tests {
                 .name("web-1")
                 .stored(stored);
             action.pod = pod;
-            assert_eq!(authorize(&n1, &action), answer, "{verb:?} {pod:?} {stored:?}");
+            assert_eq!(
+                authorize(&n1, &action),
+                answer,
+                "{verb:?} {pod:?} {stored:?}"
+            );
         }
         // Reads: only a list narrowed to its own pods.
         let list = Action::new(Verb::List, "pods").namespace("default");
@@ -432,7 +503,13 @@ mod tests {
             Err("pods is forbidden: User \"node:node-1\" cannot list resource \"pods\" in namespace \"default\"".to_string())
         );
         assert!(authorize(&n1, &list).is_err());
-        assert!(authorize(&n1, &Action::new(Verb::Get, "pods").name("web-1").of_node("node-1")).is_err());
+        assert!(authorize(
+            &n1,
+            &Action::new(Verb::Get, "pods")
+                .name("web-1")
+                .of_node("node-1")
+        )
+        .is_err());
         assert!(authorize(&n1, &Action::new(Verb::Watch, "pods").of_node("node-1")).is_err());
         // The rows are NodeRestriction's alone: users are judged by role.
         let sent = Action::new(Verb::Create, "pods")
