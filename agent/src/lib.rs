@@ -6,7 +6,8 @@
 //! turn that into an nftables table; `conntrack` clears stale UDP flows;
 //! `probe` runs readiness probes for pods on this node; `identity` joins
 //! the cluster and keeps this node's certificate renewed, `connection` the
-//! channel that carries it.
+//! channel that carries it; `mirror` turns the host's pod manifests into
+//! mirror pods.
 #![forbid(unsafe_code)]
 
 pub mod connection;
@@ -17,6 +18,7 @@ pub mod handover;
 pub mod health;
 pub mod identity;
 pub mod metrics;
+pub mod mirror;
 pub mod model;
 pub mod nft;
 pub mod probe;

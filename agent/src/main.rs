@@ -22,7 +22,7 @@ use switchyard_agent::nft::{DataPath, NftCommand, DEFAULT_TABLE};
 use switchyard_agent::probe::{Prober, Reporter};
 use switchyard_agent::runtime::{AgentConfig, Refused, Runtime, FULL_RESYNC};
 use switchyard_agent::view::ClusterView;
-use switchyard_agent::{dns, health, tunnel};
+use switchyard_agent::{dns, health, mirror, tunnel};
 use switchyard_tls::client::Target;
 use tokio::sync::{mpsc, watch};
 use tracing_subscriber::EnvFilter;
@@ -101,6 +101,12 @@ struct Args {
     /// within seconds by a cheaper check).
     #[arg(long, default_value_t = FULL_RESYNC.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
     full_resync_seconds: u64,
+    /// A directory of Pod manifests (.yaml, .yml, .json) this host runs:
+    /// each Pod becomes a mirror pod `<name>-<node>` bound to this node
+    /// (hostNetwork pods take the first --node-ip), kept in step with the
+    /// files.
+    #[arg(long, value_name = "DIR")]
+    pod_manifests: Option<PathBuf>,
 }
 
 fn parse_label(s: &str) -> Result<(String, String), String> {
@@ -184,6 +190,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
         health_timeout: Duration::from_secs(args.healthz_timeout_seconds),
         node_labels,
     };
+    if let Some(dir) = &args.pod_manifests {
+        tokio::spawn(mirror::run(
+            dir.clone(),
+            args.node_name.clone(),
+            args.node_ips[0],
+            channels.clone(),
+            metrics.clone(),
+        ));
+    }
     let (mut runtime, views) =
         Runtime::new(cfg, channels.clone(), datapath, Conntrack::new(), metrics);
     let health = runtime.health();

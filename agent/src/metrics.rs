@@ -28,6 +28,7 @@ pub struct Metrics {
     pub connected: Gauge,
     pub repairs: Counter,
     pub nft_fallbacks: Counter,
+    pub mirror_pods: Gauge,
 }
 
 impl Metrics {
@@ -71,8 +72,15 @@ impl Metrics {
             "Transactions applied with nft -f because netlink could not carry them",
             nft_fallbacks.clone(),
         );
+        let mirror_pods = Gauge::default();
+        registry.register(
+            "mirror_pods",
+            "Pods the --pod-manifests files declare (mirror pods of this node)",
+            mirror_pods.clone(),
+        );
         Arc::new(Metrics {
             nft_fallbacks,
+            mirror_pods,
             registry: root,
             sync_duration,
             sync_errors,

@@ -17,6 +17,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use super::status::to_status;
+use crate::auth::policy::PodFacts;
 use crate::auth::{Access, Action, Caller, Verb};
 use crate::ha::Directory;
 use crate::registry::{Event, Outcome, Registry};
@@ -52,6 +53,13 @@ impl ResourcesApi {
             access,
             directory,
         }
+    }
+
+    /// The stored object, shared (not copied).
+    fn stored(&self, kind: Kind, namespace: &str, name: &str) -> Option<Arc<Object>> {
+        let key = crate::registry::state::object_key(kind, namespace, name);
+        self.registry
+            .with_state(|state| state.get(kind, &key).cloned())
     }
 
     /// Nodes carry their agent's live sync state, which is not stored.
@@ -104,6 +112,8 @@ fn decode(r: Option<Resource>) -> Result<Object, Status> {
 struct Scope {
     namespace: Option<String>,
     selector: Selector,
+    /// Pods bound to this node only.
+    node: Option<String>,
 }
 
 impl Scope {
@@ -123,6 +133,7 @@ impl Scope {
         Ok(Self {
             namespace,
             selector: parse_selector(selector)?,
+            node: None,
         })
     }
 
@@ -131,6 +142,7 @@ impl Scope {
             .as_deref()
             .is_none_or(|ns| obj.namespace() == ns)
             && self.selector.matches(&obj.meta().labels)
+            && self.node.as_deref().is_none_or(|node| bound_to(obj, node))
     }
 }
 
@@ -150,13 +162,25 @@ impl Resources for ResourcesApi {
         let namespace = kind
             .is_namespaced()
             .then(|| namespace_or_default(obj.namespace()).to_string());
-        let exists =
-            self.registry
-                .contains(kind, namespace.as_deref().unwrap_or_default(), obj.name());
+        let ns = namespace.as_deref().unwrap_or_default();
+        // Pods: what NodeRestriction reads, of the pod as sent and as stored.
+        let stored = match kind {
+            Kind::Pod => self.stored(kind, ns, obj.name()),
+            _ => None,
+        };
+        let exists = stored.is_some() || self.registry.contains(kind, ns, obj.name());
         let verb = if exists { Verb::Patch } else { Verb::Create };
         let name = obj.name().to_string();
-        let mut action = Action::new(verb, kind.plural()).name(&name);
+        // Owned: the object itself moves into the write.
+        let sent = pod_facts(&obj).map(|p| (p.node_name.to_string(), p.mirror));
+        let mut action = Action::new(verb, kind.plural())
+            .name(&name)
+            .stored(stored.as_deref().and_then(pod_facts));
         action.namespace = namespace.as_deref();
+        action.pod = sent.as_ref().map(|(node_name, mirror)| PodFacts {
+            node_name,
+            mirror: *mirror,
+        });
         let (stored, outcome) = self
             .access
             .run(&caller, APPLY, action, async {
@@ -200,15 +224,32 @@ impl Resources for ResourcesApi {
         let caller = Caller::of(&request);
         let r = request.into_inner();
         let kind = parse_kind(&r.kind)?;
-        let scope = Scope::new(kind, &r.namespace, r.all_namespaces, &r.label_selector)?;
+        let mut scope = Scope::new(kind, &r.namespace, r.all_namespaces, &r.label_selector)?;
+        // A node lists only the pods bound to it, as the Node authorizer
+        // scopes a kubelet's reads.
+        if kind == Kind::Pod {
+            scope.node = caller.principal.node().map(str::to_string);
+        }
         let mut action = Action::new(Verb::List, kind.plural());
         action.namespace = scope.namespace();
+        action.node = scope.node.as_deref();
         let (items, revision) = self
             .access
             .run(&caller, LIST, action, async {
-                Ok(self
-                    .registry
-                    .list(kind, scope.namespace.as_deref(), &scope.selector))
+                Ok(match scope.node {
+                    // Filtered before anything is copied.
+                    Some(_) => self.registry.with_state(|state| {
+                        let items = state
+                            .in_namespace(kind, scope.namespace())
+                            .filter(|o| scope.admits(o))
+                            .map(|o| (**o).clone())
+                            .collect();
+                        (items, state.revision)
+                    }),
+                    None => self
+                        .registry
+                        .list(kind, scope.namespace.as_deref(), &scope.selector),
+                })
             })
             .await?;
         Ok(Response::new(ListResponse {
@@ -226,7 +267,12 @@ impl Resources for ResourcesApi {
         let r = request.into_inner();
         let kind = parse_kind(&r.kind)?;
         let namespace = namespace_or_default(&r.namespace);
-        let action = object_action(Verb::Delete, kind, namespace, &r.name);
+        let stored = match kind {
+            Kind::Pod => self.stored(kind, namespace, &r.name),
+            _ => None,
+        };
+        let action = object_action(Verb::Delete, kind, namespace, &r.name)
+            .stored(stored.as_deref().and_then(pod_facts));
         let obj = self
             .access
             .run(&caller, DELETE, action, async {
@@ -345,6 +391,18 @@ fn object_action<'a>(verb: Verb, kind: Kind, namespace: &'a str, name: &'a str) 
     } else {
         action
     }
+}
+
+/// What authorization reads of a pod; `None` for other kinds.
+fn pod_facts(obj: &Object) -> Option<PodFacts<'_>> {
+    match obj {
+        Object::Pod(pod) => Some(PodFacts::of(pod)),
+        _ => None,
+    }
+}
+
+fn bound_to(obj: &Object, node: &str) -> bool {
+    matches!(obj, Object::Pod(pod) if pod.spec.node_name.as_deref() == Some(node))
 }
 
 fn namespace_or_default(ns: &str) -> &str {

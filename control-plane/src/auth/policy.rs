@@ -5,7 +5,7 @@
 //! | --- | --- |
 //! | `admin` user | every verb on every user-facing resource |
 //! | `view` user | get, list, watch every resource but `users` and `tokens` |
-//! | `node:<name>` | the node resources ([`NODE_RESOURCES`]) of node `<name>` only |
+//! | `node:<name>` | the node resources ([`NODE_RESOURCES`]) of node `<name>` only; its own mirror pods |
 //! | nobody | nothing (the join call is checked by its token instead) |
 //!
 //! Node resources are the agent's: registering and streaming
@@ -13,6 +13,14 @@
 //! tunnel (`nodes/tunnel`) and its certificate (`certificatesigningrequests`).
 //! No user may act as a node, and a node reads nothing else: the snapshot
 //! stream carries all its data path and DNS need.
+//!
+//! Pods a host declares in files are mirror pods (kubelet's static pods),
+//! and NodeRestriction's rules hold for them ([`node_pods`]): a node may
+//! create, update and delete only pods carrying [`MIRROR_ANNOTATION`] and
+//! bound to itself (the stored pod too, on update and delete), and list
+//! only the pods bound to itself.
+
+use switchyard_api::resources::MIRROR_ANNOTATION;
 
 use super::principal::{Principal, Role};
 
@@ -64,8 +72,37 @@ pub struct Action<'a> {
     pub namespace: Option<&'a str>,
     pub name: Option<&'a str>,
     /// For node resources: the node the object belongs to (the node
-    /// itself, or the node a pod is bound to).
+    /// itself, or the node a pod is bound to). For a list of pods: the
+    /// node the list is narrowed to.
     pub node: Option<&'a str>,
+    /// For a pod being created or updated: the pod as sent.
+    pub pod: Option<PodFacts<'a>>,
+    /// For a pod being updated or deleted: the pod as stored (`None`
+    /// when there is none).
+    pub stored: Option<PodFacts<'a>>,
+}
+
+/// What authorization reads of a pod: where it is bound and whether it is
+/// a mirror pod.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PodFacts<'a> {
+    /// `spec.nodeName`, empty when unbound.
+    pub node_name: &'a str,
+    /// Whether it carries [`MIRROR_ANNOTATION`].
+    pub mirror: bool,
+}
+
+impl<'a> PodFacts<'a> {
+    pub fn of(pod: &'a switchyard_api::resources::Pod) -> Self {
+        Self {
+            node_name: pod.spec.node_name.as_deref().unwrap_or(""),
+            mirror: pod.is_mirror(),
+        }
+    }
+
+    fn mirror_of(self, node: &str) -> bool {
+        self.mirror && self.node_name == node
+    }
 }
 
 impl<'a> Action<'a> {
@@ -76,6 +113,8 @@ impl<'a> Action<'a> {
             namespace: None,
             name: None,
             node: None,
+            pod: None,
+            stored: None,
         }
     }
 
@@ -91,6 +130,18 @@ impl<'a> Action<'a> {
 
     pub fn of_node(mut self, node: &'a str) -> Self {
         self.node = Some(node);
+        self
+    }
+
+    /// The pod being written, as sent.
+    pub fn pod(mut self, pod: PodFacts<'a>) -> Self {
+        self.pod = Some(pod);
+        self
+    }
+
+    /// The pod being updated or deleted, as stored.
+    pub fn stored(mut self, pod: Option<PodFacts<'a>>) -> Self {
+        self.stored = pod;
         self
     }
 }
@@ -125,6 +176,9 @@ pub fn authorize(principal: &Principal, action: &Action<'_>) -> Result<(), Strin
             }
             true
         }
+        Principal::Node { name } if action.resource == "pods" => {
+            return node_pods(principal, name, action)
+        }
         Principal::Node { .. } => false,
         // Passing a port-forward on: the first control plane authorized
         // and audited the user.
@@ -139,12 +193,58 @@ pub fn authorize(principal: &Principal, action: &Action<'_>) -> Result<(), Strin
     }
 }
 
-/// `services "web" is forbidden: User "bob" cannot create resource "services" in namespace "default"`.
-fn forbidden(principal: &Principal, action: &Action<'_>, reason: Option<&str>) -> String {
-    let object = match action.name {
+/// NodeRestriction for pods: a node lists the pods bound to it, and
+/// creates, updates and deletes only its own mirror pods, refused in
+/// kube-apiserver's words. A delete of a pod that is not there is left to
+/// the registry, which answers NotFound (as kube-apiserver does).
+fn node_pods(principal: &Principal, node: &str, action: &Action<'_>) -> Result<(), String> {
+    let refuse = |why: String| Err(format!("{} is forbidden: {why}", object(action)));
+    match action.verb {
+        Verb::List if action.node == Some(node) => Ok(()),
+        Verb::Create => match action.pod {
+            Some(pod) if !pod.mirror => refuse(format!(
+                "pod does not have \"{MIRROR_ANNOTATION}\" annotation, node \"{node}\" can only create mirror pods"
+            )),
+            Some(pod) if pod.node_name == node => Ok(()),
+            _ => refuse(format!(
+                "node \"{node}\" can only create pods with spec.nodeName set to itself"
+            )),
+        },
+        Verb::Patch | Verb::Update => {
+            let mine = |p: Option<PodFacts<'_>>| p.is_some_and(|p| p.mirror_of(node));
+            if mine(action.pod) && mine(action.stored) {
+                Ok(())
+            } else {
+                refuse(format!(
+                    "node \"{node}\" can only update pod status for pods with spec.nodeName set to itself"
+                ))
+            }
+        }
+        Verb::Delete => match action.stored {
+            None => Ok(()),
+            Some(stored) if stored.node_name != node => refuse(format!(
+                "node \"{node}\" can only delete pods with spec.nodeName set to itself"
+            )),
+            Some(stored) if !stored.mirror => refuse(format!(
+                "pod does not have \"{MIRROR_ANNOTATION}\" annotation, node \"{node}\" can only delete mirror pods"
+            )),
+            Some(_) => Ok(()),
+        },
+        _ => Err(forbidden(principal, action, None)),
+    }
+}
+
+/// `services "web"`, or `services` for a collection.
+fn object(action: &Action<'_>) -> String {
+    match action.name {
         Some(name) => format!("{} \"{name}\"", action.resource),
         None => action.resource.to_string(),
-    };
+    }
+}
+
+/// `services "web" is forbidden: User "bob" cannot create resource "services" in namespace "default"`.
+fn forbidden(principal: &Principal, action: &Action<'_>, reason: Option<&str>) -> String {
+    let object = object(action);
     let scope = match action.namespace {
         Some(ns) => format!("in namespace \"{ns}\""),
         None => "at the cluster scope".to_string(),
@@ -275,5 +375,148 @@ mod tests {
         );
         assert!(authorize(&Principal::Anonymous, &Action::new(Verb::Get, "services")).is_err());
         assert_eq!(authorize(&Principal::Insecure, &tunnel), Ok(()));
+    }
+
+    /// NodeRestriction's rows: (verb, pod as sent, pod as stored) → the
+    /// answer to node-1, word for word.
+    #[test]
+    fn nodes_write_only_their_own_mirror_pods() {
+        let n1 = node("node-1");
+        let mirror = |node| PodFacts {
+            node_name: node,
+            mirror: true,
+        };
+        let plain = |node| PodFacts {
+            node_name: node,
+            mirror: false,
+        };
+        let refused = |why: &str| Err(format!("pods \"web-1\" is forbidden: {why}"));
+        let not_mirror = "pod does not have \"kubernetes.io/config.mirror\" annotation, node \"node-1\" can only create mirror pods";
+        let not_bound = "node \"node-1\" can only create pods with spec.nodeName set to itself";
+        let update =
+            "node \"node-1\" can only update pod status for pods with spec.nodeName set to itself";
+        let delete_other = "node \"node-1\" can only delete pods with spec.nodeName set to itself";
+        let delete_plain = "pod does not have \"kubernetes.io/config.mirror\" annotation, node \"node-1\" can only delete mirror pods";
+        type Row<'a> = (
+            Verb,
+            Option<PodFacts<'a>>,
+            Option<PodFacts<'a>>,
+            Result<(), String>,
+        );
+        let rows: Vec<Row> = vec![
+            (Verb::Create, Some(mirror("node-1")), None, Ok(())),
+            (
+                Verb::Create,
+                Some(plain("node-1")),
+                None,
+                refused(not_mirror),
+            ),
+            (
+                Verb::Create,
+                Some(plain("node-2")),
+                None,
+                refused(not_mirror),
+            ),
+            (
+                Verb::Create,
+                Some(mirror("node-2")),
+                None,
+                refused(not_bound),
+            ),
+            (Verb::Create, Some(mirror("")), None, refused(not_bound)),
+            (Verb::Create, None, None, refused(not_bound)),
+            (
+                Verb::Patch,
+                Some(mirror("node-1")),
+                Some(mirror("node-1")),
+                Ok(()),
+            ),
+            (
+                Verb::Update,
+                Some(mirror("node-1")),
+                Some(mirror("node-1")),
+                Ok(()),
+            ),
+            (
+                Verb::Patch,
+                Some(mirror("node-1")),
+                Some(plain("node-1")),
+                refused(update),
+            ),
+            (
+                Verb::Patch,
+                Some(plain("node-1")),
+                Some(mirror("node-1")),
+                refused(update),
+            ),
+            (
+                Verb::Patch,
+                Some(mirror("node-1")),
+                Some(mirror("node-2")),
+                refused(update),
+            ),
+            (
+                Verb::Patch,
+                Some(mirror("node-2")),
+                Some(mirror("node-1")),
+                refused(update),
+            ),
+            (Verb::Patch, Some(mirror("node-1")), None, refused(update)),
+            (Verb::Delete, None, Some(mirror("node-1")), Ok(())),
+            (Verb::Delete, None, None, Ok(())),
+            (
+                Verb::Delete,
+                None,
+                Some(mirror("node-2")),
+                refused(delete_other),
+            ),
+            (
+                Verb::Delete,
+                None,
+                Some(plain("node-2")),
+                refused(delete_other),
+            ),
+            (
+                Verb::Delete,
+                None,
+                Some(plain("node-1")),
+                refused(delete_plain),
+            ),
+        ];
+        for (verb, pod, stored, answer) in rows {
+            let mut action = Action::new(verb, "pods")
+                .namespace("default")
+                .name("web-1")
+                .stored(stored);
+            action.pod = pod;
+            assert_eq!(
+                authorize(&n1, &action),
+                answer,
+                "{verb:?} {pod:?} {stored:?}"
+            );
+        }
+        // Reads: only a list narrowed to its own pods.
+        let list = Action::new(Verb::List, "pods").namespace("default");
+        assert_eq!(authorize(&n1, &list.of_node("node-1")), Ok(()));
+        assert_eq!(
+            authorize(&n1, &list.of_node("node-2")),
+            Err("pods is forbidden: User \"node:node-1\" cannot list resource \"pods\" in namespace \"default\"".to_string())
+        );
+        assert!(authorize(&n1, &list).is_err());
+        assert!(authorize(
+            &n1,
+            &Action::new(Verb::Get, "pods")
+                .name("web-1")
+                .of_node("node-1")
+        )
+        .is_err());
+        assert!(authorize(&n1, &Action::new(Verb::Watch, "pods").of_node("node-1")).is_err());
+        // The rows are NodeRestriction's alone: users are judged by role.
+        let sent = Action::new(Verb::Create, "pods")
+            .namespace("default")
+            .name("web-1")
+            .pod(plain("node-2"));
+        assert_eq!(authorize(&user(Role::Admin), &sent), Ok(()));
+        assert!(authorize(&user(Role::View), &sent).is_err());
     }
 }

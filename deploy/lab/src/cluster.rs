@@ -44,6 +44,9 @@ pub struct ClusterConfig {
     pub agent_args: Vec<String>,
     /// Extra flags for the agent of node `i + 1` (e.g. its `--node-labels`).
     pub node_agent_args: Vec<Vec<String>>,
+    /// Give every agent a `--pod-manifests` directory
+    /// ([`Cluster::pod_manifests_dir`]).
+    pub pod_manifests: bool,
     /// High availability: this many control planes on one etcd of
     /// `etcd_members` members (0: one control plane on its sled store).
     pub etcd_members: usize,
@@ -467,6 +470,18 @@ impl Cluster {
         if let Some(cidr) = node.pod_cidr {
             args.extend(["--pod-cidr".to_string(), cidr.to_string()]);
         }
+        if self.cfg.pod_manifests {
+            let dir = self.pod_manifests_dir(i);
+            std::fs::create_dir_all(&dir).map_err(|source| LabError::Io {
+                what: "creating",
+                path: dir.clone(),
+                source,
+            })?;
+            args.extend([
+                "--pod-manifests".to_string(),
+                dir.to_string_lossy().into_owned(),
+            ]);
+        }
         args.extend(self.cfg.agent_args.iter().cloned());
         args.extend(
             self.cfg
@@ -479,6 +494,13 @@ impl Cluster {
         let guard = self.lab.spawn(&node.ns, &args)?;
         guard.wait_for_log("agent starting", Duration::from_secs(20))?;
         Ok(guard)
+    }
+
+    /// Node `i`'s `--pod-manifests` directory (with
+    /// [`ClusterConfig::pod_manifests`]): Pods written there become its
+    /// mirror pods.
+    pub fn pod_manifests_dir(&self, i: usize) -> PathBuf {
+        self.lab.log_dir().join(format!("node-{i}-pod-manifests"))
     }
 
     /// Stops an agent (SIGTERM); its nftables table stays, as on a real host.
@@ -576,6 +598,28 @@ impl Cluster {
         let listen = format!("0.0.0.0:{port}");
         let guard = self.lab.spawn(
             &pod.ns,
+            &[
+                self.bin("switchyard-lab").as_str(),
+                "backend",
+                "--name",
+                name,
+                "--listen",
+                &listen,
+                "--udp-listen",
+                &listen,
+            ],
+        )?;
+        guard.wait_for_log("ready", Duration::from_secs(10))?;
+        Ok(guard)
+    }
+
+    /// Starts the lab backend on node `i` itself (its own namespace, as a
+    /// host process), listening on the node's address: TCP and UDP `port`.
+    pub fn host_backend(&self, i: usize, name: &str, port: u16) -> Result<ChildGuard> {
+        let node: Host = self.lab.node(i).clone();
+        let listen = format!("{}:{port}", node.ip);
+        let guard = self.lab.spawn(
+            &node.ns,
             &[
                 self.bin("switchyard-lab").as_str(),
                 "backend",

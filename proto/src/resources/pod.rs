@@ -2,6 +2,11 @@ use serde::{Deserialize, Serialize};
 
 use super::{IntOrString, ObjectMeta};
 
+/// The annotation that makes a Pod a mirror pod: the API's copy of a pod a
+/// host declares in a file (kubelet's static pods), owned by that node's
+/// agent. Its value is a hash of the pod as the file declares it.
+pub const MIRROR_ANNOTATION: &str = "kubernetes.io/config.mirror";
+
 /// A Pod as an endpoint source: Switchyard does not run workloads, so the
 /// registrant supplies `status.podIP` and `spec.nodeName`; the Ready condition
 /// is owned by the node's agent when a readiness probe is declared.
@@ -29,8 +34,15 @@ pub struct PodSpec {
     pub hostname: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subdomain: Option<String>,
+    /// The pod uses the node's network: its address is the node's.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub host_network: bool,
     #[serde(default, deserialize_with = "super::compact::vec")]
     pub containers: Vec<Container>,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -135,6 +147,11 @@ pub struct PodCondition {
 }
 
 impl Pod {
+    /// Whether this is a mirror pod ([`MIRROR_ANNOTATION`]).
+    pub fn is_mirror(&self) -> bool {
+        self.metadata.annotations.contains_key(MIRROR_ANNOTATION)
+    }
+
     pub fn is_ready(&self) -> bool {
         self.status
             .conditions
