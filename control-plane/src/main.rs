@@ -10,7 +10,7 @@ use anyhow::{bail, Context};
 use clap::Parser;
 use ipnet::Ipv4Net;
 use switchyard_control_plane::registry::RegistryConfig;
-use switchyard_control_plane::server::{Security, Server, ServerConfig};
+use switchyard_control_plane::server::{Security, Server, ServerConfig, ServerError};
 use switchyard_control_plane::store::EtcdConfig;
 use switchyard_control_plane::{health, metrics, node_lifecycle};
 use tracing_subscriber::EnvFilter;
@@ -83,8 +83,11 @@ struct Args {
     /// Key of `--etcd-certfile`.
     #[arg(long = "etcd-keyfile")]
     etcd_keyfile: Option<PathBuf>,
-    /// This control plane's name among those sharing one etcd (default:
-    /// the host name and the listen port).
+    /// This control plane's name among those sharing one etcd, unique
+    /// among the live ones (default: `<hostname>-<port>` for a wildcard
+    /// `--listen`, else `<hostname>-<ip>-<port>`, e.g.
+    /// `myhost-127-0-0-2-7443`, so control planes of one host on
+    /// different addresses differ).
     #[arg(long)]
     name: Option<String>,
     /// Key prefix in etcd, so several clusters can share one etcd.
@@ -121,7 +124,20 @@ fn default_name(listen: SocketAddr) -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|n| n.trim().to_string())
         .unwrap_or_else(|_| "control-plane".to_string());
-    format!("{host}-{}", listen.port())
+    name_for(&host, listen)
+}
+
+/// `<host>-<port>` for a wildcard listener (one per host and port), else
+/// `<host>-<ip>-<port>` with the IP's dots (or colons) as dashes, so the
+/// name stays DNS-1123-like.
+fn name_for(host: &str, listen: SocketAddr) -> String {
+    match listen.ip() {
+        ip if ip.is_unspecified() => format!("{host}-{}", listen.port()),
+        ip => {
+            let ip = ip.to_string().replace(['.', ':'], "-");
+            format!("{host}-{ip}-{}", listen.port())
+        }
+    }
 }
 
 /// Kubernetes' convention: the cluster DNS Service takes the 10th address.
@@ -193,9 +209,15 @@ async fn main() -> anyhow::Result<()> {
         audit_log: args.audit_log.clone(),
         node_grace: args.node_monitor_grace_period,
     };
-    let server = Server::bind(cfg)
-        .await
-        .context("starting the control plane")?;
+    let server = match Server::bind(cfg).await {
+        Ok(server) => server,
+        // The sentence says what to do; nothing to add to it.
+        Err(e @ ServerError::NameTaken { .. }) => {
+            eprintln!("error: {e}");
+            std::process::exit(1);
+        }
+        Err(e) => return Err(e).context("starting the control plane"),
+    };
     let addr = server.local_addr().context("reading the bound address")?;
     if let Some(metrics_addr) = args.metrics_listen {
         let app =
@@ -230,4 +252,19 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
             _ = term.recv() => tracing::info!("SIGTERM received, shutting down"),
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_names_tell_addresses_of_one_host_apart() {
+        let name = |listen: &str| name_for("myhost", listen.parse().unwrap());
+        assert_eq!(name("0.0.0.0:7443"), "myhost-7443");
+        assert_eq!(name("[::]:7443"), "myhost-7443");
+        assert_eq!(name("127.0.0.2:7443"), "myhost-127-0-0-2-7443");
+        assert_eq!(name("10.0.0.1:7443"), "myhost-10-0-0-1-7443");
+        assert_eq!(name("[fd00::1]:7443"), "myhost-fd00--1-7443");
+    }
 }

@@ -114,6 +114,10 @@ pub enum ServerError {
     },
     #[error("serving gRPC: {0}")]
     Transport(#[from] tonic::transport::Error),
+    #[error("another control plane named \"{name}\" is running at {address}; give this one a different --name")]
+    NameTaken { name: String, address: String },
+    #[error("reading the other control planes' records: {0}")]
+    Members(#[source] StoreError),
 }
 
 /// What TLS mode adds: the serving configuration and the identity service.
@@ -228,6 +232,18 @@ impl Server {
             addr: cfg.listen,
             source,
         })?;
+        let address = announced_address(&cfg, bound);
+        if let Some(coord) = &coordination {
+            let holder = ha::name_holder(coord.as_ref(), &cfg.name, &address)
+                .await
+                .map_err(ServerError::Members)?;
+            if let Some(other) = holder {
+                return Err(ServerError::NameTaken {
+                    name: cfg.name.clone(),
+                    address: other.address,
+                });
+            }
+        }
         let secure = match &cfg.security {
             Security::Insecure => None,
             Security::Tls {
@@ -238,7 +254,7 @@ impl Server {
         let health = Health::new(registry.clone(), sync.stopping.clone());
         let broker = Arc::new(Broker::default());
         let peers = ha::Peers::new(secure.as_ref().map(|s| s.peer_tls.clone()));
-        let me = announcement(&cfg, bound, &sync, &broker, &peers);
+        let me = announcement(&cfg, address, &sync, &broker, &peers);
         let directory = Arc::new(ha::Directory::new(coordination.clone(), me.clone()));
         if let Some(coord) = coordination {
             tokio::spawn(ha::run(
@@ -343,21 +359,24 @@ impl Server {
 
 /// How this control plane names itself to the others: the first address it
 /// advertises, else the one it listens on.
-fn announcement(
-    cfg: &ServerConfig,
-    bound: SocketAddr,
-    sync: &Arc<SyncContext>,
-    broker: &Arc<Broker>,
-    peers: &Arc<ha::Peers>,
-) -> ha::Announcement {
-    let address = match &cfg.security {
+fn announced_address(cfg: &ServerConfig, bound: SocketAddr) -> String {
+    match &cfg.security {
         Security::Tls { advertise, .. } if !advertise.is_empty() => urls(advertise, bound.port())
             .into_iter()
             .next()
             .unwrap_or_default(),
         Security::Tls { .. } => format!("https://{bound}"),
         Security::Insecure => format!("http://{bound}"),
-    };
+    }
+}
+
+fn announcement(
+    cfg: &ServerConfig,
+    address: String,
+    sync: &Arc<SyncContext>,
+    broker: &Arc<Broker>,
+    peers: &Arc<ha::Peers>,
+) -> ha::Announcement {
     ha::Announcement {
         name: cfg.name.clone(),
         address,

@@ -54,16 +54,52 @@ impl ClientError {
             ClientError::Server(_) | ClientError::Unreachable { .. } | ClientError::NotLoggedIn
         )
     }
+
+    /// This error as `kubectl apply -f` prints the refusal of an object it
+    /// read from a file: the server's message behind `context`, kubectl's
+    /// words naming the file (`error when creating "web.yaml"`). A
+    /// validation failure that is the command's only error keeps the form
+    /// without them (`The Service "web" is invalid: …`), as kubectl's does;
+    /// among several, kubectl prints it as `Error from server (Invalid): …`.
+    pub fn with_source(&self, context: &str, alone: bool) -> String {
+        match self {
+            ClientError::Server(s)
+                if s.code() == Code::Unauthenticated || (alone && is_invalid(s)) =>
+            {
+                kubectl_message(s)
+            }
+            ClientError::Server(s) => format!(
+                "Error from server ({}): {context}: {}",
+                reason(s),
+                s.message()
+            ),
+            ClientError::NotLoggedIn => self.to_string(),
+            other if alone => format!("error: {context}: {other}"),
+            other => format!("{context}: {other}"),
+        }
+    }
+}
+
+/// A refusal of the object's content, with the fields at fault.
+fn is_invalid(s: &Status) -> bool {
+    s.code() == Code::InvalidArgument && s.message().contains(" is invalid: ")
 }
 
 /// kubectl prints validation failures as `The Service "x" is invalid: …` and
 /// everything else as `Error from server (Reason): …`.
 fn kubectl_message(s: &Status) -> String {
-    let reason = match s.code() {
-        Code::Unauthenticated => return LOGGED_OUT.to_string(),
-        Code::InvalidArgument if s.message().contains(" is invalid: ") => {
-            return format!("The {}", s.message());
-        }
+    match s.code() {
+        Code::Unauthenticated => LOGGED_OUT.to_string(),
+        _ if is_invalid(s) => format!("The {}", s.message()),
+        _ => format!("Error from server ({}): {}", reason(s), s.message()),
+    }
+}
+
+/// The Kubernetes status reason kubectl shows for a refusal.
+fn reason(s: &Status) -> &'static str {
+    match s.code() {
+        Code::Unauthenticated => "Unauthorized",
+        Code::InvalidArgument if is_invalid(s) => "Invalid",
         Code::InvalidArgument => "BadRequest",
         Code::NotFound => "NotFound",
         Code::AlreadyExists => "AlreadyExists",
@@ -72,8 +108,7 @@ fn kubectl_message(s: &Status) -> String {
         Code::ResourceExhausted => "InternalError",
         Code::Unavailable => "ServiceUnavailable",
         _ => "InternalError",
-    };
-    format!("Error from server ({reason}): {}", s.message())
+    }
 }
 
 #[derive(Clone)]
@@ -317,5 +352,43 @@ fn object_ref(kind: Kind, namespace: &str, name: &str) -> ObjectRef {
         kind: kind.as_str().to_string(),
         namespace: namespace.to_string(),
         name: name.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_of_objects_from_a_file_are_worded_as_kubectl_words_them() {
+        let context = "error when creating \"svc.yaml\"";
+        let invalid = ClientError::Server(Status::invalid_argument(
+            "Service \"web\" is invalid: spec.ports[0].port: Required value",
+        ));
+        assert_eq!(
+            invalid.with_source(context, true),
+            "The Service \"web\" is invalid: spec.ports[0].port: Required value"
+        );
+        assert_eq!(
+            invalid.with_source(context, false),
+            "Error from server (Invalid): error when creating \"svc.yaml\": Service \"web\" is invalid: spec.ports[0].port: Required value"
+        );
+        let missing = ClientError::Server(Status::not_found("namespaces \"other\" not found"));
+        assert_eq!(
+            missing.with_source(context, true),
+            "Error from server (NotFound): error when creating \"svc.yaml\": namespaces \"other\" not found"
+        );
+        let broken = ClientError::Decode {
+            kind: "Service".into(),
+            detail: "empty response".into(),
+        };
+        assert_eq!(
+            broken.with_source(context, true),
+            "error: error when creating \"svc.yaml\": the server sent an undecodable Service: empty response"
+        );
+        assert_eq!(
+            ClientError::NotLoggedIn.with_source(context, false),
+            LOGGED_OUT
+        );
     }
 }

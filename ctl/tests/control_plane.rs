@@ -521,6 +521,135 @@ fn a_manifest_of_thousands_of_documents_applies_in_document_order() {
     assert_eq!(out.status.code(), Some(1));
 }
 
+/// A Namespace and then objects in it, in one file: each object waits for
+/// the Namespace before it (kubectl applies one object after the other),
+/// while the many Services after it still go concurrently.
+#[test]
+fn a_namespace_and_the_objects_in_it_apply_from_one_file() {
+    let cp = ControlPlane::start(&[]);
+    let path = cp.data_dir.with_file_name("other.yaml");
+    std::fs::write(
+        &path,
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: other\n---\n\
+         apiVersion: v1\nkind: Service\nmetadata:\n  name: web\n  namespace: other\nspec:\n  selector: {app: web}\n  ports:\n  - port: 80\n---\n\
+         apiVersion: v1\nkind: Pod\nmetadata:\n  name: web-1\n  namespace: other\n  labels: {app: web}\nspec:\n  nodeName: node-1\n  containers: [{name: web}]\nstatus:\n  podIP: 10.244.1.20\n",
+    )
+    .unwrap();
+    let out = cp.swctl(&["apply", "-f", path.to_str().unwrap()]);
+    assert_eq!(
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned()
+        ),
+        (
+            Some(0),
+            "namespace/other created\nservice/web created\npod/web-1 created\n".to_string(),
+            String::new()
+        )
+    );
+    assert_eq!(
+        cp.ok(&["get", "pods", "-n", "other", "-o", "name"]),
+        "pod/web-1\n"
+    );
+
+    // Namespaces between runs of objects that go concurrently, and `-n`
+    // for the objects that name none.
+    let mut yaml = String::new();
+    let mut want = String::new();
+    for ns in ["team-a", "team-b"] {
+        yaml += &format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {ns}\n---\n");
+        want += &format!("namespace/{ns} created\n");
+        for i in 0..40 {
+            yaml += &format!("apiVersion: v1\nkind: Service\nmetadata:\n  name: s-{i}\n  namespace: {ns}\nspec:\n  ports:\n  - port: 80\n---\n");
+            want += &format!("service/s-{i} created\n");
+        }
+    }
+    let bulk = cp.data_dir.with_file_name("teams.yaml");
+    std::fs::write(&bulk, yaml).unwrap();
+    assert_eq!(cp.ok(&["apply", "-f", bulk.to_str().unwrap()]), want);
+    assert_eq!(
+        cp.ok(&["get", "svc", "-n", "team-b", "--no-headers"])
+            .lines()
+            .count(),
+        40
+    );
+}
+
+/// Refusals name the file as kubectl's do, after every object was tried:
+/// `error when creating "FILE"` for an object that did not exist,
+/// `error when applying patch: …` for one that did; a lone validation
+/// failure keeps kubectl's `The Service "x" is invalid: …`.
+#[test]
+fn refusals_name_the_file_as_kubectl_does() {
+    let cp = ControlPlane::start(&[]);
+    let path = cp.data_dir.with_file_name("ns.yaml");
+    let file = path.to_str().unwrap();
+    std::fs::write(
+        &path,
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\n  namespace: missing\nspec:\n  ports:\n  - port: 80\n",
+    )
+    .unwrap();
+    let out = cp.swctl(&["apply", "-f", file]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!("Error from server (NotFound): error when creating \"{file}\": namespaces \"missing\" not found\n")
+    );
+
+    // From standard input the file is "STDIN"; objects applied are
+    // reported first, refusals last.
+    cp.apply_yaml(NODE_PORT_A);
+    let two = format!(
+        "{}---\n{}---\napiVersion: v1\nkind: Service\nmetadata:\n  name: fine\nspec:\n  ports:\n  - port: 80\n",
+        NODE_PORT_B,
+        NODE_PORT_B.replace("name: b", "name: c")
+    );
+    let out = cp.swctl_stdin(&["apply", "-f", "-"], Some(&two));
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "service/fine created\n"
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "Error from server (Invalid): error when creating \"STDIN\": Service \"b\" is invalid: spec.ports[0].nodePort: Invalid value: 30080: provided port is already allocated\n\
+         Error from server (Invalid): error when creating \"STDIN\": Service \"c\" is invalid: spec.ports[0].nodePort: Invalid value: 30080: provided port is already allocated\n"
+    );
+
+    // Objects that exist are patched: kubectl shows what it sent, and to what.
+    let update = "apiVersion: v1\nkind: Service\nmetadata:\n  name: fine\nspec:\n  type: ClusterIP\n  ports:\n  - port: 80\n    nodePort: 30081\n";
+    std::fs::write(&path, format!("{update}---\n{NODE_PORT_B}")).unwrap();
+    let out = cp.swctl(&["apply", "-f", file]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 7, "{stderr}");
+    assert_eq!(
+        lines[0],
+        "Error from server (Invalid): error when applying patch:"
+    );
+    let sent: serde_json::Value = serde_json::from_str(lines[1]).unwrap();
+    assert_eq!(
+        sent,
+        serde_json::json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "fine", "namespace": "default"},
+            "spec": {"type": "ClusterIP", "ports": [{"port": 80, "nodePort": 30081}]},
+        })
+    );
+    assert_eq!(
+        lines[2..],
+        [
+            "to:",
+            "Resource: \"/v1, Resource=services\", GroupVersionKind: \"/v1, Kind=Service\"",
+            "Name: \"fine\", Namespace: \"default\"",
+            &format!("for: \"{file}\": error when patching \"{file}\": Service \"fine\" is invalid: spec.ports[0].nodePort: Forbidden: may not be used when `type` is 'ClusterIP'"),
+            &format!("Error from server (Invalid): error when creating \"{file}\": Service \"b\" is invalid: spec.ports[0].nodePort: Invalid value: 30080: provided port is already allocated"),
+        ]
+    );
+}
+
 fn applied(cp: &ControlPlane, yaml: &str) -> Result<String, String> {
     let out = cp.swctl_stdin(&["apply", "-f", "-"], Some(yaml));
     match out.status.success() {
@@ -736,7 +865,7 @@ fn unknown_fields_are_warned_about_or_refused_with_strict_validation() {
         assert!(!ok, "{flag}");
         assert_eq!(
             stderr,
-            "error when applying \"STDIN\": Service in version \"v1\" cannot be handled as a Service: strict decoding error: unknown field \"metadata.colour\", unknown field \"spec.foo\", unknown field \"spec.ports[0].bar\"\n",
+            "Error from server (BadRequest): error when creating \"STDIN\": Service in version \"v1\" cannot be handled as a Service: strict decoding error: unknown field \"metadata.colour\", unknown field \"spec.foo\", unknown field \"spec.ports[0].bar\"\n",
             "{flag}"
         );
         assert!(stdout.starts_with("service/clean "), "{flag}: {stdout}");

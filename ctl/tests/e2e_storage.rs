@@ -76,8 +76,9 @@ fn a_full_disk_refuses_writes_keeps_reads_and_watches_and_recovers() {
     let ballast = fill(&cp);
     let full = apply(&cp, "while-full").unwrap_err();
     assert!(
-        full.starts_with("Error from server (InternalError): storage: ")
-            && full.contains("No space left on device"),
+        full.starts_with(
+            "Error from server (InternalError): error when creating \"STDIN\": storage: "
+        ) && full.contains("No space left on device"),
         "{full}"
     );
     assert_eq!(

@@ -710,3 +710,84 @@ async fn watches_resume_from_etcd_history_until_the_leader_compacts_it() {
     let refused = refused.expect("the old revision was never compacted");
     assert!(refused.contains("too old resource version"), "{refused}");
 }
+
+/// Two control planes of one host on different addresses and the same port
+/// get different default names (`<hostname>-<ip>-<port>`), so each has its
+/// row; a third may not take a live one's name, while a restart of that one
+/// (same name, same address, its old lease not yet expired) may.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_planes_of_one_host_have_their_own_names() {
+    if !switchyard_lab::require_etcd("control_planes_of_one_host_have_their_own_names") {
+        return;
+    }
+    let etcd = EtcdCluster::start(1).unwrap();
+    let etcd_flags = etcd.control_plane_flags();
+    let mut a = ControlPlane::start(&as_strs(&etcd_flags));
+    let port = a.port();
+    let b = ControlPlane::start_beside_at(&a, "127.0.0.2", port, &as_strs(&etcd_flags));
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let host = host.trim();
+    let (name_a, name_b) = (
+        format!("{host}-127-0-0-1-{port}"),
+        format!("{host}-127-0-0-2-{port}"),
+    );
+    let names = |cp: &ControlPlane| -> Vec<(String, String)> {
+        let table = cp.ok(&["get", "controlplanes"]);
+        support::rows_without_age(&table)[1..]
+            .iter()
+            .map(|r| (r[0].clone(), r[1].clone()))
+            .collect()
+    };
+    let both = vec![
+        (name_a.clone(), a.server.clone()),
+        (name_b.clone(), b.server.clone()),
+    ];
+    wait_until(
+        "both control planes listed",
+        Duration::from_secs(10),
+        || names(&a) == both,
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(data.join("pki")).unwrap();
+    for entry in std::fs::read_dir(a.data_dir.join("pki")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), data.join("pki").join(entry.file_name())).unwrap();
+    }
+    let mut third = std::process::Command::new(binary("switchyard-control-plane"))
+        .args(["--listen", &format!("127.0.0.3:{port}"), "--name", &name_a])
+        .arg("--data-dir")
+        .arg(&data)
+        .args(&etcd_flags)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut exited = None;
+    wait_until(
+        "the third control plane refuses",
+        Duration::from_secs(20),
+        || {
+            exited = third.try_wait().unwrap();
+            exited.is_some()
+        },
+    );
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut third.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(exited.unwrap().code(), Some(1), "{stderr}");
+    assert_eq!(
+        stderr,
+        format!(
+            "error: another control plane named \"{name_a}\" is running at {}; give this one a different --name\n",
+            a.server
+        )
+    );
+    assert_eq!(names(&b), both);
+
+    // A restart before its old record's lease expired.
+    a.crash();
+    a.start_again();
+    assert_eq!(names(&a), both);
+}

@@ -336,7 +336,7 @@ fn identities_are_issued_not_applied() {
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         stderr(&out),
-        "Error from server (BadRequest): users are issued by `swctl create user`, not applied\n"
+        "Error from server (BadRequest): error when creating \"STDIN\": users are issued by `swctl create user`, not applied\n"
     );
     let out = cp.swctl(&[
         "create",

@@ -84,6 +84,22 @@ pub trait Coordination: Send + Sync + 'static {
     fn revoke(&self, lease: i64) -> BoxFuture<'_, Result<(), StoreError>>;
 }
 
+/// The live record of another control plane holding `name`: one at
+/// another address. Records are kept by name, so two live control planes
+/// of one name would overwrite each other's; a restart of the same one
+/// (same address, its old lease not yet expired) holds nobody else's.
+pub async fn name_holder(
+    coord: &dyn Coordination,
+    name: &str,
+    address: &str,
+) -> Result<Option<Member>, StoreError> {
+    Ok(coord
+        .members()
+        .await?
+        .into_iter()
+        .find(|m| m.name == name && m.address != address))
+}
+
 /// Answers `swctl get controlplanes`.
 pub struct Directory {
     coord: Option<Arc<dyn Coordination>>,

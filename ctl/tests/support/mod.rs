@@ -31,6 +31,7 @@ fn free_port() -> u16 {
 pub struct ControlPlane {
     child: Option<Child>,
     pub server: String,
+    ip: String,
     port: u16,
     pub data_dir: PathBuf,
     extra: Vec<String>,
@@ -55,6 +56,16 @@ impl ControlPlane {
     /// `extra`), sharing its PKI as docs/ha.md says: `pki/` and
     /// `admin.conf` copied from the first one's data directory.
     pub fn start_beside(first: &ControlPlane, extra: &[&str]) -> ControlPlane {
+        Self::start_beside_at(first, "127.0.0.1", free_port(), extra)
+    }
+
+    /// [`ControlPlane::start_beside`] listening on `ip:port`.
+    pub fn start_beside_at(
+        first: &ControlPlane,
+        ip: &str,
+        port: u16,
+        extra: &[&str],
+    ) -> ControlPlane {
         let tmp = tempfile::tempdir().unwrap();
         let data_dir = tmp.path().join("data");
         let pki = data_dir.join("pki");
@@ -64,25 +75,26 @@ impl ControlPlane {
             std::fs::copy(entry.path(), pki.join(entry.file_name())).unwrap();
         }
         std::fs::copy(first.config(), data_dir.join("admin.conf")).unwrap();
-        Self::start_in(tmp, data_dir, extra, None)
+        Self::start_in(tmp, data_dir, (ip, port), extra, None)
     }
 
     fn start_with(extra: &[&str], tmpfs: Option<String>) -> ControlPlane {
         let tmp = tempfile::tempdir().unwrap();
         let data_dir = tmp.path().join("data");
-        Self::start_in(tmp, data_dir, extra, tmpfs)
+        Self::start_in(tmp, data_dir, ("127.0.0.1", free_port()), extra, tmpfs)
     }
 
     fn start_in(
         tmp: tempfile::TempDir,
         data_dir: PathBuf,
+        (ip, port): (&str, u16),
         extra: &[&str],
         tmpfs: Option<String>,
     ) -> ControlPlane {
-        let port = free_port();
         let mut cp = ControlPlane {
             child: None,
-            server: format!("https://127.0.0.1:{port}"),
+            server: format!("https://{ip}:{port}"),
+            ip: ip.to_string(),
             port,
             data_dir,
             extra: extra.iter().map(|s| s.to_string()).collect(),
@@ -110,7 +122,7 @@ impl ControlPlane {
         };
         let child = command
             .arg("--listen")
-            .arg(format!("127.0.0.1:{}", self.port))
+            .arg(format!("{}:{}", self.ip, self.port))
             .arg("--data-dir")
             .arg(&self.data_dir)
             .arg("--audit-log")
@@ -138,6 +150,11 @@ impl ControlPlane {
                 .join(self.data_dir.strip_prefix("/").unwrap()),
             _ => self.data_dir.clone(),
         }
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
     }
 
     pub fn pid(&self) -> u32 {
@@ -180,7 +197,7 @@ impl ControlPlane {
     fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
-            let listening = std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok();
+            let listening = std::net::TcpStream::connect((self.ip.as_str(), self.port)).is_ok();
             if listening && self.config().exists() {
                 return;
             }
