@@ -66,6 +66,7 @@ fn view(domain: &str, services: Vec<ServiceState>) -> Arc<ClusterView> {
         cluster: ClusterConfig {
             cluster_domain: domain.into(),
             cluster_dns: "10.96.0.10".into(),
+            ..Default::default()
         },
         services: services
             .into_iter()

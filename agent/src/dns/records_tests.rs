@@ -80,6 +80,7 @@ fn view_of(services: Vec<ServiceState>) -> ClusterView {
         cluster: ClusterConfig {
             cluster_domain: "cluster.local".into(),
             cluster_dns: "10.96.0.10".into(),
+            ..Default::default()
         },
         services: services
             .into_iter()
