@@ -122,34 +122,37 @@ pub fn pod_on_node_change(pod: &Pod, node_ready: bool, now: &str) -> Option<Pod>
 mod tests {
     use super::*;
     use switchyard_api::resources::{
-        Container, IntOrString, PodCondition, PodSpec, Probe, TcpSocketAction,
+        Container, IntOrString, PodCondition, PodSpec, PodStatus, Probe, TcpSocketAction,
     };
 
     fn pod(ready: bool, probed: bool) -> Pod {
-        let mut p = Pod::default();
-        p.spec = PodSpec {
-            node_name: Some("node-2".into()),
-            containers: vec![Container {
-                name: "web".into(),
-                readiness_probe: probed.then(|| {
-                    Box::new(Probe {
-                        tcp_socket: Some(TcpSocketAction {
-                            port: IntOrString::Int(80),
-                        }),
-                        ..Default::default()
-                    })
-                }),
-                ..Default::default()
-            }],
+        let probe = Probe {
+            tcp_socket: Some(TcpSocketAction {
+                port: IntOrString::Int(80),
+            }),
             ..Default::default()
         };
-        p.status.conditions = vec![PodCondition {
-            type_: "Ready".into(),
-            status: if ready { "True" } else { "False" }.into(),
-            last_transition_time: Some("2026-12-07T10:00:00Z".into()),
+        Pod {
+            spec: PodSpec {
+                node_name: Some("node-2".into()),
+                containers: vec![Container {
+                    name: "web".into(),
+                    readiness_probe: probed.then(|| Box::new(probe)),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            },
+            status: PodStatus {
+                conditions: vec![PodCondition {
+                    type_: "Ready".into(),
+                    status: if ready { "True" } else { "False" }.into(),
+                    last_transition_time: Some("2026-12-07T10:00:00Z".into()),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            },
             ..Default::default()
-        }];
-        p
+        }
     }
 
     fn ready_of(p: &Pod) -> (String, Option<String>, Option<String>) {
