@@ -28,8 +28,11 @@ const MARK: &str = "SYTEST ";
 
 // === helper roles (run inside a namespace) ===
 
-/// No-op in a normal run; the server or client role when re-executed.
+/// The server or client role of a re-executed test binary: ignored, so it
+/// never counts as a passing test; the traffic tests run it with
+/// `--ignored --exact traffic_helper`.
 #[test]
+#[ignore = "a child-process entry point of the traffic tests, not a test"]
 fn traffic_helper() {
     let Ok(role) = std::env::var(ROLE) else {
         return;
@@ -77,7 +80,13 @@ fn helper_command(ns: &Netns, role: &str) -> Command {
     let mut cmd = Command::new("ip");
     cmd.args(["netns", "exec", &ns.name])
         .arg(exe)
-        .args(["--exact", "traffic_helper", "--nocapture", "--quiet"])
+        .args([
+            "--ignored",
+            "--exact",
+            "traffic_helper",
+            "--nocapture",
+            "--quiet",
+        ])
         .env(ROLE, role);
     cmd
 }

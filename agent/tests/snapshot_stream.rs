@@ -68,7 +68,18 @@ async fn control_plane_with_grace(dir: &Path, port: u16, node_grace: Duration) -
         },
         audit_log: None,
     };
-    let server = Server::bind(cfg).await.unwrap();
+    // A control plane just shut down may still hold sled's lock on the
+    // directory for a moment: bind once it is free.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let server = loop {
+        match Server::bind(cfg.clone()).await {
+            Ok(server) => break server,
+            Err(e) if Instant::now() < deadline => {
+                retry_pause(&e).await;
+            }
+            Err(e) => panic!("the control plane cannot start: {e}"),
+        }
+    };
     let addr = server.local_addr().unwrap();
     let registry = server.registry.clone();
     let (stop, rx) = oneshot::channel::<()>();
@@ -87,6 +98,18 @@ async fn control_plane_with_grace(dir: &Path, port: u16, node_grace: Duration) -
         stop: Some(stop),
         task,
     }
+}
+
+/// Waits a moment after a failed start (sled's directory still locked).
+async fn retry_pause(e: &switchyard_control_plane::server::ServerError) {
+    assert!(
+        matches!(
+            e,
+            switchyard_control_plane::server::ServerError::Store { .. }
+        ),
+        "the control plane cannot start: {e}"
+    );
+    tokio::time::sleep(Duration::from_millis(20)).await;
 }
 
 impl ControlPlane {
@@ -133,8 +156,6 @@ impl ControlPlane {
         self.task.abort();
         let _ = self.task.await;
         drop(self.registry);
-        // Let sled release its lock on the directory.
-        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
     /// Applies an object; returns its revision and, for Services, the ClusterIP.

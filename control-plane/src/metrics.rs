@@ -53,6 +53,7 @@ pub struct Metrics {
     pub leader: Gauge,
     pub store_conflicts: Counter,
     pub nodes_not_ready: Gauge,
+    pub endpoint_repairs: Counter,
     pub node_transitions: Family<ReadyLabel, Counter>,
 }
 
@@ -131,6 +132,12 @@ impl Metrics {
             "Writes prepared again after another control plane changed what they read",
             store_conflicts.clone(),
         );
+        let endpoint_repairs = Counter::default();
+        registry.register(
+            "endpoint_repairs",
+            "Services whose EndpointSlices the leader re-derived after another control plane's write",
+            endpoint_repairs.clone(),
+        );
         let nodes_not_ready = Gauge::default();
         registry.register(
             "nodes_not_ready",
@@ -147,6 +154,7 @@ impl Metrics {
             registry,
             nodes_not_ready,
             node_transitions,
+            endpoint_repairs,
             leader,
             store_conflicts,
             requests,

@@ -30,13 +30,27 @@ fn flags(etcd: &EtcdCluster, name: &str, metrics: &str) -> Vec<String> {
 
 /// Three etcd members and two control planes on them sharing one PKI.
 fn two_control_planes() -> (EtcdCluster, ControlPlane, ControlPlane) {
-    let etcd = EtcdCluster::start(3).unwrap();
-    let a = ControlPlane::start(&as_strs(&flags(&etcd, "cp-1", &free_loopback_address())));
-    let b = ControlPlane::start_beside(
-        &a,
-        &as_strs(&flags(&etcd, "cp-2", &free_loopback_address())),
-    );
+    let (etcd, a, b, _) = two_control_planes_with_metrics();
     (etcd, a, b)
+}
+
+/// [`two_control_planes`] and the addresses of their `/metrics`.
+fn two_control_planes_with_metrics() -> (EtcdCluster, ControlPlane, ControlPlane, [String; 2]) {
+    let etcd = EtcdCluster::start(3).unwrap();
+    let metrics = [free_loopback_address(), free_loopback_address()];
+    let a = ControlPlane::start(&as_strs(&flags(&etcd, "cp-1", &metrics[0])));
+    let b = ControlPlane::start_beside(&a, &as_strs(&flags(&etcd, "cp-2", &metrics[1])));
+    (etcd, a, b, metrics)
+}
+
+/// A counter's value in a control plane's `/metrics` (0 when absent).
+fn counter(metrics: &str, name: &str) -> u64 {
+    let answer = http_get(metrics, "/metrics");
+    answer
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map_or(0, |v| v as u64)
 }
 
 fn as_strs(flags: &[String]) -> Vec<&str> {
@@ -423,6 +437,10 @@ async fn a_leader_cut_off_from_etcd_steps_down_and_the_other_takes_over() {
     // The cut-off control plane refuses writes rather than losing them.
     let out = a.swctl_stdin(&["apply", "-f", "-"], Some(&service_yaml("cut-off")));
     assert!(!out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "Error from server (InternalError): error when creating \"STDIN\": storage: etcd: Connection refused (os error 111)\n"
+    );
     assert!(b.ok(&["get", "svc", "-o", "name"]).is_empty());
 }
 
@@ -520,7 +538,7 @@ async fn services_and_their_pods_written_through_different_control_planes_get_ev
     ) {
         return;
     }
-    let (_etcd, a, b) = two_control_planes();
+    let (_etcd, a, b, metrics) = two_control_planes_with_metrics();
     const SERVICES: usize = 20;
     const PODS: usize = 5;
     let services = {
@@ -594,6 +612,14 @@ async fn services_and_their_pods_written_through_different_control_planes_get_ev
             login.target.url()
         );
     }
+    // The leader's repair went over the other control plane's writes:
+    // without it this test could pass only because the race never came.
+    let repairs: u64 = metrics
+        .iter()
+        .map(|m| counter(m, "switchyard_endpoint_repairs_total"))
+        .sum();
+    println!("the leader re-derived the slices of {repairs} Services");
+    assert!(repairs > 0, "the leader's repair never ran");
 }
 
 /// A later control plane given only `pki/` does not issue itself a new

@@ -328,13 +328,17 @@ struct Forwarder {
     /// Remote (pod) ports those lines name.
     remotes: Vec<u16>,
     stderr: Arc<Mutex<String>>,
+    /// The thread reading stderr, until joined.
+    stderr_read: Option<std::thread::JoinHandle<()>>,
     stdout: Arc<Mutex<String>>,
 }
 
+/// Appends each line to `into` until the stream ends; join the handle to
+/// have read everything.
 fn collect(
     lines: impl Iterator<Item = std::io::Result<String>> + Send + 'static,
     into: Arc<Mutex<String>>,
-) {
+) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         for line in lines {
             let Ok(line) = line else { break };
@@ -342,7 +346,7 @@ fn collect(
             s.push_str(&line);
             s.push('\n');
         }
-    });
+    })
 }
 
 impl Forwarder {
@@ -358,7 +362,7 @@ impl Forwarder {
             .spawn()
             .unwrap();
         let stderr = Arc::new(Mutex::new(String::new()));
-        collect(
+        let stderr_read = collect(
             BufReader::new(child.stderr.take().unwrap()).lines(),
             stderr.clone(),
         );
@@ -366,7 +370,8 @@ impl Forwarder {
         let (mut ports, mut remotes) = (Vec::new(), Vec::new());
         while ports.len() < pairs {
             let Some(Ok(line)) = lines.next() else {
-                std::thread::sleep(Duration::from_millis(200));
+                let _ = child.wait();
+                let _ = stderr_read.join();
                 panic!("swctl exited early: {}", stderr.lock().unwrap());
             };
             // "Forwarding from 127.0.0.1:PORT -> REMOTE"
@@ -382,6 +387,7 @@ impl Forwarder {
             ports,
             remotes,
             stderr,
+            stderr_read: Some(stderr_read),
             stdout,
         }
     }
@@ -410,8 +416,10 @@ impl Forwarder {
         let started = Instant::now();
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
-                // Let the stderr thread catch up with the last lines.
-                std::thread::sleep(Duration::from_millis(100));
+                // Its stderr ends with it: read to the last line.
+                if let Some(reading) = self.stderr_read.take() {
+                    let _ = reading.join();
+                }
                 return (status, started.elapsed());
             }
             assert!(

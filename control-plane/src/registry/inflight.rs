@@ -6,11 +6,16 @@
 //! Service both rewriting its EndpointSlice, two Services drawing the same
 //! free NodePort).
 //!
-//! Keys are not all a write depends on: a Pod's write derives the slices of
-//! the Services that select it from the Services it sees, a Service's from
-//! the Pods it sees. So Pod writes and Service writes of one namespace do
-//! not overlap each other (Pods among themselves, or Services among
-//! themselves, do), and a Namespace's write overlaps nothing in it.
+//! A write also claims the objects it read (a Service's write reads the
+//! Nodes of its endpoints for their zones): it does not commit beside a
+//! write that changes one of them, and no write that changes one commits
+//! beside it. Reads among themselves overlap freely.
+//!
+//! Lists are read more widely than keys can say: a Pod's write derives the
+//! slices of the Services that select it from the Services it sees, a
+//! Service's from the Pods it sees. So Pod writes and Service writes of one
+//! namespace do not overlap each other (Pods among themselves, or Services
+//! among themselves, do), and a Namespace's write overlaps nothing in it.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -18,7 +23,7 @@ use std::sync::{Arc, Mutex};
 use switchyard_api::resources::Kind;
 use tokio::sync::watch;
 
-use super::state::key_of;
+use super::state::{key_of, Prepared};
 use crate::allocator::AllocKey;
 use crate::store::{Batch, ObjectKey};
 
@@ -68,22 +73,78 @@ fn keys_of(batch: &Batch) -> Vec<Key> {
     objects.chain(allocations).collect()
 }
 
+fn reads_of(prepared: &Prepared) -> Vec<Key> {
+    let reads = prepared.reads.iter();
+    reads
+        .map(|(kind, key)| Key::Object(*kind, key.clone()))
+        .collect()
+}
+
 /// What the writes in flight hold.
 #[derive(Default)]
 struct Held {
     keys: HashSet<Key>,
+    /// Objects writes in flight read, and how many read each.
+    reads: HashMap<Key, usize>,
     /// Per namespace: the side writes in flight are on, and how many.
     sides: HashMap<String, (Side, usize)>,
 }
 
 impl Held {
-    fn admits(&self, keys: &[Key], sides: &[(String, Side)]) -> bool {
-        keys.iter().all(|k| !self.keys.contains(k))
-            && sides.iter().all(|(ns, side)| match self.sides.get(ns) {
-                None => true,
-                Some((held, _)) => held == side && *side != Side::Whole,
-            })
+    fn admits(&self, claim: &Claim) -> bool {
+        let free = |k: &Key| !self.keys.contains(k);
+        claim
+            .keys
+            .iter()
+            .all(|k| free(k) && !self.reads.contains_key(k))
+            && claim.reads.iter().all(free)
+            && claim
+                .sides
+                .iter()
+                .all(|(ns, side)| match self.sides.get(ns) {
+                    None => true,
+                    Some((held, _)) => held == side && *side != Side::Whole,
+                })
     }
+
+    fn take(&mut self, claim: &Claim) {
+        self.keys.extend(claim.keys.iter().cloned());
+        for key in &claim.reads {
+            *self.reads.entry(key.clone()).or_default() += 1;
+        }
+        for (ns, side) in &claim.sides {
+            self.sides.entry(ns.clone()).or_insert((*side, 0)).1 += 1;
+        }
+    }
+
+    fn give_back(&mut self, claim: &Claim) {
+        for key in &claim.keys {
+            self.keys.remove(key);
+        }
+        for key in &claim.reads {
+            if let Some(count) = self.reads.get_mut(key) {
+                *count -= 1;
+                if *count == 0 {
+                    self.reads.remove(key);
+                }
+            }
+        }
+        for (ns, _) in &claim.sides {
+            if let Some((_, count)) = self.sides.get_mut(ns) {
+                *count -= 1;
+                if *count == 0 {
+                    self.sides.remove(ns);
+                }
+            }
+        }
+    }
+}
+
+/// What one write holds while it commits.
+struct Claim {
+    keys: Vec<Key>,
+    reads: Vec<Key>,
+    sides: Vec<(String, Side)>,
 }
 
 #[derive(Default)]
@@ -93,10 +154,9 @@ pub(super) struct InFlight {
     released: Arc<watch::Sender<u64>>,
 }
 
-/// Holds a write's keys until dropped.
+/// Holds a write's keys and reads until dropped.
 pub(super) struct Claimed {
-    keys: Vec<Key>,
-    sides: Vec<(String, Side)>,
+    claim: Claim,
     held: Arc<Mutex<Held>>,
     released: Arc<watch::Sender<u64>>,
 }
@@ -104,39 +164,30 @@ pub(super) struct Claimed {
 impl Drop for Claimed {
     fn drop(&mut self) {
         let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
-        for key in &self.keys {
-            held.keys.remove(key);
-        }
-        for (ns, _) in &self.sides {
-            if let Some((_, count)) = held.sides.get_mut(ns) {
-                *count -= 1;
-                if *count == 0 {
-                    held.sides.remove(ns);
-                }
-            }
-        }
+        held.give_back(&self.claim);
         drop(held);
         self.released.send_modify(|n| *n = n.wrapping_add(1));
     }
 }
 
 impl InFlight {
-    /// Takes the batch's keys, or, when a write in flight holds one (or is
-    /// on the other side of a namespace), a receiver that changes once some
-    /// write let its keys go.
-    pub fn claim(&self, batch: &Batch) -> Result<Claimed, watch::Receiver<u64>> {
-        let (keys, sides) = (keys_of(batch), sides_of(batch));
+    /// Takes the write's keys and reads, or, when a write in flight holds
+    /// one of its keys, writes what it read, reads what it writes (or is on
+    /// the other side of a namespace), a receiver that changes once some
+    /// write let its claim go.
+    pub fn claim(&self, prepared: &Prepared) -> Result<Claimed, watch::Receiver<u64>> {
+        let claim = Claim {
+            keys: keys_of(&prepared.batch),
+            reads: reads_of(prepared),
+            sides: sides_of(&prepared.batch),
+        };
         let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
-        if !held.admits(&keys, &sides) {
+        if !held.admits(&claim) {
             return Err(self.released.subscribe());
         }
-        held.keys.extend(keys.iter().cloned());
-        for (ns, side) in &sides {
-            held.sides.entry(ns.clone()).or_insert((*side, 0)).1 += 1;
-        }
+        held.take(&claim);
         Ok(Claimed {
-            keys,
-            sides,
+            claim,
             held: self.held.clone(),
             released: self.released.clone(),
         })
@@ -147,7 +198,7 @@ impl InFlight {
 mod tests {
     use super::*;
     use crate::store::Put;
-    use switchyard_api::resources::{Object, ObjectMeta, Pod, Service};
+    use switchyard_api::resources::{Node, Object, ObjectMeta, Pod, Service};
 
     fn meta(name: &str) -> ObjectMeta {
         ObjectMeta {
@@ -157,26 +208,52 @@ mod tests {
         }
     }
 
-    fn service(name: &str, port: u16) -> Batch {
+    fn service(name: &str, port: u16) -> Prepared {
         let object = Object::Service(Box::new(Service {
             metadata: meta(name),
             ..Default::default()
         }));
-        Batch {
+        let batch = Batch {
             puts: vec![Put { object, expect: 0 }],
             claims: vec![(AllocKey::NodePort(port), format!("default/{name}"))],
             ..Default::default()
+        };
+        Prepared {
+            batch,
+            reads: vec![(Kind::Node, "node-1".into())],
         }
     }
 
-    fn pod(name: &str) -> Batch {
+    fn pod(name: &str) -> Prepared {
         let object = Object::Pod(Pod {
             metadata: meta(name),
             ..Default::default()
         });
-        Batch {
+        let batch = Batch {
             puts: vec![Put { object, expect: 0 }],
             ..Default::default()
+        };
+        Prepared {
+            batch,
+            reads: vec![(Kind::Node, "node-1".into())],
+        }
+    }
+
+    fn node(name: &str) -> Prepared {
+        let object = Object::Node(Box::new(Node {
+            metadata: ObjectMeta {
+                name: name.into(),
+                ..Default::default()
+            },
+            ..Default::default()
+        }));
+        let batch = Batch {
+            puts: vec![Put { object, expect: 0 }],
+            ..Default::default()
+        };
+        Prepared {
+            batch,
+            reads: Vec::new(),
         }
     }
 
@@ -207,5 +284,24 @@ mod tests {
         drop(first);
         assert!(same_object.has_changed().unwrap());
         assert!(inflight.claim(&service("c", 30001)).is_ok());
+    }
+
+    #[test]
+    fn a_write_does_not_commit_beside_one_that_changes_what_it_read() {
+        let inflight = InFlight::default();
+        // Writes reading node-1 overlap each other, but not its write.
+        let s = inflight.claim(&service("a", 30001)).ok().unwrap();
+        let p = inflight.claim(&service("b", 30002)).ok().unwrap();
+        let waiting = inflight.claim(&node("node-1")).err().unwrap();
+        assert!(inflight.claim(&node("node-2")).is_ok());
+        drop(s);
+        assert!(inflight.claim(&node("node-1")).is_err());
+        drop(p);
+        assert!(waiting.has_changed().unwrap());
+        let n = inflight.claim(&node("node-1")).ok().unwrap();
+        // And while node-1 is being written, nothing that read it commits.
+        assert!(inflight.claim(&pod("p")).is_err());
+        drop(n);
+        assert!(inflight.claim(&pod("p")).is_ok());
     }
 }

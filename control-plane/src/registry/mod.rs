@@ -12,6 +12,8 @@ mod feed;
 mod inflight;
 mod node_ready;
 mod prepare;
+#[cfg(test)]
+mod race_tests;
 mod repair;
 pub mod state;
 mod type_change;
@@ -68,7 +70,9 @@ pub struct Registry {
     store: Arc<dyn Store>,
     metrics: Arc<Metrics>,
     state: RwLock<State>,
-    writer: Mutex<StdRng>,
+    /// Writes take turns preparing (their commits overlap, see
+    /// [`inflight`]); the turn holds the allocators' random source.
+    prepare_turn: Mutex<PrepareTurn>,
     events: broadcast::Sender<Arc<Vec<Event>>>,
     /// The revision the state has reached, for writers waiting on their own.
     applied: notify::Sender<u64>,
@@ -82,6 +86,11 @@ pub struct Registry {
     /// `Some(lease)` while this control plane leads (lease 0: it is the
     /// only one); what must run once checks it, and fences on the lease.
     leader: std::sync::Mutex<Option<i64>>,
+}
+
+/// Held by the write preparing now.
+struct PrepareTurn {
+    rng: StdRng,
 }
 
 /// How often a write prepares again after losing a race to another writer.
@@ -99,8 +108,8 @@ const COMPACT_EVERY: u64 = 256;
 enum Attempt<T> {
     /// Nothing to write: answer `T` now.
     Done(T),
-    /// Commit the batch, then answer `T`.
-    Write(Batch, T),
+    /// Commit the write, then answer `T`.
+    Write(state::Prepared, T),
 }
 
 /// Reads the store into memory, decoding each object as it is read, so
@@ -144,7 +153,9 @@ impl Registry {
             metrics,
             compacted: std::sync::atomic::AtomicU64::new(state.revision),
             state: RwLock::new(state),
-            writer: Mutex::new(StdRng::from_os_rng()),
+            prepare_turn: Mutex::new(PrepareTurn {
+                rng: StdRng::from_os_rng(),
+            }),
             events,
             applied,
             inflight: inflight::InFlight::default(),
@@ -334,9 +345,9 @@ impl Registry {
             }
             let mut txn = Txn::new(state);
             delete_with_dependents(&mut txn, &old);
-            let mut batch = txn.finish();
-            batch.fence = fence.filter(|lease| *lease != 0);
-            Ok(Attempt::Write(batch, (*old).clone()))
+            let mut prepared = txn.finish();
+            prepared.batch.fence = fence.filter(|lease| *lease != 0);
+            Ok(Attempt::Write(prepared, (*old).clone()))
         })
         .await
     }
@@ -353,45 +364,53 @@ impl Registry {
         let mut tries = 0;
         loop {
             let prepared = {
-                let mut rng = self.writer.lock().await;
+                let mut turn = self.prepare_turn.lock().await;
                 let state = self.read();
-                match attempt(&state, &mut rng)? {
+                match attempt(&state, &mut turn.rng)? {
                     Attempt::Done(out) => return Ok(out),
-                    Attempt::Write(batch, out) if batch.is_empty() => return Ok(out),
-                    Attempt::Write(batch, out) => match self.inflight.claim(&batch) {
-                        Ok(claimed) => Ok((batch, out, claimed)),
+                    Attempt::Write(p, out) if p.batch.is_empty() => return Ok(out),
+                    Attempt::Write(p, out) => match self.inflight.claim(&p) {
+                        Ok(claimed) => Ok((p.batch, out, claimed)),
                         Err(released) => Err(released),
                     },
                 }
             };
-            let (batch, out, _claimed) = match prepared {
+            let (batch, out, claimed) = match prepared {
                 Ok(prepared) => prepared,
                 Err(mut released) => {
                     let _ = released.changed().await;
                     continue;
                 }
             };
-            let started = std::time::Instant::now();
-            match self.store.commit(batch).await {
-                Ok(revision) => {
-                    self.metrics
-                        .store_commit
-                        .observe(started.elapsed().as_secs_f64());
-                    self.foreign.committing(revision);
-                    let applied = self.wait_for(revision, APPLY_PATIENCE).await;
-                    self.foreign.committed(revision);
-                    applied?;
-                    return Ok(out);
-                }
-                Err(StoreError::Conflict { seen }) if tries < CONFLICT_RETRIES => {
+            match self.commit(batch, claimed).await {
+                Ok(()) => return Ok(out),
+                Err(RegistryError::Store(StoreError::Conflict { seen }))
+                    if tries < CONFLICT_RETRIES =>
+                {
                     tries += 1;
                     self.metrics.store_conflicts.inc();
                     tracing::debug!(seen, tries, "write lost a race; preparing again");
                     let _ = self.wait_for(seen, CONFLICT_PATIENCE).await;
                 }
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(e),
             }
         }
+    }
+
+    /// Commits a claimed write and waits until the state holds it. It takes
+    /// the claim and gives it back only then, so no write of this process
+    /// prepares against a state that lacks it.
+    async fn commit(&self, batch: Batch, claimed: inflight::Claimed) -> Result<()> {
+        let started = std::time::Instant::now();
+        let revision = self.store.commit(batch).await?;
+        self.metrics
+            .store_commit
+            .observe(started.elapsed().as_secs_f64());
+        self.foreign.committing(revision);
+        let applied = self.wait_for(revision, APPLY_PATIENCE).await;
+        self.foreign.committed(revision);
+        drop(claimed);
+        applied
     }
 
     /// Waits until the state has reached `revision`.

@@ -49,9 +49,9 @@ impl Registry {
                     reconcile_endpoints(&mut txn, Some(&old), Some(&new));
                 }
             }
-            let mut batch = txn.finish();
-            batch.fence = Some(lease).filter(|l| *l != 0);
-            Ok(Attempt::Write(batch, true))
+            let mut prepared = txn.finish();
+            prepared.batch.fence = Some(lease).filter(|l| *l != 0);
+            Ok(Attempt::Write(prepared, true))
         })
         .await
     }

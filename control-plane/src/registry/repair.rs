@@ -3,8 +3,9 @@
 //! the state its control plane holds; two control planes writing at once (a
 //! Service on one, its Pods on the other) may each miss the other's object.
 //! The leader therefore re-derives the slices of every Service that a write
-//! from another control plane touched (the Service, or the Services
-//! selecting a Pod) and writes what differs, fenced on its leader key.
+//! from another control plane touched (the Service, the Services selecting
+//! a Pod, or those with an endpoint on a Node, whose zone they carry) and
+//! writes what differs, fenced on its leader key.
 //! Slices that are right already make an empty write, which commits nothing.
 
 use std::collections::{BTreeSet, HashSet};
@@ -14,7 +15,7 @@ use std::time::Duration;
 use switchyard_api::resources::{Kind, Object};
 
 use super::state::{key_of, Event};
-use super::{sync_service_slices, Attempt, Registry, Result};
+use super::{services_with_endpoints_on, sync_service_slices, Attempt, Registry, Result};
 use crate::controller::endpoints;
 use crate::store::ObjectKey;
 
@@ -53,8 +54,8 @@ impl Foreign {
         }
     }
 
-    /// Records the Pods and Services of a write the watch delivered, unless
-    /// this control plane made it.
+    /// Records the Pods, Services and Nodes of a write the watch delivered,
+    /// unless this control plane made it.
     pub fn delivered(&self, revision: u64, events: &[Event]) {
         if !self.enabled() || lock(&self.own).remove(&revision) {
             return;
@@ -63,7 +64,7 @@ impl Foreign {
         touched.extend(
             events
                 .iter()
-                .filter(|e| matches!(e.object.kind(), Kind::Pod | Kind::Service))
+                .filter(|e| matches!(e.object.kind(), Kind::Pod | Kind::Service | Kind::Node))
                 .map(|e| e.object.clone()),
         );
     }
@@ -96,11 +97,15 @@ pub async fn run(registry: Weak<Registry>) {
             continue;
         }
         match registry.repair(&touched).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(
-                services = n,
-                "repaired EndpointSlices another control plane's write had missed"
-            ),
+            Ok((checked, changed)) => {
+                registry.metrics.endpoint_repairs.inc_by(checked as u64);
+                if changed > 0 {
+                    tracing::info!(
+                        services = changed,
+                        "repaired EndpointSlices another control plane's write had missed"
+                    );
+                }
+            }
             Err(e) => tracing::warn!(error = %e, "cannot repair EndpointSlices"),
         }
     }
@@ -108,8 +113,8 @@ pub async fn run(registry: Weak<Registry>) {
 
 impl Registry {
     /// Re-derives the slices of the Services `touched` affects; how many
-    /// Services' slices it changed.
-    async fn repair(&self, touched: &[Arc<Object>]) -> Result<usize> {
+    /// Services it re-derived, and how many slices it changed.
+    async fn repair(&self, touched: &[Arc<Object>]) -> Result<(usize, usize)> {
         let lease = self.leader_lease();
         self.run(|state, _| {
             let mut services: BTreeSet<(String, ObjectKey)> = BTreeSet::new();
@@ -128,6 +133,12 @@ impl Registry {
                             }
                         }
                     }
+                    Object::Node(node) => {
+                        let txn = super::Txn::new(state);
+                        for svc in services_with_endpoints_on(&txn, &node.metadata.name) {
+                            services.insert((svc.namespace().to_string(), key_of(&svc)));
+                        }
+                    }
                     _ => {}
                 }
             }
@@ -137,10 +148,10 @@ impl Registry {
                     sync_service_slices(&mut txn, &svc);
                 }
             }
-            let mut batch = txn.finish();
-            let changed = batch.puts.len() + batch.deletes.len();
-            batch.fence = lease.filter(|l| *l != 0);
-            Ok(Attempt::Write(batch, changed))
+            let mut prepared = txn.finish();
+            let changed = prepared.batch.puts.len() + prepared.batch.deletes.len();
+            prepared.batch.fence = lease.filter(|l| *l != 0);
+            Ok(Attempt::Write(prepared, (services.len(), changed)))
         })
         .await
     }

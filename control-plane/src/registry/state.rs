@@ -1,7 +1,8 @@
 //! The registry's in-memory view of the store, and the overlay one write
 //! builds on top of it before anything is committed.
 
-use std::collections::BTreeMap;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 use std::sync::Arc;
 
@@ -116,11 +117,23 @@ pub fn mod_revision(obj: &Object) -> u64 {
 }
 
 /// The pending changes of one write, read through on top of the state.
+/// It also records the objects the write read from the state, so the write
+/// can claim them ([`super::inflight`]): no other write may change them
+/// while this one commits.
 pub struct Txn<'a> {
     pub base: &'a State,
     changes: BTreeMap<(Kind, ObjectKey), Option<Object>>,
     claims: Vec<(AllocKey, ObjectKey)>,
     releases: Vec<AllocKey>,
+    reads: RefCell<BTreeSet<(Kind, ObjectKey)>>,
+}
+
+/// A write ready to commit: the store's batch, and what it read.
+#[derive(Debug, Clone, Default)]
+pub struct Prepared {
+    pub batch: Batch,
+    /// Objects read from the state that the batch does not write.
+    pub reads: Vec<(Kind, ObjectKey)>,
 }
 
 impl<'a> Txn<'a> {
@@ -130,6 +143,7 @@ impl<'a> Txn<'a> {
             changes: BTreeMap::new(),
             claims: Vec::new(),
             releases: Vec::new(),
+            reads: RefCell::default(),
         }
     }
 
@@ -137,7 +151,10 @@ impl<'a> Txn<'a> {
     pub fn get(&self, kind: Kind, key: &str) -> Option<Object> {
         match self.changes.get(&(kind, key.to_string())) {
             Some(change) => change.clone(),
-            None => self.base.get(kind, key).map(|o| (**o).clone()),
+            None => {
+                self.reads.borrow_mut().insert((kind, key.to_string()));
+                self.base.get(kind, key).map(|o| (**o).clone())
+            }
         }
     }
 
@@ -203,14 +220,20 @@ impl<'a> Txn<'a> {
     }
 
     /// Turns the write into the store batch, each change guarded by the
-    /// mod revision it was read at. Puts equal to what is stored and deletes
-    /// of absent objects vanish here.
-    pub fn finish(self) -> Batch {
+    /// mod revision it was read at, and the objects it read besides. Puts
+    /// equal to what is stored and deletes of absent objects vanish here.
+    pub fn finish(self) -> Prepared {
         let mut batch = Batch {
             claims: self.claims,
             releases: self.releases,
             ..Default::default()
         };
+        let reads = self
+            .reads
+            .into_inner()
+            .into_iter()
+            .filter(|read| !self.changes.contains_key(read))
+            .collect();
         for ((kind, key), change) in self.changes {
             let before = self.base.get(kind, &key);
             let expect = before.map(|b| mod_revision(b)).unwrap_or(0);
@@ -231,7 +254,7 @@ impl<'a> Txn<'a> {
                 }
             }
         }
-        batch
+        Prepared { batch, reads }
     }
 }
 
