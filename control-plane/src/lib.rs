@@ -27,6 +27,7 @@ pub mod pki;
 pub mod registry;
 pub mod selector;
 pub mod server;
+pub mod status;
 pub mod store;
 pub mod sync;
 pub mod tunnel;

@@ -377,13 +377,17 @@ fn announcement(
     broker: &Arc<Broker>,
     peers: &Arc<ha::Peers>,
 ) -> ha::Announcement {
+    let (nodes, cache, broker) = (sync.nodes.clone(), sync.cache.clone(), broker.clone());
+    let learning = sync.nodes.clone();
     ha::Announcement {
         name: cfg.name.clone(),
         address,
         started: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        nodes: sync.nodes.clone(),
-        cache: sync.cache.clone(),
-        broker: broker.clone(),
+        agents: Arc::new(move || ha::Agents {
+            nodes: nodes.reports(cache.version()),
+            tunnels: broker.connected_nodes(),
+        }),
+        learn: Arc::new(move |others| learning.learn(others)),
         peers: peers.clone(),
     }
 }

@@ -3,7 +3,5 @@
 
 pub mod observe;
 mod resources;
-mod status;
 
 pub use resources::ResourcesApi;
-pub use status::to_status;

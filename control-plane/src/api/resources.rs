@@ -16,12 +16,12 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-use super::status::to_status;
 use crate::auth::policy::PodFacts;
 use crate::auth::{Access, Action, Caller, Verb};
 use crate::ha::Directory;
 use crate::registry::{Event, Outcome, Registry};
 use crate::selector::Selector;
+use crate::status::to_status;
 use crate::store;
 use crate::sync::session::SyncContext;
 
@@ -57,7 +57,7 @@ impl ResourcesApi {
 
     /// The stored object, shared (not copied).
     fn stored(&self, kind: Kind, namespace: &str, name: &str) -> Option<Arc<Object>> {
-        let key = crate::registry::state::object_key(kind, namespace, name);
+        let key = crate::store::object_key(kind, namespace, name);
         self.registry
             .with_state(|state| state.get(kind, &key).cloned())
     }

@@ -7,33 +7,38 @@
 //! and another control plane may lead; this one stops its once-only work
 //! before that can overlap (and its fenced writes fail in any case).
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Weak};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use super::{Coordination, Member, Peers};
+use super::{Coordination, Member, NodeReport, Peers};
 use crate::registry::Registry;
-use crate::sync::cache::SnapshotCache;
-use crate::sync::nodes::{unix_millis, Announced, NodeTable};
-use crate::tunnel::Broker;
 
 /// The leader lease's TTL: how long a cut-off leader may hold on.
 pub const LEASE_TTL: Duration = Duration::from_secs(10);
 /// How often the lease is renewed and the record refreshed.
 const RENEW_EVERY: Duration = Duration::from_secs(2);
 
-/// What this control plane says of itself.
+/// The agents a control plane announces: those streaming from it, and
+/// those whose port-forward tunnels end at it.
+#[derive(Debug, Clone, Default)]
+pub struct Agents {
+    pub nodes: BTreeMap<String, NodeReport>,
+    pub tunnels: Vec<String>,
+}
+
+/// What this control plane says of itself. The election knows nothing of
+/// streams or tunnels: the server hands it functions that tell of its
+/// agents and learn of the others'.
 #[derive(Clone)]
 pub struct Announcement {
     pub name: String,
     pub address: String,
     pub started: String,
-    /// The agents streaming from it now; it also learns there of the
-    /// agents streaming from the others.
-    pub nodes: Arc<NodeTable>,
-    /// The snapshot those agents are judged against.
-    pub cache: Arc<SnapshotCache>,
-    /// The agents whose tunnels end here.
-    pub broker: Arc<Broker>,
+    /// Its agents, asked afresh for every record.
+    pub agents: Arc<dyn Fn() -> Agents + Send + Sync>,
+    /// Told every other control plane's record as it is read.
+    pub learn: Arc<dyn Fn(&[Member]) + Send + Sync>,
     /// What it learns of the other control planes.
     pub peers: Arc<Peers>,
 }
@@ -41,7 +46,10 @@ pub struct Announcement {
 impl Announcement {
     /// Its record as of now.
     pub fn member(&self, registry: &Registry) -> Member {
-        let nodes = self.nodes.reports(self.cache.version());
+        let Agents { nodes, tunnels } = (self.agents)();
+        let announced = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
         Member {
             name: self.name.clone(),
             address: self.address.clone(),
@@ -49,8 +57,8 @@ impl Announcement {
             revision: registry.revision(),
             agents: u32::try_from(nodes.len()).unwrap_or(u32::MAX),
             nodes,
-            tunnels: self.broker.connected_nodes(),
-            announced_unix_ms: unix_millis(std::time::SystemTime::now()),
+            tunnels,
+            announced_unix_ms: announced,
         }
     }
 }
@@ -167,15 +175,7 @@ async fn lead(
     match coord.members().await {
         Ok(members) => {
             let others: Vec<Member> = members.into_iter().filter(|m| m.name != me.name).collect();
-            me.nodes.set_elsewhere(others.iter().flat_map(|m| {
-                m.nodes.iter().map(|(node, report)| {
-                    let announced = Announced {
-                        report: report.clone(),
-                        announced_unix_ms: m.announced_unix_ms,
-                    };
-                    (node.clone(), announced)
-                })
-            }));
+            (me.learn)(&others);
             me.peers.set(others);
         }
         Err(e) => tracing::warn!(error = %e, "cannot read the other control planes"),

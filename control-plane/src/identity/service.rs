@@ -14,11 +14,11 @@ use tonic::{Request, Response, Status};
 
 use super::token::{self, Refusal};
 use super::{record_node_certificate, record_of, rfc3339};
-use crate::api::to_status;
 use crate::auth::principal::NODES_GROUP;
 use crate::auth::{Access, Action, Caller, Principal, Role, Verb};
 use crate::pki::{Ca, Issued, PkiError, Subject, Usage};
 use crate::registry::{Registry, RegistryError};
+use crate::status::to_status;
 
 const JOIN: &str = "/switchyard.v1.Identity/Join";
 const RENEW: &str = "/switchyard.v1.Identity/RenewNodeCertificate";

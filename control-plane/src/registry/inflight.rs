@@ -23,8 +23,9 @@ use std::sync::{Arc, Mutex};
 use switchyard_api::resources::Kind;
 use tokio::sync::watch;
 
-use super::state::{key_of, Prepared};
+use super::state::Prepared;
 use crate::allocator::AllocKey;
+use crate::store::key_of;
 use crate::store::{Batch, ObjectKey};
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -42,12 +42,13 @@ use crate::allocator::service::{held_by, Ranges};
 use crate::controller::endpoints;
 use crate::metrics::Metrics;
 use crate::selector::Selector;
+use crate::store::{key_of, object_key};
 use crate::store::{Batch, ObjectKey, Store, StoreError};
 use crate::validation::Config as ValidationConfig;
 pub(crate) use prepare::stamp_identity;
 use prepare::{deployment_status, prepare, Limits};
+use state::State;
 pub use state::Txn;
-use state::{key_of, object_key, State};
 
 #[derive(Debug, Clone)]
 pub struct RegistryConfig {

@@ -9,8 +9,9 @@ use super::error::{RegistryError, Result};
 use super::type_change::drop_type_dependent_fields;
 use crate::allocator::service::{allocate, Ranges};
 use crate::allocator::AllocationTable;
+use crate::defaulting;
+use crate::store::object_key;
 use crate::validation::{self, Config as ValidationConfig};
-use crate::{defaulting, registry::state::object_key};
 
 pub struct Limits<'a> {
     pub validation: &'a ValidationConfig,

@@ -14,9 +14,10 @@ use std::time::Duration;
 
 use switchyard_api::resources::{Kind, Object};
 
-use super::state::{key_of, Event};
+use super::state::Event;
 use super::{services_with_endpoints_on, sync_service_slices, Attempt, Registry, Result};
 use crate::controller::endpoints;
+use crate::store::key_of;
 use crate::store::ObjectKey;
 
 /// How often the leader repairs what other control planes' writes touched.

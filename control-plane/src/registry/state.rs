@@ -9,7 +9,7 @@ use std::sync::Arc;
 use switchyard_api::resources::{Kind, Object};
 
 use crate::allocator::{AllocKey, AllocationTable};
-use crate::store::{Batch, Committed, Delete, EventType, ObjectKey, Put};
+use crate::store::{key_of, Batch, Committed, Delete, EventType, ObjectKey, Put};
 
 /// One committed change, as watchers receive it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,18 +17,6 @@ pub struct Event {
     pub revision: u64,
     pub event_type: EventType,
     pub object: Arc<Object>,
-}
-
-pub fn object_key(kind: Kind, namespace: &str, name: &str) -> ObjectKey {
-    if kind.is_namespaced() {
-        format!("{namespace}/{name}")
-    } else {
-        name.to_string()
-    }
-}
-
-pub fn key_of(obj: &Object) -> ObjectKey {
-    object_key(obj.kind(), obj.namespace(), obj.name())
 }
 
 #[derive(Debug, Default)]

@@ -8,7 +8,9 @@
 //! claims), so several writers stay correct; and a watch from a revision that
 //! is the one source of change for every replica's in-memory state.
 
+pub mod coordination;
 mod etcd;
+mod key;
 mod sled_store;
 
 use std::path::PathBuf;
@@ -20,6 +22,7 @@ use switchyard_api::resources::{Kind, Object};
 
 use crate::allocator::AllocKey;
 pub use etcd::{EtcdConfig, EtcdStore};
+pub use key::{key_of, object_key};
 pub use sled_store::SledStore;
 
 /// An object's identity inside its kind: `namespace/name`, or `name` for
@@ -178,7 +181,7 @@ pub trait Store: Send + Sync + 'static {
 
     /// Leases and leadership, for a store several control planes share;
     /// `None` for one only this process writes.
-    fn coordination(self: Arc<Self>) -> Option<Arc<dyn crate::ha::Coordination>> {
+    fn coordination(self: Arc<Self>) -> Option<Arc<dyn coordination::Coordination>> {
         None
     }
 }

@@ -380,7 +380,7 @@ fn stamp(batch: Batch, revision: u64) -> Stamped {
     for put in batch.puts {
         let mut object = put.object;
         object.meta_mut().resource_version = Some(rv.clone());
-        let (kind, key) = (object.kind(), crate::registry::state::key_of(&object));
+        let (kind, key) = (object.kind(), super::key_of(&object));
         let json = object.to_json();
         let event_type = if put.expect == 0 {
             EventType::Added
@@ -393,10 +393,7 @@ fn stamp(batch: Batch, revision: u64) -> Stamped {
         out.committed.puts.push(Arc::new(object));
     }
     for delete in batch.deletes {
-        let (kind, key) = (
-            delete.object.kind(),
-            crate::registry::state::key_of(&delete.object),
-        );
+        let (kind, key) = (delete.object.kind(), super::key_of(&delete.object));
         out.events.push(logged(
             revision,
             EventType::Deleted,
@@ -444,7 +441,7 @@ fn check_preconditions(
 ) -> std::result::Result<(), ConflictableTransactionError<StoreError>> {
     let conflict = || ConflictableTransactionError::Abort(StoreError::Conflict { seen });
     for (object, expect) in batch.guarded() {
-        let key = crate::registry::state::key_of(object);
+        let key = super::key_of(object);
         let found = trees[kind_index(object.kind())].get(key.as_bytes())?;
         let actual = found.map(|v| stored_revision(&v)).unwrap_or(0);
         if actual != expect {
@@ -954,7 +951,7 @@ mod tests {
         let mut expected: Vec<(Kind, ObjectKey, String)> = objects
             .iter()
             .map(|o| {
-                let key = crate::registry::state::key_of(o);
+                let key = super::key_of(o);
                 (o.kind(), key, json_at(o, 1))
             })
             .collect();

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use switchyard_api::resources::NodeStatus;
 
-use crate::ha::NodeReport;
+use crate::store::coordination::{Member, NodeReport};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NodeSync {
@@ -137,6 +137,19 @@ impl NodeTable {
                 (name.clone(), report)
             })
             .collect()
+    }
+
+    /// Learns what the other control planes' records say of their agents.
+    pub fn learn(&self, others: &[Member]) {
+        self.set_elsewhere(others.iter().flat_map(|m| {
+            m.nodes.iter().map(|(node, report)| {
+                let announced = Announced {
+                    report: report.clone(),
+                    announced_unix_ms: m.announced_unix_ms,
+                };
+                (node.clone(), announced)
+            })
+        }));
     }
 
     /// Replaces what the other control planes report of their agents.

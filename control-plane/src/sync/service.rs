@@ -10,8 +10,8 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::session::{self, SyncContext};
-use crate::api::to_status;
 use crate::auth::{Access, Action, Caller, Verb};
+use crate::status::to_status;
 
 const STREAM: &str = "/switchyard.v1.AgentSync/Stream";
 const READINESS: &str = "/switchyard.v1.AgentSync/ReportPodReadiness";

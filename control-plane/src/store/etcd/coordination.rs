@@ -11,7 +11,7 @@ use switchyard_api::etcd::{
 use tonic::transport::Channel;
 
 use super::{range_end, retried, timed, EtcdStore};
-use crate::ha::{Coordination, Member};
+use crate::store::coordination::{Coordination, Member};
 use crate::store::StoreError;
 
 impl EtcdStore {

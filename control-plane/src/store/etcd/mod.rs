@@ -29,7 +29,7 @@ use super::{
     Visitor, Watch,
 };
 use crate::allocator::AllocKey;
-use crate::registry::state::key_of;
+use crate::store::key_of;
 
 /// How long one etcd request may take: a cluster that lost its quorum
 /// never answers a write, and the caller must hear so.
@@ -569,7 +569,7 @@ fn delete_op(key: Vec<u8>) -> RequestOp {
 }
 
 impl Store for EtcdStore {
-    fn coordination(self: Arc<Self>) -> Option<Arc<dyn crate::ha::Coordination>> {
+    fn coordination(self: Arc<Self>) -> Option<Arc<dyn crate::store::coordination::Coordination>> {
         Some(self)
     }
 
