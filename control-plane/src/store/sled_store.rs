@@ -951,7 +951,7 @@ mod tests {
         let mut expected: Vec<(Kind, ObjectKey, String)> = objects
             .iter()
             .map(|o| {
-                let key = super::key_of(o);
+                let key = crate::store::key_of(o);
                 (o.kind(), key, json_at(o, 1))
             })
             .collect();
