@@ -21,7 +21,7 @@ use crate::listener;
 use crate::metrics::Metrics;
 use crate::node_lifecycle;
 use crate::pki::{self, Ca, PkiError};
-use crate::registry::{Registry, RegistryConfig, RegistryError};
+use crate::registry::{Registry, RegistryConfig, RegistryError, Sharing};
 use crate::store::{EtcdConfig, EtcdStore, SledStore, Store, StoreError};
 use crate::sync::session::SyncContext;
 use crate::sync::{NodeTable, SnapshotCache, SyncApi};
@@ -173,13 +173,13 @@ impl Server {
             }
         };
         let metrics = Metrics::new();
-        let registry = Registry::open(store.clone(), cfg.registry.clone(), metrics.clone()).await?;
-        let coordination = store.coordination();
-        if coordination.is_some() {
-            // Until the election says otherwise.
-            registry.set_leader(None);
-            registry.shared();
-        }
+        let coordination = store.clone().coordination();
+        let sharing = match coordination {
+            Some(_) => Sharing::Shared,
+            None => Sharing::Alone,
+        };
+        let registry =
+            Registry::open(store, cfg.registry.clone(), metrics.clone(), sharing).await?;
         let heartbeat = node_lifecycle::heartbeat_interval(cfg.node_grace);
         let cluster = ClusterConfig {
             cluster_domain: cfg.cluster_domain.clone(),

@@ -30,12 +30,7 @@ pub const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
 pub type NodeZones = BTreeMap<String, String>;
 
 /// The `trafficDistribution` values, Kubernetes 1.33+.
-pub mod traffic_distribution {
-    pub const PREFER_CLOSE: &str = "PreferClose";
-    pub const PREFER_SAME_ZONE: &str = "PreferSameZone";
-    pub const PREFER_SAME_NODE: &str = "PreferSameNode";
-    pub const ALL: &[&str] = &[PREFER_CLOSE, PREFER_SAME_NODE, PREFER_SAME_ZONE];
-}
+pub use switchyard_api::resources::traffic_distribution;
 
 /// Whether the controller manages slices for this Service at all.
 pub fn is_managed(svc: &Service) -> bool {

@@ -3,3 +3,4 @@
 //! write, so derived state (EndpointSlices) is never behind its sources.
 
 pub mod endpoints;
+pub mod slices;

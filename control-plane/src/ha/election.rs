@@ -27,6 +27,9 @@ pub struct Agents {
     pub tunnels: Vec<String>,
 }
 
+/// Where the election hands the other control planes' records.
+pub type Learn = Arc<dyn Fn(&[Member]) + Send + Sync>;
+
 /// What this control plane says of itself. The election knows nothing of
 /// streams or tunnels: the server hands it functions that tell of its
 /// agents and learn of the others'.
@@ -38,7 +41,7 @@ pub struct Announcement {
     /// Its agents, asked afresh for every record.
     pub agents: Arc<dyn Fn() -> Agents + Send + Sync>,
     /// Told every other control plane's record as it is read.
-    pub learn: Arc<dyn Fn(&[Member]) + Send + Sync>,
+    pub learn: Learn,
     /// What it learns of the other control planes.
     pub peers: Arc<Peers>,
 }

@@ -19,15 +19,13 @@ pub mod state;
 mod type_change;
 mod watch;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 
 use ipnet::Ipv4Net;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
-use switchyard_api::resources::{
-    Kind, Namespace, Node, Object, ObjectMeta, Pod, DEFAULT_NAMESPACE,
-};
+use switchyard_api::resources::{Kind, Namespace, Object, ObjectMeta, DEFAULT_NAMESPACE};
 use tokio::sync::{broadcast, watch as notify, Mutex};
 
 pub use error::{RegistryError, Result};
@@ -39,7 +37,7 @@ use crate::allocator::cluster_ip::ClusterIpRange;
 use crate::allocator::lb_ip::LbPool;
 use crate::allocator::node_port::NodePortRange;
 use crate::allocator::service::{held_by, Ranges};
-use crate::controller::endpoints;
+use crate::controller::slices::reconcile_endpoints;
 use crate::metrics::Metrics;
 use crate::selector::Selector;
 use crate::store::{key_of, object_key};
@@ -138,12 +136,24 @@ pub(crate) async fn load_state(store: &dyn Store) -> std::result::Result<State, 
     })
 }
 
+/// Whether this control plane writes its store alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sharing {
+    /// Only this process writes (sled): it always leads.
+    Alone,
+    /// Other control planes write the same store: it leads only once the
+    /// election says so, and its leader repairs what their writes derived
+    /// from older states.
+    Shared,
+}
+
 impl Registry {
     /// Loads the store and makes sure the `default` namespace exists.
     pub async fn open(
         store: Arc<dyn Store>,
         cfg: RegistryConfig,
         metrics: Arc<Metrics>,
+        sharing: Sharing,
     ) -> Result<Arc<Registry>> {
         let state = load_state(store.as_ref()).await?;
         let watch = store.watch(state.revision).await?;
@@ -173,7 +183,16 @@ impl Registry {
             },
             log_retention: cfg.log_retention.max(1),
         });
-        registry.set_leader(Some(0));
+        match sharing {
+            Sharing::Alone => {
+                registry.set_leader(Some(0));
+            }
+            Sharing::Shared => {
+                registry.set_leader(None);
+                registry.foreign.enable();
+                tokio::spawn(repair::run(Arc::downgrade(&registry)));
+            }
+        }
         tokio::spawn(feed::follow(Arc::downgrade(&registry), watch));
         registry.ensure_default_namespace().await?;
         Ok(registry)
@@ -207,13 +226,6 @@ impl Registry {
 
     pub fn revision(&self) -> u64 {
         self.read().revision
-    }
-
-    /// Starts the leader's repair of what other control planes' writes
-    /// derived from an older state: for a store several share.
-    pub fn shared(self: &Arc<Self>) {
-        self.foreign.enable();
-        tokio::spawn(repair::run(Arc::downgrade(self)));
     }
 
     /// Records whether this control plane leads; `true` when that changed.
@@ -636,143 +648,5 @@ fn delete_with_dependents(txn: &mut Txn<'_>, obj: &Object) {
     }
     if !matches!(obj, Object::Namespace(_)) {
         reconcile_endpoints(txn, Some(obj), None);
-    }
-}
-
-/// Re-runs the endpoints controller for every Service a Service or Pod
-/// change can affect, writing the slice differences into the same write.
-fn reconcile_endpoints(txn: &mut Txn<'_>, old: Option<&Object>, new: Option<&Object>) {
-    let services: Vec<Object> = match (old, new) {
-        (_, Some(svc @ Object::Service(_))) | (Some(svc @ Object::Service(_)), None) => {
-            vec![svc.clone()]
-        }
-        (Some(Object::Node(o)), Some(Object::Node(n))) if zone_of(o) != zone_of(n) => {
-            services_with_endpoints_on(txn, &n.metadata.name)
-        }
-        (Some(Object::Pod(_)), _) | (_, Some(Object::Pod(_))) => {
-            let ns = old
-                .or(new)
-                .map(|o| o.namespace().to_string())
-                .unwrap_or_default();
-            txn.list_where(Kind::Service, &ns, |s| {
-                let Object::Service(svc) = s else {
-                    return false;
-                };
-                [old, new].into_iter().flatten().any(|p| match p {
-                    Object::Pod(pod) => endpoints::selects(svc, pod),
-                    _ => false,
-                })
-            })
-        }
-        _ => Vec::new(),
-    };
-    for svc in services {
-        sync_service_slices(txn, &svc);
-    }
-}
-
-fn zone_of(node: &Node) -> Option<&String> {
-    node.metadata.labels.get(endpoints::ZONE_LABEL)
-}
-
-/// The zones of the nodes `pods` run on, which their endpoints carry.
-fn node_zones(txn: &Txn<'_>, pods: &[Pod]) -> endpoints::NodeZones {
-    let nodes: BTreeSet<&str> = pods
-        .iter()
-        .filter_map(|p| p.spec.node_name.as_deref())
-        .collect();
-    nodes
-        .into_iter()
-        .filter_map(
-            |name| match txn.get(Kind::Node, &object_key(Kind::Node, "", name))? {
-                Object::Node(n) => Some((name.to_string(), zone_of(&n)?.clone())),
-                _ => None,
-            },
-        )
-        .collect()
-}
-
-/// The Services whose slices list an endpoint on `node`: a change of the
-/// node's zone changes their endpoints.
-fn services_with_endpoints_on(txn: &Txn<'_>, node: &str) -> Vec<Object> {
-    let on_node = |o: &Object| match o {
-        Object::EndpointSlice(s) => {
-            s.is_managed()
-                && s.endpoints
-                    .iter()
-                    .any(|e| e.node_name.as_deref() == Some(node))
-        }
-        _ => false,
-    };
-    let keys: BTreeSet<ObjectKey> = txn
-        .list_all_where(Kind::EndpointSlice, on_node)
-        .iter()
-        .filter_map(|o| match o {
-            Object::EndpointSlice(s) => {
-                Some(object_key(Kind::Service, o.namespace(), s.service_name()?))
-            }
-            _ => None,
-        })
-        .collect();
-    keys.iter()
-        .filter_map(|key| txn.get(Kind::Service, key))
-        .collect()
-}
-
-fn sync_service_slices(txn: &mut Txn<'_>, svc_obj: &Object) {
-    let Object::Service(svc) = svc_obj else {
-        return;
-    };
-    let ns = svc_obj.namespace().to_string();
-    let live = txn.get(Kind::Service, &key_of(svc_obj));
-    let desired = match &live {
-        Some(Object::Service(live)) => {
-            let selected = |o: &Object| matches!(o, Object::Pod(p) if endpoints::selects(live, p));
-            let pods: Vec<_> = txn
-                .list_where(Kind::Pod, &ns, selected)
-                .into_iter()
-                .filter_map(|o| match o {
-                    Object::Pod(p) => Some(p),
-                    _ => None,
-                })
-                .collect();
-            let zones = node_zones(txn, &pods);
-            endpoints::desired_slices(live, &pods, &zones)
-        }
-        _ => Vec::new(),
-    };
-    let owned = |o: &Object| match o {
-        Object::EndpointSlice(s) => s.is_managed() && s.service_name() == Some(&svc.metadata.name),
-        _ => false,
-    };
-    let existing: Vec<ObjectKey> = txn
-        .list_where(Kind::EndpointSlice, &ns, owned)
-        .iter()
-        .map(key_of)
-        .collect();
-    let desired_keys: Vec<ObjectKey> = desired
-        .iter()
-        .map(|s| object_key(Kind::EndpointSlice, &ns, &s.metadata.name))
-        .collect();
-    for key in existing.into_iter().filter(|k| !desired_keys.contains(k)) {
-        txn.delete(Kind::EndpointSlice, key);
-    }
-    for slice in desired {
-        let key = object_key(Kind::EndpointSlice, &ns, &slice.metadata.name);
-        let mut slice = Object::EndpointSlice(Box::new(slice));
-        match txn.get(Kind::EndpointSlice, &key) {
-            Some(old) => {
-                let meta = slice.meta_mut();
-                meta.uid = old.meta().uid.clone();
-                meta.creation_timestamp = old.meta().creation_timestamp.clone();
-                meta.resource_version = old.meta().resource_version.clone();
-            }
-            None => {
-                let meta = slice.meta_mut();
-                meta.uid = Some(uuid::Uuid::new_v4().to_string());
-                meta.creation_timestamp = Some(prepare::now_rfc3339());
-            }
-        }
-        txn.put(slice);
     }
 }

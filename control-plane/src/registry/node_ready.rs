@@ -8,7 +8,8 @@ use switchyard_api::resources::{Kind, Node, NodeCondition, Object, Pod};
 
 use super::prepare::{now_rfc3339, write_ready_condition};
 use super::state::Txn;
-use super::{reconcile_endpoints, Attempt, Registry, RegistryError, Result};
+use super::{Attempt, Registry, RegistryError, Result};
+use crate::controller::slices::reconcile_endpoints;
 use crate::store::object_key;
 
 /// Why a pod was marked not ready: its node stopped being heard from.

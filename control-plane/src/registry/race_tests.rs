@@ -98,7 +98,7 @@ async fn a_service_created_during_a_zone_change_gets_the_new_zone() {
         lb_pool: None,
         log_retention: 10_000,
     };
-    let registry = Registry::open(store.clone(), cfg, Metrics::new())
+    let registry = Registry::open(store.clone(), cfg, Metrics::new(), super::Sharing::Alone)
         .await
         .unwrap();
     registry.apply(node("zone-0"), false).await.unwrap();

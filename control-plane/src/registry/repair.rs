@@ -15,8 +15,9 @@ use std::time::Duration;
 use switchyard_api::resources::{Kind, Object};
 
 use super::state::Event;
-use super::{services_with_endpoints_on, sync_service_slices, Attempt, Registry, Result};
+use super::{Attempt, Registry, Result};
 use crate::controller::endpoints;
+use crate::controller::slices::{services_with_endpoints_on, sync_service_slices};
 use crate::store::key_of;
 use crate::store::ObjectKey;
 

@@ -252,3 +252,30 @@ pub fn same_content(a: &Object, b: &Object) -> bool {
     a.meta_mut().resource_version = b.meta().resource_version.clone();
     a == *b
 }
+
+impl crate::controller::slices::Objects for Txn<'_> {
+    fn get(&self, kind: Kind, key: &str) -> Option<Object> {
+        Txn::get(self, kind, key)
+    }
+
+    fn list_where(
+        &self,
+        kind: Kind,
+        namespace: &str,
+        keep: &dyn Fn(&Object) -> bool,
+    ) -> Vec<Object> {
+        Txn::list_where(self, kind, namespace, keep)
+    }
+
+    fn list_all_where(&self, kind: Kind, keep: &dyn Fn(&Object) -> bool) -> Vec<Object> {
+        Txn::list_all_where(self, kind, keep)
+    }
+
+    fn put(&mut self, obj: Object) {
+        Txn::put(self, obj)
+    }
+
+    fn delete(&mut self, kind: Kind, key: ObjectKey) {
+        Txn::delete(self, kind, key)
+    }
+}

@@ -59,7 +59,7 @@ pub(super) fn validate(svc: &Service, old: Option<&Service>, cfg: &Config) -> Fi
 }
 
 fn traffic_distribution(errs: &mut FieldErrors, spec: &ServiceSpec) {
-    use crate::controller::endpoints::traffic_distribution::ALL;
+    use switchyard_api::resources::traffic_distribution::ALL;
     if let Some(value) = spec.traffic_distribution.as_deref() {
         if !ALL.contains(&value) {
             errs.push(FieldError::not_supported(

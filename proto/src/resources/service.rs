@@ -144,6 +144,14 @@ pub struct LoadBalancerIngress {
 }
 
 /// Service types, protocols and policies as Kubernetes spells them.
+/// `spec.trafficDistribution` values.
+pub mod traffic_distribution {
+    pub const PREFER_CLOSE: &str = "PreferClose";
+    pub const PREFER_SAME_ZONE: &str = "PreferSameZone";
+    pub const PREFER_SAME_NODE: &str = "PreferSameNode";
+    pub const ALL: &[&str] = &[PREFER_CLOSE, PREFER_SAME_NODE, PREFER_SAME_ZONE];
+}
+
 pub mod service_type {
     pub const CLUSTER_IP: &str = "ClusterIP";
     pub const NODE_PORT: &str = "NodePort";
