@@ -9,7 +9,9 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Weak};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::time::Instant;
 
 use super::{Coordination, Member, NodeReport, Peers};
 use crate::registry::Registry;
@@ -87,6 +89,11 @@ pub async fn run(
         tokio::select! {
             _ = tick.tick() => {}
             _ = async { stopping.wait_for(|s| *s).await.is_ok() } => {
+                // Stop leading before giving the lease up: another control
+                // plane may lead as soon as it is gone.
+                if let Some(registry) = registry.upgrade() {
+                    registry.set_leader(None);
+                }
                 if let Some(l) = lease {
                     if let Err(e) = coord.revoke(l.id).await {
                         tracing::warn!(error = %e, "cannot give the lease up");

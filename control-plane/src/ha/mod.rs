@@ -8,6 +8,8 @@
 //! control plane always leads.
 
 mod election;
+#[cfg(test)]
+mod election_tests;
 mod peers;
 
 use std::sync::Arc;
