@@ -12,7 +12,7 @@
 
 pub mod connection;
 pub mod conntrack;
-pub mod cpu;
+mod cpu;
 pub mod dns;
 pub mod handover;
 pub mod health;
@@ -23,6 +23,6 @@ pub mod model;
 pub mod nft;
 pub mod probe;
 pub mod runtime;
-pub mod sync;
+mod sync;
 pub mod tunnel;
 pub mod view;

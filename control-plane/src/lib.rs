@@ -12,23 +12,23 @@
 #![forbid(unsafe_code)]
 
 pub mod allocator;
-pub mod api;
-pub mod auth;
-pub mod controller;
-pub mod defaulting;
-pub mod env;
-pub mod ha;
+mod api;
+mod auth;
+mod controller;
+mod defaulting;
+mod env;
+mod ha;
 pub mod health;
-pub mod identity;
-pub mod listener;
+mod identity;
+mod listener;
 pub mod metrics;
 pub mod node_lifecycle;
-pub mod pki;
+mod pki;
 pub mod registry;
-pub mod selector;
+mod selector;
 pub mod server;
-pub mod status;
+mod status;
 pub mod store;
-pub mod sync;
-pub mod tunnel;
-pub mod validation;
+mod sync;
+mod tunnel;
+mod validation;

@@ -133,12 +133,6 @@ impl<'a> Action<'a> {
         self
     }
 
-    /// The pod being written, as sent.
-    pub fn pod(mut self, pod: PodFacts<'a>) -> Self {
-        self.pod = Some(pod);
-        self
-    }
-
     /// The pod being updated or deleted, as stored.
     pub fn stored(mut self, pod: Option<PodFacts<'a>>) -> Self {
         self.stored = pod;
@@ -512,10 +506,10 @@ mod tests {
         .is_err());
         assert!(authorize(&n1, &Action::new(Verb::Watch, "pods").of_node("node-1")).is_err());
         // The rows are NodeRestriction's alone: users are judged by role.
-        let sent = Action::new(Verb::Create, "pods")
+        let mut sent = Action::new(Verb::Create, "pods")
             .namespace("default")
-            .name("web-1")
-            .pod(plain("node-2"));
+            .name("web-1");
+        sent.pod = Some(plain("node-2"));
         assert_eq!(authorize(&user(Role::Admin), &sent), Ok(()));
         assert!(authorize(&user(Role::View), &sent).is_err());
     }

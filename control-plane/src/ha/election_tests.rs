@@ -11,7 +11,8 @@ use futures::future::BoxFuture;
 use futures::FutureExt;
 use tokio::time::Instant;
 
-use super::{run, Agents, Announcement, Coordination, Member, Peers, LEASE_TTL};
+use super::election::LEASE_TTL;
+use super::{run, Agents, Announcement, Coordination, Member, Peers};
 use crate::metrics::Metrics;
 use crate::registry::{Registry, RegistryConfig, Sharing};
 use crate::store::{SledStore, StoreError};

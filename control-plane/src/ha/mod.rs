@@ -15,7 +15,7 @@ mod peers;
 use std::sync::Arc;
 
 pub use crate::store::coordination::{name_holder, Coordination, Member, NodeReport};
-pub use election::{run, Agents, Announcement, LEASE_TTL};
+pub use election::{run, Agents, Announcement};
 pub use peers::Peers;
 
 use crate::registry::Registry;

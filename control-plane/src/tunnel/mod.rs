@@ -25,7 +25,6 @@ use switchyard_api::v1::port_forward_server::PortForwardServer;
 use switchyard_api::v1::tunnel_server::TunnelServer;
 
 pub use broker::Broker;
-pub use error::TunnelError;
 pub use service::TunnelApi;
 
 use crate::auth::Access;
