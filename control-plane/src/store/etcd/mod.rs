@@ -8,11 +8,14 @@
 //! puts and deletes. The watch on `<prefix>/` is every control plane's feed.
 
 mod coordination;
+mod errors;
+mod history;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures::channel::mpsc;
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
 use switchyard_api::etcd::{
@@ -30,13 +33,16 @@ use super::{
 };
 use crate::allocator::AllocKey;
 use crate::store::key_of;
+pub use errors::EtcdCall;
+use errors::{classify, no_answer};
 
 /// How long one etcd request may take: a cluster that lost its quorum
 /// never answers a write, and the caller must hear so.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(4);
 /// Keys read per range request at start-up.
 const PAGE: i64 = 1000;
-/// How long a history read waits for the watch to reach its end.
+/// How long a history read may take to show it holds every event of its
+/// window (see `history`).
 const HISTORY_PATIENCE: Duration = Duration::from_secs(3);
 
 /// `--etcd-*` flags.
@@ -65,26 +71,8 @@ fn backend(e: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(format!("etcd: {e}"))
 }
 
-fn status(e: tonic::Status) -> StoreError {
-    let message = e.message();
-    if message.contains("required revision has been compacted") {
-        return StoreError::Compacted {
-            requested: 0,
-            oldest: 0,
-        };
-    }
-    StoreError::Backend(format!("etcd: {message}"))
-}
-
 /// Pause between tries of a call a member refused for being unreachable.
 const RETRY: Duration = Duration::from_millis(50);
-
-fn no_answer(what: &str) -> StoreError {
-    StoreError::Backend(format!(
-        "etcd: {what} got no answer within {}s (is a quorum of its members up?)",
-        REQUEST_TIMEOUT.as_secs()
-    ))
-}
 
 /// How long one try of a call may take before it is tried again: a member
 /// whose leader just died holds a proposal until its own timeout, while the
@@ -95,7 +83,7 @@ const ATTEMPT_TIMEOUT: Duration = Duration::from_millis(1500);
 /// slow to answer (the connection then moves on to the next member), within
 /// [`REQUEST_TIMEOUT`]. Writes are safe to repeat: each is guarded by its
 /// compares, so a repeat of one that did commit fails them instead.
-pub(super) async fn retried<T, F, Fut>(what: &str, mut call: F) -> Result<T>
+pub(super) async fn retried<T, F, Fut>(what: EtcdCall, mut call: F) -> Result<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = std::result::Result<tonic::Response<T>, tonic::Status>>,
@@ -109,20 +97,20 @@ where
             Ok(Err(e)) if e.code() == tonic::Code::Unavailable && left() => {
                 tokio::time::sleep(RETRY).await;
             }
-            Ok(Err(e)) => return Err(status(e)),
+            Ok(Err(e)) => return Err(classify(what, &e)),
             Err(_) if left() => {}
-            Err(_) => return Err(no_answer(what)),
+            Err(_) => return Err(no_answer(what, REQUEST_TIMEOUT)),
         }
     }
 }
 
 async fn timed<T>(
-    what: &str,
+    what: EtcdCall,
     call: impl std::future::Future<Output = std::result::Result<T, tonic::Status>>,
 ) -> Result<T> {
     match tokio::time::timeout(REQUEST_TIMEOUT, call).await {
-        Ok(answer) => answer.map_err(status),
-        Err(_) => Err(no_answer(what)),
+        Ok(answer) => answer.map_err(|e| classify(what, &e)),
+        Err(_) => Err(no_answer(what, REQUEST_TIMEOUT)),
     }
 }
 
@@ -149,6 +137,14 @@ fn revision(r: i64) -> u64 {
 
 fn signed(r: u64) -> i64 {
     i64::try_from(r).unwrap_or(i64::MAX)
+}
+
+/// A watch etcd created: its request stream (open as long as the watch
+/// is), its responses after the first, and the member serving it.
+struct OpenWatch {
+    requests: mpsc::UnboundedSender<WatchRequest>,
+    responses: tonic::Streaming<WatchResponse>,
+    member: u64,
 }
 
 /// What a key under the prefix names.
@@ -299,7 +295,7 @@ impl EtcdStore {
                 revision: at,
                 ..Default::default()
             };
-            let page = retried("a range read", || {
+            let page = retried(EtcdCall::RangeRead, || {
                 let (mut client, request) = (self.kv(), request.clone());
                 async move { client.range(request).await }
             })
@@ -321,11 +317,7 @@ impl EtcdStore {
         }
     }
 
-    async fn open_watch(
-        &self,
-        from: u64,
-        prev_kv: bool,
-    ) -> Result<tonic::Streaming<WatchResponse>> {
+    async fn open_watch(&self, from: u64, prev_kv: bool) -> Result<OpenWatch> {
         let prefix = format!("{}/", self.keys.prefix).into_bytes();
         let create = WatchRequest {
             request_union: Some(watch_request::RequestUnion::CreateRequest(
@@ -338,19 +330,25 @@ impl EtcdStore {
                 },
             )),
         };
-        // The request stream stays open as long as the watch does.
-        let requests =
-            futures::stream::once(async move { create }).chain(futures::stream::pending());
+        let (requests, queued) = mpsc::unbounded();
+        // The receiver is alive: it is right here.
+        let _ = requests.unbounded_send(create);
         let mut client =
             WatchClient::new(self.channel.clone()).max_decoding_message_size(usize::MAX);
-        let mut responses = timed("a watch", client.watch(requests)).await?.into_inner();
-        let first = timed("a watch", responses.message())
+        let mut responses = timed(EtcdCall::Watch, client.watch(queued))
+            .await?
+            .into_inner();
+        let first = timed(EtcdCall::Watch, responses.message())
             .await?
             .ok_or_else(|| backend("the watch ended before it started"))?;
         if first.compact_revision > 0 || first.canceled {
             return Err(compacted(from, &first));
         }
-        Ok(responses)
+        Ok(OpenWatch {
+            requests,
+            responses,
+            member: first.header.map(|h| h.member_id).unwrap_or(0),
+        })
     }
 
     fn record(&self, outcome: &Result<u64>) {
@@ -402,17 +400,11 @@ impl EtcdStore {
 
     async fn commit_batch(&self, batch: Batch) -> Result<u64> {
         let request = self.txn(&batch);
-        let answer = retried("a write", || {
+        let answer = retried(EtcdCall::Write, || {
             let (mut client, request) = (self.kv(), request.clone());
             async move { client.txn(request).await }
         })
-        .await
-        .map_err(|e| match e {
-            StoreError::Backend(detail) if detail.contains("no answer") => StoreError::Backend(
-                format!("{detail}; the write may still be committed once etcd recovers"),
-            ),
-            other => other,
-        })?;
+        .await?;
         let at = revision(answer.header.map(|h| h.revision).unwrap_or(0));
         if answer.succeeded {
             Ok(at)
@@ -448,42 +440,6 @@ impl EtcdStore {
             revision: revision(at),
             allocations,
         })
-    }
-
-    async fn history(&self, after: u64, until: u64) -> Result<Vec<LoggedEvent>> {
-        if until <= after {
-            return Ok(Vec::new());
-        }
-        let mut responses = self.open_watch(after + 1, true).await?;
-        let mut out = Vec::new();
-        let deadline = tokio::time::Instant::now() + HISTORY_PATIENCE;
-        loop {
-            let next = tokio::time::timeout_at(deadline, responses.message()).await;
-            // A revision of another cluster sharing this etcd has no event
-            // here; the read ends at the deadline with what it found.
-            let Ok(next) = next else { return Ok(out) };
-            let Some(response) = next.map_err(status)? else {
-                return Ok(out);
-            };
-            if response.compact_revision > 0 || response.canceled {
-                return Err(compacted(after, &response));
-            }
-            for event in &response.events {
-                let Some(kv) = event.kv.as_ref() else {
-                    continue;
-                };
-                let rev = revision(kv.mod_revision);
-                if rev > until {
-                    return Ok(out);
-                }
-                if let Some(logged) = self.keys.logged(event, rev) {
-                    out.push(logged);
-                }
-                if rev == until {
-                    return Ok(out);
-                }
-            }
-        }
     }
 }
 
@@ -588,13 +544,22 @@ impl Store for EtcdStore {
 
     fn watch(&self, after: u64) -> BoxFuture<'_, Result<Watch>> {
         async move {
-            let responses = self.open_watch(after + 1, false).await?;
+            let OpenWatch {
+                requests,
+                responses,
+                ..
+            } = self.open_watch(after + 1, false).await?;
             let keys = self.keys.clone();
             let watch = responses
-                .map(move |item| match item {
-                    Ok(r) if r.compact_revision > 0 || r.canceled => Err(compacted(after, &r)),
-                    Ok(r) => Ok(keys.committed(r)),
-                    Err(e) => Err(status(e)),
+                .map(move |item| {
+                    // The request stream stays open as long as the watch
+                    // does.
+                    let _open = &requests;
+                    match item {
+                        Ok(r) if r.compact_revision > 0 || r.canceled => Err(compacted(after, &r)),
+                        Ok(r) => Ok(keys.committed(r)),
+                        Err(e) => Err(classify(EtcdCall::Watch, &e)),
+                    }
                 })
                 .flat_map(|item| match item {
                     Ok(batch) => futures::stream::iter(batch.into_iter().map(Ok)).left_stream(),
@@ -622,7 +587,7 @@ impl Store for EtcdStore {
                 revision: signed(keep_from),
                 physical: false,
             };
-            match retried("a compaction", || {
+            match retried(EtcdCall::Compaction, || {
                 let (mut client, request) = (self.kv(), request);
                 async move { client.compact(request).await }
             })
