@@ -19,8 +19,8 @@ impl EtcdStore {
         LeaseClient::new(self.channel.clone())
     }
 
-    pub(super) fn leader_key(&self) -> Vec<u8> {
-        format!("{}/leader", self.keys.prefix).into_bytes()
+    fn leader_key(&self) -> Vec<u8> {
+        self.keys.leader()
     }
 
     fn member_prefix(&self) -> Vec<u8> {

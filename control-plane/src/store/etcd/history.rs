@@ -222,7 +222,8 @@ impl EtcdStore {
         });
         let ordered = match tokio::time::timeout_at(deadline, status).await {
             Ok(Ok(status)) => {
-                status.header.is_some_and(|h| h.member_id == member)
+                member != 0
+                    && status.header.is_some_and(|h| h.member_id == member)
                     && orders_progress(&status.version)
             }
             Ok(Err(e)) => {

@@ -163,6 +163,10 @@ impl Keys {
         format!("{}/alloc/{key}", self.prefix).into_bytes()
     }
 
+    fn leader(&self) -> Vec<u8> {
+        format!("{}/leader", self.prefix).into_bytes()
+    }
+
     fn parse(&self, raw: &[u8]) -> Key {
         let Ok(text) = std::str::from_utf8(raw) else {
             return Key::Other;
@@ -359,47 +363,8 @@ impl EtcdStore {
         }
     }
 
-    fn txn(&self, batch: &Batch) -> TxnRequest {
-        let mut compares = Vec::new();
-        let mut ops = Vec::new();
-        for put in &batch.puts {
-            let key = self.keys.object(put.object.kind(), &key_of(&put.object));
-            compares.push(mod_revision_is(&key, put.expect));
-            let mut object = put.object.clone();
-            object.meta_mut().resource_version = None;
-            ops.push(put_op(key, object.to_json().into_bytes()));
-        }
-        for delete in &batch.deletes {
-            let key = self
-                .keys
-                .object(delete.object.kind(), &key_of(&delete.object));
-            compares.push(mod_revision_is(&key, delete.expect));
-            ops.push(delete_op(key));
-        }
-        for key in &batch.releases {
-            if !batch.claims.iter().any(|(c, _)| c == key) {
-                ops.push(delete_op(self.keys.alloc(key)));
-            }
-        }
-        for (key, owner) in &batch.claims {
-            let raw = self.keys.alloc(key);
-            if !batch.releases.contains(key) {
-                compares.push(mod_revision_is(&raw, 0));
-            }
-            ops.push(put_op(raw, owner.clone().into_bytes()));
-        }
-        if let Some(lease) = batch.fence {
-            compares.push(coordination::held_by(self.leader_key(), lease));
-        }
-        TxnRequest {
-            compare: compares,
-            success: ops,
-            failure: Vec::new(),
-        }
-    }
-
     async fn commit_batch(&self, batch: Batch) -> Result<u64> {
-        let request = self.txn(&batch);
+        let request = txn_of(&self.keys, &batch);
         let answer = retried(EtcdCall::Write, || {
             let (mut client, request) = (self.kv(), request.clone());
             async move { client.txn(request).await }
@@ -440,6 +405,47 @@ impl EtcdStore {
             revision: revision(at),
             allocations,
         })
+    }
+}
+
+/// A batch as one etcd transaction: a compare per object on the mod
+/// revision it was read at, one per claimed allocation that it is free
+/// (unless the same write releases it), the leader fence, then the puts
+/// and deletes.
+fn txn_of(keys: &Keys, batch: &Batch) -> TxnRequest {
+    let mut compares = Vec::new();
+    let mut ops = Vec::new();
+    for put in &batch.puts {
+        let key = keys.object(put.object.kind(), &key_of(&put.object));
+        compares.push(mod_revision_is(&key, put.expect));
+        let mut object = put.object.clone();
+        object.meta_mut().resource_version = None;
+        ops.push(put_op(key, object.to_json().into_bytes()));
+    }
+    for delete in &batch.deletes {
+        let key = keys.object(delete.object.kind(), &key_of(&delete.object));
+        compares.push(mod_revision_is(&key, delete.expect));
+        ops.push(delete_op(key));
+    }
+    for key in &batch.releases {
+        if !batch.claims.iter().any(|(c, _)| c == key) {
+            ops.push(delete_op(keys.alloc(key)));
+        }
+    }
+    for (key, owner) in &batch.claims {
+        let raw = keys.alloc(key);
+        if !batch.releases.contains(key) {
+            compares.push(mod_revision_is(&raw, 0));
+        }
+        ops.push(put_op(raw, owner.clone().into_bytes()));
+    }
+    if let Some(lease) = batch.fence {
+        compares.push(coordination::held_by(keys.leader(), lease));
+    }
+    TxnRequest {
+        compare: compares,
+        success: ops,
+        failure: Vec::new(),
     }
 }
 
@@ -610,5 +616,307 @@ mod tests {
     fn range_end_is_the_next_prefix() {
         assert_eq!(range_end(b"/switchyard/"), b"/switchyard0".to_vec());
         assert_eq!(range_end(&[b'a', 0xff]), b"b".to_vec());
+    }
+
+    fn keys() -> Keys {
+        Keys {
+            prefix: "/sy".to_string(),
+        }
+    }
+
+    fn service_json(name: &str) -> Vec<u8> {
+        serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": name, "namespace": "default"},
+            "spec": {"ports": [{"port": 80}]},
+        })
+        .to_string()
+        .into_bytes()
+    }
+
+    fn kv(key: &str, value: &[u8], rev: i64, version: i64) -> KeyValue {
+        KeyValue {
+            key: key.as_bytes().to_vec(),
+            create_revision: rev - version + 1,
+            mod_revision: rev,
+            version,
+            value: value.to_vec(),
+            lease: 0,
+        }
+    }
+
+    fn put(kv: KeyValue) -> EtcdEvent {
+        EtcdEvent {
+            r#type: i32::from(switchyard_api::etcd::event::EventType::Put),
+            kv: Some(kv),
+            prev_kv: None,
+        }
+    }
+
+    /// A deletion: etcd's tombstone names the key at the deleting revision
+    /// (version 0, no value); `prev` is the object before, when asked for.
+    fn delete(key: &str, rev: i64, prev: Option<KeyValue>) -> EtcdEvent {
+        EtcdEvent {
+            r#type: i32::from(switchyard_api::etcd::event::EventType::Delete),
+            kv: Some(KeyValue {
+                key: key.as_bytes().to_vec(),
+                mod_revision: rev,
+                ..Default::default()
+            }),
+            prev_kv: prev,
+        }
+    }
+
+    #[test]
+    fn keys_under_the_prefix_name_objects_and_allocations() {
+        let keys = keys();
+        assert!(matches!(
+            keys.parse(b"/sy/objects/services/default/web"),
+            Key::Object(Kind::Service, ref k) if k == "default/web"
+        ));
+        assert!(matches!(
+            keys.parse(b"/sy/alloc/nodeport/30080"),
+            Key::Alloc(AllocKey::NodePort(30080))
+        ));
+        for other in [
+            &b"/sy/controlplanes/cp-1"[..],
+            b"/sy/leader",
+            b"/sy/objects/nothings/x",
+            b"/sy/alloc/bogus",
+            b"/other/objects/services/default/web",
+            b"\xff\xfe",
+        ] {
+            assert!(matches!(keys.parse(other), Key::Other), "{other:?}");
+        }
+        assert_eq!(
+            keys.object(Kind::Service, "default/web"),
+            b"/sy/objects/services/default/web".to_vec()
+        );
+        assert_eq!(
+            keys.alloc(&AllocKey::NodePort(30080)),
+            b"/sy/alloc/nodeport/30080".to_vec()
+        );
+    }
+
+    /// One watch response may hold several writes: each becomes one
+    /// commit at its revision, with its objects stamped with it, its
+    /// deletions, claims and releases.
+    #[test]
+    fn a_watch_response_becomes_one_commit_per_revision() {
+        let response = WatchResponse {
+            events: vec![
+                put(kv(
+                    "/sy/objects/services/default/web",
+                    &service_json("web"),
+                    7,
+                    1,
+                )),
+                put(kv("/sy/alloc/nodeport/30080", b"default/web", 7, 1)),
+                delete("/sy/objects/services/default/old", 8, None),
+                delete("/sy/alloc/nodeport/30081", 8, None),
+                put(kv("/sy/controlplanes/cp-1", b"{}", 9, 3)),
+            ],
+            ..Default::default()
+        };
+        let commits = keys().committed(response);
+        let revisions: Vec<u64> = commits.iter().map(|c| c.revision).collect();
+        assert_eq!(revisions, vec![7, 8, 9]);
+        let (first, second, third) = (&commits[0], &commits[1], &commits[2]);
+        assert_eq!(first.puts.len(), 1);
+        assert_eq!(first.puts[0].name(), "web");
+        assert_eq!(first.puts[0].meta().resource_version.as_deref(), Some("7"));
+        assert_eq!(
+            first.claims,
+            vec![(AllocKey::NodePort(30080), "default/web".to_string())]
+        );
+        assert_eq!(
+            second.deletes,
+            vec![(Kind::Service, "default/old".to_string())]
+        );
+        assert_eq!(second.releases, vec![AllocKey::NodePort(30081)]);
+        // A member's record is no object: its revision still passes, empty.
+        assert!(third.puts.is_empty() && third.deletes.is_empty() && third.claims.is_empty());
+    }
+
+    #[test]
+    fn an_undecodable_object_is_skipped_not_fatal() {
+        let response = WatchResponse {
+            events: vec![
+                put(kv("/sy/objects/services/default/bad", b"{not json", 7, 1)),
+                put(kv(
+                    "/sy/objects/services/default/web",
+                    &service_json("web"),
+                    7,
+                    1,
+                )),
+            ],
+            ..Default::default()
+        };
+        let commits = keys().committed(response);
+        assert_eq!(commits.len(), 1);
+        assert_eq!(commits[0].puts.len(), 1);
+    }
+
+    /// History entries: ADDED for a first version, MODIFIED after, DELETED
+    /// with the object as it was (from prev_kv); nothing for what is no
+    /// object, or a deletion whose previous value etcd no longer has.
+    #[test]
+    fn watch_events_become_the_logs_events() {
+        let keys = keys();
+        let logged = |event: &EtcdEvent| {
+            let rev = revision(event.kv.as_ref().map(|kv| kv.mod_revision).unwrap_or(0));
+            keys.logged(event, rev)
+        };
+        let added = logged(&put(kv(
+            "/sy/objects/services/default/web",
+            &service_json("web"),
+            7,
+            1,
+        )))
+        .unwrap();
+        assert_eq!((added.revision, added.event_type), (7, EventType::Added));
+        assert_eq!(added.kind, "Service");
+        let object: serde_json::Value = serde_json::from_str(&added.object).unwrap();
+        assert_eq!(object["metadata"]["resourceVersion"], "7");
+
+        let modified = logged(&put(kv(
+            "/sy/objects/services/default/web",
+            &service_json("web"),
+            9,
+            2,
+        )))
+        .unwrap();
+        assert_eq!(modified.event_type, EventType::Modified);
+
+        let prev = kv(
+            "/sy/objects/services/default/web",
+            &service_json("web"),
+            9,
+            2,
+        );
+        let deleted = logged(&delete("/sy/objects/services/default/web", 11, Some(prev))).unwrap();
+        assert_eq!(
+            (deleted.revision, deleted.event_type),
+            (11, EventType::Deleted)
+        );
+        let object: serde_json::Value = serde_json::from_str(&deleted.object).unwrap();
+        assert_eq!(object["metadata"]["name"], "web");
+
+        assert!(logged(&delete("/sy/objects/services/default/web", 11, None)).is_none());
+        assert!(logged(&put(kv("/sy/alloc/nodeport/30080", b"default/web", 7, 1))).is_none());
+        assert!(logged(&put(kv("/sy/controlplanes/cp-1", b"{}", 7, 1))).is_none());
+    }
+
+    #[test]
+    fn a_compacted_watch_says_from_where_and_a_cancelled_one_why() {
+        let compacted_at = WatchResponse {
+            canceled: true,
+            compact_revision: 40,
+            ..Default::default()
+        };
+        assert!(matches!(
+            compacted(12, &compacted_at),
+            StoreError::Compacted {
+                requested: 12,
+                oldest: 40
+            }
+        ));
+        let cancelled = WatchResponse {
+            canceled: true,
+            cancel_reason: "permission denied".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            compacted(12, &cancelled).to_string(),
+            "storage: etcd: the watch was cancelled: permission denied"
+        );
+    }
+
+    /// A write is one transaction: a compare per object on the revision it
+    /// was read at, one per claimed allocation that it is free (unless the
+    /// same write releases it), the leader fence, then the operations.
+    #[test]
+    fn a_batch_is_one_guarded_transaction() {
+        let web: Object = Object::from_json(
+            Kind::Service,
+            std::str::from_utf8(&service_json("web")).unwrap(),
+        )
+        .unwrap();
+        let old: Object = Object::from_json(
+            Kind::Service,
+            std::str::from_utf8(&service_json("old")).unwrap(),
+        )
+        .unwrap();
+        let batch = Batch {
+            puts: vec![super::super::Put {
+                object: web,
+                expect: 5,
+            }],
+            deletes: vec![super::super::Delete {
+                object: old,
+                expect: 6,
+            }],
+            claims: vec![
+                (AllocKey::NodePort(30080), "default/web".into()),
+                (AllocKey::NodePort(30081), "default/web".into()),
+            ],
+            releases: vec![AllocKey::NodePort(30081), AllocKey::NodePort(30082)],
+            fence: Some(42),
+        };
+        let keys = keys();
+        let txn = txn_of(&keys, &batch);
+        let compares: Vec<(Vec<u8>, Option<compare::TargetUnion>)> = txn
+            .compare
+            .iter()
+            .cloned()
+            .map(|c| (c.key, c.target_union))
+            .collect();
+        assert_eq!(
+            compares,
+            vec![
+                (
+                    b"/sy/objects/services/default/web".to_vec(),
+                    Some(compare::TargetUnion::ModRevision(5))
+                ),
+                (
+                    b"/sy/objects/services/default/old".to_vec(),
+                    Some(compare::TargetUnion::ModRevision(6))
+                ),
+                (
+                    b"/sy/alloc/nodeport/30080".to_vec(),
+                    Some(compare::TargetUnion::ModRevision(0))
+                ),
+                (
+                    b"/sy/leader".to_vec(),
+                    Some(compare::TargetUnion::Lease(42))
+                ),
+            ]
+        );
+        let ops: Vec<(&str, Vec<u8>)> = txn
+            .success
+            .iter()
+            .map(|op| match &op.request {
+                Some(request_op::Request::RequestPut(p)) => ("put", p.key.clone()),
+                Some(request_op::Request::RequestDeleteRange(d)) => ("delete", d.key.clone()),
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            ops,
+            vec![
+                ("put", b"/sy/objects/services/default/web".to_vec()),
+                ("delete", b"/sy/objects/services/default/old".to_vec()),
+                ("delete", b"/sy/alloc/nodeport/30082".to_vec()),
+                ("put", b"/sy/alloc/nodeport/30080".to_vec()),
+                ("put", b"/sy/alloc/nodeport/30081".to_vec()),
+            ]
+        );
+        // The stored JSON leaves the resourceVersion to etcd's mod revision.
+        let Some(request_op::Request::RequestPut(stored)) = &txn.success[0].request else {
+            panic!("not a put");
+        };
+        let json: serde_json::Value = serde_json::from_slice(&stored.value).unwrap();
+        assert!(json["metadata"].get("resourceVersion").is_none(), "{json}");
     }
 }
