@@ -5,7 +5,10 @@
 //! does it) and `<prefix>/alloc/<allocation>` (the owner's key). A write is
 //! one etcd transaction: a compare per object on the mod revision it was
 //! read at, a compare per claimed allocation that it is absent, then the
-//! puts and deletes. The watch on `<prefix>/` is every control plane's feed.
+//! puts and deletes. The watch on `<prefix>/` is every control plane's feed;
+//! a resumed client watch's history is read through a watch too (`history`:
+//! when such a read is whole). etcd's failures become typed errors in one
+//! place (`errors`).
 
 mod coordination;
 mod errors;
