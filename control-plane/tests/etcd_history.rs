@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use switchyard_api::resources::{Kind, Object};
-use switchyard_control_plane::ha::Member;
+use switchyard_control_plane::store::coordination::Member;
 use switchyard_control_plane::store::{Batch, EtcdConfig, EtcdStore, Put, Store, StoreError};
 use switchyard_lab::etcd::EtcdCluster;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
