@@ -12,7 +12,7 @@ pub fn to_status(e: RegistryError) -> Status {
         RegistryError::AlreadyExists { .. } => Code::AlreadyExists,
         RegistryError::Forbidden { .. } => Code::PermissionDenied,
         RegistryError::Exhausted(_) => Code::ResourceExhausted,
-        RegistryError::Gone { .. } => Code::OutOfRange,
+        RegistryError::Gone { .. } | RegistryError::Relist(_) => Code::OutOfRange,
         RegistryError::Store(_) | RegistryError::Internal(_) => Code::Internal,
     };
     if code == Code::Internal {
@@ -32,6 +32,25 @@ mod tests {
         assert_eq!(
             status.message(),
             "Internal error occurred: corrupt log entry: eof"
+        );
+    }
+
+    /// A history the store could not read whole sends the watcher to list
+    /// again, as a compacted one does.
+    #[test]
+    fn an_incomplete_history_is_out_of_range() {
+        let incomplete = crate::store::StoreError::HistoryIncomplete {
+            after: 3,
+            until: 9,
+            reached: 5,
+            within: std::time::Duration::from_secs(3),
+        };
+        let status = to_status(incomplete.into());
+        assert_eq!(status.code(), Code::OutOfRange);
+        assert!(
+            status.message().ends_with("list again and resume"),
+            "{}",
+            status.message()
         );
     }
 }

@@ -31,6 +31,10 @@ pub enum RegistryError {
     Internal(String),
     #[error("too old resource version: {requested} ({oldest})")]
     Gone { requested: u64, oldest: u64 },
+    /// The store could not read a resumed watch's history whole in time
+    /// (a slow etcd): like `Gone`, the watcher lists again.
+    #[error(transparent)]
+    Relist(StoreError),
     #[error(transparent)]
     Store(StoreError),
 }
@@ -41,6 +45,7 @@ impl From<StoreError> for RegistryError {
             StoreError::Compacted { requested, oldest } => {
                 RegistryError::Gone { requested, oldest }
             }
+            e @ StoreError::HistoryIncomplete { .. } => RegistryError::Relist(e),
             other => RegistryError::Store(other),
         }
     }

@@ -15,13 +15,14 @@ mod sled_store;
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 use switchyard_api::resources::{Kind, Object};
 
 use crate::allocator::AllocKey;
-pub use etcd::{EtcdConfig, EtcdStore};
+pub use etcd::{EtcdCall, EtcdConfig, EtcdStore};
 pub use key::{key_of, object_key};
 pub use sled_store::SledStore;
 
@@ -127,6 +128,42 @@ pub enum StoreError {
     Conflict { seen: u64 },
     #[error("too old resource version: {requested} (oldest retained is {oldest})")]
     Compacted { requested: u64, oldest: u64 },
+    /// etcd, or the way to it, is unavailable (no leader, a member
+    /// stopping, a connection refused): tried again within the request
+    /// timeout before it is reported.
+    #[error("storage: etcd: {message}")]
+    Unavailable { call: EtcdCall, message: String },
+    /// A call got no answer in time: a cluster without a quorum never
+    /// answers a write, and the caller must hear so.
+    #[error(
+        "storage: etcd: {call} got no answer within {}s (is a quorum of its members up?){}",
+        .within.as_secs(), .call.unanswered_note()
+    )]
+    NoAnswer { call: EtcdCall, within: Duration },
+    /// The lease a call named is gone (it expired, or was revoked).
+    #[error("storage: etcd: {message}")]
+    LeaseNotFound { call: EtcdCall, message: String },
+    /// Any other refusal, by etcd's gRPC code; the message is etcd's.
+    #[error("storage: etcd: {message}")]
+    Refused {
+        call: EtcdCall,
+        code: tonic::Code,
+        message: String,
+    },
+    /// A history read could not show that it holds every event of the
+    /// window in time: etcd was slow to send them (or the store's events
+    /// end early). Like `Compacted`, the watcher lists again; a part of the
+    /// history handed on as all of it would lose the rest for good.
+    #[error(
+        "storage: etcd: the changes after revision {after} could not be read through revision {until} within {}s (only through revision {reached}); list again and resume",
+        .within.as_secs()
+    )]
+    HistoryIncomplete {
+        after: u64,
+        until: u64,
+        reached: u64,
+        within: Duration,
+    },
     /// The store is readable but ends before the last revision committed
     /// to it: a truncated or corrupted file that sled read up to the damage.
     #[error(
@@ -173,7 +210,9 @@ pub trait Store: Send + Sync + 'static {
     fn failing(&self) -> Option<String>;
 
     /// Every logged event with a revision in `(after, until]`, oldest
-    /// first; `Compacted` when events after `after` were already dropped.
+    /// first; `Compacted` when events after `after` were already dropped,
+    /// `HistoryIncomplete` when they could not all be read in time. Never
+    /// a part of them as if it were all.
     fn events_after(&self, after: u64, until: u64) -> BoxFuture<'_, Result<Vec<LoggedEvent>>>;
 
     /// Drops history older than `keep_from`, keeping the log bounded.

@@ -10,7 +10,7 @@ use switchyard_api::etcd::{
 };
 use tonic::transport::Channel;
 
-use super::{range_end, retried, timed, EtcdStore};
+use super::{range_end, retried, timed, EtcdCall, EtcdStore};
 use crate::store::coordination::{Coordination, Member};
 use crate::store::StoreError;
 
@@ -19,8 +19,8 @@ impl EtcdStore {
         LeaseClient::new(self.channel.clone())
     }
 
-    pub(super) fn leader_key(&self) -> Vec<u8> {
-        format!("{}/leader", self.keys.prefix).into_bytes()
+    fn leader_key(&self) -> Vec<u8> {
+        self.keys.leader()
     }
 
     fn member_prefix(&self) -> Vec<u8> {
@@ -32,7 +32,7 @@ impl EtcdStore {
             key: self.leader_key(),
             ..Default::default()
         };
-        let answer = retried("a leader read", || {
+        let answer = retried(EtcdCall::LeaderRead, || {
             let (mut client, request) = (self.kv(), request.clone());
             async move { client.range(request).await }
         })
@@ -77,7 +77,7 @@ impl Coordination for EtcdStore {
     fn grant(&self, ttl: i64) -> BoxFuture<'_, Result<i64, StoreError>> {
         async move {
             let request = LeaseGrantRequest { ttl, id: 0 };
-            let answer = retried("a lease grant", || {
+            let answer = retried(EtcdCall::LeaseGrant, || {
                 let (mut client, request) = (self.lease_client(), request);
                 async move { client.lease_grant(request).await }
             })
@@ -95,10 +95,17 @@ impl Coordination for EtcdStore {
             let request = LeaseKeepAliveRequest { id: lease };
             let requests = futures::stream::once(async move { request });
             let mut client = self.lease_client();
-            let mut answers = timed("a lease renewal", client.lease_keep_alive(requests))
-                .await?
-                .into_inner();
-            let answer = timed("a lease renewal", answers.message()).await?;
+            let mut answers =
+                match timed(EtcdCall::LeaseRenewal, client.lease_keep_alive(requests)).await {
+                    Err(StoreError::LeaseNotFound { .. }) => return Ok(false),
+                    other => other?.into_inner(),
+                };
+            let answer = match timed(EtcdCall::LeaseRenewal, answers.message()).await {
+                // etcd answers a renewal of a lease it does not know with
+                // TTL 0; a server that refuses it instead says the same.
+                Err(StoreError::LeaseNotFound { .. }) => return Ok(false),
+                other => other?,
+            };
             Ok(answer.is_some_and(|a| a.ttl > 0))
         }
         .boxed()
@@ -116,11 +123,17 @@ impl Coordination for EtcdStore {
                 success: vec![put(key, name.as_bytes().to_vec(), lease)],
                 failure: Vec::new(),
             };
-            let answer = retried("a campaign", || {
+            let answer = match retried(EtcdCall::Campaign, || {
                 let (mut client, request) = (self.kv(), request.clone());
                 async move { client.txn(request).await }
             })
-            .await?;
+            .await
+            {
+                // The lease expired: it leads nothing, and the next renewal
+                // finds it gone.
+                Err(StoreError::LeaseNotFound { .. }) => return Ok(false),
+                other => other?,
+            };
             if answer.succeeded {
                 return Ok(true);
             }
@@ -157,7 +170,7 @@ impl Coordination for EtcdStore {
                 success: vec![put(key, value, lease)],
                 failure: Vec::new(),
             };
-            retried("an announcement", || {
+            retried(EtcdCall::Announcement, || {
                 let (mut client, request) = (self.kv(), request.clone());
                 async move { client.txn(request).await }
             })
@@ -175,7 +188,7 @@ impl Coordination for EtcdStore {
                 key: prefix,
                 ..Default::default()
             };
-            let answer = retried("a member read", || {
+            let answer = retried(EtcdCall::MemberRead, || {
                 let (mut client, request) = (self.kv(), request.clone());
                 async move { client.range(request).await }
             })
@@ -192,12 +205,16 @@ impl Coordination for EtcdStore {
     fn revoke(&self, lease: i64) -> BoxFuture<'_, Result<(), StoreError>> {
         async move {
             let request = LeaseRevokeRequest { id: lease };
-            retried("a lease revocation", || {
+            match retried(EtcdCall::LeaseRevocation, || {
                 let mut client = self.lease_client();
                 async move { client.lease_revoke(request).await }
             })
-            .await?;
-            Ok(())
+            .await
+            {
+                // Gone already: what revoking it was for.
+                Ok(_) | Err(StoreError::LeaseNotFound { .. }) => Ok(()),
+                Err(e) => Err(e),
+            }
         }
         .boxed()
     }

@@ -5,14 +5,20 @@
 //! does it) and `<prefix>/alloc/<allocation>` (the owner's key). A write is
 //! one etcd transaction: a compare per object on the mod revision it was
 //! read at, a compare per claimed allocation that it is absent, then the
-//! puts and deletes. The watch on `<prefix>/` is every control plane's feed.
+//! puts and deletes. The watch on `<prefix>/` is every control plane's feed;
+//! a resumed client watch's history is read through a watch too (`history`:
+//! when such a read is whole). etcd's failures become typed errors in one
+//! place (`errors`).
 
 mod coordination;
+mod errors;
+mod history;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures::channel::mpsc;
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
 use switchyard_api::etcd::{
@@ -30,13 +36,16 @@ use super::{
 };
 use crate::allocator::AllocKey;
 use crate::store::key_of;
+pub use errors::EtcdCall;
+use errors::{classify, no_answer};
 
 /// How long one etcd request may take: a cluster that lost its quorum
 /// never answers a write, and the caller must hear so.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(4);
 /// Keys read per range request at start-up.
 const PAGE: i64 = 1000;
-/// How long a history read waits for the watch to reach its end.
+/// How long a history read may take to show it holds every event of its
+/// window (see `history`).
 const HISTORY_PATIENCE: Duration = Duration::from_secs(3);
 
 /// `--etcd-*` flags.
@@ -65,26 +74,8 @@ fn backend(e: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(format!("etcd: {e}"))
 }
 
-fn status(e: tonic::Status) -> StoreError {
-    let message = e.message();
-    if message.contains("required revision has been compacted") {
-        return StoreError::Compacted {
-            requested: 0,
-            oldest: 0,
-        };
-    }
-    StoreError::Backend(format!("etcd: {message}"))
-}
-
 /// Pause between tries of a call a member refused for being unreachable.
 const RETRY: Duration = Duration::from_millis(50);
-
-fn no_answer(what: &str) -> StoreError {
-    StoreError::Backend(format!(
-        "etcd: {what} got no answer within {}s (is a quorum of its members up?)",
-        REQUEST_TIMEOUT.as_secs()
-    ))
-}
 
 /// How long one try of a call may take before it is tried again: a member
 /// whose leader just died holds a proposal until its own timeout, while the
@@ -95,7 +86,7 @@ const ATTEMPT_TIMEOUT: Duration = Duration::from_millis(1500);
 /// slow to answer (the connection then moves on to the next member), within
 /// [`REQUEST_TIMEOUT`]. Writes are safe to repeat: each is guarded by its
 /// compares, so a repeat of one that did commit fails them instead.
-pub(super) async fn retried<T, F, Fut>(what: &str, mut call: F) -> Result<T>
+pub(super) async fn retried<T, F, Fut>(what: EtcdCall, mut call: F) -> Result<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = std::result::Result<tonic::Response<T>, tonic::Status>>,
@@ -109,20 +100,20 @@ where
             Ok(Err(e)) if e.code() == tonic::Code::Unavailable && left() => {
                 tokio::time::sleep(RETRY).await;
             }
-            Ok(Err(e)) => return Err(status(e)),
+            Ok(Err(e)) => return Err(classify(what, &e)),
             Err(_) if left() => {}
-            Err(_) => return Err(no_answer(what)),
+            Err(_) => return Err(no_answer(what, REQUEST_TIMEOUT)),
         }
     }
 }
 
 async fn timed<T>(
-    what: &str,
+    what: EtcdCall,
     call: impl std::future::Future<Output = std::result::Result<T, tonic::Status>>,
 ) -> Result<T> {
     match tokio::time::timeout(REQUEST_TIMEOUT, call).await {
-        Ok(answer) => answer.map_err(status),
-        Err(_) => Err(no_answer(what)),
+        Ok(answer) => answer.map_err(|e| classify(what, &e)),
+        Err(_) => Err(no_answer(what, REQUEST_TIMEOUT)),
     }
 }
 
@@ -151,6 +142,14 @@ fn signed(r: u64) -> i64 {
     i64::try_from(r).unwrap_or(i64::MAX)
 }
 
+/// A watch etcd created: its request stream (open as long as the watch
+/// is), its responses after the first, and the member serving it.
+struct OpenWatch {
+    requests: mpsc::UnboundedSender<WatchRequest>,
+    responses: tonic::Streaming<WatchResponse>,
+    member: u64,
+}
+
 /// What a key under the prefix names.
 enum Key {
     Object(Kind, ObjectKey),
@@ -165,6 +164,10 @@ impl Keys {
 
     fn alloc(&self, key: &AllocKey) -> Vec<u8> {
         format!("{}/alloc/{key}", self.prefix).into_bytes()
+    }
+
+    fn leader(&self) -> Vec<u8> {
+        format!("{}/leader", self.prefix).into_bytes()
     }
 
     fn parse(&self, raw: &[u8]) -> Key {
@@ -299,7 +302,7 @@ impl EtcdStore {
                 revision: at,
                 ..Default::default()
             };
-            let page = retried("a range read", || {
+            let page = retried(EtcdCall::RangeRead, || {
                 let (mut client, request) = (self.kv(), request.clone());
                 async move { client.range(request).await }
             })
@@ -321,11 +324,7 @@ impl EtcdStore {
         }
     }
 
-    async fn open_watch(
-        &self,
-        from: u64,
-        prev_kv: bool,
-    ) -> Result<tonic::Streaming<WatchResponse>> {
+    async fn open_watch(&self, from: u64, prev_kv: bool) -> Result<OpenWatch> {
         let prefix = format!("{}/", self.keys.prefix).into_bytes();
         let create = WatchRequest {
             request_union: Some(watch_request::RequestUnion::CreateRequest(
@@ -338,19 +337,25 @@ impl EtcdStore {
                 },
             )),
         };
-        // The request stream stays open as long as the watch does.
-        let requests =
-            futures::stream::once(async move { create }).chain(futures::stream::pending());
+        let (requests, queued) = mpsc::unbounded();
+        // The receiver is alive: it is right here.
+        let _ = requests.unbounded_send(create);
         let mut client =
             WatchClient::new(self.channel.clone()).max_decoding_message_size(usize::MAX);
-        let mut responses = timed("a watch", client.watch(requests)).await?.into_inner();
-        let first = timed("a watch", responses.message())
+        let mut responses = timed(EtcdCall::Watch, client.watch(queued))
+            .await?
+            .into_inner();
+        let first = timed(EtcdCall::Watch, responses.message())
             .await?
             .ok_or_else(|| backend("the watch ended before it started"))?;
         if first.compact_revision > 0 || first.canceled {
             return Err(compacted(from, &first));
         }
-        Ok(responses)
+        Ok(OpenWatch {
+            requests,
+            responses,
+            member: first.header.map(|h| h.member_id).unwrap_or(0),
+        })
     }
 
     fn record(&self, outcome: &Result<u64>) {
@@ -361,58 +366,13 @@ impl EtcdStore {
         }
     }
 
-    fn txn(&self, batch: &Batch) -> TxnRequest {
-        let mut compares = Vec::new();
-        let mut ops = Vec::new();
-        for put in &batch.puts {
-            let key = self.keys.object(put.object.kind(), &key_of(&put.object));
-            compares.push(mod_revision_is(&key, put.expect));
-            let mut object = put.object.clone();
-            object.meta_mut().resource_version = None;
-            ops.push(put_op(key, object.to_json().into_bytes()));
-        }
-        for delete in &batch.deletes {
-            let key = self
-                .keys
-                .object(delete.object.kind(), &key_of(&delete.object));
-            compares.push(mod_revision_is(&key, delete.expect));
-            ops.push(delete_op(key));
-        }
-        for key in &batch.releases {
-            if !batch.claims.iter().any(|(c, _)| c == key) {
-                ops.push(delete_op(self.keys.alloc(key)));
-            }
-        }
-        for (key, owner) in &batch.claims {
-            let raw = self.keys.alloc(key);
-            if !batch.releases.contains(key) {
-                compares.push(mod_revision_is(&raw, 0));
-            }
-            ops.push(put_op(raw, owner.clone().into_bytes()));
-        }
-        if let Some(lease) = batch.fence {
-            compares.push(coordination::held_by(self.leader_key(), lease));
-        }
-        TxnRequest {
-            compare: compares,
-            success: ops,
-            failure: Vec::new(),
-        }
-    }
-
     async fn commit_batch(&self, batch: Batch) -> Result<u64> {
-        let request = self.txn(&batch);
-        let answer = retried("a write", || {
+        let request = txn_of(&self.keys, &batch);
+        let answer = retried(EtcdCall::Write, || {
             let (mut client, request) = (self.kv(), request.clone());
             async move { client.txn(request).await }
         })
-        .await
-        .map_err(|e| match e {
-            StoreError::Backend(detail) if detail.contains("no answer") => StoreError::Backend(
-                format!("{detail}; the write may still be committed once etcd recovers"),
-            ),
-            other => other,
-        })?;
+        .await?;
         let at = revision(answer.header.map(|h| h.revision).unwrap_or(0));
         if answer.succeeded {
             Ok(at)
@@ -449,41 +409,46 @@ impl EtcdStore {
             allocations,
         })
     }
+}
 
-    async fn history(&self, after: u64, until: u64) -> Result<Vec<LoggedEvent>> {
-        if until <= after {
-            return Ok(Vec::new());
+/// A batch as one etcd transaction: a compare per object on the mod
+/// revision it was read at, one per claimed allocation that it is free
+/// (unless the same write releases it), the leader fence, then the puts
+/// and deletes.
+fn txn_of(keys: &Keys, batch: &Batch) -> TxnRequest {
+    let mut compares = Vec::new();
+    let mut ops = Vec::new();
+    for put in &batch.puts {
+        let key = keys.object(put.object.kind(), &key_of(&put.object));
+        compares.push(mod_revision_is(&key, put.expect));
+        let mut object = put.object.clone();
+        object.meta_mut().resource_version = None;
+        ops.push(put_op(key, object.to_json().into_bytes()));
+    }
+    for delete in &batch.deletes {
+        let key = keys.object(delete.object.kind(), &key_of(&delete.object));
+        compares.push(mod_revision_is(&key, delete.expect));
+        ops.push(delete_op(key));
+    }
+    for key in &batch.releases {
+        if !batch.claims.iter().any(|(c, _)| c == key) {
+            ops.push(delete_op(keys.alloc(key)));
         }
-        let mut responses = self.open_watch(after + 1, true).await?;
-        let mut out = Vec::new();
-        let deadline = tokio::time::Instant::now() + HISTORY_PATIENCE;
-        loop {
-            let next = tokio::time::timeout_at(deadline, responses.message()).await;
-            // A revision of another cluster sharing this etcd has no event
-            // here; the read ends at the deadline with what it found.
-            let Ok(next) = next else { return Ok(out) };
-            let Some(response) = next.map_err(status)? else {
-                return Ok(out);
-            };
-            if response.compact_revision > 0 || response.canceled {
-                return Err(compacted(after, &response));
-            }
-            for event in &response.events {
-                let Some(kv) = event.kv.as_ref() else {
-                    continue;
-                };
-                let rev = revision(kv.mod_revision);
-                if rev > until {
-                    return Ok(out);
-                }
-                if let Some(logged) = self.keys.logged(event, rev) {
-                    out.push(logged);
-                }
-                if rev == until {
-                    return Ok(out);
-                }
-            }
+    }
+    for (key, owner) in &batch.claims {
+        let raw = keys.alloc(key);
+        if !batch.releases.contains(key) {
+            compares.push(mod_revision_is(&raw, 0));
         }
+        ops.push(put_op(raw, owner.clone().into_bytes()));
+    }
+    if let Some(lease) = batch.fence {
+        compares.push(coordination::held_by(keys.leader(), lease));
+    }
+    TxnRequest {
+        compare: compares,
+        success: ops,
+        failure: Vec::new(),
     }
 }
 
@@ -588,13 +553,22 @@ impl Store for EtcdStore {
 
     fn watch(&self, after: u64) -> BoxFuture<'_, Result<Watch>> {
         async move {
-            let responses = self.open_watch(after + 1, false).await?;
+            let OpenWatch {
+                requests,
+                responses,
+                ..
+            } = self.open_watch(after + 1, false).await?;
             let keys = self.keys.clone();
             let watch = responses
-                .map(move |item| match item {
-                    Ok(r) if r.compact_revision > 0 || r.canceled => Err(compacted(after, &r)),
-                    Ok(r) => Ok(keys.committed(r)),
-                    Err(e) => Err(status(e)),
+                .map(move |item| {
+                    // The request stream stays open as long as the watch
+                    // does.
+                    let _open = &requests;
+                    match item {
+                        Ok(r) if r.compact_revision > 0 || r.canceled => Err(compacted(after, &r)),
+                        Ok(r) => Ok(keys.committed(r)),
+                        Err(e) => Err(classify(EtcdCall::Watch, &e)),
+                    }
                 })
                 .flat_map(|item| match item {
                     Ok(batch) => futures::stream::iter(batch.into_iter().map(Ok)).left_stream(),
@@ -622,7 +596,7 @@ impl Store for EtcdStore {
                 revision: signed(keep_from),
                 physical: false,
             };
-            match retried("a compaction", || {
+            match retried(EtcdCall::Compaction, || {
                 let (mut client, request) = (self.kv(), request);
                 async move { client.compact(request).await }
             })
@@ -645,5 +619,307 @@ mod tests {
     fn range_end_is_the_next_prefix() {
         assert_eq!(range_end(b"/switchyard/"), b"/switchyard0".to_vec());
         assert_eq!(range_end(&[b'a', 0xff]), b"b".to_vec());
+    }
+
+    fn keys() -> Keys {
+        Keys {
+            prefix: "/sy".to_string(),
+        }
+    }
+
+    fn service_json(name: &str) -> Vec<u8> {
+        serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": name, "namespace": "default"},
+            "spec": {"ports": [{"port": 80}]},
+        })
+        .to_string()
+        .into_bytes()
+    }
+
+    fn kv(key: &str, value: &[u8], rev: i64, version: i64) -> KeyValue {
+        KeyValue {
+            key: key.as_bytes().to_vec(),
+            create_revision: rev - version + 1,
+            mod_revision: rev,
+            version,
+            value: value.to_vec(),
+            lease: 0,
+        }
+    }
+
+    fn put(kv: KeyValue) -> EtcdEvent {
+        EtcdEvent {
+            r#type: i32::from(switchyard_api::etcd::event::EventType::Put),
+            kv: Some(kv),
+            prev_kv: None,
+        }
+    }
+
+    /// A deletion: etcd's tombstone names the key at the deleting revision
+    /// (version 0, no value); `prev` is the object before, when asked for.
+    fn delete(key: &str, rev: i64, prev: Option<KeyValue>) -> EtcdEvent {
+        EtcdEvent {
+            r#type: i32::from(switchyard_api::etcd::event::EventType::Delete),
+            kv: Some(KeyValue {
+                key: key.as_bytes().to_vec(),
+                mod_revision: rev,
+                ..Default::default()
+            }),
+            prev_kv: prev,
+        }
+    }
+
+    #[test]
+    fn keys_under_the_prefix_name_objects_and_allocations() {
+        let keys = keys();
+        assert!(matches!(
+            keys.parse(b"/sy/objects/services/default/web"),
+            Key::Object(Kind::Service, ref k) if k == "default/web"
+        ));
+        assert!(matches!(
+            keys.parse(b"/sy/alloc/nodeport/30080"),
+            Key::Alloc(AllocKey::NodePort(30080))
+        ));
+        for other in [
+            &b"/sy/controlplanes/cp-1"[..],
+            b"/sy/leader",
+            b"/sy/objects/nothings/x",
+            b"/sy/alloc/bogus",
+            b"/other/objects/services/default/web",
+            b"\xff\xfe",
+        ] {
+            assert!(matches!(keys.parse(other), Key::Other), "{other:?}");
+        }
+        assert_eq!(
+            keys.object(Kind::Service, "default/web"),
+            b"/sy/objects/services/default/web".to_vec()
+        );
+        assert_eq!(
+            keys.alloc(&AllocKey::NodePort(30080)),
+            b"/sy/alloc/nodeport/30080".to_vec()
+        );
+    }
+
+    /// One watch response may hold several writes: each becomes one
+    /// commit at its revision, with its objects stamped with it, its
+    /// deletions, claims and releases.
+    #[test]
+    fn a_watch_response_becomes_one_commit_per_revision() {
+        let response = WatchResponse {
+            events: vec![
+                put(kv(
+                    "/sy/objects/services/default/web",
+                    &service_json("web"),
+                    7,
+                    1,
+                )),
+                put(kv("/sy/alloc/nodeport/30080", b"default/web", 7, 1)),
+                delete("/sy/objects/services/default/old", 8, None),
+                delete("/sy/alloc/nodeport/30081", 8, None),
+                put(kv("/sy/controlplanes/cp-1", b"{}", 9, 3)),
+            ],
+            ..Default::default()
+        };
+        let commits = keys().committed(response);
+        let revisions: Vec<u64> = commits.iter().map(|c| c.revision).collect();
+        assert_eq!(revisions, vec![7, 8, 9]);
+        let (first, second, third) = (&commits[0], &commits[1], &commits[2]);
+        assert_eq!(first.puts.len(), 1);
+        assert_eq!(first.puts[0].name(), "web");
+        assert_eq!(first.puts[0].meta().resource_version.as_deref(), Some("7"));
+        assert_eq!(
+            first.claims,
+            vec![(AllocKey::NodePort(30080), "default/web".to_string())]
+        );
+        assert_eq!(
+            second.deletes,
+            vec![(Kind::Service, "default/old".to_string())]
+        );
+        assert_eq!(second.releases, vec![AllocKey::NodePort(30081)]);
+        // A member's record is no object: its revision still passes, empty.
+        assert!(third.puts.is_empty() && third.deletes.is_empty() && third.claims.is_empty());
+    }
+
+    #[test]
+    fn an_undecodable_object_is_skipped_not_fatal() {
+        let response = WatchResponse {
+            events: vec![
+                put(kv("/sy/objects/services/default/bad", b"{not json", 7, 1)),
+                put(kv(
+                    "/sy/objects/services/default/web",
+                    &service_json("web"),
+                    7,
+                    1,
+                )),
+            ],
+            ..Default::default()
+        };
+        let commits = keys().committed(response);
+        assert_eq!(commits.len(), 1);
+        assert_eq!(commits[0].puts.len(), 1);
+    }
+
+    /// History entries: ADDED for a first version, MODIFIED after, DELETED
+    /// with the object as it was (from prev_kv); nothing for what is no
+    /// object, or a deletion whose previous value etcd no longer has.
+    #[test]
+    fn watch_events_become_the_logs_events() {
+        let keys = keys();
+        let logged = |event: &EtcdEvent| {
+            let rev = revision(event.kv.as_ref().map(|kv| kv.mod_revision).unwrap_or(0));
+            keys.logged(event, rev)
+        };
+        let added = logged(&put(kv(
+            "/sy/objects/services/default/web",
+            &service_json("web"),
+            7,
+            1,
+        )))
+        .unwrap();
+        assert_eq!((added.revision, added.event_type), (7, EventType::Added));
+        assert_eq!(added.kind, "Service");
+        let object: serde_json::Value = serde_json::from_str(&added.object).unwrap();
+        assert_eq!(object["metadata"]["resourceVersion"], "7");
+
+        let modified = logged(&put(kv(
+            "/sy/objects/services/default/web",
+            &service_json("web"),
+            9,
+            2,
+        )))
+        .unwrap();
+        assert_eq!(modified.event_type, EventType::Modified);
+
+        let prev = kv(
+            "/sy/objects/services/default/web",
+            &service_json("web"),
+            9,
+            2,
+        );
+        let deleted = logged(&delete("/sy/objects/services/default/web", 11, Some(prev))).unwrap();
+        assert_eq!(
+            (deleted.revision, deleted.event_type),
+            (11, EventType::Deleted)
+        );
+        let object: serde_json::Value = serde_json::from_str(&deleted.object).unwrap();
+        assert_eq!(object["metadata"]["name"], "web");
+
+        assert!(logged(&delete("/sy/objects/services/default/web", 11, None)).is_none());
+        assert!(logged(&put(kv("/sy/alloc/nodeport/30080", b"default/web", 7, 1))).is_none());
+        assert!(logged(&put(kv("/sy/controlplanes/cp-1", b"{}", 7, 1))).is_none());
+    }
+
+    #[test]
+    fn a_compacted_watch_says_from_where_and_a_cancelled_one_why() {
+        let compacted_at = WatchResponse {
+            canceled: true,
+            compact_revision: 40,
+            ..Default::default()
+        };
+        assert!(matches!(
+            compacted(12, &compacted_at),
+            StoreError::Compacted {
+                requested: 12,
+                oldest: 40
+            }
+        ));
+        let cancelled = WatchResponse {
+            canceled: true,
+            cancel_reason: "permission denied".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            compacted(12, &cancelled).to_string(),
+            "storage: etcd: the watch was cancelled: permission denied"
+        );
+    }
+
+    /// A write is one transaction: a compare per object on the revision it
+    /// was read at, one per claimed allocation that it is free (unless the
+    /// same write releases it), the leader fence, then the operations.
+    #[test]
+    fn a_batch_is_one_guarded_transaction() {
+        let web: Object = Object::from_json(
+            Kind::Service,
+            std::str::from_utf8(&service_json("web")).unwrap(),
+        )
+        .unwrap();
+        let old: Object = Object::from_json(
+            Kind::Service,
+            std::str::from_utf8(&service_json("old")).unwrap(),
+        )
+        .unwrap();
+        let batch = Batch {
+            puts: vec![super::super::Put {
+                object: web,
+                expect: 5,
+            }],
+            deletes: vec![super::super::Delete {
+                object: old,
+                expect: 6,
+            }],
+            claims: vec![
+                (AllocKey::NodePort(30080), "default/web".into()),
+                (AllocKey::NodePort(30081), "default/web".into()),
+            ],
+            releases: vec![AllocKey::NodePort(30081), AllocKey::NodePort(30082)],
+            fence: Some(42),
+        };
+        let keys = keys();
+        let txn = txn_of(&keys, &batch);
+        let compares: Vec<(Vec<u8>, Option<compare::TargetUnion>)> = txn
+            .compare
+            .iter()
+            .cloned()
+            .map(|c| (c.key, c.target_union))
+            .collect();
+        assert_eq!(
+            compares,
+            vec![
+                (
+                    b"/sy/objects/services/default/web".to_vec(),
+                    Some(compare::TargetUnion::ModRevision(5))
+                ),
+                (
+                    b"/sy/objects/services/default/old".to_vec(),
+                    Some(compare::TargetUnion::ModRevision(6))
+                ),
+                (
+                    b"/sy/alloc/nodeport/30080".to_vec(),
+                    Some(compare::TargetUnion::ModRevision(0))
+                ),
+                (
+                    b"/sy/leader".to_vec(),
+                    Some(compare::TargetUnion::Lease(42))
+                ),
+            ]
+        );
+        let ops: Vec<(&str, Vec<u8>)> = txn
+            .success
+            .iter()
+            .map(|op| match &op.request {
+                Some(request_op::Request::RequestPut(p)) => ("put", p.key.clone()),
+                Some(request_op::Request::RequestDeleteRange(d)) => ("delete", d.key.clone()),
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            ops,
+            vec![
+                ("put", b"/sy/objects/services/default/web".to_vec()),
+                ("delete", b"/sy/objects/services/default/old".to_vec()),
+                ("delete", b"/sy/alloc/nodeport/30082".to_vec()),
+                ("put", b"/sy/alloc/nodeport/30080".to_vec()),
+                ("put", b"/sy/alloc/nodeport/30081".to_vec()),
+            ]
+        );
+        // The stored JSON leaves the resourceVersion to etcd's mod revision.
+        let Some(request_op::Request::RequestPut(stored)) = &txn.success[0].request else {
+            panic!("not a put");
+        };
+        let json: serde_json::Value = serde_json::from_slice(&stored.value).unwrap();
+        assert!(json["metadata"].get("resourceVersion").is_none(), "{json}");
     }
 }
