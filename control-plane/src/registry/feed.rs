@@ -101,8 +101,7 @@ fn replace(state: &mut State, fresh: State) -> Vec<Event> {
         for (key, new) in objects {
             let event_type = match state.get(*kind, key) {
                 Some(old) if old == new => continue,
-                Some(_) => EventType::Modified,
-                None => EventType::Added,
+                old => EventType::of_put(old.is_some()),
             };
             events.push(Event {
                 revision,

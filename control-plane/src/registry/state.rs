@@ -65,10 +65,8 @@ impl State {
         let mut events = Vec::with_capacity(committed.puts.len() + committed.deletes.len());
         for object in &committed.puts {
             let map = self.objects.entry(object.kind()).or_default();
-            let event_type = match map.insert(key_of(object), object.clone()) {
-                Some(_) => EventType::Modified,
-                None => EventType::Added,
-            };
+            let existed = map.insert(key_of(object), object.clone()).is_some();
+            let event_type = EventType::of_put(existed);
             events.push(Event {
                 revision,
                 event_type,

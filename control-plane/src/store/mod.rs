@@ -37,6 +37,19 @@ pub enum EventType {
     Deleted,
 }
 
+impl EventType {
+    /// What a put is to a watcher: every store and the registry's state
+    /// call an object written over an existing one Modified, a new one
+    /// Added, through this one rule.
+    pub fn of_put(existed: bool) -> EventType {
+        if existed {
+            EventType::Modified
+        } else {
+            EventType::Added
+        }
+    }
+}
+
 /// One change as the revision log keeps it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LoggedEvent {

@@ -382,11 +382,8 @@ fn stamp(batch: Batch, revision: u64) -> Stamped {
         object.meta_mut().resource_version = Some(rv.clone());
         let (kind, key) = (object.kind(), super::key_of(&object));
         let json = object.to_json();
-        let event_type = if put.expect == 0 {
-            EventType::Added
-        } else {
-            EventType::Modified
-        };
+        // The batch's precondition says whether it existed (0: absent).
+        let event_type = EventType::of_put(put.expect != 0);
         out.events
             .push(logged(revision, event_type, kind, json.clone()));
         out.puts.push((kind, key, json));

@@ -241,8 +241,8 @@ impl Keys {
         let (event_type, source) = match (is_delete(event), event.prev_kv.as_ref()) {
             (true, Some(prev)) => (EventType::Deleted, prev),
             (true, None) => return None,
-            (false, _) if kv.version == 1 => (EventType::Added, kv),
-            (false, _) => (EventType::Modified, kv),
+            // etcd counts a key's versions from 1 at its creation.
+            (false, _) => (EventType::of_put(kv.version > 1), kv),
         };
         let object = decode(kind, source).ok()?;
         Some(LoggedEvent {
