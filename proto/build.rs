@@ -7,7 +7,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/sync.proto",
         "proto/tunnel.proto",
         "proto/identity.proto",
-        "proto/etcd.proto",
     ];
     for proto in protos {
         println!("cargo:rerun-if-changed={proto}");

@@ -13,10 +13,3 @@ pub mod resources;
 pub mod v1 {
     tonic::include_proto!("switchyard.v1");
 }
-
-/// Client code for the subset of etcd's v3 API in `proto/etcd.proto`, which
-/// the control plane's etcd store speaks.
-#[allow(clippy::all, clippy::unwrap_used, clippy::expect_used)]
-pub mod etcd {
-    tonic::include_proto!("etcdserverpb");
-}

@@ -4,7 +4,7 @@
 
 use futures::future::BoxFuture;
 use futures::FutureExt;
-use switchyard_api::etcd::{
+use super::etcdserverpb::{
     compare, lease_client::LeaseClient, request_op, Compare, LeaseGrantRequest,
     LeaseKeepAliveRequest, LeaseRevokeRequest, PutRequest, RangeRequest, RequestOp, TxnRequest,
 };

@@ -22,7 +22,7 @@
 use std::time::Duration;
 
 use futures::channel::mpsc::UnboundedSender;
-use switchyard_api::etcd::{
+use super::etcdserverpb::{
     maintenance_client::MaintenanceClient, watch_request, StatusRequest, WatchProgressRequest,
     WatchRequest, WatchResponse,
 };
@@ -245,7 +245,7 @@ fn ask_progress(requests: &UnboundedSender<WatchRequest>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use switchyard_api::etcd::{Event as EtcdEvent, KeyValue, ResponseHeader};
+    use super::super::etcdserverpb::{Event as EtcdEvent, KeyValue, ResponseHeader};
 
     fn keys() -> Keys {
         Keys {
