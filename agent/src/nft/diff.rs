@@ -20,7 +20,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 
 use super::command::{self, Command, Element, SetKind};
-use super::index::Touched;
+use super::state::Touched;
 use super::state::{
     all_backend_maps, backends_map, is_backends_map, AppliedMap, AppliedState, BackendRange,
     ChainDigest, ChainSpec, MapKey, MapName, Ruleset, Verdict, CANARY_SET, HAIRPIN_SET,

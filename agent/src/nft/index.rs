@@ -12,21 +12,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 
 use super::ruleset::{compile_service, skeleton};
-use super::state::{MapKey, MapName, Ruleset, Slots, Verdict};
+use super::state::{ElementId, Ruleset, Slots, Touched, Verdict};
 use crate::model::{NodeContext, ServiceKey, Snapshot};
-
-/// One map element's identity.
-pub type ElementId = (MapName, MapKey);
-
-/// What one update changed: only these names and keys need diffing.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Touched {
-    pub chains: BTreeSet<String>,
-    pub elements: BTreeSet<ElementId>,
-    pub sets: BTreeSet<String>,
-    pub backends: BTreeSet<u32>,
-    pub hairpin: BTreeSet<Ipv4Addr>,
-}
 
 /// What a Service contributed to the desired ruleset.
 #[derive(Debug, Clone, Default)]

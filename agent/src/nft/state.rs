@@ -8,7 +8,6 @@ use std::fmt;
 use std::net::Ipv4Addr;
 use std::sync::LazyLock;
 
-use super::index::Touched;
 use super::names;
 use crate::model::Protocol;
 
@@ -451,3 +450,17 @@ impl AppliedState {
         }
     }
 }
+
+/// One map element's identity.
+pub type ElementId = (MapName, MapKey);
+
+/// What one update changed: only these names and keys need diffing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Touched {
+    pub chains: BTreeSet<String>,
+    pub elements: BTreeSet<ElementId>,
+    pub sets: BTreeSet<String>,
+    pub backends: BTreeSet<u32>,
+    pub hairpin: BTreeSet<Ipv4Addr>,
+}
+
