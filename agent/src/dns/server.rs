@@ -233,11 +233,19 @@ enum Work {
     /// Relay the question as the client asked it.
     Forward,
     /// Complete a zone answer's CNAME to an outside name.
-    Chase {
-        answer: Answer,
-        target: Name,
-        qtype: RecordType,
-    },
+    Chase(Box<Chase>),
+}
+
+struct Chase {
+    answer: Answer,
+    target: Name,
+    qtype: RecordType,
+}
+
+/// A question looked at: answered, or upstream work.
+enum Plan {
+    Ready(Reply),
+    Upstream(Upstream),
 }
 
 /// Requests the responder does not take: anything but one standard IN
@@ -271,8 +279,8 @@ impl Responder {
         let reply = match refusal(request) {
             Some(rcode) => Reply::Error(rcode),
             None => match self.plan(request) {
-                Ok(reply) => reply,
-                Err(upstream) => return Step::Upstream(upstream),
+                Plan::Ready(reply) => reply,
+                Plan::Upstream(upstream) => return Step::Upstream(upstream),
             },
         };
         Step::Now(self.message(request, reply))
@@ -298,49 +306,45 @@ impl Responder {
                     }
                 }
             }
-            Work::Chase {
-                answer,
-                target,
-                qtype,
-            } => Reply::Zone(self.chase(slot, answer, target, qtype).await),
+            Work::Chase(chase) => Reply::Zone(self.chase(slot, *chase).await),
         };
         self.message(request, reply)
     }
 
     /// The reply when it is ready now, else the upstream work it needs.
-    fn plan(&self, request: &Request) -> Result<Reply, Upstream> {
+    fn plan(&self, request: &Request) -> Plan {
         let [query] = request.queries.queries() else {
-            return Ok(Reply::Error(ResponseCode::FormErr));
+            return Plan::Ready(Reply::Error(ResponseCode::FormErr));
         };
         let view = self.view.borrow().clone();
         let qtype = query.query_type();
         match resolve(&view, query.original().name(), qtype) {
             Resolution::Answer(mut answer) => match answer.chase.take() {
                 Some(target) if self.forwarder.enabled() => match self.forwarder.try_slot() {
-                    Some(slot) => Err(Upstream {
+                    Some(slot) => Plan::Upstream(Upstream {
                         slot,
-                        work: Work::Chase {
+                        work: Work::Chase(Box::new(Chase {
                             answer,
                             target,
                             qtype,
-                        },
+                        })),
                     }),
                     // At the cap the client gets the CNAME alone, as when
                     // the upstreams fail, and may resolve it itself.
-                    None => Ok(Reply::Zone(answer)),
+                    None => Plan::Ready(Reply::Zone(answer)),
                 },
-                _ => Ok(Reply::Zone(answer)),
+                _ => Plan::Ready(Reply::Zone(answer)),
             },
             Resolution::NotOurs if self.forwarder.enabled() => match self.forwarder.try_slot() {
-                Some(slot) => Err(Upstream {
+                Some(slot) => Plan::Upstream(Upstream {
                     slot,
                     work: Work::Forward,
                 }),
                 // CoreDNS's answer over max_concurrent: a capacity signal
                 // the client does not cache, unlike a failed resolution.
-                None => Ok(Reply::Error(ResponseCode::Refused)),
+                None => Plan::Ready(Reply::Error(ResponseCode::Refused)),
             },
-            Resolution::NotOurs => Ok(Reply::Error(ResponseCode::Refused)),
+            Resolution::NotOurs => Plan::Ready(Reply::Error(ResponseCode::Refused)),
         }
     }
 
@@ -382,13 +386,12 @@ impl Responder {
     /// Completes a CNAME to an outside name with the upstreams' records
     /// (as CoreDNS does for ExternalName). When they fail the client gets
     /// the CNAME alone and may resolve it itself.
-    async fn chase(
-        &self,
-        slot: Slot,
-        mut answer: Answer,
-        target: Name,
-        qtype: RecordType,
-    ) -> Answer {
+    async fn chase(&self, slot: Slot, chase: Chase) -> Answer {
+        let Chase {
+            mut answer,
+            target,
+            qtype,
+        } = chase;
         match self.forwarder.lookup(slot, &target, qtype).await {
             Ok(mut upstream) => {
                 answer.answers.append(&mut upstream.answers);
