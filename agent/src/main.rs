@@ -96,6 +96,12 @@ struct Args {
     /// IP:PORT); without one such queries are REFUSED.
     #[arg(long = "dns-upstream", value_parser = parse_upstream)]
     dns_upstreams: Vec<SocketAddr>,
+    /// Questions that may wait on the upstreams at once (dnsmasq's
+    /// dns-forward-max, CoreDNS's max_concurrent); more are REFUSED at
+    /// once and counted, so a flood of outside names cannot hold the
+    /// agent's memory or slow cluster names.
+    #[arg(long, default_value_t = dns::DEFAULT_FORWARD_MAX as u32, value_parser = clap::value_parser!(u32).range(1..))]
+    dns_forward_max: u32,
     /// Seconds between full resyncs, which read the whole table back and
     /// repair any hand edit (a deleted table or `flush ruleset` is caught
     /// within seconds by a cheaper check).
@@ -199,6 +205,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             metrics.clone(),
         ));
     }
+    let dns_metrics = metrics.dns_forward.clone();
     let (mut runtime, views) =
         Runtime::new(cfg, channels.clone(), datapath, Conntrack::new(), metrics);
     let health = runtime.health();
@@ -221,7 +228,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
         Ok(dns) => {
             let (udp, tcp) = dns.sockets().context("duplicating the DNS sockets")?;
             (held.dns_udp, held.dns_tcp) = (Some(udp), Some(tcp));
-            Some(dns)
+            Some(
+                dns.forward_max(args.dns_forward_max as usize)
+                    .counting(dns_metrics),
+            )
         }
         // DNS is a convenience next to the data path: if its port is
         // taken, say so loudly and keep serving Services.

@@ -1,6 +1,7 @@
 //! The agent's Prometheus metrics: how long each nftables sync takes, how
 //! many fail, which version is applied, whether the stream is up, and how
-//! often the table had to be repaired. Served on `--metrics-listen`.
+//! often the table had to be repaired, and how the DNS responder's
+//! forwarding holds up under its cap. Served on `--metrics-listen`.
 //!
 //! Beside its own (`switchyard_agent_*`) it exports the kube-proxy metrics
 //! operators already alert on, under kube-proxy's names and meanings, so
@@ -16,6 +17,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
+use crate::dns::ForwardMetrics;
+
 pub struct Metrics {
     registry: Registry,
     pub sync_duration: Histogram,
@@ -29,6 +32,8 @@ pub struct Metrics {
     pub repairs: Counter,
     pub nft_fallbacks: Counter,
     pub mirror_pods: Gauge,
+    /// The DNS responder's forwarding: its cap, in flight, coalesced.
+    pub dns_forward: ForwardMetrics,
 }
 
 impl Metrics {
@@ -78,7 +83,29 @@ impl Metrics {
             "Pods the --pod-manifests files declare (mirror pods of this node)",
             mirror_pods.clone(),
         );
+        let dns_forward = ForwardMetrics::default();
+        registry.register(
+            "dns_forward_max_concurrent_rejects",
+            "DNS questions for outside names REFUSED at once because --dns-forward-max were waiting on upstreams (CoreDNS: coredns_forward_max_concurrent_rejects_total)",
+            dns_forward.max_concurrent_rejects.clone(),
+        );
+        registry.register(
+            "dns_forwards_in_flight",
+            "DNS questions waiting on upstream resolvers now (at most --dns-forward-max)",
+            dns_forward.in_flight.clone(),
+        );
+        registry.register(
+            "dns_forward_coalesced",
+            "DNS questions that joined an identical one already waiting on upstreams",
+            dns_forward.coalesced.clone(),
+        );
+        registry.register(
+            "dns_forward_failures",
+            "Forwarded DNS questions no upstream answered (the client got SERVFAIL)",
+            dns_forward.failures.clone(),
+        );
         Arc::new(Metrics {
+            dns_forward,
             nft_fallbacks,
             mirror_pods,
             registry: root,

@@ -1,16 +1,18 @@
 //! The DNS responder over real sockets on loopback: UDP and TCP, answers
-//! following the view, forwarding, truncation, and bind errors. A second
-//! responder with its own zone plays the upstream resolver, so nothing
-//! leaves the machine.
+//! following the view, forwarding, truncation, bind errors, and bounded
+//! work under a flood. A second responder with its own zone plays the
+//! upstream resolver (or a socket that reads and never answers), so
+//! nothing leaves the machine.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hickory_server::proto::op::{Edns, Message, Query, ResponseCode};
 use hickory_server::proto::rr::{Name, RecordType};
-use switchyard_agent::dns::{self, DnsError};
+use switchyard_agent::dns::{self, DnsError, ForwardMetrics};
 use switchyard_agent::model::ServiceKey;
 use switchyard_agent::view::ClusterView;
 use switchyard_api::v1::{ClusterConfig, Endpoint, ServicePort, ServiceState};
@@ -392,5 +394,267 @@ async fn dig_reads_the_answers() {
             "web.default.svc.cluster.local.\n",
             "\"1.1.0\"\n",
         ]
+    );
+}
+
+/// An upstream that reads every question and never answers; counts them.
+async fn silent_upstream() -> (SocketAddr, Arc<AtomicU64>) {
+    let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let addr = socket.local_addr().unwrap();
+    let heard = Arc::new(AtomicU64::new(0));
+    let counting = heard.clone();
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 4096];
+        while socket.recv_from(&mut buf).await.is_ok() {
+            counting.fetch_add(1, Ordering::Relaxed);
+        }
+    });
+    (addr, heard)
+}
+
+/// A responder forwarding to `upstreams` with at most `max` in flight.
+async fn start_bounded(
+    view: Arc<ClusterView>,
+    upstreams: Vec<SocketAddr>,
+    max: usize,
+) -> (SocketAddr, ForwardMetrics, watch::Sender<Arc<ClusterView>>) {
+    let (tx, rx) = watch::channel(view);
+    let metrics = ForwardMetrics::default();
+    let server = dns::bind("127.0.0.1:0".parse().unwrap(), rx, upstreams)
+        .await
+        .unwrap()
+        .forward_max(max)
+        .counting(metrics.clone());
+    let addr = server.local_addr().unwrap();
+    tokio::spawn(server.run());
+    (addr, metrics, tx)
+}
+
+fn question_with_id(name: &str, id: u16) -> Vec<u8> {
+    let mut m = Message::query();
+    m.metadata.id = id;
+    m.add_query(Query::query(Name::from_ascii(name).unwrap(), RecordType::A));
+    m.metadata.recursion_desired = true;
+    m.to_vec().unwrap()
+}
+
+/// What one flooding client saw.
+#[derive(Debug, Default)]
+struct Flood {
+    sent: u64,
+    refused: u64,
+    servfail: u64,
+    other: u64,
+}
+
+/// One client asking for distinct outside names as fast as the responder
+/// answers, with at most `window` unanswered (so the responder's socket
+/// never overflows and every question must get an answer), until `done`.
+async fn flood(server: SocketAddr, client: u16, window: u64, done: Arc<AtomicBool>) -> Flood {
+    const MAX_PER_CLIENT: u64 = 50_000;
+    let socket = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+    socket.connect(server).await.unwrap();
+    let answered = Arc::new(AtomicU64::new(0));
+    let reader = {
+        let (socket, answered) = (socket.clone(), answered.clone());
+        tokio::spawn(async move {
+            let mut tally = Flood::default();
+            let mut buf = vec![0u8; 4096];
+            // Until nothing came for longer than the upstream timeout (2 s):
+            // the questions that got slots are answered when it passes.
+            while let Ok(Ok(n)) = timeout(Duration::from_secs(4), socket.recv(&mut buf)).await {
+                let m = Message::from_vec(&buf[..n]).unwrap();
+                match m.metadata.response_code {
+                    ResponseCode::Refused => tally.refused += 1,
+                    ResponseCode::ServFail => tally.servfail += 1,
+                    _ => tally.other += 1,
+                }
+                answered.fetch_add(1, Ordering::Relaxed);
+            }
+            tally
+        })
+    };
+    let mut sent = 0u64;
+    while sent < MAX_PER_CLIENT && !done.load(Ordering::Relaxed) {
+        if sent - answered.load(Ordering::Relaxed) >= window {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            continue;
+        }
+        let name = format!("q{sent}.c{client}.flood.test.");
+        socket
+            .send(&question_with_id(&name, sent as u16))
+            .await
+            .unwrap();
+        sent += 1;
+    }
+    let mut tally = reader.await.unwrap();
+    tally.sent = sent;
+    tally
+}
+
+fn percentile(sorted: &[Duration], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * q).round() as usize;
+    sorted[i].as_secs_f64() * 1000.0
+}
+
+/// Issue 24: a flood of questions for outside names whose upstream never
+/// answers holds at most `max` slots; the rest are REFUSED at once, and a
+/// cluster name asked every 5 ms meanwhile is answered every time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_forwarded_queries_is_bounded_and_cluster_names_keep_answering() {
+    const MAX: usize = 20;
+    const PROBES: usize = 300;
+    let (upstream, heard) = silent_upstream().await;
+    let (addr, metrics, _tx) = start_bounded(
+        view(
+            "cluster.local",
+            vec![service("default", "web", "10.96.0.20")],
+        ),
+        vec![upstream],
+        MAX,
+    )
+    .await;
+
+    let done = Arc::new(AtomicBool::new(false));
+    let flooding: Vec<_> = (0..3)
+        .map(|client| tokio::spawn(flood(addr, client, 2 * MAX as u64, done.clone())))
+        .collect();
+
+    // The cluster name, every 5 ms, each answer waited for (as dns-query).
+    let probe = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    probe.connect(addr).await.unwrap();
+    let mut latencies = Vec::with_capacity(PROBES);
+    let mut most_in_flight = 0;
+    let mut buf = vec![0u8; 4096];
+    for i in 0..PROBES {
+        let id = 40_000 + i as u16;
+        let sent = Instant::now();
+        probe
+            .send(&question_with_id("web.default.svc.cluster.local.", id))
+            .await
+            .unwrap();
+        let reply = loop {
+            let n = timeout(Duration::from_secs(1), probe.recv(&mut buf))
+                .await
+                .unwrap_or_else(|_| panic!("cluster query {i} unanswered under the flood"))
+                .unwrap();
+            let m = Message::from_vec(&buf[..n]).unwrap();
+            if m.metadata.id == id {
+                break m;
+            }
+        };
+        latencies.push(sent.elapsed());
+        assert_eq!(reply.metadata.response_code, ResponseCode::NoError);
+        assert_eq!(
+            answers(&reply),
+            ["web.default.svc.cluster.local. 30 IN A 10.96.0.20"]
+        );
+        most_in_flight = most_in_flight.max(metrics.in_flight.get());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    done.store(true, Ordering::Relaxed);
+    let mut total = Flood::default();
+    for f in flooding {
+        let f = f.await.unwrap();
+        total.sent += f.sent;
+        total.refused += f.refused;
+        total.servfail += f.servfail;
+        total.other += f.other;
+    }
+    latencies.sort();
+    println!(
+        "cluster name under a flood: {} queries, all answered, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        latencies.len(),
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99),
+        percentile(&latencies, 1.0),
+    );
+    println!(
+        "flood: {} sent, {} REFUSED at the cap, {} SERVFAIL after the upstream timeout, {} forwarded upstream, most in flight {most_in_flight} (cap {MAX})",
+        total.sent,
+        total.refused,
+        total.servfail,
+        heard.load(Ordering::Relaxed),
+    );
+
+    assert!(
+        most_in_flight <= MAX as i64,
+        "in flight {most_in_flight} > {MAX}"
+    );
+    assert_eq!(
+        total.refused + total.servfail + total.other,
+        total.sent,
+        "every flood question answered"
+    );
+    assert_eq!(
+        total.other, 0,
+        "only REFUSED (over the cap) or SERVFAIL (timed out)"
+    );
+    assert!(total.refused > 0, "the cap was reached: {total:?}");
+    assert_eq!(total.refused, metrics.max_concurrent_rejects.get());
+    // Each question that had a slot went upstream once and failed there.
+    assert_eq!(total.servfail, metrics.failures.get());
+    assert_eq!(total.servfail, heard.load(Ordering::Relaxed));
+    assert_eq!(metrics.in_flight.get(), 0, "every slot given back");
+}
+
+/// The cap is shared by UDP and TCP: with every slot held by UDP questions
+/// to a silent upstream, an outside name over TCP is REFUSED at once, an
+/// ExternalName gets its CNAME alone, and cluster names answer on both.
+#[tokio::test]
+async fn udp_and_tcp_share_the_forward_cap() {
+    const MAX: usize = 4;
+    let (upstream, heard) = silent_upstream().await;
+    let ext = external("default", "ext", "api.example.test");
+    let (addr, metrics, _tx) = start_bounded(
+        view(
+            "cluster.local",
+            vec![service("default", "web", "10.96.0.20"), ext],
+        ),
+        vec![upstream],
+        MAX,
+    )
+    .await;
+    let holder = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    for i in 0..MAX {
+        let q = question_with_id(&format!("hold{i}.example.test."), i as u16);
+        holder.send_to(&q, addr).await.unwrap();
+    }
+    // Wait until every slot holds a question the upstream heard.
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while heard.load(Ordering::Relaxed) < MAX as u64 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(heard.load(Ordering::Relaxed), MAX as u64);
+    assert_eq!(metrics.in_flight.get(), MAX as i64);
+
+    let m = tcp(addr, "other.example.test.", RecordType::A).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::Refused);
+    let m = udp(addr, "other.example.test.", RecordType::A, false).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::Refused);
+    assert_eq!(metrics.max_concurrent_rejects.get(), 2);
+
+    let m = udp(addr, "ext.default.svc.cluster.local.", RecordType::A, false).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+    assert_eq!(
+        answers(&m),
+        ["ext.default.svc.cluster.local. 30 IN CNAME api.example.test."]
+    );
+    for m in [
+        tcp(addr, "web.default.svc.cluster.local.", RecordType::A).await,
+        udp(addr, "web.default.svc.cluster.local.", RecordType::A, false).await,
+    ] {
+        assert_eq!(
+            answers(&m),
+            ["web.default.svc.cluster.local. 30 IN A 10.96.0.20"]
+        );
+    }
+    assert_eq!(
+        heard.load(Ordering::Relaxed),
+        MAX as u64,
+        "nothing more went upstream"
     );
 }

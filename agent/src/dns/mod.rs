@@ -9,9 +9,12 @@
 //!
 //! - [`names`]: which part of the DNS schema a query name points at;
 //! - [`records`]: the answers (pure, per the Kubernetes DNS specification);
-//! - [`forward`]: relaying outside names to `--dns-upstream` resolvers;
-//! - [`server`]: the responder around them, TCP through hickory and UDP
-//!   through `udp`, our own read loop that stops without dropping a query;
+//! - [`forward`]: relaying outside names to `--dns-upstream` resolvers,
+//!   at most `--dns-forward-max` at once (REFUSED beyond, counted);
+//! - [`server`]: the responder around them, over `udp` and `tcp`, our own
+//!   loops that stop without dropping a query read. The cluster zone is
+//!   answered without waiting (inline in the UDP read loop); only
+//!   forwarded questions get tasks, bounded by the forwarder's cap;
 //! - [`service`]: the synthetic Service that routes the cluster DNS address.
 //!
 //! The agent wires it as:
@@ -31,6 +34,7 @@ pub mod names;
 pub mod records;
 pub mod server;
 pub mod service;
+mod tcp;
 mod udp;
 
 use std::net::SocketAddr;
@@ -38,6 +42,7 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
+pub use forward::{ForwardMetrics, DEFAULT_FORWARD_MAX};
 pub use server::{bind, from_std, DnsServer, Serving};
 pub use service::{dns_service, dns_service_for, DNS_SERVICE_NAME, DNS_SERVICE_NAMESPACE};
 

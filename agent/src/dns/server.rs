@@ -1,39 +1,36 @@
 //! The responder: answers from the latest [`ClusterView`] and relays
-//! everything else; TCP through hickory's server, UDP through our own loop
-//! ([`super::udp`]), which can stop reading without dropping what it read.
+//! everything else, over UDP ([`super::udp`]) and TCP ([`super::tcp`]),
+//! our own loops, which can stop reading without dropping what they read.
 //!
 //! The view is read from the `watch` channel on every question, so an answer
 //! changes the moment a push lands — no zone to rebuild, no reload.
+//!
+//! A question is first looked at without waiting ([`Responder::step`]):
+//! the cluster zone, refusals and over-cap questions are answered there and
+//! then, so the UDP loop answers them inline and they never queue behind
+//! forwarded ones; only what needs an upstream goes on, holding one of the
+//! forwarder's slots ([`super::forward`]), so the work in flight is bounded
+//! whatever the clients send.
 
 use std::net::SocketAddr;
 use std::os::fd::AsFd;
 use std::sync::Arc;
-use std::time::Duration;
 
-use hickory_server::net::runtime::Time;
-use hickory_server::proto::op::{
-    Edns, Header, HeaderCounts, Message, MessageType, Metadata, OpCode, ResponseCode,
-};
-use hickory_server::proto::rr::{DNSClass, Record, RecordType};
-use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
-use hickory_server::zone_handler::MessageResponseBuilder;
-use hickory_server::Server;
+use hickory_server::proto::op::{Edns, Message, MessageType, Metadata, OpCode, ResponseCode};
+use hickory_server::proto::rr::{DNSClass, Name, RecordType};
+use hickory_server::server::Request;
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::forward::Forwarder;
+use super::forward::{ForwardMetrics, Forwarder, Slot, DEFAULT_FORWARD_MAX};
 use super::records::{resolve, Answer, Resolution};
-use super::udp;
 use super::DnsError;
+use super::{tcp, udp};
 use crate::view::ClusterView;
 
-/// A TCP client that sends nothing for this long is dropped.
-const TCP_IDLE: Duration = Duration::from_secs(10);
-/// Responses queued per TCP connection.
-const TCP_QUEUE: usize = 32;
-/// How long a stopping server waits for its TCP connections to finish.
-const TCP_DRAIN: Duration = Duration::from_secs(1);
+/// Without EDNS a UDP answer may hold 512 bytes (RFC 1035 §4.2.1).
+const CLASSIC_PAYLOAD: u16 = 512;
 /// How many times to look for a port free for both UDP and TCP when the
 /// caller asked for port 0.
 const PORT_TRIES: usize = 16;
@@ -43,7 +40,10 @@ const PORT_TRIES: usize = 16;
 pub struct DnsServer {
     udp: UdpSocket,
     tcp: TcpListener,
-    responder: Arc<Responder>,
+    view: watch::Receiver<Arc<ClusterView>>,
+    upstreams: Vec<SocketAddr>,
+    forward_max: usize,
+    forward_metrics: ForwardMetrics,
 }
 
 /// Binds UDP and TCP on `listen` (with port 0: one port free for both).
@@ -113,11 +113,24 @@ impl DnsServer {
         DnsServer {
             udp,
             tcp,
-            responder: Arc::new(Responder {
-                view,
-                forwarder: Forwarder::new(upstreams),
-            }),
+            view,
+            upstreams,
+            forward_max: DEFAULT_FORWARD_MAX,
+            forward_metrics: ForwardMetrics::default(),
         }
+    }
+
+    /// At most `max` questions wait on the upstreams at once (UDP and TCP
+    /// together); more are REFUSED at once. Default [`DEFAULT_FORWARD_MAX`].
+    pub fn forward_max(mut self, max: usize) -> Self {
+        self.forward_max = max;
+        self
+    }
+
+    /// Counts forwarding in `metrics` (the agent's registered ones).
+    pub fn counting(mut self, metrics: ForwardMetrics) -> Self {
+        self.forward_metrics = metrics;
+        self
     }
 
     /// Second handles on the two sockets, to hand over to a successor
@@ -137,13 +150,13 @@ impl DnsServer {
 
     /// Serves in tasks of its own until [`Serving::stop`].
     pub fn start(self) -> Serving {
+        let responder = Arc::new(Responder {
+            view: self.view,
+            forwarder: Forwarder::bounded(self.upstreams, self.forward_max, self.forward_metrics),
+        });
         let (stop, stopped) = watch::channel(false);
-        let udp = tokio::spawn(udp::serve(
-            self.udp,
-            self.responder.clone(),
-            stopped.clone(),
-        ));
-        let tcp = tokio::spawn(serve_tcp(self.tcp, self.responder, stopped));
+        let udp = tokio::spawn(udp::serve(self.udp, responder.clone(), stopped.clone()));
+        let tcp = tokio::spawn(tcp::serve(self.tcp, responder, stopped));
         Serving { stop, udp, tcp }
     }
 
@@ -171,7 +184,7 @@ pub struct Serving {
 }
 
 impl Serving {
-    /// Stops reading the sockets and answers every UDP query already read,
+    /// Stops reading the sockets and answers every query already read,
     /// so a process that hands its sockets over and exits loses none (a
     /// TCP client whose connection this process holds reconnects).
     pub async fn stop(self) {
@@ -183,52 +196,6 @@ impl Serving {
                 Err(e) => tracing::warn!(error = %e, "DNS responder task failed"),
             }
         }
-    }
-}
-
-/// TCP through hickory's server, until stopped.
-async fn serve_tcp(
-    listener: TcpListener,
-    responder: Arc<Responder>,
-    mut stopped: watch::Receiver<bool>,
-) -> Result<(), DnsError> {
-    let mut server = Server::new(Tcp(responder));
-    server.register_listener(listener, TCP_IDLE, TCP_QUEUE);
-    let token = server.shutdown_token().clone();
-    tokio::select! {
-        done = server.block_until_done() => return done.map_err(|e| DnsError::Stopped(e.to_string())),
-        _ = stopped.wait_for(|s| *s) => token.cancel(),
-    }
-    match tokio::time::timeout(TCP_DRAIN, server.block_until_done()).await {
-        Ok(done) => done.map_err(|e| DnsError::Stopped(e.to_string())),
-        Err(_) => Ok(()),
-    }
-}
-
-/// The responder as hickory's TCP server calls it.
-struct Tcp(Arc<Responder>);
-
-#[tonic::async_trait]
-impl RequestHandler for Tcp {
-    async fn handle_request<R: ResponseHandler, T: Time>(
-        &self,
-        request: &Request,
-        mut response: R,
-    ) -> ResponseInfo {
-        let message = self.0.respond(request).await;
-        let builder = MessageResponseBuilder::new(&request.queries, message.edns.as_ref());
-        let empty: &[Record] = &[];
-        let built = builder.build(
-            message.metadata,
-            &message.answers,
-            &message.authorities,
-            empty,
-            &message.additionals,
-        );
-        response.send_response(built).await.unwrap_or_else(|e| {
-            tracing::debug!(error = %e, "cannot send DNS response");
-            serve_failed(request)
-        })
     }
 }
 
@@ -245,6 +212,40 @@ enum Reply {
     /// An upstream's answer, relayed.
     Relayed(Message),
     Error(ResponseCode),
+}
+
+/// What a question needs, decided without waiting.
+pub(super) enum Step {
+    /// The whole response: from the zone, a refusal, or REFUSED because
+    /// the forwarder is at its cap.
+    Now(Message),
+    /// The response needs the upstreams; [`Responder::finish`] makes it.
+    Upstream(Upstream),
+}
+
+/// Upstream work for one question, holding its forwarder slot.
+pub(super) struct Upstream {
+    slot: Slot,
+    work: Work,
+}
+
+enum Work {
+    /// Relay the question as the client asked it.
+    Forward,
+    /// Complete a zone answer's CNAME to an outside name.
+    Chase(Box<Chase>),
+}
+
+struct Chase {
+    answer: Answer,
+    target: Name,
+    qtype: RecordType,
+}
+
+/// A question looked at: answered, or upstream work.
+enum Plan {
+    Ready(Reply),
+    Upstream(Upstream),
 }
 
 /// Requests the responder does not take: anything but one standard IN
@@ -264,12 +265,90 @@ fn refusal(request: &Request) -> Option<ResponseCode> {
 }
 
 impl Responder {
-    /// The whole response to `request`, for either transport to send.
+    /// The whole response to `request`, for a transport that may wait.
     pub(super) async fn respond(&self, request: &Request) -> Message {
+        match self.step(request) {
+            Step::Now(message) => message,
+            Step::Upstream(upstream) => self.finish(request, upstream).await,
+        }
+    }
+
+    /// Answers `request` at once unless it needs the upstreams and a
+    /// slot is free for it.
+    pub(super) fn step(&self, request: &Request) -> Step {
         let reply = match refusal(request) {
             Some(rcode) => Reply::Error(rcode),
-            None => self.reply(request).await,
+            None => match self.plan(request) {
+                Plan::Ready(reply) => reply,
+                Plan::Upstream(upstream) => return Step::Upstream(upstream),
+            },
         };
+        Step::Now(self.message(request, reply))
+    }
+
+    /// The response once the upstreams had their say (or failed).
+    pub(super) async fn finish(&self, request: &Request, upstream: Upstream) -> Message {
+        let Upstream { slot, work } = upstream;
+        let reply = match work {
+            Work::Forward => {
+                let max_udp = usize::from(udp_payload(request));
+                match self
+                    .forwarder
+                    .exchange(slot, request.as_slice(), max_udp)
+                    .await
+                {
+                    Ok(message) => Reply::Relayed(message),
+                    Err(e) => {
+                        // Counted in the metrics; a dead upstream under load
+                        // would otherwise log every question.
+                        tracing::debug!(error = %e, "forwarding failed");
+                        Reply::Error(ResponseCode::ServFail)
+                    }
+                }
+            }
+            Work::Chase(chase) => Reply::Zone(self.chase(slot, *chase).await),
+        };
+        self.message(request, reply)
+    }
+
+    /// The reply when it is ready now, else the upstream work it needs.
+    fn plan(&self, request: &Request) -> Plan {
+        let [query] = request.queries.queries() else {
+            return Plan::Ready(Reply::Error(ResponseCode::FormErr));
+        };
+        let view = self.view.borrow().clone();
+        let qtype = query.query_type();
+        match resolve(&view, query.original().name(), qtype) {
+            Resolution::Answer(mut answer) => match answer.chase.take() {
+                Some(target) if self.forwarder.enabled() => match self.forwarder.try_slot() {
+                    Some(slot) => Plan::Upstream(Upstream {
+                        slot,
+                        work: Work::Chase(Box::new(Chase {
+                            answer,
+                            target,
+                            qtype,
+                        })),
+                    }),
+                    // At the cap the client gets the CNAME alone, as when
+                    // the upstreams fail, and may resolve it itself.
+                    None => Plan::Ready(Reply::Zone(answer)),
+                },
+                _ => Plan::Ready(Reply::Zone(answer)),
+            },
+            Resolution::NotOurs if self.forwarder.enabled() => match self.forwarder.try_slot() {
+                Some(slot) => Plan::Upstream(Upstream {
+                    slot,
+                    work: Work::Forward,
+                }),
+                // CoreDNS's answer over max_concurrent: a capacity signal
+                // the client does not cache, unlike a failed resolution.
+                None => Plan::Ready(Reply::Error(ResponseCode::Refused)),
+            },
+            Resolution::NotOurs => Plan::Ready(Reply::Error(ResponseCode::Refused)),
+        }
+    }
+
+    fn message(&self, request: &Request, reply: Reply) -> Message {
         let mut message = Message::new(
             request.metadata.id,
             MessageType::Response,
@@ -304,38 +383,16 @@ impl Responder {
         message
     }
 
-    async fn reply(&self, request: &Request) -> Reply {
-        let [query] = request.queries.queries() else {
-            return Reply::Error(ResponseCode::FormErr);
-        };
-        let view = self.view.borrow().clone();
-        let qtype = query.query_type();
-        match resolve(&view, query.original().name(), qtype) {
-            Resolution::Answer(answer) => Reply::Zone(self.chase(answer, qtype).await),
-            Resolution::NotOurs if self.forwarder.enabled() => {
-                match self.forwarder.exchange(request.as_slice()).await {
-                    Ok(message) => Reply::Relayed(message),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "forwarding failed");
-                        Reply::Error(ResponseCode::ServFail)
-                    }
-                }
-            }
-            Resolution::NotOurs => Reply::Error(ResponseCode::Refused),
-        }
-    }
-
     /// Completes a CNAME to an outside name with the upstreams' records
-    /// (as CoreDNS does for ExternalName). Without upstreams, or when they
-    /// fail, the client gets the CNAME alone and may resolve it itself.
-    async fn chase(&self, mut answer: Answer, qtype: RecordType) -> Answer {
-        let Some(target) = answer.chase.take() else {
-            return answer;
-        };
-        if !self.forwarder.enabled() {
-            return answer;
-        }
-        match self.forwarder.lookup(&target, qtype).await {
+    /// (as CoreDNS does for ExternalName). When they fail the client gets
+    /// the CNAME alone and may resolve it itself.
+    async fn chase(&self, slot: Slot, chase: Chase) -> Answer {
+        let Chase {
+            mut answer,
+            target,
+            qtype,
+        } = chase;
+        match self.forwarder.lookup(slot, &target, qtype).await {
             Ok(mut upstream) => {
                 answer.answers.append(&mut upstream.answers);
                 if upstream.metadata.response_code == ResponseCode::NXDomain {
@@ -348,22 +405,22 @@ impl Responder {
     }
 }
 
+/// The largest UDP message the client takes: its EDNS payload, at least
+/// the classic 512 bytes.
+pub(super) fn udp_payload(request: &Request) -> u16 {
+    request
+        .edns
+        .as_ref()
+        .map_or(CLASSIC_PAYLOAD, |e| e.max_payload().max(CLASSIC_PAYLOAD))
+}
+
 /// EDNS in the answer when the question had it (RFC 6891), advertising at
 /// least the classic 512 bytes.
 fn response_edns(request: &Request) -> Option<Edns> {
     request.edns.as_ref().map(|req| {
         let mut edns = Edns::new();
-        edns.set_max_payload(req.max_payload().max(512));
+        edns.set_max_payload(req.max_payload().max(CLASSIC_PAYLOAD));
         edns.set_version(0);
         edns
-    })
-}
-
-fn serve_failed(request: &Request) -> ResponseInfo {
-    let mut metadata = Metadata::new(request.metadata.id, MessageType::Response, OpCode::Query);
-    metadata.response_code = ResponseCode::ServFail;
-    ResponseInfo::from(Header {
-        metadata,
-        counts: HeaderCounts::default(),
     })
 }

@@ -1,9 +1,17 @@
-//! DNS over UDP: our own read loop around the responder. Hickory's server
-//! drops the queries it has read but not answered when it stops; a process
-//! that hands its socket over ([`crate::handover`]) must stop reading and
-//! still answer every query it took off the socket.
+//! DNS over UDP: our own read loop around the responder.
+//!
+//! Hickory's server drops the queries it has read but not answered when it
+//! stops; a process that hands its socket over ([`crate::handover`]) must
+//! stop reading and still answer every query it took off the socket.
+//!
+//! The loop answers what it can at once, inline, before it reads the next
+//! datagram: the cluster zone, refusals, and REFUSED when the forwarder is
+//! at its cap ([`Responder::step`]). Only a question that holds a forwarder
+//! slot gets a task of its own, so the tasks (and the memory they hold) are
+//! bounded by the cap, and a cluster name never waits behind a forwarded
+//! one — only behind the datagrams read before it, each answered in
+//! microseconds.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,19 +22,26 @@ use tokio::net::UdpSocket;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use super::server::Responder;
+use super::server::{udp_payload, Responder, Step};
 use super::DnsError;
 
 /// A query larger than this is not a DNS query over UDP (EDNS payloads
 /// top out at 4096 in practice; the datagram limit is 65,507).
 const MAX_QUERY: usize = 65_535;
-/// Without EDNS a UDP answer may hold 512 bytes (RFC 1035 §4.2.1).
-const CLASSIC_PAYLOAD: u16 = 512;
 /// How long a stopping loop waits for the answers still being made
 /// (one may wait on an upstream).
 const DRAIN: Duration = Duration::from_secs(3);
 /// Pause after a failed read, so a persistent error does not spin.
 const READ_RETRY: Duration = Duration::from_millis(10);
+/// The socket's receive buffer. The kernel drops what arrives while it is
+/// full, and a drop costs a client its resolver timeout (5 s with glibc),
+/// cluster names included. The default (208 KiB) holds 256 small
+/// questions, 13 ms of a 20,000/s flood while the agent waits for a core;
+/// this (doubled by the kernel for its overhead, as for any size) holds
+/// ~1,260, 63 ms: late rather than never, as unbound's `so-rcvbuf` and
+/// journald's socket do, and no more than that, since under a flood the
+/// agent cannot keep up with, every question waits for the whole buffer.
+const RECEIVE_BUFFER: usize = 512 << 10;
 
 /// Reads and answers queries until `stopped` turns true, then answers what
 /// it read and returns.
@@ -35,8 +50,10 @@ pub(super) async fn serve(
     responder: Arc<Responder>,
     mut stopped: watch::Receiver<bool>,
 ) -> Result<(), DnsError> {
+    widen_receive_buffer(&socket);
     let socket = Arc::new(socket);
-    let mut answering = JoinSet::new();
+    // Only questions holding a forwarder slot: at most its cap.
+    let mut forwarding = JoinSet::new();
     let mut buf = vec![0u8; MAX_QUERY];
     loop {
         // `recv_from` is cancel-safe: a stop never loses a datagram read.
@@ -47,40 +64,55 @@ pub(super) async fn serve(
         };
         match got {
             Ok((n, src)) => {
-                let query = buf[..n].to_vec();
-                let (socket, responder) = (socket.clone(), responder.clone());
-                answering.spawn(async move { answer(&socket, &responder, query, src).await });
+                // What is not a DNS message gets no answer, as from hickory.
+                let Ok(request) = Request::from_bytes(buf[..n].to_vec(), src, Protocol::Udp) else {
+                    continue;
+                };
+                match responder.step(&request) {
+                    Step::Now(message) => send(&socket, &request, message).await,
+                    Step::Upstream(upstream) => {
+                        let (socket, responder) = (socket.clone(), responder.clone());
+                        forwarding.spawn(async move {
+                            let message = responder.finish(&request, upstream).await;
+                            send(&socket, &request, message).await;
+                        });
+                    }
+                }
             }
             Err(e) => {
                 tracing::debug!(error = %e, "DNS read failed");
                 tokio::time::sleep(READ_RETRY).await;
             }
         }
-        while answering.try_join_next().is_some() {}
+        while forwarding.try_join_next().is_some() {}
     }
     let drained = tokio::time::timeout(DRAIN, async {
-        while answering.join_next().await.is_some() {}
+        while forwarding.join_next().await.is_some() {}
     })
     .await;
     if drained.is_err() {
-        tracing::warn!(left = answering.len(), "DNS answers still pending at stop");
+        tracing::warn!(left = forwarding.len(), "DNS answers still pending at stop");
     }
     Ok(())
 }
 
-async fn answer(socket: &UdpSocket, responder: &Responder, query: Vec<u8>, src: SocketAddr) {
-    // What is not a DNS message gets no answer, as from hickory.
-    let Ok(request) = Request::from_bytes(query, src, Protocol::Udp) else {
+/// [`RECEIVE_BUFFER`], past `net.core.rmem_max` when privileged (the
+/// agent runs as root for nftables), else as much as that allows.
+fn widen_receive_buffer(socket: &UdpSocket) {
+    use rustix::net::sockopt;
+    let widened = sockopt::set_socket_recv_buffer_size_force(socket, RECEIVE_BUFFER)
+        .or_else(|_| sockopt::set_socket_recv_buffer_size(socket, RECEIVE_BUFFER));
+    if let Err(e) = widened {
+        tracing::debug!(error = %e, "cannot widen the DNS receive buffer");
+    }
+}
+
+async fn send(socket: &UdpSocket, request: &Request, message: Message) {
+    let limit = usize::from(udp_payload(request));
+    let Some(bytes) = encode_within(message, limit) else {
         return;
     };
-    let limit = request
-        .edns
-        .as_ref()
-        .map_or(CLASSIC_PAYLOAD, |e| e.max_payload().max(CLASSIC_PAYLOAD));
-    let message = responder.respond(&request).await;
-    let Some(bytes) = encode_within(message, usize::from(limit)) else {
-        return;
-    };
+    let src = request.src();
     if let Err(e) = socket.send_to(&bytes, src).await {
         tracing::debug!(error = %e, %src, "cannot send DNS response");
     }
@@ -88,7 +120,7 @@ async fn answer(socket: &UdpSocket, responder: &Responder, query: Vec<u8>, src: 
 
 /// The message in at most `limit` bytes: whole if it fits, else with the
 /// TC bit and as many answers as fit (the client asks again over TCP).
-fn encode_within(mut message: Message, limit: usize) -> Option<Vec<u8>> {
+pub(super) fn encode_within(mut message: Message, limit: usize) -> Option<Vec<u8>> {
     let whole = message.to_vec().ok()?;
     if whole.len() <= limit {
         return Some(whole);

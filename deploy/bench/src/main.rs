@@ -79,6 +79,10 @@ enum Command {
     Store,
     /// DNS answer latency while the agent restarts hot and resyncs the big table.
     DnsLatency,
+    /// A cluster name's DNS latency and the agent's RSS while 20,000
+    /// questions/s for outside names flood its responder (their upstream
+    /// never answers). Not part of `all`.
+    DnsFlood,
     /// Churn soak: endpoint changes as fast as the control plane takes them,
     /// 1,000 Services, 2 real agents and hollow ones; memory at each tenth.
     /// Not part of `all`.
@@ -97,6 +101,22 @@ enum Command {
         services: usize,
         #[arg(long)]
         reps: usize,
+    },
+    /// Internal: the flood of `dns-flood`, run in the agent's namespace.
+    #[command(hide = true)]
+    DnsFloodInner {
+        #[arg(long)]
+        server: std::net::SocketAddr,
+        /// Where to bind the upstream that never answers.
+        #[arg(long)]
+        sink: std::net::SocketAddr,
+        /// The agent's metrics listener, read at the end.
+        #[arg(long)]
+        metrics: Option<std::net::SocketAddr>,
+        #[arg(long, default_value_t = 20_000)]
+        rate: u64,
+        #[arg(long, default_value_t = 30)]
+        seconds: u64,
     },
     /// Internal: a one-line TCP server for `datapath`.
     #[command(hide = true)]
@@ -124,6 +144,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
             return bench::incremental::inner(services, reps).await;
         }
         Command::Backend { listen } => return bench::datapath::backend(&listen).await,
+        Command::DnsFloodInner {
+            server,
+            sink,
+            metrics,
+            rate,
+            seconds,
+        } => return bench::dns_flood::inner(server, sink, metrics, rate, seconds).await,
         _ => {}
     }
     let root = process::is_root();

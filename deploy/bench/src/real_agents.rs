@@ -218,6 +218,11 @@ impl RealAgents {
         Ok(())
     }
 
+    /// Each agent's process id.
+    pub fn pids(&self) -> Vec<u32> {
+        self.agents.iter().map(ChildGuard::pid).collect()
+    }
+
     /// Peak and current memory of each agent process.
     pub fn memory(&self) -> anyhow::Result<Vec<Memory>> {
         self.agents.iter().map(|a| memory(a.pid())).collect()

@@ -1,9 +1,11 @@
 //! The six benchmarks of issue 6, what TLS costs (issue 14), the churn
-//! soak (issue 15) and sled beside etcd (issue 17), one module each.
+//! soak (issue 15), sled beside etcd (issue 17) and DNS under a flood
+//! (issue 24), one module each.
 
 pub mod api;
 mod compare;
 pub mod datapath;
+pub mod dns_flood;
 pub mod dns_latency;
 pub mod full_sync;
 pub mod incremental;
@@ -51,6 +53,7 @@ pub async fn run(command: &Command, ctx: &Ctx, report: &mut Report) -> anyhow::R
         Command::TlsCost => tls_cost::run(ctx, report).await,
         Command::Store => store::run(ctx, report).await,
         Command::DnsLatency => dns_latency::run(ctx, report).await,
+        Command::DnsFlood => dns_flood::run(ctx, report).await,
         Command::Soak { changes, hollow } => {
             let size = soak::Size {
                 changes: *changes,
