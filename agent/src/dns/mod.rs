@@ -32,6 +32,7 @@
 pub mod forward;
 pub mod names;
 pub mod records;
+mod responder;
 pub mod server;
 pub mod service;
 mod tcp;

@@ -1,6 +1,6 @@
 //! The answers the cluster zone gives, per the Kubernetes DNS-Based Service
 //! Discovery specification (schema 1.1.0), computed purely from the agent's
-//! [`ClusterView`]. No IO: the responder ([`super::server`]) asks
+//! [`ClusterView`]. No IO: the responder ([`super::responder`]) asks
 //! [`resolve`] for each question and only serializes what comes back.
 //!
 //! Shape of an answer, as the specification and RFC 2308 ask:

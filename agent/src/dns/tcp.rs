@@ -20,7 +20,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
-use super::server::Responder;
+use super::responder::Responder;
 use super::udp::encode_within;
 use super::DnsError;
 

@@ -22,7 +22,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use super::server::{udp_payload, Responder, Step};
+use super::responder::{udp_payload, Responder, Step};
 use super::DnsError;
 
 /// A query larger than this is not a DNS query over UDP (EDNS payloads

@@ -463,4 +463,3 @@ pub struct Touched {
     pub backends: BTreeSet<u32>,
     pub hairpin: BTreeSet<Ipv4Addr>,
 }
-

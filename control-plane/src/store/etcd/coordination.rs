@@ -2,12 +2,12 @@
 //! holds the leader's name under its lease, `<prefix>/controlplanes/<name>`
 //! each control plane's record under its own. Both vanish with the lease.
 
-use futures::future::BoxFuture;
-use futures::FutureExt;
 use super::etcdserverpb::{
     compare, lease_client::LeaseClient, request_op, Compare, LeaseGrantRequest,
     LeaseKeepAliveRequest, LeaseRevokeRequest, PutRequest, RangeRequest, RequestOp, TxnRequest,
 };
+use futures::future::BoxFuture;
+use futures::FutureExt;
 use tonic::transport::Channel;
 
 use super::{range_end, retried, timed, EtcdCall, EtcdStore};

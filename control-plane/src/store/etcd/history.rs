@@ -21,11 +21,11 @@
 
 use std::time::Duration;
 
-use futures::channel::mpsc::UnboundedSender;
 use super::etcdserverpb::{
     maintenance_client::MaintenanceClient, watch_request, StatusRequest, WatchProgressRequest,
     WatchRequest, WatchResponse,
 };
+use futures::channel::mpsc::UnboundedSender;
 use tokio::time::Instant;
 
 use super::errors::{classify, EtcdCall};
@@ -244,8 +244,8 @@ fn ask_progress(requests: &UnboundedSender<WatchRequest>) {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use super::super::etcdserverpb::{Event as EtcdEvent, KeyValue, ResponseHeader};
+    use super::*;
 
     fn keys() -> Keys {
         Keys {

@@ -25,14 +25,14 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::channel::mpsc;
-use futures::future::BoxFuture;
-use futures::{FutureExt, StreamExt};
 use etcdserverpb::{
     compare, kv_client::KvClient, request_op, watch_client::WatchClient, watch_request,
     CompactionRequest, Compare, DeleteRangeRequest, Event as EtcdEvent, KeyValue, PutRequest,
     RangeRequest, RequestOp, TxnRequest, WatchCreateRequest, WatchRequest, WatchResponse,
 };
+use futures::channel::mpsc;
+use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt};
 use switchyard_api::resources::{Kind, Object};
 use switchyard_tls::client::{ClientIdentity, Target, Trust};
 use tonic::transport::Channel;
