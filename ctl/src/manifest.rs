@@ -352,7 +352,7 @@ impl DocContext<'_> {
         ManifestError::NotAnObject {
             file: self.source.to_string(),
             at: self.position(path),
-            found: json_type(value),
+            found: switchyard_api::resources::json_type(value),
         }
     }
 
@@ -417,17 +417,6 @@ fn decode<T: DeserializeOwned>(
     let deserializer = serde_ignored::Deserializer::new(value, &mut note);
     serde_path_to_error::deserialize::<_, T>(deserializer)?;
     Ok(unknown)
-}
-
-fn json_type(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "an object",
-    }
 }
 
 /// One step of a field path, as in `spec.ports[0].port`.

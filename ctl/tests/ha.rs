@@ -647,12 +647,7 @@ async fn a_later_control_plane_without_admin_conf_leaves_the_first_ones_working(
     let etcd = EtcdCluster::start(3).unwrap();
     let a = ControlPlane::start(&as_strs(&flags(&etcd, "cp-1", &free_loopback_address())));
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    std::fs::create_dir_all(data.join("pki")).unwrap();
-    for entry in std::fs::read_dir(a.data_dir.join("pki")).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), data.join("pki").join(entry.file_name())).unwrap();
-    }
+    let data = copy_of_pki(&a, dir.path());
     let listen = free_loopback_address();
     let log = dir.path().join("cp-2.log");
     let mut child = std::process::Command::new(binary("switchyard-control-plane"))
@@ -788,12 +783,7 @@ async fn control_planes_of_one_host_have_their_own_names() {
     );
 
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    std::fs::create_dir_all(data.join("pki")).unwrap();
-    for entry in std::fs::read_dir(a.data_dir.join("pki")).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), data.join("pki").join(entry.file_name())).unwrap();
-    }
+    let data = copy_of_pki(&a, dir.path());
     let mut third = std::process::Command::new(binary("switchyard-control-plane"))
         .args(["--listen", &format!("127.0.0.3:{port}"), "--name", &name_a])
         .arg("--data-dir")
@@ -829,4 +819,16 @@ async fn control_planes_of_one_host_have_their_own_names() {
     a.crash();
     a.start_again();
     assert_eq!(names(&a), both);
+}
+
+/// A data directory under `into` holding a copy of `cp`'s `pki/` only, as a
+/// later control plane of the cluster starts with.
+fn copy_of_pki(cp: &ControlPlane, into: &std::path::Path) -> std::path::PathBuf {
+    let data = into.join("data");
+    std::fs::create_dir_all(data.join("pki")).unwrap();
+    for entry in std::fs::read_dir(cp.data_dir.join("pki")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), data.join("pki").join(entry.file_name())).unwrap();
+    }
+    data
 }

@@ -126,18 +126,10 @@ fn expand(document: Value) -> Result<Vec<Value>, String> {
             }
         }
         Value::Object(map) => Ok(vec![Value::Object(map)]),
-        other => Err(format!("expected an object, found {}", json_type(&other))),
-    }
-}
-
-fn json_type(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "an object",
+        other => Err(format!(
+            "expected an object, found {}",
+            switchyard_api::resources::json_type(&other)
+        )),
     }
 }
 

@@ -193,11 +193,7 @@ async fn run_for(total: Duration, cps: &[&ControlPlane]) -> Vec<bool> {
 
 #[tokio::test(flavor = "current_thread")]
 async fn one_control_plane_leads_and_the_other_takes_over_when_it_stops() {
-    let shared = Arc::new(Mutex::new(Shared::default()));
-    let a = control_plane("cp-1", &shared).await;
-    tokio::time::pause();
-    assert_eq!(run_for(Duration::from_secs(1), &[&a]).await, [true]);
-    let b = control_plane_paused("cp-2", &shared).await;
+    let (shared, a, b) = cp1_leading_then_cp2().await;
     assert_eq!(
         run_for(Duration::from_secs(6), &[&a, &b]).await,
         [true, false]
@@ -220,11 +216,7 @@ async fn one_control_plane_leads_and_the_other_takes_over_when_it_stops() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_leader_cut_off_from_the_store_steps_down_before_another_can_lead() {
-    let shared = Arc::new(Mutex::new(Shared::default()));
-    let a = control_plane("cp-1", &shared).await;
-    tokio::time::pause();
-    assert_eq!(run_for(Duration::from_secs(1), &[&a]).await, [true]);
-    let b = control_plane_paused("cp-2", &shared).await;
+    let (_shared, a, b) = cp1_leading_then_cp2().await;
     assert_eq!(
         run_for(Duration::from_secs(4), &[&a, &b]).await,
         [true, false]
@@ -245,6 +237,17 @@ async fn a_leader_cut_off_from_the_store_steps_down_before_another_can_lead() {
         "stepped down after {stepped_down:?}"
     );
     assert!(b.registry.is_leader(), "nobody took over");
+}
+
+/// cp-1 started and leading alone, then cp-2 started beside it; the
+/// clock is paused from then on.
+async fn cp1_leading_then_cp2() -> (Arc<Mutex<Shared>>, ControlPlane, ControlPlane) {
+    let shared = Arc::new(Mutex::new(Shared::default()));
+    let a = control_plane("cp-1", &shared).await;
+    tokio::time::pause();
+    assert_eq!(run_for(Duration::from_secs(1), &[&a]).await, [true]);
+    let b = control_plane_paused("cp-2", &shared).await;
+    (shared, a, b)
 }
 
 /// [`control_plane`] started while the clock is paused: the registry's

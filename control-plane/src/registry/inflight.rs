@@ -209,20 +209,24 @@ mod tests {
         }
     }
 
+    /// A write that puts `object`, claims `claims` and read `reads`.
+    fn write(object: Object, claims: Vec<(AllocKey, ObjectKey)>, reads: &[&str]) -> Prepared {
+        let batch = Batch {
+            puts: vec![Put { object, expect: 0 }],
+            claims,
+            ..Default::default()
+        };
+        let reads = reads.iter().map(|n| (Kind::Node, n.to_string())).collect();
+        Prepared { batch, reads }
+    }
+
     fn service(name: &str, port: u16) -> Prepared {
         let object = Object::Service(Box::new(Service {
             metadata: meta(name),
             ..Default::default()
         }));
-        let batch = Batch {
-            puts: vec![Put { object, expect: 0 }],
-            claims: vec![(AllocKey::NodePort(port), format!("default/{name}"))],
-            ..Default::default()
-        };
-        Prepared {
-            batch,
-            reads: vec![(Kind::Node, "node-1".into())],
-        }
+        let claim = (AllocKey::NodePort(port), format!("default/{name}"));
+        write(object, vec![claim], &["node-1"])
     }
 
     fn pod(name: &str) -> Prepared {
@@ -230,14 +234,7 @@ mod tests {
             metadata: meta(name),
             ..Default::default()
         });
-        let batch = Batch {
-            puts: vec![Put { object, expect: 0 }],
-            ..Default::default()
-        };
-        Prepared {
-            batch,
-            reads: vec![(Kind::Node, "node-1".into())],
-        }
+        write(object, Vec::new(), &["node-1"])
     }
 
     fn node(name: &str) -> Prepared {
@@ -248,14 +245,7 @@ mod tests {
             },
             ..Default::default()
         }));
-        let batch = Batch {
-            puts: vec![Put { object, expect: 0 }],
-            ..Default::default()
-        };
-        Prepared {
-            batch,
-            reads: Vec::new(),
-        }
+        write(object, Vec::new(), &[])
     }
 
     #[test]

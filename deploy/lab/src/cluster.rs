@@ -595,40 +595,29 @@ impl Cluster {
     /// and UDP `port`.
     pub fn backend(&self, i: usize, j: usize, name: &str, port: u16) -> Result<ChildGuard> {
         let pod: Host = self.lab.pod(i, j).clone();
-        let listen = format!("0.0.0.0:{port}");
-        let guard = self.lab.spawn(
-            &pod.ns,
-            &[
-                self.bin("switchyard-lab").as_str(),
-                "backend",
-                "--name",
-                name,
-                "--listen",
-                &listen,
-                "--udp-listen",
-                &listen,
-            ],
-        )?;
-        guard.wait_for_log("ready", Duration::from_secs(10))?;
-        Ok(guard)
+        self.backend_in(&pod.ns, name, &format!("0.0.0.0:{port}"))
     }
 
     /// Starts the lab backend on node `i` itself (its own namespace, as a
     /// host process), listening on the node's address: TCP and UDP `port`.
     pub fn host_backend(&self, i: usize, name: &str, port: u16) -> Result<ChildGuard> {
         let node: Host = self.lab.node(i).clone();
-        let listen = format!("{}:{port}", node.ip);
+        self.backend_in(&node.ns, name, &format!("{}:{port}", node.ip))
+    }
+
+    /// The lab backend in namespace `ns`, answering on TCP and UDP `listen`.
+    fn backend_in(&self, ns: &str, name: &str, listen: &str) -> Result<ChildGuard> {
         let guard = self.lab.spawn(
-            &node.ns,
+            ns,
             &[
                 self.bin("switchyard-lab").as_str(),
                 "backend",
                 "--name",
                 name,
                 "--listen",
-                &listen,
+                listen,
                 "--udp-listen",
-                &listen,
+                listen,
             ],
         )?;
         guard.wait_for_log("ready", Duration::from_secs(10))?;

@@ -118,3 +118,17 @@ fn to_json<T: Serialize>(value: &T) -> String {
     // Serializing these plain structs cannot fail: every map key is a string.
     serde_json::to_string(value).unwrap_or_default()
 }
+
+/// What a JSON value is, in the words of a manifest error
+/// (`expected an object, found a list`).
+pub fn json_type(value: &serde_json::Value) -> &'static str {
+    use serde_json::Value;
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
