@@ -419,8 +419,17 @@ async fn a_leader_cut_off_from_etcd_steps_down_and_the_other_takes_over() {
         leads(&metrics_a) == Some(true)
     });
     let b = ControlPlane::start_beside(&a, &as_strs(&flags(&etcd, "cp-2", &metrics_b)));
-    std::thread::sleep(Duration::from_secs(3));
-    assert_eq!(leads(&metrics_b), Some(false), "two leaders");
+    // cp-2 campaigns right after it first announces itself, then every 2 s:
+    // from its first record on, through two campaigns, it never leads.
+    wait_until("cp-2 announces itself", Duration::from_secs(10), || {
+        a.ok(&["get", "controlplanes", "-o", "name"]).contains("cp-2")
+    });
+    let watched = Instant::now();
+    while watched.elapsed() < Duration::from_secs(4) {
+        assert_eq!(leads(&metrics_b), Some(false), "two leaders");
+        assert_eq!(leads(&metrics_a), Some(true), "cp-1 lost the lead");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     drop(relays);
     let stepped_down = wait_until("cp-1 steps down", Duration::from_secs(12), || {
         leads(&metrics_a) == Some(false)
