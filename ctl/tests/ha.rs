@@ -422,7 +422,8 @@ async fn a_leader_cut_off_from_etcd_steps_down_and_the_other_takes_over() {
     // cp-2 campaigns right after it first announces itself, then every 2 s:
     // from its first record on, through two campaigns, it never leads.
     wait_until("cp-2 announces itself", Duration::from_secs(10), || {
-        a.ok(&["get", "controlplanes", "-o", "name"]).contains("cp-2")
+        a.ok(&["get", "controlplanes", "-o", "name"])
+            .contains("cp-2")
     });
     let watched = Instant::now();
     while watched.elapsed() < Duration::from_secs(4) {

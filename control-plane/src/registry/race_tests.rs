@@ -1,7 +1,8 @@
-//! Races of the write path, made to happen: a store that parks chosen
-//! commits lets a test interleave two writes exactly.
+//! The write path under faults made to happen: a real sled store wrapped so
+//! a test can park chosen commits (to interleave two writes exactly), lose
+//! races on purpose, or fail a commit.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
@@ -11,24 +12,53 @@ use tokio::sync::Notify;
 use super::{Registry, RegistryConfig};
 use crate::controller::endpoints::ZONE_LABEL;
 use crate::metrics::Metrics;
-use crate::store::{Batch, Loaded, LoggedEvent, Result, SledStore, Store, Visitor, Watch};
+use crate::store::{
+    Batch, Loaded, LoggedEvent, Result, SledStore, Store, StoreError, Visitor, Watch,
+};
 
 /// A real sled store whose commits of Node writes wait, while `park` is
-/// on, until the test lets them go.
-struct ParkingStore {
+/// on, until the test lets them go; the next `conflicts` commits lose a race
+/// they never ran, and with `fail` on the next one fails outright.
+struct FaultyStore {
     inner: SledStore,
     park: AtomicBool,
     parked: Notify,
     release: Notify,
+    conflicts: AtomicUsize,
+    fail: AtomicBool,
 }
 
-impl Store for ParkingStore {
+impl FaultyStore {
+    fn open(dir: &std::path::Path) -> Arc<FaultyStore> {
+        Arc::new(FaultyStore {
+            inner: SledStore::open(dir).unwrap(),
+            park: AtomicBool::new(false),
+            parked: Notify::new(),
+            release: Notify::new(),
+            conflicts: AtomicUsize::new(0),
+            fail: AtomicBool::new(false),
+        })
+    }
+}
+
+impl Store for FaultyStore {
     fn load<'a>(&'a self, visit: &'a mut Visitor<'_>) -> BoxFuture<'a, Result<Loaded>> {
         self.inner.load(visit)
     }
 
     fn commit(&self, batch: Batch) -> BoxFuture<'_, Result<u64>> {
         Box::pin(async move {
+            let lose = |n: usize| n.checked_sub(1);
+            if self
+                .conflicts
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, lose)
+                .is_ok()
+            {
+                return Err(StoreError::Conflict { seen: 0 });
+            }
+            if self.fail.swap(false, Ordering::SeqCst) {
+                return Err(StoreError::Backend("IO error: injected".into()));
+            }
             let node = batch.puts.iter().any(|p| p.object.kind() == Kind::Node);
             if node && self.park.swap(false, Ordering::SeqCst) {
                 self.parked.notify_one();
@@ -53,6 +83,28 @@ impl Store for ParkingStore {
     fn compact(&self, keep_from: u64) -> BoxFuture<'_, Result<()>> {
         self.inner.compact(keep_from)
     }
+}
+
+async fn open(dir: &std::path::Path) -> (Arc<FaultyStore>, Arc<Registry>) {
+    let store = FaultyStore::open(dir);
+    let cfg = RegistryConfig {
+        service_cidr: "10.96.0.0/12".parse().unwrap(),
+        node_port_range: 30000..=32767,
+        lb_pool: None,
+        log_retention: 10_000,
+    };
+    let registry = Registry::open(store.clone(), cfg, Metrics::new(), super::Sharing::Alone)
+        .await
+        .unwrap();
+    (store, registry)
+}
+
+fn service(name: &str) -> Object {
+    let svc = serde_json::json!({
+        "metadata": {"name": name},
+        "spec": {"type": "NodePort", "selector": {"app": name}, "ports": [{"port": 80}]},
+    });
+    object(Kind::Service, svc)
 }
 
 fn object(kind: Kind, value: serde_json::Value) -> Object {
@@ -86,21 +138,7 @@ fn endpoint_zones(registry: &Registry, service: &str) -> Vec<Option<String>> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_service_created_during_a_zone_change_gets_the_new_zone() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(ParkingStore {
-        inner: SledStore::open(dir.path()).unwrap(),
-        park: AtomicBool::new(false),
-        parked: Notify::new(),
-        release: Notify::new(),
-    });
-    let cfg = RegistryConfig {
-        service_cidr: "10.96.0.0/12".parse().unwrap(),
-        node_port_range: 30000..=32767,
-        lb_pool: None,
-        log_retention: 10_000,
-    };
-    let registry = Registry::open(store.clone(), cfg, Metrics::new(), super::Sharing::Alone)
-        .await
-        .unwrap();
+    let (store, registry) = open(dir.path()).await;
     registry.apply(node("zone-0"), false).await.unwrap();
     let pod = serde_json::json!({
         "metadata": {"name": "web-1", "labels": {"app": "web"}},
@@ -149,4 +187,48 @@ async fn a_service_created_during_a_zone_change_gets_the_new_zone() {
     }
     println!("{stale} of {rounds} Services created during a zone change kept the old zone");
     assert_eq!(stale, 0);
+}
+
+/// A write that loses races prepares again against the newer state, up to
+/// its limit of tries; each lost race is counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_that_loses_races_prepares_again_and_then_gives_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, registry) = open(dir.path()).await;
+    store.conflicts.store(3, Ordering::SeqCst);
+    let (svc, _) = registry.apply(service("web"), false).await.unwrap();
+    assert_eq!(registry.metrics.store_conflicts.get(), 3);
+    assert_eq!(registry.get(Kind::Service, "default", "web").unwrap(), svc);
+
+    store.conflicts.store(100, Ordering::SeqCst);
+    let lost = registry.apply(service("api"), false).await.unwrap_err();
+    assert_eq!(
+        lost.to_string(),
+        "conflict: another write changed an object or allocation this one read (store at revision 0)"
+    );
+    assert_eq!(registry.metrics.store_conflicts.get(), 3 + 16);
+    assert!(registry.get(Kind::Service, "default", "api").is_err());
+}
+
+/// A commit the store fails changes nothing: no object, no allocation held,
+/// and the next write takes what the failed one would have.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_commit_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, registry) = open(dir.path()).await;
+    let allocations = registry.with_state(|s| s.allocations.len());
+    store.fail.store(true, Ordering::SeqCst);
+    let failed = registry.apply(service("web"), false).await.unwrap_err();
+    assert_eq!(failed.to_string(), "storage: IO error: injected");
+    assert!(registry.get(Kind::Service, "default", "web").is_err());
+    assert_eq!(registry.with_state(|s| s.allocations.len()), allocations);
+    let (svc, _) = registry.apply(service("web"), false).await.unwrap();
+    let Object::Service(svc) = svc else {
+        panic!("not a Service")
+    };
+    assert!(svc.spec.cluster_ip.is_some() && svc.spec.ports[0].node_port.is_some());
+    assert_eq!(
+        registry.with_state(|s| s.allocations.len()),
+        allocations + 2
+    );
 }
