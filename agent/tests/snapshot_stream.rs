@@ -553,11 +553,10 @@ async fn kernel_refusals_are_nacked_retried_and_heal() {
     cp.shutdown().await;
 }
 
-/// web-1's Ready condition (status, reason) and whether its endpoint in
-/// web's EndpointSlice is ready.
-fn readiness(cp: &ControlPlane) -> (String, Option<String>, Vec<Option<bool>>) {
-    let Ok(Object::Pod(pod)) = cp.registry.get(Kind::Pod, "default", "web-1") else {
-        panic!("web-1 is gone");
+/// A pod's Ready condition: (status, reason).
+fn pod_ready(cp: &ControlPlane, name: &str) -> (String, Option<String>) {
+    let Ok(Object::Pod(pod)) = cp.registry.get(Kind::Pod, "default", name) else {
+        panic!("{name} is gone");
     };
     let c = pod
         .status
@@ -566,6 +565,13 @@ fn readiness(cp: &ControlPlane) -> (String, Option<String>, Vec<Option<bool>>) {
         .find(|c| c.type_ == "Ready")
         .cloned()
         .unwrap();
+    (c.status, c.reason)
+}
+
+/// web-1's Ready condition (status, reason) and whether web's endpoints
+/// are ready.
+fn readiness(cp: &ControlPlane) -> (String, Option<String>, Vec<Option<bool>>) {
+    let (status, reason) = pod_ready(cp, "web-1");
     let (slices, _) = cp
         .registry
         .list(Kind::EndpointSlice, Some("default"), &Default::default());
@@ -577,7 +583,7 @@ fn readiness(cp: &ControlPlane) -> (String, Option<String>, Vec<Option<bool>>) {
         })
         .flat_map(|s| s.endpoints.iter().map(|e| e.conditions.ready))
         .collect();
-    (c.status, c.reason, ready)
+    (status, reason, ready)
 }
 
 fn node_ready(n: &Node) -> Option<bool> {
@@ -640,11 +646,19 @@ async fn a_silent_node_turns_not_ready_after_the_grace_period_and_back_when_hear
         )
     );
 
+    // A pod written for the NotReady node is not ready either.
+    cp.apply(pod("web-2", "other", "10.244.1.21")).await;
+    assert_eq!(
+        pod_ready(&cp, "web-2"),
+        ("False".into(), Some("NodeNotReady".into()))
+    );
+
     // The agent is back.
     let agent_task = agent(channel, RecordingRunner::new()).await;
     cp.node_when("node-1 Ready again", |n| node_ready(n) == Some(true))
         .await;
     assert_eq!(readiness(&cp), ("True".into(), None, vec![Some(true)]));
+    assert_eq!(pod_ready(&cp, "web-2"), ("True".into(), None));
 
     // A control-plane restart (the agent reconnects): never NotReady, for
     // longer than a grace period.

@@ -273,13 +273,16 @@ impl Registry {
                     validation: &self.validation,
                     ranges: &self.ranges,
                 };
-                let stored = prepare(
+                let mut stored = prepare(
                     obj.clone(),
                     old.as_deref(),
                     &state.allocations,
                     &limits,
                     rng,
                 )?;
+                if let Object::Pod(pod) = &mut stored {
+                    node_ready::hold_on_unready_node(pod, state, &prepare::now_rfc3339());
+                }
                 if let Some(old) = old.as_deref().filter(|o| state::same_content(o, &stored)) {
                     return Ok(Attempt::Done((Outcome::Unchanged, Some(old.clone()))));
                 }

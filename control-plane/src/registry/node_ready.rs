@@ -7,7 +7,7 @@
 use switchyard_api::resources::{Kind, Node, NodeCondition, Object, Pod};
 
 use super::prepare::{now_rfc3339, write_ready_condition};
-use super::state::Txn;
+use super::state::{State, Txn};
 use super::{Attempt, Registry, RegistryError, Result};
 use crate::controller::slices::reconcile_endpoints;
 use crate::store::object_key;
@@ -84,6 +84,26 @@ pub fn with_ready_condition(mut node: Node, ready: bool, now: &str) -> Node {
         message: Some(message.to_string()),
     });
     node
+}
+
+/// A pod written for a node judged NotReady is not ready either, until
+/// its node is back (then [`pod_on_node_change`] takes over).
+pub fn hold_on_unready_node(pod: &mut Pod, state: &State, now: &str) {
+    let Some(node) = pod.spec.node_name.as_deref() else {
+        return;
+    };
+    let unready = match state
+        .get(Kind::Node, &object_key(Kind::Node, "", node))
+        .map(|o| &**o)
+    {
+        Some(Object::Node(n)) => n.is_ready() == Some(false),
+        _ => false,
+    };
+    if unready {
+        if let Some(held) = pod_on_node_change(pod, false, now) {
+            *pod = held;
+        }
+    }
 }
 
 /// What becomes of a pod when its node turns Ready or not: a ready pod
