@@ -167,10 +167,11 @@ pub fn request_loop(c: &Cluster, ns: &str, url: &str, n: usize, pause: &str) -> 
 
 /// [`request_loop`] with the time of each result: `ok <unix secs>` or
 /// `FAIL <code> <unix secs>`, one request every `pause` seconds, curl
-/// giving each at most a second.
+/// giving each at most 2 s (1 s timed out now and then on a loaded CI
+/// machine, with every backend alive).
 pub fn timed_request_loop(c: &Cluster, ns: &str, url: &str, n: usize, pause: &str) -> ChildGuard {
     let script = format!(
-        "for i in $(seq 1 {n}); do curl -s -o /dev/null --connect-timeout 1 --max-time 1 {url}; rc=$?; if [ $rc -eq 0 ]; then echo ok $(date +%s.%N); else echo FAIL $rc $(date +%s.%N); fi; sleep {pause}; done; echo done"
+        "for i in $(seq 1 {n}); do curl -s -o /dev/null --connect-timeout 2 --max-time 2 {url}; rc=$?; if [ $rc -eq 0 ]; then echo ok $(date +%s.%N); else echo FAIL $rc $(date +%s.%N); fi; sleep {pause}; done; echo done"
     );
     c.lab.spawn(ns, &["sh", "-c", &script]).unwrap()
 }
