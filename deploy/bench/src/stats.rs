@@ -14,6 +14,17 @@ pub struct Summary {
 }
 
 impl Summary {
+    /// The answer latencies `dns-query` tallied (it keeps no minimum).
+    pub fn of_dns(tally: &switchyard_lab::DnsTally) -> Summary {
+        Summary {
+            n: tally.answered as usize,
+            median: tally.p50_ms,
+            p99: tally.p99_ms,
+            min: 0.0,
+            max: tally.max_ms,
+        }
+    }
+
     /// `None` for no samples; NaNs are dropped.
     pub fn of(samples: &[f64]) -> Option<Summary> {
         let mut v: Vec<f64> = samples.iter().copied().filter(|x| !x.is_nan()).collect();

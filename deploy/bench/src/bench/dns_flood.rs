@@ -170,13 +170,7 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
     let x = RATE as f64;
     report.push(Row::at(BENCH, "cluster-name-latency", &scale, x).measured(
         "ms",
-        Summary {
-            n: tally.answered as usize,
-            median: tally.p50_ms,
-            p99: tally.p99_ms,
-            min: 0.0,
-            max: tally.max_ms,
-        },
+        Summary::of_dns(&tally),
         Some(Target::p99(TARGET_P99_MS)),
     ));
     report.push(
