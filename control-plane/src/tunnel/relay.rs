@@ -18,9 +18,12 @@ use super::broker::{Dialed, Outbound, Tracked};
 /// both go at once when the agent itself is gone, and that must read as the
 /// pod lost (ABORTED), not as one connection failing.
 const AGENT_GONE_GRACE: Duration = Duration::from_secs(1);
-/// How long telling a peer its stream failed may take. Peers always read
-/// their stream at once, so only a peer that is itself gone takes longer.
-const TELL_GRACE: Duration = Duration::from_secs(2);
+/// How long telling a peer its stream failed may take. The status queues
+/// behind the data already sent, which a peer delivers only as fast as its
+/// own local reader takes it (a rate-limited download: seconds of data in
+/// socket buffers), so a slow but live peer gets this long to reach it; a
+/// peer that is gone fails the send at once.
+const TELL_GRACE: Duration = Duration::from_secs(10);
 
 /// Bytes relayed in each direction, for the connection's closing log line.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
