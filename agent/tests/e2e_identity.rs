@@ -141,7 +141,7 @@ fn joins_are_refused_with_their_reason_and_a_node_cannot_pose_as_another() {
         (out.status.code(), last_line(&out)),
         (
             Some(1),
-            "error: the control plane refused this agent: nodes/status \"node-2\" is forbidden: User \"node:node-1\" cannot update resource \"nodes/status\" at the cluster scope: a node may only act as itself".to_string()
+            "error: the control plane refused this agent: nodes \"node-2\" is forbidden: User \"node:node-1\" cannot update resource \"nodes/status\" in API group \"\" at the cluster scope: a node may only act as itself".to_string()
         )
     );
 }

@@ -25,6 +25,7 @@ pub mod metrics;
 pub mod node_lifecycle;
 mod pki;
 pub mod registry;
+mod rest;
 mod selector;
 pub mod server;
 mod status;

@@ -22,6 +22,7 @@ use crate::metrics::Metrics;
 use crate::node_lifecycle;
 use crate::pki::{self, Ca, PkiError};
 use crate::registry::{Registry, RegistryConfig, RegistryError, Sharing};
+use crate::rest::Rest;
 use crate::store::{EtcdConfig, EtcdStore, SledStore, Store, StoreError};
 use crate::sync::session::SyncContext;
 use crate::sync::{NodeTable, SnapshotCache, SyncApi};
@@ -301,11 +302,16 @@ impl Server {
             let _ = stopped.wait_for(|stopping| *stopping).await;
             tokio::time::sleep(SHUTDOWN_GRACE).await;
         };
-        let resources = ResourcesApi::new(
+        let resources = Arc::new(ResourcesApi::new(
             self.registry.clone(),
             self.sync.clone(),
             self.access.clone(),
             self.directory.clone(),
+        ));
+        let rest = Rest::new(
+            resources.clone(),
+            self.registry.clone(),
+            self.sync.stopping.clone(),
         );
         let (port_forward, tunnel) = crate::tunnel::servers(
             self.registry.clone(),
@@ -324,25 +330,35 @@ impl Server {
         tokio::spawn(crate::identity::sweep_expired_tokens(Arc::downgrade(
             &self.registry,
         )));
+        let mut grpc = tonic::service::Routes::builder();
+        grpc.add_service(
+            ResourcesServer::from_arc(resources)
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+        )
+        .add_service(
+            AgentSyncServer::new(SyncApi::new(self.sync.clone(), self.access.clone()))
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+        )
+        .add_service(port_forward)
+        .add_service(tunnel);
+        if let Some(identity) = identity {
+            grpc.add_service(identity);
+        }
+        // gRPC by its service paths; everything else is the Kubernetes API.
+        let routes = grpc
+            .routes()
+            .into_axum_router()
+            .fallback_service(rest.router(self.health.clone()));
         let serving = tonic::transport::Server::builder()
             // A peer that went silent (a partition, a host that lost power)
             // is dropped within KEEPALIVE * 2: its node shows DISCONNECTED.
             .http2_keepalive_interval(Some(KEEPALIVE))
             .http2_keepalive_timeout(Some(KEEPALIVE))
+            .accept_http1(true)
             .layer(crate::api::observe::ObserveLayer::new(self.metrics.clone()))
             .layer(AuthLayer::new(self.auth.clone()))
-            .add_service(
-                ResourcesServer::new(resources)
-                    .max_decoding_message_size(MAX_MESSAGE_BYTES)
-                    .max_encoding_message_size(MAX_MESSAGE_BYTES),
-            )
-            .add_service(
-                AgentSyncServer::new(SyncApi::new(self.sync.clone(), self.access.clone()))
-                    .max_encoding_message_size(MAX_MESSAGE_BYTES),
-            )
-            .add_service(port_forward)
-            .add_service(tunnel)
-            .add_optional_service(identity)
+            .add_routes(routes.into())
             .serve_with_incoming_shutdown(
                 listener::incoming(self.listener, self.unix, tls),
                 shutdown,

@@ -14,6 +14,7 @@ use std::path::Path;
 use serde::de::{DeserializeOwned, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::Value;
+use switchyard_api::resources::{field_path, unknown_fields, Step as Segment};
 use switchyard_api::resources::{
     BootstrapToken, Deployment, EndpointSlice, Kind, Namespace, Node, Pod, Service, User,
 };
@@ -379,7 +380,7 @@ impl DocContext<'_> {
         prefix: &[Segment],
     ) -> ManifestError {
         let mut path = prefix.to_vec();
-        path.extend(error.path().iter().filter_map(Segment::from_serde));
+        path.extend(error.path().iter().filter_map(segment_of));
         ManifestError::Invalid {
             file: self.source.to_string(),
             at: self.position(&path),
@@ -392,7 +393,8 @@ impl DocContext<'_> {
 }
 
 /// Decodes `value` as the concrete type of `kind` to find type errors,
-/// with their path; returns the paths of the fields it does not know.
+/// with their path; returns the paths of the fields Kubernetes' schema for
+/// `kind` does not know.
 fn decode_as(
     kind: Kind,
     value: &Value,
@@ -406,74 +408,31 @@ fn decode_as(
         Kind::Node => decode::<Node>(value),
         Kind::User => decode::<User>(value),
         Kind::BootstrapToken => decode::<BootstrapToken>(value),
-    }
+    }?;
+    Ok(unknown_fields(kind, value))
 }
 
 fn decode<T: DeserializeOwned>(
     value: &Value,
-) -> Result<Vec<Vec<Segment>>, serde_path_to_error::Error<serde_json::Error>> {
-    let mut unknown = Vec::new();
-    let mut note = |path: serde_ignored::Path<'_>| unknown.push(Segment::path_of(&path));
-    let deserializer = serde_ignored::Deserializer::new(value, &mut note);
-    serde_path_to_error::deserialize::<_, T>(deserializer)?;
-    Ok(unknown)
+) -> Result<(), serde_path_to_error::Error<serde_json::Error>> {
+    serde_path_to_error::deserialize::<_, T>(value).map(|_: T| ())
 }
 
-/// One step of a field path, as in `spec.ports[0].port`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Segment {
-    Key(String),
-    Index(usize),
-}
-
-impl Segment {
-    fn path_of(path: &serde_ignored::Path<'_>) -> Vec<Segment> {
-        use serde_ignored::Path;
-        match path {
-            Path::Root => Vec::new(),
-            Path::Seq { parent, index } => {
-                let mut out = Segment::path_of(parent);
-                out.push(Segment::Index(*index));
-                out
-            }
-            Path::Map { parent, key } => {
-                let mut out = Segment::path_of(parent);
-                out.push(Segment::Key(key.clone()));
-                out
-            }
-            Path::Some { parent }
-            | Path::NewtypeStruct { parent }
-            | Path::NewtypeVariant { parent } => Segment::path_of(parent),
-        }
-    }
-
-    fn from_serde(segment: &serde_path_to_error::Segment) -> Option<Segment> {
-        match segment {
-            serde_path_to_error::Segment::Seq { index } => Some(Segment::Index(*index)),
-            serde_path_to_error::Segment::Map { key } => Some(Segment::Key(key.clone())),
-            serde_path_to_error::Segment::Enum { .. } | serde_path_to_error::Segment::Unknown => {
-                None
-            }
-        }
+/// A step of a decoding error's path.
+fn segment_of(segment: &serde_path_to_error::Segment) -> Option<Segment> {
+    match segment {
+        serde_path_to_error::Segment::Seq { index } => Some(Segment::Index(*index)),
+        serde_path_to_error::Segment::Map { key } => Some(Segment::Key(key.clone())),
+        serde_path_to_error::Segment::Enum { .. } | serde_path_to_error::Segment::Unknown => None,
     }
 }
 
+/// A field path; `.` for the object itself.
 fn path_string(path: &[Segment]) -> String {
-    let mut text = String::new();
-    for segment in path {
-        match segment {
-            Segment::Key(key) if text.is_empty() => text.push_str(key),
-            Segment::Key(key) => {
-                text.push('.');
-                text.push_str(key);
-            }
-            Segment::Index(index) => text.push_str(&format!("[{index}]")),
-        }
+    match field_path(path) {
+        p if p.is_empty() => ".".to_string(),
+        p => p,
     }
-    if text.is_empty() {
-        text.push('.');
-    }
-    text
 }
 
 /// A YAML node with the line it starts on, so an error found later on the

@@ -166,14 +166,14 @@ fn viewers_read_and_are_refused_everything_else_in_kubectl_words() {
         (out.status.code(), stderr(&out)),
         (
             Some(1),
-            "Error from server (Forbidden): services \"web\" is forbidden: User \"bob\" cannot create resource \"services\" in namespace \"default\"\n".to_string()
+            "Error from server (Forbidden): services is forbidden: User \"bob\" cannot create resource \"services\" in API group \"\" in the namespace \"default\"\n".to_string()
         )
     );
     cp.ok(&["create", "service", "clusterip", "web", "--tcp=80"]);
     let out = swctl_as(&cp, &bob, &["delete", "svc", "web"]);
     assert_eq!(
         stderr(&out),
-        "Error from server (Forbidden): services \"web\" is forbidden: User \"bob\" cannot delete resource \"services\" in namespace \"default\"\n"
+        "Error from server (Forbidden): services \"web\" is forbidden: User \"bob\" cannot delete resource \"services\" in API group \"\" in the namespace \"default\"\n"
     );
     let out = swctl_as(&cp, &bob, &["get", "svc", "web", "-o", "name"]);
     assert_eq!(stdout(&out), "service/web\n");
@@ -193,7 +193,7 @@ fn viewers_read_and_are_refused_everything_else_in_kubectl_words() {
     let out = swctl_as(&cp, &bob, &["port-forward", "svc/web", ":80"]);
     assert_eq!(
         stderr(&out),
-        "Error from server (Forbidden): services/portforward \"web\" is forbidden: User \"bob\" cannot create resource \"services/portforward\" in namespace \"default\"\n"
+        "Error from server (Forbidden): services \"web\" is forbidden: User \"bob\" cannot create resource \"services/portforward\" in API group \"\" in the namespace \"default\"\n"
     );
     let out = swctl_as(&cp, &bob, &["env"]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -448,7 +448,7 @@ fn nodes_act_only_for_themselves_and_users_never_as_nodes() {
             refusal(err),
             (
                 tonic::Code::PermissionDenied,
-                "pods/status \"web-2\" is forbidden: User \"node:node-1\" cannot update resource \"pods/status\" in namespace \"default\": a node may only act as itself".into()
+                "pods \"web-2\" is forbidden: User \"node:node-1\" cannot update resource \"pods/status\" in API group \"\" in the namespace \"default\": a node may only act as itself".into()
             )
         );
         // Saying it is node-2 changes nothing: the certificate says who it is.
@@ -475,7 +475,7 @@ fn nodes_act_only_for_themselves_and_users_never_as_nodes() {
             refusal(err),
             (
                 tonic::Code::PermissionDenied,
-                "nodes/tunnel \"node-2\" is forbidden: User \"node:node-1\" cannot create resource \"nodes/tunnel\" at the cluster scope: a node may only act as itself".into()
+                "nodes \"node-2\" is forbidden: User \"node:node-1\" cannot create resource \"nodes/tunnel\" in API group \"\" at the cluster scope: a node may only act as itself".into()
             )
         );
 
@@ -492,7 +492,7 @@ fn nodes_act_only_for_themselves_and_users_never_as_nodes() {
             refusal(err),
             (
                 tonic::Code::PermissionDenied,
-                "services is forbidden: User \"node:node-1\" cannot list resource \"services\" in namespace \"default\"".into()
+                "services is forbidden: User \"node:node-1\" cannot list resource \"services\" in API group \"\" in the namespace \"default\"".into()
             )
         );
 
@@ -506,7 +506,7 @@ fn nodes_act_only_for_themselves_and_users_never_as_nodes() {
             refusal(err),
             (
                 tonic::Code::PermissionDenied,
-                "pods/status \"web-2\" is forbidden: User \"admin\" cannot update resource \"pods/status\" in namespace \"default\": only a node's own identity may".into()
+                "pods \"web-2\" is forbidden: User \"admin\" cannot update resource \"pods/status\" in API group \"\" in the namespace \"default\": only a node's own identity may".into()
             )
         );
     });

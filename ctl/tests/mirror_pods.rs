@@ -134,7 +134,7 @@ fn a_node_writes_only_its_own_mirror_pods() {
             .unwrap_err();
         assert_eq!(
             refusal(err),
-            forbidden("pods \"web-node-1\" is forbidden: User \"node:node-1\" cannot get resource \"pods\" in namespace \"default\"")
+            forbidden("pods \"web-node-1\" is forbidden: User \"node:node-1\" cannot get resource \"pods\" in API group \"\" in the namespace \"default\"")
         );
 
         api.delete(pod_ref("web-node-1")).await.unwrap();

@@ -2,9 +2,10 @@
 //!
 //! `v1` is the generated gRPC code for package `switchyard.v1`; `resources`
 //! holds the Kubernetes-shaped objects those messages carry as JSON. Both are
-//! plain data: validation, defaulting and allocation live in the control plane.
+//! plain data (`columns` says how each kind reads in a table): validation, defaulting and allocation live in the control plane.
 #![forbid(unsafe_code)]
 
+pub mod columns;
 pub mod endpoint_ports;
 pub mod resources;
 

@@ -4,4 +4,4 @@
 pub mod observe;
 mod resources;
 
-pub use resources::ResourcesApi;
+pub use resources::{ResourcesApi, Scope};

@@ -1,5 +1,6 @@
-//! A tower layer counting every gRPC call by method and status, and timing
-//! it to the response head (for streams: until the stream is established).
+//! A tower layer counting every gRPC call by method and status (REST
+//! requests by verb, resource and HTTP status), and timing it to the
+//! response head (for streams: until the stream is established).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -65,13 +66,18 @@ where
     }
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        let method = req.uri().path().to_string();
+        let grpc = crate::rest::is_grpc(req.headers());
+        let method = match grpc {
+            true => req.uri().path().to_string(),
+            false => crate::rest::metric_label(req.method(), req.uri().path()),
+        };
         let metrics = self.metrics.clone();
         let started = Instant::now();
         let fut = self.inner.call(req);
         Box::pin(async move {
             let result = fut.await;
             let code = match &result {
+                Ok(resp) if !grpc => resp.status().as_u16().to_string(),
                 Ok(resp) => status_code(resp.headers()),
                 Err(_) => "Transport".to_string(),
             };

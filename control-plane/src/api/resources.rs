@@ -14,12 +14,13 @@ use switchyard_api::v1::{
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status};
 
 use crate::auth::policy::PodFacts;
 use crate::auth::{Access, Action, Caller, Verb};
 use crate::ha::Directory;
-use crate::registry::{Event, Outcome, Registry};
+use crate::registry::{Event, Outcome, Registry, Write};
 use crate::selector::Selector;
 use crate::status::to_status;
 use crate::store;
@@ -109,7 +110,7 @@ fn decode(r: Option<Resource>) -> Result<Object, Status> {
 }
 
 /// Which objects a list or watch asked for.
-struct Scope {
+pub struct Scope {
     namespace: Option<String>,
     selector: Selector,
     /// Pods bound to this node only.
@@ -122,7 +123,9 @@ impl Scope {
         self.namespace.as_deref()
     }
 
-    fn new(kind: Kind, namespace: &str, all: bool, selector: &str) -> Result<Self, Status> {
+    /// Objects of `kind` in `namespace` (empty: `default`), or in every
+    /// namespace with `all`, whose labels `selector` matches.
+    pub fn new(kind: Kind, namespace: &str, all: bool, selector: Selector) -> Self {
         let namespace = (kind.is_namespaced() && !all).then(|| {
             if namespace.is_empty() {
                 "default".to_string()
@@ -130,14 +133,14 @@ impl Scope {
                 namespace.to_string()
             }
         });
-        Ok(Self {
+        Self {
             namespace,
-            selector: parse_selector(selector)?,
+            selector,
             node: None,
-        })
+        }
     }
 
-    fn admits(&self, obj: &Object) -> bool {
+    pub fn admits(&self, obj: &Object) -> bool {
         self.namespace
             .as_deref()
             .is_none_or(|ns| obj.namespace() == ns)
@@ -158,38 +161,11 @@ impl Resources for ResourcesApi {
         let caller = Caller::of(&request);
         let req = request.into_inner();
         let obj = decode(req.resource)?;
-        let kind = obj.kind();
-        let namespace = kind
-            .is_namespaced()
-            .then(|| namespace_or_default(obj.namespace()).to_string());
-        let ns = namespace.as_deref().unwrap_or_default();
-        // Pods: what NodeRestriction reads, of the pod as sent and as stored.
-        let stored = match kind {
-            Kind::Pod => self.stored(kind, ns, obj.name()),
-            _ => None,
+        let write = Write {
+            create_only: req.create_only,
+            ..Write::default()
         };
-        let exists = stored.is_some() || self.registry.contains(kind, ns, obj.name());
-        let verb = if exists { Verb::Patch } else { Verb::Create };
-        let name = obj.name().to_string();
-        // Owned: the object itself moves into the write.
-        let sent = pod_facts(&obj).map(|p| (p.node_name.to_string(), p.mirror));
-        let mut action = Action::new(verb, kind.plural())
-            .name(&name)
-            .stored(stored.as_deref().and_then(pod_facts));
-        action.namespace = namespace.as_deref();
-        action.pod = sent.as_ref().map(|(node_name, mirror)| PodFacts {
-            node_name,
-            mirror: *mirror,
-        });
-        let (stored, outcome) = self
-            .access
-            .run(&caller, APPLY, action, async {
-                self.registry
-                    .apply(obj, req.create_only)
-                    .await
-                    .map_err(to_status)
-            })
-            .await?;
+        let (stored, outcome) = self.apply_object(&caller, APPLY, None, obj, &write).await?;
         let outcome = match outcome {
             Outcome::Created => ApplyOutcome::Created,
             Outcome::Configured => ApplyOutcome::Configured,
@@ -206,17 +182,10 @@ impl Resources for ResourcesApi {
         let caller = Caller::of(&request);
         let r = request.into_inner();
         let kind = parse_kind(&r.kind)?;
-        let namespace = namespace_or_default(&r.namespace);
-        let action = object_action(Verb::Get, kind, namespace, &r.name);
         let obj = self
-            .access
-            .run(&caller, GET, action, async {
-                self.registry
-                    .get(kind, namespace, &r.name)
-                    .map_err(to_status)
-            })
+            .get_object(&caller, GET, kind, &r.namespace, &r.name)
             .await?;
-        Ok(Response::new(resource(&self.with_sync_state(obj))))
+        Ok(Response::new(resource(&obj)))
     }
 
     #[tracing::instrument(skip_all)]
@@ -224,39 +193,11 @@ impl Resources for ResourcesApi {
         let caller = Caller::of(&request);
         let r = request.into_inner();
         let kind = parse_kind(&r.kind)?;
-        let mut scope = Scope::new(kind, &r.namespace, r.all_namespaces, &r.label_selector)?;
-        // A node lists only the pods bound to it, as the Node authorizer
-        // scopes a kubelet's reads.
-        if kind == Kind::Pod {
-            scope.node = caller.principal.node().map(str::to_string);
-        }
-        let mut action = Action::new(Verb::List, kind.plural());
-        action.namespace = scope.namespace();
-        action.node = scope.node.as_deref();
-        let (items, revision) = self
-            .access
-            .run(&caller, LIST, action, async {
-                Ok(match scope.node {
-                    // Filtered before anything is copied.
-                    Some(_) => self.registry.with_state(|state| {
-                        let items = state
-                            .in_namespace(kind, scope.namespace())
-                            .filter(|o| scope.admits(o))
-                            .map(|o| (**o).clone())
-                            .collect();
-                        (items, state.revision)
-                    }),
-                    None => self
-                        .registry
-                        .list(kind, scope.namespace.as_deref(), &scope.selector),
-                })
-            })
-            .await?;
+        let selector = parse_selector(&r.label_selector)?;
+        let scope = Scope::new(kind, &r.namespace, r.all_namespaces, selector);
+        let (items, revision) = self.list_objects(&caller, LIST, kind, scope).await?;
         Ok(Response::new(ListResponse {
-            items: items
-                .into_iter()
-                .map(|o| resource(&self.with_sync_state(o)))
-                .collect(),
+            items: items.iter().map(resource).collect(),
             resource_version: revision,
         }))
     }
@@ -266,21 +207,8 @@ impl Resources for ResourcesApi {
         let caller = Caller::of(&request);
         let r = request.into_inner();
         let kind = parse_kind(&r.kind)?;
-        let namespace = namespace_or_default(&r.namespace);
-        let stored = match kind {
-            Kind::Pod => self.stored(kind, namespace, &r.name),
-            _ => None,
-        };
-        let action = object_action(Verb::Delete, kind, namespace, &r.name)
-            .stored(stored.as_deref().and_then(pod_facts));
         let obj = self
-            .access
-            .run(&caller, DELETE, action, async {
-                self.registry
-                    .delete(kind, namespace, &r.name)
-                    .await
-                    .map_err(to_status)
-            })
+            .delete_object(&caller, DELETE, kind, &r.namespace, &r.name, false)
             .await?;
         Ok(Response::new(resource(&obj)))
     }
@@ -333,22 +261,7 @@ impl Resources for ResourcesApi {
         let caller = Caller::of(&request);
         let action = Action::new(Verb::List, "controlplanes");
         self.access.authorize(&caller, CONTROL_PLANES, action)?;
-        let listed = self
-            .directory
-            .list(&self.registry)
-            .await
-            .map_err(|e| to_status(e.into()))?;
-        let control_planes = listed
-            .into_iter()
-            .map(|(m, leader)| ControlPlane {
-                name: m.name,
-                address: m.address,
-                leader,
-                revision: m.revision,
-                agents: m.agents,
-                started: m.started,
-            })
-            .collect();
+        let control_planes = self.control_plane_list().await?;
         Ok(Response::new(ControlPlanesResponse { control_planes }))
     }
 
@@ -362,15 +275,166 @@ impl Resources for ResourcesApi {
         let caller = Caller::of(&request);
         let r = request.into_inner();
         let kind = parse_kind(&r.kind)?;
-        let scope = Scope::new(kind, &r.namespace, r.all_namespaces, &r.label_selector)?;
+        let selector = parse_selector(&r.label_selector)?;
+        let scope = Scope::new(kind, &r.namespace, r.all_namespaces, selector);
+        let events = self
+            .watch_objects(&caller, WATCH, kind, scope, r.resource_version)
+            .await?;
+        let wire = ReceiverStream::new(events).map(|e| e.map(|e| wire_event(&e)));
+        Ok(Response::new(Box::pin(wire)))
+    }
+}
+
+/// The operations both APIs make (gRPC here, REST in `rest`): each
+/// authorizes, audits and calls the registry the same way, whichever
+/// protocol asked; `method` names the call in the audit log.
+impl ResourcesApi {
+    /// Writes `obj`; `verb` is what authorization and audit see (`None`:
+    /// create or patch, whichever the write turns out to be).
+    pub async fn apply_object(
+        &self,
+        caller: &Caller,
+        method: &str,
+        verb: Option<Verb>,
+        obj: Object,
+        write: &Write,
+    ) -> Result<(Object, Outcome), Status> {
+        let kind = obj.kind();
+        let namespace = kind
+            .is_namespaced()
+            .then(|| namespace_or_default(obj.namespace()).to_string());
+        let ns = namespace.as_deref().unwrap_or_default();
+        // Pods: what NodeRestriction reads, of the pod as sent and as stored.
+        let stored = match kind {
+            Kind::Pod => self.stored(kind, ns, obj.name()),
+            _ => None,
+        };
+        let verb = verb.unwrap_or_else(|| {
+            match stored.is_some() || self.registry.contains(kind, ns, obj.name()) {
+                true => Verb::Patch,
+                false => Verb::Create,
+            }
+        });
+        let name = obj.name().to_string();
+        // Owned: the object itself moves into the write.
+        let sent = pod_facts(&obj).map(|p| (p.node_name.to_string(), p.mirror));
+        let mut action = Action::new(verb, kind.plural())
+            .name(&name)
+            .stored(stored.as_deref().and_then(pod_facts));
+        action.namespace = namespace.as_deref();
+        action.pod = sent.as_ref().map(|(node_name, mirror)| PodFacts {
+            node_name,
+            mirror: *mirror,
+        });
+        self.access
+            .run(caller, method, action, async {
+                self.registry
+                    .apply_with(obj, write)
+                    .await
+                    .map_err(to_status)
+            })
+            .await
+    }
+
+    pub async fn get_object(
+        &self,
+        caller: &Caller,
+        method: &str,
+        kind: Kind,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Object, Status> {
+        let namespace = namespace_or_default(namespace);
+        let action = object_action(Verb::Get, kind, namespace, name);
+        let obj = self
+            .access
+            .run(caller, method, action, async {
+                self.registry.get(kind, namespace, name).map_err(to_status)
+            })
+            .await?;
+        Ok(self.with_sync_state(obj))
+    }
+
+    /// The objects `scope` admits, and the revision they were read at.
+    pub async fn list_objects(
+        &self,
+        caller: &Caller,
+        method: &str,
+        kind: Kind,
+        mut scope: Scope,
+    ) -> Result<(Vec<Object>, u64), Status> {
+        // A node lists only the pods bound to it, as the Node authorizer
+        // scopes a kubelet's reads.
+        if kind == Kind::Pod {
+            scope.node = caller.principal.node().map(str::to_string);
+        }
+        let mut action = Action::new(Verb::List, kind.plural());
+        action.namespace = scope.namespace();
+        action.node = scope.node.as_deref();
+        let (items, revision) = self
+            .access
+            .run(caller, method, action, async {
+                Ok(match scope.node {
+                    // Filtered before anything is copied.
+                    Some(_) => self.registry.with_state(|state| {
+                        let items = state
+                            .in_namespace(kind, scope.namespace())
+                            .filter(|o| scope.admits(o))
+                            .map(|o| (**o).clone())
+                            .collect();
+                        (items, state.revision)
+                    }),
+                    None => self
+                        .registry
+                        .list(kind, scope.namespace.as_deref(), &scope.selector),
+                })
+            })
+            .await?;
+        let items = items.into_iter().map(|o| self.with_sync_state(o)).collect();
+        Ok((items, revision))
+    }
+
+    pub async fn delete_object(
+        &self,
+        caller: &Caller,
+        method: &str,
+        kind: Kind,
+        namespace: &str,
+        name: &str,
+        dry_run: bool,
+    ) -> Result<Object, Status> {
+        let namespace = namespace_or_default(namespace);
+        let stored = match kind {
+            Kind::Pod => self.stored(kind, namespace, name),
+            _ => None,
+        };
+        let action = object_action(Verb::Delete, kind, namespace, name)
+            .stored(stored.as_deref().and_then(pod_facts));
+        self.access
+            .run(caller, method, action, async {
+                match dry_run {
+                    true => self.registry.delete_dry_run(kind, namespace, name),
+                    false => self.registry.delete(kind, namespace, name).await,
+                }
+                .map_err(to_status)
+            })
+            .await
+    }
+
+    /// The changes `scope` admits after revision `after` (0: every current
+    /// object first, as ADDED), until the caller drops the receiver.
+    pub async fn watch_objects(
+        &self,
+        caller: &Caller,
+        method: &str,
+        kind: Kind,
+        scope: Scope,
+        after: u64,
+    ) -> Result<mpsc::Receiver<Result<Event, Status>>, Status> {
         let mut action = Action::new(Verb::Watch, kind.plural());
         action.namespace = scope.namespace();
-        self.access.authorize(&caller, WATCH, action)?;
-        let start = self
-            .registry
-            .watch(kind, r.resource_version)
-            .await
-            .map_err(to_status)?;
+        self.access.authorize(caller, method, action)?;
+        let start = self.registry.watch(kind, after).await.map_err(to_status)?;
         let (tx, rx) = mpsc::channel(256);
         tokio::spawn(forward_watch(
             kind,
@@ -379,7 +443,37 @@ impl Resources for ResourcesApi {
             tx,
             self.sync.stopping.clone(),
         ));
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        Ok(rx)
+    }
+
+    /// Authorizes `action` and records it as `method`.
+    pub fn authorize(
+        &self,
+        caller: &Caller,
+        method: &str,
+        action: Action<'_>,
+    ) -> Result<(), Status> {
+        self.access.authorize(caller, method, action)
+    }
+
+    /// The control planes sharing this cluster's store.
+    pub async fn control_plane_list(&self) -> Result<Vec<ControlPlane>, Status> {
+        let listed = self
+            .directory
+            .list(&self.registry)
+            .await
+            .map_err(|e| to_status(e.into()))?;
+        Ok(listed
+            .into_iter()
+            .map(|(m, leader)| ControlPlane {
+                name: m.name,
+                address: m.address,
+                leader,
+                revision: m.revision,
+                agents: m.agents,
+                started: m.started,
+            })
+            .collect())
     }
 }
 
@@ -433,11 +527,11 @@ async fn forward_watch(
     kind: Kind,
     scope: Scope,
     start: crate::registry::WatchStart,
-    tx: mpsc::Sender<Result<WatchEvent, Status>>,
+    tx: mpsc::Sender<Result<Event, Status>>,
     mut stopping: tokio::sync::watch::Receiver<bool>,
 ) {
     for e in start.backlog.iter().filter(|e| scope.admits(&e.object)) {
-        if tx.send(Ok(wire_event(e))).await.is_err() {
+        if tx.send(Ok(e.clone())).await.is_err() {
             return;
         }
     }
@@ -466,7 +560,7 @@ async fn forward_watch(
             e.revision > start.revision && e.object.kind() == kind && scope.admits(&e.object)
         });
         for e in relevant {
-            if tx.send(Ok(wire_event(e))).await.is_err() {
+            if tx.send(Ok(e.clone())).await.is_err() {
                 return;
             }
         }

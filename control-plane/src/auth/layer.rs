@@ -77,8 +77,13 @@ where
         let peer = conn.map(|c| c.peer).unwrap_or(Peer::Anonymous);
         // Subscribed before the check, so a revocation right after it is seen.
         let revocations = self.auth.revocations();
+        let grpc = crate::rest::is_grpc(req.headers());
+        let open = match grpc {
+            true => req.uri().path() == JOIN_PATH,
+            false => crate::rest::is_public(req.uri().path()),
+        };
         let principal = match self.auth.authenticate(&peer) {
-            Ok(Principal::Anonymous) if req.uri().path() != JOIN_PATH => {
+            Ok(Principal::Anonymous) if !open => {
                 Err("a client certificate signed by the cluster CA is required".to_string())
             }
             other => other,
@@ -87,7 +92,12 @@ where
             Ok(p) => p,
             Err(reason) => {
                 tracing::info!(%reason, ?remote, method = req.uri().path(), "refused an unauthenticated request");
-                return Box::pin(std::future::ready(Ok(unauthenticated(&reason))));
+                let refusal = match grpc {
+                    true => unauthenticated(&reason),
+                    false => crate::rest::unauthorized(format!("Unauthorized: {reason}"))
+                        .map(tonic::body::Body::new),
+                };
+                return Box::pin(std::future::ready(Ok(refusal)));
             }
         };
         let guarded = matches!(principal, Principal::User { .. } | Principal::Node { .. });

@@ -192,7 +192,8 @@ pub fn authorize(principal: &Principal, action: &Action<'_>) -> Result<(), Strin
 /// kube-apiserver's words. A delete of a pod that is not there is left to
 /// the registry, which answers NotFound (as kube-apiserver does).
 fn node_pods(principal: &Principal, node: &str, action: &Action<'_>) -> Result<(), String> {
-    let refuse = |why: String| Err(format!("{} is forbidden: {why}", object(action)));
+    // Admission's refusals name the object from its body, on create too.
+    let refuse = |why: String| Err(format!("{} is forbidden: {why}", object(action, true)));
     match action.verb {
         Verb::List if action.node == Some(node) => Ok(()),
         Verb::Create => match action.pod {
@@ -229,25 +230,53 @@ fn node_pods(principal: &Principal, node: &str, action: &Action<'_>) -> Result<(
 }
 
 /// `services "web"`, or `services` for a collection.
-fn object(action: &Action<'_>) -> String {
-    match action.name {
-        Some(name) => format!("{} \"{name}\"", action.resource),
-        None => action.resource.to_string(),
+/// What a refusal calls the object, as kube-apiserver does: the group
+/// resource (`deployments.apps`, no subresource), and the name from the
+/// URL, which authorization of a create of a whole object does not have
+/// (`from_body`: the refusal is admission's, which reads the body).
+fn object(action: &Action<'_>, from_body: bool) -> String {
+    let (plural, subresource) = match action.resource.split_once('/') {
+        Some((plural, sub)) => (plural, Some(sub)),
+        None => (action.resource, None),
+    };
+    let resource = match api_group(plural) {
+        "" => plural.to_string(),
+        group => format!("{plural}.{group}"),
+    };
+    let named = from_body || action.verb != Verb::Create || subresource.is_some();
+    match action.name.filter(|_| named) {
+        Some(name) => format!("{resource} \"{name}\""),
+        None => resource,
     }
 }
 
-/// `services "web" is forbidden: User "bob" cannot create resource "services" in namespace "default"`.
+/// The API group a resource (or subresource) belongs to, as refusals name it.
+fn api_group(resource: &str) -> &'static str {
+    let plural = resource.split('/').next().unwrap_or(resource);
+    match plural {
+        "deployments" => "apps",
+        "endpointslices" => "discovery.k8s.io",
+        "users" | "tokens" | "controlplanes" => "switchyard.io",
+        "certificatesigningrequests" => "certificates.k8s.io",
+        "selfsubjectreviews" => "authentication.k8s.io",
+        "selfsubjectaccessreviews" => "authorization.k8s.io",
+        _ => "",
+    }
+}
+
+/// `services "web" is forbidden: User "bob" cannot create resource "services" in API group "" in the namespace "default"`.
 fn forbidden(principal: &Principal, action: &Action<'_>, reason: Option<&str>) -> String {
-    let object = object(action);
+    let object = object(action, false);
     let scope = match action.namespace {
-        Some(ns) => format!("in namespace \"{ns}\""),
+        Some(ns) => format!("in the namespace \"{ns}\""),
         None => "at the cluster scope".to_string(),
     };
     let mut message = format!(
-        "{object} is forbidden: User \"{}\" cannot {} resource \"{}\" {scope}",
+        "{object} is forbidden: User \"{}\" cannot {} resource \"{}\" in API group \"{}\" {scope}",
         principal.username(),
         action.verb.as_str(),
-        action.resource
+        action.resource,
+        api_group(action.resource),
     );
     if let Some(reason) = reason {
         message.push_str(": ");
@@ -288,7 +317,7 @@ mod tests {
         assert_eq!(authorize(&peer, &forward), Ok(()));
         assert_eq!(
             authorize(&peer, &create_web()),
-            Err("services \"web\" is forbidden: User \"system:control-plane:cp-2\" cannot create resource \"services\" in namespace \"default\"".to_string())
+            Err("services is forbidden: User \"system:control-plane:cp-2\" cannot create resource \"services\" in API group \"\" in the namespace \"default\"".to_string())
         );
         assert!(authorize(&peer, &Action::new(Verb::List, "services")).is_err());
         assert!(authorize(
@@ -327,11 +356,11 @@ mod tests {
         assert_eq!(authorize(&view, &Action::new(Verb::Watch, "nodes")), Ok(()));
         assert_eq!(
             authorize(&view, &create_web()),
-            Err("services \"web\" is forbidden: User \"bob\" cannot create resource \"services\" in namespace \"default\"".to_string())
+            Err("services is forbidden: User \"bob\" cannot create resource \"services\" in API group \"\" in the namespace \"default\"".to_string())
         );
         assert_eq!(
             authorize(&view, &Action::new(Verb::List, "tokens")),
-            Err("tokens is forbidden: User \"bob\" cannot list resource \"tokens\" at the cluster scope".to_string())
+            Err("tokens.switchyard.io is forbidden: User \"bob\" cannot list resource \"tokens\" in API group \"switchyard.io\" at the cluster scope".to_string())
         );
         let forward = Action::new(Verb::Create, "pods/portforward")
             .namespace("default")
@@ -346,7 +375,7 @@ mod tests {
         assert_eq!(authorize(&n1, &register("node-1")), Ok(()));
         assert_eq!(
             authorize(&n1, &register("node-2")),
-            Err("nodes/status \"node-2\" is forbidden: User \"node:node-1\" cannot update resource \"nodes/status\" at the cluster scope: a node may only act as itself".to_string())
+            Err("nodes \"node-2\" is forbidden: User \"node:node-1\" cannot update resource \"nodes/status\" in API group \"\" at the cluster scope: a node may only act as itself".to_string())
         );
         let ready = Action::new(Verb::Update, "pods/status")
             .namespace("default")
@@ -365,7 +394,7 @@ mod tests {
             .of_node("node-1");
         assert_eq!(
             authorize(&user(Role::Admin), &tunnel),
-            Err("nodes/tunnel \"node-1\" is forbidden: User \"bob\" cannot create resource \"nodes/tunnel\" at the cluster scope: only a node's own identity may".to_string())
+            Err("nodes \"node-1\" is forbidden: User \"bob\" cannot create resource \"nodes/tunnel\" in API group \"\" at the cluster scope: only a node's own identity may".to_string())
         );
         assert!(authorize(&Principal::Anonymous, &Action::new(Verb::Get, "services")).is_err());
         assert_eq!(authorize(&Principal::Insecure, &tunnel), Ok(()));
@@ -494,7 +523,7 @@ mod tests {
         assert_eq!(authorize(&n1, &list.of_node("node-1")), Ok(()));
         assert_eq!(
             authorize(&n1, &list.of_node("node-2")),
-            Err("pods is forbidden: User \"node:node-1\" cannot list resource \"pods\" in namespace \"default\"".to_string())
+            Err("pods is forbidden: User \"node:node-1\" cannot list resource \"pods\" in API group \"\" in the namespace \"default\"".to_string())
         );
         assert!(authorize(&n1, &list).is_err());
         assert!(authorize(

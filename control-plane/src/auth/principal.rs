@@ -98,6 +98,11 @@ impl Principal {
         }
     }
 
+    /// Whether a certificate (or `--insecure`) vouches for the caller.
+    pub fn is_authenticated(&self) -> bool {
+        !matches!(self, Principal::Anonymous | Principal::Bootstrap { .. })
+    }
+
     /// The node a node identity is.
     pub fn node(&self) -> Option<&str> {
         match self {
@@ -122,10 +127,22 @@ impl Caller {
             .extensions()
             .get::<Caller>()
             .cloned()
-            .unwrap_or(Caller {
-                principal: Principal::Anonymous,
-                remote: None,
-            })
+            .unwrap_or_else(Caller::nobody)
+    }
+
+    fn nobody() -> Caller {
+        Caller {
+            principal: Principal::Anonymous,
+            remote: None,
+        }
+    }
+
+    /// The caller recorded in a request's extensions (gRPC or REST).
+    pub fn in_extensions(extensions: &http::Extensions) -> Caller {
+        extensions
+            .get::<Caller>()
+            .cloned()
+            .unwrap_or_else(Caller::nobody)
     }
 }
 

@@ -17,6 +17,9 @@ pub enum RegistryError {
     NotFound { kind: Kind, name: String },
     #[error("{} \"{name}\" already exists", kind.plural())]
     AlreadyExists { kind: Kind, name: String },
+    /// The object changed since the caller read it.
+    #[error("Operation cannot be fulfilled on {} \"{name}\": the object has been modified; please apply your changes to the latest version and try again", kind.plural())]
+    Conflict { kind: Kind, name: String },
     #[error("{} \"{name}\" is forbidden: {reason}", kind.plural())]
     Forbidden {
         kind: Kind,

@@ -103,6 +103,58 @@ const CONFLICT_PATIENCE: std::time::Duration = std::time::Duration::from_millis(
 /// History is compacted every this many revisions.
 const COMPACT_EVERY: u64 = 256;
 
+/// The object `key` names, if it may be deleted.
+fn deletable(state: &State, kind: Kind, key: &ObjectKey, name: &str) -> Result<Arc<Object>> {
+    let old = state
+        .get(kind, key)
+        .cloned()
+        .ok_or_else(|| RegistryError::NotFound {
+            kind,
+            name: name.to_string(),
+        })?;
+    if kind == Kind::Namespace && name == DEFAULT_NAMESPACE {
+        return Err(RegistryError::Forbidden {
+            kind,
+            name: name.to_string(),
+            reason: "this namespace may not be deleted".to_string(),
+        });
+    }
+    Ok(old)
+}
+
+/// How an apply may write.
+#[derive(Debug, Clone, Default)]
+pub struct Write {
+    /// Refuse an object that exists (POST).
+    pub create_only: bool,
+    /// Refuse an object that does not exist (PUT, PATCH).
+    pub update_only: bool,
+    /// Prepare whole (validation, defaults, allocations), commit nothing.
+    pub dry_run: bool,
+    /// The caller read the object at this resourceVersion: refuse the
+    /// write if it changed since (Kubernetes' optimistic concurrency).
+    pub precondition: Option<String>,
+}
+
+impl Write {
+    fn admits(&self, obj: &Object, old: Option<&Object>) -> Result<()> {
+        let (kind, name) = (obj.kind(), obj.name().to_string());
+        match old {
+            Some(_) if self.create_only => Err(RegistryError::AlreadyExists { kind, name }),
+            None if self.update_only => Err(RegistryError::NotFound { kind, name }),
+            Some(old)
+                if self
+                    .precondition
+                    .as_ref()
+                    .is_some_and(|v| old.meta().resource_version.as_ref() != Some(v)) =>
+            {
+                Err(RegistryError::Conflict { kind, name })
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
 /// What one try of a write came to.
 enum Attempt<T> {
     /// Nothing to write: answer `T` now.
@@ -250,8 +302,19 @@ impl Registry {
     }
 
     /// Creates or updates an object (`create_only` refuses updates).
+    pub async fn apply(&self, obj: Object, create_only: bool) -> Result<(Object, Outcome)> {
+        let write = Write {
+            create_only,
+            ..Write::default()
+        };
+        self.apply_with(obj, &write).await
+    }
+
+    /// Creates or updates an object as `write` says: the REST API's create
+    /// (POST), update (PUT, with its resourceVersion precondition) and
+    /// dry runs, which prepare whole and commit nothing.
     #[tracing::instrument(skip_all, fields(kind = %obj.kind(), name = %obj.name()))]
-    pub async fn apply(&self, mut obj: Object, create_only: bool) -> Result<(Object, Outcome)> {
+    pub async fn apply_with(&self, mut obj: Object, write: &Write) -> Result<(Object, Outcome)> {
         let kind = obj.kind();
         if kind.is_namespaced() && obj.namespace().is_empty() {
             obj.meta_mut().namespace = Some(DEFAULT_NAMESPACE.to_string());
@@ -263,12 +326,7 @@ impl Registry {
             .run(|state, rng| {
                 self.check_namespace(state, &obj)?;
                 let old = state.get(kind, &key).cloned();
-                if create_only && old.is_some() {
-                    return Err(RegistryError::AlreadyExists {
-                        kind,
-                        name: obj.name().to_string(),
-                    });
-                }
+                write.admits(&obj, old.as_deref())?;
                 let limits = Limits {
                     validation: &self.validation,
                     ranges: &self.ranges,
@@ -291,6 +349,9 @@ impl Registry {
                 } else {
                     Outcome::Created
                 };
+                if write.dry_run {
+                    return Ok(Attempt::Done((outcome, Some(stored))));
+                }
                 let mut txn = Txn::new(state);
                 record_allocations(&mut txn, old.as_deref(), Some(&stored));
                 txn.put(stored);
@@ -315,6 +376,14 @@ impl Registry {
     #[tracing::instrument(skip(self))]
     pub async fn delete(&self, kind: Kind, namespace: &str, name: &str) -> Result<Object> {
         self.delete_fenced(kind, namespace, name, None).await
+    }
+
+    /// What [`Registry::delete`] would delete, refused for the same
+    /// reasons, with nothing deleted (`dryRun=All`).
+    pub fn delete_dry_run(&self, kind: Kind, namespace: &str, name: &str) -> Result<Object> {
+        let state = self.read();
+        let old = deletable(&state, kind, &object_key(kind, namespace, name), name)?;
+        Ok((*old).clone())
     }
 
     /// A delete that only the leader makes (a sweep): refused once this
@@ -345,20 +414,7 @@ impl Registry {
     ) -> Result<Object> {
         let key = object_key(kind, namespace, name);
         self.run(|state, _| {
-            let old = state
-                .get(kind, &key)
-                .cloned()
-                .ok_or_else(|| RegistryError::NotFound {
-                    kind,
-                    name: name.to_string(),
-                })?;
-            if kind == Kind::Namespace && name == DEFAULT_NAMESPACE {
-                return Err(RegistryError::Forbidden {
-                    kind,
-                    name: name.to_string(),
-                    reason: "this namespace may not be deleted".to_string(),
-                });
-            }
+            let old = deletable(state, kind, &key, name)?;
             let mut txn = Txn::new(state);
             delete_with_dependents(&mut txn, &old);
             let mut prepared = txn.finish();

@@ -126,6 +126,18 @@ fn carry_over_service(svc: &mut Service, old: Option<&Service>) {
     if svc.spec.cluster_ip.as_deref().unwrap_or("").is_empty() && same_family {
         svc.spec.cluster_ip = old.spec.cluster_ip.clone();
     }
+    // A patch of `clusterIP` alone leaves the stored `clusterIPs` behind:
+    // the singular field speaks for both (kube-apiserver's
+    // normalizeClusterIPs), so validation names the one change.
+    if svc.spec.cluster_ip != old.spec.cluster_ip && svc.spec.cluster_ips == old.spec.cluster_ips {
+        svc.spec.cluster_ips = svc
+            .spec
+            .cluster_ip
+            .iter()
+            .filter(|ip| !ip.is_empty())
+            .cloned()
+            .collect();
+    }
     drop_type_dependent_fields(svc, old);
     if svc.has_node_ports() {
         for port in svc.spec.ports.iter_mut().filter(|p| p.node_port.is_none()) {

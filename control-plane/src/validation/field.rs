@@ -138,6 +138,29 @@ impl FieldError {
     }
 }
 
+impl FieldError {
+    /// What follows the path (`Invalid value: 70000: must be …`): a
+    /// Kubernetes Status cause's message, whose field is the path.
+    pub fn message(&self) -> String {
+        let whole = self.to_string();
+        whole
+            .strip_prefix(&format!("{}: ", self.path))
+            .unwrap_or(&whole)
+            .to_string()
+    }
+
+    /// The cause type kube-apiserver reports (`FieldValueInvalid`, …).
+    pub fn cause_type(&self) -> &'static str {
+        match self.reason {
+            Reason::Invalid { .. } => "FieldValueInvalid",
+            Reason::Required { .. } => "FieldValueRequired",
+            Reason::Duplicate { .. } => "FieldValueDuplicate",
+            Reason::NotSupported { .. } => "FieldValueNotSupported",
+            Reason::Forbidden { .. } => "FieldValueForbidden",
+        }
+    }
+}
+
 impl fmt::Display for FieldError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: ", self.path)?;
@@ -172,6 +195,10 @@ impl FieldErrors {
 
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &FieldError> {
+        self.0.iter()
     }
 
     /// `Ok(())` when nothing was found, so validators can end with `errs.into_result()`.

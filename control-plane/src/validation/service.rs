@@ -3,15 +3,16 @@
 //! Kubernetes allocators make (ClusterIP in the service CIDR, NodePorts in
 //! the node-port range), since Switchyard validates before allocating.
 //!
-//! Errors about the primary ClusterIP are reported at `spec.clusterIP`, the
-//! field Switchyard users set, where Kubernetes says `spec.clusterIPs[0]`.
+//! Errors about an allocated ClusterIP changing are reported at
+//! `spec.clusterIPs[0]` with the new list as Go prints it, word for word as
+//! kube-apiserver 1.32 reports them, so kubectl users see the same text.
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 use switchyard_api::resources::{service_type, Service, ServicePort, ServiceSpec};
 
-use super::common::{self, non_empty, Scope, IMMUTABLE};
+use super::common::{self, non_empty, Scope};
 use super::field::{FieldError, FieldErrors};
 use super::{golang, names, Config};
 
@@ -71,6 +72,16 @@ fn traffic_distribution(errs: &mut FieldErrors, spec: &ServiceSpec) {
     }
 }
 
+/// The ClusterIPs an update asks for: its own list when that starts with
+/// the new ClusterIP, else the ClusterIP alone (as kube-apiserver
+/// normalizes a changed `clusterIP` with a carried-over `clusterIPs`).
+fn cluster_ips_after(new: &Service, new_ip: &str) -> Vec<String> {
+    match new.spec.cluster_ips.first() {
+        Some(first) if first == new_ip => new.spec.cluster_ips.clone(),
+        _ => vec![new_ip.to_string()],
+    }
+}
+
 /// A ClusterIP, once allocated, stays: kube-proxy state, DNS answers and
 /// clients all hold it. Moving to or from ExternalName releases it instead.
 fn cluster_ip_unchanged(errs: &mut FieldErrors, new: &Service, old: &Service) {
@@ -82,7 +93,12 @@ fn cluster_ip_unchanged(errs: &mut FieldErrors, new: &Service, old: &Service) {
     let new_ip = non_empty(new.spec.cluster_ip.as_deref());
     if let (Some(old_ip), Some(new_ip)) = (old_ip, new_ip) {
         if old_ip != new_ip {
-            errs.push(FieldError::invalid("spec.clusterIP", new_ip, IMMUTABLE));
+            let ips = cluster_ips_after(new, new_ip);
+            errs.push(FieldError::invalid(
+                "spec.clusterIPs[0]",
+                golang::value(golang::string_slice(&ips)),
+                "may not change once set",
+            ));
         }
     }
 }

@@ -5,8 +5,8 @@
 use chrono::{DateTime, Utc};
 use switchyard_api::v1::ControlPlane;
 
-use super::age::age;
 use super::table::Aligner;
+use switchyard_api::columns::age::age;
 
 /// NAME ADDRESS LEADER REVISION AGENTS AGE.
 pub fn print_control_planes(rows: &[ControlPlane], no_headers: bool, now: DateTime<Utc>) -> String {

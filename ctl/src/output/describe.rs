@@ -10,10 +10,10 @@ use switchyard_api::resources::{
     PodSpec, Probe, Service, ServicePort,
 };
 
-use super::columns::{
+use super::endpoints::{ready_addresses, slices_of};
+use switchyard_api::columns::{
     format_labels, format_selector, node_sync_status, or_none, pod_status, truncated_list,
 };
-use super::endpoints::{ready_addresses, slices_of};
 
 /// kubectl prints annotations longer than this on lines of their own, cut to fit.
 const MAX_ANNOTATION_LEN: usize = 140;

@@ -4,9 +4,9 @@
 use chrono::{DateTime, Utc};
 use switchyard_api::resources::{EndpointSlice, Kind, Service};
 
-use super::age::age;
-use super::columns::truncated_list;
 use super::table::{decorate, Aligner, TableOptions};
+use switchyard_api::columns::age::age;
+use switchyard_api::columns::truncated_list;
 
 /// One line of the Endpoints view.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,8 +9,6 @@
 //! - `-o yaml` / `-o json`: [`to_yaml`], [`to_json`].
 //! - `describe`: [`describe_service`], [`describe_pod`], [`describe_deployment`], [`describe_node`].
 
-mod age;
-mod columns;
 mod control_planes;
 mod describe;
 mod endpoints;

@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use switchyard_api::resources::{Kind, Object};
 
-use super::columns;
+use switchyard_api::columns;
 
 const MIN_WIDTH: usize = 6;
 const PADDING: usize = 3;

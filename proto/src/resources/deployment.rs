@@ -29,6 +29,10 @@ pub struct DeploymentSpec {
     pub selector: LabelSelector,
     #[serde(default)]
     pub template: PodTemplateSpec,
+    /// Kubernetes fields Switchyard does not act on, kept as sent, so an
+    /// object reads back as written and a manifest re-applies unchanged.
+    #[serde(flatten, default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub kept: serde_json::Map<String, serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -15,6 +15,7 @@ mod namespace;
 mod node;
 mod object;
 mod pod;
+mod schema;
 mod service;
 
 pub use deployment::*;
@@ -26,4 +27,5 @@ pub use namespace::*;
 pub use node::*;
 pub use object::*;
 pub use pod::*;
+pub use schema::{field_path, unknown_fields, Step};
 pub use service::*;

@@ -39,6 +39,10 @@ pub struct PodSpec {
     pub host_network: bool,
     #[serde(default, deserialize_with = "super::compact::vec")]
     pub containers: Vec<Container>,
+    /// Kubernetes fields Switchyard does not act on, kept as sent, so an
+    /// object reads back as written and a manifest re-applies unchanged.
+    #[serde(flatten, default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub kept: serde_json::Map<String, serde_json::Value>,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -61,6 +65,10 @@ pub struct Container {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     /// Boxed: most containers have none, and every Pod stays in memory.
     pub readiness_probe: Option<Box<Probe>>,
+    /// Kubernetes fields Switchyard does not act on, kept as sent, so an
+    /// object reads back as written and a manifest re-applies unchanged.
+    #[serde(flatten, default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub kept: serde_json::Map<String, serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

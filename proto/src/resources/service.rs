@@ -81,6 +81,10 @@ pub struct ServiceSpec {
     /// for theirs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traffic_distribution: Option<String>,
+    /// Kubernetes fields Switchyard does not act on, kept as sent, so an
+    /// object reads back as written and a manifest re-applies unchanged.
+    #[serde(flatten, default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub kept: serde_json::Map<String, serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -42,6 +42,12 @@ pub(crate) fn alpn() -> Vec<Vec<u8>> {
     vec![b"h2".to_vec()]
 }
 
+/// Servers also speak HTTP/1.1: the Kubernetes API beside gRPC serves
+/// clients that upgrade connections (port-forward) or know no HTTP/2.
+pub(crate) fn server_alpn() -> Vec<Vec<u8>> {
+    vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+}
+
 /// An error and its causes, one after another: tonic and rustls keep what
 /// went wrong (refused, unknown CA, closed) in the sources.
 pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {

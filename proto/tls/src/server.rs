@@ -59,7 +59,7 @@ impl ServerTls {
             .with_protocol_versions(crate::PROTOCOLS)?
             .with_client_cert_verifier(lenient)
             .with_single_cert(chain, key)?;
-        config.alpn_protocols = crate::alpn();
+        config.alpn_protocols = crate::server_alpn();
         Ok(Self {
             acceptor: TlsAcceptor::from(Arc::new(config)),
             strict,

@@ -37,6 +37,7 @@ fn frontend() -> Pod {
             }),
             ..Default::default()
         })),
+        ..Container::default()
     }];
     pod.status.pod_ip = Some("10.244.1.5".to_string());
     defaulting::pod(&mut pod);

@@ -451,12 +451,12 @@ fn cluster_ip_is_immutable() {
     let new = allocated("10.96.0.11");
     assert_eq!(
         validate(&new, Some(&old), &cfg()).to_string(),
-        "spec.clusterIP: Invalid value: \"10.96.0.11\": field is immutable"
+        "spec.clusterIPs[0]: Invalid value: []string{\"10.96.0.11\"}: may not change once set"
     );
     let headless = allocated("None");
     assert_eq!(
         validate(&headless, Some(&old), &cfg()).to_string(),
-        "spec.clusterIP: Invalid value: \"None\": field is immutable"
+        "spec.clusterIPs[0]: Invalid value: []string{\"None\"}: may not change once set"
     );
 }
 

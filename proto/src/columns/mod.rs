@@ -1,13 +1,16 @@
-//! What each kind shows in `swctl get`: kubectl's columns and cell formats,
+//! What each kind shows in a table (`swctl get`, and the REST API's
+//! server-side Table that kubectl prints): kubectl's columns and cell formats,
 //! so output can be read (and scripted against) like a cluster's.
 
-use chrono::{DateTime, Utc};
-use switchyard_api::resources::{
+use crate::resources::{
     service_type, BootstrapToken, Deployment, EndpointSlice, Kind, LabelSelector, Labels,
     Namespace, Node, Object, Pod, Service, User,
 };
+use chrono::{DateTime, Utc};
 
-use super::age::age;
+pub mod age;
+
+use age::age;
 
 /// kubectl cuts load-balancer addresses to this width unless `-o wide`.
 const LOAD_BALANCER_WIDTH: usize = 16;
@@ -15,7 +18,7 @@ const LOAD_BALANCER_WIDTH: usize = 16;
 const LIST_MAX: usize = 3;
 
 /// Column titles after NAME (which every kind has).
-pub(super) fn header(kind: Kind, wide: bool) -> Vec<&'static str> {
+pub fn header(kind: Kind, wide: bool) -> Vec<&'static str> {
     let (mut columns, wide_columns): (Vec<&str>, &[&str]) = match kind {
         Kind::Service => (
             vec!["TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"],
@@ -39,7 +42,7 @@ pub(super) fn header(kind: Kind, wide: bool) -> Vec<&'static str> {
 }
 
 /// The first column's title: tokens are named by their id, as kubeadm lists them.
-pub(super) fn name_title(kind: Kind) -> &'static str {
+pub fn name_title(kind: Kind) -> &'static str {
     match kind {
         Kind::BootstrapToken => "ID",
         _ => "NAME",
@@ -47,7 +50,7 @@ pub(super) fn name_title(kind: Kind) -> &'static str {
 }
 
 /// Cells after NAME, matching [`header`].
-pub(super) fn cells(object: &Object, wide: bool, now: DateTime<Utc>) -> Vec<String> {
+pub fn cells(object: &Object, wide: bool, now: DateTime<Utc>) -> Vec<String> {
     let created = object.meta().creation_timestamp.as_deref();
     let mut cells = match object {
         Object::Service(svc) => service_cells(svc, wide),
@@ -167,7 +170,7 @@ fn load_balancer_addresses(svc: &Service, wide: bool) -> Vec<String> {
 }
 
 /// `80/TCP`, `80:32233/TCP` with a node port; comma-joined.
-pub(super) fn port_string(svc: &Service) -> String {
+pub fn port_string(svc: &Service) -> String {
     svc.spec
         .ports
         .iter()
@@ -185,7 +188,7 @@ fn pod_cells(pod: &Pod) -> Vec<String> {
 }
 
 /// The phase, else `Running` once the pod has an IP (registrants may omit the phase).
-pub(super) fn pod_status(pod: &Pod) -> String {
+pub fn pod_status(pod: &Pod) -> String {
     let status = &pod.status;
     match (&status.phase, &status.pod_ip) {
         (Some(phase), _) if !phase.is_empty() => phase.clone(),
@@ -254,7 +257,7 @@ fn node_ready_status(node: &Node) -> &'static str {
 }
 
 /// The sync state, with the agent's error when it rejected the last snapshot.
-pub(super) fn node_sync_status(node: &Node) -> String {
+pub fn node_sync_status(node: &Node) -> String {
     let status = &node.status;
     let state = status.sync_state.as_deref().unwrap_or("Unknown");
     match status.last_error.as_deref() {
@@ -264,7 +267,7 @@ pub(super) fn node_sync_status(node: &Node) -> String {
 }
 
 /// kubectl's "first three, then `+ N more...`"; `None` for an empty list.
-pub(super) fn truncated_list(items: impl Iterator<Item = String>) -> Option<String> {
+pub fn truncated_list(items: impl Iterator<Item = String>) -> Option<String> {
     let mut shown = Vec::new();
     let mut count = 0;
     for item in items {
@@ -282,7 +285,7 @@ pub(super) fn truncated_list(items: impl Iterator<Item = String>) -> Option<Stri
 }
 
 /// `app=web,tier=front` (sorted), or `<none>`: kubectl's `labels.FormatLabels`.
-pub(super) fn format_labels(labels: Option<&Labels>) -> String {
+pub fn format_labels(labels: Option<&Labels>) -> String {
     let pairs: Vec<String> = labels
         .into_iter()
         .flatten()
@@ -296,7 +299,7 @@ pub(super) fn format_labels(labels: Option<&Labels>) -> String {
 }
 
 /// A label selector as kubectl prints it: requirements sorted by key, `<none>` when empty.
-pub(super) fn format_selector(selector: &LabelSelector) -> String {
+pub fn format_selector(selector: &LabelSelector) -> String {
     let mut requirements: Vec<(&str, String)> = selector
         .match_labels
         .iter()
@@ -325,7 +328,7 @@ pub(super) fn format_selector(selector: &LabelSelector) -> String {
     }
 }
 
-pub(super) fn none() -> String {
+pub fn none() -> String {
     "<none>".to_string()
 }
 
@@ -334,7 +337,7 @@ fn unset() -> String {
 }
 
 /// The text, or `<none>` when missing or empty.
-pub(super) fn or_none(text: Option<&str>) -> String {
+pub fn or_none(text: Option<&str>) -> String {
     text.filter(|t| !t.is_empty())
         .map_or_else(none, str::to_string)
 }

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Duration, Utc};
 
 /// Age of an object created at `created` (RFC 3339), `<unknown>` when unset or unparsable.
-pub(crate) fn age(created: Option<&str>, now: DateTime<Utc>) -> String {
+pub fn age(created: Option<&str>, now: DateTime<Utc>) -> String {
     created
         .and_then(|text| DateTime::parse_from_rfc3339(text).ok())
         .map_or_else(
@@ -15,7 +15,7 @@ pub(crate) fn age(created: Option<&str>, now: DateTime<Utc>) -> String {
 
 /// kubectl's thresholds: seconds below 2m, m+s below 10m, minutes below 3h,
 /// h+m below 8h, hours below 2d, d+h below 8d, days below 2y, y+d below 8y.
-pub(crate) fn human_duration(duration: Duration) -> String {
+pub fn human_duration(duration: Duration) -> String {
     let seconds = duration.num_seconds();
     if seconds < -1 {
         // More than clock skew: the timestamp is in the future.

@@ -1,0 +1,158 @@
+//! Discovery, as kube-apiserver serves it without aggregation: `/version`,
+//! `/api`, `/apis`, and one APIResourceList per group-version. kubectl asks
+//! for aggregated discovery first and, answered with plain JSON, reads
+//! these instead.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
+    APIGroup, APIGroupList, APIResource, APIResourceList, APIVersions, GroupVersionForDiscovery,
+    ServerAddressByClientCIDR,
+};
+use k8s_openapi::apimachinery::pkg::version::Info;
+
+use super::catalog::{self, Served, SERVED};
+
+/// The Kubernetes release whose API this one follows.
+pub const KUBE_MAJOR: &str = "1";
+pub const KUBE_MINOR: &str = "32";
+
+pub fn version() -> Info {
+    Info {
+        build_date: String::new(),
+        compiler: "rustc".to_string(),
+        git_commit: String::new(),
+        git_tree_state: "clean".to_string(),
+        git_version: format!(
+            "v{KUBE_MAJOR}.{KUBE_MINOR}.0-switchyard.{}",
+            env!("CARGO_PKG_VERSION")
+        ),
+        go_version: String::new(),
+        major: KUBE_MAJOR.to_string(),
+        minor: KUBE_MINOR.to_string(),
+        platform: format!("{}/{}", std::env::consts::OS, std::env::consts::ARCH),
+    }
+}
+
+/// `/api`: the core group's versions.
+pub fn core_versions() -> APIVersions {
+    APIVersions {
+        server_address_by_client_cidrs: vec![ServerAddressByClientCIDR {
+            client_cidr: "0.0.0.0/0".to_string(),
+            server_address: String::new(),
+        }],
+        versions: vec!["v1".to_string()],
+    }
+}
+
+/// `/apis`: every named group.
+pub fn groups() -> APIGroupList {
+    let groups = catalog::group_versions()
+        .into_iter()
+        .filter(|(group, _)| !group.is_empty())
+        .map(|(group, version)| {
+            let gv = GroupVersionForDiscovery {
+                group_version: format!("{group}/{version}"),
+                version: version.to_string(),
+            };
+            APIGroup {
+                name: group.to_string(),
+                preferred_version: Some(gv.clone()),
+                server_address_by_client_cidrs: None,
+                versions: vec![gv],
+            }
+        })
+        .collect();
+    APIGroupList { groups }
+}
+
+/// `/api/v1`, `/apis/<group>/<version>`: `None` for one not served.
+pub fn resources(group: &str, version: &str) -> Option<APIResourceList> {
+    let served: Vec<&Served> = SERVED
+        .iter()
+        .filter(|s| s.group == group && s.version == version)
+        .collect();
+    let first = served.first()?;
+    let mut resources = Vec::new();
+    for s in &served {
+        resources.push(resource(s, s.plural.to_string(), s.verbs));
+        for sub in s.subresources {
+            // Subresources carry no names of their own, as in kube-apiserver:
+            // a short name on them would make kubectl warn of ambiguity.
+            resources.push(APIResource {
+                short_names: None,
+                singular_name: String::new(),
+                ..resource(
+                    s,
+                    format!("{}/{sub}", s.plural),
+                    &["get", "patch", "update"],
+                )
+            });
+        }
+    }
+    Some(APIResourceList {
+        group_version: first.group_version(),
+        resources,
+    })
+}
+
+fn resource(s: &Served, name: String, verbs: &[&str]) -> APIResource {
+    let short_names: Vec<String> = s.short_names.iter().map(|n| n.to_string()).collect();
+    APIResource {
+        categories: None,
+        group: None,
+        kind: s.kind.to_string(),
+        name,
+        namespaced: s.namespaced,
+        short_names: (!short_names.is_empty()).then_some(short_names),
+        singular_name: s.singular.to_string(),
+        storage_version_hash: None,
+        verbs: verbs.iter().map(|v| v.to_string()).collect(),
+        version: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_core_list_names_services_with_their_status_and_short_name() {
+        let list = serde_json::to_value(resources("", "v1").unwrap()).unwrap();
+        assert_eq!(list["kind"], "APIResourceList");
+        assert_eq!(list["groupVersion"], "v1");
+        let names: Vec<&str> = list["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["name"].as_str().unwrap())
+            .collect();
+        assert!(
+            names.contains(&"services") && names.contains(&"services/status"),
+            "{names:?}"
+        );
+        let services = &list["resources"][2];
+        assert_eq!(services["name"], "services");
+        assert_eq!(services["shortNames"], serde_json::json!(["svc"]));
+        assert_eq!(services["namespaced"], true);
+    }
+
+    #[test]
+    fn named_groups_and_unknown_versions() {
+        let groups = groups();
+        let names: Vec<&str> = groups.groups.iter().map(|g| g.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "apps",
+                "discovery.k8s.io",
+                "authentication.k8s.io",
+                "authorization.k8s.io",
+                "switchyard.io"
+            ]
+        );
+        assert!(resources("apps", "v2").is_none());
+        assert_eq!(
+            resources("switchyard.io", "v1").unwrap().resources[2].name,
+            "controlplanes"
+        );
+    }
+}
