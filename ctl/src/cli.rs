@@ -44,10 +44,25 @@ pub enum Command {
     PortForward(PortForwardArgs),
     /// Print the Service environment variables a pod gets (`--export` for `eval`).
     Env(EnvArgs),
+    /// Credentials for other tools: `swctl config kubeconfig` for kubectl and
+    /// every Kubernetes client library.
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// Print a shell completion script.
     Completion {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print (or write with -o) a kubeconfig for the current credentials and
+    /// server: `kubectl --kubeconfig FILE get svc` then talks to this control plane.
+    Kubeconfig {
+        /// Where to write it (mode 0600: it holds a private key); stdout when omitted.
+        #[arg(short = 'o', long)]
+        output: Option<std::path::PathBuf>,
     },
 }
 

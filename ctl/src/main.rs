@@ -36,6 +36,9 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
         return Ok(true);
     }
     let login = Login::resolve(cli.server.as_deref(), cli.config.as_deref())?;
+    if let Command::Config(c) = &cli.command {
+        return commands::config::run(&login, c);
+    }
     let mut client = Client::connect(&login).await?;
     let ns = cli.namespace.as_str();
     match &cli.command {
@@ -47,6 +50,6 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
         Command::Expose(a) => commands::expose::run(&mut client, ns, a).await,
         Command::PortForward(a) => commands::port_forward::run(&login, ns, a).await,
         Command::Env(a) => commands::env::run(&mut client, ns, a).await,
-        Command::Completion { .. } => Ok(true),
+        Command::Config(_) | Command::Completion { .. } => Ok(true),
     }
 }

@@ -101,7 +101,15 @@ fn decode(r: Option<Resource>) -> Result<Object, Status> {
             kind.singular()
         )));
     }
-    Object::from_json(kind, &r.json).map_err(|e| {
+    let mut value: serde_json::Value = serde_json::from_str(&r.json).map_err(|e| {
+        Status::invalid_argument(format!(
+            "{kind} in version \"{}\" cannot be handled: {e}",
+            kind.api_version()
+        ))
+    })?;
+    // swctl warned of these (or was told to ignore them); Kubernetes drops them.
+    switchyard_api::resources::drop_unknown_fields(kind, &mut value);
+    Object::from_value(kind, value).map_err(|e| {
         Status::invalid_argument(format!(
             "{kind} in version \"{}\" cannot be handled: {e}",
             kind.api_version()

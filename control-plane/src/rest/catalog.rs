@@ -90,6 +90,15 @@ impl Served {
         }
     }
 
+    /// `kubectl get all` lists the kinds in category `all`, as kube-apiserver
+    /// groups them (of those served here: Pods, Services, Deployments).
+    pub fn categories(&self) -> &'static [&'static str] {
+        match self.kind {
+            "Pod" | "Service" | "Deployment" => &["all"],
+            _ => &[],
+        }
+    }
+
     pub fn serves(&self, verb: &str) -> bool {
         self.verbs.contains(&verb)
     }

@@ -5,7 +5,7 @@
 //! is named the way kube-apiserver names it.
 
 use serde_json::Value;
-use switchyard_api::resources::{field_path, unknown_fields, Kind, Object};
+use switchyard_api::resources::{drop_unknown_fields, field_path, Kind, Object};
 
 use super::query::FieldValidation;
 
@@ -24,7 +24,7 @@ pub struct DecodeError(pub String);
 /// Decodes `value` as an object of `kind`.
 pub fn decode(
     kind: Kind,
-    value: Value,
+    mut value: Value,
     validation: FieldValidation,
 ) -> Result<Decoded, DecodeError> {
     let cannot = |why: String| {
@@ -34,9 +34,10 @@ pub fn decode(
         ))
     };
     check_type(kind, &value)?;
+    let dropped = drop_unknown_fields(kind, &mut value);
     let unknown: Vec<String> = match validation {
         FieldValidation::Ignore => Vec::new(),
-        _ => unknown_fields(kind, &value)
+        _ => dropped
             .iter()
             .map(|path| format!("unknown field \"{}\"", field_path(path)))
             .collect(),

@@ -78,6 +78,7 @@ pub fn resources(group: &str, version: &str) -> Option<APIResourceList> {
             // Subresources carry no names of their own, as in kube-apiserver:
             // a short name on them would make kubectl warn of ambiguity.
             resources.push(APIResource {
+                categories: None,
                 short_names: None,
                 singular_name: String::new(),
                 ..resource(
@@ -97,7 +98,8 @@ pub fn resources(group: &str, version: &str) -> Option<APIResourceList> {
 fn resource(s: &Served, name: String, verbs: &[&str]) -> APIResource {
     let short_names: Vec<String> = s.short_names.iter().map(|n| n.to_string()).collect();
     APIResource {
-        categories: None,
+        categories: Some(s.categories().iter().map(|c| c.to_string()).collect())
+            .filter(|c: &Vec<String>| !c.is_empty()),
         group: None,
         kind: s.kind.to_string(),
         name,

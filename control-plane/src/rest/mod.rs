@@ -195,6 +195,15 @@ impl Rest {
         })
     }
 
+    /// How the fields of a served kind merge in a strategic merge patch.
+    fn patch_schemas(&self, served: &catalog::Served) -> Option<&serde_json::Map<String, Value>> {
+        self.openapi()
+            .group_versions
+            .iter()
+            .find(|((g, v), _)| *g == served.group && *v == served.version)
+            .and_then(|(_, doc)| doc.get("components")?.get("schemas")?.as_object())
+    }
+
     fn openapi_document(&self, gv: &str) -> Response<Body> {
         let (group, version) = match gv.split('/').collect::<Vec<_>>()[..] {
             ["api", version] => ("", version),

@@ -8,7 +8,8 @@ use switchyard_api::resources::{Kind, Object};
 
 use super::decode::{decode, Decoded};
 use super::list::{page, FieldSelector};
-use super::patch::{self, PatchType};
+use super::openapi;
+use super::patch::{self, PatchType, Schemas};
 use super::path::Target;
 use super::table::{self, columns_of, row_of};
 use super::{response, watch, Call, Rest};
@@ -221,6 +222,12 @@ impl Rest {
         if let Err(refused) = self.may(call, Verb::Patch, kind, target, name) {
             return refused;
         }
+        let no_schemas = serde_json::Map::new();
+        let root = openapi::schema_name(target.served);
+        let schemas = Schemas {
+            definitions: self.patch_schemas(target.served).unwrap_or(&no_schemas),
+            root: &root,
+        };
         for _ in 0..PATCH_TRIES {
             let current = match self.registry.get(kind, ns, name) {
                 Ok(current) => current,
@@ -228,7 +235,7 @@ impl Rest {
             };
             let read_at = current.meta().resource_version.clone();
             let value = current.clone().with_type_meta().to_value();
-            let patched = match patch::apply(&value, &call.body, patch_type) {
+            let patched = match patch::apply(&value, &call.body, patch_type, schemas) {
                 Ok(patched) => patched,
                 Err(e) => return response::bad_request(e.to_string()),
             };

@@ -108,7 +108,7 @@ fn typed_schema(s: &Served) -> Option<SchemaFn> {
 }
 
 /// Kubernetes definition name, e.g. `io.k8s.api.discovery.v1.EndpointSlice`.
-fn schema_name(s: &Served) -> String {
+pub fn schema_name(s: &Served) -> String {
     let package = match s.group {
         "" => "io.k8s.api.core".to_owned(),
         g if !g.contains('.') => format!("io.k8s.api.{g}"),
@@ -149,8 +149,64 @@ fn schemas(kinds: &[&Served]) -> Map<String, Value> {
             out.insert(format!("{name}List"), list_schema(s, &name));
         }
     }
+    for m in PATCH_META {
+        let field = out
+            .get_mut(m.definition)
+            .and_then(|d| d.get_mut("properties"))
+            .and_then(|p| p.get_mut(m.property));
+        if let Some(field) = field {
+            field["x-kubernetes-patch-strategy"] = json!(m.strategy);
+            if let Some(key) = m.key {
+                field["x-kubernetes-patch-merge-key"] = json!(key);
+            }
+        }
+    }
     out
 }
+
+/// How a field merges in a strategic merge patch: Kubernetes' Go types
+/// carry it as `patchStrategy`/`patchMergeKey` tags, which k8s-openapi's
+/// schemas lack. kubectl apply reads these extensions to compute its
+/// patches (without them a list is replaced whole, and every apply of a
+/// Service "configures" it), and the server applies patches by them.
+struct PatchMeta {
+    definition: &'static str,
+    property: &'static str,
+    key: Option<&'static str>,
+    strategy: &'static str,
+}
+
+const fn merge(definition: &'static str, property: &'static str, key: &'static str) -> PatchMeta {
+    PatchMeta {
+        definition,
+        property,
+        key: Some(key),
+        strategy: "merge",
+    }
+}
+
+#[rustfmt::skip]
+const PATCH_META: &[PatchMeta] = &[
+    merge("io.k8s.api.core.v1.ServiceSpec", "ports", "port"),
+    merge("io.k8s.api.core.v1.PodSpec", "containers", "name"),
+    merge("io.k8s.api.core.v1.PodSpec", "initContainers", "name"),
+    merge("io.k8s.api.core.v1.PodSpec", "ephemeralContainers", "name"),
+    PatchMeta { definition: "io.k8s.api.core.v1.PodSpec", property: "volumes", key: Some("name"), strategy: "merge,retainKeys" },
+    merge("io.k8s.api.core.v1.PodSpec", "imagePullSecrets", "name"),
+    merge("io.k8s.api.core.v1.PodSpec", "hostAliases", "ip"),
+    merge("io.k8s.api.core.v1.PodSpec", "topologySpreadConstraints", "topologyKey"),
+    merge("io.k8s.api.core.v1.Container", "ports", "containerPort"),
+    merge("io.k8s.api.core.v1.Container", "env", "name"),
+    merge("io.k8s.api.core.v1.Container", "volumeMounts", "mountPath"),
+    merge("io.k8s.api.core.v1.Container", "volumeDevices", "devicePath"),
+    merge("io.k8s.api.core.v1.PodStatus", "conditions", "type"),
+    merge("io.k8s.api.core.v1.NodeStatus", "conditions", "type"),
+    merge("io.k8s.api.core.v1.NodeStatus", "addresses", "type"),
+    merge("io.k8s.api.apps.v1.DeploymentStatus", "conditions", "type"),
+    PatchMeta { definition: "io.k8s.api.apps.v1.DeploymentSpec", property: "strategy", key: None, strategy: "retainKeys" },
+    merge("io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta", "ownerReferences", "uid"),
+    PatchMeta { definition: "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta", property: "finalizers", key: None, strategy: "merge" },
+];
 
 /// The generator's definitions as JSON, with the openapi3 visitors applied: they turn
 /// `$ref` plus description into `allOf` (OpenAPI 3.0 ignores `$ref` siblings).

@@ -37,8 +37,76 @@ impl PatchType {
 #[error("{0}")]
 pub struct PatchError(pub String);
 
+/// How each field of an object merges, read from the OpenAPI schemas of
+/// its group-version (`x-kubernetes-patch-merge-key` and
+/// `x-kubernetes-patch-strategy`, the extensions kubectl computes its
+/// patches from), so the server merges exactly as the client expects.
+#[derive(Clone, Copy)]
+pub struct Schemas<'a> {
+    pub definitions: &'a Map<String, Value>,
+    /// The definition of the object's kind.
+    pub root: &'a str,
+}
+
+impl<'a> Schemas<'a> {
+    fn root(&self) -> Option<&'a Value> {
+        self.definitions.get(self.root)
+    }
+
+    /// The schema a field's schema stands for (`$ref`, or the `allOf`
+    /// wrapping OpenAPI 3 needs for a described reference).
+    fn resolve(&self, schema: &'a Value) -> &'a Value {
+        let reference = schema
+            .get("$ref")
+            .or_else(|| {
+                schema
+                    .get("allOf")
+                    .and_then(|all| all.get(0))
+                    .and_then(|r| r.get("$ref"))
+            })
+            .and_then(Value::as_str);
+        match reference.and_then(|r| r.rsplit('/').next()) {
+            Some(name) => self.definitions.get(name).unwrap_or(schema),
+            None => schema,
+        }
+    }
+
+    /// A property's own schema (carrying the patch extensions).
+    fn property(&self, object: Option<&'a Value>, name: &str) -> Option<&'a Value> {
+        object
+            .map(|o| self.resolve(o))
+            .and_then(|o| o.get("properties"))
+            .and_then(|p| p.get(name))
+    }
+
+    /// The schema of a list's items.
+    fn items(&self, list: Option<&'a Value>) -> Option<&'a Value> {
+        list.map(|l| self.resolve(l))
+            .and_then(|l| l.get("items"))
+            .map(|i| self.resolve(i))
+    }
+}
+
+fn merge_key(field: Option<&Value>) -> Option<&str> {
+    field
+        .and_then(|f| f.get("x-kubernetes-patch-merge-key"))
+        .and_then(Value::as_str)
+}
+
+fn merges(field: Option<&Value>) -> bool {
+    field
+        .and_then(|f| f.get("x-kubernetes-patch-strategy"))
+        .and_then(Value::as_str)
+        .is_some_and(|s| s.split(',').any(|p| p == "merge"))
+}
+
 /// `current` with `body` applied.
-pub fn apply(current: &Value, body: &[u8], patch_type: PatchType) -> Result<Value, PatchError> {
+pub fn apply(
+    current: &Value,
+    body: &[u8],
+    patch_type: PatchType,
+    schemas: Schemas<'_>,
+) -> Result<Value, PatchError> {
     let mut doc = current.clone();
     match patch_type {
         PatchType::Json => {
@@ -54,7 +122,7 @@ pub fn apply(current: &Value, body: &[u8], patch_type: PatchType) -> Result<Valu
                     "a strategic merge patch must be an object".into(),
                 ));
             }
-            merge_object(&mut doc, &patch, "");
+            merge_object(&mut doc, &patch, schemas, schemas.root());
         }
         PatchType::Apply => {
             return Err(PatchError(
@@ -69,37 +137,13 @@ fn parse(body: &[u8]) -> Result<Value, PatchError> {
     serde_json::from_slice(body).map_err(|e| PatchError(format!("error decoding patch: {e}")))
 }
 
-/// The key elements of the list at `path` merge on, as the Kubernetes
-/// types' `patchMergeKey` tags say; `None`: the list is replaced whole.
-/// A Deployment's pod template merges as a Pod does.
-fn merge_key(path: &str) -> Option<&'static str> {
-    let path = path.strip_prefix("spec.template.").unwrap_or(path);
-    match path {
-        "spec.ports" => Some("port"),
-        "spec.containers" | "spec.initContainers" | "spec.ephemeralContainers" => Some("name"),
-        "spec.containers.ports" | "spec.initContainers.ports" => Some("containerPort"),
-        "spec.containers.env" | "spec.initContainers.env" => Some("name"),
-        "spec.containers.volumeMounts" | "spec.initContainers.volumeMounts" => Some("mountPath"),
-        "spec.volumes" | "spec.imagePullSecrets" => Some("name"),
-        "status.conditions" | "status.addresses" => Some("type"),
-        "metadata.ownerReferences" => Some("uid"),
-        _ => None,
-    }
-}
-
-/// Lists of strings Kubernetes merges as sets.
-fn merges_primitives(path: &str) -> bool {
-    path == "metadata.finalizers"
-}
-
-fn join(path: &str, field: &str) -> String {
-    match path {
-        "" => field.to_string(),
-        _ => format!("{path}.{field}"),
-    }
-}
-
-fn merge_object(target: &mut Value, patch: &Value, path: &str) {
+/// Merges `patch` into `target`, whose schema is `schema`.
+fn merge_object<'a>(
+    target: &mut Value,
+    patch: &Value,
+    schemas: Schemas<'a>,
+    schema: Option<&'a Value>,
+) {
     let Some(patch) = patch.as_object() else {
         *target = patch.clone();
         return;
@@ -137,11 +181,13 @@ fn merge_object(target: &mut Value, patch: &Value, path: &str) {
             fields.remove(key);
             continue;
         }
-        let child = join(path, key);
+        let field = schemas.property(schema, key);
         let slot = fields.entry(key.clone()).or_insert(Value::Null);
         match value {
-            Value::Object(_) => merge_object(slot, value, &child),
-            Value::Array(items) => merge_list(slot, items, &child),
+            Value::Object(_) => {
+                merge_object(slot, value, schemas, field.map(|f| schemas.resolve(f)))
+            }
+            Value::Array(items) => merge_list(slot, items, schemas, field),
             _ => *slot = value.clone(),
         }
     }
@@ -150,7 +196,7 @@ fn merge_object(target: &mut Value, patch: &Value, path: &str) {
             (key.strip_prefix("$setElementOrder/"), order.as_array())
         {
             if let Some(Value::Array(items)) = fields.get_mut(field) {
-                reorder(items, order, merge_key(&join(path, field)));
+                reorder(items, order, merge_key(schemas.property(schema, field)));
             }
         }
     }
@@ -167,12 +213,18 @@ fn without_directives(patch: &Map<String, Value>) -> Map<String, Value> {
         .collect()
 }
 
-fn merge_list(target: &mut Value, items: &[Value], path: &str) {
+/// Merges a list: element by element on the field's merge key, as a set
+/// for a merged list of scalars, else replaced whole.
+fn merge_list<'a>(
+    target: &mut Value,
+    items: &[Value],
+    schemas: Schemas<'a>,
+    field: Option<&'a Value>,
+) {
     let replace = items
         .iter()
         .any(|i| i.get("$patch").and_then(Value::as_str) == Some("replace"));
-    let key = merge_key(path);
-    if replace || (key.is_none() && !merges_primitives(path)) || !target.is_array() {
+    if replace || !merges(field) || !target.is_array() {
         let kept = items.iter().filter(|i| i.get("$patch").is_none()).cloned();
         *target = Value::Array(kept.collect());
         return;
@@ -180,7 +232,7 @@ fn merge_list(target: &mut Value, items: &[Value], path: &str) {
     let Some(list) = target.as_array_mut() else {
         return;
     };
-    let Some(key) = key else {
+    let Some(key) = merge_key(field) else {
         for item in items {
             if !list.contains(item) {
                 list.push(item.clone());
@@ -188,6 +240,7 @@ fn merge_list(target: &mut Value, items: &[Value], path: &str) {
         }
         return;
     };
+    let item_schema = schemas.items(field);
     for item in items {
         let position = list.iter().position(|e| same_key(e, item, key));
         let delete = item.get("$patch").and_then(Value::as_str) == Some("delete");
@@ -196,10 +249,10 @@ fn merge_list(target: &mut Value, items: &[Value], path: &str) {
                 list.remove(i);
             }
             (None, true) => {}
-            (Some(i), false) => merge_object(&mut list[i], item, path),
+            (Some(i), false) => merge_object(&mut list[i], item, schemas, item_schema),
             (None, false) => {
                 let mut fresh = Value::Object(Map::new());
-                merge_object(&mut fresh, item, path);
+                merge_object(&mut fresh, item, schemas, item_schema);
                 list.push(fresh);
             }
         }
@@ -239,13 +292,51 @@ mod tests {
         })
     }
 
+    /// The slice of a Service's schema the tests merge through.
+    fn definitions() -> Map<String, Value> {
+        let defs = json!({
+            "Service": {"properties": {
+                "metadata": {"allOf": [{"$ref": "#/components/schemas/ObjectMeta"}]},
+                "spec": {"allOf": [{"$ref": "#/components/schemas/ServiceSpec"}], "description": "spec"}
+            }},
+            "ObjectMeta": {"properties": {
+                "labels": {"type": "object"},
+                "finalizers": {"type": "array", "items": {"type": "string"}, "x-kubernetes-patch-strategy": "merge"}
+            }},
+            "ServiceSpec": {"properties": {
+                "ports": {"type": "array", "items": {"$ref": "#/components/schemas/ServicePort"},
+                    "x-kubernetes-patch-merge-key": "port", "x-kubernetes-patch-strategy": "merge"},
+                "externalIPs": {"type": "array", "items": {"type": "string"}},
+                "selector": {"type": "object"}
+            }},
+            "ServicePort": {"properties": {"port": {"type": "integer"}}}
+        });
+        defs.as_object().unwrap().clone()
+    }
+
+    fn patched(current: &Value, body: &[u8], patch_type: PatchType) -> Result<Value, PatchError> {
+        let defs = definitions();
+        let schemas = Schemas {
+            definitions: &defs,
+            root: "Service",
+        };
+        apply(current, body, patch_type, schemas)
+    }
+
     fn strategic(current: &Value, patch: Value) -> Value {
-        apply(
+        patched(
             current,
             patch.to_string().as_bytes(),
             PatchType::StrategicMerge,
         )
         .unwrap()
+    }
+
+    #[test]
+    fn scalar_lists_that_merge_are_sets() {
+        let current = json!({"metadata": {"finalizers": ["a"]}});
+        let out = strategic(&current, json!({"metadata": {"finalizers": ["b", "a"]}}));
+        assert_eq!(out["metadata"]["finalizers"], json!(["a", "b"]));
     }
 
     #[test]
@@ -309,7 +400,7 @@ mod tests {
 
     #[test]
     fn merge_and_json_patches() {
-        let merged = apply(
+        let merged = patched(
             &svc(),
             br#"{"spec":{"ports":[{"port":1}]}}"#,
             PatchType::Merge,
@@ -317,10 +408,10 @@ mod tests {
         .unwrap();
         assert_eq!(merged["spec"]["ports"], json!([{"port": 1}]));
         let ops = br#"[{"op":"replace","path":"/spec/ports/0/port","value":81}]"#;
-        let patched = apply(&svc(), ops, PatchType::Json).unwrap();
-        assert_eq!(patched["spec"]["ports"][0]["port"], 81);
+        let replaced = patched(&svc(), ops, PatchType::Json).unwrap();
+        assert_eq!(replaced["spec"]["ports"][0]["port"], 81);
         let bad = br#"[{"op":"test","path":"/spec/ports/0/port","value":1}]"#;
-        assert!(apply(&svc(), bad, PatchType::Json).is_err());
+        assert!(patched(&svc(), bad, PatchType::Json).is_err());
     }
 
     #[test]

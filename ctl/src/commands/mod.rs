@@ -3,6 +3,7 @@
 //! stderr (kubectl goes on past those and exits 1).
 
 pub mod apply;
+pub mod config;
 pub mod create;
 pub mod delete;
 pub mod describe;

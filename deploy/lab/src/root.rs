@@ -40,6 +40,13 @@ pub fn require_etcd(test_name: &str) -> bool {
         )
 }
 
+/// Whether kubectl is installed, for the tests of the Kubernetes API; like
+/// [`require_root`], a loud skip, or a failure under `SWITCHYARD_E2E=1`.
+pub fn require_kubectl(test_name: &str) -> bool {
+    cmd::find_tool("kubectl").is_some()
+        || skip_or_fail(test_name, "kubectl (1.32)", "it is not installed")
+}
+
 /// Why labs cannot run here, if they cannot.
 pub fn missing_requirement() -> Option<String> {
     if !is_root() {

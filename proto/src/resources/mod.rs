@@ -27,5 +27,5 @@ pub use namespace::*;
 pub use node::*;
 pub use object::*;
 pub use pod::*;
-pub use schema::{field_path, unknown_fields, Step};
+pub use schema::{drop_unknown_fields, field_path, unknown_fields, Step};
 pub use service::*;

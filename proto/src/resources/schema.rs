@@ -73,6 +73,37 @@ pub fn unknown_fields(kind: Kind, value: &Value) -> Vec<Vec<Step>> {
     }
 }
 
+/// Removes the fields Kubernetes' schema for `kind` lacks, as
+/// kube-apiserver drops them: Switchyard keeps the fields of Kubernetes it
+/// does not act on, never a typo. Returns what it removed.
+pub fn drop_unknown_fields(kind: Kind, value: &mut Value) -> Vec<Vec<Step>> {
+    let unknown = unknown_fields(kind, value);
+    for path in &unknown {
+        remove(value, path);
+    }
+    unknown
+}
+
+fn remove(value: &mut Value, path: &[Step]) {
+    let Some((last, parents)) = path.split_last() else {
+        return;
+    };
+    let mut at = value;
+    for step in parents {
+        let next = match step {
+            Step::Key(key) => at.get_mut(key.as_str()),
+            Step::Index(i) => at.get_mut(*i),
+        };
+        match next {
+            Some(next) => at = next,
+            None => return,
+        }
+    }
+    if let (Step::Key(key), Some(map)) = (last, at.as_object_mut()) {
+        map.remove(key);
+    }
+}
+
 fn ignored<T: DeserializeOwned>(value: &Value) -> Vec<Vec<Step>> {
     let mut unknown = Vec::new();
     let typed: Result<T, _> = serde_ignored::deserialize(value, |path| {
@@ -93,6 +124,21 @@ mod tests {
             .iter()
             .map(|p| field_path(p))
             .collect()
+    }
+
+    #[test]
+    fn typos_are_dropped_and_the_rest_kept() {
+        let mut svc = json!({"metadata": {"name": "web"},
+            "spec": {"ports": [{"port": 80, "prot": "TCP"}], "ipFamilyPolicy": "SingleStack"}});
+        let dropped = drop_unknown_fields(Kind::Service, &mut svc);
+        assert_eq!(
+            dropped.iter().map(|p| field_path(p)).collect::<Vec<_>>(),
+            ["spec.ports[0].prot"]
+        );
+        assert_eq!(
+            svc,
+            json!({"metadata": {"name": "web"}, "spec": {"ports": [{"port": 80}], "ipFamilyPolicy": "SingleStack"}})
+        );
     }
 
     #[test]

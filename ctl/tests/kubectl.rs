@@ -1,0 +1,526 @@
+//! The user's own kubectl against the control plane's Kubernetes API: the
+//! seed's commands verbatim and the everyday idioms, each with the exact
+//! output kubectl prints against kube-apiserver 1.32. Skips loudly where
+//! kubectl is not installed; fails instead under `SWITCHYARD_E2E=1`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use support::ControlPlane;
+
+/// kubectl with one control plane's kubeconfig and a discovery cache of
+/// its own (a shared cache would outlive the control plane's port).
+struct Kubectl {
+    kubeconfig: PathBuf,
+    cache: tempfile::TempDir,
+}
+
+impl Kubectl {
+    fn new(kubeconfig: &Path) -> Kubectl {
+        Kubectl {
+            kubeconfig: kubeconfig.to_path_buf(),
+            cache: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new("kubectl");
+        c.arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .arg("--cache-dir")
+            .arg(self.cache.path())
+            .args(args)
+            .env_remove("KUBECONFIG");
+        c
+    }
+
+    fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        use std::io::Write;
+        let mut child = self
+            .command(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut pipe = child.stdin.take().unwrap();
+        if let Some(text) = stdin {
+            pipe.write_all(text.as_bytes()).unwrap();
+        }
+        drop(pipe);
+        child.wait_with_output().unwrap()
+    }
+
+    /// stdout of a command that must succeed.
+    fn ok(&self, args: &[&str]) -> String {
+        self.ok_stdin(args, None)
+    }
+
+    fn ok_stdin(&self, args: &[&str], stdin: Option<&str>) -> String {
+        let out = self.run(args, stdin);
+        assert!(
+            out.status.success(),
+            "kubectl {args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// stderr of a command that must fail.
+    fn fails(&self, args: &[&str], stdin: Option<&str>) -> String {
+        let out = self.run(args, stdin);
+        assert!(
+            !out.status.success(),
+            "kubectl {args:?} unexpectedly succeeded: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8(out.stderr).unwrap()
+    }
+}
+
+fn start() -> Option<(ControlPlane, Kubectl)> {
+    if !switchyard_lab::require_kubectl(&test_name()) {
+        return None;
+    }
+    let cp = ControlPlane::start(&[]);
+    let kubectl = Kubectl::new(&cp.config());
+    Some((cp, kubectl))
+}
+
+fn test_name() -> String {
+    std::thread::current()
+        .name()
+        .unwrap_or("kubectl")
+        .to_string()
+}
+
+/// A table's lines with the AGE column (last) blanked: ages tick.
+fn without_age(table: &str) -> String {
+    table
+        .lines()
+        .map(|l| match l.rfind("   ") {
+            Some(_) if l.trim().is_empty() => String::new(),
+            _ => {
+                let mut cells: Vec<&str> = l.split_whitespace().collect();
+                cells.pop();
+                cells.join(" ")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+const DEPLOYMENT: &str = "apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: frontend
+  labels:
+    app: frontend
+spec:
+  replicas: 2
+  strategy:
+    type: RollingUpdate
+  selector:
+    matchLabels:
+      app: frontend
+  template:
+    metadata:
+      labels:
+        app: frontend
+    spec:
+      containers:
+      - name: web
+        image: registry.example/frontend:1.0
+        ports:
+        - containerPort: 5000
+";
+
+const SERVICE: &str = "apiVersion: v1
+kind: Service
+metadata:
+  name: web
+spec:
+  selector:
+    app: web
+  ports:
+  - port: 80
+    targetPort: 8080
+";
+
+#[test]
+fn the_seeds_commands_verbatim() {
+    let Some((cp, kubectl)) = start() else { return };
+    assert_eq!(
+        kubectl.ok_stdin(&["apply", "-f", "-"], Some(DEPLOYMENT)),
+        "deployment.apps/frontend created\n"
+    );
+    assert_eq!(
+        kubectl.ok(&[
+            "expose",
+            "deploy",
+            "frontend",
+            "--name=frontend-svc",
+            "--port=80",
+            "--target-port=5000",
+            "--type=NodePort",
+        ]),
+        "service/frontend-svc exposed\n"
+    );
+    let svc = cp.json(&["get", "svc", "frontend-svc"]);
+    let ip = svc["spec"]["clusterIP"].as_str().unwrap().to_string();
+    let node_port = svc["spec"]["ports"][0]["nodePort"].as_i64().unwrap();
+    assert_eq!(
+        without_age(&kubectl.ok(&["get", "service,endpoints", "frontend-svc"])),
+        format!(
+            "NAME TYPE CLUSTER-IP EXTERNAL-IP PORT(S)\n\
+             service/frontend-svc NodePort {ip} <none> 80:{node_port}/TCP\n\
+             \n\
+             NAME ENDPOINTS\n\
+             endpoints/frontend-svc <none>"
+        )
+    );
+    assert_eq!(
+        kubectl.ok(&["delete", "service", "frontend-svc"]),
+        "service \"frontend-svc\" deleted\n"
+    );
+    assert_eq!(
+        kubectl.ok(&[
+            "create",
+            "service",
+            "nodeport",
+            "frontend-svc",
+            "--tcp=80:5000",
+            "--node-port=32233",
+        ]),
+        "service/frontend-svc created\n"
+    );
+    let ip = kubectl.ok(&[
+        "get",
+        "svc",
+        "frontend-svc",
+        "-o",
+        "jsonpath={.spec.clusterIP}",
+    ]);
+    assert_eq!(
+        ip,
+        cp.json(&["get", "svc", "frontend-svc"])["spec"]["clusterIP"]
+    );
+    assert_eq!(
+        kubectl.ok(&[
+            "get",
+            "svc",
+            "frontend-svc",
+            "-o",
+            "jsonpath={.spec.ports[0].nodePort}"
+        ]),
+        "32233"
+    );
+}
+
+#[test]
+fn apply_creates_configures_and_leaves_unchanged() {
+    let Some((_cp, kubectl)) = start() else {
+        return;
+    };
+    let apply = |yaml: &str| kubectl.ok_stdin(&["apply", "-f", "-"], Some(yaml));
+    assert_eq!(apply(DEPLOYMENT), "deployment.apps/frontend created\n");
+    assert_eq!(apply(DEPLOYMENT), "deployment.apps/frontend unchanged\n");
+    assert_eq!(apply(SERVICE), "service/web created\n");
+    assert_eq!(apply(SERVICE), "service/web unchanged\n");
+    let changed = SERVICE.replace("targetPort: 8080", "targetPort: 8081");
+    assert_eq!(apply(&changed), "service/web configured\n");
+    assert_eq!(
+        kubectl.ok(&[
+            "get",
+            "svc",
+            "web",
+            "-o",
+            "jsonpath={.spec.ports[0].targetPort}"
+        ]),
+        "8081"
+    );
+    // What kubectl apply records, so the next apply can compute its patch.
+    let annotations = kubectl.ok(&[
+        "get",
+        "svc",
+        "web",
+        "-o",
+        "jsonpath={.metadata.annotations.kubectl\\.kubernetes\\.io/last-applied-configuration}",
+    ]);
+    let recorded: serde_json::Value = serde_json::from_str(&annotations).unwrap();
+    assert_eq!(recorded["spec"]["ports"][0]["targetPort"], 8081);
+}
+
+#[test]
+fn field_validation_and_validation_errors_word_for_word() {
+    let Some((_cp, kubectl)) = start() else {
+        return;
+    };
+    let typo = SERVICE.replace("selector:", "selektor:");
+    assert_eq!(
+        kubectl.fails(&["apply", "-f", "-"], Some(&typo)),
+        "Error from server (BadRequest): error when creating \"STDIN\": Service in version \"v1\" cannot be handled as a Service: strict decoding error: unknown field \"spec.selektor\"\n"
+    );
+    let out = kubectl.run(&["apply", "--validate=warn", "-f", "-"], Some(&typo));
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "Warning: unknown field \"spec.selektor\"\n"
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "service/web created\n"
+    );
+    let bad_port = SERVICE
+        .replace("port: 80\n", "port: 70000\n")
+        .replace("name: web", "name: api");
+    assert_eq!(
+        kubectl.fails(&["apply", "-f", "-"], Some(&bad_port)),
+        "The Service \"api\" is invalid: spec.ports[0].port: Invalid value: 70000: must be between 1 and 65535, inclusive\n"
+    );
+    assert_eq!(
+        kubectl.fails(&["patch", "svc", "web", "-p", r#"{"spec":{"clusterIP":"10.96.200.200"}}"#], None),
+        "The Service \"web\" is invalid: spec.clusterIPs[0]: Invalid value: []string{\"10.96.200.200\"}: may not change once set\n"
+    );
+    // Nothing of a refused write is stored.
+    assert_eq!(
+        kubectl.fails(&["get", "svc", "api"], None),
+        "Error from server (NotFound): services \"api\" not found\n"
+    );
+}
+
+#[test]
+fn label_annotate_patch_edit_delete_and_wait() {
+    let Some((_cp, kubectl)) = start() else {
+        return;
+    };
+    kubectl.ok_stdin(&["apply", "-f", "-"], Some(SERVICE));
+    assert_eq!(
+        kubectl.ok(&["label", "svc", "web", "tier=front"]),
+        "service/web labeled\n"
+    );
+    assert_eq!(
+        kubectl.ok(&["annotate", "svc", "web", "owner=team-a"]),
+        "service/web annotated\n"
+    );
+    assert_eq!(
+        kubectl.ok(&["get", "svc", "-l", "tier=front", "-o", "name"]),
+        "service/web\n"
+    );
+    assert_eq!(
+        kubectl.ok(&[
+            "get",
+            "svc",
+            "web",
+            "-o",
+            "jsonpath={.metadata.annotations.owner}"
+        ]),
+        "team-a"
+    );
+    // Strategic merge: the ports list merges on `port`.
+    let strategic = r#"{"spec":{"ports":[{"port":443,"targetPort":8443,"name":"https"},{"port":80,"name":"http"}]}}"#;
+    assert_eq!(
+        kubectl.ok(&["patch", "svc", "web", "-p", strategic]),
+        "service/web patched\n"
+    );
+    assert_eq!(
+        kubectl.ok(&[
+            "get",
+            "svc",
+            "web",
+            "-o",
+            "jsonpath={range .spec.ports[*]}{.port}:{.targetPort} {end}"
+        ]),
+        "80:8080 443:8443 "
+    );
+    let merge = r#"{"metadata":{"labels":{"tier":null}}}"#;
+    assert_eq!(
+        kubectl.ok(&["patch", "svc", "web", "--type=merge", "-p", merge]),
+        "service/web patched\n"
+    );
+    let json = r#"[{"op":"replace","path":"/spec/ports/0/targetPort","value":9090}]"#;
+    assert_eq!(
+        kubectl.ok(&["patch", "svc", "web", "--type=json", "-p", json]),
+        "service/web patched\n"
+    );
+    assert_eq!(
+        kubectl.ok(&[
+            "get",
+            "svc",
+            "web",
+            "-o",
+            "jsonpath={.spec.ports[0].targetPort} {.metadata.labels}"
+        ]),
+        "9090 "
+    );
+    let out = kubectl
+        .command(&["edit", "svc", "web"])
+        .env("EDITOR", "sed -i s/targetPort:\\ 9090/targetPort:\\ 9191/")
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "service/web edited\n",
+        "{out:?}"
+    );
+    assert_eq!(
+        kubectl.ok(&[
+            "get",
+            "svc",
+            "web",
+            "-o",
+            "jsonpath={.spec.ports[0].targetPort}"
+        ]),
+        "9191"
+    );
+    let wait = kubectl
+        .command(&["wait", "--for=delete", "svc/web", "--timeout=30s"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The wait is watching once it has read the object once more.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(
+        kubectl.ok(&["delete", "svc", "web"]),
+        "service \"web\" deleted\n"
+    );
+    let waited = wait.wait_with_output().unwrap();
+    assert!(waited.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&waited.stdout),
+        "service/web condition met\n"
+    );
+}
+
+#[test]
+fn get_watch_streams_changes() {
+    let Some((_cp, kubectl)) = start() else {
+        return;
+    };
+    kubectl.ok_stdin(&["apply", "-f", "-"], Some(SERVICE));
+    let mut watch = kubectl
+        .command(&["get", "svc", "-w", "-o", "name"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(watch.stdout.take().unwrap()).lines();
+    assert_eq!(lines.next().unwrap().unwrap(), "service/web");
+    let api = SERVICE.replace("name: web", "name: api");
+    kubectl.ok_stdin(&["apply", "-f", "-"], Some(&api));
+    assert_eq!(lines.next().unwrap().unwrap(), "service/api");
+    kubectl.ok(&["delete", "svc", "web"]);
+    assert_eq!(lines.next().unwrap().unwrap(), "service/web");
+    watch.kill().unwrap();
+    let _ = watch.wait();
+}
+
+#[test]
+fn discovery_explain_and_raw_health() {
+    let Some((_cp, kubectl)) = start() else {
+        return;
+    };
+    assert_eq!(
+        kubectl.ok(&["api-resources"]),
+        "NAME                       SHORTNAMES   APIVERSION                 NAMESPACED   KIND\n\
+         endpoints                  ep           v1                         true         Endpoints\n\
+         events                     ev           v1                         true         Event\n\
+         namespaces                 ns           v1                         false        Namespace\n\
+         nodes                      no           v1                         false        Node\n\
+         pods                       po           v1                         true         Pod\n\
+         services                   svc          v1                         true         Service\n\
+         deployments                deploy       apps/v1                    true         Deployment\n\
+         selfsubjectreviews                      authentication.k8s.io/v1   false        SelfSubjectReview\n\
+         selfsubjectaccessreviews                authorization.k8s.io/v1    false        SelfSubjectAccessReview\n\
+         endpointslices                          discovery.k8s.io/v1        true         EndpointSlice\n\
+         controlplanes                           switchyard.io/v1           false        ControlPlane\n\
+         tokens                                  switchyard.io/v1           false        BootstrapToken\n\
+         users                                   switchyard.io/v1           false        User\n"
+    );
+    let explained = kubectl.ok(&["explain", "service.spec.ports"]);
+    assert!(
+        explained
+            .starts_with("KIND:       Service\nVERSION:    v1\n\nFIELD: ports <[]ServicePort>\n"),
+        "{explained}"
+    );
+    assert!(
+        explained.contains("  port\t<integer> -required-\n"),
+        "{explained}"
+    );
+    assert_eq!(kubectl.ok(&["get", "--raw", "/healthz"]), "ok");
+    assert_eq!(kubectl.ok(&["get", "--raw", "/readyz"]), "ok");
+    let version = kubectl.ok(&["version", "-o", "json"]);
+    let version: serde_json::Value = serde_json::from_str(&version).unwrap();
+    assert_eq!(version["serverVersion"]["minor"], "32");
+    let cps = kubectl.ok(&["get", "controlplanes", "-o", "name"]);
+    assert_eq!(cps.lines().count(), 1, "{cps}");
+    assert!(cps.starts_with("controlplane.switchyard.io/"), "{cps}");
+    assert_eq!(kubectl.ok(&["get", "events"]), "");
+}
+
+#[test]
+fn whoami_can_i_and_forbidden_for_admin_and_view_users() {
+    let Some((cp, kubectl)) = start() else { return };
+    assert_eq!(
+        kubectl.ok(&["auth", "whoami"]),
+        "ATTRIBUTE   VALUE\nUsername    admin\nGroups      [switchyard:admin system:authenticated]\n"
+    );
+    assert_eq!(
+        kubectl.ok(&["auth", "can-i", "create", "services"]),
+        "yes\n"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let view_conf = dir.path().join("view.conf");
+    cp.ok(&[
+        "create",
+        "user",
+        "view-user",
+        "--role",
+        "view",
+        "-o",
+        view_conf.to_str().unwrap(),
+    ]);
+    let view = Kubectl::new(&view_conf);
+    assert_eq!(
+        view.ok(&["auth", "whoami"]),
+        "ATTRIBUTE   VALUE\nUsername    view-user\nGroups      [switchyard:view system:authenticated]\n"
+    );
+    assert_eq!(view.ok(&["auth", "can-i", "list", "services"]), "yes\n");
+    let out = view.run(&["auth", "can-i", "create", "services"], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "no\n");
+    assert_eq!(
+        view.fails(&["apply", "-f", "-"], Some(SERVICE)),
+        "Error from server (Forbidden): error when creating \"STDIN\": services is forbidden: User \"view-user\" cannot create resource \"services\" in API group \"\" in the namespace \"default\"\n"
+    );
+    assert_eq!(
+        view.fails(&["get", "users"], None),
+        "Error from server (Forbidden): users.switchyard.io is forbidden: User \"view-user\" cannot list resource \"users\" in API group \"switchyard.io\" at the cluster scope\n"
+    );
+    // swctl writes the same kubeconfig for the credentials it uses.
+    let written = dir.path().join("kubeconfig");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_swctl"))
+        .args([
+            "--config",
+            view_conf.to_str().unwrap(),
+            "--server",
+            &cp.server,
+        ])
+        .args(["config", "kubeconfig", "-o", written.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        Kubectl::new(&written).ok(&[
+            "auth",
+            "whoami",
+            "-o",
+            "jsonpath={.status.userInfo.username}"
+        ]),
+        "view-user"
+    );
+}
