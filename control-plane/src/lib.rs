@@ -14,6 +14,7 @@
 pub mod allocator;
 mod api;
 mod auth;
+mod connections;
 mod controller;
 mod defaulting;
 mod env;

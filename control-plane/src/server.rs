@@ -12,6 +12,7 @@ use tokio::net::TcpListener;
 
 use crate::api::ResourcesApi;
 use crate::auth::{Access, Audit, AuthLayer, Authenticator};
+use crate::connections;
 use crate::ha;
 use crate::health::Health;
 use crate::identity::admin::{ensure_admin_conf, AdminError};
@@ -113,8 +114,6 @@ pub enum ServerError {
         #[source]
         source: std::io::Error,
     },
-    #[error("serving gRPC: {0}")]
-    Transport(#[from] tonic::transport::Error),
     #[error("another control plane named \"{name}\" is running at {address}; give this one a different --name")]
     NameTaken { name: String, address: String },
     #[error("reading the other control planes' records: {0}")]
@@ -308,12 +307,7 @@ impl Server {
             self.access.clone(),
             self.directory.clone(),
         ));
-        let rest = Rest::new(
-            resources.clone(),
-            self.registry.clone(),
-            self.sync.stopping.clone(),
-        );
-        let (port_forward, tunnel) = crate::tunnel::servers(
+        let (port_forward, tunnel, forwarding) = crate::tunnel::servers(
             self.registry.clone(),
             self.access.clone(),
             self.sync.stopping.clone(),
@@ -330,6 +324,12 @@ impl Server {
         tokio::spawn(crate::identity::sweep_expired_tokens(Arc::downgrade(
             &self.registry,
         )));
+        let rest = Rest::new(
+            resources.clone(),
+            forwarding,
+            self.registry.clone(),
+            self.sync.stopping.clone(),
+        );
         let mut grpc = tonic::service::Routes::builder();
         grpc.add_service(
             ResourcesServer::from_arc(resources)
@@ -350,23 +350,25 @@ impl Server {
             .routes()
             .into_axum_router()
             .fallback_service(rest.router(self.health.clone()));
-        let serving = tonic::transport::Server::builder()
-            // A peer that went silent (a partition, a host that lost power)
-            // is dropped within KEEPALIVE * 2: its node shows DISCONNECTED.
-            .http2_keepalive_interval(Some(KEEPALIVE))
-            .http2_keepalive_timeout(Some(KEEPALIVE))
-            .accept_http1(true)
+        let service = tower::ServiceBuilder::new()
             .layer(crate::api::observe::ObserveLayer::new(self.metrics.clone()))
             .layer(AuthLayer::new(self.auth.clone()))
-            .add_routes(routes.into())
-            .serve_with_incoming_shutdown(
-                listener::incoming(self.listener, self.unix, tls),
-                shutdown,
-            );
+            .service(tonic::service::Routes::from(routes));
+        // A peer that went silent (a partition, a host that lost power) is
+        // dropped within KEEPALIVE * 2: its node shows DISCONNECTED.
+        let keepalive = connections::Keepalive {
+            interval: KEEPALIVE,
+        };
+        let serving = connections::serve(
+            listener::incoming(self.listener, self.unix, tls),
+            service,
+            keepalive,
+            shutdown,
+        );
         // The listener is bound and accepting: calls succeed from here on.
         self.health.serving();
         tokio::select! {
-            served = serving => served?,
+            () = serving => {}
             _ = grace_over => tracing::warn!(grace = ?SHUTDOWN_GRACE, "streams still open at shutdown; closing them"),
         }
         Ok(())

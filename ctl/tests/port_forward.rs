@@ -351,11 +351,37 @@ fn collect(
 
 impl Forwarder {
     fn start(cp: &ControlPlane, args: &[&str], pairs: usize) -> Forwarder {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_swctl"))
+        let mut swctl = Command::new(env!("CARGO_BIN_EXE_swctl"));
+        swctl
             .arg("port-forward")
             .args(args)
             .env("SWITCHYARD_SERVER", &cp.server)
-            .env("SWITCHYARD_CONFIG", cp.config())
+            .env("SWITCHYARD_CONFIG", cp.config());
+        Self::run(swctl, pairs)
+    }
+
+    /// The user's own kubectl, with the control plane's kubeconfig.
+    fn kubectl(
+        cp: &ControlPlane,
+        cache: &std::path::Path,
+        args: &[&str],
+        pairs: usize,
+    ) -> Forwarder {
+        let mut kubectl = Command::new("kubectl");
+        kubectl
+            .arg("--kubeconfig")
+            .arg(cp.config())
+            .arg("--cache-dir")
+            .arg(cache)
+            .args(["port-forward", "--address", "127.0.0.1"])
+            .args(args)
+            .env_remove("KUBECONFIG");
+        Self::run(kubectl, pairs)
+    }
+
+    /// Runs a port-forward command until it printed `pairs` listeners.
+    fn run(mut command: Command, pairs: usize) -> Forwarder {
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -372,7 +398,7 @@ impl Forwarder {
             let Some(Ok(line)) = lines.next() else {
                 let _ = child.wait();
                 let _ = stderr_read.join();
-                panic!("swctl exited early: {}", stderr.lock().unwrap());
+                panic!("the port-forward exited early: {}", stderr.lock().unwrap());
             };
             // "Forwarding from 127.0.0.1:PORT -> REMOTE"
             let rest = line.strip_prefix("Forwarding from 127.0.0.1:").unwrap();
@@ -625,6 +651,65 @@ fn forwards_http_to_a_service_a_deployment_and_pods() {
     // the other one (its own `http` port number).
     h.set_ready("web-1", h.b.http_a, false);
     assert_eq!(h.block_on(get(svc.ports[0])), "pod=web-2");
+}
+
+/// `kubectl port-forward` reaches the same pods through the REST API's
+/// `pods/NAME/portforward` (WebSocket, SPDY inside), audited as a session.
+#[test]
+fn kubectl_forwards_to_a_service_a_deployment_and_pods() {
+    if !switchyard_lab::require_kubectl("kubectl_forwards_to_a_service_a_deployment_and_pods") {
+        return;
+    }
+    let h = Harness::start();
+    let cache = tempfile::tempdir().unwrap();
+    let kubectl = |args: &[&str], pairs| Forwarder::kubectl(&h.cp, cache.path(), args, pairs);
+    // The Service port maps to the chosen pod's named targetPort `http`.
+    let svc = kubectl(&["svc/web", ":80"], 1);
+    let served_by = h.block_on(get(svc.ports[0]));
+    let expected = if svc.remotes == [h.b.http_a] {
+        "pod=web-1"
+    } else {
+        "pod=web-2"
+    };
+    assert_eq!(served_by, expected, "{:?}", svc.remotes);
+    let deploy = kubectl(&["deploy/web", &format!(":{}", h.b.echo)], 1);
+    assert_eq!(
+        h.block_on(echo_roundtrip(deploy.ports[0], b"ping".to_vec())),
+        b"ping"
+    );
+    let pod = kubectl(
+        &[
+            "pod/web-2",
+            &format!(":{}", h.b.http_b),
+            &format!(":{}", h.b.hash),
+        ],
+        2,
+    );
+    assert_eq!(h.block_on(get(pod.ports[0])), "pod=web-2");
+    let (answer, sent) = h.block_on(upload(pod.ports[1], 8 * MIB));
+    assert_eq!(answer, sent, "upload digest");
+    let sessions: Vec<_> = h
+        .cp
+        .audit_events()
+        .into_iter()
+        .filter(|e| {
+            e["objectRef"]["subresource"] == "portforward" && e["objectRef"]["resource"] == "pods"
+        })
+        .collect();
+    assert!(sessions.len() >= 3, "{sessions:?}");
+    assert!(
+        sessions
+            .iter()
+            .any(|e| e["objectRef"]["name"] == "web-2" && e["user"]["username"] == "admin"),
+        "{sessions:?}"
+    );
+    // A port nothing listens on: kubectl reports kubelet's words for it.
+    let dead = kubectl(&["pod/web-1", &format!(":{}", h.b.dead)], 1);
+    let _ = std::net::TcpStream::connect(("127.0.0.1", dead.ports[0]));
+    dead.wait_stderr(&format!(
+        "error forwarding port {} to pod web-1_default",
+        h.b.dead
+    ));
 }
 
 #[test]

@@ -55,7 +55,7 @@ pub const SERVED: &[Served] = &[
     served("", "Namespace", "namespaces", "namespace", &["ns"], false, ALL_VERBS, &["status"]),
     served("", "Service", "services", "service", &["svc"], true, ALL_VERBS, &["status"]),
     served("", "Endpoints", "endpoints", "endpoints", &["ep"], true, READ, &[]),
-    served("", "Pod", "pods", "pod", &["po"], true, ALL_VERBS, &["status"]),
+    served("", "Pod", "pods", "pod", &["po"], true, ALL_VERBS, &["status", "portforward"]),
     served("", "Node", "nodes", "node", &["no"], false, ALL_VERBS, &["status"]),
     served("", "Event", "events", "event", &["ev"], true, READ, &[]),
     served("apps", "Deployment", "deployments", "deployment", &["deploy"], true, ALL_VERBS, &["status"]),

@@ -81,11 +81,7 @@ pub fn resources(group: &str, version: &str) -> Option<APIResourceList> {
                 categories: None,
                 short_names: None,
                 singular_name: String::new(),
-                ..resource(
-                    s,
-                    format!("{}/{sub}", s.plural),
-                    &["get", "patch", "update"],
-                )
+                ..resource(s, format!("{}/{sub}", s.plural), subresource_verbs(sub))
             });
         }
     }
@@ -93,6 +89,13 @@ pub fn resources(group: &str, version: &str) -> Option<APIResourceList> {
         group_version: first.group_version(),
         resources,
     })
+}
+
+fn subresource_verbs(sub: &str) -> &'static [&'static str] {
+    match sub {
+        "portforward" => &["create", "get"],
+        _ => &["get", "patch", "update"],
+    }
 }
 
 fn resource(s: &Served, name: String, verbs: &[&str]) -> APIResource {

@@ -9,8 +9,10 @@
 //! `catalog` lists what is served; `path` and `query` read a request;
 //! `discovery` and `openapi` describe the API; `objects` serves stored
 //! kinds (with `decode`, `patch`, `list`, `table`, `watch`); `derived`
-//! serves what is computed (Endpoints, Events, control planes) and
-//! `review` answers `kubectl auth whoami` and `can-i`.
+//! serves what is computed (Endpoints, Events, control planes),
+//! `review` answers `kubectl auth whoami` and `can-i`, and `portforward`
+//! serves `kubectl port-forward` (with `protobuf` for kubectl's typed
+//! request bodies).
 //!
 //! Helpers that may refuse return the refusal itself (`Err(Response)`),
 //! built once per request and sent as is: boxing it would buy nothing.
@@ -25,6 +27,7 @@ mod objects;
 mod openapi;
 mod patch;
 mod path;
+mod portforward;
 mod protobuf;
 mod query;
 mod response;
@@ -44,6 +47,7 @@ use crate::api::ResourcesApi;
 use crate::auth::Caller;
 use crate::health::Health;
 use crate::registry::Registry;
+use crate::tunnel::TunnelApi;
 use catalog::{Backing, SERVED};
 use query::Query;
 pub use response::unauthorized;
@@ -84,6 +88,7 @@ pub fn metric_label(method: &Method, path: &str) -> String {
 
 pub struct Rest {
     api: Arc<ResourcesApi>,
+    tunnel: TunnelApi,
     registry: Arc<Registry>,
     stopping: notify::Receiver<bool>,
     /// Built on first request: the documents take a moment to make.
@@ -111,11 +116,13 @@ pub(crate) struct Call {
 impl Rest {
     pub fn new(
         api: Arc<ResourcesApi>,
+        tunnel: TunnelApi,
         registry: Arc<Registry>,
         stopping: notify::Receiver<bool>,
     ) -> Arc<Rest> {
         Arc::new(Rest {
             api,
+            tunnel,
             registry,
             stopping,
             openapi: OnceLock::new(),
@@ -143,6 +150,9 @@ impl Rest {
             Ok(target) => target,
             Err(e) => return response::not_found(e.to_string()),
         };
+        if target.subresource.as_deref() == Some("portforward") {
+            return self.port_forward(req, &target).await;
+        }
         let call = match read_call(req, &path).await {
             Ok(call) => call,
             Err(answer) => return answer,

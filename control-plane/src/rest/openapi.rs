@@ -376,7 +376,9 @@ fn resource_paths(s: &Served, out: &mut Map<String, Value>) {
         (collection, COLLECTION_OPS, String::new()),
         (item.clone(), ITEM_OPS, String::new()),
     ];
-    for sub in s.subresources {
+    // The object's own status; connect subresources (portforward) are
+    // upgrades, which OpenAPI does not describe.
+    for sub in s.subresources.iter().filter(|sub| **sub == "status") {
         paths.push((format!("{item}/{sub}"), SUBRESOURCE_OPS, camel(sub)));
     }
     if s.namespaced {

@@ -35,12 +35,12 @@ const SESSION_BUFFER: usize = 256;
 
 #[derive(Clone)]
 pub struct TunnelApi {
-    registry: Arc<Registry>,
-    broker: Arc<Broker>,
+    pub(super) registry: Arc<Registry>,
+    pub(super) broker: Arc<Broker>,
     access: Arc<Access>,
     /// Turns true when the server stops: agents' sessions end then.
     stopping: tokio::sync::watch::Receiver<bool>,
-    peers: Arc<Peers>,
+    pub(super) peers: Arc<Peers>,
 }
 
 /// `services/portforward`, `pods/portforward`, …: forwarding to a target

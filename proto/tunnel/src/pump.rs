@@ -16,8 +16,7 @@ use std::time::Duration;
 use futures::{Stream, StreamExt};
 use switchyard_api::v1::tunnel_frame::Frame;
 use switchyard_api::v1::{TunnelCloseWrite, TunnelFrame};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{ReadHalf, WriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, Semaphore};
 use tonic::Status;
@@ -95,38 +94,60 @@ enum Chunk {
     Eof,
 }
 
+/// What a pump shuttles bytes to: a TCP connection (swctl's client, the
+/// agent's pod), or an in-memory pipe (the REST API's port-forward, whose
+/// other end speaks kubectl's protocol).
+pub trait Socket: AsyncRead + AsyncWrite + Unpin {
+    /// Ends the connection as failed (a TCP reset), not cleanly.
+    fn reset(&mut self);
+}
+
+impl Socket for TcpStream {
+    fn reset(&mut self) {
+        let _ = self.set_zero_linger();
+    }
+}
+
+/// A pipe has no reset: its other end sees the failure as the pipe's end,
+/// and the protocol above it (kubectl's error stream) says why.
+impl Socket for DuplexStream {
+    fn reset(&mut self) {}
+}
+
 /// Shuttles bytes between `socket` and the stream until both directions
 /// closed (half-closes are passed on as they happen). On error the socket
 /// is reset, so the local peer sees the failure rather than a clean end.
 /// The socket is borrowed so that a caller who drops the pump for a reason
 /// of its own can still reset the socket, rather than close it with a FIN.
-pub async fn pump<S>(
-    socket: &mut TcpStream,
+pub async fn pump<T, S>(
+    socket: &mut T,
     inbound: S,
     outbound: mpsc::Sender<TunnelFrame>,
 ) -> Result<Totals, PumpError>
 where
+    T: Socket,
     S: Stream<Item = Result<TunnelFrame, Status>> + Unpin,
 {
     let result = exchange(socket, inbound, outbound).await;
     if result.is_err() {
-        let _ = socket.set_zero_linger();
+        socket.reset();
     }
     result
 }
 
-async fn exchange<S>(
-    socket: &mut TcpStream,
+async fn exchange<T, S>(
+    socket: &mut T,
     inbound: S,
     outbound: mpsc::Sender<TunnelFrame>,
 ) -> Result<Totals, PumpError>
 where
+    T: Socket,
     S: Stream<Item = Result<TunnelFrame, Status>> + Unpin,
 {
     let credit = Semaphore::new(WINDOW as usize);
     let owed = AtomicU32::new(0);
     let (queue_tx, queue_rx) = mpsc::channel(MAX_QUEUED);
-    let (mut rd, mut wr) = socket.split();
+    let (mut rd, mut wr) = tokio::io::split(socket);
     // Our stream ends when both of these are done and drop their senders.
     let up = uplink(&mut rd, &credit, outbound.clone());
     let write = write_out(&mut wr, queue_rx, &owed, outbound);
@@ -152,7 +173,7 @@ where
 
 /// Socket → stream: reads only while the peer has granted credit.
 async fn uplink(
-    rd: &mut ReadHalf<'_>,
+    rd: &mut (impl AsyncRead + Unpin),
     credit: &Semaphore,
     outbound: mpsc::Sender<TunnelFrame>,
 ) -> Result<u64, PumpError> {
@@ -228,7 +249,7 @@ where
 
 /// Queue → socket, granting the peer credit for every frame written.
 async fn write_out(
-    wr: &mut WriteHalf<'_>,
+    wr: &mut (impl AsyncWrite + Unpin),
     mut queue: mpsc::Receiver<Chunk>,
     owed: &AtomicU32,
     outbound: mpsc::Sender<TunnelFrame>,
