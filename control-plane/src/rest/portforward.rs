@@ -182,7 +182,7 @@ mod tests {
         assert_eq!(answer.status(), StatusCode::SWITCHING_PROTOCOLS);
         assert_eq!(
             answer.headers()["sec-websocket-accept"],
-            "s3pPLMBiTxaQ9kZGzzhZRk4xOoo="
+            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
         );
     }
 }
