@@ -75,6 +75,9 @@ enum Command {
     Api,
     /// Writes per second and programming latency with mutual TLS against --insecure.
     TlsCost,
+    /// `kubectl get svc -A` over the loaded cluster, and Service writes per
+    /// second through the Kubernetes REST API beside gRPC. Not part of `all`.
+    KubeApi,
     /// Writes per second and programming latency on sled against a 3-member etcd.
     Store,
     /// DNS answer latency while the agent restarts hot and resyncs the big table.

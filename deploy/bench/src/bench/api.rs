@@ -146,13 +146,28 @@ pub async fn load(cp: &ControlPlane, shape: &Shape) -> anyhow::Result<LoadStats>
 }
 
 /// Applies every object with [`CONCURRENCY`] writes in flight.
-async fn write_all(api: &Api, objects: Vec<Value>) -> anyhow::Result<Phase> {
+/// A client that writes objects: the gRPC API, or the REST API (`kube_api`).
+pub trait Writer: Clone + Send + 'static {
+    fn write(
+        &mut self,
+        obj: &Value,
+    ) -> impl std::future::Future<Output = anyhow::Result<()>> + Send;
+}
+
+impl Writer for Api {
+    async fn write(&mut self, obj: &Value) -> anyhow::Result<()> {
+        self.apply(obj).await.map(|_| ())
+    }
+}
+
+/// Writes every object with CONCURRENCY in flight, each write timed.
+pub async fn write_all<W: Writer>(writer: &W, objects: Vec<Value>) -> anyhow::Result<Phase> {
     let objects = Arc::new(objects);
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let mut tasks = JoinSet::new();
     for _ in 0..CONCURRENCY {
-        let (objects, next, mut api) = (objects.clone(), next.clone(), api.clone());
+        let (objects, next, mut writer) = (objects.clone(), next.clone(), writer.clone());
         tasks.spawn(async move {
             let mut latencies = Vec::new();
             loop {
@@ -161,7 +176,7 @@ async fn write_all(api: &Api, objects: Vec<Value>) -> anyhow::Result<Phase> {
                     return Ok::<_, anyhow::Error>(latencies);
                 };
                 let t = Instant::now();
-                api.apply(obj).await?;
+                writer.write(obj).await?;
                 latencies.push(t.elapsed().as_secs_f64() * 1e3);
             }
         });

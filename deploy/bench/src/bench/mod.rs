@@ -1,6 +1,6 @@
 //! The six benchmarks of issue 6, what TLS costs (issue 14), the churn
 //! soak (issue 15), sled beside etcd (issue 17) and DNS under a flood
-//! (issue 24), one module each.
+//! (issue 24), the Kubernetes API beside gRPC (issue 25), one module each.
 
 pub mod api;
 mod compare;
@@ -9,6 +9,7 @@ pub mod dns_flood;
 pub mod dns_latency;
 pub mod full_sync;
 pub mod incremental;
+pub mod kube_api;
 pub mod memory;
 pub mod programming;
 pub mod soak;
@@ -54,6 +55,7 @@ pub async fn run(command: &Command, ctx: &Ctx, report: &mut Report) -> anyhow::R
         Command::Store => store::run(ctx, report).await,
         Command::DnsLatency => dns_latency::run(ctx, report).await,
         Command::DnsFlood => dns_flood::run(ctx, report).await,
+        Command::KubeApi => kube_api::run(ctx, report).await,
         Command::Soak { changes, hollow } => {
             let size = soak::Size {
                 changes: *changes,
