@@ -106,10 +106,10 @@ async fn kube_rs_creates_lists_watches_patches_and_deletes() {
         .delete("web", &DeleteParams::default())
         .await
         .unwrap();
-    assert!(
-        deleted.is_right(),
-        "a Service is deleted at once, answered with a Status"
-    );
+    let deleted = deleted
+        .left()
+        .expect("a deleted Service is answered with the Service");
+    assert_eq!(deleted.metadata.name.as_deref(), Some("web"));
 
     let events = tokio::time::timeout(std::time::Duration::from_secs(60), watch)
         .await

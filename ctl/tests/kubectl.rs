@@ -295,6 +295,77 @@ fn field_validation_and_validation_errors_word_for_word() {
 }
 
 #[test]
+fn dry_runs_write_nothing_and_server_side_apply_is_named() {
+    let Some((_cp, kubectl)) = start() else {
+        return;
+    };
+    assert_eq!(
+        kubectl.ok_stdin(&["apply", "--dry-run=server", "-f", "-"], Some(SERVICE)),
+        "service/web created (server dry run)\n"
+    );
+    assert_eq!(
+        kubectl.fails(&["get", "svc", "web"], None),
+        "Error from server (NotFound): services \"web\" not found\n"
+    );
+    kubectl.ok_stdin(&["apply", "-f", "-"], Some(SERVICE));
+    assert_eq!(
+        kubectl.ok(&["delete", "svc", "web", "--dry-run=server"]),
+        "service \"web\" deleted (server dry run)\n"
+    );
+    assert_eq!(
+        kubectl.ok(&["get", "svc", "web", "-o", "name"]),
+        "service/web\n"
+    );
+    let refused = kubectl.fails(&["apply", "--server-side", "-f", "-"], Some(SERVICE));
+    assert!(
+        refused.contains(
+            "server-side apply (application/apply-patch+yaml) is not supported by Switchyard"
+        ),
+        "{refused}"
+    );
+}
+
+#[test]
+fn describe_service_reads_as_kubectl_prints_it() {
+    let Some((cp, kubectl)) = start() else { return };
+    kubectl.ok(&[
+        "create",
+        "service",
+        "nodeport",
+        "frontend-svc",
+        "--tcp=80:5000",
+        "--node-port=32233",
+    ]);
+    let ip = cp.json(&["get", "svc", "frontend-svc"])["spec"]["clusterIP"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        kubectl.ok(&["describe", "svc", "frontend-svc"]),
+        format!(
+            "Name:                     frontend-svc\n\
+             Namespace:                default\n\
+             Labels:                   app=frontend-svc\n\
+             Annotations:              <none>\n\
+             Selector:                 app=frontend-svc\n\
+             Type:                     NodePort\n\
+             IP Family Policy:         SingleStack\n\
+             IP Families:              IPv4\n\
+             IP:                       {ip}\n\
+             IPs:                      {ip}\n\
+             Port:                     80-5000  80/TCP\n\
+             TargetPort:               5000/TCP\n\
+             NodePort:                 80-5000  32233/TCP\n\
+             Endpoints:                <none>\n\
+             Session Affinity:         None\n\
+             External Traffic Policy:  Cluster\n\
+             Internal Traffic Policy:  Cluster\n\
+             Events:                   <none>\n"
+        )
+    );
+}
+
+#[test]
 fn label_annotate_patch_edit_delete_and_wait() {
     let Some((_cp, kubectl)) = start() else {
         return;

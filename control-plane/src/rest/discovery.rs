@@ -1,7 +1,6 @@
-//! Discovery, as kube-apiserver serves it without aggregation: `/version`,
-//! `/api`, `/apis`, and one APIResourceList per group-version. kubectl asks
-//! for aggregated discovery first and, answered with plain JSON, reads
-//! these instead.
+//! Discovery, as kube-apiserver serves it: `/version`, `/api`, `/apis`
+//! (aggregated, `APIGroupDiscoveryList`, for clients that ask for it, as
+//! kubectl does), and one APIResourceList per group-version for the rest.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
     APIGroup, APIGroupList, APIResource, APIResourceList, APIVersions, GroupVersionForDiscovery,
@@ -91,6 +90,78 @@ pub fn resources(group: &str, version: &str) -> Option<APIResourceList> {
     })
 }
 
+/// The media type kubectl (client-go) asks for first: every group's
+/// resources in one answer (`/api` for the core group, `/apis` for the
+/// rest) instead of one request per group-version.
+pub const AGGREGATED: &str = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
+
+/// Whether an `Accept` header asks for aggregated discovery.
+pub fn wants_aggregated(accept: Option<&str>) -> bool {
+    accept.is_some_and(|accept| {
+        accept.split(',').any(|media| {
+            let params: Vec<&str> = media.split(';').map(str::trim).collect();
+            params.contains(&"g=apidiscovery.k8s.io")
+                && params.contains(&"v=v2")
+                && params.contains(&"as=APIGroupDiscoveryList")
+        })
+    })
+}
+
+/// `APIGroupDiscoveryList` (apidiscovery.k8s.io/v2) of the core group
+/// (`core`) or of the named groups. k8s-openapi has no type for it.
+pub fn aggregated(core: bool) -> serde_json::Value {
+    use serde_json::json;
+    let items: Vec<serde_json::Value> = catalog::group_versions()
+        .into_iter()
+        .filter(|(group, _)| group.is_empty() == core)
+        .map(|(group, version)| {
+            let resources: Vec<serde_json::Value> = SERVED
+                .iter()
+                .filter(|s| s.group == group && s.version == version)
+                .map(|s| {
+                    let kind = json!({"group": s.group, "version": s.version, "kind": s.kind});
+                    let subresources: Vec<serde_json::Value> = s
+                        .subresources
+                        .iter()
+                        .map(|sub| {
+                            let kind = match *sub {
+                                "portforward" => json!({"group": "", "version": "", "kind": "PodPortForwardOptions"}),
+                                _ => kind.clone(),
+                            };
+                            json!({"subresource": sub, "responseKind": kind, "verbs": subresource_verbs(sub)})
+                        })
+                        .collect();
+                    let mut resource = json!({
+                        "resource": s.plural,
+                        "responseKind": kind,
+                        "scope": if s.namespaced { "Namespaced" } else { "Cluster" },
+                        "singularResource": s.singular,
+                        "verbs": s.verbs,
+                        "subresources": subresources,
+                    });
+                    if !s.short_names.is_empty() {
+                        resource["shortNames"] = json!(s.short_names);
+                    }
+                    if !s.categories().is_empty() {
+                        resource["categories"] = json!(s.categories());
+                    }
+                    resource
+                })
+                .collect();
+            json!({
+                "metadata": {"name": group, "creationTimestamp": null},
+                "versions": [{"version": version, "resources": resources, "freshness": "Current"}],
+            })
+        })
+        .collect();
+    json!({
+        "kind": "APIGroupDiscoveryList",
+        "apiVersion": "apidiscovery.k8s.io/v2",
+        "metadata": {},
+        "items": items,
+    })
+}
+
 fn subresource_verbs(sub: &str) -> &'static [&'static str] {
     match sub {
         "portforward" => &["create", "get"],
@@ -138,6 +209,36 @@ mod tests {
         assert_eq!(services["name"], "services");
         assert_eq!(services["shortNames"], serde_json::json!(["svc"]));
         assert_eq!(services["namespaced"], true);
+    }
+
+    #[test]
+    fn aggregated_discovery_when_kubectl_asks_for_it() {
+        let accept = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json";
+        assert!(wants_aggregated(Some(accept)));
+        assert!(!wants_aggregated(Some("application/json")));
+        let core = aggregated(true);
+        assert_eq!(core["items"].as_array().unwrap().len(), 1);
+        let pods = &core["items"][0]["versions"][0]["resources"][3];
+        assert_eq!(pods["resource"], "pods");
+        assert_eq!(pods["scope"], "Namespaced");
+        assert_eq!(pods["subresources"][1]["subresource"], "portforward");
+        let named = aggregated(false);
+        let groups: Vec<&str> = named["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| g["metadata"]["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            groups,
+            [
+                "apps",
+                "discovery.k8s.io",
+                "authentication.k8s.io",
+                "authorization.k8s.io",
+                "switchyard.io"
+            ]
+        );
     }
 
     #[test]

@@ -142,7 +142,11 @@ impl Rest {
     async fn handle(self: Arc<Self>, req: Request<Body>) -> Response<Body> {
         let path = req.uri().path().to_string();
         if req.method() == Method::GET {
-            if let Some(answer) = self.describe(&path) {
+            let accept = req
+                .headers()
+                .get(http::header::ACCEPT)
+                .and_then(|v| v.to_str().ok());
+            if let Some(answer) = self.describe(&path, discovery::wants_aggregated(accept)) {
                 return answer;
             }
         }
@@ -168,9 +172,15 @@ impl Rest {
     }
 
     /// Discovery and OpenAPI documents; `None` for other paths.
-    fn describe(&self, path: &str) -> Option<Response<Body>> {
+    fn describe(&self, path: &str, aggregated: bool) -> Option<Response<Body>> {
         let ok = StatusCode::OK;
+        let json = |value: &Value| match serde_json::to_vec(value) {
+            Ok(bytes) => response::with_type(ok, discovery::AGGREGATED, bytes),
+            Err(e) => response::internal(e.to_string()),
+        };
         let answer = match path.trim_end_matches('/') {
+            "/api" if aggregated => json(&discovery::aggregated(true)),
+            "/apis" if aggregated => json(&discovery::aggregated(false)),
             "/version" => response::json(ok, &discovery::version()),
             "/api" => response::json(ok, &discovery::core_versions()),
             "/apis" => response::json(ok, &discovery::groups()),

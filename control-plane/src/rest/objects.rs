@@ -285,9 +285,9 @@ impl Rest {
             .delete_object(&call.caller, &call.method, kind, ns, name, dry_run)
             .await
         {
-            // Pods are deleted gracefully in Kubernetes, which answers
-            // with the pod; other kinds answer with a Status.
-            Ok(obj) if kind == Kind::Pod => {
+            // kube-apiserver answers with the object for Pods and Services
+            // (client libraries decode it as one), with a Status for the rest.
+            Ok(obj) if matches!(kind, Kind::Pod | Kind::Service) => {
                 response::json(StatusCode::OK, &obj.with_type_meta().to_value())
             }
             Ok(obj) => response::json(StatusCode::OK, &deleted(kind, &obj)),

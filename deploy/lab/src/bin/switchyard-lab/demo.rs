@@ -62,6 +62,10 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     println!("  {swctl} get nodes");
     println!("  {swctl} describe svc frontend-svc");
     println!(
+        "  KUBECONFIG={} kubectl get svc,ep   # or any Kubernetes client",
+        config.display()
+    );
+    println!(
         "  ip netns exec {}-client curl http://172.18.0.11:30080/",
         cluster.lab.prefix()
     );
@@ -86,12 +90,16 @@ fn control_plane_only(args: &DemoArgs, reason: &str) -> Result<()> {
     eprintln!("NOTE: the demo lab cannot start: {reason}.");
     eprintln!("It needs root and `apt-get install nftables iproute2 curl`.");
     eprintln!(
-        "Running the control plane alone on {}; Ctrl-C stops it. swctl works against it:",
+        "Running the control plane alone on {}; Ctrl-C stops it. swctl and kubectl work against it:",
         args.listen
     );
     eprintln!(
         "  {} --config {} get svc",
         bin_dir()?.join("swctl").display(),
+        absolute(&args.data_dir.join("admin.conf")).display()
+    );
+    eprintln!(
+        "  KUBECONFIG={} kubectl get svc",
         absolute(&args.data_dir.join("admin.conf")).display()
     );
     let bin = bin_dir()?.join("switchyard-control-plane");
