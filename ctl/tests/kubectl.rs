@@ -383,6 +383,19 @@ fn label_annotate_patch_edit_delete_and_wait() {
         kubectl.ok(&["get", "svc", "-l", "tier=front", "-o", "name"]),
         "service/web\n"
     );
+    // A list read in chunks of two follows the continue tokens to the end.
+    for name in ["api", "db", "queue", "zeta"] {
+        kubectl.ok_stdin(
+            &["apply", "-f", "-"],
+            Some(&SERVICE.replace("name: web", &format!("name: {name}"))),
+        );
+    }
+    assert_eq!(
+        kubectl.ok(&["get", "svc", "--chunk-size=2", "-o", "name"]),
+        "service/api\nservice/db\nservice/queue\nservice/web\nservice/zeta\n"
+    );
+    let chunked = kubectl.ok(&["get", "svc", "--chunk-size=2", "--no-headers"]);
+    assert_eq!(chunked.lines().count(), 5, "{chunked}");
     assert_eq!(
         kubectl.ok(&[
             "get",

@@ -20,7 +20,7 @@ use tonic::{Request, Response, Status};
 use crate::auth::policy::PodFacts;
 use crate::auth::{Access, Action, Caller, Verb};
 use crate::ha::Directory;
-use crate::registry::{Event, Outcome, Registry, Write};
+use crate::registry::{Event, Outcome, Page, PageRequest, Registry, Write};
 use crate::selector::Selector;
 use crate::status::to_status;
 use crate::store;
@@ -369,8 +369,31 @@ impl ResourcesApi {
         caller: &Caller,
         method: &str,
         kind: Kind,
-        mut scope: Scope,
+        scope: Scope,
     ) -> Result<(Vec<Object>, u64), Status> {
+        let page = self
+            .list_page(
+                caller,
+                method,
+                kind,
+                scope,
+                &PageRequest::default(),
+                &|_| true,
+            )
+            .await?;
+        Ok((page.items, page.revision))
+    }
+
+    /// A page of the objects `scope` and `also` admit.
+    pub async fn list_page(
+        &self,
+        caller: &Caller,
+        method: &str,
+        kind: Kind,
+        mut scope: Scope,
+        page: &PageRequest<'_>,
+        also: &(dyn Fn(&Object) -> bool + Sync),
+    ) -> Result<Page, Status> {
         // A node lists only the pods bound to it, as the Node authorizer
         // scopes a kubelet's reads.
         if kind == Kind::Pod {
@@ -379,27 +402,20 @@ impl ResourcesApi {
         let mut action = Action::new(Verb::List, kind.plural());
         action.namespace = scope.namespace();
         action.node = scope.node.as_deref();
-        let (items, revision) = self
+        let mut listed = self
             .access
             .run(caller, method, action, async {
-                Ok(match scope.node {
-                    // Filtered before anything is copied.
-                    Some(_) => self.registry.with_state(|state| {
-                        let items = state
-                            .in_namespace(kind, scope.namespace())
-                            .filter(|o| scope.admits(o))
-                            .map(|o| (**o).clone())
-                            .collect();
-                        (items, state.revision)
-                    }),
-                    None => self
-                        .registry
-                        .list(kind, scope.namespace.as_deref(), &scope.selector),
-                })
+                let admits = |o: &Object| scope.admits(o) && also(o);
+                Ok(self
+                    .registry
+                    .list_page(kind, scope.namespace(), page, &admits))
             })
             .await?;
-        let items = items.into_iter().map(|o| self.with_sync_state(o)).collect();
-        Ok((items, revision))
+        listed.items = std::mem::take(&mut listed.items)
+            .into_iter()
+            .map(|o| self.with_sync_state(o))
+            .collect();
+        Ok(listed)
     }
 
     pub async fn delete_object(

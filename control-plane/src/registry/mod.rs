@@ -122,6 +122,24 @@ fn deletable(state: &State, kind: Kind, key: &ObjectKey, name: &str) -> Result<A
     Ok(old)
 }
 
+/// Which page of a list to read.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PageRequest<'a> {
+    /// The key the previous page ended with.
+    pub after: Option<&'a str>,
+    pub limit: Option<usize>,
+}
+
+/// A page of a list, and where the next one starts.
+#[derive(Debug)]
+pub struct Page {
+    pub items: Vec<Object>,
+    /// The last item's key, when more remain.
+    pub last: Option<ObjectKey>,
+    pub remaining: usize,
+    pub revision: u64,
+}
+
 /// How an apply may write.
 #[derive(Debug, Clone, Default)]
 pub struct Write {
@@ -582,6 +600,38 @@ impl Registry {
             .map(|o| decorate(&state, o))
             .collect();
         (items, state.revision)
+    }
+
+    /// One page of a list: the objects of `kind` in `namespace` after key
+    /// `page.after` that `admits` takes, at most `page.limit` of them, with
+    /// how many more there are. Only the page is copied, so a client reading
+    /// a big list in chunks costs each chunk, not the whole list each time.
+    pub fn list_page(
+        &self,
+        kind: Kind,
+        namespace: Option<&str>,
+        page: &PageRequest<'_>,
+        admits: &dyn Fn(&Object) -> bool,
+    ) -> Page {
+        let state = self.read();
+        let namespace = namespace.filter(|_| kind.is_namespaced());
+        let mut matching = state
+            .after(kind, namespace, page.after)
+            .filter(|(_, o)| admits(o));
+        let limit = page.limit.unwrap_or(usize::MAX);
+        let mut items = Vec::new();
+        let mut last = None;
+        for (key, obj) in matching.by_ref().take(limit) {
+            items.push(decorate(&state, obj));
+            last = Some(key.clone());
+        }
+        let remaining = matching.count();
+        Page {
+            items,
+            last: last.filter(|_| remaining > 0),
+            remaining,
+            revision: state.revision,
+        }
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Vec<Event>>> {

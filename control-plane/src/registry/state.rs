@@ -43,6 +43,27 @@ impl State {
         )
     }
 
+    /// Objects of `kind` in `namespace` (all: `None`) whose key sorts after
+    /// `after`, with their keys, in key order: a list's later pages start
+    /// where the last one ended, found by range, not scan.
+    pub fn after<'a>(
+        &'a self,
+        kind: Kind,
+        namespace: Option<&'a str>,
+        after: Option<&'a str>,
+    ) -> impl Iterator<Item = (&'a ObjectKey, &'a Arc<Object>)> + 'a {
+        let prefix = namespace.map(|ns| format!("{ns}/")).unwrap_or_default();
+        let start = match after {
+            Some(key) if *key >= *prefix => Bound::Excluded(key.to_string()),
+            _ => Bound::Included(prefix.clone()),
+        };
+        self.objects.get(&kind).into_iter().flat_map(move |m| {
+            let prefix = prefix.clone();
+            m.range::<String, _>((start.clone(), Bound::Unbounded))
+                .take_while(move |(k, _)| k.starts_with(&prefix))
+        })
+    }
+
     /// Objects of `kind` whose key starts with `prefix`, found by range, not scan.
     pub fn with_prefix(
         &self,
@@ -275,5 +296,47 @@ impl crate::controller::slices::Objects for Txn<'_> {
 
     fn delete(&mut self, kind: Kind, key: ObjectKey) {
         Txn::delete(self, kind, key)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_services(keys: &[&str]) -> State {
+        let services = keys
+            .iter()
+            .map(|key| {
+                let (ns, name) = key.split_once('/').unwrap();
+                let svc = serde_json::json!({"metadata": {"name": name, "namespace": ns}});
+                let obj = Object::from_value(Kind::Service, svc).unwrap();
+                (key.to_string(), Arc::new(obj))
+            })
+            .collect();
+        State {
+            objects: BTreeMap::from([(Kind::Service, services)]),
+            ..State::default()
+        }
+    }
+
+    fn keys<'a>(it: impl Iterator<Item = (&'a ObjectKey, &'a Arc<Object>)>) -> Vec<&'a str> {
+        it.map(|(k, _)| k.as_str()).collect()
+    }
+
+    /// A list's next page starts right after the key the last one ended
+    /// with, in one namespace or across all of them.
+    #[test]
+    fn pages_start_after_the_last_key() {
+        let state = with_services(&["a/web", "b/api", "b/db", "b/web", "c/web"]);
+        let all = |after| keys(state.after(Kind::Service, None, after));
+        assert_eq!(all(None), ["a/web", "b/api", "b/db", "b/web", "c/web"]);
+        assert_eq!(all(Some("b/api")), ["b/db", "b/web", "c/web"]);
+        assert_eq!(all(Some("c/web")), Vec::<&str>::new());
+        let in_b = |after| keys(state.after(Kind::Service, Some("b"), after));
+        assert_eq!(in_b(None), ["b/api", "b/db", "b/web"]);
+        assert_eq!(in_b(Some("b/db")), ["b/web"]);
+        // A key before the namespace starts the namespace from its first.
+        assert_eq!(in_b(Some("a/web")), ["b/api", "b/db", "b/web"]);
+        assert_eq!(keys(state.after(Kind::Pod, None, None)), Vec::<&str>::new());
     }
 }

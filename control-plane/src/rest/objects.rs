@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use switchyard_api::resources::{Kind, Object};
 
 use super::decode::{decode, Decoded};
-use super::list::{page, FieldSelector};
+use super::list::{decode_token, encode_token, FieldSelector};
 use super::openapi;
 use super::patch::{self, PatchType, Schemas};
 use super::path::Target;
@@ -16,7 +16,7 @@ use super::{response, watch, Call, Rest};
 use crate::api::Scope;
 use crate::auth::policy::{self, Action};
 use crate::auth::Verb;
-use crate::registry::{Outcome, Write};
+use crate::registry::{Outcome, PageRequest, Write};
 use crate::selector::Selector;
 
 /// How often a patch that lost a race to another write is tried again
@@ -78,30 +78,36 @@ impl Rest {
             Ok(fields) => fields,
             Err(e) => return response::bad_request(e),
         };
-        let (items, revision) = match self
-            .api
-            .list_objects(&call.caller, &call.method, kind, scope)
-            .await
+        let after = match call
+            .query
+            .continue_token
+            .as_deref()
+            .map(decode_token)
+            .transpose()
         {
-            Ok(listed) => listed,
-            Err(e) => return response::error(&e),
-        };
-        let items: Vec<Object> = items
-            .into_iter()
-            .filter(|o| fields.is_empty() || fields.matches(&o.to_value()))
-            .collect();
-        let key = |o: &Object| format!("{}/{}", o.namespace(), o.name());
-        let chunk = match page(
-            items,
-            key,
-            call.query.limit,
-            call.query.continue_token.as_deref(),
-            revision,
-        ) {
-            Ok(chunk) => chunk,
+            Ok(after) => after,
             Err(e) => return response::status(&gone(e.to_string())),
         };
-        let meta = list_meta(revision, chunk.continue_token, chunk.remaining);
+        let request = PageRequest {
+            after: after.as_deref(),
+            limit: call.query.limit,
+        };
+        let selected = |o: &Object| fields.is_empty() || fields.matches(&o.to_value());
+        let chunk = match self
+            .api
+            .list_page(&call.caller, &call.method, kind, scope, &request, &selected)
+            .await
+        {
+            Ok(chunk) => chunk,
+            Err(e) => return response::error(&e),
+        };
+        let revision = chunk.revision;
+        let token = chunk
+            .last
+            .as_deref()
+            .map(|last| encode_token(revision, last));
+        let remaining = token.is_some().then_some(chunk.remaining);
+        let meta = list_meta(revision, token, remaining);
         if call.table {
             let now = chrono::Utc::now();
             let rows = chunk.items.iter().map(|o| row_of(o, now)).collect();
