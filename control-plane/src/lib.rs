@@ -2,8 +2,10 @@
 //! etcd shared with other control planes, `ha`), the allocators and the
 //! endpoints controller.
 //!
-//! Requests pass `auth::layer` (the caller's certificate becomes a
-//! principal), then flow `api` → `registry` (prepare: `defaulting`,
+//! `connections` serves what `listener` accepts; `protocol` tells gRPC
+//! from the Kubernetes REST API (`rest`, which calls the same operations
+//! as the gRPC handlers in `api`). Requests pass `auth::layer` (the
+//! caller's certificate becomes a principal), then flow `api` → `registry` (prepare: `defaulting`,
 //! `validation`, `allocator`; derive: `controller`) → `store`. `pki` and
 //! `identity` issue certificates and tokens; `node_lifecycle` turns agents
 //! that fall silent into NotReady nodes. Everything but the gRPC
@@ -25,6 +27,7 @@ mod listener;
 pub mod metrics;
 pub mod node_lifecycle;
 mod pki;
+mod protocol;
 pub mod registry;
 mod rest;
 mod selector;

@@ -211,6 +211,12 @@ pub fn router(metrics: Arc<Metrics>) -> axum::Router {
 }
 
 /// Serves `app` (metrics and health) on `addr` until the process exits.
+/// How a REST response names its request in the request metrics (verb
+/// and resource, never an object's name): set by the REST router, read by
+/// the metrics layer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestLabel(pub String);
+
 pub async fn serve(addr: SocketAddr, app: axum::Router) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     tracing::info!(%addr, "serving metrics and health");

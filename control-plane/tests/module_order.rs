@@ -1,5 +1,5 @@
 //! The control plane's top-level modules form layers —
-//! store ← registry ← {auth, sync, tunnel, ha} ← api ← server — and no two
+//! store ← registry ← {auth, sync, tunnel, ha} ← api ← rest ← server — and no two
 //! of them may reach each other: this test reads every `crate::…` path in
 //! the sources and fails on a cycle between top-level modules, naming it.
 

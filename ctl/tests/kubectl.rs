@@ -546,6 +546,34 @@ fn discovery_explain_and_raw_health() {
     assert_eq!(kubectl.ok(&["get", "events"]), "");
 }
 
+/// Without a certificate the REST API answers only what kube-apiserver's
+/// public-info role allows, and a 401 Status otherwise.
+#[test]
+fn without_a_certificate_only_version_and_health_answer() {
+    let Some((cp, _kubectl)) = start() else {
+        return;
+    };
+    let curl = |path: &str| {
+        let out = Command::new("curl")
+            .args(["-sk", "-w", "\n%{http_code}"])
+            .arg(format!("{}{path}", cp.server))
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert_eq!(curl("/healthz"), "ok\n200");
+    assert!(curl("/version").ends_with("\n200"));
+    let refused = curl("/api/v1/namespaces/default/services");
+    let (body, code) = refused.rsplit_once('\n').unwrap();
+    assert_eq!(code, "401");
+    let status: serde_json::Value = serde_json::from_str(body).unwrap();
+    assert_eq!(status["reason"], "Unauthorized");
+    assert_eq!(
+        status["message"],
+        "Unauthorized: a client certificate signed by the cluster CA is required"
+    );
+}
+
 #[test]
 fn whoami_can_i_and_forbidden_for_admin_and_view_users() {
     let Some((cp, kubectl)) = start() else { return };

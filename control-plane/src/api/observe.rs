@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use tower::{Layer, Service};
 
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, RestLabel};
 
 #[derive(Clone)]
 pub struct ObserveLayer {
@@ -66,11 +66,9 @@ where
     }
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        let grpc = crate::rest::is_grpc(req.headers());
-        let method = match grpc {
-            true => req.uri().path().to_string(),
-            false => crate::rest::metric_label(req.method(), req.uri().path()),
-        };
+        let grpc = crate::protocol::is_grpc(req.headers());
+        let path = req.uri().path().to_string();
+        let verb = req.method().clone();
         let metrics = self.metrics.clone();
         let started = Instant::now();
         let fut = self.inner.call(req);
@@ -80,6 +78,16 @@ where
                 Ok(resp) if !grpc => resp.status().as_u16().to_string(),
                 Ok(resp) => status_code(resp.headers()),
                 Err(_) => "Transport".to_string(),
+            };
+            // REST requests are labelled by the REST router (verb and
+            // resource); one it did not answer, by its verb alone.
+            let method = match &result {
+                _ if grpc => path,
+                Ok(resp) => resp
+                    .extensions()
+                    .get::<RestLabel>()
+                    .map_or_else(|| format!("{verb} unrouted"), |l| l.0.clone()),
+                Err(_) => format!("{verb} unrouted"),
             };
             metrics.observe_request(&method, &code, started.elapsed());
             result

@@ -57,6 +57,24 @@ fn unauthenticated(reason: &str) -> Response {
     tonic::Status::unauthenticated(format!("Unauthorized: {reason}")).into_http()
 }
 
+/// The REST API's refusal: a Kubernetes Status, 401, as kubectl expects.
+fn unauthorized(reason: &str) -> Response {
+    let status = crate::status::failure(
+        http::StatusCode::UNAUTHORIZED,
+        "Unauthorized",
+        format!("Unauthorized: {reason}"),
+        None,
+    );
+    let body = serde_json::to_vec(&status).unwrap_or_default();
+    let mut response = http::Response::new(tonic::body::Body::new(axum::body::Body::from(body)));
+    *response.status_mut() = http::StatusCode::UNAUTHORIZED;
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
 impl<S, B> Service<http::Request<B>> for Authenticate<S>
 where
     S: Service<http::Request<B>, Response = Response> + Send + 'static,
@@ -77,10 +95,10 @@ where
         let peer = conn.map(|c| c.peer).unwrap_or(Peer::Anonymous);
         // Subscribed before the check, so a revocation right after it is seen.
         let revocations = self.auth.revocations();
-        let grpc = crate::rest::is_grpc(req.headers());
+        let grpc = crate::protocol::is_grpc(req.headers());
         let open = match grpc {
             true => req.uri().path() == JOIN_PATH,
-            false => crate::rest::is_public(req.uri().path()),
+            false => super::policy::is_public_path(req.uri().path()),
         };
         let principal = match self.auth.authenticate(&peer) {
             Ok(Principal::Anonymous) if !open => {
@@ -94,8 +112,7 @@ where
                 tracing::info!(%reason, ?remote, method = req.uri().path(), "refused an unauthenticated request");
                 let refusal = match grpc {
                     true => unauthenticated(&reason),
-                    false => crate::rest::unauthorized(format!("Unauthorized: {reason}"))
-                        .map(tonic::body::Body::new),
+                    false => unauthorized(&reason),
                 };
                 return Box::pin(std::future::ready(Ok(refusal)));
             }

@@ -53,6 +53,14 @@ impl Verb {
     }
 }
 
+/// REST paths anyone may read, as Kubernetes' `system:public-info-viewer`
+/// role allows: a client checks them before it has credentials.
+const PUBLIC_PATHS: &[&str] = &["/version", "/healthz", "/livez", "/readyz"];
+
+pub fn is_public_path(path: &str) -> bool {
+    PUBLIC_PATHS.contains(&path.trim_end_matches('/'))
+}
+
 /// Resources only a node's own identity acts on.
 pub const NODE_RESOURCES: [&str; 4] = [
     "nodes/status",

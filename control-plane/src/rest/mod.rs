@@ -39,49 +39,34 @@ use std::sync::{Arc, OnceLock};
 
 use axum::body::Body;
 use bytes::Bytes;
-use http::{HeaderMap, Method, Request, Response, StatusCode};
+use http::{Method, Request, Response, StatusCode};
 use serde_json::Value;
 use tokio::sync::watch as notify;
 
 use crate::api::ResourcesApi;
 use crate::auth::Caller;
 use crate::health::Health;
+use crate::metrics::RestLabel;
 use crate::registry::Registry;
 use crate::tunnel::TunnelApi;
 use catalog::{Backing, SERVED};
 use query::Query;
-pub use response::unauthorized;
 use table::Include;
 
 /// Kubernetes refuses request bodies over 3 MiB.
 const MAX_BODY: usize = 3 * 1024 * 1024;
 
-/// Paths anyone may read, as Kubernetes' `system:public-info-viewer` role
-/// allows: a client checks them before it has credentials.
-const PUBLIC: &[&str] = &["/version", "/healthz", "/livez", "/readyz"];
-
-/// Whether a request speaks gRPC (everything else is REST).
-pub fn is_grpc(headers: &HeaderMap) -> bool {
-    headers
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/grpc"))
-}
-
-/// Whether a REST path may be read without a certificate.
-pub fn is_public(path: &str) -> bool {
-    PUBLIC.contains(&path.trim_end_matches('/'))
-}
-
 /// A bounded label for a REST request in metrics: its verb and resource,
 /// never its object names.
-pub fn metric_label(method: &Method, path: &str) -> String {
+fn metric_label(method: &Method, path: &str) -> String {
     match path::parse(path) {
         Ok(t) => match t.subresource {
             Some(sub) => format!("{method} {}/{sub}", t.served.plural),
             None => format!("{method} {}", t.served.plural),
         },
-        Err(_) if is_public(path) => format!("{method} {}", path.trim_end_matches('/')),
+        Err(_) if crate::auth::policy::is_public_path(path) => {
+            format!("{method} {}", path.trim_end_matches('/'))
+        }
         Err(_) => format!("{method} discovery"),
     }
 }
@@ -138,8 +123,16 @@ impl Rest {
         })
     }
 
-    #[tracing::instrument(skip_all, fields(method = %req.method(), path = %req.uri().path()))]
+    /// Answers one request, labelled for the metrics layer.
     async fn handle(self: Arc<Self>, req: Request<Body>) -> Response<Body> {
+        let label = metric_label(req.method(), req.uri().path());
+        let mut answer = self.answer(req).await;
+        answer.extensions_mut().insert(RestLabel(label));
+        answer
+    }
+
+    #[tracing::instrument(skip_all, fields(method = %req.method(), path = %req.uri().path()))]
+    async fn answer(self: Arc<Self>, req: Request<Body>) -> Response<Body> {
         let path = req.uri().path().to_string();
         if req.method() == Method::GET {
             let accept = req

@@ -68,15 +68,6 @@ pub fn unsupported_media_type(message: String) -> Response<Body> {
     ))
 }
 
-pub fn unauthorized(message: String) -> Response<Body> {
-    status(&failure(
-        StatusCode::UNAUTHORIZED,
-        "Unauthorized",
-        message,
-        None,
-    ))
-}
-
 pub fn internal(message: String) -> Response<Body> {
     status(&failure(
         StatusCode::INTERNAL_SERVER_ERROR,

@@ -32,6 +32,11 @@ struct Member {
     process: Option<ChildGuard>,
 }
 
+/// How often a start whose port was taken meanwhile is tried again.
+const PORT_RACE_TRIES: usize = 3;
+/// What etcd logs when a port it was given is taken.
+const ADDRESS_IN_USE: &str = "address already in use";
+
 fn free_port() -> Result<u16> {
     let probe = TcpListener::bind("127.0.0.1:0").map_err(|e| LabError::Cluster(e.to_string()))?;
     probe
@@ -92,6 +97,20 @@ impl EtcdCluster {
     /// [`Self::start`] on the loopback of lab namespace `ns` (or the
     /// host's, for `None`).
     pub fn start_in(n: usize, ns: Option<&str>) -> Result<EtcdCluster> {
+        // A port found free can be taken by another test's process before
+        // etcd binds it: such a start is tried again on fresh ports.
+        let mut tries = 0;
+        loop {
+            match Self::start_once(n, ns) {
+                Err(e) if tries < PORT_RACE_TRIES && e.to_string().contains(ADDRESS_IN_USE) => {
+                    tries += 1;
+                }
+                started => return started,
+            }
+        }
+    }
+
+    fn start_once(n: usize, ns: Option<&str>) -> Result<EtcdCluster> {
         let dir = PathBuf::from("/dev/shm").join(format!(
             "switchyard-etcd-{}-{}",
             std::process::id(),
