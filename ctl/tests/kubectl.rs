@@ -462,13 +462,27 @@ fn label_annotate_patch_edit_delete_and_wait() {
         ]),
         "9191"
     );
-    let wait = kubectl
-        .command(&["wait", "--for=delete", "svc/web", "--timeout=30s"])
+    let mut wait = kubectl
+        .command(&["wait", "--for=delete", "svc/web", "--timeout=30s", "-v=6"])
         .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // The wait is watching once it has read the object once more.
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    // Deleted only once the wait's watch is open (kubectl logs each request
+    // at -v=6), so the deletion reaches it as an event: a wait started
+    // after the deletion would succeed silently instead.
+    let log = BufReader::new(wait.stderr.take().unwrap());
+    let (opened, watching) = std::sync::mpsc::channel();
+    // Reads the log to its end: kubectl dies of SIGPIPE writing to a closed one.
+    std::thread::spawn(move || {
+        for line in log.lines().map_while(Result::ok) {
+            if line.contains("watch=true") {
+                let _ = opened.send(());
+            }
+        }
+    });
+    let timeout = std::time::Duration::from_secs(30);
+    assert!(watching.recv_timeout(timeout).is_ok(), "kubectl wait never opened its watch");
     assert_eq!(
         kubectl.ok(&["delete", "svc", "web"]),
         "service \"web\" deleted\n"
