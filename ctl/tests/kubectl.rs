@@ -482,7 +482,10 @@ fn label_annotate_patch_edit_delete_and_wait() {
         }
     });
     let timeout = std::time::Duration::from_secs(30);
-    assert!(watching.recv_timeout(timeout).is_ok(), "kubectl wait never opened its watch");
+    assert!(
+        watching.recv_timeout(timeout).is_ok(),
+        "kubectl wait never opened its watch"
+    );
     assert_eq!(
         kubectl.ok(&["delete", "svc", "web"]),
         "service \"web\" deleted\n"
