@@ -56,8 +56,13 @@ impl ResourcesApi {
         }
     }
 
-    /// The stored object, shared (not copied).
-    fn stored(&self, kind: Kind, namespace: &str, name: &str) -> Option<Arc<Object>> {
+    /// The stored pod of that name, shared (not copied): what
+    /// NodeRestriction reads of a pod being written or deleted. `None` for
+    /// other kinds, whose authorization reads nothing stored.
+    fn stored_pod(&self, kind: Kind, namespace: &str, name: &str) -> Option<Arc<Object>> {
+        if kind != Kind::Pod {
+            return None;
+        }
         let key = crate::store::object_key(kind, namespace, name);
         self.registry
             .with_state(|state| state.get(kind, &key).cloned())
@@ -313,10 +318,7 @@ impl ResourcesApi {
             .then(|| namespace_or_default(obj.namespace()).to_string());
         let ns = namespace.as_deref().unwrap_or_default();
         // Pods: what NodeRestriction reads, of the pod as sent and as stored.
-        let stored = match kind {
-            Kind::Pod => self.stored(kind, ns, obj.name()),
-            _ => None,
-        };
+        let stored = self.stored_pod(kind, ns, obj.name());
         let verb = verb.unwrap_or_else(|| {
             match stored.is_some() || self.registry.contains(kind, ns, obj.name()) {
                 true => Verb::Patch,
@@ -428,10 +430,7 @@ impl ResourcesApi {
         dry_run: bool,
     ) -> Result<Object, Status> {
         let namespace = namespace_or_default(namespace);
-        let stored = match kind {
-            Kind::Pod => self.stored(kind, namespace, name),
-            _ => None,
-        };
+        let stored = self.stored_pod(kind, namespace, name);
         let action = object_action(Verb::Delete, kind, namespace, name)
             .stored(stored.as_deref().and_then(pod_facts));
         self.access

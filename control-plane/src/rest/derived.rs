@@ -48,12 +48,20 @@ impl Rest {
                 .filter(|s| selector.matches(&s.metadata.labels))
                 .filter(|s| target.name.as_deref().is_none_or(|n| s.metadata.name == n))
                 .collect();
+            // One Service's Endpoints need only its own slices.
             let slices: Vec<EndpointSlice> = state
                 .in_namespace(Kind::EndpointSlice, namespace)
                 .filter_map(|o| match &**o {
-                    Object::EndpointSlice(s) => Some((**s).clone()),
+                    Object::EndpointSlice(s) => Some(s),
                     _ => None,
                 })
+                .filter(|s| {
+                    target
+                        .name
+                        .as_deref()
+                        .is_none_or(|n| s.service_name() == Some(n))
+                })
+                .map(|s| (**s).clone())
                 .collect();
             (services, slices, state.revision)
         });
@@ -185,18 +193,11 @@ impl Rest {
             let rows = listed
                 .iter()
                 .map(|cp| Row {
-                    cells: vec![
-                        cp.name.clone(),
-                        cp.address.clone(),
-                        cp.leader.to_string(),
-                        cp.revision.to_string(),
-                        cp.agents.to_string(),
-                        age(Some(&cp.started), now),
-                    ],
+                    cells: columns::control_plane_cells(cp, now),
                     object: control_plane(cp),
                 })
                 .collect();
-            let columns = named(&["NAME", "ADDRESS", "LEADER", "REVISION", "AGENTS", "AGE"]);
+            let columns = named(&columns::CONTROL_PLANE_HEADER);
             let t = table::table(
                 &columns,
                 rows,

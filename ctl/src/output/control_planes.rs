@@ -6,25 +6,15 @@ use chrono::{DateTime, Utc};
 use switchyard_api::v1::ControlPlane;
 
 use super::table::Aligner;
-use switchyard_api::columns::age::age;
+use switchyard_api::columns::{control_plane_cells, CONTROL_PLANE_HEADER};
 
 /// NAME ADDRESS LEADER REVISION AGENTS AGE.
 pub fn print_control_planes(rows: &[ControlPlane], no_headers: bool, now: DateTime<Utc>) -> String {
     let mut lines = Vec::new();
     if !no_headers {
-        let titles = ["NAME", "ADDRESS", "LEADER", "REVISION", "AGENTS", "AGE"];
-        lines.push(titles.iter().map(|t| t.to_string()).collect());
+        lines.push(CONTROL_PLANE_HEADER.iter().map(|t| t.to_string()).collect());
     }
-    for cp in rows {
-        lines.push(vec![
-            cp.name.clone(),
-            cp.address.clone(),
-            cp.leader.to_string(),
-            cp.revision.to_string(),
-            cp.agents.to_string(),
-            age(Some(&cp.started), now),
-        ]);
-    }
+    lines.extend(rows.iter().map(|cp| control_plane_cells(cp, now)));
     Aligner::default().render(&lines)
 }
 

@@ -249,22 +249,12 @@ impl ControlPlane {
     }
 
     pub fn swctl_stdin(&self, args: &[&str], stdin: Option<&str>) -> Output {
-        use std::io::Write;
-        let mut child = Command::new(env!("CARGO_BIN_EXE_swctl"))
+        let mut swctl = Command::new(env!("CARGO_BIN_EXE_swctl"));
+        swctl
             .args(args)
             .env("SWITCHYARD_SERVER", &self.server)
-            .env("SWITCHYARD_CONFIG", self.config())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut pipe = child.stdin.take().unwrap();
-        if let Some(text) = stdin {
-            pipe.write_all(text.as_bytes()).unwrap();
-        }
-        drop(pipe);
-        child.wait_with_output().unwrap()
+            .env("SWITCHYARD_CONFIG", self.config());
+        output_of(swctl, stdin)
     }
 
     /// Runs swctl, asserting success, and returns stdout.
@@ -314,6 +304,23 @@ impl Drop for ControlPlane {
             let _ = child.wait();
         }
     }
+}
+
+/// Runs `command` to its end with `stdin` (or nothing) as its input.
+pub fn output_of(mut command: Command, stdin: Option<&str>) -> Output {
+    use std::io::Write;
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut pipe = child.stdin.take().unwrap();
+    if let Some(text) = stdin {
+        pipe.write_all(text.as_bytes()).unwrap();
+    }
+    drop(pipe);
+    child.wait_with_output().unwrap()
 }
 
 /// A loopback `IP:PORT` nothing listens on now.

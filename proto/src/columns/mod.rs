@@ -41,6 +41,22 @@ pub fn header(kind: Kind, wide: bool) -> Vec<&'static str> {
     columns
 }
 
+/// Titles of the control planes' table (`get controlplanes`).
+pub const CONTROL_PLANE_HEADER: [&str; 6] =
+    ["NAME", "ADDRESS", "LEADER", "REVISION", "AGENTS", "AGE"];
+
+/// One control plane's cells under [`CONTROL_PLANE_HEADER`].
+pub fn control_plane_cells(cp: &crate::v1::ControlPlane, now: DateTime<Utc>) -> Vec<String> {
+    vec![
+        cp.name.clone(),
+        cp.address.clone(),
+        cp.leader.to_string(),
+        cp.revision.to_string(),
+        cp.agents.to_string(),
+        age(Some(&cp.started), now),
+    ]
+}
+
 /// The first column's title: tokens are named by their id, as kubeadm lists them.
 pub fn name_title(kind: Kind) -> &'static str {
     match kind {
