@@ -34,6 +34,11 @@ use tracing_subscriber::EnvFilter;
     about = "Switchyard node agent: Service data path in nftables"
 )]
 struct Args {
+    /// A YAML file of settings, one key per flag in Kubernetes' camelCase
+    /// (`--node-ip` is `nodeIP`, `--data-dir` is `dataDir`); a flag given
+    /// on the command line wins over the file.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
     /// Control plane address: https://HOST:PORT, or unix:///PATH for a
     /// control plane's socket on this machine (both mutual TLS). Repeat it
     /// (or separate with commas) for several control planes of one
@@ -149,7 +154,7 @@ async fn main() -> ExitCode {
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .init();
-    match run(Args::parse()).await {
+    match run(switchyard_daemon::config_file::parse::<Args>()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");
@@ -513,5 +518,28 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+    use switchyard_daemon::{config_file, packaged};
+
+    use super::*;
+
+    /// The packaged example config names every key, each valid.
+    #[test]
+    fn the_example_config_documents_every_key() {
+        let example = include_str!("../../deploy/config/agent.yaml");
+        assert_eq!(config_file::check_example::<Args>(example), Ok(()));
+    }
+
+    #[test]
+    fn the_committed_man_pages_are_current() {
+        let deploy = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy");
+        let checked =
+            packaged::check_committed(Args::command(), "switchyard-agent", false, &deploy);
+        assert_eq!(checked, Ok(()));
     }
 }

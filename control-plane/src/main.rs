@@ -22,6 +22,11 @@ use tracing_subscriber::EnvFilter;
     about = "Switchyard control plane: API server and store"
 )]
 struct Args {
+    /// A YAML file of settings, one key per flag in Kubernetes' camelCase
+    /// (`--node-ip` is `nodeIP`, `--data-dir` is `dataDir`); a flag given
+    /// on the command line wins over the file.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
     /// Directory of the embedded sled store.
     #[arg(long, default_value = "./switchyard-data")]
     data_dir: PathBuf,
@@ -170,7 +175,7 @@ async fn main() -> anyhow::Result<()> {
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .init();
-    let args = Args::parse();
+    let args = switchyard_daemon::config_file::parse::<Args>();
     let shutdown = shutdown_signal()?;
     let etcd = (!args.etcd_endpoints.is_empty()).then(|| EtcdConfig {
         endpoints: args.etcd_endpoints.clone(),
@@ -256,7 +261,25 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
 
 #[cfg(test)]
 mod tests {
+    use clap::CommandFactory;
+    use switchyard_daemon::{config_file, packaged};
+
     use super::*;
+
+    /// The packaged example config names every key, each valid.
+    #[test]
+    fn the_example_config_documents_every_key() {
+        let example = include_str!("../../deploy/config/control-plane.yaml");
+        assert_eq!(config_file::check_example::<Args>(example), Ok(()));
+    }
+
+    #[test]
+    fn the_committed_man_pages_are_current() {
+        let deploy = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy");
+        let checked =
+            packaged::check_committed(Args::command(), "switchyard-control-plane", false, &deploy);
+        assert_eq!(checked, Ok(()));
+    }
 
     #[test]
     fn default_names_tell_addresses_of_one_host_apart() {

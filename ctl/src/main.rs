@@ -53,3 +53,17 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
         Command::Config(_) | Command::Completion { .. } => Ok(true),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use switchyard_daemon::packaged;
+
+    use super::*;
+
+    #[test]
+    fn the_committed_man_pages_and_completions_are_current() {
+        let deploy = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy");
+        let checked = packaged::check_committed(Cli::command(), "swctl", true, &deploy);
+        assert_eq!(checked, Ok(()));
+    }
+}

@@ -1,6 +1,8 @@
 //! What both daemons need to run as host daemons: settings from a config
 //! file beside their flags ([`config_file`]), and systemd's side of
-//! starting, stopping and restarting them ([`systemd`]).
+//! starting, stopping and restarting them ([`systemd`]); and what their
+//! packages carry generated from their flags ([`packaged`]).
 
 pub mod config_file;
+pub mod packaged;
 pub mod systemd;
