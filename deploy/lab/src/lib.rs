@@ -83,7 +83,9 @@ pub use cmd::find_tool;
 pub use dns_tally::DnsTally;
 pub use error::{LabError, Result};
 pub use lab::Lab;
-pub use root::{is_root, missing_requirement, require_etcd, require_kubectl, require_root};
+pub use root::{
+    is_root, missing_requirement, require_etcd, require_kubectl, require_packaging, require_root,
+};
 pub use topology::{
     node_ip, pod_cidr, pod_gateway, pod_ip, Host, LabConfig, CLIENT_IP, CONTROL_PLANE_IP,
     MAX_NODES, MAX_PODS_PER_NODE, NODE_GATEWAY,

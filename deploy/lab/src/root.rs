@@ -47,6 +47,25 @@ pub fn require_kubectl(test_name: &str) -> bool {
         || skip_or_fail(test_name, "kubectl (1.32)", "it is not installed")
 }
 
+/// Whether the tools that build and check the Debian packages are
+/// installed; like [`require_root`], a loud skip, or a failure under
+/// `SWITCHYARD_E2E=1`.
+pub fn require_packaging(test_name: &str) -> bool {
+    match PACKAGING_TOOLS
+        .iter()
+        .find(|tool| cmd::find_tool(tool).is_none())
+    {
+        None => true,
+        Some(tool) => skip_or_fail(
+            test_name,
+            "cargo-deb, dpkg-deb and systemd-analyze (cargo install cargo-deb; apt-get install dpkg systemd)",
+            &format!("`{tool}` is not installed"),
+        ),
+    }
+}
+
+const PACKAGING_TOOLS: [&str; 3] = ["cargo-deb", "dpkg-deb", "systemd-analyze"];
+
 /// Why labs cannot run here, if they cannot.
 pub fn missing_requirement() -> Option<String> {
     if !is_root() {
