@@ -9,6 +9,8 @@
 //! by this test; `agent/tests/e2e_systemd_restart.rs` plays systemd's side
 //! of the protocol.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
