@@ -25,10 +25,10 @@ use crate::pki::{self, Ca, PkiError};
 use crate::registry::{Registry, RegistryConfig, RegistryError, Sharing};
 use crate::rest::Rest;
 use crate::store::{EtcdConfig, EtcdStore, SledStore, Store, StoreError};
+use crate::sync::encoded::Encodings;
 use crate::sync::session::SyncContext;
 use crate::sync::{NodeTable, SnapshotCache, SyncApi};
 use crate::tunnel::Broker;
-use switchyard_api::v1::agent_sync_server::AgentSyncServer;
 use switchyard_api::v1::identity_server::IdentityServer;
 use switchyard_api::v1::resources_server::ResourcesServer;
 use switchyard_api::v1::ClusterConfig;
@@ -192,6 +192,7 @@ impl Server {
             stopping,
             registry: registry.clone(),
             cache,
+            encodings: Encodings::default(),
             nodes: Arc::new(NodeTable::default()),
             metrics: metrics.clone(),
             node_grace: cfg.node_grace,
@@ -336,10 +337,11 @@ impl Server {
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
         )
-        .add_service(
-            AgentSyncServer::new(SyncApi::new(self.sync.clone(), self.access.clone()))
-                .max_encoding_message_size(MAX_MESSAGE_BYTES),
-        )
+        .add_service(SyncApi::new(
+            self.sync.clone(),
+            self.access.clone(),
+            MAX_MESSAGE_BYTES,
+        ))
         .add_service(port_forward)
         .add_service(tunnel);
         if let Some(identity) = identity {

@@ -34,15 +34,33 @@ enum Changed {
     Probes(String),
 }
 
-/// What an agent at some version needs to catch up.
+/// What every agent holding some version needs to catch up, whatever its
+/// node: the same for all of them, so it is encoded once (see
+/// [`super::encoded`]).
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Catchup {
+pub struct Delta {
     pub version: u64,
     pub full: bool,
     pub services: Vec<Arc<ServiceState>>,
     pub removed: Vec<ServiceRef>,
-    /// `Some` when this node's probe list changed (always on a full push).
-    pub probes: Option<Arc<Vec<PodProbe>>>,
+    /// The nodes whose probe list changed (every node's, on a full push).
+    pub probes: ProbesChanged,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum ProbesChanged {
+    #[default]
+    All,
+    Of(BTreeSet<String>),
+}
+
+impl ProbesChanged {
+    pub fn includes(&self, node: &str) -> bool {
+        match self {
+            ProbesChanged::All => true,
+            ProbesChanged::Of(nodes) => nodes.contains(node),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -127,26 +145,27 @@ impl SnapshotCache {
             .collect()
     }
 
-    /// What `node`, holding version `from` (`None`: nothing), needs;
+    /// What an agent holding version `from` (`None`: nothing) needs;
     /// `None` when it is current.
-    pub fn catchup(&self, from: Option<u64>, node: &str) -> Option<Catchup> {
+    pub fn delta(&self, from: Option<u64>) -> Option<Delta> {
         let snap = self.read();
         if from == Some(snap.version) {
             return None;
         }
         let Some(from) = from.filter(|f| *f <= snap.version && *f >= snap.oldest) else {
-            return Some(Catchup {
+            return Some(Delta {
                 version: snap.version,
                 full: true,
                 services: snap.services.values().cloned().collect(),
                 removed: Vec::new(),
-                probes: Some(snap.probes.get(node).cloned().unwrap_or_default()),
+                probes: ProbesChanged::All,
             });
         };
         let start = snap.changes.partition_point(|(v, _)| *v <= from);
         let changed: BTreeSet<&Changed> = snap.changes.range(start..).map(|(_, c)| c).collect();
-        let mut out = Catchup {
+        let mut out = Delta {
             version: snap.version,
+            probes: ProbesChanged::Of(BTreeSet::new()),
             ..Default::default()
         };
         for c in changed {
@@ -158,13 +177,19 @@ impl SnapshotCache {
                         name: key.1.clone(),
                     }),
                 },
-                Changed::Probes(n) if n == node => {
-                    out.probes = Some(snap.probes.get(node).cloned().unwrap_or_default());
+                Changed::Probes(node) => {
+                    if let ProbesChanged::Of(nodes) = &mut out.probes {
+                        nodes.insert(node.clone());
+                    }
                 }
-                Changed::Probes(_) => {}
             }
         }
         Some(out)
+    }
+
+    /// The pods `node` must probe now.
+    pub fn probes(&self, node: &str) -> Arc<Vec<PodProbe>> {
+        self.read().probes.get(node).cloned().unwrap_or_default()
     }
 }
 

@@ -6,11 +6,13 @@
 //! revision needs nothing resent.
 
 pub mod cache;
+pub mod encoded;
 pub mod nodes;
 pub mod parts;
 pub mod service;
 pub mod session;
 pub mod snapshot;
+pub mod wire;
 
 pub use cache::SnapshotCache;
 pub use nodes::NodeTable;

@@ -5,18 +5,18 @@
 //! with the next push rather than lost.
 
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
-use prost::Message;
 use switchyard_api::resources::{Node, NodeAddress, NodeSpec, NodeStatus, Object, ObjectMeta};
 use switchyard_api::v1::agent_message::Message as AgentMsg;
 use switchyard_api::v1::{AgentMessage, ProbeSet, Push, Register};
 use tokio::sync::mpsc;
 use tonic::{Status, Streaming};
 
-use super::cache::{Catchup, SnapshotCache};
+use super::cache::SnapshotCache;
+use super::encoded::{EncodedDelta, Encodings};
 use super::nodes::NodeTable;
-use super::parts;
+use super::wire::EncodedPush;
 use crate::metrics::{Metrics, NodeLabel};
 use crate::registry::Registry;
 
@@ -26,6 +26,8 @@ pub struct SyncContext {
     pub stopping: tokio::sync::watch::Receiver<bool>,
     pub registry: Arc<Registry>,
     pub cache: Arc<SnapshotCache>,
+    /// Each version's delta, encoded once for every stream.
+    pub encodings: Encodings,
     pub nodes: Arc<NodeTable>,
     pub metrics: Arc<Metrics>,
     /// A stream silent this long is closed (its agent is dead or cut off;
@@ -60,61 +62,38 @@ pub fn node_object(reg: &Register) -> Object {
     }))
 }
 
-/// Sends what `c` holds as one push, in parts of at most
-/// [`parts::PART_BYTES`] of Services. Each part is built only when the
-/// stream has room for it, so a full snapshot is never copied whole.
-/// Fails when the stream is gone or the server is stopping (a stalled
-/// agent must not hold a shutdown up mid-push).
+/// Sends a version's delta as one push, part by part: the parts' shared
+/// bytes as [`Encodings`] made them, each with this stream's nonce, and the
+/// first with this node's probe list when it changed. Fails when the
+/// stream is gone or the server is stopping (a stalled agent must not hold
+/// a shutdown up mid-push).
 async fn send_push(
     ctx: &SyncContext,
-    tx: &mpsc::Sender<Result<Push, Status>>,
+    tx: &mpsc::Sender<Result<EncodedPush, Status>>,
     stopping: &mut tokio::sync::watch::Receiver<bool>,
-    c: Catchup,
+    delta: &EncodedDelta,
+    node: &str,
     nonce: &mut Nonce,
 ) -> Result<(), Closed> {
-    let ranges = parts::ranges(
-        c.services.iter().map(|s| s.encoded_len()),
-        parts::PART_BYTES,
-    );
-    let last = ranges.len() - 1;
-    let committed = ctx
-        .cache
-        .started_at(c.version)
-        .map_or(0, |at| unix_micros(SystemTime::now() - at.elapsed()));
-    let mut head = Some((c.full, c.removed, c.probes));
-    for (i, range) in ranges.into_iter().enumerate() {
-        let (full, removed, probes) = head.take().unwrap_or_default();
-        let msg = Push {
-            version: c.version,
+    let mut probes = delta.probes.includes(node).then(|| ProbeSet {
+        pods: (*ctx.cache.probes(node)).clone(),
+    });
+    for part in &delta.parts {
+        let own = Push {
             nonce: nonce.next(),
-            full,
-            services: c.services[range].iter().map(|s| (**s).clone()).collect(),
-            removed,
-            probes: probes.map(|p| ProbeSet { pods: (*p).clone() }),
-            cluster: Some(ctx.cache.cluster().clone()),
-            more: i < last,
-            committed_unix_micros: committed,
+            probes: probes.take(),
+            ..Default::default()
         };
-        ctx.metrics.push_bytes.observe(msg.encoded_len() as f64);
+        let msg = EncodedPush::new(part.clone(), &own);
+        ctx.metrics.push_bytes.observe(msg.len() as f64);
         ctx.metrics.pushes.inc();
-        tracing::debug!(
-            version = msg.version,
-            full = msg.full,
-            services = msg.services.len(),
-            more = msg.more,
-            "push"
-        );
+        tracing::debug!(version = delta.version, bytes = msg.len(), "push");
         tokio::select! {
             sent = tx.send(Ok(msg)) => sent.map_err(|_| Closed)?,
             _ = stopping.changed() => return Err(Closed),
         }
     }
     Ok(())
-}
-
-fn unix_micros(at: SystemTime) -> i64 {
-    at.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
 }
 
 /// The agent's stream is gone, or the server is stopping.
@@ -138,7 +117,7 @@ pub async fn run(
     ctx: Arc<SyncContext>,
     reg: Register,
     inbound: Streaming<AgentMessage>,
-    tx: mpsc::Sender<Result<Push, Status>>,
+    tx: mpsc::Sender<Result<EncodedPush, Status>>,
 ) {
     let node = reg.node_name.clone();
     let session = ctx.nodes.connected(&node, reg.applied_version);
@@ -152,10 +131,10 @@ pub async fn run(
     let mut sent = Some(reg.applied_version).filter(|v| *v > 0);
     let mut nonce = Nonce { session, sent: 0 };
     loop {
-        if let Some(c) = ctx.cache.catchup(sent, &node) {
-            let version = c.version;
+        if let Some(delta) = ctx.encodings.catchup(&ctx.cache, sent) {
+            let version = delta.version;
             let pushed = tokio::select! {
-                pushed = send_push(&ctx, &tx, &mut stopping, c, &mut nonce) => pushed,
+                pushed = send_push(&ctx, &tx, &mut stopping, &delta, &node, &mut nonce) => pushed,
                 _ = &mut listening => Err(Closed),
             };
             if pushed.is_err() {
