@@ -15,6 +15,7 @@ mod control_plane;
 mod fixture;
 mod hollow;
 mod identity;
+mod light;
 mod netns;
 mod plot;
 mod process;

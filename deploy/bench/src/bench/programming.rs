@@ -17,6 +17,7 @@ use crate::control_plane::ControlPlane;
 use crate::fixture::{self, Shape};
 use crate::hollow::Fleet;
 use crate::identity::Identities;
+use crate::light::LightFleet;
 use crate::process::cpu_seconds;
 use crate::real_agents::RealAgents;
 use crate::report::{Report, Row, Target};
@@ -91,6 +92,57 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
         small_cluster_run(ctx, report, &counts)?;
     }
     run_shape(ctx, report, &shape, &counts, reps, "").await?;
+    let light = match ctx.quick {
+        true => [100, 500],
+        false => [1_000, 5_000],
+    };
+    run_light(ctx, report, &shape, &light, reps).await
+}
+
+/// The same changes with light agents (see [`crate::light`]): fan-out as
+/// a fleet sees it, each agent on its own host; rows marked `@light`.
+async fn run_light(
+    ctx: &Ctx,
+    report: &mut Report,
+    shape: &Shape,
+    counts: &[usize],
+    reps: usize,
+) -> anyhow::Result<()> {
+    let cp = ctx.loaded_control_plane(shape).await?;
+    let mut api = cp.api().await?;
+    cp.identities()?.join_fixture_nodes().await?;
+    let mut fleet = LightFleet::default();
+    let mut driver = Driver::new(*shape);
+    for &n in counts {
+        eprintln!("  {BENCH}: {} services, {n} light agents…", shape.services);
+        let started = Instant::now();
+        let rev = driver.last_revision.max(cp.served_version);
+        let ids = cp.identities()?;
+        fleet.grow_to(n, &ids).await?;
+        wait_all(&fleet, None, &mut api, rev, Duration::from_secs(900)).await?;
+        eprintln!(
+            "  {n} light agents in sync in {:.1}s",
+            started.elapsed().as_secs_f64()
+        );
+        let cpu_before = CpuSpent::now(&cp)?;
+        let samples = measure(&fleet, None, &mut api, &mut driver, reps).await?;
+        let cpu = CpuSpent::now(&cp)?.since(&cpu_before);
+        let scale = format!("{n} light agents, {} svc", shape.services);
+        let changes = reps * CASES.len();
+        for row in cpu.rows(changes, n, ("light-agent", n), &scale, "@light") {
+            report.push(row);
+        }
+        let target_ms = if n >= 5_000 { 150.0 } else { TARGET_MS };
+        for (case, ms) in CASES.iter().zip(samples) {
+            if let Some(s) = Summary::of(&ms) {
+                let target = (n >= 1_000).then_some(Target::p99(target_ms));
+                let row = Row::at(BENCH, &format!("{}@light", case.name()), &scale, n as f64);
+                report.push(row.measured("ms", s, target));
+            }
+        }
+    }
+    drop(fleet);
+    cp.stop();
     Ok(())
 }
 
@@ -197,7 +249,7 @@ async fn run_shape(
         let agents = measured + real.as_ref().map_or(0, |r| r.names().len());
         let scale = format!("{agents} agents, {} svc", shape.services);
         let changes = reps * CASES.len();
-        for row in cpu.rows(changes, agents, measured, &scale, suffix) {
+        for row in cpu.rows(changes, agents, ("hollow-agent", measured), &scale, suffix) {
             report.push(row);
         }
         for (case, ms) in CASES.iter().zip(samples) {
@@ -270,12 +322,12 @@ impl CpuSpent {
     }
 
     /// Microseconds per agent and change: the control plane's over every
-    /// agent, this process's over the hollow ones.
+    /// agent, this process's over its own (`kind`, hollow or light) ones.
     fn rows(
         &self,
         changes: usize,
         agents: usize,
-        hollow: usize,
+        (kind, own): (&str, usize),
         scale: &str,
         suffix: &str,
     ) -> Vec<Row> {
@@ -285,7 +337,7 @@ impl CpuSpent {
         };
         [
             ("control-plane-per-agent", per(self.control_plane, agents)),
-            ("hollow-agent", per(self.suite, hollow)),
+            (kind, per(self.suite, own)),
         ]
         .into_iter()
         .filter_map(|(case, summary)| {
@@ -323,9 +375,30 @@ async fn grow(
     Ok(true)
 }
 
+/// Agents whose ACKs a change waits for: hollow or light ones.
+trait Acks {
+    fn wait_acked(
+        &self,
+        version: u64,
+        timeout: Duration,
+    ) -> impl std::future::Future<Output = anyhow::Result<Instant>>;
+}
+
+impl Acks for Fleet {
+    async fn wait_acked(&self, version: u64, timeout: Duration) -> anyhow::Result<Instant> {
+        Fleet::wait_acked(self, version, timeout).await
+    }
+}
+
+impl Acks for LightFleet {
+    async fn wait_acked(&self, version: u64, timeout: Duration) -> anyhow::Result<Instant> {
+        LightFleet::wait_acked(self, version, timeout).await
+    }
+}
+
 /// Runs `reps` rounds of every case; samples per case, in milliseconds.
 async fn measure(
-    fleet: &Fleet,
+    fleet: &impl Acks,
     real: Option<&RealAgents>,
     api: &mut Api,
     driver: &mut Driver,
@@ -345,7 +418,7 @@ async fn measure(
 }
 
 async fn wait_all(
-    fleet: &Fleet,
+    fleet: &impl Acks,
     real: Option<&RealAgents>,
     api: &mut Api,
     rev: u64,
