@@ -241,10 +241,14 @@ mod tests {
         let stored = UdpSocket::from(fds.into_iter().next().expect("one fd"));
         assert_eq!(stored.local_addr().unwrap(), dns.local_addr().unwrap());
         let client = UdpSocket::bind("127.0.0.1:0").unwrap();
-        client.send_to(b"queued", dns.local_addr().unwrap()).unwrap();
+        client
+            .send_to(b"queued", dns.local_addr().unwrap())
+            .unwrap();
         drop(dns);
         let mut buf = [0u8; 16];
-        let (n, _) = stored.recv_from(&mut buf).expect("read from the stored copy");
+        let (n, _) = stored
+            .recv_from(&mut buf)
+            .expect("read from the stored copy");
         assert_eq!(&buf[..n], b"queued");
 
         notifier.remove_fds("dns-udp").expect("remove");
