@@ -164,9 +164,17 @@ async fn run(args: Args) -> anyhow::Result<()> {
     if args.node_name.is_empty() {
         bail!("--node-name must not be empty");
     }
-    // First: reading them unsets LISTEN_FDS, before other threads start.
-    let passed = systemd::passed_sockets();
+    let dns_listen = args
+        .dns_listen
+        .unwrap_or_else(|| SocketAddr::new(args.node_ips[0].into(), 53));
     let service_manager = ServiceManager::from_env();
+    // First: reading them unsets LISTEN_FDS, before other threads start.
+    let listening = systemd::Listening {
+        dns: dns_listen,
+        healthz: args.healthz_listen,
+        metrics: args.metrics_listen,
+    };
+    let passed = systemd::passed_sockets(&service_manager, &listening);
     service_manager.spawn_watchdog();
     let channels = connect(&args).await?;
     let metrics = Metrics::new();
@@ -183,9 +191,6 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }),
         ..Sockets::default()
     };
-    let dns_listen = args
-        .dns_listen
-        .unwrap_or_else(|| SocketAddr::new(args.node_ips[0].into(), 53));
     let node_labels: BTreeMap<String, String> = args.node_labels.iter().cloned().collect();
     let cfg = AgentConfig {
         node: NodeContext {
