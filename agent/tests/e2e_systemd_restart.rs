@@ -148,3 +148,59 @@ fn dns_answers_every_query_across_five_systemctl_restarts() {
         "too few queries to show anything:\n{log}"
     );
 }
+
+/// A unit whose `--healthz-listen` changed: the stored socket, on the old
+/// address, would hold the port the new one binds (0.0.0.0:10256 blocks
+/// <node-ip>:10256); the agent closes it, takes it out of the store and
+/// stores the new one, and DNS keeps its sockets.
+#[test]
+fn a_stored_socket_the_agent_no_longer_listens_on_leaves_the_store() {
+    let Some(mut c) = cluster(
+        "a_stored_socket_the_agent_no_longer_listens_on_leaves_the_store",
+        &[],
+    ) else {
+        return;
+    };
+    let mut systemd = ServiceManager::bind(
+        &c.lab.log_dir().join("notify-agent-1.sock"),
+        FILE_DESCRIPTOR_STORE_MAX,
+    )
+    .unwrap();
+    c.stop_agent(1);
+    c.start_agent_as_service(1, &mut systemd).unwrap();
+    let addr = |systemd: &ServiceManager, name: &str| {
+        let stored: Vec<_> = systemd
+            .stored_addrs()
+            .into_iter()
+            .filter(|(n, _)| n == name)
+            .collect();
+        assert_eq!(stored.len(), 1, "{name}: {stored:?}");
+        stored[0].1.unwrap()
+    };
+    assert_eq!(addr(&systemd, "healthz").to_string(), "0.0.0.0:10256");
+    let dns = addr(&systemd, "dns-udp");
+
+    let node_ip = c.lab.node(1).ip.to_string();
+    let healthz = format!("{node_ip}:10256");
+    c.stop_agent_as_service(1, &mut systemd, Duration::from_secs(10))
+        .unwrap();
+    c.start_agent_as_service_with(1, &mut systemd, &["--healthz-listen", &healthz])
+        .unwrap();
+    let log = c.agent_log(1);
+    assert!(
+        log.contains(
+            "closing sockets the service manager passed that this agent does not listen on"
+        ),
+        "{log}"
+    );
+    assert!(!log.contains("cannot listen for /healthz"), "{log}");
+    assert!(
+        log.contains("answering DNS on the sockets passed to this agent"),
+        "{log}"
+    );
+    assert_eq!(addr(&systemd, "healthz").to_string(), healthz);
+    assert_eq!(addr(&systemd, "dns-udp"), dns);
+    let node = c.lab.node(1).ns.clone();
+    probe(&c, &node, &format!("http://{healthz}/healthz"))
+        .unwrap_or_else(|code| panic!("curl /healthz failed ({code}):\n{log}"));
+}

@@ -450,12 +450,24 @@ impl Cluster {
     /// `NOTIFY_SOCKET` is `manager`'s, the sockets it stores come as
     /// `LISTEN_FDS`; returns once the agent says `READY=1`.
     pub fn start_agent_as_service(&mut self, i: usize, manager: &mut ServiceManager) -> Result<()> {
+        self.start_agent_as_service_with(i, manager, &[])
+    }
+
+    /// [`Self::start_agent_as_service`] with `extra` flags for this start
+    /// (a changed unit).
+    pub fn start_agent_as_service_with(
+        &mut self,
+        i: usize,
+        manager: &mut ServiceManager,
+        extra: &[&str],
+    ) -> Result<()> {
         let start = manager.start_env()?;
         let mut args = vec![
             self.bin("switchyard-lab"),
             service_manager::EXEC_WITH_LISTEN_PID.to_string(),
         ];
         args.extend(self.agent_command(i, &[])?);
+        args.extend(extra.iter().map(|a| a.to_string()));
         let node = self.lab.node(i).ns.clone();
         let guard = self
             .lab

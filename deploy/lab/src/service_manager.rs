@@ -14,6 +14,7 @@
 use std::collections::BTreeSet;
 use std::io::{self, IoSliceMut};
 use std::mem::MaybeUninit;
+use std::net::SocketAddr;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
@@ -96,6 +97,22 @@ impl ServiceManager {
     /// Names of the stored descriptors, in store order.
     pub fn stored_names(&self) -> Vec<String> {
         self.store.iter().map(|s| s.name.clone()).collect()
+    }
+
+    /// Each stored descriptor's name and the address its socket is bound
+    /// to (none for a socket that is not an internet one).
+    pub fn stored_addrs(&self) -> Vec<(String, Option<SocketAddr>)> {
+        self.store
+            .iter()
+            .map(|s| {
+                // getsockname(2) reads any socket's address, whatever its type.
+                let addr =
+                    s.fd.try_clone()
+                        .ok()
+                        .and_then(|fd| std::net::TcpListener::from(fd).local_addr().ok());
+                (s.name.clone(), addr)
+            })
+            .collect()
     }
 
     /// What the main processes said so far: (pid, message).
