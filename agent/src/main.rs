@@ -168,12 +168,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .dns_listen
         .unwrap_or_else(|| SocketAddr::new(args.node_ips[0].into(), 53));
     let service_manager = ServiceManager::from_env();
-    // First: reading them unsets LISTEN_FDS, before other threads start.
     let listening = systemd::Listening {
         dns: dns_listen,
         healthz: args.healthz_listen,
         metrics: args.metrics_listen,
     };
+    // First: taking them unsets LISTEN_FDS, best before other threads run.
     let passed = systemd::passed_sockets(&service_manager, &listening);
     service_manager.spawn_watchdog();
     let channels = connect(&args).await?;
