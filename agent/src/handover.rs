@@ -64,22 +64,37 @@ pub struct Sockets {
 }
 
 impl Sockets {
-    /// Names and descriptors in the order they travel.
+    /// Every socket's name (as it travels here and as systemd stores
+    /// it, [`crate::systemd`]) and descriptor, if held, in the order
+    /// they travel.
+    pub fn by_name(&self) -> [(&'static str, Option<std::os::fd::BorrowedFd<'_>>); MAX_SOCKETS] {
+        [
+            ("dns-udp", self.dns_udp.as_ref().map(AsFd::as_fd)),
+            ("dns-tcp", self.dns_tcp.as_ref().map(AsFd::as_fd)),
+            ("metrics", self.metrics.as_ref().map(AsFd::as_fd)),
+            ("healthz", self.healthz.as_ref().map(AsFd::as_fd)),
+        ]
+    }
+
+    /// Names and descriptors of the sockets held, in the order they travel.
     fn named(&self) -> Vec<(&'static str, std::os::fd::BorrowedFd<'_>)> {
-        let mut out = Vec::with_capacity(MAX_SOCKETS);
-        if let Some(s) = &self.dns_udp {
-            out.push(("dns-udp", s.as_fd()));
+        self.by_name()
+            .into_iter()
+            .filter_map(|(name, fd)| Some((name, fd?)))
+            .collect()
+    }
+
+    /// Each socket from `self`, else from `other`: a predecessor's
+    /// sockets before those systemd passed (the same sockets when systemd
+    /// started the predecessor; the predecessor's are the ones it served
+    /// last when not).
+    pub fn or(self, other: Sockets) -> Sockets {
+        Sockets {
+            dns_udp: self.dns_udp.or(other.dns_udp),
+            dns_tcp: self.dns_tcp.or(other.dns_tcp),
+            metrics: self.metrics.or(other.metrics),
+            healthz: self.healthz.or(other.healthz),
         }
-        if let Some(s) = &self.dns_tcp {
-            out.push(("dns-tcp", s.as_fd()));
-        }
-        if let Some(s) = &self.metrics {
-            out.push(("metrics", s.as_fd()));
-        }
-        if let Some(s) = &self.healthz {
-            out.push(("healthz", s.as_fd()));
-        }
-        out
     }
 
     fn from_named(names: &str, fds: Vec<OwnedFd>) -> Result<Self, HandoverError> {

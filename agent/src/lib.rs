@@ -7,7 +7,8 @@
 //! `probe` runs readiness probes for pods on this node; `identity` joins
 //! the cluster and keeps this node's certificate renewed, `connection` the
 //! channel that carries it; `mirror` turns the host's pod manifests into
-//! mirror pods.
+//! mirror pods; `handover` and `systemd` keep the node's listening sockets
+//! open across a restart (a new agent beside the old one, or systemd's).
 #![forbid(unsafe_code)]
 
 pub mod connection;
@@ -24,5 +25,6 @@ pub mod nft;
 pub mod probe;
 pub mod runtime;
 mod sync;
+pub mod systemd;
 pub mod tunnel;
 pub mod view;

@@ -22,7 +22,8 @@ use switchyard_agent::nft::{DataPath, NftCommand, DEFAULT_TABLE};
 use switchyard_agent::probe::{Prober, Reporter};
 use switchyard_agent::runtime::{AgentConfig, Refused, Runtime, FULL_RESYNC};
 use switchyard_agent::view::ClusterView;
-use switchyard_agent::{dns, health, mirror, tunnel};
+use switchyard_agent::{dns, health, mirror, systemd, tunnel};
+use switchyard_daemon::systemd::ServiceManager;
 use switchyard_tls::client::Target;
 use tokio::sync::{mpsc, watch};
 use tracing_subscriber::EnvFilter;
@@ -168,13 +169,25 @@ async fn run(args: Args) -> anyhow::Result<()> {
     if args.node_name.is_empty() {
         bail!("--node-name must not be empty");
     }
+    let dns_listen = args
+        .dns_listen
+        .unwrap_or_else(|| SocketAddr::new(args.node_ips[0].into(), 53));
+    let service_manager = ServiceManager::from_env();
+    let listening = systemd::Listening {
+        dns: dns_listen,
+        healthz: args.healthz_listen,
+        metrics: args.metrics_listen,
+    };
+    // First: taking them unsets LISTEN_FDS, best before other threads run.
+    let passed = systemd::passed_sockets(&service_manager, &listening);
+    service_manager.spawn_watchdog();
     let channels = connect(&args).await?;
     let metrics = Metrics::new();
     let runner = NftCommand::new().counting_fallbacks(metrics.nft_fallbacks.clone());
     let datapath = DataPath::open(&args.table, runner)
         .await
         .context("opening the nftables table")?;
-    let (inherited, predecessor) = take_over(&args.state_dir).await;
+    let (inherited, predecessor) = take_over(&args.state_dir, passed).await;
     let mut held = Sockets {
         metrics: args.metrics_listen.and_then(|addr| {
             let (held, listener) = listen(addr, inherited.metrics, "metrics")?;
@@ -183,9 +196,6 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }),
         ..Sockets::default()
     };
-    let dns_listen = args
-        .dns_listen
-        .unwrap_or_else(|| SocketAddr::new(args.node_ips[0].into(), 53));
     let node_labels: BTreeMap<String, String> = args.node_labels.iter().cloned().collect();
     let cfg = AgentConfig {
         node: NodeContext {
@@ -250,16 +260,25 @@ async fn run(args: Args) -> anyhow::Result<()> {
     spawn_probes(args.node_name.clone(), channels, views.clone());
     tracing::info!(node = %args.node_name, control_plane = %args.control_planes.join(", "), table = %args.table, "agent starting");
     let serving = serve_when_synced(dns, views, predecessor);
-    supervise(runtime.run(), serving, held, &args.state_dir).await
+    supervise(
+        runtime.run(),
+        serving,
+        held,
+        &args.state_dir,
+        &service_manager,
+    )
+    .await
 }
 
 /// Runs the agent until the control plane refuses it, a signal, or a new
-/// agent on this node takes over from it.
+/// agent on this node takes over from it. Under systemd, once DNS serves,
+/// the sockets go to its store and it hears `READY=1`.
 async fn supervise(
     run: impl Future<Output = Refused>,
     serving: impl Future<Output = Option<dns::Serving>>,
     held: Sockets,
     state_dir: &Path,
+    service_manager: &ServiceManager,
 ) -> anyhow::Result<()> {
     let shutdown = shutdown_signal();
     tokio::pin!(run, serving, shutdown);
@@ -273,6 +292,13 @@ async fn supervise(
             }
             _ = &mut shutdown => {
                 tracing::info!("shutting down; the nftables table stays in place");
+                service_manager.stopping();
+                // Answer what was read; the rest stays queued in the
+                // sockets (no shutdown(2)), for the next agent when the
+                // service manager keeps them.
+                if let Some(dns) = answering.take() {
+                    dns.stop().await;
+                }
                 return Ok(());
             }
             dns = &mut serving, if !served => {
@@ -281,6 +307,8 @@ async fn supervise(
                 listener = handover::Listener::bind(state_dir)
                     .inspect_err(|e| tracing::warn!(error = %e, "hot restart is off: a new agent on this node will bind its sockets anew"))
                     .ok();
+                systemd::keep(service_manager, &held);
+                service_manager.ready();
             }
             // While a successor takes over, `run` is not polled: the data
             // path is left to it, DNS answers on in its own task.
@@ -312,17 +340,18 @@ async fn hand_over(
         .is_ok()
 }
 
-/// Asks an agent already running on this node for its sockets.
-async fn take_over(state_dir: &Path) -> (Sockets, Option<handover::Predecessor>) {
+/// Asks an agent already running on this node for its sockets; those it
+/// does not hand over come from what systemd `passed`.
+async fn take_over(state_dir: &Path, passed: Sockets) -> (Sockets, Option<handover::Predecessor>) {
     match handover::take_over(state_dir).await {
         Ok(Some((sockets, predecessor))) => {
             tracing::info!(?sockets, "taking over from the agent running on this node");
-            (sockets, Some(predecessor))
+            (sockets.or(passed), Some(predecessor))
         }
-        Ok(None) => (Sockets::default(), None),
+        Ok(None) => (passed, None),
         Err(e) => {
-            tracing::warn!(error = %e, "cannot take over from the agent running on this node; binding anew");
-            (Sockets::default(), None)
+            tracing::warn!(error = %e, "cannot take over from the agent running on this node; using what systemd passed, else binding anew");
+            (passed, None)
         }
     }
 }
@@ -367,8 +396,8 @@ fn spawn_http(
     });
 }
 
-/// The responder on the predecessor's sockets when they are for `listen`,
-/// else on new ones.
+/// The responder on the sockets passed to this agent (a predecessor's or
+/// systemd's) when they are for `listen`, else on new ones.
 async fn open_dns(
     listen: SocketAddr,
     inherited: Option<(std::net::UdpSocket, std::net::TcpListener)>,
@@ -377,7 +406,10 @@ async fn open_dns(
 ) -> Result<dns::DnsServer, dns::DnsError> {
     let matching = inherited.filter(|(udp, _)| udp.local_addr().is_ok_and(|a| a == listen));
     match matching {
-        Some((udp, tcp)) => dns::from_std(udp, tcp, views.clone(), upstreams.to_vec()),
+        Some((udp, tcp)) => {
+            tracing::info!(%listen, "answering DNS on the sockets passed to this agent");
+            dns::from_std(udp, tcp, views.clone(), upstreams.to_vec())
+        }
         None => dns::bind(listen, views.clone(), upstreams.to_vec()).await,
     }
 }

@@ -13,6 +13,7 @@ use switchyard_control_plane::registry::RegistryConfig;
 use switchyard_control_plane::server::{Security, Server, ServerConfig, ServerError};
 use switchyard_control_plane::store::EtcdConfig;
 use switchyard_control_plane::{health, metrics, node_lifecycle};
+use switchyard_daemon::systemd::ServiceManager;
 use tracing_subscriber::EnvFilter;
 
 #[derive(Debug, Parser)]
@@ -176,6 +177,8 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     let args = switchyard_daemon::config_file::parse::<Args>();
+    let service_manager = ServiceManager::from_env();
+    service_manager.spawn_watchdog();
     let shutdown = shutdown_signal()?;
     let etcd = (!args.etcd_endpoints.is_empty()).then(|| EtcdConfig {
         endpoints: args.etcd_endpoints.clone(),
@@ -239,6 +242,12 @@ async fn main() -> anyhow::Result<()> {
         tracing::info!(%addr, data_dir = %args.data_dir.display(), revision = server.registry.revision(),
             admin_config = %args.data_dir.join("admin.conf").display(), "serving gRPC (mutual TLS)");
     }
+    // The listeners are bound: connections queue from here on.
+    service_manager.ready();
+    let shutdown = async move {
+        shutdown.await;
+        service_manager.stopping();
+    };
     server.serve(shutdown).await.context("serving")?;
     tracing::info!("shut down cleanly");
     Ok(())

@@ -39,10 +39,6 @@ pub struct LightFleet {
 }
 
 impl LightFleet {
-    pub fn len(&self) -> usize {
-        self.agents.len()
-    }
-
     /// Starts agents until there are `total`, each joining as its own node.
     pub async fn grow_to(&mut self, total: usize, ids: &Identities) -> anyhow::Result<()> {
         while self.agents.len() < total {

@@ -110,6 +110,32 @@ impl ChildGuard {
         }
     }
 
+    /// Sends SIGTERM and waits for the process to exit by itself, as
+    /// `systemctl stop` does: how it exited, or an error (with its log)
+    /// when it is still running after `timeout` (the guard's drop then
+    /// SIGKILLs it).
+    pub fn terminate_and_wait(&self, timeout: Duration) -> Result<ExitStatus> {
+        let pid = self.pid.to_string();
+        if self.is_running() {
+            cmd::run("kill", &["-TERM", pid.as_str()])?;
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.exit_status() {
+                return Ok(status);
+            }
+            if Instant::now() >= deadline {
+                return Err(LabError::Timeout(format!(
+                    "process {} in {} still runs {timeout:?} after SIGTERM; log:\n{}",
+                    self.pid,
+                    self.ns,
+                    self.log()
+                )));
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+
     /// Stops the process now instead of at drop.
     pub fn stop(&self) {
         stop_shared(&self.child);

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::{LabError, Result};
 use crate::etcd::EtcdCluster;
+use crate::service_manager::{self, ServiceManager};
 use crate::{ChildGuard, Host, Lab, LabConfig};
 
 /// The control plane's gRPC port inside the lab.
@@ -445,7 +446,81 @@ impl Cluster {
         Ok(())
     }
 
+    /// Starts node `i`'s agent as systemd starts a `Type=notify` unit:
+    /// `NOTIFY_SOCKET` is `manager`'s, the sockets it stores come as
+    /// `LISTEN_FDS`; returns once the agent says `READY=1`.
+    pub fn start_agent_as_service(&mut self, i: usize, manager: &mut ServiceManager) -> Result<()> {
+        self.start_agent_as_service_with(i, manager, &[])
+    }
+
+    /// [`Self::start_agent_as_service`] with `extra` flags for this start
+    /// (a changed unit).
+    pub fn start_agent_as_service_with(
+        &mut self,
+        i: usize,
+        manager: &mut ServiceManager,
+        extra: &[&str],
+    ) -> Result<()> {
+        let start = manager.start_env()?;
+        let mut args = vec![
+            self.bin("switchyard-lab"),
+            service_manager::EXEC_WITH_LISTEN_PID.to_string(),
+        ];
+        args.extend(self.agent_command(i, &[])?);
+        args.extend(extra.iter().map(|a| a.to_string()));
+        let node = self.lab.node(i).ns.clone();
+        let guard = self
+            .lab
+            .spawn_with_fds(&node, &args, &start.env, start.fds)?;
+        manager.wait_ready(&guard, Duration::from_secs(30))?;
+        self.agents[i - 1] = Some(guard);
+        Ok(())
+    }
+
+    /// Stops node `i`'s agent as `systemctl stop` does: SIGTERM, then
+    /// waits for it to exit by itself (an error if it does not within
+    /// `timeout`, or exits with a failure), and reads what it told
+    /// `manager` on its way out. Its log stays in the lab's log directory.
+    pub fn stop_agent_as_service(
+        &mut self,
+        i: usize,
+        manager: &mut ServiceManager,
+        timeout: Duration,
+    ) -> Result<()> {
+        let Some(agent) = self.agents[i - 1].take() else {
+            return Ok(());
+        };
+        let status = agent.terminate_and_wait(timeout)?;
+        manager.drain()?;
+        if !status.success() {
+            return Err(LabError::Cluster(format!(
+                "the agent of node {i} exited with {status} on SIGTERM; its log:\n{}",
+                agent.log()
+            )));
+        }
+        Ok(())
+    }
+
+    /// `systemctl restart` of node `i`'s agent: stop, then start.
+    pub fn restart_agent_as_service(
+        &mut self,
+        i: usize,
+        manager: &mut ServiceManager,
+    ) -> Result<()> {
+        self.stop_agent_as_service(i, manager, Duration::from_secs(10))?;
+        self.start_agent_as_service(i, manager)
+    }
+
     fn spawn_agent(&self, i: usize, env: &[&str]) -> Result<ChildGuard> {
+        let args = self.agent_command(i, env)?;
+        let node = self.lab.node(i).ns.clone();
+        let guard = self.lab.spawn(&node, &args)?;
+        guard.wait_for_log("agent starting", Duration::from_secs(20))?;
+        Ok(guard)
+    }
+
+    /// `env RUST_LOG=… ENV… switchyard-agent FLAGS…` for node `i`.
+    fn agent_command(&self, i: usize, env: &[&str]) -> Result<Vec<String>> {
         let node = self.lab.node(i).clone();
         let state_dir = self.agent_state_dir(i);
         let mut args = vec![
@@ -491,9 +566,7 @@ impl Cluster {
                 .flatten()
                 .cloned(),
         );
-        let guard = self.lab.spawn(&node.ns, &args)?;
-        guard.wait_for_log("agent starting", Duration::from_secs(20))?;
-        Ok(guard)
+        Ok(args)
     }
 
     /// Node `i`'s `--pod-manifests` directory (with

@@ -34,6 +34,23 @@ impl fmt::Display for DnsTally {
 }
 
 impl DnsTally {
+    /// The line the tool prints once its first query is answered, so a
+    /// test can wait for the loop to run before it disturbs the server.
+    pub const FIRST_ANSWER: &'static str = "first answer";
+
+    /// The line `--progress-every` prints when `answered` queries are.
+    pub fn progress_line(answered: u64) -> String {
+        format!("answered {answered}")
+    }
+
+    /// The most answers a log's progress lines report so far.
+    pub fn answered_so_far(log: &str) -> u64 {
+        log.lines()
+            .filter_map(|l| l.strip_prefix("answered ")?.parse::<u64>().ok())
+            .max()
+            .unwrap_or(0)
+    }
+
     /// The tally in a dns-query log (its last summary line), if any.
     pub fn from_log(log: &str) -> Option<DnsTally> {
         log.lines()

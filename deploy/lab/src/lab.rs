@@ -3,10 +3,13 @@
 use std::ffi::OsStr;
 use std::fmt::{Display, Write as _};
 use std::fs::File;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+
+use command_fds::{CommandFdExt, FdMapping};
 
 use crate::child::{self, ChildGuard, SharedChild};
 use crate::cleanup;
@@ -247,20 +250,46 @@ impl Lab {
     /// a log file in [`Lab::log_dir`]. The process is stopped when the guard
     /// or the lab drops. Use `env K=V prog …` to pass environment variables.
     pub fn spawn<S: AsRef<OsStr>>(&self, ns: &str, args: &[S]) -> Result<ChildGuard> {
+        self.spawn_with_fds(ns, args, &[], Vec::new())
+    }
+
+    /// [`Lab::spawn`] with `env` added and `fds` as the process's
+    /// descriptors 3, 4, …, as systemd passes sockets to a service.
+    pub fn spawn_with_fds<S: AsRef<OsStr>>(
+        &self,
+        ns: &str,
+        args: &[S],
+        env: &[(String, String)],
+        fds: Vec<OwnedFd>,
+    ) -> Result<ChildGuard> {
         self.check_ns(ns)?;
         let log = self.next_log_path(ns, args);
         let file = create_log(&log)?;
         let full = netns_exec_args(ns, args);
-        let child = Command::new(cmd::tool("ip")?)
+        let mut command = Command::new(cmd::tool("ip")?);
+        command
             .args(&full)
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(clone_log(&file, &log)?)
-            .stderr(file)
-            .spawn()
-            .map_err(|source| LabError::Spawn {
-                cmd: cmd::render("ip", &full),
-                source,
-            })?;
+            .stderr(file);
+        if !fds.is_empty() {
+            let mappings = fds
+                .into_iter()
+                .zip(3..)
+                .map(|(parent_fd, child_fd)| FdMapping {
+                    parent_fd,
+                    child_fd,
+                })
+                .collect();
+            command
+                .fd_mappings(mappings)
+                .map_err(|_| LabError::Config("two descriptors for one number".to_string()))?;
+        }
+        let child = command.spawn().map_err(|source| LabError::Spawn {
+            cmd: cmd::render("ip", &full),
+            source,
+        })?;
         let pid = child.id();
         let shared: SharedChild = Arc::new(Mutex::new(Some(child)));
         self.children

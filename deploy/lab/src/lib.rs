@@ -75,6 +75,7 @@ mod error;
 pub mod etcd;
 mod lab;
 mod root;
+pub mod service_manager;
 mod topology;
 
 pub use child::ChildGuard;
@@ -86,6 +87,7 @@ pub use lab::Lab;
 pub use root::{
     is_root, missing_requirement, require_etcd, require_kubectl, require_packaging, require_root,
 };
+pub use service_manager::ServiceManager;
 pub use topology::{
     node_ip, pod_cidr, pod_gateway, pod_ip, Host, LabConfig, CLIENT_IP, CONTROL_PLANE_IP,
     MAX_NODES, MAX_PODS_PER_NODE, NODE_GATEWAY,

@@ -35,6 +35,10 @@ pub struct DnsQueryArgs {
     /// Stop as soon as this file exists (before --duration-s).
     #[arg(long)]
     until_file: Option<PathBuf>,
+    /// Print `answered N` each time N is a multiple of this (0: never), so
+    /// a test can wait for answers between the disturbances it makes.
+    #[arg(long, default_value_t = 0)]
+    progress_every: u64,
 }
 
 /// What came of the queries so far.
@@ -58,7 +62,17 @@ pub fn run(args: &DnsQueryArgs) -> Result<bool> {
     let mut id: u16 = rand::random();
     while Instant::now() < end && !args.until_file.as_ref().is_some_and(|f| f.exists()) {
         id = id.wrapping_add(1);
+        let before = tally.answered;
         ask(&socket, &name, id, timeout, &mut tally)?;
+        if before == 0 && tally.answered == 1 {
+            println!("{}", DnsTally::FIRST_ANSWER);
+        }
+        if tally.answered > before
+            && args.progress_every > 0
+            && tally.answered % args.progress_every == 0
+        {
+            println!("{}", DnsTally::progress_line(tally.answered));
+        }
         std::thread::sleep(Duration::from_millis(args.interval_ms));
     }
     print(&tally);

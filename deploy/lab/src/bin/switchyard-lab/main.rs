@@ -42,6 +42,17 @@ enum Cmd {
     DnsQuery(dns_query::DnsQueryArgs),
     /// Forward every TCP connection to one address (a second path to a server).
     Relay(relay::RelayArgs),
+    /// Run PROGRAM with LISTEN_PID set to its process id, as systemd sets it
+    /// for a service it passes sockets to (the lab's fake systemd uses it).
+    #[command(name = "exec-with-listen-pid")]
+    ExecWithListenPid(ExecArgs),
+}
+
+#[derive(Debug, Args)]
+struct ExecArgs {
+    /// The program and its arguments.
+    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+    command: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -64,6 +75,7 @@ async fn main() -> Result<ExitCode> {
             }
         }
         Cmd::Relay(args) => relay::run(&args).await?,
+        Cmd::ExecWithListenPid(args) => exec_with_listen_pid(&args.command)?,
         Cmd::DnsQuery(args) => {
             if !dns_query::run(&args)? {
                 return Ok(ExitCode::FAILURE);
@@ -71,6 +83,19 @@ async fn main() -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Becomes `command` (exec keeps the pid), with `LISTEN_PID` naming it.
+fn exec_with_listen_pid(command: &[String]) -> Result<()> {
+    use std::os::unix::process::CommandExt;
+    let Some((program, args)) = command.split_first() else {
+        anyhow::bail!("no command to run");
+    };
+    let err = std::process::Command::new(program)
+        .args(args)
+        .env("LISTEN_PID", std::process::id().to_string())
+        .exec();
+    Err(anyhow::Error::new(err).context(format!("cannot run {program}")))
 }
 
 fn down(prefix: &str) -> Result<()> {
