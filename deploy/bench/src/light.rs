@@ -102,12 +102,7 @@ async fn run(channel: Channel, name: String, i: usize, acked: Arc<AtomicU64>) {
     }
 }
 
-async fn stream(
-    channel: Channel,
-    name: &str,
-    i: usize,
-    acked: &AtomicU64,
-) -> anyhow::Result<()> {
+async fn stream(channel: Channel, name: &str, i: usize, acked: &AtomicU64) -> anyhow::Result<()> {
     let (tx, rx) = mpsc::channel(16);
     let ip = Ipv4Addr::from(u32::from(Ipv4Addr::new(100, 80, 0, 1)) + i as u32);
     let register = Register {
