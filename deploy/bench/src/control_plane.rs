@@ -72,6 +72,11 @@ impl ControlPlane {
             format!("127.0.0.1:{port}"),
             "--listen-unix".into(),
             socket.to_string_lossy().into_owned(),
+            // The fixture's nodes run no agent: their pods must stay ready
+            // however long a run takes, not turn NotReady after the
+            // default 20 s (which rewrote 10,000 pods mid-measurement).
+            "--node-monitor-grace-period".into(),
+            "24h".into(),
         ];
         if transport == Transport::Plaintext {
             args.push("--insecure".into());
