@@ -340,33 +340,9 @@ fn dns_answers_every_query_across_five_agent_restarts() {
         .collect();
     c.apply(&many).unwrap();
     c.wait_synced(Duration::from_secs(30)).unwrap();
-    let stop = tempfile::NamedTempFile::new().unwrap().into_temp_path();
-    let stop_file = stop.to_path_buf();
-    std::fs::remove_file(&stop_file).unwrap();
-    let lab_bin = c.bin("switchyard-lab");
     let server = format!("{CLUSTER_DNS}:53");
-    let queries = c
-        .lab
-        .spawn(
-            &c.lab.pod(1, 2).ns,
-            &[
-                lab_bin.as_str(),
-                "dns-query",
-                "--server",
-                &server,
-                "--name",
-                "svc-499.default.svc.cluster.local",
-                "--interval-ms",
-                "5",
-                "--timeout-ms",
-                "1000",
-                "--duration-s",
-                "120",
-                "--until-file",
-                &stop_file.to_string_lossy(),
-            ],
-        )
-        .unwrap();
+    let name = "svc-499.default.svc.cluster.local";
+    let queries = switchyard_lab::DnsQueries::start(&c, (1, 2), &server, name, 1000, &[]).unwrap();
     std::thread::sleep(Duration::from_millis(300));
     for restart in 1..=5 {
         c.hot_restart_agent(1)
@@ -374,12 +350,7 @@ fn dns_answers_every_query_across_five_agent_restarts() {
         c.wait_synced(Duration::from_secs(20)).unwrap();
         std::thread::sleep(Duration::from_millis(300));
     }
-    std::fs::write(&stop_file, "").unwrap();
-    queries
-        .wait_for_log("queries ", Duration::from_secs(10))
-        .unwrap();
-    let log = queries.log();
-    let tally = switchyard_lab::DnsTally::from_log(&log).unwrap();
+    let (tally, log) = queries.finish().unwrap();
     println!("across 5 hot restarts: {tally}");
     assert_eq!(tally.unanswered, 0, "{log}");
     assert_eq!(tally.failed, 0, "{log}");

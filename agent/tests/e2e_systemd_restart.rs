@@ -11,7 +11,7 @@ mod e2e;
 use std::time::Duration;
 
 use e2e::*;
-use switchyard_lab::{DnsTally, ServiceManager};
+use switchyard_lab::{DnsQueries, DnsTally, ServiceManager};
 
 const CLUSTER_DNS: &str = "10.96.0.10";
 /// What the unit is to have: room for dns-udp, dns-tcp, healthz, metrics
@@ -19,7 +19,7 @@ const CLUSTER_DNS: &str = "10.96.0.10";
 const FILE_DESCRIPTOR_STORE_MAX: usize = 8;
 /// glibc's resolver timeout: a query the agent answers within it was not
 /// lost (the stop-to-start gap includes the new agent's first snapshot).
-const RESOLVER_TIMEOUT_MS: &str = "5000";
+const RESOLVER_TIMEOUT_MS: u32 = 5000;
 /// How often the query loop reports its answers.
 const PROGRESS_EVERY: u64 = 10;
 /// Answers from each agent before it is restarted (~0.25 s of queries).
@@ -57,36 +57,19 @@ fn dns_answers_every_query_across_five_systemctl_restarts() {
         c.agent_log(1)
     );
 
-    let stop = tempfile::NamedTempFile::new().unwrap().into_temp_path();
-    let stop_file = stop.to_path_buf();
-    std::fs::remove_file(&stop_file).unwrap();
-    let lab_bin = c.bin("switchyard-lab");
     let server = format!("{CLUSTER_DNS}:53");
-    let queries = c
-        .lab
-        .spawn(
-            &c.lab.pod(1, 2).ns,
-            &[
-                lab_bin.as_str(),
-                "dns-query",
-                "--server",
-                &server,
-                "--name",
-                "svc-499.default.svc.cluster.local",
-                "--interval-ms",
-                "5",
-                "--timeout-ms",
-                RESOLVER_TIMEOUT_MS,
-                "--duration-s",
-                "180",
-                "--until-file",
-                &stop_file.to_string_lossy(),
-                "--progress-every",
-                &PROGRESS_EVERY.to_string(),
-            ],
-        )
-        .unwrap();
-    queries
+    let progress = PROGRESS_EVERY.to_string();
+    let queries = DnsQueries::start(
+        &c,
+        (1, 2),
+        &server,
+        "svc-499.default.svc.cluster.local",
+        RESOLVER_TIMEOUT_MS,
+        &["--progress-every", &progress],
+    )
+    .unwrap();
+    let queries_child = queries.child();
+    queries_child
         .wait_for_log(DnsTally::FIRST_ANSWER, Duration::from_secs(10))
         .unwrap();
     // Each agent answers a while before the next restart: a restart takes
@@ -102,7 +85,7 @@ fn dns_answers_every_query_across_five_systemctl_restarts() {
             )
             .unwrap();
     };
-    answers_between_restarts(&queries);
+    answers_between_restarts(queries_child);
 
     for restart in 1..=5 {
         c.restart_agent_as_service(1, &mut systemd)
@@ -120,7 +103,7 @@ fn dns_answers_every_query_across_five_systemctl_restarts() {
             ["dns-tcp", "dns-udp", "healthz"],
             "restart {restart}"
         );
-        answers_between_restarts(&queries);
+        answers_between_restarts(queries_child);
     }
     // Every stop said STOPPING=1 and every start READY=1, each from the
     // service's main process (the fake hears no one else).
@@ -134,12 +117,7 @@ fn dns_answers_every_query_across_five_systemctl_restarts() {
     assert_eq!(said("READY=1"), 6, "{:?}", systemd.heard());
     assert_eq!(said("STOPPING=1"), 5, "{:?}", systemd.heard());
 
-    std::fs::write(&stop_file, "").unwrap();
-    queries
-        .wait_for_log("queries ", Duration::from_secs(10))
-        .unwrap();
-    let log = queries.log();
-    let tally = DnsTally::from_log(&log).unwrap();
+    let (tally, log) = queries.finish().unwrap();
     println!("across 5 systemctl restarts: {tally}");
     assert_eq!(tally.unanswered, 0, "{log}");
     assert_eq!(tally.failed, 0, "{log}");

@@ -17,7 +17,9 @@ use std::time::Duration;
 
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::Response;
+use imbl::ordmap::DiffItem;
 use serde::Serialize;
+use switchyard_api::v1::ServiceState;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -36,29 +38,51 @@ pub struct Check {
     pub local_endpoints: usize,
 }
 
-/// Every health check port of the view, with its Service and its count of
-/// ready endpoints on `node`.
-pub fn wanted(view: &ClusterView, node: &str) -> BTreeMap<u16, Check> {
-    view.services
-        .values()
-        .filter(|s| !s.proxied_elsewhere)
-        .filter_map(|s| {
-            let port = u16::try_from(s.health_check_node_port)
-                .ok()
-                .filter(|p| *p != 0)?;
-            let local_endpoints = s
-                .endpoints
-                .iter()
-                .filter(|e| e.ready && e.node_name == node)
-                .count();
-            let check = Check {
-                namespace: s.namespace.clone(),
-                name: s.name.clone(),
-                local_endpoints,
-            };
-            Some((port, check))
-        })
-        .collect()
+/// The health check port of one Service, with its count of ready
+/// endpoints on `node`; `None` without one.
+fn check_of(s: &ServiceState, node: &str) -> Option<(u16, Check)> {
+    if s.proxied_elsewhere {
+        return None;
+    }
+    let port = u16::try_from(s.health_check_node_port)
+        .ok()
+        .filter(|p| *p != 0)?;
+    let local_endpoints = s
+        .endpoints
+        .iter()
+        .filter(|e| e.ready && e.node_name == node)
+        .count();
+    let check = Check {
+        namespace: s.namespace.clone(),
+        name: s.name.clone(),
+        local_endpoints,
+    };
+    Some((port, check))
+}
+
+/// Brings `checks` from what `before` asks for to what `after` does,
+/// visiting only the Services that differ: the two views share every
+/// unchanged entry, which the persistent map's diff skips, so a push
+/// costs its own size, not the cluster's.
+pub fn update(
+    checks: &mut BTreeMap<u16, Check>,
+    before: &ClusterView,
+    after: &ClusterView,
+    node: &str,
+) {
+    for change in before.services.diff(&after.services) {
+        let (old, new) = match change {
+            DiffItem::Add(_, new) => (None, Some(new)),
+            DiffItem::Update { old, new } => (Some(old.1), Some(new.1)),
+            DiffItem::Remove(_, old) => (Some(old), None),
+        };
+        if let Some((port, _)) = old.and_then(|s| check_of(s, node)) {
+            checks.remove(&port);
+        }
+        if let Some((port, check)) = new.and_then(|s| check_of(s, node)) {
+            checks.insert(port, check);
+        }
+    }
 }
 
 type Table = Arc<RwLock<BTreeMap<u16, Check>>>;
@@ -73,8 +97,12 @@ pub async fn run(
     let table: Table = Arc::default();
     let mut servers: BTreeMap<u16, JoinHandle<()>> = BTreeMap::new();
     let mut rebind = tokio::time::interval(REBIND);
+    let mut seen = Arc::<ClusterView>::default();
+    let mut checks = BTreeMap::new();
     loop {
-        let checks = wanted(&views.borrow_and_update(), &node);
+        let view = views.borrow_and_update().clone();
+        update(&mut checks, &seen, &view, &node);
+        seen = view;
         servers.retain(|port, server| {
             let keep = checks.contains_key(port) && !server.is_finished();
             if !keep {
@@ -89,7 +117,7 @@ pub async fn run(
                 }
             }
         }
-        *table.write().unwrap_or_else(|e| e.into_inner()) = checks;
+        *table.write().unwrap_or_else(|e| e.into_inner()) = checks.clone();
         tokio::select! {
             changed = views.changed() => if changed.is_err() { return },
             _ = rebind.tick() => {}
@@ -170,7 +198,7 @@ fn answer(port: u16, table: &Table, health: &ProxyHealth) -> Response {
 mod tests {
     use super::*;
     use crate::model::ServiceKey;
-    use switchyard_api::v1::{Endpoint, ServiceState};
+    use switchyard_api::v1::Endpoint;
 
     fn service(name: &str, port: u32, endpoints: &[(&str, bool)]) -> Arc<ServiceState> {
         Arc::new(ServiceState {
@@ -205,7 +233,8 @@ mod tests {
             view.services
                 .insert(ServiceKey::new("default", s.name.clone()), s);
         }
-        let checks = wanted(&view, "node-1");
+        let mut checks = BTreeMap::new();
+        update(&mut checks, &ClusterView::default(), &view, "node-1");
         assert_eq!(
             checks.into_iter().collect::<Vec<_>>(),
             [
@@ -226,6 +255,35 @@ mod tests {
                     }
                 ),
             ]
+        );
+    }
+
+    #[test]
+    fn a_change_updates_only_its_port_and_a_removed_service_frees_its() {
+        let mut before = ClusterView::default();
+        for (name, port) in [("web", 30500), ("api", 30501)] {
+            let s = service(name, port, &[("node-1", true)]);
+            before.services.insert(ServiceKey::new("default", name), s);
+        }
+        let mut checks = BTreeMap::new();
+        update(&mut checks, &ClusterView::default(), &before, "node-1");
+        let mut after = before.clone();
+        let moved = service("web", 30502, &[("node-1", true), ("node-1", true)]);
+        after
+            .services
+            .insert(ServiceKey::new("default", "web"), moved);
+        after.services.remove(&ServiceKey::new("default", "api"));
+        update(&mut checks, &before, &after, "node-1");
+        assert_eq!(
+            checks.into_iter().collect::<Vec<_>>(),
+            [(
+                30502,
+                Check {
+                    namespace: "default".into(),
+                    name: "web".into(),
+                    local_endpoints: 2
+                }
+            )]
         );
     }
 }
