@@ -2,7 +2,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use switchyard_lab::cluster::{Cluster, ClusterConfig};
 use switchyard_lab::{require_root, ChildGuard, LabConfig};
@@ -146,14 +146,7 @@ pub fn spread(c: &Cluster, ns: &str, url: &str, n: usize) -> BTreeMap<String, us
 }
 
 pub fn eventually(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("timed out waiting for: {what}");
+    switchyard_lab::eventually(what, timeout, || f().then_some(()));
 }
 
 /// Starts a shell loop in `ns` that curls `url` `n` times, printing `ok` or

@@ -94,3 +94,24 @@ pub use topology::{
     node_ip, pod_cidr, pod_gateway, pod_ip, Host, LabConfig, CLIENT_IP, CONTROL_PLANE_IP,
     MAX_NODES, MAX_PODS_PER_NODE, NODE_GATEWAY,
 };
+
+/// Polls `check` every 100 ms until it yields a value, for at most
+/// `timeout`; panics naming `what` past it. For tests waiting on a state
+/// they cannot be told about (a node turning Ready, a port answering).
+pub fn eventually<T>(
+    what: &str,
+    timeout: std::time::Duration,
+    mut check: impl FnMut() -> Option<T>,
+) -> T {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for: {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}

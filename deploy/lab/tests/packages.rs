@@ -14,10 +14,11 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use switchyard_lab::{
-    cluster::parse_token_output, require_packaging, require_root, ChildGuard, Lab, LabConfig,
+    cluster::parse_token_output, eventually, require_packaging, require_root, ChildGuard, Lab,
+    LabConfig,
 };
 
 const PACKAGES: [&str; 3] = ["switchyard-control-plane", "switchyard-agent", "swctl"];
@@ -243,17 +244,6 @@ mount --bind "$lib" /var/lib && mount --bind "$log" /var/log && exec "$@""#;
     }
     args.extend(exec_start(&text, root));
     lab.spawn(ns, &args).unwrap()
-}
-
-fn eventually<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = check() {
-            return v;
-        }
-        assert!(start.elapsed() < timeout, "{what} not within {timeout:?}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 /// `systemd-analyze verify` in the root, with the host's targets copied in
