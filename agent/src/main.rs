@@ -570,8 +570,12 @@ mod tests {
     #[test]
     fn the_committed_man_pages_are_current() {
         let deploy = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy");
-        let checked =
-            packaged::check_committed(Args::command(), "switchyard-agent", false, &deploy);
+        let checked = packaged::check_committed(
+            config_file::with_keys(Args::command()),
+            "switchyard-agent",
+            false,
+            &deploy,
+        );
         assert_eq!(checked, Ok(()));
     }
 }

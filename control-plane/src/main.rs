@@ -285,8 +285,12 @@ mod tests {
     #[test]
     fn the_committed_man_pages_are_current() {
         let deploy = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy");
-        let checked =
-            packaged::check_committed(Args::command(), "switchyard-control-plane", false, &deploy);
+        let checked = packaged::check_committed(
+            config_file::with_keys(Args::command()),
+            "switchyard-control-plane",
+            false,
+            &deploy,
+        );
         assert_eq!(checked, Ok(()));
     }
 

@@ -93,13 +93,27 @@ where
     I::Item: Into<OsString> + Clone,
 {
     let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
-    let cmd = T::command();
+    let cmd = with_keys(T::command());
     let merged = match config_path(&cmd, &args) {
         Some(path) => with_file(&cmd, &args, &path)?,
         None => args,
     };
     let matches = cmd.try_get_matches_from(merged)?;
     Ok(T::from_arg_matches(&matches)?)
+}
+
+/// `cmd` with its config file's keys in its long help (`--help`, and the
+/// man page's extra section), each with the flag it stands for.
+pub fn with_keys(cmd: Command) -> Command {
+    let keys: Vec<String> = settings(&cmd)
+        .map(|(key, arg)| format!("{key} (--{})", arg.get_long().unwrap_or_default()))
+        .collect();
+    let text = format!(
+        "Config file (--config FILE, YAML): one key per flag, a flag on the command line \
+         wins over the file. Keys: {}.",
+        keys.join(", ")
+    );
+    cmd.after_long_help(text)
 }
 
 /// The file `--config` names, read off a lenient first parse: the file may
@@ -322,7 +336,7 @@ fn as_flags(arg: &Arg, values: Vec<String>) -> impl Iterator<Item = OsString> + 
 /// daemons' tests, so the shipped example cannot fall behind the flags.
 pub fn check_example<T: clap::Parser + std::fmt::Debug>(example: &str) -> Result<(), String> {
     let cmd = T::command();
-    let documented = documented(example);
+    let documented = documented_lines(example);
     let missing: Vec<String> = settings(&cmd)
         .map(|(key, _)| key)
         .filter(|key| !documented.iter().any(|(k, _)| k == key))
@@ -363,7 +377,7 @@ pub fn check_example<T: clap::Parser + std::fmt::Debug>(example: &str) -> Result
 }
 
 /// Every `key: value` line of an example, commented out or not.
-fn documented(example: &str) -> Vec<(String, String)> {
+fn documented_lines(example: &str) -> Vec<(String, String)> {
     example
         .lines()
         .filter_map(|line| {

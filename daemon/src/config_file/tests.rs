@@ -239,3 +239,16 @@ fn an_example_must_name_every_key_with_a_value_its_flag_takes() {
         .unwrap_err()
         .contains("must be at least 5s"));
 }
+
+#[test]
+fn the_long_help_lists_every_key_with_its_flag() {
+    let help = with_keys(Args::command()).render_long_help().to_string();
+    assert!(
+        help.contains(
+            "Keys: dataDir (--data-dir), nodeIP (--node-ip), listen (--listen), insecure \
+             (--insecure), nodeLabels (--node-labels), gracePeriod (--grace-period), family \
+             (--family), logRetention (--log-retention)."
+        ),
+        "{help}"
+    );
+}
