@@ -70,11 +70,22 @@ fn ip_families(svc: &mut Service) {
         true => "RequireDualStack",
         false => "SingleStack",
     };
+    // An IPv6 cluster IP names a family this cluster does not serve:
+    // validation says so of the IP, as kube-apiserver does, rather than of
+    // a family defaulted here.
+    let ipv6 = svc
+        .spec
+        .cluster_ip
+        .iter()
+        .chain(&svc.spec.cluster_ips)
+        .any(|ip| ip.parse::<std::net::Ipv6Addr>().is_ok());
     let kept = &mut svc.spec.kept;
     kept.entry("ipFamilyPolicy")
         .or_insert_with(|| serde_json::Value::String(policy.to_string()));
-    kept.entry("ipFamilies")
-        .or_insert_with(|| serde_json::json!(["IPv4"]));
+    if !ipv6 {
+        kept.entry("ipFamilies")
+            .or_insert_with(|| serde_json::json!(["IPv4"]));
+    }
 }
 
 /// `ClientIP` always has a timeout. A config given with `None` affinity is

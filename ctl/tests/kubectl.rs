@@ -274,7 +274,18 @@ fn field_validation_and_validation_errors_word_for_word() {
         kubectl.fails(&["patch", "svc", "web", "-p", r#"{"spec":{"clusterIP":"10.96.200.200"}}"#], None),
         "The Service \"web\" is invalid: spec.clusterIPs[0]: Invalid value: []string{\"10.96.200.200\"}: may not change once set\n"
     );
+    let dual = SERVICE
+        .replace("spec:\n", "spec:\n  ipFamilyPolicy: RequireDualStack\n")
+        .replace("name: web", "name: dual");
+    assert_eq!(
+        kubectl.fails(&["apply", "-f", "-"], Some(&dual)),
+        "The Service \"dual\" is invalid: spec.ipFamilyPolicy: Invalid value: \"RequireDualStack\": this cluster is not configured for dual-stack services\n"
+    );
     // Nothing of a refused write is stored.
+    assert_eq!(
+        kubectl.fails(&["get", "svc", "dual"], None),
+        "Error from server (NotFound): services \"dual\" not found\n"
+    );
     assert_eq!(
         kubectl.fails(&["get", "svc", "api"], None),
         "Error from server (NotFound): services \"api\" not found\n"

@@ -23,6 +23,10 @@ const MAX_AFFINITY_TIMEOUT: i32 = 86400;
 const ONLY_LOAD_BALANCER: &str = "may only be used when `type` is 'LoadBalancer'";
 
 pub(super) fn validate(svc: &Service, old: Option<&Service>, cfg: &Config) -> FieldErrors {
+    let families = ip_families::check(svc);
+    if !families.is_empty() {
+        return families;
+    }
     let mut errs = FieldErrors::default();
     if let Some(old) = old {
         cluster_ip_unchanged(&mut errs, svc, old);
@@ -448,5 +452,6 @@ fn internal_traffic_policy(errs: &mut FieldErrors, spec: &ServiceSpec, ty: &str)
     }
 }
 
+mod ip_families;
 #[cfg(test)]
 mod tests;

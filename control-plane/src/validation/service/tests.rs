@@ -388,10 +388,12 @@ fn cluster_ip_must_be_an_ip() {
         check(&svc),
         "spec.clusterIP: Invalid value: \"10.96.0.300\": must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"
     );
+    // With `ipFamilies: [IPv4]` (defaulted above), an IPv6 address is
+    // judged against that family first, as kube-apiserver does.
     svc.spec.cluster_ip = Some("fd00::10".to_string());
     assert_eq!(
         check(&svc),
-        "spec.clusterIP: Invalid value: \"fd00::10\": provided IP is not in the valid range. The range of valid IPs is 10.96.0.0/12"
+        "spec.clusterIPs[0]: Invalid value: \"fd00::10\": expected an IPv4 value as indicated by `ipFamilies[0]`"
     );
 }
 
@@ -696,4 +698,97 @@ fn traffic_distribution_takes_kubernetes_values() {
         check(&svc),
         "spec.trafficDistribution: Unsupported value: \"Nearest\": supported values: \"PreferClose\", \"PreferSameNode\", \"PreferSameZone\""
     );
+}
+
+// === IP families (a single-stack IPv4 cluster) ===
+
+fn with_families(policy: Option<&str>, families: &[&str]) -> Service {
+    let mut svc = frontend();
+    svc.spec.kept.clear();
+    if let Some(policy) = policy {
+        svc.spec
+            .kept
+            .insert("ipFamilyPolicy".into(), serde_json::json!(policy));
+    }
+    if !families.is_empty() {
+        svc.spec
+            .kept
+            .insert("ipFamilies".into(), serde_json::json!(families));
+    }
+    defaulting::service(&mut svc);
+    svc
+}
+
+#[test]
+fn dual_stack_is_refused_on_a_single_stack_cluster() {
+    assert_eq!(
+        check(&with_families(Some("RequireDualStack"), &[])),
+        r#"spec.ipFamilyPolicy: Invalid value: "RequireDualStack": this cluster is not configured for dual-stack services"#
+    );
+    assert_eq!(
+        check(&with_families(Some("RequireDualStack"), &["IPv4", "IPv6"])),
+        r#"[spec.ipFamilyPolicy: Invalid value: "RequireDualStack": this cluster is not configured for dual-stack services, spec.ipFamilies[1]: Invalid value: "IPv6": not configured on this cluster]"#
+    );
+    assert_eq!(
+        check(&with_families(None, &["IPv6"])),
+        r#"spec.ipFamilies[0]: Invalid value: "IPv6": not configured on this cluster"#
+    );
+    let preferred = with_families(Some("PreferDualStack"), &[]);
+    assert!(clean(&preferred), "{}", check(&preferred));
+    assert_eq!(
+        preferred.spec.kept["ipFamilies"],
+        serde_json::json!(["IPv4"])
+    );
+}
+
+#[test]
+fn ip_families_and_policy_take_kubernetes_values_once_each() {
+    assert_eq!(
+        check(&with_families(Some("PreferDualStack"), &["IPv4", "IPv4"])),
+        r#"spec.ipFamilies[1]: Duplicate value: "IPv4""#
+    );
+    assert_eq!(
+        check(&with_families(None, &["IPv5"])),
+        r#"spec.ipFamilies[0]: Unsupported value: "IPv5": supported values: "IPv4", "IPv6""#
+    );
+    assert_eq!(
+        check(&with_families(Some("DualStack"), &[])),
+        r#"spec.ipFamilyPolicy: Unsupported value: "DualStack": supported values: "PreferDualStack", "RequireDualStack", "SingleStack""#
+    );
+    assert_eq!(
+        check(&with_families(None, &["IPv4", "IPv6"])),
+        r#"spec.ipFamilyPolicy: Invalid value: "SingleStack": must be 'RequireDualStack' or 'PreferDualStack' when multiple IP families are specified"#
+    );
+}
+
+#[test]
+fn an_ipv6_cluster_ip_names_the_family_this_cluster_lacks() {
+    let mut svc = frontend();
+    svc.spec.kept.clear();
+    svc.spec.cluster_ip = Some("fd00:10:96::10".to_string());
+    svc.spec.cluster_ips = vec!["fd00:10:96::10".to_string()];
+    defaulting::service(&mut svc);
+    assert_eq!(
+        check(&svc),
+        r#"spec.clusterIPs[0]: Invalid value: []string{"fd00:10:96::10"}: IPv6 is not configured on this cluster"#
+    );
+    svc.spec.cluster_ip = Some("10.96.0.10".to_string());
+    svc.spec.cluster_ips = vec!["10.96.0.10".to_string(), "10.96.0.11".to_string()];
+    svc.spec.kept.insert(
+        "ipFamilyPolicy".into(),
+        serde_json::json!("PreferDualStack"),
+    );
+    assert_eq!(
+        check(&svc),
+        r#"spec.clusterIPs: Invalid value: []string{"10.96.0.10", "10.96.0.11"}: may specify no more than one IP for each IP family"#
+    );
+}
+
+#[test]
+fn a_headless_service_without_selector_may_name_both_families() {
+    let mut svc = with_families(Some("RequireDualStack"), &["IPv4", "IPv6"]);
+    svc.spec.selector = None;
+    svc.spec.cluster_ip = Some("None".to_string());
+    svc.spec.cluster_ips = vec!["None".to_string()];
+    assert!(clean(&svc), "{}", check(&svc));
 }
