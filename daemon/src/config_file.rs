@@ -94,9 +94,18 @@ where
 {
     let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
     let cmd = with_keys(T::command());
-    let merged = match config_path(&cmd, &args) {
-        Some(path) => with_file(&cmd, &args, &path)?,
-        None => args,
+    // A lenient first parse: the file may be what supplies a required flag.
+    let given = cmd
+        .clone()
+        .ignore_errors(true)
+        .try_get_matches_from(&args)
+        .ok();
+    let path = given
+        .as_ref()
+        .and_then(|m| m.get_one::<PathBuf>(CONFIG_FLAG).cloned());
+    let merged = match (path, given) {
+        (Some(path), Some(given)) => with_file(&cmd, &args, &path, &given)?,
+        _ => args,
     };
     let matches = cmd.try_get_matches_from(merged)?;
     Ok(T::from_arg_matches(&matches)?)
@@ -116,20 +125,14 @@ pub fn with_keys(cmd: Command) -> Command {
     cmd.after_long_help(text)
 }
 
-/// The file `--config` names, read off a lenient first parse: the file may
-/// be what supplies a required flag.
-fn config_path(cmd: &Command, args: &[OsString]) -> Option<PathBuf> {
-    let matches = cmd
-        .clone()
-        .ignore_errors(true)
-        .try_get_matches_from(args)
-        .ok()?;
-    matches.get_one::<PathBuf>(CONFIG_FLAG).cloned()
-}
-
 /// `args` with the file's settings inserted as flags after the program
 /// name, leaving out those the command line (or environment) sets.
-fn with_file(cmd: &Command, args: &[OsString], path: &Path) -> Result<Vec<OsString>, ConfigError> {
+fn with_file(
+    cmd: &Command,
+    args: &[OsString],
+    path: &Path,
+    given: &ArgMatches,
+) -> Result<Vec<OsString>, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.to_owned(),
         source,
@@ -138,11 +141,6 @@ fn with_file(cmd: &Command, args: &[OsString], path: &Path) -> Result<Vec<OsStri
         path: path.to_owned(),
         message,
     })?;
-    let given = cmd
-        .clone()
-        .ignore_errors(true)
-        .try_get_matches_from(args)
-        .ok();
     let mut merged = args[..1].to_vec();
     for (key, value) in settings {
         let key_error = |rule: String| ConfigError::Key {
@@ -155,7 +153,7 @@ fn with_file(cmd: &Command, args: &[OsString], path: &Path) -> Result<Vec<OsStri
         for v in &values {
             check(arg, v).map_err(key_error)?;
         }
-        if !given.as_ref().is_some_and(|m| set_outside_file(m, arg)) {
+        if !set_outside_file(given, arg) {
             merged.extend(as_flags(arg, values));
         }
     }
