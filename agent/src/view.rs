@@ -132,11 +132,13 @@ fn same_spec(a: &ServiceState, b: &ServiceState) -> bool {
         proxied_elsewhere,
         health_check_node_port,
         load_balancer_source_ranges,
+        cluster_ips,
     } = a;
     *namespace == b.namespace
         && *name == b.name
         && *r#type == b.r#type
         && *cluster_ip == b.cluster_ip
+        && *cluster_ips == b.cluster_ips
         && *external_ips == b.external_ips
         && *load_balancer_ips == b.load_balancer_ips
         && *external_name == b.external_name
@@ -177,7 +179,7 @@ pub fn data_path_entry(s: &ServiceState) -> Option<ServiceEntry> {
 pub fn service_entry(s: &ServiceState) -> ServiceEntry {
     let programmed = s.r#type != "ExternalName" && !s.headless;
     ServiceEntry {
-        cluster_ip: s.cluster_ip.parse().ok().filter(|_| programmed),
+        cluster_ip: s.ipv4_cluster_ip().filter(|_| programmed),
         external_ips: ips(&s.external_ips),
         load_balancer_ips: ips(&s.load_balancer_ips),
         ports: s

@@ -53,7 +53,7 @@ async fn control_plane_with_grace(dir: &Path, port: u16, node_grace: Duration) -
         data_dir: dir.to_path_buf(),
         listen: SocketAddr::from(([127, 0, 0, 1], port)),
         registry: RegistryConfig {
-            service_cidr: "10.96.0.0/12".parse().unwrap(),
+            service_cidrs: "10.96.0.0/12".parse().unwrap(),
             node_port_range: 30000..=32767,
             lb_pool: None,
             log_retention: 1000,

@@ -52,40 +52,6 @@ pub fn service(svc: &mut Service) {
     }
     session_affinity(svc);
     traffic_policies(svc);
-    ip_families(svc);
-}
-
-/// What kube-apiserver records of a single-stack IPv4 cluster's Service
-/// (`kubectl describe` shows it): family policy SingleStack (a headless
-/// Service without selector RequireDualStack), families IPv4. Switchyard
-/// serves IPv4 only; these are kept as Kubernetes fields it does not act on.
-fn ip_families(svc: &mut Service) {
-    if svc.service_type() == service_type::EXTERNAL_NAME {
-        // An ExternalName Service has no addresses, so no families either.
-        svc.spec.kept.remove("ipFamilyPolicy");
-        svc.spec.kept.remove("ipFamilies");
-        return;
-    }
-    let policy = match svc.is_headless() && svc.spec.selector.is_none() {
-        true => "RequireDualStack",
-        false => "SingleStack",
-    };
-    // An IPv6 cluster IP names a family this cluster does not serve:
-    // validation says so of the IP, as kube-apiserver does, rather than of
-    // a family defaulted here.
-    let ipv6 = svc
-        .spec
-        .cluster_ip
-        .iter()
-        .chain(&svc.spec.cluster_ips)
-        .any(|ip| ip.parse::<std::net::Ipv6Addr>().is_ok());
-    let kept = &mut svc.spec.kept;
-    kept.entry("ipFamilyPolicy")
-        .or_insert_with(|| serde_json::Value::String(policy.to_string()));
-    if !ipv6 {
-        kept.entry("ipFamilies")
-            .or_insert_with(|| serde_json::json!(["IPv4"]));
-    }
 }
 
 /// `ClientIP` always has a timeout. A config given with `None` affinity is
@@ -186,17 +152,6 @@ mod tests {
             port,
             ..Default::default()
         }
-    }
-
-    #[test]
-    fn services_are_single_stack_ipv4_as_kubernetes_records_them() {
-        let mut svc = service_with(None, vec![port(80)]);
-        service(&mut svc);
-        assert_eq!(svc.spec.kept["ipFamilyPolicy"], "SingleStack");
-        assert_eq!(svc.spec.kept["ipFamilies"], serde_json::json!(["IPv4"]));
-        let mut external = service_with(Some("ExternalName"), vec![]);
-        service(&mut external);
-        assert!(external.spec.kept.is_empty());
     }
 
     #[test]

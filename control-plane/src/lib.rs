@@ -23,6 +23,7 @@ mod env;
 mod ha;
 pub mod health;
 mod identity;
+pub mod ip_family;
 mod listener;
 pub mod metrics;
 pub mod node_lifecycle;

@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use clap::Parser;
 use ipnet::Ipv4Net;
+use switchyard_control_plane::allocator::cluster_ip::ServiceCidrs;
 use switchyard_control_plane::registry::RegistryConfig;
 use switchyard_control_plane::server::{Security, Server, ServerConfig, ServerError};
 use switchyard_control_plane::store::EtcdConfig;
@@ -34,9 +35,11 @@ struct Args {
     /// Address for the gRPC API (swctl and agents).
     #[arg(long, default_value = "127.0.0.1:7443")]
     listen: SocketAddr,
-    /// CIDR that ClusterIPs are allocated from.
+    /// CIDR that ClusterIPs are allocated from; for dual-stack Services,
+    /// one IPv4 and one IPv6 CIDR, comma-separated, the first being the
+    /// cluster's primary family (an IPv6 CIDR's mask must be >= 108).
     #[arg(long, default_value = "10.96.0.0/12")]
-    service_cidr: Ipv4Net,
+    service_cidr: ServiceCidrs,
     /// Range that NodePorts are allocated from, as FIRST-LAST.
     #[arg(long, default_value = "30000-32767", value_parser = parse_port_range)]
     node_port_range: RangeInclusive<u16>,
@@ -147,8 +150,15 @@ fn name_for(host: &str, listen: SocketAddr) -> String {
 }
 
 /// Kubernetes' convention: the cluster DNS Service takes the 10th address.
-fn tenth_address(cidr: Ipv4Net) -> Ipv4Addr {
-    Ipv4Addr::from(u32::from(cidr.network()).saturating_add(10))
+/// The tenth address of the IPv4 service range, as kubeadm picks the
+/// cluster DNS address (agents answer DNS on IPv4).
+fn tenth_address(cidrs: &ServiceCidrs) -> Ipv4Addr {
+    let v4 = cidrs.ranges().find_map(|r| match r.cidr() {
+        ipnet::IpNet::V4(v4) => Some(v4),
+        ipnet::IpNet::V6(_) => None,
+    });
+    let network = v4.map_or(Ipv4Addr::new(10, 96, 0, 0), |net| net.network());
+    Ipv4Addr::from(u32::from(network).saturating_add(10))
 }
 
 fn parse_port_range(s: &str) -> anyhow::Result<RangeInclusive<u16>> {
@@ -196,7 +206,7 @@ async fn main() -> anyhow::Result<()> {
             .unwrap_or_else(|| default_name(args.listen)),
         listen: args.listen,
         registry: RegistryConfig {
-            service_cidr: args.service_cidr.trunc(),
+            service_cidrs: args.service_cidr.clone(),
             node_port_range: args.node_port_range,
             lb_pool: args.lb_pool,
             log_retention: args.log_retention,
@@ -204,7 +214,7 @@ async fn main() -> anyhow::Result<()> {
         cluster_domain: args.cluster_domain.trim_end_matches('.').to_string(),
         cluster_dns: args
             .cluster_dns
-            .unwrap_or_else(|| tenth_address(args.service_cidr.trunc())),
+            .unwrap_or_else(|| tenth_address(&args.service_cidr)),
         listen_unix: args.listen_unix.clone(),
         security: if args.insecure {
             Security::Insecure

@@ -71,10 +71,14 @@ impl Kubectl {
 }
 
 fn start() -> Option<(ControlPlane, Kubectl)> {
+    start_with(&[])
+}
+
+fn start_with(flags: &[&str]) -> Option<(ControlPlane, Kubectl)> {
     if !switchyard_lab::require_kubectl(&test_name()) {
         return None;
     }
-    let cp = ControlPlane::start(&[]);
+    let cp = ControlPlane::start(flags);
     let kubectl = Kubectl::new(&cp.config());
     Some((cp, kubectl))
 }
@@ -649,5 +653,139 @@ fn whoami_can_i_and_forbidden_for_admin_and_view_users() {
             "jsonpath={.status.userInfo.username}"
         ]),
         "view-user"
+    );
+}
+
+#[test]
+fn dual_stack_services_as_kube_apiserver_makes_them() {
+    let Some((_cp, kubectl)) = start_with(&["--service-cidr", "10.96.0.0/16,fd00:10:96::/112"])
+    else {
+        return;
+    };
+    let dual = SERVICE.replace("spec:\n", "spec:\n  ipFamilyPolicy: PreferDualStack\n");
+    assert_eq!(
+        kubectl.ok_stdin(&["apply", "-f", "-"], Some(&dual)),
+        "service/web created\n"
+    );
+    let fields = |name: &str| {
+        kubectl.ok(&[
+            "get",
+            "svc",
+            name,
+            "-o",
+            "jsonpath={.spec.ipFamilyPolicy} {.spec.ipFamilies} {.spec.clusterIP} {.spec.clusterIPs}",
+        ])
+    };
+    let got = fields("web");
+    let parts: Vec<&str> = got.split(' ').collect();
+    assert_eq!(
+        parts[..2],
+        ["PreferDualStack", r#"["IPv4","IPv6"]"#],
+        "{got}"
+    );
+    let ips: Vec<String> = serde_json::from_str(parts[3]).unwrap();
+    let (v4, v6): (std::net::IpAddr, std::net::IpAddr) =
+        (ips[0].parse().unwrap(), ips[1].parse().unwrap());
+    assert!(
+        v4.to_string().starts_with("10.96.") && v6.to_string().starts_with("fd00:10:96::"),
+        "{got}"
+    );
+    assert_eq!(parts[2], ips[0], "clusterIP is the primary (IPv4) address");
+    // The table shows the primary address only, as kube-apiserver prints it.
+    assert_eq!(
+        without_age(&kubectl.ok(&["get", "svc", "web"])),
+        format!("NAME TYPE CLUSTER-IP EXTERNAL-IP PORT(S)\nweb ClusterIP {v4} <none> 80/TCP")
+    );
+    let describe = kubectl.ok(&["describe", "svc", "web"]);
+    let lines: Vec<String> = describe
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    for want in [
+        "IP Family Policy: PreferDualStack".to_string(),
+        "IP Families: IPv4,IPv6".to_string(),
+        format!("IP: {v4}"),
+        format!("IPs: {v4},{v6}"),
+    ] {
+        assert!(lines.contains(&want), "{want:?} not in {describe}");
+    }
+
+    // SingleStack releases the secondary address: another Service may take it.
+    assert_eq!(
+        kubectl.ok(&[
+            "patch",
+            "svc",
+            "web",
+            "-p",
+            r#"{"spec":{"ipFamilyPolicy":"SingleStack"}}"#
+        ]),
+        "service/web patched\n"
+    );
+    assert_eq!(
+        fields("web"),
+        format!(r#"SingleStack ["IPv4"] {v4} ["{v4}"]"#)
+    );
+    let v6_only = SERVICE.replace("name: web", "name: six").replace(
+        "spec:\n",
+        &format!("spec:\n  ipFamilies: [IPv6]\n  clusterIP: {v6}\n"),
+    );
+    assert_eq!(
+        kubectl.ok_stdin(&["apply", "-f", "-"], Some(&v6_only)),
+        "service/six created\n"
+    );
+    assert_eq!(
+        fields("six"),
+        format!(r#"SingleStack ["IPv6"] {v6} ["{v6}"]"#)
+    );
+
+    // Asking for both again gets a new secondary address; the primary stays.
+    assert_eq!(
+        kubectl.ok(&[
+            "patch",
+            "svc",
+            "web",
+            "-p",
+            r#"{"spec":{"ipFamilyPolicy":"RequireDualStack"}}"#
+        ]),
+        "service/web patched\n"
+    );
+    let again: Vec<String> = serde_json::from_str(&kubectl.ok(&[
+        "get",
+        "svc",
+        "web",
+        "-o",
+        "jsonpath={.spec.clusterIPs}",
+    ]))
+    .unwrap();
+    assert_eq!(again[0], v4.to_string());
+    assert!(
+        again[1].starts_with("fd00:10:96::") && again[1] != v6.to_string(),
+        "{again:?}"
+    );
+
+    // Kubernetes' refusals, word for word.
+    let patch = |json: &str| kubectl.fails(&["patch", "svc", "web", "-p", json], None);
+    assert_eq!(
+        patch(&format!(r#"{{"spec":{{"clusterIPs":["{v4}","fd00:10:96::99"]}}}}"#)),
+        format!("The Service \"web\" is invalid: spec.clusterIPs[1]: Invalid value: []string{{\"{v4}\", \"fd00:10:96::99\"}}: may not change once set\n")
+    );
+    assert_eq!(
+        patch(r#"{"spec":{"ipFamilies":["IPv4"]}}"#),
+        "The Service \"web\" is invalid: spec.ipFamilyPolicy: Invalid value: \"RequireDualStack\": must be 'SingleStack' to release the secondary IP family\n"
+    );
+    let outside = SERVICE
+        .replace("name: web", "name: far")
+        .replace("spec:\n", "spec:\n  ipFamilyPolicy: RequireDualStack\n  clusterIPs: [10.96.0.50, \"2001:db8::1\"]\n  clusterIP: 10.96.0.50\n");
+    assert_eq!(
+        kubectl.fails(&["apply", "-f", "-"], Some(&outside)),
+        "The Service \"far\" is invalid: spec.clusterIPs: Invalid value: []string{\"10.96.0.50\", \"2001:db8::1\"}: failed to allocate IP 2001:db8::1: the provided IP (2001:db8::1) is not in the valid range. The range of valid IPs is fd00:10:96::/112\n"
+    );
+    let same_family = SERVICE.replace("name: web", "name: twice").replace(
+        "spec:\n",
+        "spec:\n  ipFamilyPolicy: PreferDualStack\n  ipFamilies: [IPv4, IPv4]\n",
+    );
+    assert_eq!(
+        kubectl.fails(&["apply", "-f", "-"], Some(&same_family)),
+        "The Service \"twice\" is invalid: spec.ipFamilies[1]: Duplicate value: \"IPv4\"\n"
     );
 }

@@ -5,6 +5,7 @@
 //! plain data (`columns` says how each kind reads in a table): validation, defaulting and allocation live in the control plane.
 #![forbid(unsafe_code)]
 
+pub mod cluster_ips;
 pub mod columns;
 pub mod endpoint_ports;
 pub mod resources;

@@ -317,7 +317,7 @@ impl<'a> Zone<'a> {
                     let host = host_label(e, ip);
                     targets.insert(self.name(&[&host, &s.name, &s.namespace, "svc"]));
                 }
-            } else if !is_external_name(s) && s.cluster_ip.parse() == Ok(ip) {
+            } else if !is_external_name(s) && s.ipv4_cluster_ip() == Some(ip) {
                 targets.insert(self.service_name(s));
             }
         }
@@ -375,7 +375,7 @@ fn service_node(owner: &Name, s: &ServiceState) -> Node {
             Node::Present(ips)
         };
     }
-    let a = Ipv4Addr::from_str(&s.cluster_ip).ok();
+    let a = s.ipv4_cluster_ip();
     Node::Present(
         a.map(|ip| record(owner, RData::A(A(ip))))
             .into_iter()

@@ -13,7 +13,7 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 use switchyard_api::resources::{Service, ServicePort};
 
-use super::cluster_ip::ClusterIpRange;
+use super::cluster_ip::ServiceCidrs;
 use super::lb_ip::LbPool;
 use super::node_port::NodePortRange;
 use super::service::{allocate, held_by, Ranges};
@@ -56,7 +56,7 @@ fn op() -> impl Strategy<Value = Op> {
 
 fn ranges() -> Ranges {
     Ranges {
-        cluster_ips: ClusterIpRange::new("10.96.0.0/28".parse().unwrap()),
+        cluster_ips: ServiceCidrs::single("10.96.0.0/28".parse().unwrap()),
         node_ports: NodePortRange::new(30000..=30009),
         lb_pool: Some(LbPool::new("172.18.0.200/29".parse().unwrap())),
     }

@@ -2,21 +2,23 @@
 //! an applied Service gets the values it did not ask for.
 
 use std::collections::BTreeSet;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use rand::Rng;
 use switchyard_api::resources::{LoadBalancerIngress, LoadBalancerStatus, Service};
 
-use super::cluster_ip::ClusterIpRange;
+use super::cluster_ip::ServiceCidrs;
 use super::lb_ip::LbPool;
 use super::node_port::NodePortRange;
 use super::{AllocKey, AllocationTable};
+use crate::ip_family::IpFamily;
 use crate::validation::field::{FieldError, FieldErrors};
+use crate::validation::golang;
 
 /// The ranges configured on the control plane.
 #[derive(Debug, Clone)]
 pub struct Ranges {
-    pub cluster_ips: ClusterIpRange,
+    pub cluster_ips: ServiceCidrs,
     pub node_ports: NodePortRange,
     pub lb_pool: Option<LbPool>,
 }
@@ -32,7 +34,13 @@ pub enum AllocError {
 /// Everything `svc` holds, read off the object itself.
 pub fn held_by(svc: &Service) -> BTreeSet<AllocKey> {
     let mut keys = BTreeSet::new();
-    if let Some(ip) = svc.spec.cluster_ip.as_deref().and_then(|s| s.parse().ok()) {
+    for ip in svc
+        .spec
+        .cluster_ip
+        .iter()
+        .chain(&svc.spec.cluster_ips)
+        .filter_map(|s| s.parse().ok())
+    {
         keys.insert(AllocKey::ClusterIp(ip));
     }
     let health_check = svc.spec.health_check_node_port;
@@ -55,7 +63,7 @@ pub fn held_by(svc: &Service) -> BTreeSet<AllocKey> {
     keys
 }
 
-/// Fills in the ClusterIP, NodePorts and LoadBalancer ingress that `svc`
+/// Fills in the ClusterIPs, NodePorts and LoadBalancer ingress that `svc`
 /// needs, checking that explicitly requested values are free for `owner`.
 /// `svc` is defaulted and validated; on error it may be partly filled and
 /// must be dropped.
@@ -66,51 +74,106 @@ pub fn allocate(
     ranges: &Ranges,
     rng: &mut impl Rng,
 ) -> Result<(), AllocError> {
+    allocate_cluster_ips(svc, owner, table, ranges, rng)?;
+    allocate_ports_and_lb_ip(svc, owner, table, ranges, rng)
+}
+
+/// The NodePorts, health check port and LoadBalancer ingress.
+pub fn allocate_ports_and_lb_ip(
+    svc: &mut Service,
+    owner: &str,
+    table: &AllocationTable,
+    ranges: &Ranges,
+    rng: &mut impl Rng,
+) -> Result<(), AllocError> {
     let mut errors = FieldErrors::default();
-    allocate_cluster_ip(svc, owner, table, ranges, rng, &mut errors)?;
     allocate_node_ports(svc, owner, table, ranges, rng, &mut errors)?;
     allocate_health_check_node_port(svc, owner, table, ranges, rng, &mut errors)?;
     allocate_lb_ip(svc, owner, table, ranges)?;
     errors.into_result().map_err(AllocError::Conflict)
 }
 
-fn allocate_cluster_ip(
+/// One cluster IP per family of `spec.ipFamilies` (the primary family
+/// when unset), in that order: the ones asked for must be in their
+/// family's range and free, the others are drawn from it. Refusals read
+/// as kube-apiserver's allocator words them, at `spec.clusterIPs`.
+pub fn allocate_cluster_ips(
     svc: &mut Service,
     owner: &str,
     table: &AllocationTable,
     ranges: &Ranges,
     rng: &mut impl Rng,
-    errors: &mut FieldErrors,
 ) -> Result<(), AllocError> {
     if svc.service_type() == "ExternalName" || svc.is_headless() {
         svc.spec.cluster_ips = svc.spec.cluster_ip.iter().cloned().collect();
         return Ok(());
     }
-    match svc.spec.cluster_ip.as_deref().filter(|s| !s.is_empty()) {
-        Some(requested) => {
-            if let Ok(ip) = requested.parse::<Ipv4Addr>() {
-                if !table.is_free_for(&AllocKey::ClusterIp(ip), owner) {
-                    errors.push(FieldError::invalid(
-                        "spec.clusterIP",
-                        requested,
-                        "provided IP is already allocated",
-                    ));
-                }
-            }
-        }
-        None => {
-            let ip = ranges
-                .cluster_ips
+    let mut ips: Vec<String> = match (&svc.spec.cluster_ips[..], svc.spec.cluster_ip.as_deref()) {
+        ([], Some(ip)) if !ip.is_empty() => vec![ip.to_string()],
+        (ips, _) => ips.to_vec(),
+    };
+    let families = families(svc, &ranges.cluster_ips);
+    ips.resize(ips.len().max(families.len()), String::new());
+    for (i, family) in families.into_iter().enumerate() {
+        let range = ranges
+            .cluster_ips
+            .range_of(family)
+            .ok_or(AllocError::Exhausted("serviceIP"))?;
+        if ips[i].is_empty() {
+            let ip = range
                 .allocate(
                     |ip| !table.is_free_for(&AllocKey::ClusterIp(ip), owner),
                     rng,
                 )
                 .ok_or(AllocError::Exhausted("serviceIP"))?;
-            svc.spec.cluster_ip = Some(ip.to_string());
+            ips[i] = ip.to_string();
+            continue;
         }
+        let Ok(ip) = ips[i].parse::<IpAddr>() else {
+            // Not an address: validation says so.
+            continue;
+        };
+        let reason = if !range.contains(ip) {
+            format!(
+                "the provided IP ({ip}) is not in the valid range. The range of valid IPs is {}",
+                range.cidr()
+            )
+        } else if !table.is_free_for(&AllocKey::ClusterIp(ip), owner) {
+            "provided IP is already allocated".to_string()
+        } else {
+            continue;
+        };
+        let value = golang::value(golang::string_slice(&ips));
+        return Err(AllocError::Conflict(
+            FieldError::invalid(
+                "spec.clusterIPs",
+                value,
+                format!("failed to allocate IP {ip}: {reason}"),
+            )
+            .into(),
+        ));
     }
-    svc.spec.cluster_ips = svc.spec.cluster_ip.iter().cloned().collect();
+    svc.spec.cluster_ip = ips.first().cloned();
+    svc.spec.cluster_ips = ips;
     Ok(())
+}
+
+/// The families a Service's cluster IPs are for: `spec.ipFamilies` as the
+/// family rules settled it, else the cluster's primary family.
+fn families(svc: &Service, cidrs: &ServiceCidrs) -> Vec<IpFamily> {
+    let named: Vec<IpFamily> = svc
+        .spec
+        .kept
+        .get("ipFamilies")
+        .and_then(|v| v.as_array())
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str().and_then(IpFamily::parse))
+        .collect();
+    match named.is_empty() {
+        true => vec![cidrs.primary().family()],
+        false => named,
+    }
 }
 
 fn allocate_node_ports(
@@ -280,7 +343,7 @@ mod tests {
 
     fn ranges(pool: Option<&str>) -> Ranges {
         Ranges {
-            cluster_ips: ClusterIpRange::new("10.96.0.0/12".parse().unwrap()),
+            cluster_ips: ServiceCidrs::single("10.96.0.0/12".parse().unwrap()),
             node_ports: NodePortRange::new(30000..=32767),
             lb_pool: pool.map(|p| LbPool::new(p.parse().unwrap())),
         }
@@ -316,7 +379,53 @@ mod tests {
             .contains(&ip));
         assert_eq!(s.spec.cluster_ips, vec![ip.to_string()]);
         assert_eq!(s.spec.ports[0].node_port, None);
-        assert_eq!(held_by(&s), BTreeSet::from([AllocKey::ClusterIp(ip)]));
+        assert_eq!(
+            held_by(&s),
+            BTreeSet::from([AllocKey::ClusterIp(std::net::IpAddr::V4(ip))])
+        );
+    }
+
+    #[test]
+    fn dual_stack_service_gets_one_ip_per_family_in_their_order() {
+        let mut ranges = ranges(None);
+        ranges.cluster_ips = "10.96.0.0/12,fd00:10:96::/112".parse().unwrap();
+        let mut s = svc("ClusterIP", &[(80, None)]);
+        s.spec.kept.insert(
+            "ipFamilies".to_string(),
+            serde_json::json!(["IPv6", "IPv4"]),
+        );
+        alloc(&mut s, &AllocationTable::default(), &ranges).unwrap();
+        let ips: Vec<std::net::IpAddr> = s
+            .spec
+            .cluster_ips
+            .iter()
+            .map(|ip| ip.parse().unwrap())
+            .collect();
+        assert_eq!(ips.len(), 2, "{ips:?}");
+        assert!(ips[0].is_ipv6() && ips[1].is_ipv4(), "{ips:?}");
+        assert!(ranges.cluster_ips.contains(ips[0]) && ranges.cluster_ips.contains(ips[1]));
+        assert_eq!(s.spec.cluster_ip, Some(ips[0].to_string()));
+        assert_eq!(
+            held_by(&s),
+            ips.iter().map(|ip| AllocKey::ClusterIp(*ip)).collect()
+        );
+
+        // The primary kept, a requested secondary taken by another Service.
+        let table: AllocationTable = [(
+            AllocKey::ClusterIp("10.96.0.20".parse().unwrap()),
+            "default/other".to_string(),
+        )]
+        .into_iter()
+        .collect();
+        s.spec.cluster_ips = vec![ips[0].to_string(), "10.96.0.20".to_string()];
+        let err = alloc(&mut s, &table, &ranges).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                r#"spec.clusterIPs: Invalid value: []string{{"{}", "10.96.0.20"}}: failed to allocate IP 10.96.0.20: provided IP is already allocated"#,
+                ips[0]
+            )
+        );
     }
 
     #[test]
@@ -362,8 +471,48 @@ mod tests {
         let err = alloc(&mut s, &table, &ranges(None)).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "spec.clusterIP: Invalid value: \"10.96.0.20\": provided IP is already allocated"
+            r#"spec.clusterIPs: Invalid value: []string{"10.96.0.20"}: failed to allocate IP 10.96.0.20: provided IP is already allocated"#
         );
+    }
+
+    #[test]
+    fn requested_cluster_ip_must_be_in_its_family_range() {
+        let mut ranges = ranges(None);
+        ranges.cluster_ips = "10.96.0.0/12,fd00:10:96::/112".parse().unwrap();
+        let refused = |ips: &[&str]| {
+            let mut s = svc("ClusterIP", &[(80, None)]);
+            s.spec.cluster_ip = Some(ips[0].to_string());
+            s.spec.cluster_ips = ips.iter().map(|ip| ip.to_string()).collect();
+            let families: Vec<&str> = ips
+                .iter()
+                .map(|ip| match ip.contains(':') {
+                    true => "IPv6",
+                    false => "IPv4",
+                })
+                .collect();
+            s.spec
+                .kept
+                .insert("ipFamilies".into(), serde_json::json!(families));
+            alloc(&mut s, &AllocationTable::default(), &ranges)
+                .err()
+                .map(|e| e.to_string())
+        };
+        assert_eq!(
+            refused(&["10.0.0.1"]).as_deref(),
+            Some(
+                r#"spec.clusterIPs: Invalid value: []string{"10.0.0.1"}: failed to allocate IP 10.0.0.1: the provided IP (10.0.0.1) is not in the valid range. The range of valid IPs is 10.96.0.0/12"#
+            )
+        );
+        assert_eq!(
+            refused(&["10.96.0.10", "2001:db8::1"]).as_deref(),
+            Some(
+                r#"spec.clusterIPs: Invalid value: []string{"10.96.0.10", "2001:db8::1"}: failed to allocate IP 2001:db8::1: the provided IP (2001:db8::1) is not in the valid range. The range of valid IPs is fd00:10:96::/112"#
+            )
+        );
+        for never in ["10.96.0.0", "10.111.255.255", "fd00:10:96::"] {
+            assert!(refused(&[never]).is_some(), "{never}");
+        }
+        assert_eq!(refused(&["10.111.255.254", "fd00:10:96::ffff"]), None);
     }
 
     #[test]

@@ -1,13 +1,13 @@
 use std::collections::BTreeMap;
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::str::FromStr;
 
 /// One allocatable thing. NodePorts are allocated by number regardless of
 /// protocol, as in Kubernetes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum AllocKey {
-    ClusterIp(Ipv4Addr),
+    ClusterIp(IpAddr),
     NodePort(u16),
     LoadBalancerIp(Ipv4Addr),
 }
@@ -88,7 +88,8 @@ mod tests {
     #[test]
     fn keys_round_trip() {
         for key in [
-            AllocKey::ClusterIp(Ipv4Addr::new(10, 96, 0, 10)),
+            AllocKey::ClusterIp(IpAddr::V4(Ipv4Addr::new(10, 96, 0, 10))),
+            AllocKey::ClusterIp("fd00:10:96::a".parse().unwrap()),
             AllocKey::NodePort(30080),
             AllocKey::LoadBalancerIp(Ipv4Addr::new(172, 18, 0, 200)),
         ] {

@@ -146,7 +146,7 @@ async fn control_plane(name: &str, shared: &Arc<Mutex<Shared>>) -> ControlPlane 
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SledStore::open(dir.path()).unwrap());
     let cfg = RegistryConfig {
-        service_cidr: "10.96.0.0/12".parse().unwrap(),
+        service_cidrs: "10.96.0.0/12".parse().unwrap(),
         node_port_range: 30000..=32767,
         lb_pool: None,
         log_retention: 1000,

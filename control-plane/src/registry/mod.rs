@@ -33,7 +33,7 @@ pub use node_ready::NODE_NOT_READY;
 pub use state::Event;
 pub use watch::WatchStart;
 
-use crate::allocator::cluster_ip::ClusterIpRange;
+use crate::allocator::cluster_ip::ServiceCidrs;
 use crate::allocator::lb_ip::LbPool;
 use crate::allocator::node_port::NodePortRange;
 use crate::allocator::service::{held_by, Ranges};
@@ -50,7 +50,7 @@ pub use state::Txn;
 
 #[derive(Debug, Clone)]
 pub struct RegistryConfig {
-    pub service_cidr: Ipv4Net,
+    pub service_cidrs: ServiceCidrs,
     pub node_port_range: std::ops::RangeInclusive<u16>,
     pub lb_pool: Option<Ipv4Net>,
     /// How many revisions of history watches can resume from.
@@ -243,11 +243,11 @@ impl Registry {
             foreign: repair::Foreign::default(),
             leader: std::sync::Mutex::new(None),
             validation: ValidationConfig {
-                service_cidr: cfg.service_cidr,
+                service_cidrs: cfg.service_cidrs.clone(),
                 node_port_range: cfg.node_port_range.clone(),
             },
             ranges: Ranges {
-                cluster_ips: ClusterIpRange::new(cfg.service_cidr),
+                cluster_ips: cfg.service_cidrs.clone(),
                 node_ports: NodePortRange::new(cfg.node_port_range),
                 lb_pool: cfg.lb_pool.map(LbPool::new),
             },

@@ -7,7 +7,7 @@ use switchyard_api::resources::{Deployment, Object, Pod, PodCondition, Service};
 
 use super::error::{RegistryError, Result};
 use super::type_change::drop_type_dependent_fields;
-use crate::allocator::service::{allocate, Ranges};
+use crate::allocator::service::{allocate_cluster_ips, allocate_ports_and_lb_ip, Ranges};
 use crate::allocator::AllocationTable;
 use crate::defaulting;
 use crate::store::object_key;
@@ -44,10 +44,15 @@ pub fn prepare(
             };
             carry_over_service(svc, old);
             defaulting::service(svc);
-            validation::service(svc, old, limits.validation).map_err(invalid)?;
+            // kube-apiserver's order: families, then cluster IPs, each
+            // answering alone, then the rest of validation.
+            validation::service_ip_families(svc, old, limits.validation).map_err(invalid)?;
             let owner = object_key(kind, svc.metadata.namespace.as_deref().unwrap_or(""), &name);
-            allocate(svc, &owner, table, limits.ranges, rng)
-                .map_err(|e| RegistryError::from_alloc(kind, &name, e))?;
+            let alloc_error = |e| RegistryError::from_alloc(kind, &name, e);
+            allocate_cluster_ips(svc, &owner, table, limits.ranges, rng).map_err(alloc_error)?;
+            validation::service(svc, old, limits.validation).map_err(invalid)?;
+            allocate_ports_and_lb_ip(svc, &owner, table, limits.ranges, rng)
+                .map_err(alloc_error)?;
         }
         (Object::Pod(pod), old) => {
             let old = match old {

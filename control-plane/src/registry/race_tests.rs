@@ -88,7 +88,7 @@ impl Store for FaultyStore {
 async fn open(dir: &std::path::Path) -> (Arc<FaultyStore>, Arc<Registry>) {
     let store = FaultyStore::open(dir);
     let cfg = RegistryConfig {
-        service_cidr: "10.96.0.0/12".parse().unwrap(),
+        service_cidrs: "10.96.0.0/12".parse().unwrap(),
         node_port_range: 30000..=32767,
         lb_pool: None,
         log_retention: 10_000,

@@ -129,7 +129,7 @@ mod tests {
 
     async fn registry(dir: &std::path::Path) -> Arc<Registry> {
         let cfg = RegistryConfig {
-            service_cidr: "10.96.0.0/12".parse().unwrap(),
+            service_cidrs: "10.96.0.0/12".parse().unwrap(),
             node_port_range: 30000..=32767,
             lb_pool: None,
             log_retention: 10_000,

@@ -21,11 +21,16 @@ pub fn service_state<'a>(
     slices: impl IntoIterator<Item = &'a EndpointSlice>,
 ) -> ServiceState {
     let spec = &svc.spec;
+    let has_cluster_ip = !svc.is_headless() && svc.service_type() != "ExternalName";
     let cluster_ip = spec
         .cluster_ip
         .clone()
-        .filter(|ip| ip != "None" && svc.service_type() != "ExternalName")
+        .filter(|_| has_cluster_ip)
         .unwrap_or_default();
+    let cluster_ips = match has_cluster_ip {
+        true => spec.cluster_ips.clone(),
+        false => Vec::new(),
+    };
     let load_balancer_ips = svc
         .status
         .load_balancer
@@ -77,6 +82,7 @@ pub fn service_state<'a>(
             .iter()
             .map(|r| r.trim().to_string())
             .collect(),
+        cluster_ips,
     };
     add_endpoints(&mut state, slices);
     state
@@ -269,9 +275,25 @@ mod tests {
     fn headless_and_external_name_have_no_cluster_ip() {
         let mut s = service();
         s.spec.cluster_ip = Some("None".into());
+        s.spec.cluster_ips = vec!["None".into()];
         let state = service_state(&s, []);
         assert_eq!(state.cluster_ip, "");
+        assert!(state.cluster_ips.is_empty());
         assert!(state.headless);
+    }
+
+    #[test]
+    fn a_dual_stack_service_sends_both_addresses_primary_first() {
+        let mut s = service();
+        s.spec.cluster_ip = Some("fd00:10:96::5".into());
+        s.spec.cluster_ips = vec!["fd00:10:96::5".into(), "10.96.0.5".into()];
+        let state = service_state(&s, []);
+        assert_eq!(state.cluster_ip, "fd00:10:96::5");
+        assert_eq!(state.cluster_ips, ["fd00:10:96::5", "10.96.0.5"]);
+        assert_eq!(
+            state.ipv4_cluster_ip(),
+            Some(std::net::Ipv4Addr::new(10, 96, 0, 5))
+        );
     }
 
     #[test]

@@ -7,7 +7,7 @@ use switchyard_api::resources::Labels;
 use super::field::BadValue;
 
 /// The one place a Go rendering becomes a bad value, printed verbatim.
-pub(super) fn value(rendered: String) -> BadValue {
+pub(crate) fn value(rendered: String) -> BadValue {
     BadValue::Raw(rendered)
 }
 
@@ -28,9 +28,14 @@ pub(super) fn string_map(map: &Labels) -> String {
 }
 
 /// `[]string{"a", "b"}`.
-pub(super) fn string_slice(items: &[String]) -> String {
+pub(crate) fn string_slice(items: &[String]) -> String {
+    typed_slice("string", items)
+}
+
+/// `[]core.IPFamily{"IPv4", "IPv6"}`: a slice of a named string type.
+pub(super) fn typed_slice(type_name: &str, items: &[String]) -> String {
     let quoted: Vec<String> = items.iter().map(|s| quote(s)).collect();
-    format!("[]string{{{}}}", quoted.join(", "))
+    format!("[]{type_name}{{{}}}", quoted.join(", "))
 }
 
 /// The `(protocol, port)` key Kubernetes reports for duplicate Service ports.

@@ -10,7 +10,7 @@ mod cluster;
 mod common;
 mod deployment;
 mod endpoint_slice;
-mod golang;
+pub(crate) mod golang;
 mod identity;
 mod names;
 mod pod;
@@ -18,24 +18,35 @@ mod service;
 
 use std::ops::RangeInclusive;
 
-use ipnet::Ipv4Net;
 use switchyard_api::resources::{
     BootstrapToken, Deployment, EndpointSlice, Namespace, Node, Pod, Service, User,
 };
 
+use crate::allocator::cluster_ip::ServiceCidrs;
 use field::FieldErrors;
 
 /// The ranges a Service may draw from, which Kubernetes checks in its
 /// allocators but Switchyard checks before allocating.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
-    pub service_cidr: Ipv4Net,
+    pub service_cidrs: ServiceCidrs,
     pub node_port_range: RangeInclusive<u16>,
 }
 
 /// `old` is the stored Service on update, whose ClusterIP may not change.
 pub fn service(svc: &Service, old: Option<&Service>, cfg: &Config) -> Result<(), FieldErrors> {
     service::validate(svc, old, cfg).into_result()
+}
+
+/// Settles `svc`'s IP family fields against the cluster's families before
+/// the rest of validation, as kube-apiserver does (see
+/// `service::ip_families`).
+pub fn service_ip_families(
+    svc: &mut Service,
+    old: Option<&Service>,
+    cfg: &Config,
+) -> Result<(), FieldErrors> {
+    service::ip_families::settle(svc, old, &cfg.service_cidrs.families()).into_result()
 }
 
 /// `old` is the stored Pod on update, whose node may not change.

@@ -23,13 +23,9 @@ const MAX_AFFINITY_TIMEOUT: i32 = 86400;
 const ONLY_LOAD_BALANCER: &str = "may only be used when `type` is 'LoadBalancer'";
 
 pub(super) fn validate(svc: &Service, old: Option<&Service>, cfg: &Config) -> FieldErrors {
-    let families = ip_families::check(svc);
-    if !families.is_empty() {
-        return families;
-    }
     let mut errs = FieldErrors::default();
     if let Some(old) = old {
-        cluster_ip_unchanged(&mut errs, svc, old);
+        addresses_kept(&mut errs, svc, old);
         health_check_node_port_unchanged(&mut errs, svc, old);
     }
     common::object_meta(
@@ -50,7 +46,7 @@ pub(super) fn validate(svc: &Service, old: Option<&Service>, cfg: &Config) -> Fi
     }
     session_affinity(&mut errs, spec);
     if ty != service_type::EXTERNAL_NAME {
-        cluster_ip(&mut errs, spec, cfg);
+        cluster_ip(&mut errs, spec);
     }
     external_ips(&mut errs, &spec.external_ips);
     service_type(&mut errs, ty);
@@ -76,35 +72,78 @@ fn traffic_distribution(errs: &mut FieldErrors, spec: &ServiceSpec) {
     }
 }
 
-/// The ClusterIPs an update asks for: its own list when that starts with
-/// the new ClusterIP, else the ClusterIP alone (as kube-apiserver
-/// normalizes a changed `clusterIP` with a carried-over `clusterIPs`).
-fn cluster_ips_after(new: &Service, new_ip: &str) -> Vec<String> {
-    match new.spec.cluster_ips.first() {
-        Some(first) if first == new_ip => new.spec.cluster_ips.clone(),
-        _ => vec![new_ip.to_string()],
-    }
-}
-
-/// A ClusterIP, once allocated, stays: kube-proxy state, DNS answers and
-/// clients all hold it. Moving to or from ExternalName releases it instead.
-fn cluster_ip_unchanged(errs: &mut FieldErrors, new: &Service, old: &Service) {
+/// What an update may do to the addresses: add a secondary cluster IP and
+/// family, or drop them (the family rules ask for `SingleStack` then);
+/// never change one that is set, nor drop the primary. Moving to or from
+/// ExternalName releases them all instead. kube-apiserver's words, as in
+/// its `validateUpgradeDowngradeClusterIPs` and `…IPFamilies`.
+fn addresses_kept(errs: &mut FieldErrors, new: &Service, old: &Service) {
     let external = service_type::EXTERNAL_NAME;
     if new.service_type() == external || old.service_type() == external {
         return;
     }
-    let old_ip = non_empty(old.spec.cluster_ip.as_deref());
-    let new_ip = non_empty(new.spec.cluster_ip.as_deref());
-    if let (Some(old_ip), Some(new_ip)) = (old_ip, new_ip) {
-        if old_ip != new_ip {
-            let ips = cluster_ips_after(new, new_ip);
+    if !(new.is_headless() && old.is_headless()) {
+        let (old_ips, new_ips) = (&old.spec.cluster_ips, &new.spec.cluster_ips);
+        let value = || golang::value(golang::string_slice(new_ips));
+        let changed = |i: usize| old_ips.get(i).is_some_and(|o| new_ips.get(i) != Some(o));
+        if new_ips.is_empty() && !old_ips.is_empty() {
             errs.push(FieldError::invalid(
                 "spec.clusterIPs[0]",
-                golang::value(golang::string_slice(&ips)),
+                value(),
+                "primary clusterIP can not be unset",
+            ));
+        }
+        let compared = match old_ips.len() == new_ips.len() {
+            true => old_ips.len(),
+            false => new_ips.len().min(1),
+        };
+        for i in (0..compared).filter(|i| changed(*i)) {
+            errs.push(FieldError::invalid(
+                format!("spec.clusterIPs[{i}]"),
+                value(),
                 "may not change once set",
             ));
         }
     }
+    if new.is_headless() || old.is_headless() {
+        return;
+    }
+    let (old_families, new_families) = (families(old), families(new));
+    if old_families.len() == new_families.len() {
+        if old_families != new_families {
+            errs.push(FieldError::invalid(
+                "spec.ipFamilies[0]",
+                golang::value(golang::typed_slice("core.IPFamily", &new_families)),
+                "may not change once set",
+            ));
+        }
+    } else if new_families.is_empty() {
+        errs.push(FieldError::invalid(
+            "spec.ipFamilies[0]",
+            golang::value(golang::typed_slice("core.IPFamily", &new_families)),
+            "primary ipFamily can not be unset",
+        ));
+    } else if old_families
+        .first()
+        .is_some_and(|f| Some(f) != new_families.first())
+    {
+        errs.push(FieldError::invalid(
+            "spec.ipFamilies[0]",
+            golang::value(golang::string_slice(&new.spec.cluster_ips)),
+            "may not change once set",
+        ));
+    }
+}
+
+fn families(svc: &Service) -> Vec<String> {
+    svc.spec
+        .kept
+        .get("ipFamilies")
+        .and_then(|v| v.as_array())
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str().map(str::to_string))
+        .collect()
 }
 
 /// Cloud load balancers are configured with the health check port: it
@@ -240,40 +279,17 @@ fn client_ip_timeout(errs: &mut FieldErrors, spec: &ServiceSpec) {
 }
 
 /// Empty means "allocate one"; "None" means headless; anything else must be
-/// an address the allocator could have handed out.
-fn cluster_ip(errs: &mut FieldErrors, spec: &ServiceSpec, cfg: &Config) {
-    let path = "spec.clusterIP";
+/// an address (whether it is in the service range is the allocator's to
+/// say, as in Kubernetes).
+fn cluster_ip(errs: &mut FieldErrors, spec: &ServiceSpec) {
     let requested = non_empty(spec.cluster_ip.as_deref());
-    match requested {
-        None | Some("None") => {}
-        Some(value) => {
-            let Some(ip) = common::ip(errs, path, value) else {
-                return;
-            };
-            if !in_service_range(ip, cfg) {
-                errs.push(FieldError::invalid(
-                    path,
-                    value,
-                    format!(
-                        "provided IP is not in the valid range. The range of valid IPs is {}",
-                        cfg.service_cidr.trunc()
-                    ),
-                ));
-            }
-        }
+    if let Some(value) = requested.filter(|v| *v != "None") {
+        common::ip(errs, "spec.clusterIP", value);
     }
     cluster_ips(errs, &spec.cluster_ips, requested);
 }
 
-/// Mirrors the allocator: never the network or broadcast address.
-fn in_service_range(ip: IpAddr, cfg: &Config) -> bool {
-    let IpAddr::V4(ip) = ip else { return false };
-    let net = cfg.service_cidr;
-    net.contains(&ip) && ip != net.network() && ip != net.broadcast()
-}
-
-/// `clusterIPs` is the allocator's mirror of `clusterIP` (Switchyard is
-/// single-stack); a manifest may carry it back, so it must still agree.
+/// `clusterIPs` starts with `clusterIP`.
 fn cluster_ips(errs: &mut FieldErrors, ips: &[String], primary: Option<&str>) {
     let path = "spec.clusterIPs";
     match (ips.first(), primary) {
@@ -452,6 +468,8 @@ fn internal_traffic_policy(errs: &mut FieldErrors, spec: &ServiceSpec, ty: &str)
     }
 }
 
-mod ip_families;
+#[cfg(test)]
+mod dual_stack_tests;
+pub(super) mod ip_families;
 #[cfg(test)]
 mod tests;
