@@ -7,8 +7,8 @@
 //! `0`), since Kubernetes cannot tell those apart either.
 
 use switchyard_api::resources::{
-    service_type, ClientIpConfig, Deployment, EndpointSlice, IntOrString, Pod, Probe, Service,
-    SessionAffinityConfig,
+    service_type, ClientIpConfig, Deployment, EndpointSlice, IntOrString, Pod, PodIp, Probe,
+    Service, SessionAffinityConfig,
 };
 
 const TCP: &str = "TCP";
@@ -95,6 +95,7 @@ fn traffic_policies(svc: &mut Service) {
 }
 
 pub fn pod(pod: &mut Pod) {
+    pod_ips(pod);
     for container in &mut pod.spec.containers {
         for port in &mut container.ports {
             default_str(&mut port.protocol, TCP);
@@ -102,6 +103,20 @@ pub fn pod(pod: &mut Pod) {
         if let Some(probe) = &mut container.readiness_probe {
             self::probe(probe);
         }
+    }
+}
+
+/// `podIP` and `podIPs` as the kubelet reports them, whichever one the
+/// registrant gave: the single address is the list's first.
+fn pod_ips(pod: &mut Pod) {
+    let status = &mut pod.status;
+    match (
+        status.pod_ip.as_deref().filter(|ip| !ip.is_empty()),
+        status.pod_ips.first(),
+    ) {
+        (Some(ip), None) => status.pod_ips = vec![PodIp { ip: ip.to_string() }],
+        (None, Some(first)) => status.pod_ip = Some(first.ip.clone()),
+        _ => {}
     }
 }
 

@@ -47,10 +47,13 @@ fn check_of(s: &ServiceState, node: &str) -> Option<(u16, Check)> {
     let port = u16::try_from(s.health_check_node_port)
         .ok()
         .filter(|p| *p != 0)?;
+    // A dual-stack pod is an endpoint in each family's slice; the count is
+    // of what the (IPv4) data path sends traffic to.
     let local_endpoints = s
         .endpoints
         .iter()
         .filter(|e| e.ready && e.node_name == node)
+        .filter(|e| e.ip.parse::<std::net::Ipv4Addr>().is_ok())
         .count();
     let check = Check {
         namespace: s.namespace.clone(),

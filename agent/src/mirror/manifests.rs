@@ -169,7 +169,8 @@ pub fn mirror(mut pod: Pod, host: &Host) -> Result<MirrorPod, String> {
     pod.spec.node_name = Some(host.node_name.clone());
     if pod.spec.host_network {
         pod.status.pod_ip = Some(host.node_ip.to_string());
-    } else if pod.status.pod_ip.as_deref().unwrap_or("").is_empty() {
+        pod.status.pod_ips.clear();
+    } else if pod.ips().is_empty() {
         return Err(
             "status.podIP: Required value: a pod without hostNetwork must give its address"
                 .to_string(),

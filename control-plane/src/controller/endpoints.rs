@@ -12,6 +12,7 @@
 //! recomputing yields the same names and the registry can diff by key.
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 
 use switchyard_api::resources::{
     Endpoint, EndpointConditions, EndpointHints, EndpointPort, EndpointSlice, ForName, IntOrString,
@@ -19,6 +20,7 @@ use switchyard_api::resources::{
     SERVICE_NAME_LABEL,
 };
 
+use crate::ip_family::IpFamily;
 use crate::selector::service_selects;
 
 pub const MAX_ENDPOINTS_PER_SLICE: usize = 100;
@@ -59,18 +61,22 @@ pub fn desired_slices<'a>(
     if !is_managed(svc) {
         return Vec::new();
     }
-    let mut groups: BTreeMap<Vec<EndpointPort>, Vec<(String, Endpoint)>> = BTreeMap::new();
+    let families = address_types(svc);
+    type Group = (IpFamily, Vec<EndpointPort>);
+    let mut groups: BTreeMap<Group, Vec<(String, Endpoint)>> = BTreeMap::new();
     for pod in pods.into_iter().filter(|p| selects(svc, p)) {
-        if let Some((ports, endpoint)) = endpoint_for(svc, pod, zones) {
-            groups
-                .entry(ports)
-                .or_default()
-                .push((pod.metadata.name.clone(), endpoint));
+        for family in &families {
+            if let Some((ports, endpoint)) = endpoint_for(svc, pod, *family, zones) {
+                groups
+                    .entry((*family, ports))
+                    .or_default()
+                    .push((pod.metadata.name.clone(), endpoint));
+            }
         }
     }
     groups
         .into_iter()
-        .flat_map(|(ports, mut endpoints)| {
+        .flat_map(|((family, ports), mut endpoints)| {
             endpoints.sort_by(|a, b| a.0.cmp(&b.0));
             let chunks: Vec<Vec<Endpoint>> = endpoints
                 .chunks(MAX_ENDPOINTS_PER_SLICE)
@@ -79,18 +85,48 @@ pub fn desired_slices<'a>(
             chunks
                 .into_iter()
                 .enumerate()
-                .map(move |(i, eps)| slice(svc, &ports, i, eps))
+                .map(move |(i, eps)| slice(svc, family, &ports, i, eps))
                 .collect::<Vec<_>>()
         })
         .collect()
 }
 
+/// A slice per family of the Service's `ipFamilies`, as Kubernetes'
+/// controller makes them; a Service stored without families takes its
+/// ClusterIP's, a headless one both.
+fn address_types(svc: &Service) -> Vec<IpFamily> {
+    let named: Vec<IpFamily> = svc
+        .spec
+        .kept
+        .get("ipFamilies")
+        .and_then(|v| v.as_array())
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str().and_then(IpFamily::parse))
+        .collect();
+    if !named.is_empty() {
+        return named;
+    }
+    match svc.spec.cluster_ip.as_deref().map(str::parse::<IpAddr>) {
+        Some(Ok(ip)) => vec![IpFamily::of(ip)],
+        _ if svc.is_headless() => vec![IpFamily::V4, IpFamily::V6],
+        _ => vec![IpFamily::V4],
+    }
+}
+
+/// `pod` as an endpoint of the `family` slices: its address of that
+/// family; none when it has no such address.
 fn endpoint_for(
     svc: &Service,
     pod: &Pod,
+    family: IpFamily,
     zones: &NodeZones,
 ) -> Option<(Vec<EndpointPort>, Endpoint)> {
-    let ip = pod.status.pod_ip.clone()?;
+    let ip = pod
+        .ips()
+        .into_iter()
+        .find(|ip| ip.parse().is_ok_and(|ip| IpFamily::of(ip) == family))?
+        .to_string();
     let ports = svc
         .spec
         .ports
@@ -167,6 +203,7 @@ fn hints(svc: &Service, zone: Option<&str>, node: Option<&str>) -> Option<Endpoi
 
 fn slice(
     svc: &Service,
+    family: IpFamily,
     ports: &[EndpointPort],
     chunk: usize,
     endpoints: Vec<Endpoint>,
@@ -182,9 +219,14 @@ fn slice(
             )
         })
         .collect();
+    // IPv4 slices keep the names they had before IPv6 ones existed.
+    let family_tag = match family {
+        IpFamily::V4 => "",
+        IpFamily::V6 => "IPv6|",
+    };
     let suffix = format!(
         "{:05x}",
-        fnv1a(format!("{}#{chunk}", signature.join(",")).as_bytes()) & 0xfffff
+        fnv1a(format!("{family_tag}{}#{chunk}", signature.join(",")).as_bytes()) & 0xfffff
     );
     let labels = [
         (SERVICE_NAME_LABEL.to_string(), svc.metadata.name.clone()),
@@ -204,7 +246,7 @@ fn slice(
             labels,
             ..Default::default()
         },
-        address_type: "IPv4".to_string(),
+        address_type: family.as_str().to_string(),
         endpoints,
         ports: ports.to_vec(),
     }
@@ -312,6 +354,56 @@ mod tests {
         assert!(slices[0].is_managed());
         assert!(slices[0].metadata.name.starts_with("frontend-svc-"));
         assert_eq!(slices[0].endpoints[0].node_name.as_deref(), Some("node-1"));
+    }
+
+    #[test]
+    fn a_slice_per_family_each_with_the_pods_address_of_that_family() {
+        let mut svc = service(IntOrString::Int(5000), false);
+        let ipv4_name = desired_slices(
+            &svc,
+            &[pod("a", "10.244.1.5", 5000, true)],
+            &NodeZones::default(),
+        )[0]
+        .metadata
+        .name
+        .clone();
+        svc.spec
+            .kept
+            .insert("ipFamilies".into(), serde_json::json!(["IPv6", "IPv4"]));
+        let mut dual = pod("a", "10.244.1.5", 5000, true);
+        dual.status.pod_ips = vec![
+            switchyard_api::resources::PodIp {
+                ip: "10.244.1.5".into(),
+            },
+            switchyard_api::resources::PodIp {
+                ip: "fd00:10:244:1::5".into(),
+            },
+        ];
+        let v4_only = pod("b", "10.244.2.7", 5000, true);
+        let slices = desired_slices(&svc, &[dual, v4_only], &NodeZones::default());
+        let by_type: Vec<(&str, Vec<&str>)> = slices
+            .iter()
+            .map(|s| {
+                let ips = s
+                    .endpoints
+                    .iter()
+                    .map(|e| e.addresses[0].as_str())
+                    .collect();
+                (s.address_type.as_str(), ips)
+            })
+            .collect();
+        assert_eq!(
+            by_type,
+            [
+                ("IPv4", vec!["10.244.1.5", "10.244.2.7"]),
+                ("IPv6", vec!["fd00:10:244:1::5"])
+            ]
+        );
+        assert_eq!(
+            slices[0].metadata.name, ipv4_name,
+            "IPv4 names are unchanged"
+        );
+        assert_ne!(slices[0].metadata.name, slices[1].metadata.name);
     }
 
     #[test]

@@ -266,12 +266,20 @@ fn control_plane(cp: &ControlPlane) -> Value {
 
 /// A Service's Endpoints: one subset per port set of its slices, ready
 /// addresses apart from the rest, as the Endpoints controller writes them.
+/// Endpoints hold one family, the Service's primary one, as in Kubernetes.
 pub fn endpoints_of(svc: &Service, slices: &[EndpointSlice]) -> Endpoints {
     let namespace = svc.metadata.namespace.clone().unwrap_or_default();
     let mut subsets: Vec<EndpointSubset> = Vec::new();
+    let primary = svc
+        .spec
+        .kept
+        .get("ipFamilies")
+        .and_then(|f| f.get(0))
+        .and_then(|f| f.as_str());
     let own = slices.iter().filter(|s| {
         s.metadata.namespace.as_deref() == Some(namespace.as_str())
             && s.service_name() == Some(svc.metadata.name.as_str())
+            && primary.is_none_or(|family| s.address_type == family)
     });
     for slice in own {
         let ports: Vec<EndpointPort> = slice
@@ -407,5 +415,21 @@ mod tests {
             serde_json::from_value(json!({"metadata": {"name": "db", "namespace": "default"}}))
                 .unwrap();
         assert_eq!(endpoints_cell(&endpoints_of(&none, &slices)), "<none>");
+    }
+
+    #[test]
+    fn a_dual_stack_service_lists_its_primary_family_only() {
+        let svc: Service = serde_json::from_value(json!({
+            "metadata": {"name": "web", "namespace": "default"},
+            "spec": {"ipFamilies": ["IPv6", "IPv4"]}
+        }))
+        .unwrap();
+        let mut v6 = slice("web", &[("fd00:10:244:1::5", true)], 5000);
+        v6.address_type = "IPv6".to_string();
+        let slices = vec![slice("web", &[("10.244.1.5", true)], 5000), v6];
+        assert_eq!(
+            endpoints_cell(&endpoints_of(&svc, &slices)),
+            "[fd00:10:244:1::5]:5000"
+        );
     }
 }

@@ -26,10 +26,48 @@ pub(super) fn validate(pod: &Pod, old: Option<&Pod>) -> FieldErrors {
         names::dns1123_subdomain,
     );
     spec(&mut errs, &pod.spec);
-    if let Some(ip) = non_empty(pod.status.pod_ip.as_deref()) {
-        common::ipv4(&mut errs, "status.podIP", ip);
-    }
+    pod_ips(&mut errs, pod);
     errs
+}
+
+/// Any address, at most one per family, `podIP` first in `podIPs`
+/// (defaulting fills one from the other).
+fn pod_ips(errs: &mut FieldErrors, pod: &Pod) {
+    let status = &pod.status;
+    if let Some(ip) = non_empty(status.pod_ip.as_deref()) {
+        common::ip(errs, "status.podIP", ip);
+    }
+    let parsed: Vec<Option<std::net::IpAddr>> = status
+        .pod_ips
+        .iter()
+        .enumerate()
+        .map(|(i, p)| common::ip(errs, &format!("status.podIPs[{i}].ip"), &p.ip))
+        .collect();
+    if let (Some(first), Some(single)) =
+        (status.pod_ips.first(), non_empty(status.pod_ip.as_deref()))
+    {
+        if first.ip != single {
+            errs.push(FieldError::invalid(
+                "status.podIPs[0].ip",
+                first.ip.as_str(),
+                "must match `podIP`",
+            ));
+        }
+    }
+    let families: Vec<bool> = parsed.iter().flatten().map(|ip| ip.is_ipv6()).collect();
+    let one_each = families.len() <= 2 && !(families.len() == 2 && families[0] == families[1]);
+    if status.pod_ips.len() > 1 && !one_each {
+        let ips: Vec<String> = status
+            .pod_ips
+            .iter()
+            .map(|p| format!("core.PodIP{{IP:{:?}}}", p.ip))
+            .collect();
+        errs.push(FieldError::invalid(
+            "status.podIPs",
+            super::golang::value(format!("[]core.PodIP{{{}}}", ips.join(", "))),
+            "may specify no more than one IP for each IP family",
+        ));
+    }
 }
 
 /// A pod's endpoints are programmed for its node (`Local` policies), so a

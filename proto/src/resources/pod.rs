@@ -130,12 +130,25 @@ pub struct PodStatus {
     pub phase: Option<String>,
     #[serde(rename = "podIP", default, skip_serializing_if = "Option::is_none")]
     pub pod_ip: Option<String>,
+    /// One address per family, `podIP` first (a dual-stack pod has two).
+    #[serde(
+        rename = "podIPs",
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "super::compact::vec"
+    )]
+    pub pod_ips: Vec<PodIp>,
     #[serde(
         default,
         skip_serializing_if = "Vec::is_empty",
         deserialize_with = "super::compact::vec"
     )]
     pub conditions: Vec<PodCondition>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PodIp {
+    pub ip: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -155,6 +168,18 @@ pub struct PodCondition {
 }
 
 impl Pod {
+    /// Every address of the pod, `podIP` first, each once.
+    pub fn ips(&self) -> Vec<&str> {
+        let mut ips: Vec<&str> = self.status.pod_ip.as_deref().into_iter().collect();
+        for extra in &self.status.pod_ips {
+            if !ips.contains(&extra.ip.as_str()) {
+                ips.push(&extra.ip);
+            }
+        }
+        ips.retain(|ip| !ip.is_empty());
+        ips
+    }
+
     /// Whether this is a mirror pod ([`MIRROR_ANNOTATION`]).
     pub fn is_mirror(&self) -> bool {
         self.metadata.annotations.contains_key(MIRROR_ANNOTATION)

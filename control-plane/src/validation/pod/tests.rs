@@ -1,4 +1,4 @@
-use switchyard_api::resources::{IntOrString, ObjectMeta};
+use switchyard_api::resources::{IntOrString, ObjectMeta, PodIp};
 
 use super::*;
 use crate::defaulting;
@@ -244,17 +244,37 @@ fn readiness_success_threshold_may_exceed_one() {
 }
 
 #[test]
-fn pod_ip_must_be_ipv4() {
-    let mut pod = frontend();
-    pod.status.pod_ip = Some("10.244.1.256".to_string());
+fn pod_ips_are_addresses_one_per_family_pod_ip_first() {
+    let with = |single: Option<&str>, list: &[&str]| {
+        let mut pod = frontend();
+        pod.status.pod_ip = single.map(str::to_string);
+        pod.status.pod_ips = list.iter().map(|ip| PodIp { ip: ip.to_string() }).collect();
+        defaulting::pod(&mut pod);
+        pod
+    };
     assert_eq!(
-        check(&pod),
-        "status.podIP: Invalid value: \"10.244.1.256\": must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"
+        check(&with(Some("10.244.1.256"), &[])),
+        "[status.podIP: Invalid value: \"10.244.1.256\": must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff), \
+status.podIPs[0].ip: Invalid value: \"10.244.1.256\": must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)]"
     );
-    pod.status.pod_ip = Some("fd00::5".to_string());
+    let dual = with(None, &["10.244.1.5", "fd00:10:244:1::5"]);
+    assert_eq!(dual.status.pod_ip.as_deref(), Some("10.244.1.5"));
+    assert!(validate(&dual, None).is_empty(), "{}", check(&dual));
+    let v6 = with(Some("fd00:10:244:1::5"), &[]);
+    assert!(validate(&v6, None).is_empty(), "{}", check(&v6));
     assert_eq!(
-        check(&pod),
-        "status.podIP: Invalid value: \"fd00::5\": must be a valid IPv4 address"
+        with(Some("fd00:10:244:1::5"), &[]).status.pod_ips,
+        [PodIp {
+            ip: "fd00:10:244:1::5".to_string()
+        }]
+    );
+    assert_eq!(
+        check(&with(None, &["10.244.1.5", "10.244.1.6"])),
+        r#"status.podIPs: Invalid value: []core.PodIP{core.PodIP{IP:"10.244.1.5"}, core.PodIP{IP:"10.244.1.6"}}: may specify no more than one IP for each IP family"#
+    );
+    assert_eq!(
+        check(&with(Some("10.244.1.7"), &["10.244.1.5", "fd00::5"])),
+        "status.podIPs[0].ip: Invalid value: \"10.244.1.5\": must match `podIP`"
     );
 }
 
