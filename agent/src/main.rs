@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::{bail, Context};
 use clap::Parser;
-use ipnet::Ipv4Net;
+use ipnet::IpNet;
 use switchyard_agent::connection::{self, Channels};
 use switchyard_agent::conntrack::Conntrack;
 use switchyard_agent::handover::{self, Sockets};
@@ -20,9 +20,10 @@ use switchyard_agent::metrics::{self, Metrics};
 use switchyard_agent::model::{NodeContext, ZONE_LABEL};
 use switchyard_agent::nft::{DataPath, NftCommand, DEFAULT_TABLE};
 use switchyard_agent::probe::{Prober, Reporter};
-use switchyard_agent::runtime::{AgentConfig, Refused, Runtime, FULL_RESYNC};
+use switchyard_agent::runtime::{AgentConfig, NodeAddresses, Refused, Runtime, FULL_RESYNC};
 use switchyard_agent::view::ClusterView;
 use switchyard_agent::{dns, health, mirror, systemd, tunnel};
+use switchyard_daemon::per_family::ipv4_of;
 use switchyard_daemon::systemd::ServiceManager;
 use switchyard_tls::client::Target;
 use tokio::sync::{mpsc, watch};
@@ -69,12 +70,15 @@ struct Args {
     /// This node's name, as pods' spec.nodeName refers to it.
     #[arg(long)]
     node_name: String,
-    /// An address of this node (repeatable).
+    /// An address of this node (repeatable: one per family on a
+    /// dual-stack node, the first being its primary address).
     #[arg(long = "node-ip", required = true)]
-    node_ips: Vec<Ipv4Addr>,
-    /// The pod CIDR of this node; traffic from outside it is masqueraded.
-    #[arg(long)]
-    pod_cidr: Option<Ipv4Net>,
+    node_ips: Vec<IpAddr>,
+    /// The pod CIDR of this node, or one per family, comma-separated
+    /// (`10.244.1.0/24,fd00:10:244:1::/64`); traffic from outside it is
+    /// masqueraded.
+    #[arg(long, value_parser = parse_pod_cidrs)]
+    pod_cidr: Option<PodCidrs>,
     /// Labels registered with this node, KEY=VALUE, comma-separated or
     /// repeated; `topology.kubernetes.io/zone` is the node's zone, which
     /// `trafficDistribution` keeps traffic in.
@@ -119,6 +123,17 @@ struct Args {
     /// files.
     #[arg(long, value_name = "DIR")]
     pod_manifests: Option<PathBuf>,
+}
+
+/// `--pod-cidr`: one CIDR, or one per family (a type of its own, so clap
+/// takes the list as one value).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct PodCidrs(Vec<IpNet>);
+
+fn parse_pod_cidrs(s: &str) -> Result<PodCidrs, String> {
+    switchyard_daemon::per_family::cidrs(s)
+        .map(PodCidrs)
+        .map_err(|e| e.to_string())
 }
 
 fn parse_label(s: &str) -> Result<(String, String), String> {
@@ -169,9 +184,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
     if args.node_name.is_empty() {
         bail!("--node-name must not be empty");
     }
-    let dns_listen = args
-        .dns_listen
-        .unwrap_or_else(|| SocketAddr::new(args.node_ips[0].into(), 53));
+    let dns_listen = args.dns_listen.unwrap_or_else(|| {
+        // The cluster DNS address (IPv4) is DNATed here: an IPv4 one.
+        let ip = ipv4_of(&args.node_ips)
+            .next()
+            .map_or(args.node_ips[0], IpAddr::V4);
+        SocketAddr::new(ip, 53)
+    });
     let service_manager = ServiceManager::from_env();
     let listening = systemd::Listening {
         dns: dns_listen,
@@ -197,12 +216,17 @@ async fn run(args: Args) -> anyhow::Result<()> {
         ..Sockets::default()
     };
     let node_labels: BTreeMap<String, String> = args.node_labels.iter().cloned().collect();
+    let pod_cidrs = args.pod_cidr.clone().map(|c| c.0).unwrap_or_default();
     let cfg = AgentConfig {
         node: NodeContext {
             zone: node_labels.get(ZONE_LABEL).cloned(),
             node_name: args.node_name.clone(),
-            node_ips: args.node_ips.clone(),
-            pod_cidr: args.pod_cidr.map(|c| c.trunc()),
+            // The data path serves IPv4: it takes the IPv4 ones.
+            node_ips: ipv4_of(&args.node_ips).collect(),
+            pod_cidr: pod_cidrs.iter().find_map(|c| match c {
+                IpNet::V4(v4) => Some(*v4),
+                IpNet::V6(_) => None,
+            }),
         },
         agent_version: env!("CARGO_PKG_VERSION").to_string(),
         local_services: Vec::new(),
@@ -210,6 +234,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
         full_resync: Duration::from_secs(args.full_resync_seconds),
         health_timeout: Duration::from_secs(args.healthz_timeout_seconds),
         node_labels,
+        registered: NodeAddresses {
+            node_ips: args.node_ips.clone(),
+            pod_cidrs: pod_cidrs.clone(),
+        },
     };
     if let Some(dir) = &args.pod_manifests {
         tokio::spawn(mirror::run(

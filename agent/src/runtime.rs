@@ -74,6 +74,17 @@ pub struct AgentConfig {
     pub health_timeout: Duration,
     /// `--node-labels`, registered with the node.
     pub node_labels: BTreeMap<String, String>,
+    /// Every address and pod CIDR of the node, one per family, as it
+    /// registers them; `node` holds the IPv4 ones the data path serves.
+    /// Empty: `node`'s.
+    pub registered: NodeAddresses,
+}
+
+/// A node's addresses and pod CIDRs across both families, primary first.
+#[derive(Debug, Clone, Default)]
+pub struct NodeAddresses {
+    pub node_ips: Vec<std::net::IpAddr>,
+    pub pod_cidrs: Vec<ipnet::IpNet>,
 }
 
 pub struct Runtime<R> {
@@ -208,21 +219,29 @@ impl<R: NftRunner + Clone + 'static> Runtime<R> {
     }
 
     fn register(&self) -> Register {
-        Register {
-            node_name: self.cfg.node.node_name.clone(),
-            node_ips: self
-                .cfg
-                .node
+        let node = &self.cfg.node;
+        let registered = &self.cfg.registered;
+        let node_ips: Vec<String> = match registered.node_ips.is_empty() {
+            true => node.node_ips.iter().map(ToString::to_string).collect(),
+            false => registered
                 .node_ips
                 .iter()
                 .map(ToString::to_string)
                 .collect(),
-            pod_cidr: self
-                .cfg
-                .node
-                .pod_cidr
-                .map(|c| c.to_string())
-                .unwrap_or_default(),
+        };
+        let pod_cidrs: Vec<String> = match registered.pod_cidrs.is_empty() {
+            true => node.pod_cidr.iter().map(ToString::to_string).collect(),
+            false => registered
+                .pod_cidrs
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+        };
+        Register {
+            node_name: node.node_name.clone(),
+            node_ips,
+            pod_cidr: pod_cidrs.first().cloned().unwrap_or_default(),
+            pod_cidrs,
             agent_version: self.cfg.agent_version.clone(),
             applied_version: self.applied.unwrap_or(0),
             node_labels: self.cfg.node_labels.clone().into_iter().collect(),

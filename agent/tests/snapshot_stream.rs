@@ -236,6 +236,7 @@ async fn agent<R: NftRunner + Clone + 'static>(
         full_resync: FULL_RESYNC,
         health_timeout: switchyard_agent::health::DEFAULT_TIMEOUT,
         node_labels: Default::default(),
+        registered: Default::default(),
     };
     let (runtime, _views) = Runtime::new(
         cfg,

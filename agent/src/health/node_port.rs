@@ -210,7 +210,9 @@ mod tests {
             health_check_node_port: port,
             endpoints: endpoints
                 .iter()
-                .map(|(node, ready)| Endpoint {
+                .enumerate()
+                .map(|(i, (node, ready))| Endpoint {
+                    ip: format!("10.244.0.{}", i + 1),
                     node_name: node.to_string(),
                     ready: *ready,
                     ..Default::default()
@@ -218,6 +220,14 @@ mod tests {
                 .collect(),
             ..Default::default()
         })
+    }
+
+    #[test]
+    fn a_dual_stack_pod_counts_once() {
+        let mut dual = (*service("web", 30500, &[("node-1", true), ("node-1", true)])).clone();
+        dual.endpoints[1].ip = "fd00:10:244::1".into();
+        let (_, check) = check_of(&dual, "node-1").unwrap();
+        assert_eq!(check.local_endpoints, 1);
     }
 
     #[test]

@@ -163,7 +163,7 @@ mod tests {
     fn host() -> Host {
         Host {
             node_name: "n1".into(),
-            node_ip: std::net::Ipv4Addr::new(10, 0, 0, 1),
+            node_ip: std::net::Ipv4Addr::new(10, 0, 0, 1).into(),
         }
     }
 

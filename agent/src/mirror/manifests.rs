@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -22,7 +22,7 @@ use switchyard_api::resources::{Pod, DEFAULT_NAMESPACE, MIRROR_ANNOTATION};
 pub struct Host {
     pub node_name: String,
     /// The address `hostNetwork` pods take: the first `--node-ip`.
-    pub node_ip: Ipv4Addr,
+    pub node_ip: IpAddr,
 }
 
 /// A pod by namespace and (mirror) name.
@@ -228,7 +228,7 @@ mod tests {
     fn host() -> Host {
         Host {
             node_name: "node-1".into(),
-            node_ip: Ipv4Addr::new(172, 18, 0, 11),
+            node_ip: std::net::Ipv4Addr::new(172, 18, 0, 11).into(),
         }
     }
 
@@ -291,7 +291,7 @@ spec:
         assert_ne!(base, h(&WEB.replace("8080", "8081"), &host()));
         assert_ne!(base, h(&WEB.replace("app: web", "app: api"), &host()));
         let moved = Host {
-            node_ip: Ipv4Addr::new(172, 18, 0, 12),
+            node_ip: std::net::Ipv4Addr::new(172, 18, 0, 12).into(),
             ..host()
         };
         assert_ne!(base, h(WEB, &moved), "a new node address is a new pod");

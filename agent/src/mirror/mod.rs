@@ -13,7 +13,7 @@ mod dir;
 mod manifests;
 mod sync;
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -30,7 +30,7 @@ use crate::metrics::Metrics;
 pub async fn run(
     dir: PathBuf,
     node_name: String,
-    node_ip: Ipv4Addr,
+    node_ip: IpAddr,
     channels: Channels,
     metrics: Arc<Metrics>,
 ) {

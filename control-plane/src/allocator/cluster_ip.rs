@@ -7,6 +7,7 @@ use std::str::FromStr;
 
 use ipnet::IpNet;
 use rand::Rng;
+use switchyard_daemon::per_family::{self, PerFamilyError};
 
 use super::range::BandedRange;
 use crate::ip_family::IpFamily;
@@ -144,12 +145,8 @@ impl fmt::Display for ServiceCidrs {
 /// Why a `--service-cidr` value is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ServiceCidrsError {
-    #[error("{0:?} is not a CIDR")]
-    NotCidr(String),
-    #[error("expected one CIDR, or two (one IPv4 and one IPv6) separated by a comma")]
-    Count,
-    #[error("the two ranges must be of different IP families")]
-    SameFamily,
+    #[error(transparent)]
+    PerFamily(#[from] PerFamilyError),
     #[error("{0} is too large: an IPv6 range's mask must be >= {MIN_IPV6_PREFIX}")]
     TooLarge(IpNet),
 }
@@ -158,31 +155,17 @@ impl FromStr for ServiceCidrs {
     type Err = ServiceCidrsError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let nets = s
-            .split(',')
-            .map(|part| {
-                let part = part.trim();
-                part.parse::<IpNet>()
-                    .map_err(|_| ServiceCidrsError::NotCidr(part.to_string()))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let nets = per_family::cidrs(s)?;
         if let Some(big) = nets
             .iter()
             .find(|n| matches!(n, IpNet::V6(v6) if v6.prefix_len() < MIN_IPV6_PREFIX))
         {
             return Err(ServiceCidrsError::TooLarge(*big));
         }
-        match nets[..] {
-            [one] => Ok(Self::single(one)),
-            [a, b] if IpFamily::of(a.addr()) == IpFamily::of(b.addr()) => {
-                Err(ServiceCidrsError::SameFamily)
-            }
-            [a, b] => Ok(Self {
-                primary: ClusterIpRange::new(a),
-                secondary: Some(ClusterIpRange::new(b)),
-            }),
-            _ => Err(ServiceCidrsError::Count),
-        }
+        Ok(Self {
+            primary: ClusterIpRange::new(nets[0]),
+            secondary: nets.get(1).copied().map(ClusterIpRange::new),
+        })
     }
 }
 

@@ -45,6 +45,13 @@ pub fn node_object(reg: &Register) -> Object {
         },
         spec: NodeSpec {
             pod_cidr: Some(reg.pod_cidr.clone()).filter(|c| !c.is_empty()),
+            pod_cidrs: match reg.pod_cidrs.is_empty() {
+                true => Some(reg.pod_cidr.clone())
+                    .filter(|c| !c.is_empty())
+                    .into_iter()
+                    .collect(),
+                false => reg.pod_cidrs.clone(),
+            },
         },
         status: NodeStatus {
             addresses: reg

@@ -30,6 +30,7 @@ pub(super) fn node(n: &Node) -> FieldErrors {
     if let Some(cidr) = non_empty(n.spec.pod_cidr.as_deref()) {
         common::cidr(&mut errs, "spec.podCIDR", cidr);
     }
+    pod_cidrs(&mut errs, &n.spec.pod_cidrs);
     addresses(&mut errs, &n.status.addresses);
     errs
 }
@@ -55,6 +56,21 @@ fn addresses(errs: &mut FieldErrors, addresses: &[NodeAddress]) {
             let rendered = golang::node_address(&a.type_, &a.address);
             errs.push(FieldError::duplicate(path, golang::value(rendered)));
         }
+    }
+}
+
+/// One CIDR per family at most, as Kubernetes allows a node.
+fn pod_cidrs(errs: &mut FieldErrors, cidrs: &[String]) {
+    for (i, cidr) in cidrs.iter().enumerate() {
+        common::cidr(errs, &format!("spec.podCIDRs[{i}]"), cidr);
+    }
+    let v6: Vec<bool> = cidrs.iter().map(|c| c.contains(':')).collect();
+    if cidrs.len() > 2 || (v6.len() == 2 && v6[0] == v6[1]) {
+        errs.push(FieldError::invalid(
+            "spec.podCIDRs",
+            golang::value(golang::string_slice(cidrs)),
+            "may specify no more than one CIDR for each IP family",
+        ));
     }
 }
 
@@ -162,6 +178,25 @@ mod tests {
         assert_eq!(
             node(&n).to_string(),
             "[metadata.namespace: Forbidden: not allowed on this type, spec.podCIDR: Invalid value: \"10.244.1.0\": must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)]"
+        );
+    }
+
+    #[test]
+    fn a_dual_stack_node_has_one_pod_cidr_per_family() {
+        let mut n = node_with(&[
+            ("InternalIP", "172.18.0.11"),
+            ("InternalIP", "fd00:172:18::11"),
+        ]);
+        n.spec.pod_cidr = Some("10.244.1.0/24".to_string());
+        n.spec.pod_cidrs = vec![
+            "10.244.1.0/24".to_string(),
+            "fd00:10:244:1::/64".to_string(),
+        ];
+        assert!(node(&n).is_empty(), "{}", node(&n));
+        n.spec.pod_cidrs[1] = "10.244.2.0/24".to_string();
+        assert_eq!(
+            node(&n).to_string(),
+            r#"spec.podCIDRs: Invalid value: []string{"10.244.1.0/24", "10.244.2.0/24"}: may specify no more than one CIDR for each IP family"#
         );
     }
 }

@@ -192,6 +192,7 @@ async fn start(i: usize, ids: &Identities) -> anyhow::Result<Hollow> {
         full_resync: FULL_RESYNC,
         health_timeout: switchyard_agent::health::DEFAULT_TIMEOUT,
         node_labels: Default::default(),
+        registered: Default::default(),
     };
     let datapath = DataPath::open("switchyard", HollowRunner::default()).await?;
     let metrics = Metrics::new();

@@ -23,6 +23,14 @@ pub struct Node {
 pub struct NodeSpec {
     #[serde(rename = "podCIDR", default, skip_serializing_if = "Option::is_none")]
     pub pod_cidr: Option<String>,
+    /// One per family, `podCIDR` first.
+    #[serde(
+        rename = "podCIDRs",
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "super::compact::vec"
+    )]
+    pub pod_cidrs: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
