@@ -63,12 +63,14 @@ pub fn describe_pod(pod: &Pod) -> String {
     out.labels_and_annotations(&pod.metadata);
     out.field(0, "Status", pod_status(pod));
     out.field(0, "IP", status.pod_ip.as_deref().unwrap_or_default());
-    match status.pod_ip.as_deref().filter(|ip| !ip.is_empty()) {
-        Some(ip) => {
-            out.line(0, "IPs:");
+    let ips = pod.ips();
+    if ips.is_empty() {
+        out.field(0, "IPs", "<none>");
+    } else {
+        out.line(0, "IPs:");
+        for ip in ips {
             out.field(1, "IP", ip);
         }
-        None => out.field(0, "IPs", "<none>"),
     }
     out.containers(&pod.spec.containers, 0);
     out.conditions(pod);
@@ -301,16 +303,22 @@ impl Describe {
         self.multiline(0, "Annotations", annotation_lines(&meta.annotations));
     }
 
-    /// Kubernetes records the families of a Service's cluster IPs; Switchyard
-    /// derives them, and like Kubernetes gives ExternalName services none.
+    /// The family fields as the server recorded them (kubectl prints the
+    /// policy only when set, and `<none>` for no families, as for an
+    /// ExternalName Service).
     fn ip_families(&mut self, svc: &Service) {
-        if svc.service_type() == service_type::EXTERNAL_NAME {
-            self.field(0, "IP Families", "<none>");
-            return;
+        let kept = &svc.spec.kept;
+        if let Some(policy) = kept.get("ipFamilyPolicy").and_then(|p| p.as_str()) {
+            self.field(0, "IP Family Policy", policy);
         }
-        let ipv6 = cluster_ips(svc).first().is_some_and(|ip| ip.contains(':'));
-        self.field(0, "IP Family Policy", "SingleStack");
-        self.field(0, "IP Families", if ipv6 { "IPv6" } else { "IPv4" });
+        let families: Vec<String> = kept
+            .get("ipFamilies")
+            .and_then(|f| f.as_array())
+            .into_iter()
+            .flatten()
+            .filter_map(|f| f.as_str().map(str::to_string))
+            .collect();
+        self.field(0, "IP Families", joined_or_none(&families, ","));
     }
 
     fn service_port(&mut self, port: &ServicePort, slices: &[&EndpointSlice]) {

@@ -42,6 +42,8 @@ fn frontend() -> Object {
             "type": "ClusterIP",
             "clusterIP": "10.96.0.15",
             "clusterIPs": ["10.96.0.15"],
+            "ipFamilyPolicy": "SingleStack",
+            "ipFamilies": ["IPv4"],
             "selector": {"app": "frontend"},
             "ports": [{"port": 80, "targetPort": 5000, "protocol": "TCP"}],
             "sessionAffinity": "None",
@@ -482,6 +484,8 @@ fn describe_load_balancer_service() {
             "type": "LoadBalancer",
             "clusterIP": "10.96.0.21",
             "clusterIPs": ["10.96.0.21"],
+            "ipFamilyPolicy": "SingleStack",
+            "ipFamilies": ["IPv4"],
             "externalIPs": ["192.0.2.9"],
             "selector": {"app": "web"},
             "ports": [{"name": "http", "port": 80, "targetPort": "http", "nodePort": 30080}],
@@ -566,6 +570,14 @@ fn describe_pod_layout() {
     let Object::Pod(pod) = object(Kind::Pod, value.take()) else {
         panic!("not a pod")
     };
+    let mut dual = pod.clone();
+    dual.status.pod_ips =
+        serde_json::from_value(json!([{"ip": "10.244.1.5"}, {"ip": "fd00:10:244:1::5"}])).unwrap();
+    assert!(
+        describe_pod(&dual).contains("IPs:\n  IP:  10.244.1.5\n  IP:  fd00:10:244:1::5\n"),
+        "{}",
+        describe_pod(&dual)
+    );
     assert_eq!(
         describe_pod(&pod),
         "\
@@ -647,6 +659,9 @@ spec:
   clusterIP: \"10.96.0.15\"
   clusterIPs:
   - \"10.96.0.15\"
+  ipFamilies:
+  - IPv4
+  ipFamilyPolicy: SingleStack
   ports:
   - port: 80
     protocol: TCP
