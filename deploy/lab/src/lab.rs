@@ -15,7 +15,10 @@ use crate::child::{self, ChildGuard, SharedChild};
 use crate::cleanup;
 use crate::cmd;
 use crate::error::{LabError, Result};
-use crate::topology::{self, Host, LabConfig, Topology, BRIDGE, NODE_GATEWAY, NODE_PREFIX_LEN};
+use crate::topology::{
+    self, Host, LabConfig, Topology, BRIDGE, IPV6_PREFIX_LEN, NODE_GATEWAY, NODE_GATEWAY6,
+    NODE_PREFIX_LEN,
+};
 
 /// Per-process counter making prefixes unique between labs of one test binary.
 static NEXT_PREFIX: AtomicU32 = AtomicU32::new(0);
@@ -34,6 +37,7 @@ const BASE_SYSCTLS: &[(&str, &str)] = &[
 /// redirects that would teach clients to bypass them.
 const NODE_SYSCTLS: &[(&str, &str)] = &[
     ("net/ipv4/ip_forward", "1"),
+    ("net/ipv6/conf/all/forwarding", "1"),
     ("net/ipv4/conf/all/send_redirects", "0"),
     ("net/ipv4/conf/default/send_redirects", "0"),
 ];
@@ -148,18 +152,22 @@ impl Lab {
     /// node's pod CIDR via that node's address (flat L2, no encapsulation).
     /// Nodes also get a default route to the silent [`NODE_GATEWAY`].
     fn build_routes(&self) -> Result<()> {
-        let gateway = NODE_GATEWAY.to_string();
         for node in &self.topo.nodes {
-            cmd::ip_in(
-                &node.ns,
-                &["route", "add", "default", "via", &gateway, "dev", "eth0"],
-            )?;
+            for gateway in [NODE_GATEWAY.to_string(), NODE_GATEWAY6.to_string()] {
+                cmd::ip_in(
+                    &node.ns,
+                    &["route", "add", "default", "via", &gateway, "dev", "eth0"],
+                )?;
+            }
         }
         let routers = self.topo.nodes.iter().chain([&self.topo.control_plane]);
         for host in routers {
             for other in self.topo.nodes.iter().filter(|n| n.ns != host.ns) {
                 if let Some(cidr) = other.pod_cidr {
                     route_via(&host.ns, &cidr.to_string(), &other.ip.to_string())?;
+                }
+                if let Some(cidr) = other.pod_cidr6 {
+                    route_via(&host.ns, &cidr.to_string(), &other.ip6.to_string())?;
                 }
             }
         }
@@ -421,6 +429,9 @@ fn wire_to_bridge(br: &str, host: &Host) -> Result<()> {
     )?;
     cmd::ip_in(br, &["link", "set", peer, "master", BRIDGE, "up"])?;
     cmd::ip_in(&host.ns, &["addr", "add", &addr, "dev", "eth0"])?;
+    // No duplicate address detection: the address is usable at once.
+    let addr6 = format!("{}/{IPV6_PREFIX_LEN}", host.ip6);
+    cmd::ip_in(&host.ns, &["addr", "add", &addr6, "dev", "eth0", "nodad"])?;
     cmd::ip_in(&host.ns, &["link", "set", "eth0", "up"])?;
     Ok(())
 }
@@ -431,7 +442,9 @@ fn wire_to_bridge(br: &str, host: &Host) -> Result<()> {
 fn wire_pod(node: &Host, pod: &Host) -> Result<()> {
     let node_index = pod.node.unwrap_or_default();
     let gw = topology::pod_gateway(node_index).to_string();
+    let gw6 = topology::pod_gateway6(node_index).to_string();
     let pod_addr = format!("{}/32", pod.ip);
+    let pod_addr6 = format!("{}/128", pod.ip6);
     let vp = pod.peer_if.as_str();
     cmd::ip_in(
         &pod.ns,
@@ -440,16 +453,27 @@ fn wire_pod(node: &Host, pod: &Host) -> Result<()> {
         ],
     )?;
     cmd::ip_in(&pod.ns, &["addr", "add", &pod_addr, "dev", "eth0"])?;
-    cmd::ip_in(&pod.ns, &["link", "set", "eth0", "up"])?;
     cmd::ip_in(
         &pod.ns,
-        &[
-            "route", "add", "default", "via", &gw, "dev", "eth0", "onlink",
-        ],
+        &["addr", "add", &pod_addr6, "dev", "eth0", "nodad"],
     )?;
+    cmd::ip_in(&pod.ns, &["link", "set", "eth0", "up"])?;
+    for gateway in [&gw, &gw6] {
+        cmd::ip_in(
+            &pod.ns,
+            &[
+                "route", "add", "default", "via", gateway, "dev", "eth0", "onlink",
+            ],
+        )?;
+    }
     cmd::ip_in(&node.ns, &["addr", "add", &format!("{gw}/32"), "dev", vp])?;
+    cmd::ip_in(
+        &node.ns,
+        &["addr", "add", &format!("{gw6}/128"), "dev", vp, "nodad"],
+    )?;
     cmd::ip_in(&node.ns, &["link", "set", vp, "up"])?;
     cmd::ip_in(&node.ns, &["route", "add", &pod_addr, "dev", vp])?;
+    cmd::ip_in(&node.ns, &["route", "add", &pod_addr6, "dev", vp])?;
     Ok(())
 }
 
@@ -467,10 +491,18 @@ fn describe(topo: &Topology) -> String {
             .pod_cidr
             .map(|c| format!("  pods {c}"))
             .unwrap_or_default();
-        let _ = writeln!(out, "  {:<14} {:<18} {}{cidr}", host.name, host.ns, host.ip);
+        let _ = writeln!(
+            out,
+            "  {:<14} {:<18} {} {}{cidr}",
+            host.name, host.ns, host.ip, host.ip6
+        );
         let pods = host.node.and_then(|i| topo.pods.get(i - 1));
         for pod in pods.into_iter().flatten() {
-            let _ = writeln!(out, "    {:<12} {:<18} {}", pod.name, pod.ns, pod.ip);
+            let _ = writeln!(
+                out,
+                "    {:<12} {:<18} {} {}",
+                pod.name, pod.ns, pod.ip, pod.ip6
+            );
         }
     }
     out

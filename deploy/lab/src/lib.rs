@@ -15,6 +15,13 @@
 //! | `<p>-n<i>-p<j>` | pod j of node i | 10.244.i.(10+j)/32 on `eth0` |
 //! | `<p>-client` | external client | 172.18.0.100/24 on `eth0` |
 //!
+//! Every host is dual-stack: the IPv6 address spells the IPv4 one's last
+//! octet in its last group — control plane fd00:172:18::2/64, node i
+//! fd00:172:18::(10+i)/64 owning pod CIDR fd00:10:244:i::/64, its pod j
+//! fd00:10:244:i::(10+j)/128, client fd00:172:18::100/64 — wired and routed
+//! the same way (node-side pod gateway fd00:10:244:i::1, default routes via
+//! fd00:172:18::1, IPv6 forwarding on nodes, no duplicate address detection).
+//!
 //! Each pod hangs off its node on a point-to-point veth (node side `vp<j>`,
 //! address 10.244.i.1/32 plus a host route to the pod; pod default route via
 //! 10.244.i.1 onlink). Nodes forward (`ip_forward=1`), all namespaces have

@@ -1,10 +1,15 @@
 //! The pure address plan: which namespaces exist and which addresses they get.
 //!
+//! Every host has an IPv4 and an IPv6 address (dual-stack, ULA): the IPv6
+//! one spells the IPv4 one's last octet in its last group, so node 1 is
+//! 172.18.0.11 and fd00:172:18::11, its pod 1 10.244.1.11 and
+//! fd00:10:244:1::11.
+//!
 //! Kept free of IO so the plan can be unit-tested without root.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 
 use crate::error::{LabError, Result};
 
@@ -15,6 +20,8 @@ pub const MAX_NODES: usize = 80;
 pub const MAX_PODS_PER_NODE: usize = 200;
 /// Prefix length of the node network.
 pub const NODE_PREFIX_LEN: u8 = 24;
+/// Prefix length of the IPv6 node network and of each node's IPv6 pod CIDR.
+pub const IPV6_PREFIX_LEN: u8 = 64;
 /// Control-plane host address.
 pub const CONTROL_PLANE_IP: Ipv4Addr = Ipv4Addr::new(172, 18, 0, 2);
 /// Nodes' default gateway. Nothing answers there (the lab has no uplink), but
@@ -23,6 +30,10 @@ pub const CONTROL_PLANE_IP: Ipv4Addr = Ipv4Addr::new(172, 18, 0, 2);
 pub const NODE_GATEWAY: Ipv4Addr = Ipv4Addr::new(172, 18, 0, 1);
 /// External client address.
 pub const CLIENT_IP: Ipv4Addr = Ipv4Addr::new(172, 18, 0, 100);
+/// The IPv6 twins of the addresses above.
+pub const CONTROL_PLANE_IP6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x172, 0x18, 0, 0, 0, 0, 0x2);
+pub const NODE_GATEWAY6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x172, 0x18, 0, 0, 0, 0, 0x1);
+pub const CLIENT_IP6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x172, 0x18, 0, 0, 0, 0, 0x100);
 /// Name of the bridge inside the bridge namespace.
 pub const BRIDGE: &str = "br0";
 
@@ -53,8 +64,12 @@ pub struct Host {
     pub ns: String,
     /// Address on the host's `eth0`.
     pub ip: Ipv4Addr,
+    /// IPv6 address on the host's `eth0`.
+    pub ip6: Ipv6Addr,
     /// Pod CIDR owned by the host (nodes only).
     pub pod_cidr: Option<Ipv4Net>,
+    /// IPv6 pod CIDR owned by the host (nodes only).
+    pub pod_cidr6: Option<Ipv6Net>,
     /// Index of the node this host is (nodes) or runs on (pods).
     pub node: Option<usize>,
     /// Name of this host's veth peer on the other side (bridge port or node `vp<j>`).
@@ -92,6 +107,34 @@ pub fn pod_gateway(i: usize) -> Ipv4Addr {
 /// Address of pod `j` on node `i`.
 pub fn pod_ip(i: usize, j: usize) -> Ipv4Addr {
     Ipv4Addr::new(10, 244, octet(i), octet(10 + j))
+}
+
+/// IPv6 address of node `i` (1-based) on the node network.
+pub fn node_ip6(i: usize) -> Ipv6Addr {
+    Ipv6Addr::new(0xfd00, 0x172, 0x18, 0, 0, 0, 0, spelled(10 + i))
+}
+
+/// IPv6 pod CIDR owned by node `i`.
+pub fn pod_cidr6(i: usize) -> Ipv6Net {
+    let network = Ipv6Addr::new(0xfd00, 0x10, 0x244, spelled(i), 0, 0, 0, 0);
+    // A /64 is always a valid prefix length, so this never falls back.
+    Ipv6Net::new(network, IPV6_PREFIX_LEN).unwrap_or_default()
+}
+
+/// Node-side IPv6 gateway of node `i`'s pods.
+pub fn pod_gateway6(i: usize) -> Ipv6Addr {
+    Ipv6Addr::new(0xfd00, 0x10, 0x244, spelled(i), 0, 0, 0, 1)
+}
+
+/// IPv6 address of pod `j` on node `i`.
+pub fn pod_ip6(i: usize, j: usize) -> Ipv6Addr {
+    Ipv6Addr::new(0xfd00, 0x10, 0x244, spelled(i), 0, 0, 0, spelled(10 + j))
+}
+
+/// `n`'s decimal digits read as a hex group (11 → 0x11), so an IPv6 address
+/// reads like its IPv4 twin. `n` is at most 280 here.
+fn spelled(n: usize) -> u16 {
+    u16::from_str_radix(&n.to_string(), 16).unwrap_or(u16::MAX)
 }
 
 /// Narrows an index that [`Topology::plan`] already bounded to an address octet.
@@ -139,7 +182,9 @@ impl Topology {
                 name: format!("node-{i}"),
                 ns: ns(&format!("n{i}")),
                 ip: node_ip(i),
+                ip6: node_ip6(i),
                 pod_cidr: Some(pod_cidr(i)),
+                pod_cidr6: Some(pod_cidr6(i)),
                 node: Some(i),
                 peer_if: format!("n{i}"),
             })
@@ -151,7 +196,9 @@ impl Topology {
                         name: format!("pod-{i}-{j}"),
                         ns: ns(&format!("n{i}-p{j}")),
                         ip: pod_ip(i, j),
+                        ip6: pod_ip6(i, j),
                         pod_cidr: None,
+                        pod_cidr6: None,
                         node: Some(i),
                         peer_if: format!("vp{j}"),
                     })
@@ -161,8 +208,13 @@ impl Topology {
         Ok(Self {
             prefix: prefix.to_string(),
             bridge_ns: ns("br"),
-            control_plane: plain_host("control-plane", ns("cp"), CONTROL_PLANE_IP, "cp"),
-            client: plain_host("client", ns("client"), CLIENT_IP, "cl"),
+            control_plane: plain_host(
+                "control-plane",
+                ns("cp"),
+                (CONTROL_PLANE_IP, CONTROL_PLANE_IP6),
+                "cp",
+            ),
+            client: plain_host("client", ns("client"), (CLIENT_IP, CLIENT_IP6), "cl"),
             nodes,
             pods,
         })
@@ -185,12 +237,14 @@ impl Topology {
     }
 }
 
-fn plain_host(name: &str, ns: String, ip: Ipv4Addr, peer_if: &str) -> Host {
+fn plain_host(name: &str, ns: String, (ip, ip6): (Ipv4Addr, Ipv6Addr), peer_if: &str) -> Host {
     Host {
         name: name.to_string(),
         ns,
         ip,
+        ip6,
         pod_cidr: None,
+        pod_cidr6: None,
         node: None,
         peer_if: peer_if.to_string(),
     }
@@ -210,6 +264,13 @@ mod tests {
             Some("10.244.2.0/24")
         );
         assert_eq!(t.pods[1][0].ip, Ipv4Addr::new(10, 244, 2, 11));
+        assert_eq!(t.nodes[1].ip6.to_string(), "fd00:172:18::12");
+        assert_eq!(
+            t.nodes[1].pod_cidr6.map(|c| c.to_string()).as_deref(),
+            Some("fd00:10:244:2::/64")
+        );
+        assert_eq!(t.pods[1][0].ip6.to_string(), "fd00:10:244:2::11");
+        assert_eq!(t.client.ip6.to_string(), "fd00:172:18::100");
         assert_eq!(t.pods[1][0].ns, "sy1-n2-p1");
         assert_eq!(t.pods[1][0].node, Some(2));
         assert_eq!(t.namespaces().len(), 1 + 1 + 2 + 1 + 4);
@@ -244,6 +305,10 @@ mod tests {
         assert_eq!(
             t.pods[MAX_NODES - 1][MAX_PODS_PER_NODE - 1].ip,
             Ipv4Addr::new(10, 244, 80, 210)
+        );
+        assert_eq!(
+            t.pods[MAX_NODES - 1][MAX_PODS_PER_NODE - 1].ip6.to_string(),
+            "fd00:10:244:80::210"
         );
         Ok(())
     }

@@ -101,6 +101,30 @@ fn pods_nodes_and_client_reach_what_they_should() {
     assert_gone(&prefix);
 }
 
+#[test]
+fn pods_and_nodes_reach_each_other_over_ipv6_too() {
+    if !require_root("pods_and_nodes_reach_each_other_over_ipv6_too") {
+        return;
+    }
+    let lab = lab(2, 1);
+    let target = lab.pod(2, 1).clone();
+    let _b = backend(&lab, &target.ns, "b21", &["--listen", "[::]:8080"]);
+    let url = format!("http://[{}]:8080/", target.ip6);
+    assert_eq!(url, "http://[fd00:10:244:2::11]:8080/");
+    assert_eq!(
+        curl(&lab, &lab.pod(1, 1).ns, &url, 40021),
+        "b21 [fd00:10:244:1::11]:40021\n"
+    );
+    assert_eq!(
+        curl(&lab, &lab.node(1).ns, &url, 40022),
+        "b21 [fd00:172:18::11]:40022\n"
+    );
+    assert_eq!(
+        curl(&lab, &lab.control_plane().ns, &url, 40023),
+        "b21 [fd00:172:18::2]:40023\n"
+    );
+}
+
 /// The client reaches node IPs (NodePorts) but no pod until a route is added.
 fn check_client(lab: &Lab, pod_url: &str) {
     let client = lab.client().ns.clone();

@@ -86,8 +86,9 @@ async fn serve_udp(socket: UdpSocket, name: Arc<str>) -> Result<()> {
     }
 }
 
-/// The answer line: `NAME <client-ip>:<client-port>\n` (IPv4-mapped IPv6
-/// peers are shown as plain IPv4).
+/// The answer line: `NAME <client-ip>:<client-port>\n`, an IPv6 address
+/// in brackets (IPv4-mapped IPv6 peers are shown as plain IPv4).
 pub fn identity(name: &str, peer: SocketAddr) -> String {
-    format!("{name} {}:{}\n", peer.ip().to_canonical(), peer.port())
+    let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
+    format!("{name} {peer}\n")
 }
