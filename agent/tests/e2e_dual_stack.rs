@@ -1,6 +1,7 @@
 //! A dual-stack control plane in front of today's IPv4 data path: a
 //! Service whose primary family is IPv6 gets both cluster IPs, and every
-//! node serves it, and names it, at its IPv4 one.
+//! node serves it, and names it, at its IPv4 one; a headless dual-stack
+//! Service publishes its pods' addresses of both families.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod e2e;
@@ -43,7 +44,7 @@ fn an_ipv6_primary_dual_stack_service_is_served_at_its_ipv4_address() {
         );
     }
 
-    let dig = |qtype: &str| {
+    let dig = |qtype: &str, service: &str| {
         let out = c
             .lab
             .exec(
@@ -56,15 +57,58 @@ fn an_ipv6_primary_dual_stack_service_is_served_at_its_ipv4_address() {
                     "+tries=2",
                     "-t",
                     qtype,
-                    "web.default.svc.cluster.local",
+                    &format!("{service}.default.svc.cluster.local"),
                 ],
             )
             .unwrap();
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
+        let mut lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect();
+        lines.sort();
+        lines.join("\n")
     };
     eventually(
         "the IPv4 cluster IP to be the A record",
         Duration::from_secs(10),
-        || dig("A") == v4.to_string(),
+        || dig("A", "web") == v4.to_string(),
     );
+    assert_eq!(
+        dig("AAAA", "web"),
+        "",
+        "no node serves the IPv6 cluster IP yet"
+    );
+
+    // A headless dual-stack Service: one slice per family from the pods'
+    // two addresses, published as A and AAAA records.
+    c.apply(&service_yaml(
+        "peers",
+        "  clusterIP: None\n  ipFamilyPolicy: RequireDualStack\n",
+    ))
+    .unwrap();
+    c.wait_synced(Duration::from_secs(10)).unwrap();
+    let slices = json(
+        &c,
+        &[
+            "get",
+            "endpointslices",
+            "-l",
+            "kubernetes.io/service-name=peers",
+        ],
+    );
+    let mut types: Vec<&str> = slices["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["addressType"].as_str().unwrap())
+        .collect();
+    types.sort();
+    assert_eq!(types, ["IPv4", "IPv6"], "{slices}");
+    let (p1, p2) = (c.lab.pod(1, 1).clone(), c.lab.pod(2, 1).clone());
+    eventually(
+        "the pods' IPv6 addresses to be the AAAA records",
+        Duration::from_secs(10),
+        || dig("AAAA", "peers") == format!("{}\n{}", p1.ip6, p2.ip6),
+    );
+    assert_eq!(dig("A", "peers"), format!("{}\n{}", p1.ip, p2.ip));
 }

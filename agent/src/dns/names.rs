@@ -5,7 +5,7 @@
 //! case-insensitive, as the specification requires: labels are lowercased
 //! before matching.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use hickory_server::proto::rr::Name;
 
@@ -38,11 +38,12 @@ pub enum Target {
         port: String,
         proto: String,
     },
-    /// `<a>-<b>-<c>-<d>.<ns>.pod.<zone>`: deprecated by the specification but
-    /// still required by it.
-    Pod(Ipv4Addr),
-    /// `<d>.<c>.<b>.<a>.in-addr.arpa.`.
-    Reverse(Ipv4Addr),
+    /// `<a>-<b>-<c>-<d>.<ns>.pod.<zone>` (an IPv6 address with its colons
+    /// dashed): deprecated by the specification but still required by it.
+    Pod(IpAddr),
+    /// `<d>.<c>.<b>.<a>.in-addr.arpa.`, or the 32 nibbles of an IPv6
+    /// address under `ip6.arpa.`.
+    Reverse(IpAddr),
     /// Inside the zone but matching no part of the schema: NXDOMAIN.
     Unknown,
     /// Outside the zone and not a reverse name: forwarded or refused.
@@ -130,18 +131,24 @@ fn srv(port: &str, proto: &str, service: ServiceKey) -> Target {
     }
 }
 
-/// `10-244-1-5` → 10.244.1.5.
-fn dashed_ip(label: &str) -> Option<Ipv4Addr> {
-    label.replace('-', ".").parse().ok()
+/// `10-244-1-5` → 10.244.1.5; `fd00-10-244-1--11` → fd00:10:244:1::11.
+fn dashed_ip(label: &str) -> Option<IpAddr> {
+    let v4 = label.replace('-', ".").parse::<Ipv4Addr>().map(IpAddr::V4);
+    v4.or_else(|_| label.replace('-', ":").parse::<Ipv6Addr>().map(IpAddr::V6))
+        .ok()
 }
 
-/// `5.1.244.10.in-addr.arpa.` → 10.244.1.5; partial reverse names (whole
-/// networks) are not ours.
-fn reverse(qname: &Name) -> Option<Ipv4Addr> {
-    if label_count(qname) != 6 {
-        return None;
+/// `5.1.244.10.in-addr.arpa.` → 10.244.1.5, and the nibble form of
+/// `ip6.arpa.`; partial reverse names (whole networks) are not ours.
+fn reverse(qname: &Name) -> Option<IpAddr> {
+    match label_count(qname) {
+        6 => reverse_v4(&labels(qname, 6)).map(IpAddr::V4),
+        34 => reverse_v6(&labels(qname, 34)).map(IpAddr::V6),
+        _ => None,
     }
-    let labels = labels(qname, 6);
+}
+
+fn reverse_v4(labels: &[String]) -> Option<Ipv4Addr> {
     if labels[4] != "in-addr" || labels[5] != "arpa" {
         return None;
     }
@@ -153,16 +160,43 @@ fn reverse(qname: &Name) -> Option<Ipv4Addr> {
     Some(Ipv4Addr::new(octets[0], octets[1], octets[2], octets[3]))
 }
 
-/// `<host-label>` for an endpoint without a hostname: its dashed address,
-/// the system-assigned identifier the specification asks for (CoreDNS's form).
-pub fn dashed(ip: Ipv4Addr) -> String {
-    ip.to_string().replace('.', "-")
+/// 32 one-digit hex labels, least significant first, then `ip6.arpa`.
+fn reverse_v6(labels: &[String]) -> Option<Ipv6Addr> {
+    if labels[32] != "ip6" || labels[33] != "arpa" {
+        return None;
+    }
+    let mut value: u128 = 0;
+    for nibble in labels[..32].iter().rev() {
+        if nibble.len() != 1 {
+            return None;
+        }
+        value = value << 4 | u128::from_str_radix(nibble, 16).ok()?;
+    }
+    Some(Ipv6Addr::from(value))
 }
 
-/// `a.b.c.d` → `d.c.b.a.in-addr.arpa.`.
-pub fn reverse_name(ip: Ipv4Addr) -> String {
-    let [a, b, c, d] = ip.octets();
-    format!("{d}.{c}.{b}.{a}.in-addr.arpa.")
+/// `<host-label>` for an endpoint without a hostname: its dashed address,
+/// the system-assigned identifier the specification asks for (CoreDNS's
+/// form: dots, or an IPv6 address's colons, become dashes).
+pub fn dashed(ip: IpAddr) -> String {
+    ip.to_string().replace(['.', ':'], "-")
+}
+
+/// `a.b.c.d` → `d.c.b.a.in-addr.arpa.`; an IPv6 address → its 32 nibbles,
+/// least significant first, under `ip6.arpa.`.
+pub fn reverse_name(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, c, d] = v4.octets();
+            format!("{d}.{c}.{b}.{a}.in-addr.arpa.")
+        }
+        IpAddr::V6(v6) => {
+            let hex = format!("{:032x}", u128::from(v6));
+            let mut name: String = hex.chars().rev().flat_map(|c| [c, '.']).collect();
+            name.push_str("ip6.arpa.");
+            name
+        }
+    }
 }
 
 #[cfg(test)]
@@ -252,7 +286,7 @@ mod tests {
     fn pod_names() {
         assert_eq!(
             classify_str("10-244-1-5.default.pod.cluster.local."),
-            Target::Pod(Ipv4Addr::new(10, 244, 1, 5))
+            Target::Pod(Ipv4Addr::new(10, 244, 1, 5).into())
         );
         assert_eq!(
             classify_str("10-244-1-500.default.pod.cluster.local."),
@@ -297,14 +331,39 @@ mod tests {
     fn reverse_names() {
         assert_eq!(
             classify_str("10.0.96.10.IN-ADDR.ARPA."),
-            Target::Reverse(Ipv4Addr::new(10, 96, 0, 10))
+            Target::Reverse(Ipv4Addr::new(10, 96, 0, 10).into())
         );
         assert_eq!(classify_str("300.0.96.10.in-addr.arpa."), Target::Outside);
         assert_eq!(
-            reverse_name(Ipv4Addr::new(10, 96, 0, 10)),
+            reverse_name(Ipv4Addr::new(10, 96, 0, 10).into()),
             "10.0.96.10.in-addr.arpa."
         );
-        assert_eq!(dashed(Ipv4Addr::new(10, 244, 1, 5)), "10-244-1-5");
+        assert_eq!(dashed(Ipv4Addr::new(10, 244, 1, 5).into()), "10-244-1-5");
+    }
+
+    #[test]
+    fn ipv6_reverse_and_pod_names() {
+        let ip: IpAddr = "fd00:10:244:1::11".parse().unwrap();
+        let name = reverse_name(ip);
+        assert_eq!(
+            name,
+            "1.1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.1.0.0.0.4.4.2.0.0.1.0.0.0.0.d.f.ip6.arpa."
+        );
+        assert_eq!(classify_str(&name.to_uppercase()), Target::Reverse(ip));
+        assert_eq!(
+            classify_str("1.1.0.ip6.arpa."),
+            Target::Outside,
+            "a network"
+        );
+        assert_eq!(
+            classify_str(&name.replacen("1.1.", "11.", 1)),
+            Target::Outside
+        );
+        assert_eq!(dashed(ip), "fd00-10-244-1--11");
+        assert_eq!(
+            classify_str("fd00-10-244-1--11.default.pod.cluster.local."),
+            Target::Pod(ip)
+        );
     }
 
     #[test]

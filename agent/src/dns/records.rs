@@ -15,11 +15,11 @@
 //!   outside it by the responder through its upstreams ([`Answer::chase`]).
 
 use std::collections::BTreeSet;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::str::FromStr;
 
 use hickory_server::proto::op::ResponseCode;
-use hickory_server::proto::rr::rdata::{A, CNAME, NS, PTR, SOA, SRV, TXT};
+use hickory_server::proto::rr::rdata::{A, AAAA, CNAME, NS, PTR, SOA, SRV, TXT};
 use hickory_server::proto::rr::{Name, RData, Record, RecordType};
 use switchyard_api::v1::{Endpoint, ServicePort, ServiceState};
 
@@ -158,7 +158,7 @@ impl<'a> Zone<'a> {
         }
     }
 
-    /// The A records of the names SRV and NS answers point at.
+    /// The address records of the names SRV and NS answers point at.
     fn additionals(&self, answers: &[Record]) -> Vec<Record> {
         let mut seen = BTreeSet::new();
         let mut out = Vec::new();
@@ -175,7 +175,7 @@ impl<'a> Zone<'a> {
                 out.extend(
                     records
                         .into_iter()
-                        .filter(|r| r.record_type() == RecordType::A),
+                        .filter(|r| matches!(r.record_type(), RecordType::A | RecordType::AAAA)),
                 );
             }
         }
@@ -204,7 +204,7 @@ impl<'a> Zone<'a> {
                 port,
                 proto,
             } => self.with_service(service, |s| self.srv_node(owner, s, port, proto)),
-            Target::Pod(ip) => Node::Present(vec![record(owner, RData::A(A(*ip)))]),
+            Target::Pod(ip) => Node::Present(vec![address(owner, *ip)]),
             Target::Reverse(_) | Target::Unknown | Target::Outside => Node::Missing,
         }
     }
@@ -289,7 +289,7 @@ impl<'a> Zone<'a> {
 
     /// PTR answers for `ip`; not ours when nothing in the cluster has it,
     /// so the upstreams (or REFUSED) deal with the rest of the reverse space.
-    fn reverse(&self, qname: &Name, ip: Ipv4Addr, qtype: RecordType) -> Resolution {
+    fn reverse(&self, qname: &Name, ip: IpAddr, qtype: RecordType) -> Resolution {
         let targets = self.ptr_targets(ip);
         if targets.is_empty() || !matches!(qtype, RecordType::PTR | RecordType::ANY) {
             return Resolution::NotOurs;
@@ -309,7 +309,7 @@ impl<'a> Zone<'a> {
     /// The names `ip` has: Services whose ClusterIP it is, and published
     /// endpoints of headless Services. A scan of every Service: reverse
     /// lookups are rare next to forward ones, so no index is kept.
-    fn ptr_targets(&self, ip: Ipv4Addr) -> BTreeSet<Name> {
+    fn ptr_targets(&self, ip: IpAddr) -> BTreeSet<Name> {
         let mut targets = BTreeSet::new();
         for s in self.view.services.values() {
             if s.headless {
@@ -317,7 +317,7 @@ impl<'a> Zone<'a> {
                     let host = host_label(e, ip);
                     targets.insert(self.name(&[&host, &s.name, &s.namespace, "svc"]));
                 }
-            } else if !is_external_name(s) && s.ipv4_cluster_ip() == Some(ip) {
+            } else if !is_external_name(s) && s.ipv4_cluster_ip().map(IpAddr::V4) == Some(ip) {
                 targets.insert(self.service_name(s));
             }
         }
@@ -329,6 +329,14 @@ fn record(owner: &Name, rdata: RData) -> Record {
     Record::from_rdata(owner.clone(), TTL, rdata)
 }
 
+/// An A or AAAA record, by the address's family.
+fn address(owner: &Name, ip: IpAddr) -> Record {
+    match ip {
+        IpAddr::V4(v4) => record(owner, RData::A(A(v4))),
+        IpAddr::V6(v6) => record(owner, RData::AAAA(AAAA(v6))),
+    }
+}
+
 fn srv(weight: u16, port: u16, target: Name) -> RData {
     RData::SRV(SRV::new(0, weight, port, target))
 }
@@ -338,20 +346,21 @@ fn is_external_name(s: &ServiceState) -> bool {
 }
 
 /// Endpoints a headless Service publishes: the ready ones, or all of them
-/// with `publishNotReadyAddresses`; each address once.
-fn published(s: &ServiceState) -> Vec<(&Endpoint, Ipv4Addr)> {
+/// with `publishNotReadyAddresses`; each address once. Pods reach each
+/// other directly over either family, so both are published (A and AAAA).
+fn published(s: &ServiceState) -> Vec<(&Endpoint, IpAddr)> {
     let mut seen = BTreeSet::new();
     s.endpoints
         .iter()
         .filter(|e| e.ready || s.publish_not_ready)
-        .filter_map(|e| Some((e, e.ip.parse::<Ipv4Addr>().ok()?)))
+        .filter_map(|e| Some((e, e.ip.parse::<IpAddr>().ok()?)))
         .filter(|(_, ip)| seen.insert(*ip))
         .collect()
 }
 
 /// The endpoint's _hostname_ in the specification's sense: its `hostname`,
 /// else its dashed address.
-fn host_label(e: &Endpoint, ip: Ipv4Addr) -> String {
+fn host_label(e: &Endpoint, ip: IpAddr) -> String {
     if e.hostname.is_empty() {
         dashed(ip)
     } else {
@@ -366,7 +375,7 @@ fn service_node(owner: &Name, s: &ServiceState) -> Node {
     if s.headless {
         let ips: Vec<Record> = published(s)
             .into_iter()
-            .map(|(_, ip)| record(owner, RData::A(A(ip))))
+            .map(|(_, ip)| address(owner, ip))
             .collect();
         // The specification: no ready endpoint → NXDOMAIN.
         return if ips.is_empty() {
@@ -401,7 +410,7 @@ fn endpoint_node(owner: &Name, s: &ServiceState, host: &str) -> Node {
     let ips: Vec<Record> = published(s)
         .into_iter()
         .filter(|(e, ip)| host_label(e, *ip) == host)
-        .map(|(_, ip)| record(owner, RData::A(A(ip))))
+        .map(|(_, ip)| address(owner, ip))
         .collect();
     if ips.is_empty() {
         Node::Missing

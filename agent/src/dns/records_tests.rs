@@ -511,3 +511,80 @@ fn assert_nodata_in(v: &ClusterView, q: &str) {
     assert_eq!(a.rcode, ResponseCode::NoError);
     assert!(a.answers.is_empty());
 }
+
+/// A dual-stack headless Service: each pod is an endpoint in the IPv4 and
+/// the IPv6 slice.
+fn dual_stack_view() -> ClusterView {
+    let mut dual = cluster_ip(
+        "default",
+        "web",
+        "fd00:10:96::20",
+        vec![port("http", "TCP", 80)],
+    );
+    dual.cluster_ips = vec!["fd00:10:96::20".into(), "10.96.0.20".into()];
+    view_of(vec![
+        headless(
+            "pg",
+            vec![
+                endpoint("10.244.1.10", "pg-0", true, 5432),
+                endpoint("fd00:10:244:1::10", "pg-0", true, 5432),
+                endpoint("fd00:10:244:2::10", "", true, 5432),
+            ],
+        ),
+        dual,
+    ])
+}
+
+#[test]
+fn dual_stack_headless_services_answer_a_and_aaaa() {
+    let view = dual_stack_view();
+    let ask = |q: &str, t| lines(&ask_in(&view, q, t).answers);
+    assert_eq!(
+        ask("pg.db.svc.cluster.local.", RecordType::AAAA),
+        [
+            "pg.db.svc.cluster.local. 30 IN AAAA fd00:10:244:1::10",
+            "pg.db.svc.cluster.local. 30 IN AAAA fd00:10:244:2::10"
+        ]
+    );
+    assert_eq!(
+        ask("pg-0.pg.db.svc.cluster.local.", RecordType::AAAA),
+        ["pg-0.pg.db.svc.cluster.local. 30 IN AAAA fd00:10:244:1::10"]
+    );
+    assert_eq!(
+        ask("pg-0.pg.db.svc.cluster.local.", RecordType::A),
+        ["pg-0.pg.db.svc.cluster.local. 30 IN A 10.244.1.10"]
+    );
+    assert_eq!(
+        ask(
+            "fd00-10-244-2--10.pg.db.svc.cluster.local.",
+            RecordType::AAAA
+        ),
+        ["fd00-10-244-2--10.pg.db.svc.cluster.local. 30 IN AAAA fd00:10:244:2::10"]
+    );
+    assert_eq!(
+        ask(
+            "0.1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.1.0.0.0.4.4.2.0.0.1.0.0.0.0.d.f.ip6.arpa.",
+            RecordType::PTR
+        ),
+        ["0.1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.1.0.0.0.4.4.2.0.0.1.0.0.0.0.d.f.ip6.arpa. 30 IN PTR pg-0.pg.db.svc.cluster.local."]
+    );
+    assert_eq!(
+        ask("fd00-10-244-1--10.db.pod.cluster.local.", RecordType::AAAA),
+        ["fd00-10-244-1--10.db.pod.cluster.local. 30 IN AAAA fd00:10:244:1::10"]
+    );
+}
+
+#[test]
+fn a_dual_stack_cluster_ip_service_is_named_by_its_ipv4_address_only() {
+    // Agents serve IPv4 only: an AAAA answer would send clients to an
+    // address no node forwards.
+    let view = dual_stack_view();
+    let a = ask_in(&view, "web.default.svc.cluster.local.", RecordType::A);
+    assert_eq!(
+        lines(&a.answers),
+        ["web.default.svc.cluster.local. 30 IN A 10.96.0.20"]
+    );
+    let aaaa = ask_in(&view, "web.default.svc.cluster.local.", RecordType::AAAA);
+    assert!(aaaa.answers.is_empty(), "{:?}", aaaa.answers);
+    assert_eq!(lines(&aaaa.authority), [SOA]);
+}

@@ -702,8 +702,8 @@ impl Cluster {
     pub fn pod_manifest(&self, i: usize, j: usize, name: &str, app: &str, port: u16) -> String {
         let pod = self.lab.pod(i, j);
         format!(
-            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  labels:\n    app: {app}\nspec:\n  nodeName: node-{i}\n  containers:\n    - name: main\n      ports:\n        - name: http\n          containerPort: {port}\n        - name: udp\n          containerPort: {port}\n          protocol: UDP\nstatus:\n  podIP: {}\n---\n",
-            pod.ip
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  labels:\n    app: {app}\nspec:\n  nodeName: node-{i}\n  containers:\n    - name: main\n      ports:\n        - name: http\n          containerPort: {port}\n        - name: udp\n          containerPort: {port}\n          protocol: UDP\nstatus:\n  podIP: {}\n  podIPs:\n    - ip: {}\n    - ip: {}\n---\n",
+            pod.ip, pod.ip, pod.ip6
         )
     }
 }
