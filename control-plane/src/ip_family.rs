@@ -4,6 +4,8 @@
 use std::fmt;
 use std::net::IpAddr;
 
+use switchyard_api::resources::Service;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum IpFamily {
     V4,
@@ -34,6 +36,14 @@ impl IpFamily {
             IpFamily::V4 => "IPv4",
             IpFamily::V6 => "IPv6",
         }
+    }
+
+    /// A Service's `spec.ipFamilies` (the supported values among them).
+    pub fn of_service(svc: &Service) -> Vec<Self> {
+        svc.ip_family_names()
+            .iter()
+            .filter_map(|name| Self::parse(name))
+            .collect()
     }
 
     /// The family a dual-stack Service adds to this one.

@@ -161,15 +161,7 @@ pub fn allocate_cluster_ips(
 /// The families a Service's cluster IPs are for: `spec.ipFamilies` as the
 /// family rules settled it, else the cluster's primary family.
 fn families(svc: &Service, cidrs: &ServiceCidrs) -> Vec<IpFamily> {
-    let named: Vec<IpFamily> = svc
-        .spec
-        .kept
-        .get("ipFamilies")
-        .and_then(|v| v.as_array())
-        .into_iter()
-        .flatten()
-        .filter_map(|v| v.as_str().and_then(IpFamily::parse))
-        .collect();
+    let named = IpFamily::of_service(svc);
     match named.is_empty() {
         true => vec![cidrs.primary().family()],
         false => named,

@@ -95,15 +95,7 @@ pub fn desired_slices<'a>(
 /// controller makes them; a Service stored without families takes its
 /// ClusterIP's, a headless one both.
 fn address_types(svc: &Service) -> Vec<IpFamily> {
-    let named: Vec<IpFamily> = svc
-        .spec
-        .kept
-        .get("ipFamilies")
-        .and_then(|v| v.as_array())
-        .into_iter()
-        .flatten()
-        .filter_map(|v| v.as_str().and_then(IpFamily::parse))
-        .collect();
+    let named = IpFamily::of_service(svc);
     if !named.is_empty() {
         return named;
     }

@@ -270,16 +270,13 @@ fn control_plane(cp: &ControlPlane) -> Value {
 pub fn endpoints_of(svc: &Service, slices: &[EndpointSlice]) -> Endpoints {
     let namespace = svc.metadata.namespace.clone().unwrap_or_default();
     let mut subsets: Vec<EndpointSubset> = Vec::new();
-    let primary = svc
-        .spec
-        .kept
-        .get("ipFamilies")
-        .and_then(|f| f.get(0))
-        .and_then(|f| f.as_str());
+    let families = svc.ip_family_names();
     let own = slices.iter().filter(|s| {
         s.metadata.namespace.as_deref() == Some(namespace.as_str())
             && s.service_name() == Some(svc.metadata.name.as_str())
-            && primary.is_none_or(|family| s.address_type == family)
+            && families
+                .first()
+                .is_none_or(|family| s.address_type == *family)
     });
     for slice in own {
         let ports: Vec<EndpointPort> = slice

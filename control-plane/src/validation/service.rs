@@ -108,7 +108,7 @@ fn addresses_kept(errs: &mut FieldErrors, new: &Service, old: &Service) {
     if new.is_headless() || old.is_headless() {
         return;
     }
-    let (old_families, new_families) = (families(old), families(new));
+    let (old_families, new_families) = (old.ip_family_names(), new.ip_family_names());
     if old_families.len() == new_families.len() {
         if old_families != new_families {
             errs.push(FieldError::invalid(
@@ -133,17 +133,6 @@ fn addresses_kept(errs: &mut FieldErrors, new: &Service, old: &Service) {
             "may not change once set",
         ));
     }
-}
-
-fn families(svc: &Service) -> Vec<String> {
-    svc.spec
-        .kept
-        .get("ipFamilies")
-        .and_then(|v| v.as_array())
-        .into_iter()
-        .flatten()
-        .filter_map(|v| v.as_str().map(str::to_string))
-        .collect()
 }
 
 /// Cloud load balancers are configured with the health check port: it

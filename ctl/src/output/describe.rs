@@ -311,14 +311,11 @@ impl Describe {
         if let Some(policy) = kept.get("ipFamilyPolicy").and_then(|p| p.as_str()) {
             self.field(0, "IP Family Policy", policy);
         }
-        let families: Vec<String> = kept
-            .get("ipFamilies")
-            .and_then(|f| f.as_array())
-            .into_iter()
-            .flatten()
-            .filter_map(|f| f.as_str().map(str::to_string))
-            .collect();
-        self.field(0, "IP Families", joined_or_none(&families, ","));
+        self.field(
+            0,
+            "IP Families",
+            joined_or_none(&svc.ip_family_names(), ","),
+        );
     }
 
     fn service_port(&mut self, port: &ServicePort, slices: &[&EndpointSlice]) {

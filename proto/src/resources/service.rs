@@ -176,6 +176,19 @@ impl Service {
         self.spec.cluster_ip.as_deref() == Some("None")
     }
 
+    /// `spec.ipFamilies` as written (a field Switchyard keeps as given
+    /// beside the typed ones); a value that is no string is shown as JSON.
+    pub fn ip_family_names(&self) -> Vec<String> {
+        self.spec
+            .kept
+            .get("ipFamilies")
+            .and_then(|v| v.as_array())
+            .into_iter()
+            .flatten()
+            .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
+            .collect()
+    }
+
     /// Whether missing NodePorts are allocated: for NodePort Services, and
     /// LoadBalancer ones unless `allocateLoadBalancerNodePorts: false`.
     pub fn allocates_node_ports(&self) -> bool {

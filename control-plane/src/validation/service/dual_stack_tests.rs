@@ -57,7 +57,7 @@ fn settled(
         .as_str()
         .unwrap()
         .to_string();
-    Ok((policy, families(&svc)))
+    Ok((policy, svc.ip_family_names()))
 }
 
 fn ok(policy: &str, families: &[&str]) -> Result<(String, Vec<String>), String> {
@@ -189,7 +189,7 @@ fn single_stack_releases_the_secondary_other_policies_may_not() {
     let errs = settle(&mut down, Some(&old), V4_V6);
     assert!(errs.is_empty(), "{errs}");
     assert_eq!(down.spec.cluster_ips, ["10.96.0.5"]);
-    assert_eq!(families(&down), ["IPv4"]);
+    assert_eq!(down.ip_family_names(), ["IPv4"]);
 
     let mut dropped = old.clone();
     dropped.spec.cluster_ips.truncate(1);
@@ -202,7 +202,7 @@ fn single_stack_releases_the_secondary_other_policies_may_not() {
 #[test]
 fn prefer_dual_stack_is_not_upgraded_because_the_cluster_changed() {
     let old = stored(Some("PreferDualStack"), &["10.96.0.5"], V4);
-    assert_eq!(families(&old), ["IPv4"]);
+    assert_eq!(old.ip_family_names(), ["IPv4"]);
     assert_eq!(
         settled(old.clone(), Some(&old), V4_V6),
         ok("PreferDualStack", &["IPv4"])

@@ -119,7 +119,7 @@ impl Fields {
             .get("ipFamilyPolicy")
             .and_then(|v| v.as_str())
             .map(str::to_string);
-        let names = strings(svc, "ipFamilies");
+        let names = svc.ip_family_names();
         Self {
             policy_given: policy.is_some(),
             policy: policy.unwrap_or_default(),
@@ -326,18 +326,4 @@ fn parse_all(ips: &[String]) -> Option<Vec<IpAddr>> {
         return Some(Vec::new());
     }
     ips.iter().map(|ip| ip.parse().ok()).collect()
-}
-
-fn strings(svc: &Service, key: &str) -> Vec<String> {
-    svc.spec
-        .kept
-        .get(key)
-        .and_then(|v| v.as_array())
-        .map(|items| {
-            items
-                .iter()
-                .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
 }
