@@ -762,6 +762,15 @@ fn dual_stack_services_as_kube_apiserver_makes_them() {
         again[1].starts_with("fd00:10:96::") && again[1] != v6.to_string(),
         "{again:?}"
     );
+    // A replace that leaves the addresses out keeps them (and the policy).
+    kubectl.ok_stdin(&["replace", "-f", "-"], Some(SERVICE));
+    assert_eq!(
+        fields("web"),
+        format!(
+            r#"RequireDualStack ["IPv4","IPv6"] {v4} ["{v4}","{}"]"#,
+            again[1]
+        )
+    );
 
     // Kubernetes' refusals, word for word.
     let patch = |json: &str| kubectl.fails(&["patch", "svc", "web", "-p", json], None);

@@ -128,8 +128,13 @@ fn carry_over_service(svc: &mut Service, old: Option<&Service>) {
     let new_type = svc.service_type().to_string();
     let old_type = old.service_type();
     let same_family = (new_type == "ExternalName") == (old_type == "ExternalName");
+    // kube-apiserver's patchAllocatedValues: what was allocated stays.
     if svc.spec.cluster_ip.as_deref().unwrap_or("").is_empty() && same_family {
         svc.spec.cluster_ip = old.spec.cluster_ip.clone();
+    }
+    if svc.spec.cluster_ips.is_empty() && same_family && svc.spec.cluster_ip == old.spec.cluster_ip
+    {
+        svc.spec.cluster_ips = old.spec.cluster_ips.clone();
     }
     // A patch of `clusterIP` alone leaves the stored `clusterIPs` behind:
     // the singular field speaks for both (kube-apiserver's

@@ -9,6 +9,7 @@
 use switchyard_api::resources::{service_type, Service};
 
 pub fn drop_type_dependent_fields(new: &mut Service, old: &Service) {
+    drop_addresses(new, old);
     drop_node_ports(new, old);
     if old.needs_health_check()
         && !new.needs_health_check()
@@ -35,6 +36,25 @@ pub fn drop_type_dependent_fields(new: &mut Service, old: &Service) {
         && new.spec.external_traffic_policy == old.spec.external_traffic_policy
     {
         new.spec.external_traffic_policy = None;
+    }
+}
+
+/// Moving to ExternalName leaves no address: the cluster IPs, families and
+/// policy carried along as stored go.
+fn drop_addresses(new: &mut Service, old: &Service) {
+    let external = service_type::EXTERNAL_NAME;
+    if new.service_type() != external || old.service_type() == external {
+        return;
+    }
+    let (spec, was) = (&mut new.spec, &old.spec);
+    if spec.cluster_ip == was.cluster_ip && spec.cluster_ips == was.cluster_ips {
+        spec.cluster_ip = None;
+        spec.cluster_ips.clear();
+    }
+    for field in ["ipFamilies", "ipFamilyPolicy"] {
+        if spec.kept.get(field) == was.kept.get(field) {
+            spec.kept.remove(field);
+        }
     }
 }
 
@@ -104,6 +124,38 @@ mod tests {
         assert_eq!(new.spec.external_traffic_policy.as_deref(), Some("Cluster"));
         assert_eq!(new.spec.ports[0].node_port, Some(30081));
         assert_eq!(new.spec.health_check_node_port, Some(31001));
+    }
+
+    #[test]
+    fn an_external_name_drops_the_addresses_it_was_stored_with_unless_changed() {
+        let mut old = local_load_balancer();
+        old.spec.cluster_ip = Some("10.96.0.5".into());
+        old.spec.cluster_ips = vec!["10.96.0.5".into(), "fd00:10:96::5".into()];
+        old.spec
+            .kept
+            .insert("ipFamilies".into(), serde_json::json!(["IPv4", "IPv6"]));
+        old.spec.kept.insert(
+            "ipFamilyPolicy".into(),
+            serde_json::json!("RequireDualStack"),
+        );
+        let mut new = old.clone();
+        new.spec.type_ = Some("ExternalName".into());
+        drop_type_dependent_fields(&mut new, &old);
+        assert_eq!(new.spec.cluster_ip, None);
+        assert!(new.spec.cluster_ips.is_empty());
+        assert!(new.spec.kept.is_empty(), "{:?}", new.spec.kept);
+
+        let mut asked = old.clone();
+        asked.spec.type_ = Some("ExternalName".into());
+        asked
+            .spec
+            .kept
+            .insert("ipFamilyPolicy".into(), serde_json::json!("SingleStack"));
+        drop_type_dependent_fields(&mut asked, &old);
+        assert_eq!(
+            asked.spec.kept["ipFamilyPolicy"], "SingleStack",
+            "left for validation"
+        );
     }
 
     #[test]

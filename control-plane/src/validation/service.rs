@@ -181,6 +181,26 @@ fn external_name(errs: &mut FieldErrors, spec: &ServiceSpec) {
             NOT_FOR_EXTERNAL_NAME,
         ));
     }
+    if spec
+        .kept
+        .get("ipFamilies")
+        .is_some_and(|f| f.as_array().is_some_and(|a| !a.is_empty()))
+    {
+        errs.push(FieldError::forbidden(
+            "spec.ipFamilies",
+            NOT_FOR_EXTERNAL_NAME,
+        ));
+    }
+    if spec
+        .kept
+        .get("ipFamilyPolicy")
+        .is_some_and(|p| !p.is_null())
+    {
+        errs.push(FieldError::forbidden(
+            "spec.ipFamilyPolicy",
+            NOT_FOR_EXTERNAL_NAME,
+        ));
+    }
     // A trailing dot marks the CNAME target as fully qualified.
     let name = spec.external_name.as_deref().unwrap_or("");
     let cname = name.strip_suffix('.').unwrap_or(name);

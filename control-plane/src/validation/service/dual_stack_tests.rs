@@ -240,3 +240,21 @@ fn set_addresses_and_families_never_change() {
         r#"spec.clusterIPs[0]: Invalid value: []string{"10.96.0.6", "fd00:10:96::6"}: may not change once set"#
     );
 }
+
+#[test]
+fn an_external_name_service_takes_no_families() {
+    let mut svc = service(Some("SingleStack"), &["IPv4"], &[]);
+    svc.spec.type_ = Some("ExternalName".to_string());
+    svc.spec.external_name = Some("db.example.com".to_string());
+    svc.spec.ports.clear();
+    defaulting::service(&mut svc);
+    assert!(settle(&mut svc, None, V4_V6).is_empty());
+    let cfg = Config {
+        service_cidrs: "10.96.0.0/12,fd00:10:96::/112".parse().unwrap(),
+        node_port_range: 30000..=32767,
+    };
+    assert_eq!(
+        validate(&svc, None, &cfg).to_string(),
+        "[spec.ipFamilies: Forbidden: may not be set for ExternalName services, spec.ipFamilyPolicy: Forbidden: may not be set for ExternalName services]"
+    );
+}

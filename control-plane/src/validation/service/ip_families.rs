@@ -27,9 +27,7 @@ const PREFER_DUAL_STACK: &str = "PreferDualStack";
 pub fn settle(svc: &mut Service, old: Option<&Service>, served: &[IpFamily]) -> FieldErrors {
     let mut errs = FieldErrors::default();
     if svc.service_type() == service_type::EXTERNAL_NAME {
-        // An ExternalName Service has no addresses, so no families either.
-        svc.spec.kept.remove("ipFamilyPolicy");
-        svc.spec.kept.remove("ipFamilies");
+        // No addresses: validation refuses families given to it.
         return errs;
     }
     let mut fields = Fields::read(svc);
@@ -189,14 +187,15 @@ fn release_or_keep_secondary(errs: &mut FieldErrors, fields: &mut Fields, old: &
         }
         return;
     }
-    if fields.ips.len() < old.ips.len() {
+    // An empty list is not given, not emptied.
+    if !fields.ips.is_empty() && fields.ips.len() < old.ips.len() {
         errs.push(FieldError::invalid(
             "spec.ipFamilyPolicy",
             fields.policy.as_str(),
             "must be 'SingleStack' to release the secondary cluster IP",
         ));
     }
-    if fields.names.len() < old.names.len() {
+    if !fields.names.is_empty() && fields.names.len() < old.names.len() {
         errs.push(FieldError::invalid(
             "spec.ipFamilyPolicy",
             fields.policy.as_str(),
