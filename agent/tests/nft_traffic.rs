@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use support::Netns;
 use switchyard_agent::model::*;
-use switchyard_agent::nft::DataPath;
+use switchyard_agent::nft::{layout, DataPath};
 
 const ROLE: &str = "SYTEST_ROLE";
 const MARK: &str = "SYTEST ";
@@ -212,17 +212,16 @@ fn snapshot() -> Snapshot {
     }
 }
 
-// === the test ===
+// === the tests ===
 
-#[tokio::test]
-async fn service_traffic_is_dnatted_masqueraded_and_rejected_as_kube_proxy_does() {
-    let test = "service_traffic";
+/// client ── node ── pod, the node forwarding; `None` when skipped.
+fn topology(test: &str) -> Option<(Netns, Netns, Netns)> {
     let (Some(node), Some(pod), Some(client)) = (
         Netns::create(test),
         Netns::create(test),
         Netns::create(test),
     ) else {
-        return;
+        return None;
     };
     wire(&node, &pod, "pods0", "10.244.1.1/24", "10.244.1.5/24");
     wire(
@@ -236,82 +235,131 @@ async fn service_traffic_is_dnatted_masqueraded_and_rejected_as_kube_proxy_does(
     node.exec("sysctl -qw net.ipv4.ip_forward=1").unwrap();
     // The host needs a route to the service range before nat/output runs.
     node.exec("ip route add 10.96.0.0/12 dev uplink0").unwrap();
+    Some((node, pod, client))
+}
 
-    let ctx = NodeContext {
+fn node_context() -> NodeContext {
+    NodeContext {
         zone: None,
         node_name: "node-a".into(),
         node_ips: vec![Ipv4Addr::new(192, 168, 1, 10)],
         pod_cidr: Some("10.244.1.0/24".parse().unwrap()),
+    }
+}
+
+#[tokio::test]
+async fn service_traffic_is_dnatted_masqueraded_and_rejected_as_kube_proxy_does() {
+    let Some((node, pod, client)) = topology("service_traffic") else {
+        return;
     };
     let mut dp = DataPath::open("switchyard", node.runner()).await.unwrap();
-    dp.apply(&ctx, &snapshot()).await.unwrap();
-    let _server = Server::start(&pod, "0.0.0.0:8080");
+    dp.apply(&node_context(), &snapshot()).await.unwrap();
+    check_traffic(&node, &pod, &client);
+}
 
+/// The constant-size layout (issue 26), loaded whole with `nft -f`, must
+/// treat every packet as today's layout does.
+#[test]
+fn the_constant_size_layout_treats_traffic_the_same() {
+    let Some((node, pod, client)) = topology("constant_layout_traffic") else {
+        return;
+    };
+    let ctx = node_context();
+    let table = layout::compile(&ctx, &snapshot());
+    let script = layout::render("switchyard", &table, ctx.pod_cidr);
+    let path = std::env::temp_dir().join(format!("{}-layout.nft", node.name));
+    std::fs::write(&path, script).unwrap();
+    node.nft(&format!("-f {}", path.display())).unwrap();
+    check_traffic(&node, &pod, &client);
+
+    // A change is element deletes and adds only: `empty` gains the pod,
+    // `web` loses it.
+    let mut changed = snapshot();
+    let key = |name: &str| ServiceKey::new("default", name);
+    let moved = std::mem::take(&mut changed.services.get_mut(&key("web")).unwrap().endpoints);
+    changed.services.get_mut(&key("empty")).unwrap().endpoints = moved;
+    let after = layout::compile(&ctx, &changed);
+    let delta = layout::delta("switchyard", &table, &after);
+    assert!(
+        !delta.contains("chain") && !delta.contains("rule"),
+        "{delta}"
+    );
+    std::fs::write(&path, delta).unwrap();
+    node.nft(&format!("-f {}", path.display())).unwrap();
+    let _ = std::fs::remove_file(&path);
+    let _server = Server::start(&pod, "0.0.0.0:8080");
+    assert_eq!(connect_from(&node, "10.96.0.12:80"), "ok 10.244.1.1");
+    assert_eq!(connect_from(&node, "10.96.0.10:80"), "refused");
+    assert_eq!(connect_from(&client, "192.168.1.10:30082"), "ok 10.244.1.1");
+}
+
+fn check_traffic(node: &Netns, pod: &Netns, client: &Netns) {
+    let _server = Server::start(pod, "0.0.0.0:8080");
     let masq = "ok 10.244.1.1";
     let checks = [
         (
-            &node,
+            node,
             "10.96.0.10:80",
             masq,
             "ClusterIP from the host (masqueraded)",
         ),
         (
-            &pod,
+            pod,
             "10.96.0.10:80",
             masq,
             "hairpin: a pod through its own service",
         ),
         (
-            &client,
+            client,
             "192.168.1.10:30080",
             masq,
             "NodePort, Cluster policy",
         ),
-        (&client, "203.0.113.7:80", masq, "external IP"),
+        (client, "203.0.113.7:80", masq, "external IP"),
         (
-            &node,
+            node,
             "192.168.1.10:30080",
             masq,
             "NodePort from the node itself",
         ),
         (
-            &client,
+            client,
             "192.168.1.10:30081",
             "ok 192.168.1.20",
             "NodePort, Local policy keeps the client IP",
         ),
         (
-            &node,
+            node,
             "10.96.0.12:80",
             "refused",
             "no endpoints: rejected at once (host)",
         ),
         (
-            &pod,
+            pod,
             "10.96.0.12:80",
             "refused",
             "no endpoints: rejected at once (pod)",
         ),
         (
-            &client,
+            client,
             "192.168.1.10:30082",
             "refused",
             "no endpoints: NodePort rejected",
         ),
         (
-            &client,
+            client,
             "192.168.1.10:30083",
             "timeout",
             "Local policy, no local endpoint: dropped",
         ),
         (
-            &pod,
+            pod,
             "203.0.113.8:80",
             masq,
             "…but this node's pods still reach the cluster set",
         ),
         (
-            &node,
+            node,
             "192.168.1.10:30083",
             masq,
             "…and so does the node itself",

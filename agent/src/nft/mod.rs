@@ -15,6 +15,7 @@ pub mod diff;
 pub mod endpoints;
 pub mod error;
 pub mod index;
+pub mod layout;
 pub mod listing;
 pub mod live;
 pub mod names;

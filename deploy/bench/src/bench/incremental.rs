@@ -4,6 +4,12 @@
 //! 100 Services loaded. The measuring process runs inside a throwaway
 //! network namespace, as an agent runs on its host, so no `ip netns exec`
 //! is timed.
+//!
+//! Beside it, in the same run, the constant-size layout (issue 26,
+//! `nft::layout`), which the agent does not program yet: the same changes
+//! as its element-only `nft -f` delta (the kernel's work plus one nft
+//! process, whose floor — an `nft -f` that changes nothing — is a row of
+//! its own), and both layouts' chain and rule counts.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
@@ -11,7 +17,7 @@ use std::time::Instant;
 use anyhow::{bail, Context as _};
 use rand::{Rng, SeedableRng};
 use switchyard_agent::model::{NodeContext, ServiceKey, Snapshot};
-use switchyard_agent::nft::{DataPath, NftCommand};
+use switchyard_agent::nft::{layout, DataPath, NftCommand};
 
 use crate::context::Ctx;
 use crate::fixture::{self, Shape};
@@ -24,6 +30,17 @@ const TARGET_MS: f64 = 10.0;
 const TARGET_RATIO: f64 = 1.2;
 const SMALL: usize = 100;
 const CASES: [&str; 3] = ["endpoint-change", "service-add", "service-delete"];
+/// The constant layout's rows: its cases plus the `nft -f` floor.
+const CONSTANT_CASES: [&str; 4] = [
+    "endpoint-change@constant",
+    "service-add@constant",
+    "service-delete@constant",
+    "nft-floor@constant",
+];
+/// Table sizes, for both layouts.
+const SIZES: [&str; 4] = ["chains", "rules", "chains@constant", "rules@constant"];
+/// The constant layout's table, beside the agent's.
+const CONSTANT_TABLE: &str = "switchyard-constant";
 
 pub async fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
     if !ctx.root {
@@ -52,6 +69,17 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
                 let target = (services == big).then_some(Target::p99(TARGET_MS));
                 report
                     .push(Row::at(BENCH, case, &scale, services as f64).measured("ms", s, target));
+            }
+        }
+        for case in CONSTANT_CASES {
+            if let Some(s) = samples.get(case).and_then(|v| Summary::of(v)) {
+                report.push(Row::at(BENCH, case, &scale, services as f64).measured("ms", s, None));
+            }
+        }
+        for size in SIZES {
+            if let Some(s) = samples.get(size).and_then(|v| Summary::of(v)) {
+                report
+                    .push(Row::at(BENCH, size, &scale, services as f64).measured("count", s, None));
             }
         }
         if let Some(load) = samples.get("initial-load").and_then(|v| Summary::of(v)) {
@@ -139,8 +167,86 @@ pub async fn inner(services: usize, reps: usize) -> anyhow::Result<()> {
         let ms = timed(&mut dp, &node, &mut snap, &extra).await?;
         samples.entry("service-delete".into()).or_default().push(ms);
     }
+    let (chains, rules) = table_size("switchyard")?;
+    samples.insert("chains".into(), vec![chains]);
+    samples.insert("rules".into(), vec![rules]);
+    // Alone in the namespace: each nft run reads every table's chains and
+    // sets, so the agent's table would slow the other layout's runs.
+    nft_script("delete table ip switchyard\n")?;
+    constant_layout(&node, &shape, &mut snap, reps, &mut samples)?;
     println!("{}", serde_json::to_string(&samples)?);
     Ok(())
+}
+
+/// The same changes on the constant layout: loaded whole with `nft -f`,
+/// then each change as its element delta (compiled outside the timing).
+fn constant_layout(
+    node: &NodeContext,
+    shape: &Shape,
+    snap: &mut Snapshot,
+    reps: usize,
+    samples: &mut BTreeMap<String, Vec<f64>>,
+) -> anyhow::Result<()> {
+    let services = shape.services;
+    let mut table = layout::compile(node, snap);
+    let t = Instant::now();
+    nft_script(&layout::render(CONSTANT_TABLE, &table, node.pod_cidr))?;
+    samples.insert("initial-load@constant".into(), vec![ms(t)]);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+    let extra = fixture::service_key(services + 1);
+    let mut step = |snap: &Snapshot, case: &str| -> anyhow::Result<()> {
+        let next = layout::compile(node, snap);
+        let script = layout::delta(CONSTANT_TABLE, &table, &next);
+        let t = Instant::now();
+        nft_script(&script)?;
+        samples.entry(case.into()).or_default().push(ms(t));
+        table = next;
+        Ok(())
+    };
+    for _ in 0..reps {
+        let key = fixture::service_key(rng.random_range(0..services));
+        for ready in [false, true] {
+            set_ready(snap, &key, ready)?;
+            step(snap, "endpoint-change@constant")?;
+        }
+        snap.services
+            .insert(extra.clone(), fixture::service_entry(shape, services + 1));
+        step(snap, "service-add@constant")?;
+        snap.services.remove(&extra);
+        step(snap, "service-delete@constant")?;
+        step(snap, "nft-floor@constant")?;
+    }
+    let (chains, rules) = table_size(CONSTANT_TABLE)?;
+    samples.insert("chains@constant".into(), vec![chains]);
+    samples.insert("rules@constant".into(), vec![rules]);
+    Ok(())
+}
+
+/// Runs `script` with `nft -f` (an empty script runs `nft -f` all the same:
+/// the floor every change pays).
+fn nft_script(script: &str) -> anyhow::Result<()> {
+    let path = std::env::temp_dir().join(format!("sy-bench-layout-{}.nft", std::process::id()));
+    std::fs::write(&path, script)?;
+    let out = std::process::Command::new("nft")
+        .arg("-f")
+        .arg(&path)
+        .output()?;
+    let _ = std::fs::remove_file(&path);
+    if !out.status.success() {
+        bail!("nft -f: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(())
+}
+
+/// Chains and rules of `table`, as `nft -j list table` shows them.
+fn table_size(table: &str) -> anyhow::Result<(f64, f64)> {
+    let out = std::process::Command::new("nft")
+        .args(["-j", "list", "table", "ip", table])
+        .output()?;
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let objects = json["nftables"].as_array().cloned().unwrap_or_default();
+    let count = |kind: &str| objects.iter().filter(|o| o.get(kind).is_some()).count() as f64;
+    Ok((count("chain"), count("rule")))
 }
 
 fn set_ready(snap: &mut Snapshot, key: &ServiceKey, ready: bool) -> anyhow::Result<()> {

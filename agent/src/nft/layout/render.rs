@@ -1,0 +1,307 @@
+//! [`Table`] → one `nft -f` script that creates the whole table: fixed
+//! chains (the same for any number of Services) and the elements.
+
+use std::fmt::Write as _;
+
+use ipnet::Ipv4Net;
+
+use super::table::{Fact, Table, EXACT_MAX, LOCAL_SLOTS, MANY_BASE, MANY_SLOTS};
+use crate::nft::state::{HAIRPIN_SET, MARK_MASQ_CHAIN, MASQ_MARK, REJECT_CHAIN};
+
+const TUPLE: &str = "ip daddr . meta l4proto . th dport";
+const NODE_PORT: &str = "fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport";
+pub(super) const SERVICE_BACKENDS: &str = "service-backends";
+pub(super) const NODE_PORT_BACKENDS: &str = "node-port-backends";
+pub(super) const FIREWALL_ALLOW: &str = "firewall-allow";
+
+/// The script creating table `ip <name>` with `table`'s content, for a
+/// node whose pod CIDR is `pod_cidr` (unknown: masquerade everything).
+pub fn render(name: &str, table: &Table, pod_cidr: Option<Ipv4Net>) -> String {
+    let mut out = format!("table ip {name} {{\n");
+    declarations(&mut out, table);
+    for (chain, hook, rules) in chains(pod_cidr) {
+        let _ = writeln!(out, "  chain {chain} {{");
+        if let Some(hook) = hook {
+            let _ = writeln!(out, "    {hook};");
+        }
+        for rule in rules {
+            let _ = writeln!(out, "    {rule}");
+        }
+        out.push_str("  }\n");
+    }
+    out.push_str("}\n");
+    out
+}
+
+fn declarations(out: &mut String, table: &Table) {
+    for by_address in [true, false] {
+        let key = match by_address {
+            true => "ipv4_addr . inet_proto . inet_service",
+            false => "inet_proto . inet_service",
+        };
+        for fact in Fact::ALL {
+            let Some(set) = fact.set_name(by_address) else {
+                continue;
+            };
+            let elements: Vec<String> = table
+                .tuples
+                .iter()
+                .filter(|(t, f)| t.addr.is_some() == by_address && f.facts.contains(&fact))
+                .map(|(t, _)| t.to_string())
+                .collect();
+            declare(out, "set", set, &format!("type {key};"), &elements);
+        }
+    }
+    let allow: Vec<String> = table
+        .tuples
+        .iter()
+        .flat_map(|(t, f)| f.allow.iter().map(move |r| format!("{t} . {r}")))
+        .collect();
+    let allow_type = "type ipv4_addr . inet_proto . inet_service . ipv4_addr; flags interval;";
+    declare(out, "set", FIREWALL_ALLOW, allow_type, &allow);
+    let hairpin: Vec<String> = table
+        .hairpin
+        .iter()
+        .map(|ip| format!("{ip} . {ip}"))
+        .collect();
+    declare(
+        out,
+        "set",
+        HAIRPIN_SET,
+        "type ipv4_addr . ipv4_addr;",
+        &hairpin,
+    );
+    for (map, key, by_address) in [
+        (SERVICE_BACKENDS, TUPLE, true),
+        (NODE_PORT_BACKENDS, "meta l4proto . th dport", false),
+    ] {
+        let slots: Vec<String> = table
+            .tuples
+            .iter()
+            .filter(|(t, _)| t.addr.is_some() == by_address)
+            .flat_map(|(t, f)| {
+                f.slots
+                    .iter()
+                    .map(move |(k, to)| format!("{t} . {k} : {to}"))
+            })
+            .collect();
+        let decl = format!("typeof {key} . numgen random mod 2 : ip daddr . th dport;");
+        declare(out, "map", map, &decl, &slots);
+    }
+}
+
+fn declare(out: &mut String, kind: &str, name: &str, decl: &str, elements: &[String]) {
+    let _ = write!(out, "  {kind} {name} {{ {decl}");
+    if !elements.is_empty() {
+        let _ = write!(out, " elements = {{ {} }};", elements.join(", "));
+    }
+    out.push_str(" }\n");
+}
+
+type Chain = (&'static str, Option<String>, Vec<String>);
+
+/// The fixed chains, top to bottom.
+fn chains(pod_cidr: Option<Ipv4Net>) -> Vec<Chain> {
+    let base = |kind: &str, hook: &str, priority: i32| {
+        Some(format!("type {kind} hook {hook} priority {priority}"))
+    };
+    let new = |chain: &str| format!("ct state new jump {chain}");
+    let mark = format!("jump {MARK_MASQ_CHAIN}");
+    let from_pods = |to: &str| pod_cidr.map(|c| format!("ip saddr {c} goto {to}"));
+    let mut chains: Vec<Chain> = vec![
+        (
+            "filter-prerouting",
+            base("filter", "prerouting", -110),
+            vec![new("firewall-check")],
+        ),
+        (
+            "filter-input",
+            base("filter", "input", -110),
+            vec![
+                new("nodeport-endpoints-check"),
+                new("service-endpoints-check"),
+            ],
+        ),
+        (
+            "filter-forward",
+            base("filter", "forward", -110),
+            vec![new("service-endpoints-check")],
+        ),
+        (
+            "filter-output",
+            base("filter", "output", -110),
+            vec![new("firewall-check"), new("service-endpoints-check")],
+        ),
+        (
+            "nat-prerouting",
+            base("nat", "prerouting", -100),
+            vec!["jump services".into()],
+        ),
+        (
+            "nat-output",
+            base("nat", "output", -100),
+            vec!["jump services".into()],
+        ),
+        (
+            "nat-postrouting",
+            base("nat", "postrouting", 100),
+            vec!["jump masquerading".into()],
+        ),
+        (
+            "services",
+            None,
+            vec![
+                format!("{TUPLE} @cluster-ips goto cluster-ip"),
+                format!("{TUPLE} @cluster-ips-local goto local-dispatch"),
+                format!("{TUPLE} @external-ips goto external"),
+                format!("{TUPLE} @external-ips-local goto external-local"),
+                format!("{NODE_PORT} @node-ports goto node-port"),
+                format!("{NODE_PORT} @node-ports-local goto node-port-local"),
+            ],
+        ),
+        (
+            "cluster-ip",
+            None,
+            vec![
+                match pod_cidr {
+                    Some(c) => format!("ip saddr != {c} {mark}"),
+                    None => mark.clone(),
+                },
+                "goto cluster-dispatch".into(),
+            ],
+        ),
+        (
+            "external",
+            None,
+            vec![mark.clone(), "goto cluster-dispatch".into()],
+        ),
+        (
+            "node-port",
+            None,
+            vec![mark.clone(), "goto node-port-dispatch".into()],
+        ),
+    ];
+    for (chain, any, local) in [
+        ("external-local", "cluster-dispatch", "local-dispatch"),
+        (
+            "node-port-local",
+            "node-port-dispatch",
+            "node-port-local-dispatch",
+        ),
+    ] {
+        let mut rules: Vec<String> = from_pods(any).into_iter().collect();
+        rules.push(format!("fib saddr type local {mark}"));
+        rules.push(format!("fib saddr type local goto {any}"));
+        rules.push(format!("goto {local}"));
+        chains.push((chain, None, rules));
+    }
+    for (chain, key, map, flavor) in [
+        ("cluster-dispatch", TUPLE, SERVICE_BACKENDS, 0),
+        ("local-dispatch", TUPLE, SERVICE_BACKENDS, LOCAL_SLOTS),
+        (
+            "node-port-dispatch",
+            "meta l4proto . th dport",
+            NODE_PORT_BACKENDS,
+            0,
+        ),
+        (
+            "node-port-local-dispatch",
+            "meta l4proto . th dport",
+            NODE_PORT_BACKENDS,
+            LOCAL_SLOTS,
+        ),
+    ] {
+        chains.push((chain, None, dispatch(key, map, flavor)));
+    }
+    chains.extend([
+        (
+            "service-endpoints-check",
+            None,
+            vec![
+                format!("{TUPLE} @reject-ips goto {REJECT_CHAIN}"),
+                format!("{TUPLE} @drop-ips drop"),
+            ],
+        ),
+        (
+            "nodeport-endpoints-check",
+            None,
+            vec![format!(
+                "{NODE_PORT} @reject-node-ports goto {REJECT_CHAIN}"
+            )],
+        ),
+        (
+            "firewall-check",
+            None,
+            vec![format!("{TUPLE} @firewalled-ips goto firewall")],
+        ),
+        (
+            "firewall",
+            None,
+            vec![
+                format!("{TUPLE} . ip saddr @{FIREWALL_ALLOW} return"),
+                "drop".into(),
+            ],
+        ),
+        (
+            REJECT_CHAIN,
+            None,
+            vec![
+                "meta l4proto tcp reject with tcp reset".into(),
+                "reject".into(),
+            ],
+        ),
+        (
+            MARK_MASQ_CHAIN,
+            None,
+            vec![format!("meta mark set meta mark or {MASQ_MARK:#x}")],
+        ),
+        (
+            "masquerading",
+            None,
+            vec![
+                format!("ip saddr . ip daddr @{HAIRPIN_SET} {mark}"),
+                format!("meta mark and {MASQ_MARK:#x} == 0 return"),
+                format!("meta mark set meta mark xor {MASQ_MARK:#x}"),
+                "masquerade fully-random".into(),
+            ],
+        ),
+    ]);
+    chains
+}
+
+/// One DNAT per endpoint count, then the many-endpoint rule; a tuple
+/// whose slots none finds is dropped (a Local flavour without local
+/// endpoints).
+fn dispatch(key: &str, map: &str, flavor: u32) -> Vec<String> {
+    let rule = |modulus: u32, offset: u32| {
+        format!("dnat ip to {key} . numgen random mod {modulus} offset {offset} map @{map}")
+    };
+    let mut rules: Vec<String> = (1..=EXACT_MAX).map(|n| rule(n, flavor | n << 16)).collect();
+    rules.push(rule(MANY_SLOTS, flavor | MANY_BASE));
+    rules.push("drop".into());
+    rules
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_chains_do_not_depend_on_the_services() {
+        let count = |pod_cidr| {
+            let chains = chains(pod_cidr);
+            let rules: usize = chains.iter().map(|(_, _, r)| r.len()).sum();
+            (chains.len(), rules)
+        };
+        assert_eq!(count(None), (24, 4 * 66 + 40));
+        assert_eq!(
+            count(Some("10.244.1.0/24".parse().unwrap())),
+            (24, 4 * 66 + 42),
+            "traffic from this node's pods skips the Local dispatch"
+        );
+        assert_eq!(
+            dispatch("meta l4proto . th dport", "node-port-backends", LOCAL_SLOTS)[1],
+            "dnat ip to meta l4proto . th dport . numgen random mod 2 offset 2147614720 map @node-port-backends"
+        );
+    }
+}
