@@ -243,7 +243,7 @@ impl Registry {
             foreign: repair::Foreign::default(),
             leader: std::sync::Mutex::new(None),
             validation: ValidationConfig {
-                service_cidrs: cfg.service_cidrs.clone(),
+                families: cfg.service_cidrs.families(),
                 node_port_range: cfg.node_port_range.clone(),
             },
             ranges: Ranges {

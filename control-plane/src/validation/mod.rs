@@ -22,14 +22,15 @@ use switchyard_api::resources::{
     BootstrapToken, Deployment, EndpointSlice, Namespace, Node, Pod, Service, User,
 };
 
-use crate::allocator::cluster_ip::ServiceCidrs;
+use crate::ip_family::IpFamily;
 use field::FieldErrors;
 
 /// The ranges a Service may draw from, which Kubernetes checks in its
 /// allocators but Switchyard checks before allocating.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
-    pub service_cidrs: ServiceCidrs,
+    /// The families of `--service-cidr`, primary first.
+    pub families: Vec<IpFamily>,
     pub node_port_range: RangeInclusive<u16>,
 }
 
@@ -46,7 +47,7 @@ pub fn service_ip_families(
     old: Option<&Service>,
     cfg: &Config,
 ) -> Result<(), FieldErrors> {
-    service::ip_families::settle(svc, old, &cfg.service_cidrs.families()).into_result()
+    service::ip_families::settle(svc, old, &cfg.families).into_result()
 }
 
 /// `old` is the stored Pod on update, whose node may not change.

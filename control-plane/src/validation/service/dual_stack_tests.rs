@@ -212,7 +212,7 @@ fn prefer_dual_stack_is_not_upgraded_because_the_cluster_changed() {
 #[test]
 fn set_addresses_and_families_never_change() {
     let cfg = Config {
-        service_cidrs: "10.96.0.0/12,fd00:10:96::/112".parse().unwrap(),
+        families: V4_V6.to_vec(),
         node_port_range: 30000..=32767,
     };
     let mut old = stored(
@@ -250,7 +250,7 @@ fn an_external_name_service_takes_no_families() {
     defaulting::service(&mut svc);
     assert!(settle(&mut svc, None, V4_V6).is_empty());
     let cfg = Config {
-        service_cidrs: "10.96.0.0/12,fd00:10:96::/112".parse().unwrap(),
+        families: V4_V6.to_vec(),
         node_port_range: 30000..=32767,
     };
     assert_eq!(

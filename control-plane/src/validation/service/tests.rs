@@ -6,13 +6,11 @@ use switchyard_api::resources::{
 
 use super::*;
 use crate::defaulting;
+use crate::ip_family::IpFamily;
 
 fn cfg() -> Config {
-    let Ok(service_cidrs) = "10.96.0.0/12".parse() else {
-        panic!("a valid CIDR")
-    };
     Config {
-        service_cidrs,
+        families: vec![IpFamily::V4],
         node_port_range: 30000..=32767,
     }
 }
@@ -56,7 +54,7 @@ fn with_type(ty: &str) -> Service {
 /// rules first, alone when they fail, then the rest.
 fn create_errors(svc: &Service, cfg: &Config) -> FieldErrors {
     let mut svc = svc.clone();
-    let errs = ip_families::settle(&mut svc, None, &cfg.service_cidrs.families());
+    let errs = ip_families::settle(&mut svc, None, &cfg.families);
     match errs.is_empty() {
         true => validate(&svc, None, cfg),
         false => errs,
@@ -739,7 +737,7 @@ fn dual_stack_is_refused_on_a_single_stack_cluster() {
     );
     let mut preferred = with_families(Some("PreferDualStack"), &[]);
     assert!(clean(&preferred), "{}", check(&preferred));
-    let served = cfg().service_cidrs.families();
+    let served = cfg().families;
     assert!(ip_families::settle(&mut preferred, None, &served).is_empty());
     assert_eq!(
         preferred.spec.kept["ipFamilies"],
