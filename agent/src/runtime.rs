@@ -615,3 +615,165 @@ fn named_services(push: &Push) -> BTreeSet<ServiceKey> {
         )
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use proptest::prelude::*;
+    use switchyard_api::v1::{
+        ClusterConfig, Endpoint, EndpointPort, EndpointPorts, ServicePort, ServiceRef, ServiceState,
+    };
+
+    use super::*;
+    use crate::nft::RecordingRunner;
+
+    const SLOTS: usize = 5;
+
+    fn service(
+        slot: usize,
+        udp: bool,
+        endpoints: Vec<(u8, bool)>,
+        elsewhere: bool,
+    ) -> ServiceState {
+        let protocol = if udp { "UDP" } else { "TCP" };
+        ServiceState {
+            namespace: "default".into(),
+            name: format!("svc-{slot}"),
+            r#type: "ClusterIP".into(),
+            cluster_ip: format!("10.96.0.{}", slot + 1),
+            ports: vec![ServicePort {
+                name: "p".into(),
+                protocol: protocol.into(),
+                port: 53,
+                node_port: 0,
+            }],
+            endpoints: endpoints
+                .into_iter()
+                .map(|(host, ready)| Endpoint {
+                    ip: format!("10.244.1.{host}"),
+                    node_name: "node-1".into(),
+                    ready,
+                    serving: ready,
+                    ..Default::default()
+                })
+                .collect(),
+            port_sets: vec![EndpointPorts {
+                ports: vec![EndpointPort {
+                    name: "p".into(),
+                    protocol: protocol.into(),
+                    port: 5353,
+                }],
+            }],
+            proxied_elsewhere: elsewhere,
+            ..Default::default()
+        }
+    }
+
+    /// One delta: some slots replaced or removed, and now and then a new
+    /// cluster DNS address (which moves the synthetic DNS Service).
+    fn delta() -> impl Strategy<Value = Push> {
+        let slot = (
+            0..SLOTS,
+            proptest::option::of((
+                any::<bool>(),
+                proptest::collection::vec((1u8..5, any::<bool>()), 0..4),
+                proptest::bool::weighted(0.2),
+            )),
+        );
+        (
+            proptest::collection::vec(slot, 1..4),
+            proptest::option::of(prop_oneof![Just("10.96.0.10"), Just("10.96.0.11")]),
+        )
+            .prop_map(|(slots, dns)| {
+                let mut push = Push {
+                    cluster: dns.map(|dns| ClusterConfig {
+                        cluster_dns: dns.into(),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                };
+                for (slot, change) in slots {
+                    match change {
+                        Some((udp, endpoints, elsewhere)) => {
+                            push.services.push(service(slot, udp, endpoints, elsewhere))
+                        }
+                        None => push.removed.push(ServiceRef {
+                            namespace: "default".into(),
+                            name: format!("svc-{slot}"),
+                        }),
+                    }
+                }
+                push
+            })
+    }
+
+    fn runtime() -> Runtime<RecordingRunner> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let _entered = rt.enter();
+        let channel = tonic::transport::Endpoint::from_static("http://127.0.0.1:1").connect_lazy();
+        let datapath = rt
+            .block_on(DataPath::open("switchyard", RecordingRunner::new()))
+            .unwrap();
+        let local = ServiceKey::new("kube-system", "local");
+        let cfg = AgentConfig {
+            node: NodeContext {
+                zone: None,
+                node_name: "node-1".into(),
+                node_ips: vec![],
+                pod_cidr: None,
+            },
+            agent_version: "test".into(),
+            local_services: vec![(local, ServiceEntry::default())],
+            dns_listen: "192.168.50.2:53".parse().ok(),
+            full_resync: FULL_RESYNC,
+            health_timeout: crate::health::DEFAULT_TIMEOUT,
+            node_labels: BTreeMap::new(),
+            registered: NodeAddresses::default(),
+        };
+        let channels = crate::connection::fixed(channel);
+        Runtime::new(
+            cfg,
+            channels,
+            datapath,
+            Conntrack::disabled(),
+            Metrics::new(),
+        )
+        .0
+    }
+
+    proptest! {
+        /// What a delta folds into the data path's snapshot, Service by
+        /// Service, is the snapshot built from the whole view; the entries
+        /// it reports changed are exactly those that differ, and the stale
+        /// flows of those alone are the stale flows of the whole snapshots.
+        #[test]
+        fn folding_deltas_equals_building_from_the_whole_view(
+            deltas in proptest::collection::vec(delta(), 1..12),
+        ) {
+            let mut rt = runtime();
+            rt.snapshot = rt.snapshot(&rt.view);
+            for (version, mut push) in deltas.into_iter().enumerate() {
+                push.version = version as u64 + 1;
+                let named = named_services(&push);
+                let whole_before = rt.snapshot.clone();
+                rt.view = Arc::new(rt.view.fold(push));
+                let (changed, before, after) = rt.fold_into_snapshot(named);
+                let whole = rt.snapshot(&rt.view);
+                prop_assert_eq!(&rt.snapshot, &whole);
+                let differing: BTreeSet<ServiceKey> = whole_before
+                    .services
+                    .keys()
+                    .chain(whole.services.keys())
+                    .filter(|k| whole_before.services.get(*k) != whole.services.get(*k))
+                    .cloned()
+                    .collect();
+                prop_assert_eq!(&changed, &differing);
+                prop_assert_eq!(stale_flows(&before, &after), stale_flows(&whole_before, &whole));
+            }
+        }
+    }
+}

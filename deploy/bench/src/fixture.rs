@@ -11,6 +11,7 @@ use switchyard_agent::model::{
     EndpointEntry, EndpointPortEntry, Protocol, ServiceEntry, ServiceKey, ServicePortEntry,
     Snapshot,
 };
+use switchyard_api::v1::{Endpoint, EndpointPort, EndpointPorts, ServicePort, ServiceState};
 
 /// Big clusters spread Services over many namespaces; 100 per namespace
 /// keeps the registry's per-namespace work what it is in such clusters.
@@ -140,6 +141,42 @@ pub fn service_entry(shape: &Shape, i: usize) -> ServiceEntry {
     }
 }
 
+/// Service `i` as the control plane pushes it ([`service_entry`] is what
+/// the agent's data path makes of it).
+pub fn service_state(shape: &Shape, i: usize) -> ServiceState {
+    let ip = cluster_ip(i).to_string();
+    ServiceState {
+        namespace: namespace(i),
+        name: service_name(i),
+        r#type: "ClusterIP".into(),
+        cluster_ip: ip.clone(),
+        cluster_ips: vec![ip],
+        ports: vec![ServicePort {
+            name: "http".into(),
+            protocol: "TCP".into(),
+            port: SERVICE_PORT.into(),
+            node_port: 0,
+        }],
+        endpoints: (0..shape.endpoints)
+            .map(|j| Endpoint {
+                ip: pod_ip(shape, i, j).to_string(),
+                node_name: node_name(i, j),
+                ready: true,
+                serving: true,
+                ..Default::default()
+            })
+            .collect(),
+        port_sets: vec![EndpointPorts {
+            ports: vec![EndpointPort {
+                name: "http".into(),
+                protocol: "TCP".into(),
+                port: TARGET_PORT.into(),
+            }],
+        }],
+        ..Default::default()
+    }
+}
+
 pub fn endpoint(ip: Ipv4Addr, node: &str) -> EndpointEntry {
     EndpointEntry {
         hints: None,
@@ -171,6 +208,9 @@ mod tests {
         assert_eq!(pod_ip(&shape, 0, 0), Ipv4Addr::new(10, 128, 0, 1));
         assert_eq!(pod_ip(&shape, 9_999, 9), Ipv4Addr::new(10, 129, 134, 160));
         assert_ne!(namespace(99), namespace(100));
+        let state = service_state(&shape, 9_999);
+        let entry = switchyard_agent::view::data_path_entry(&state);
+        assert_eq!(entry, Some(service_entry(&shape, 9_999)));
         assert_eq!(
             snapshot(&Shape {
                 services: 3,

@@ -68,6 +68,9 @@ enum Command {
     FullSync,
     /// 3. Agent-side apply time of one change, 10,000 vs 100 Services loaded.
     Incremental,
+    /// Whole-agent push → ACK of one change (view, snapshot, data path,
+    /// ACK), split into the data path and the rest, 10,000 vs 100 Services.
+    WholeAgent,
     /// 4. New-connection latency and rate through a ClusterIP, 1 to 30,000 Services.
     Datapath,
     /// 5. Control plane and agent memory; bytes on the wire per change.
@@ -101,6 +104,14 @@ enum Command {
     /// Internal: run inside a network namespace by `incremental`.
     #[command(hide = true)]
     IncrementalInner {
+        #[arg(long)]
+        services: usize,
+        #[arg(long)]
+        reps: usize,
+    },
+    /// Internal: run inside a network namespace by `whole-agent`.
+    #[command(hide = true)]
+    WholeAgentInner {
         #[arg(long)]
         services: usize,
         #[arg(long)]
@@ -147,6 +158,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         Command::IncrementalInner { services, reps } => {
             return bench::incremental::inner(services, reps).await;
         }
+        Command::WholeAgentInner { services, reps } => {
+            return bench::whole_agent::inner(services, reps).await;
+        }
         Command::Backend { listen } => return bench::datapath::backend(&listen).await,
         Command::DnsFloodInner {
             server,
@@ -177,7 +191,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     if !root {
         report.skip(
             "not running as root: the nftables, network-namespace and lab parts \
-             (full-sync, incremental, datapath, real agents in programming, agent memory) are skipped",
+             (full-sync, incremental, whole-agent, datapath, real agents in programming, agent memory) are skipped",
         );
     }
     let started = std::time::Instant::now();

@@ -1,6 +1,7 @@
 //! The six benchmarks of issue 6, what TLS costs (issue 14), the churn
 //! soak (issue 15), sled beside etcd (issue 17) and DNS under a flood
-//! (issue 24), the Kubernetes API beside gRPC (issue 25), one module each.
+//! (issue 24), the Kubernetes API beside gRPC (issue 25), the whole
+//! agent's push → ACK (issue 26), one module each.
 
 pub mod api;
 mod compare;
@@ -15,6 +16,7 @@ pub mod programming;
 pub mod soak;
 pub mod store;
 pub mod tls_cost;
+pub mod whole_agent;
 
 use crate::context::Ctx;
 use crate::report::Report;
@@ -35,6 +37,8 @@ pub async fn run(command: &Command, ctx: &Ctx, report: &mut Report) -> anyhow::R
             report.write_files(&ctx.out)?;
             incremental::run(ctx, report).await?;
             report.write_files(&ctx.out)?;
+            whole_agent::run(ctx, report).await?;
+            report.write_files(&ctx.out)?;
             datapath::run(ctx, report).await?;
             report.write_files(&ctx.out)?;
             tls_cost::run(ctx, report).await?;
@@ -48,6 +52,7 @@ pub async fn run(command: &Command, ctx: &Ctx, report: &mut Report) -> anyhow::R
         Command::Programming => programming::run(ctx, report).await,
         Command::FullSync => full_sync::run(ctx, report).await,
         Command::Incremental => incremental::run(ctx, report).await,
+        Command::WholeAgent => whole_agent::run(ctx, report).await,
         Command::Datapath => datapath::run(ctx, report).await,
         Command::Memory => memory::run(ctx, report).await,
         Command::Api => api::run(ctx, report).await,
