@@ -31,6 +31,25 @@ pub struct PortBackends {
     pub local: Vec<Backend>,
 }
 
+impl PortBackends {
+    /// Whether `b` can be the source of its own DNATed traffic here
+    /// unmarked, so its hairpin traffic must be marked for masquerade.
+    /// Other nodes' endpoints reach this node's hooks only from outside
+    /// the pod CIDR, which the cluster masquerade rule marks. A loopback
+    /// endpoint (the node's own DNS responder on 127.0.0.1, say) never:
+    /// marking 127.0.0.1 → 127.0.0.1 would masquerade every loopback
+    /// connection of the host.
+    pub fn may_hairpin(&self, ctx: &NodeContext, b: &Backend) -> bool {
+        if b.ip.is_loopback() {
+            return false;
+        }
+        match ctx.pod_cidr {
+            Some(cidr) => cidr.contains(&b.ip) || self.local.binary_search(b).is_ok(),
+            None => true,
+        }
+    }
+}
+
 /// Conditions of a candidate after merging duplicates from several slices.
 #[derive(Debug, Clone, Default)]
 struct Candidate<'a> {
@@ -201,6 +220,27 @@ mod tests {
 
     fn ips(b: &[Backend]) -> Vec<u8> {
         b.iter().map(|b| b.ip.octets()[3]).collect()
+    }
+
+    #[test]
+    fn loopback_endpoints_never_hairpin() {
+        let backend = |ip: [u8; 4]| Backend {
+            ip: ip.into(),
+            port: 53,
+        };
+        let loopback = backend([127, 0, 0, 1]);
+        let pod = backend([10, 244, 1, 5]);
+        let backends = PortBackends {
+            cluster: vec![pod, loopback],
+            local: vec![pod, loopback],
+        };
+        let unknown_cidr = node("a", None);
+        assert!(!backends.may_hairpin(&unknown_cidr, &loopback));
+        assert!(backends.may_hairpin(&unknown_cidr, &pod));
+        let mut with_cidr = node("a", None);
+        with_cidr.pod_cidr = "10.244.1.0/24".parse().ok();
+        assert!(!backends.may_hairpin(&with_cidr, &loopback));
+        assert!(backends.may_hairpin(&with_cidr, &pod));
     }
 
     #[test]

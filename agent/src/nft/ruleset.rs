@@ -423,7 +423,7 @@ impl<'a> PortCompiler<'a> {
                 protocol: self.port.protocol,
             };
             rs.backends.insert(first, BackendRange { last, target });
-            if self.may_hairpin(b) {
+            if self.backends.may_hairpin(self.ctx, b) {
                 rs.hairpin.insert(b.ip);
             }
         }
@@ -432,16 +432,6 @@ impl<'a> PortCompiler<'a> {
             self.port.protocol,
             backends_map(self.port.protocol, base)
         )]
-    }
-
-    /// Whether `b` can be the source of its own DNATed traffic here
-    /// unmarked. Other nodes' endpoints reach this node's hooks only from
-    /// outside the pod CIDR, which the cluster masquerade rule marks.
-    fn may_hairpin(&self, b: &Backend) -> bool {
-        match self.ctx.pod_cidr {
-            Some(cidr) => cidr.contains(&b.ip) || self.backends.local.binary_search(b).is_ok(),
-            None => true,
-        }
     }
 
     /// Affinity lookups (one per endpoint) then a uniform random choice.

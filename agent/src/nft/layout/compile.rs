@@ -80,7 +80,7 @@ fn service_tuples(
         for b in backends
             .cluster
             .iter()
-            .filter(|b| may_hairpin(ctx, &backends, b))
+            .filter(|b| backends.may_hairpin(ctx, b))
         {
             table.hairpin.insert(b.ip);
         }
@@ -158,16 +158,6 @@ fn add_slots(facts: &mut TupleFacts, backends: &[Backend], flavor: u32, protocol
             protocol,
         };
         facts.slots.insert(key, target);
-    }
-}
-
-/// Whether `b` can be the source of its own DNATed traffic here unmarked:
-/// other nodes' endpoints reach this node's hooks only from outside the
-/// pod CIDR, which the cluster masquerade rule marks.
-fn may_hairpin(ctx: &NodeContext, backends: &PortBackends, b: &Backend) -> bool {
-    match ctx.pod_cidr {
-        Some(cidr) => cidr.contains(&b.ip) || backends.local.contains(b),
-        None => true,
     }
 }
 
