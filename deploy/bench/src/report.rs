@@ -161,6 +161,17 @@ impl Report {
         self.notes.push((bench.to_owned(), text.into()));
     }
 
+    /// Whether `bench`, which programs real nftables in a network
+    /// namespace, can run: without root its skip is recorded (loudly).
+    pub fn has_root(&mut self, root: bool, bench: &str) -> bool {
+        if !root {
+            self.skip(format!(
+                "{bench}: needs root (real nftables in a network namespace)"
+            ));
+        }
+        root
+    }
+
     pub fn skip(&mut self, what: impl Into<String>) {
         let what = what.into();
         eprintln!("\n!!! SKIPPED: {what}\n");

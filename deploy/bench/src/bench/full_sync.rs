@@ -25,10 +25,7 @@ const TARGET_MS: f64 = 3000.0;
 const TARGET_RATIO: f64 = 1.5;
 
 pub async fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
-    if !ctx.root {
-        report.skip(format!(
-            "{BENCH}: needs root (real nftables in a network namespace)"
-        ));
+    if !report.has_root(ctx.root, BENCH) {
         return Ok(());
     }
     let shape = ctx.shape;

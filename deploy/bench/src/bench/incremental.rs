@@ -43,10 +43,7 @@ const SIZES: [&str; 4] = ["chains", "rules", "chains@constant", "rules@constant"
 const CONSTANT_TABLE: &str = "switchyard-constant";
 
 pub async fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
-    if !ctx.root {
-        report.skip(format!(
-            "{BENCH}: needs root (real nftables in a network namespace)"
-        ));
+    if !report.has_root(ctx.root, BENCH) {
         return Ok(());
     }
     let big = ctx.shape.services;

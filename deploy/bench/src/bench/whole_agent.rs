@@ -68,10 +68,7 @@ const ACK: Duration = Duration::from_secs(30);
 const NODE_IP: Ipv4Addr = Ipv4Addr::new(172, 18, 0, 11);
 
 pub async fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
-    if !ctx.root {
-        report.skip(format!(
-            "{BENCH}: needs root (real nftables in a network namespace)"
-        ));
+    if !report.has_root(ctx.root, BENCH) {
         return Ok(());
     }
     let big = ctx.shape.services;
