@@ -1,7 +1,6 @@
 //! ClusterIPs from the service CIDRs, never a range's network address (nor
 //! an IPv4 range's broadcast address), one range per IP family.
 
-use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
 
@@ -94,23 +93,8 @@ pub struct ServiceCidrs {
 }
 
 impl ServiceCidrs {
-    pub fn single(net: IpNet) -> Self {
-        Self {
-            primary: ClusterIpRange::new(net),
-            secondary: None,
-        }
-    }
-
     pub fn primary(&self) -> &ClusterIpRange {
         &self.primary
-    }
-
-    pub fn secondary(&self) -> Option<&ClusterIpRange> {
-        self.secondary.as_ref()
-    }
-
-    pub fn is_dual_stack(&self) -> bool {
-        self.secondary.is_some()
     }
 
     /// The ranges, primary first.
@@ -125,20 +109,6 @@ impl ServiceCidrs {
 
     pub fn range_of(&self, family: IpFamily) -> Option<&ClusterIpRange> {
         self.ranges().find(|r| r.family() == family)
-    }
-
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        self.ranges().any(|r| r.contains(ip))
-    }
-}
-
-impl fmt::Display for ServiceCidrs {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.primary.cidr())?;
-        if let Some(secondary) = &self.secondary {
-            write!(f, ",{}", secondary.cidr())?;
-        }
-        Ok(())
     }
 }
 
@@ -237,18 +207,16 @@ mod tests {
 
     #[test]
     fn service_cidrs_take_one_range_or_one_per_family() {
+        let cidrs = |c: &ServiceCidrs| -> Vec<String> {
+            c.ranges().map(|r| r.cidr().to_string()).collect()
+        };
         let dual: ServiceCidrs = "10.96.0.0/12,fd00:10:96::/112".parse().unwrap();
         assert_eq!(dual.families(), [IpFamily::V4, IpFamily::V6]);
-        assert_eq!(dual.to_string(), "10.96.0.0/12,fd00:10:96::/112");
+        assert_eq!(cidrs(&dual), ["10.96.0.0/12", "fd00:10:96::/112"]);
         let v6_first: ServiceCidrs = "fd00:10:96::/112, 10.96.0.0/12".parse().unwrap();
         assert_eq!(v6_first.families(), [IpFamily::V6, IpFamily::V4]);
         let v6: ServiceCidrs = "fd00:10:96::5/112".parse().unwrap();
-        assert_eq!(
-            v6.to_string(),
-            "fd00:10:96::/112",
-            "truncated to the network"
-        );
-        assert!(!v6.is_dual_stack());
+        assert_eq!(cidrs(&v6), ["fd00:10:96::/112"], "truncated to the network");
         let err = |s: &str| s.parse::<ServiceCidrs>().unwrap_err().to_string();
         assert_eq!(
             err("10.96.0.0/12,10.100.0.0/16"),

@@ -13,7 +13,6 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 use switchyard_api::resources::{Service, ServicePort};
 
-use super::cluster_ip::ServiceCidrs;
 use super::lb_ip::LbPool;
 use super::node_port::NodePortRange;
 use super::service::{allocate, held_by, Ranges};
@@ -56,7 +55,7 @@ fn op() -> impl Strategy<Value = Op> {
 
 fn ranges() -> Ranges {
     Ranges {
-        cluster_ips: ServiceCidrs::single("10.96.0.0/28".parse().unwrap()),
+        cluster_ips: "10.96.0.0/28".parse().unwrap(),
         node_ports: NodePortRange::new(30000..=30009),
         lb_pool: Some(LbPool::new("172.18.0.200/29".parse().unwrap())),
     }
@@ -145,7 +144,7 @@ proptest! {
             prop_assert_eq!(implied.unwrap(), table.clone());
             for (key, _) in table.iter() {
                 let in_range = match key {
-                    AllocKey::ClusterIp(ip) => ranges.cluster_ips.contains(*ip),
+                    AllocKey::ClusterIp(ip) => ranges.cluster_ips.primary().contains(*ip),
                     AllocKey::NodePort(p) => ranges.node_ports.ports().contains(p),
                     AllocKey::LoadBalancerIp(ip) => ranges.lb_pool.as_ref().is_some_and(|p| p.contains(*ip)),
                 };
