@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use support::Netns;
 use switchyard_agent::model::*;
-use switchyard_agent::nft::{layout, DataPath};
+use switchyard_agent::nft::{layout, DataPath, NftRunner};
 
 const ROLE: &str = "SYTEST_ROLE";
 const MARK: &str = "SYTEST ";
@@ -258,39 +258,48 @@ async fn service_traffic_is_dnatted_masqueraded_and_rejected_as_kube_proxy_does(
 }
 
 /// The constant-size layout (issue 26), loaded whole with `nft -f`, must
-/// treat every packet as today's layout does.
-#[test]
-fn the_constant_size_layout_treats_traffic_the_same() {
+/// treat every packet as today's layout does; a change goes over netlink
+/// as element deletes and adds only.
+#[tokio::test]
+async fn the_constant_size_layout_treats_traffic_the_same() {
     let Some((node, pod, client)) = topology("constant_layout_traffic") else {
         return;
     };
     let ctx = node_context();
-    let table = layout::compile(&ctx, &snapshot());
-    let script = layout::render("switchyard", &table, ctx.pod_cidr);
+    let mut index = layout::Index::build(&ctx, &snapshot());
+    let script = layout::render("switchyard", &index.table(), ctx.pod_cidr);
     let path = std::env::temp_dir().join(format!("{}-layout.nft", node.name));
     std::fs::write(&path, script).unwrap();
     node.nft(&format!("-f {}", path.display())).unwrap();
+    let _ = std::fs::remove_file(&path);
     check_traffic(&node, &pod, &client);
 
-    // A change is element deletes and adds only: `empty` gains the pod,
-    // `web` loses it.
+    // `empty` gains the pod, `web` loses it.
     let mut changed = snapshot();
     let key = |name: &str| ServiceKey::new("default", name);
     let moved = std::mem::take(&mut changed.services.get_mut(&key("web")).unwrap().endpoints);
     changed.services.get_mut(&key("empty")).unwrap().endpoints = moved;
-    let after = layout::compile(&ctx, &changed);
-    let delta = layout::delta("switchyard", &table, &after);
+    let touched = [key("web"), key("empty")].into();
+    let change = index.update(&ctx, &changed, &touched);
+    let tx = layout::delta("switchyard", &change.before, &change.after);
+    let script = tx.script();
     assert!(
-        !delta.contains("chain") && !delta.contains("rule"),
-        "{delta}"
+        !script.contains("chain") && !script.contains("rule"),
+        "{script}"
     );
-    std::fs::write(&path, delta).unwrap();
-    node.nft(&format!("-f {}", path.display())).unwrap();
-    let _ = std::fs::remove_file(&path);
+    let fallbacks = prometheus_client::metrics::counter::Counter::default();
+    let runner = node.runner().counting_fallbacks(fallbacks.clone());
+    runner.apply(&tx).await.unwrap();
+    assert_eq!(fallbacks.get(), 0, "sent over netlink: {script}");
     let _server = Server::start(&pod, "0.0.0.0:8080");
     assert_eq!(connect_from(&node, "10.96.0.12:80"), "ok 10.244.1.1");
     assert_eq!(connect_from(&node, "10.96.0.10:80"), "refused");
     assert_eq!(connect_from(&client, "192.168.1.10:30082"), "ok 10.244.1.1");
+    assert_eq!(
+        layout::render("switchyard", &index.table(), ctx.pod_cidr),
+        layout::render("switchyard", &layout::compile(&ctx, &changed), ctx.pod_cidr),
+        "the index after the change is the table compiled at once"
+    );
 }
 
 fn check_traffic(node: &Netns, pod: &Netns, client: &Netns) {

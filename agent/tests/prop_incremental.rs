@@ -13,7 +13,7 @@ use switchyard_agent::model::{
     EndpointEntry, EndpointPortEntry, NodeContext, Protocol, ServiceEntry, ServiceKey,
     ServicePortEntry, Snapshot,
 };
-use switchyard_agent::nft::{DataPath, RecordingRunner};
+use switchyard_agent::nft::{layout, DataPath, RecordingRunner};
 
 /// Services are drawn from a small universe, so changes hit the same ones
 /// again and collide on addresses and NodePorts now and then.
@@ -196,6 +196,52 @@ proptest! {
                 version + 1,
                 rest.script()
             );
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// The constant layout: the changes `layout::Index::update` reports,
+    /// applied one after the other to the first table, give the table a
+    /// from-scratch compile of the final snapshot gives.
+    #[test]
+    fn constant_layout_changes_add_up_to_a_from_scratch_compile(
+        first in proptest::collection::vec(proptest::option::of(service(0)), SERVICES as usize),
+        changes in proptest::collection::vec(change(), 1..25),
+    ) {
+        let ctx = node();
+        let mut snap = Snapshot::default();
+        for (slot, entry) in first.into_iter().enumerate() {
+            if let Some(entry) = entry {
+                snap.services.insert(key(slot as u8), entry);
+            }
+        }
+        let mut index = layout::Index::build(&ctx, &snap);
+        let mut applied = index.table();
+        for (step, change) in changes.into_iter().enumerate() {
+            let mut changed = BTreeSet::new();
+            for (slot, entry) in change {
+                match entry {
+                    Some(entry) => snap.services.insert(key(slot), entry),
+                    None => snap.services.remove(&key(slot)),
+                };
+                changed.insert(key(slot));
+            }
+            let layout::Change { before, after } = index.update(&ctx, &snap, &changed);
+            for tuple in before.tuples.keys() {
+                applied.tuples.remove(tuple);
+            }
+            applied.tuples.extend(after.tuples);
+            for ip in &before.hairpin {
+                applied.hairpin.remove(ip);
+            }
+            applied.hairpin.extend(after.hairpin);
+            let want = layout::compile(&ctx, &snap);
+            prop_assert_eq!(&applied.tuples, &want.tuples, "after change {}", step + 1);
+            prop_assert_eq!(&applied.hairpin, &want.hairpin, "after change {}", step + 1);
+            prop_assert_eq!(index.table(), want);
         }
     }
 }

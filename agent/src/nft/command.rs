@@ -6,7 +6,9 @@
 use std::fmt;
 use std::net::Ipv4Addr;
 
-use super::state::{BackendRange, BaseHook, MapKey, Verdict};
+use ipnet::Ipv4Net;
+
+use super::state::{BackendRange, BaseHook, MapKey, Target, Verdict};
 
 /// A statement on the agent's table (`ip <table>`, given at render time).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,6 +77,12 @@ pub enum Element {
     Hairpin(Ipv4Addr),
     /// A mark in the canary set.
     Mark(u32),
+    /// A Service address tuple in one of the constant layout's fact sets.
+    Tuple(MapKey),
+    /// `tuple . slot : addr . port` in a constant-layout dispatch map.
+    Slot(MapKey, u32, Target),
+    /// `tuple . source range` in the constant layout's firewall-allow set.
+    Allow(MapKey, Ipv4Net),
 }
 
 impl Element {
@@ -86,6 +94,9 @@ impl Element {
             Element::Backend(first, range) => format!("{first}-{}", range.last),
             Element::Mark(key) => key.to_string(),
             Element::Hairpin(ip) => format!("{ip} . {ip}"),
+            Element::Tuple(key) => key.to_string(),
+            Element::Slot(key, slot, _) => format!("{key} . {slot}"),
+            Element::Allow(key, range) => format!("{key} . {range}"),
         }
     }
 }
@@ -95,7 +106,10 @@ impl fmt::Display for Element {
         match self {
             Element::Service(key, verdict) => write!(f, "{key} : {verdict}"),
             Element::Backend(_, range) => write!(f, "{} : {}", self.key(), range.target),
-            Element::Hairpin(_) | Element::Mark(_) => f.write_str(&self.key()),
+            Element::Slot(_, _, target) => write!(f, "{} : {target}", self.key()),
+            Element::Hairpin(_) | Element::Mark(_) | Element::Tuple(_) | Element::Allow(..) => {
+                f.write_str(&self.key())
+            }
         }
     }
 }

@@ -85,6 +85,34 @@ impl Transaction {
         ];
     }
 
+    /// Element changes alone (the constant layout's deltas): `deletes`
+    /// run before `adds`, so a key whose value changes is deleted first.
+    pub fn elements(table: &str, deletes: Vec<Command>, adds: Vec<Command>) -> Transaction {
+        let count = |commands: &[Command]| -> usize {
+            commands
+                .iter()
+                .map(|c| match c {
+                    Command::AddElements { elements, .. }
+                    | Command::DeleteElements { elements, .. } => elements.len(),
+                    _ => 0,
+                })
+                .sum()
+        };
+        let stats = ApplyStats {
+            elements_added: count(&adds),
+            elements_deleted: count(&deletes),
+            ..ApplyStats::default()
+        };
+        let mut tx = Transaction {
+            table: table.to_owned(),
+            stats,
+            ..Transaction::default()
+        };
+        tx.phases[DELETE_ELEMENTS] = deletes;
+        tx.phases[ADD_ELEMENTS] = adds;
+        tx
+    }
+
     /// The table the commands apply to.
     pub fn table(&self) -> &str {
         &self.table

@@ -1,10 +1,12 @@
 //! Snapshot → [`Table`] for the constant layout. Pure: the same inputs
 //! give the same table.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
 
+use super::index::Index;
 use super::table::{dispatch_slots, Fact, Table, TupleFacts, LOCAL_SLOTS};
 use crate::model::{NodeContext, Protocol, ServiceEntry, Snapshot};
 use crate::nft::endpoints::{backends_for, Backend, PortBackends};
@@ -12,36 +14,27 @@ use crate::nft::state::{MapKey, Target};
 
 /// Compiles every Service of `snap` but those with ClientIP affinity.
 pub fn compile(ctx: &NodeContext, snap: &Snapshot) -> Table {
-    let mut table = Table::default();
-    for (key, svc) in &snap.services {
-        if svc.session_affinity_timeout.is_some() {
-            continue;
-        }
-        for (tuple, facts) in service_tuples(ctx, svc, &mut table) {
-            match table.tuples.get(&tuple) {
-                Some(_) => table
-                    .conflicts
-                    .push(format!("{key}: {tuple} already taken")),
-                None => {
-                    table.tuples.insert(tuple, facts);
-                }
-            }
-        }
-    }
-    table
+    Index::build(ctx, snap).table()
 }
 
-/// What one Service wants, tuple by tuple; hairpin endpoints go straight
-/// into `table` (a set shared by every Service).
-fn service_tuples(
-    ctx: &NodeContext,
-    svc: &ServiceEntry,
-    table: &mut Table,
-) -> BTreeMap<MapKey, TupleFacts> {
-    let mut tuples = BTreeMap::new();
+/// What one Service wants: its tuples' facts, and which of its endpoints
+/// join the hairpin set (a set every Service shares).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Wanted {
+    pub tuples: BTreeMap<MapKey, TupleFacts>,
+    pub hairpin: BTreeSet<Ipv4Addr>,
+}
+
+/// Compiles one Service; nothing for those with ClientIP affinity and for
+/// those without a cluster IP (headless, ExternalName).
+pub fn service(ctx: &NodeContext, svc: &ServiceEntry) -> Wanted {
+    let mut wanted = Wanted::default();
     let Some(vip) = svc.cluster_ip else {
-        return tuples;
+        return wanted;
     };
+    if svc.session_affinity_timeout.is_some() {
+        return wanted;
+    }
     for port in &svc.ports {
         let backends = backends_for(svc, port, ctx);
         let port_of = |addr| MapKey {
@@ -49,6 +42,7 @@ fn service_tuples(
             protocol: port.protocol,
             port: port.port,
         };
+        let tuples = &mut wanted.tuples;
         tuples.insert(
             port_of(Some(vip)),
             cluster_ip(svc, &backends, port.protocol),
@@ -77,15 +71,14 @@ fn service_tuples(
             };
             tuples.insert(tuple, external.clone());
         }
-        for b in backends
+        let hairpin = backends
             .cluster
             .iter()
             .filter(|b| backends.may_hairpin(ctx, b))
-        {
-            table.hairpin.insert(b.ip);
-        }
+            .map(|b| b.ip);
+        wanted.hairpin.extend(hairpin);
     }
-    tuples
+    wanted
 }
 
 /// ClusterIP traffic: the cluster or the local endpoints by internal

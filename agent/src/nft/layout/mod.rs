@@ -35,10 +35,12 @@
 
 mod compile;
 mod delta;
+mod index;
 mod render;
 mod table;
 
-pub use compile::compile;
+pub use compile::{compile, service, Wanted};
 pub use delta::delta;
+pub use index::{Change, Index};
 pub use render::render;
 pub use table::{dispatch_slots, Fact, Table, TupleFacts, EXACT_MAX, LOCAL_SLOTS, MANY_SLOTS};

@@ -69,6 +69,8 @@ pub const NFTA_SET_ELEM_KEY: u16 = 1;
 pub const NFTA_SET_ELEM_DATA: u16 = 2;
 pub const NFTA_SET_ELEM_FLAGS: u16 = 3;
 pub const NFTA_SET_ELEM_USERDATA: u16 = 6;
+/// The last key of a concatenated range (pipapo sets), beside its first.
+pub const NFTA_SET_ELEM_KEY_END: u16 = 10;
 /// `NFTA_SET_ELEM_FLAGS`: the element ends an interval (the key after it).
 pub const NFT_SET_ELEM_INTERVAL_END: u32 = 0x1;
 pub const NFTA_LIST_ELEM: u16 = 1;

@@ -4,7 +4,11 @@
 //! Byte orders follow what the matching expression leaves in the register:
 //! payload loads (addresses, ports) are network order, `meta mark` a
 //! host-order u32, and `numgen` a host-order u32 that the backend rule
-//! converts to network order, because the backend maps are interval maps.
+//! converts to network order, because the backend maps are interval maps;
+//! the constant layout's dispatch slots keep `numgen`'s host order.
+//!
+//! A concatenated range (the constant layout's `tuple . source range`) is
+//! one element holding its first and its last key (`KEY`, `KEY_END`).
 //!
 //! An interval is two elements, as nft sends it: its first key with the
 //! data, then the key after its last one flagged as an interval end (none
@@ -13,17 +17,19 @@
 //! on the same key; the kernel refuses a start right after another start,
 //! so the end must come first, which ascending order of ranges gives.
 
+use std::net::Ipv4Addr;
+
 use super::consts::{
     NFTA_DATA_VALUE, NFTA_LIST_ELEM, NFTA_SET_ELEM_DATA, NFTA_SET_ELEM_FLAGS, NFTA_SET_ELEM_KEY,
-    NFTA_SET_ELEM_USERDATA, NFTNL_SET_ELEM_F_INTERVAL_OPEN, NFTNL_UDATA_SET_ELEM_FLAGS,
-    NFT_SET_ELEM_INTERVAL_END,
+    NFTA_SET_ELEM_KEY_END, NFTA_SET_ELEM_USERDATA, NFTNL_SET_ELEM_F_INTERVAL_OPEN,
+    NFTNL_UDATA_SET_ELEM_FLAGS, NFT_SET_ELEM_INTERVAL_END,
 };
 use super::expr::{write_verdict, RuleVerdict};
 use super::message::Writer;
 use super::rule::ip_proto;
 use super::set::Udata;
 use crate::nft::command::Element;
-use crate::nft::state::MapKey;
+use crate::nft::state::{MapKey, Target};
 
 /// `inet_service` in a concatenation: big-endian port, 2 bytes of padding.
 fn port_field(port: u16) -> [u8; 4] {
@@ -42,13 +48,27 @@ fn service_key(key: &MapKey) -> Vec<u8> {
     out
 }
 
+/// `tuple . addr`, a concatenated range's first or last key.
+fn tuple_and_address(key: &MapKey, addr: Ipv4Addr) -> Vec<u8> {
+    let mut out = service_key(key);
+    out.extend_from_slice(&addr.octets());
+    out
+}
+
+/// `ipv4_addr . inet_service`: a DNAT target as map data.
+fn target_data(target: &Target) -> Vec<u8> {
+    [target.ip.octets(), port_field(target.port)].concat()
+}
+
 /// The key bytes of an element (an interval's first key).
 pub fn key(element: &Element) -> Vec<u8> {
     match element {
-        Element::Service(key, _) => service_key(key),
+        Element::Service(key, _) | Element::Tuple(key) => service_key(key),
         Element::Backend(first, _) => first.to_be_bytes().to_vec(),
         Element::Mark(key) => key.to_ne_bytes().to_vec(),
         Element::Hairpin(ip) => [ip.octets(), ip.octets()].concat(),
+        Element::Slot(key, slot, _) => [service_key(key), slot.to_ne_bytes().to_vec()].concat(),
+        Element::Allow(key, range) => tuple_and_address(key, range.network()),
     }
 }
 
@@ -78,16 +98,25 @@ fn write_interval_end(w: &mut Writer, end: u32) -> Option<()> {
 fn write_start(w: &mut Writer, element: &Element, key_only: bool) -> Option<()> {
     let elem = w.begin_nest(NFTA_LIST_ELEM);
     w.data_value(NFTA_SET_ELEM_KEY, &key(element))?;
+    if let Element::Allow(tuple, range) = element {
+        w.data_value(
+            NFTA_SET_ELEM_KEY_END,
+            &tuple_and_address(tuple, range.broadcast()),
+        )?;
+    }
     if !key_only {
         match element {
             Element::Service(_, verdict) => {
                 write_verdict(w, NFTA_SET_ELEM_DATA, &RuleVerdict::from(verdict))?
             }
-            Element::Backend(_, range) => {
-                let target = range.target;
-                let data = [target.ip.octets(), port_field(target.port)].concat();
+            Element::Slot(_, _, target) => {
                 let nest = w.begin_nest(NFTA_SET_ELEM_DATA);
-                w.bytes(NFTA_DATA_VALUE, &data)?;
+                w.bytes(NFTA_DATA_VALUE, &target_data(target))?;
+                w.end_nest(nest)?;
+            }
+            Element::Backend(_, range) => {
+                let nest = w.begin_nest(NFTA_SET_ELEM_DATA);
+                w.bytes(NFTA_DATA_VALUE, &target_data(&range.target))?;
                 w.end_nest(nest)?;
                 if range.last == u32::MAX {
                     let mut open = Udata::default();
@@ -95,7 +124,7 @@ fn write_start(w: &mut Writer, element: &Element, key_only: bool) -> Option<()> 
                     w.bytes(NFTA_SET_ELEM_USERDATA, &open.into_bytes())?;
                 }
             }
-            Element::Hairpin(_) | Element::Mark(_) => {}
+            Element::Hairpin(_) | Element::Mark(_) | Element::Tuple(_) | Element::Allow(..) => {}
         }
     }
     w.end_nest(elem)
@@ -153,6 +182,46 @@ mod tests {
         assert_eq!(
             key(&Element::Hairpin(target.ip)),
             [10, 244, 1, 5, 10, 244, 1, 5]
+        );
+    }
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    #[test]
+    #[cfg(target_endian = "little")]
+    fn constant_layout_elements_match_nft() {
+        let tuple = MapKey {
+            addr: Some(Ipv4Addr::new(10, 96, 0, 10)),
+            protocol: Protocol::Tcp,
+            port: 80,
+        };
+        let slot = Element::Slot(tuple, 0x1_0001, range(0).target);
+        // From `nft --debug=mnl add element ip t sb { 10.96.0.10 . tcp . 80
+        // . 65537 : 10.244.1.5 . 8080 }` (a typeof … numgen map): the slot
+        // is host order, little-endian here.
+        let mut w = Writer::default();
+        write(&mut w, &slot, false).unwrap();
+        assert_eq!(
+            hex(&w.into_bytes()),
+            "2c0001801800018014000100\
+             0a60000a06000000005000000100010010000280\
+             0c0001000af401051f900000"
+        );
+        // `… fw { 10.96.0.10 . tcp . 80 . 172.18.0.0/24 }` in a set of
+        // type `ipv4_addr . inet_proto . inet_service . ipv4_addr; flags interval`.
+        let allow = Element::Allow(tuple, "172.18.0.0/24".parse().unwrap());
+        let mut w = Writer::default();
+        write(&mut w, &allow, false).unwrap();
+        assert_eq!(
+            hex(&w.into_bytes()),
+            "3400018018000180140001000a60000a0600000000500000ac120000\
+             18000a80140001000a60000a0600000000500000ac1200ff"
+        );
+        assert_eq!(
+            key(&Element::Tuple(tuple)),
+            [10, 96, 0, 10, 6, 0, 0, 0, 0, 80, 0, 0]
         );
     }
 

@@ -7,9 +7,9 @@
 //!
 //! Beside it, in the same run, the constant-size layout (issue 26,
 //! `nft::layout`), which the agent does not program yet: the same changes
-//! as its element-only `nft -f` delta (the kernel's work plus one nft
-//! process, whose floor — an `nft -f` that changes nothing — is a row of
-//! its own), and both layouts' chain and rule counts.
+//! as the agent would run them on it — `layout::Index::update` of the
+//! changed Service, its element-only delta, sent as one netlink batch —
+//! and both layouts' chain and rule counts.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
@@ -17,7 +17,7 @@ use std::time::Instant;
 use anyhow::{bail, Context as _};
 use rand::{Rng, SeedableRng};
 use switchyard_agent::model::{NodeContext, ServiceKey, Snapshot};
-use switchyard_agent::nft::{layout, DataPath, NftCommand};
+use switchyard_agent::nft::{layout, DataPath, NftCommand, NftRunner};
 
 use crate::context::Ctx;
 use crate::fixture::{self, Shape};
@@ -30,12 +30,11 @@ const TARGET_MS: f64 = 10.0;
 const TARGET_RATIO: f64 = 1.2;
 const SMALL: usize = 100;
 const CASES: [&str; 3] = ["endpoint-change", "service-add", "service-delete"];
-/// The constant layout's rows: its cases plus the `nft -f` floor.
-const CONSTANT_CASES: [&str; 4] = [
+/// The constant layout's rows.
+const CONSTANT_CASES: [&str; 3] = [
     "endpoint-change@constant",
     "service-add@constant",
     "service-delete@constant",
-    "nft-floor@constant",
 ];
 /// Table sizes, for both layouts.
 const SIZES: [&str; 4] = ["chains", "rules", "chains@constant", "rules@constant"];
@@ -170,14 +169,15 @@ pub async fn inner(services: usize, reps: usize) -> anyhow::Result<()> {
     // Alone in the namespace: each nft run reads every table's chains and
     // sets, so the agent's table would slow the other layout's runs.
     nft_script("delete table ip switchyard\n")?;
-    constant_layout(&node, &shape, &mut snap, reps, &mut samples)?;
+    constant_layout(&node, &shape, &mut snap, reps, &mut samples).await?;
     println!("{}", serde_json::to_string(&samples)?);
     Ok(())
 }
 
 /// The same changes on the constant layout: loaded whole with `nft -f`,
-/// then each change as its element delta (compiled outside the timing).
-fn constant_layout(
+/// then each change as the agent would run it (index update, delta, one
+/// netlink batch), all of it timed.
+async fn constant_layout(
     node: &NodeContext,
     shape: &Shape,
     snap: &mut Snapshot,
@@ -185,38 +185,67 @@ fn constant_layout(
     samples: &mut BTreeMap<String, Vec<f64>>,
 ) -> anyhow::Result<()> {
     let services = shape.services;
-    let mut table = layout::compile(node, snap);
+    let mut index = layout::Index::build(node, snap);
     let t = Instant::now();
-    nft_script(&layout::render(CONSTANT_TABLE, &table, node.pod_cidr))?;
+    nft_script(&layout::render(
+        CONSTANT_TABLE,
+        &index.table(),
+        node.pod_cidr,
+    ))?;
     samples.insert("initial-load@constant".into(), vec![ms(t)]);
+    let fallbacks = prometheus_client::metrics::counter::Counter::default();
+    let runner = NftCommand::new().counting_fallbacks(fallbacks.clone());
     let mut rng = rand::rngs::StdRng::seed_from_u64(3);
     let extra = fixture::service_key(services + 1);
-    let mut step = |snap: &Snapshot, case: &str| -> anyhow::Result<()> {
-        let next = layout::compile(node, snap);
-        let script = layout::delta(CONSTANT_TABLE, &table, &next);
-        let t = Instant::now();
-        nft_script(&script)?;
-        samples.entry(case.into()).or_default().push(ms(t));
-        table = next;
-        Ok(())
-    };
     for _ in 0..reps {
         let key = fixture::service_key(rng.random_range(0..services));
         for ready in [false, true] {
             set_ready(snap, &key, ready)?;
-            step(snap, "endpoint-change@constant")?;
+            let ms = constant_step(&mut index, &runner, node, snap, &key).await?;
+            samples
+                .entry("endpoint-change@constant".into())
+                .or_default()
+                .push(ms);
         }
         snap.services
             .insert(extra.clone(), fixture::service_entry(shape, services + 1));
-        step(snap, "service-add@constant")?;
+        let ms = constant_step(&mut index, &runner, node, snap, &extra).await?;
+        samples
+            .entry("service-add@constant".into())
+            .or_default()
+            .push(ms);
         snap.services.remove(&extra);
-        step(snap, "service-delete@constant")?;
-        step(snap, "nft-floor@constant")?;
+        let ms = constant_step(&mut index, &runner, node, snap, &extra).await?;
+        samples
+            .entry("service-delete@constant".into())
+            .or_default()
+            .push(ms);
+    }
+    if fallbacks.get() > 0 {
+        bail!(
+            "{} constant-layout changes fell back to nft -f",
+            fallbacks.get()
+        );
     }
     let (chains, rules) = table_size(CONSTANT_TABLE)?;
     samples.insert("chains@constant".into(), vec![chains]);
     samples.insert("rules@constant".into(), vec![rules]);
     Ok(())
+}
+
+/// One change to `key` on the constant layout, timed: ms.
+async fn constant_step(
+    index: &mut layout::Index,
+    runner: &NftCommand,
+    node: &NodeContext,
+    snap: &Snapshot,
+    key: &ServiceKey,
+) -> anyhow::Result<f64> {
+    let t = Instant::now();
+    let change = index.update(node, snap, &BTreeSet::from([key.clone()]));
+    let tx = layout::delta(CONSTANT_TABLE, &change.before, &change.after);
+    runner.apply(&tx).await?;
+    Ok(ms(t))
 }
 
 /// Runs `script` with `nft -f` (an empty script runs `nft -f` all the same:
