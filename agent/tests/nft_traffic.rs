@@ -14,6 +14,7 @@
 
 mod support;
 
+use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
@@ -38,20 +39,27 @@ fn traffic_helper() {
         return;
     };
     match role.split_once('=') {
-        Some(("serve", addr)) => serve(addr.parse().unwrap()),
+        Some(("serve", addr)) => serve(addr.parse().unwrap(), false),
+        Some(("serve-local", addr)) => serve(addr.parse().unwrap(), true),
         Some(("connect", addr)) => println!("{MARK}{}", connect(addr.parse().unwrap())),
         _ => panic!("unknown role {role}"),
     }
 }
 
-fn serve(addr: SocketAddr) {
+/// Answers each connection with the client's address, or with the
+/// address it was made to (`local`: which backend answered).
+fn serve(addr: SocketAddr, local: bool) {
     let listener = TcpListener::bind(addr).unwrap();
     println!("{MARK}listening");
     std::io::stdout().flush().unwrap();
     for stream in listener.incoming().flatten() {
         let mut stream = stream;
-        if let Ok(peer) = stream.peer_addr() {
-            let _ = stream.write_all(peer.ip().to_string().as_bytes());
+        let seen = match local {
+            true => stream.local_addr(),
+            false => stream.peer_addr(),
+        };
+        if let Ok(seen) = seen {
+            let _ = stream.write_all(seen.ip().to_string().as_bytes());
         }
     }
 }
@@ -114,7 +122,11 @@ struct Server(Child);
 
 impl Server {
     fn start(ns: &Netns, addr: &str) -> Self {
-        let mut child = helper_command(ns, &format!("serve={addr}"))
+        Self::start_role(ns, "serve", addr)
+    }
+
+    fn start_role(ns: &Netns, role: &str, addr: &str) -> Self {
+        let mut child = helper_command(ns, &format!("{role}={addr}"))
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
@@ -197,7 +209,26 @@ fn snapshot() -> Snapshot {
     // Same pod, but it claims another node: no local endpoint for node-a.
     let mut remote_local = service(13, 30083, true, vec![endpoint([10, 244, 1, 5], "node-b")]);
     remote_local.external_ips = vec![Ipv4Addr::new(203, 0, 113, 8)];
+    // ClientIP affinity over two addresses of the pod, port 8081.
+    let mut sticky = service(
+        14,
+        30084,
+        false,
+        [[10, 244, 1, 5], [10, 244, 1, 6]]
+            .map(|ip| endpoint(ip, "node-a"))
+            .into(),
+    );
+    for e in &mut sticky.endpoints {
+        e.ports = vec![EndpointPortEntry {
+            name: "http".into(),
+            protocol: Protocol::Tcp,
+            port: 8081,
+        }]
+        .into();
+    }
+    sticky.session_affinity_timeout = Some(10800);
     let services = [
+        ("sticky", sticky),
         ("web", web),
         ("web-local", service(11, 30081, true, pod())),
         ("empty", service(12, 30082, false, vec![])),
@@ -224,6 +255,7 @@ fn topology(test: &str) -> Option<(Netns, Netns, Netns)> {
         return None;
     };
     wire(&node, &pod, "pods0", "10.244.1.1/24", "10.244.1.5/24");
+    pod.exec("ip addr add 10.244.1.6/24 dev eth0").unwrap();
     wire(
         &node,
         &client,
@@ -300,6 +332,44 @@ async fn the_constant_size_layout_treats_traffic_the_same() {
         layout::render("switchyard", &layout::compile(&ctx, &changed), ctx.pod_cidr),
         "the index after the change is the table compiled at once"
     );
+
+    // A new affinity timeout declares its sets and rewrites the record
+    // chain; the sets of the one no Service has any more go.
+    let mut retimed = changed.clone();
+    retimed
+        .services
+        .get_mut(&key("sticky"))
+        .unwrap()
+        .session_affinity_timeout = Some(60);
+    let change = index.update(&ctx, &retimed, &[key("sticky")].into());
+    let tx = layout::delta("switchyard", &change.before, &change.after);
+    node.runner().apply(&tx).await.unwrap();
+    let listing = node.nft("list table ip switchyard").unwrap();
+    assert!(
+        listing.contains("set affinity-60 {") && !listing.contains("affinity-10800"),
+        "{listing}"
+    );
+    assert!(
+        listing.contains("timeout 1m : ip daddr . tcp dport }"),
+        "{listing}"
+    );
+    check_affinity(&node, &pod, &client);
+}
+
+/// Every connection of one client to an affinity Service lands on the
+/// backend its first one got (two backends: 1 in 128 to pass by chance
+/// without affinity, per client).
+fn check_affinity(node: &Netns, pod: &Netns, client: &Netns) {
+    let _server = Server::start_role(pod, "serve-local", "0.0.0.0:8081");
+    for (from, to) in [(client, "192.168.1.10:30084"), (node, "10.96.0.14:80")] {
+        let answers: BTreeSet<String> = (0..8).map(|_| connect_from(from, to)).collect();
+        assert_eq!(answers.len(), 1, "{to} from {}: {answers:?}", from.name);
+        let answer = answers.first().unwrap();
+        assert!(
+            ["ok 10.244.1.5", "ok 10.244.1.6"].contains(&answer.as_str()),
+            "{answer}"
+        );
+    }
 }
 
 fn check_traffic(node: &Netns, pod: &Netns, client: &Netns) {
@@ -385,4 +455,5 @@ fn check_traffic(node: &Netns, pod: &Netns, client: &Netns) {
         }
     }
     assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+    check_affinity(node, pod, client);
 }

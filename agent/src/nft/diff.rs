@@ -44,6 +44,16 @@ impl ApplyStats {
     }
 }
 
+/// Where a declaration, flush, rule or deletion runs in a transaction:
+/// declarations first, deletions after every element and rule change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Declare,
+    Flush,
+    Rules,
+    Delete,
+}
+
 /// One atomic transaction and what it changes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Transaction {
@@ -83,6 +93,23 @@ impl Transaction {
                 elements: vec![Element::Mark(generation)],
             },
         ];
+    }
+
+    /// Adds `command` to `phase`, counting what it changes.
+    pub fn push_in(&mut self, phase: Phase, command: Command) {
+        match &command {
+            Command::AddSet { .. } => self.stats.sets_created += 1,
+            Command::DeleteSet { .. } => self.stats.sets_deleted += 1,
+            Command::FlushChain(_) => self.stats.chains_rewritten += 1,
+            _ => {}
+        }
+        let index = match phase {
+            Phase::Declare => DECLARE,
+            Phase::Flush => FLUSH,
+            Phase::Rules => RULES,
+            Phase::Delete => DELETE,
+        };
+        self.push(index, command);
     }
 
     /// Element changes alone (the constant layout's deltas): `deletes`

@@ -12,7 +12,7 @@ use crate::model::{NodeContext, Protocol, ServiceEntry, Snapshot};
 use crate::nft::endpoints::{backends_for, Backend, PortBackends};
 use crate::nft::state::{MapKey, Target};
 
-/// Compiles every Service of `snap` but those with ClientIP affinity.
+/// Compiles every Service of `snap`.
 pub fn compile(ctx: &NodeContext, snap: &Snapshot) -> Table {
     Index::build(ctx, snap).table()
 }
@@ -25,16 +25,13 @@ pub struct Wanted {
     pub hairpin: BTreeSet<Ipv4Addr>,
 }
 
-/// Compiles one Service; nothing for those with ClientIP affinity and for
-/// those without a cluster IP (headless, ExternalName).
+/// Compiles one Service; nothing for those without a cluster IP
+/// (headless, ExternalName).
 pub fn service(ctx: &NodeContext, svc: &ServiceEntry) -> Wanted {
     let mut wanted = Wanted::default();
     let Some(vip) = svc.cluster_ip else {
         return wanted;
     };
-    if svc.session_affinity_timeout.is_some() {
-        return wanted;
-    }
     for port in &svc.ports {
         let backends = backends_for(svc, port, ctx);
         let port_of = |addr| MapKey {
@@ -70,6 +67,9 @@ pub fn service(ctx: &NodeContext, svc: &ServiceEntry) -> Wanted {
                 port: node_port,
             };
             tuples.insert(tuple, external.clone());
+        }
+        for facts in tuples.values_mut() {
+            facts.affinity = svc.session_affinity_timeout;
         }
         let hairpin = backends
             .cluster

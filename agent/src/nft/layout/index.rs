@@ -14,7 +14,7 @@ use std::net::Ipv4Addr;
 use super::compile::{service, Wanted};
 use super::table::{Table, TupleFacts};
 use crate::model::{NodeContext, ServiceKey, Snapshot};
-use crate::nft::state::MapKey;
+use crate::nft::state::{MapKey, Target};
 
 /// Every Service's wants, and who claims each tuple.
 #[derive(Debug, Clone, Default)]
@@ -25,6 +25,8 @@ pub struct Index {
     claims: BTreeMap<MapKey, Vec<ServiceKey>>,
     /// How many Services list each hairpin address.
     hairpin: BTreeMap<Ipv4Addr, usize>,
+    /// How many Services want each affinity timeout.
+    timeouts: BTreeMap<u32, usize>,
 }
 
 /// The part of the table one update may have changed: the touched tuples
@@ -49,6 +51,7 @@ impl Index {
     pub fn table(&self) -> Table {
         let mut table = Table {
             hairpin: self.hairpin.keys().copied().collect(),
+            affinity_timeouts: self.timeouts.keys().copied().collect(),
             ..Table::default()
         };
         for (tuple, claimants) in &self.claims {
@@ -117,7 +120,20 @@ impl Index {
                 .copied()
                 .collect(),
             conflicts: Vec::new(),
+            affinity_timeouts: self.timeouts.keys().copied().collect(),
         }
+    }
+
+    /// Where the owner of `tuple` sends new connections; `None` when no
+    /// Service has it.
+    pub fn targets(&self, tuple: &MapKey) -> Option<BTreeSet<Target>> {
+        let facts = self.owner_facts(tuple, self.claims.get(tuple)?)?;
+        Some(facts.slots.values().copied().collect())
+    }
+
+    /// Whether some Service has `tuple`.
+    pub fn has(&self, tuple: &MapKey) -> bool {
+        self.claims.contains_key(tuple)
     }
 
     fn owner_facts(&self, tuple: &MapKey, claimants: &[ServiceKey]) -> Option<&TupleFacts> {
@@ -137,12 +153,10 @@ impl Index {
             }
         }
         for ip in &old.hairpin {
-            if let Some(users) = self.hairpin.get_mut(ip) {
-                *users -= 1;
-                if *users == 0 {
-                    self.hairpin.remove(ip);
-                }
-            }
+            release(&mut self.hairpin, ip);
+        }
+        for timeout in timeouts(&old) {
+            release(&mut self.timeouts, &timeout);
         }
     }
 
@@ -159,6 +173,24 @@ impl Index {
         for ip in &wanted.hairpin {
             *self.hairpin.entry(*ip).or_default() += 1;
         }
+        for timeout in timeouts(&wanted) {
+            *self.timeouts.entry(timeout).or_default() += 1;
+        }
         self.wanted.insert(key.clone(), wanted);
+    }
+}
+
+/// The affinity timeouts a Service wants (one per Service in practice).
+fn timeouts(wanted: &Wanted) -> BTreeSet<u32> {
+    wanted.tuples.values().filter_map(|f| f.affinity).collect()
+}
+
+/// Drops one use of `key`, and the key with its last use.
+fn release<K: Ord>(uses: &mut BTreeMap<K, usize>, key: &K) {
+    if let Some(count) = uses.get_mut(key) {
+        *count -= 1;
+        if *count == 0 {
+            uses.remove(key);
+        }
     }
 }

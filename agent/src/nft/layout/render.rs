@@ -5,7 +5,9 @@ use std::fmt::Write as _;
 
 use ipnet::Ipv4Net;
 
-use super::table::{Fact, Table, EXACT_MAX, LOCAL_SLOTS, MANY_BASE, MANY_SLOTS};
+use std::collections::BTreeSet;
+
+use super::table::{affinity_set, Fact, Table, EXACT_MAX, LOCAL_SLOTS, MANY_BASE, MANY_SLOTS};
 use crate::nft::state::{HAIRPIN_SET, MARK_MASQ_CHAIN, MASQ_MARK, REJECT_CHAIN};
 
 const TUPLE: &str = "ip daddr . meta l4proto . th dport";
@@ -13,13 +15,25 @@ const NODE_PORT: &str = "fib daddr type local ip daddr != 127.0.0.0/8 meta l4pro
 pub(super) const SERVICE_BACKENDS: &str = "service-backends";
 pub(super) const NODE_PORT_BACKENDS: &str = "node-port-backends";
 pub(super) const FIREWALL_ALLOW: &str = "firewall-allow";
+/// Each client's backend per Service tuple, remembered for its timeout.
+pub(super) const AFFINITY: &str = "affinity";
+/// The chain recording new connections' backends into [`AFFINITY`].
+pub(super) const AFFINITY_RECORD: &str = "affinity-record";
+/// The client, then the tuple as the dispatch sees it: the daddr and port
+/// before DNAT (in postrouting, the connection's original direction).
+const AFFINITY_KEY: &str = "ip saddr . ip daddr . meta l4proto . th dport";
+const AFFINITY_RECORDED: &str =
+    "ip saddr . ct original ip daddr . meta l4proto . ct original proto-dst";
+/// Clients a big cluster may have remembered at once; the kernel's default
+/// for a dynamic map (65,535) would stop remembering new ones.
+const AFFINITY_SIZE: u32 = 1 << 20;
 
 /// The script creating table `ip <name>` with `table`'s content, for a
 /// node whose pod CIDR is `pod_cidr` (unknown: masquerade everything).
 pub fn render(name: &str, table: &Table, pod_cidr: Option<Ipv4Net>) -> String {
     let mut out = format!("table ip {name} {{\n");
     declarations(&mut out, table);
-    for (chain, hook, rules) in chains(pod_cidr) {
+    for (chain, hook, rules) in chains(pod_cidr, &table.affinity_timeouts) {
         let _ = writeln!(out, "  chain {chain} {{");
         if let Some(hook) = hook {
             let _ = writeln!(out, "    {hook};");
@@ -35,10 +49,6 @@ pub fn render(name: &str, table: &Table, pod_cidr: Option<Ipv4Net>) -> String {
 
 fn declarations(out: &mut String, table: &Table) {
     for by_address in [true, false] {
-        let key = match by_address {
-            true => "ipv4_addr . inet_proto . inet_service",
-            false => "inet_proto . inet_service",
-        };
         for fact in Fact::ALL {
             let Some(set) = fact.set_name(by_address) else {
                 continue;
@@ -49,7 +59,7 @@ fn declarations(out: &mut String, table: &Table) {
                 .filter(|(t, f)| t.addr.is_some() == by_address && f.facts.contains(&fact))
                 .map(|(t, _)| t.to_string())
                 .collect();
-            declare(out, "set", set, &format!("type {key};"), &elements);
+            declare(out, "set", set, tuple_type(by_address), &elements);
         }
     }
     let allow: Vec<String> = table
@@ -88,6 +98,54 @@ fn declarations(out: &mut String, table: &Table) {
         let decl = format!("typeof {key} . numgen random mod 2 : ip daddr . th dport;");
         declare(out, "map", map, &decl, &slots);
     }
+    let decl = format!(
+        "type ipv4_addr . ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; \
+         size {AFFINITY_SIZE}; flags dynamic,timeout;"
+    );
+    declare(out, "map", AFFINITY, &decl, &[]);
+    for &timeout in &table.affinity_timeouts {
+        for by_address in [true, false] {
+            let tuples: Vec<String> = table
+                .tuples
+                .iter()
+                .filter(|(t, f)| t.addr.is_some() == by_address && f.affinity == Some(timeout))
+                .map(|(t, _)| t.to_string())
+                .collect();
+            let name = affinity_set(timeout, by_address);
+            declare(out, "set", &name, tuple_type(by_address), &tuples);
+        }
+    }
+}
+
+/// The declaration of a set of tuples.
+pub(super) fn tuple_type(by_address: bool) -> &'static str {
+    match by_address {
+        true => "type ipv4_addr . inet_proto . inet_service;",
+        false => "type inet_proto . inet_service;",
+    }
+}
+
+/// The rules recording, for every affinity timeout, a new connection's
+/// backend when its tuple is in that timeout's sets: per protocol, since
+/// `ct original proto-dst` has a port type only where the protocol is known.
+pub(super) fn affinity_record_rules(timeouts: &BTreeSet<u32>) -> Vec<String> {
+    let mut rules = Vec::new();
+    for timeout in timeouts {
+        for by_address in [true, false] {
+            let set = affinity_set(*timeout, by_address);
+            let tuple = match by_address {
+                true => "ct original ip daddr . meta l4proto . ct original proto-dst",
+                false => "meta l4proto . ct original proto-dst",
+            };
+            for protocol in ["tcp", "udp", "sctp"] {
+                rules.push(format!(
+                    "meta l4proto {protocol} {tuple} @{set} update @{AFFINITY} \
+                     {{ {AFFINITY_RECORDED} timeout {timeout}s : ip daddr . th dport }}"
+                ));
+            }
+        }
+    }
+    rules
 }
 
 fn declare(out: &mut String, kind: &str, name: &str, decl: &str, elements: &[String]) {
@@ -100,8 +158,9 @@ fn declare(out: &mut String, kind: &str, name: &str, decl: &str, elements: &[Str
 
 type Chain = (&'static str, Option<String>, Vec<String>);
 
-/// The fixed chains, top to bottom.
-fn chains(pod_cidr: Option<Ipv4Net>) -> Vec<Chain> {
+/// The fixed chains, top to bottom; only the affinity record chain has
+/// rules per affinity timeout.
+fn chains(pod_cidr: Option<Ipv4Net>, timeouts: &BTreeSet<u32>) -> Vec<Chain> {
     let base = |kind: &str, hook: &str, priority: i32| {
         Some(format!("type {kind} hook {hook} priority {priority}"))
     };
@@ -145,8 +204,12 @@ fn chains(pod_cidr: Option<Ipv4Net>) -> Vec<Chain> {
         (
             "nat-postrouting",
             base("nat", "postrouting", 100),
-            vec!["jump masquerading".into()],
+            vec![
+                format!("ct status dnat jump {AFFINITY_RECORD}"),
+                "jump masquerading".into(),
+            ],
         ),
+        (AFFINITY_RECORD, None, affinity_record_rules(timeouts)),
         (
             "services",
             None,
@@ -269,14 +332,16 @@ fn chains(pod_cidr: Option<Ipv4Net>) -> Vec<Chain> {
     chains
 }
 
-/// One DNAT per endpoint count, then the many-endpoint rule; a tuple
-/// whose slots none finds is dropped (a Local flavour without local
-/// endpoints).
+/// The client's remembered backend first (tuples without affinity never
+/// have one), then one DNAT per endpoint count, then the many-endpoint
+/// rule; a tuple whose slots none finds is dropped (a Local flavour
+/// without local endpoints).
 fn dispatch(key: &str, map: &str, flavor: u32) -> Vec<String> {
     let rule = |modulus: u32, offset: u32| {
         format!("dnat ip to {key} . numgen random mod {modulus} offset {offset} map @{map}")
     };
-    let mut rules: Vec<String> = (1..=EXACT_MAX).map(|n| rule(n, flavor | n << 16)).collect();
+    let mut rules = vec![format!("dnat ip to {AFFINITY_KEY} map @{AFFINITY}")];
+    rules.extend((1..=EXACT_MAX).map(|n| rule(n, flavor | n << 16)));
     rules.push(rule(MANY_SLOTS, flavor | MANY_BASE));
     rules.push("drop".into());
     rules
@@ -288,19 +353,24 @@ mod tests {
 
     #[test]
     fn the_chains_do_not_depend_on_the_services() {
-        let count = |pod_cidr| {
-            let chains = chains(pod_cidr);
+        let count = |pod_cidr, timeouts: &[u32]| {
+            let chains = chains(pod_cidr, &timeouts.iter().copied().collect());
             let rules: usize = chains.iter().map(|(_, _, r)| r.len()).sum();
             (chains.len(), rules)
         };
-        assert_eq!(count(None), (24, 4 * 66 + 40));
+        assert_eq!(count(None, &[]), (25, 4 * 67 + 41));
         assert_eq!(
-            count(Some("10.244.1.0/24".parse().unwrap())),
-            (24, 4 * 66 + 42),
+            count(Some("10.244.1.0/24".parse().unwrap()), &[]),
+            (25, 4 * 67 + 43),
             "traffic from this node's pods skips the Local dispatch"
         );
         assert_eq!(
-            dispatch("meta l4proto . th dport", "node-port-backends", LOCAL_SLOTS)[1],
+            count(None, &[10800, 60]),
+            (25, 4 * 67 + 41 + 2 * 6),
+            "six record rules per affinity timeout"
+        );
+        assert_eq!(
+            dispatch("meta l4proto . th dport", "node-port-backends", LOCAL_SLOTS)[2],
             "dnat ip to meta l4proto . th dport . numgen random mod 2 offset 2147614720 map @node-port-backends"
         );
     }

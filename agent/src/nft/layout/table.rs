@@ -75,6 +75,9 @@ pub struct TupleFacts {
     pub slots: BTreeMap<u32, Target>,
     /// Allowed sources of a firewalled LB IP.
     pub allow: BTreeSet<Ipv4Net>,
+    /// ClientIP affinity timeout (seconds): each client's backend is
+    /// remembered for it and reused for its next connections.
+    pub affinity: Option<u32>,
 }
 
 /// The whole desired table: the facts of every tuple, the first Service
@@ -86,6 +89,18 @@ pub struct Table {
     pub hairpin: BTreeSet<Ipv4Addr>,
     /// Tuples wanted by two Services, for logging.
     pub conflicts: Vec<String>,
+    /// Every affinity timeout some Service wants: each has its own sets
+    /// and record rules (a timeout is a constant of the rule recording it).
+    pub affinity_timeouts: BTreeSet<u32>,
+}
+
+/// The set of the tuples whose clients are remembered for `timeout`
+/// seconds; NodePorts have their own.
+pub fn affinity_set(timeout: u32, by_address: bool) -> String {
+    match by_address {
+        true => format!("affinity-{timeout}"),
+        false => format!("affinity-node-ports-{timeout}"),
+    }
 }
 
 /// The slot keys of `backends`: exact (`n << 16 | i`) up to [`EXACT_MAX`],
