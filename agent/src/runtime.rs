@@ -25,7 +25,7 @@ use crate::dns;
 use crate::health::ProxyHealth;
 use crate::metrics::Metrics;
 use crate::model::{NodeContext, ServiceEntry, ServiceKey, Snapshot};
-use crate::nft::{self, AppliedState, DataPath, NftRunner};
+use crate::nft::{self, DataPath, Live, NftRunner};
 use crate::sync::{self, Backoff, Session};
 use crate::view::{self, ClusterView};
 
@@ -105,7 +105,7 @@ pub struct Runtime<R> {
     /// A push whose parts are still arriving.
     partial: Option<Partial>,
     /// The periodic full resync's listing of the table, while it runs.
-    listing: Option<JoinHandle<nft::Result<AppliedState>>>,
+    listing: Option<JoinHandle<nft::Result<Live>>>,
     /// The last push, while its apply keeps failing.
     retry: Option<Retry>,
     metrics: Arc<Metrics>,
@@ -558,7 +558,7 @@ impl<R: NftRunner + Clone + 'static> Runtime<R> {
         }
     }
 
-    async fn finish_full_resync(&mut self, live: nft::Result<AppliedState>) {
+    async fn finish_full_resync(&mut self, live: nft::Result<Live>) {
         let result = match live {
             Ok(live) => {
                 self.datapath
@@ -590,9 +590,7 @@ async fn sleep_until(at: Option<tokio::time::Instant>) {
 }
 
 /// The running listing's result; pending while none runs.
-async fn listed(
-    listing: &mut Option<JoinHandle<nft::Result<AppliedState>>>,
-) -> nft::Result<AppliedState> {
+async fn listed(listing: &mut Option<JoinHandle<nft::Result<Live>>>) -> nft::Result<Live> {
     let Some(handle) = listing else {
         return std::future::pending().await;
     };

@@ -8,19 +8,21 @@
 
 mod support;
 
+use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use support::Netns;
 use switchyard_agent::model::*;
-use switchyard_agent::nft::{compile, AppliedState, DataPath, NftCommand, NftError, NftRunner};
+use switchyard_agent::nft::{layout, DataPath, NftCommand, NftError, NftRunner, Transaction};
 
 const TABLE: &str = "switchyard";
 
 // === runners ===
 
-/// Real nft, recording every script and optionally corrupting the next one.
+/// Real nft, recording every script (full loads) and optionally corrupting
+/// the next transaction.
 #[derive(Clone)]
 struct Tee {
     inner: NftCommand,
@@ -50,6 +52,15 @@ impl NftRunner for Tee {
         }
         self.scripts.lock().unwrap().push(script.clone());
         self.inner.run_script(&script).await
+    }
+
+    /// Changes go over netlink as the agent's do, unrecorded, unless the
+    /// next one is to fail.
+    async fn apply(&self, tx: &Transaction) -> Result<(), NftError> {
+        match self.corrupt.load(Ordering::SeqCst) {
+            true => self.run_script(&tx.script()).await,
+            false => self.inner.apply(tx).await,
+        }
     }
 
     async fn list_json(&self, object: &str) -> Result<Option<String>, NftError> {
@@ -156,14 +167,17 @@ fn two_web_endpoints() -> Vec<EndpointEntry> {
     ]
 }
 
-/// What the table must hold after applying `snap` (generation aside).
-fn expected(snap: &Snapshot) -> AppliedState {
-    AppliedState::from_ruleset(&compile(&ctx(), snap), 0)
+/// Whether the live table holds exactly what `snap` compiles to.
+fn holds(ns: &Netns, snap: &Snapshot) -> bool {
+    ns.live(TABLE)
+        .holds(&layout::compile(&ctx(), snap), ctx().pod_cidr)
 }
 
-fn without_generation(mut s: AppliedState) -> AppliedState {
-    s.generation = Some(0);
-    s
+fn keys(names: &[&str]) -> BTreeSet<ServiceKey> {
+    names
+        .iter()
+        .map(|n| ServiceKey::new("default", *n))
+        .collect()
 }
 
 // === tests ===
@@ -177,39 +191,37 @@ async fn apply_programs_the_expected_table() {
     let snap = snapshot(1, two_web_endpoints());
     dp.apply(&ctx(), &snap).await.unwrap();
 
-    let ips = ns.nft(&format!("list map ip {TABLE} service-ips")).unwrap();
-    for element in [
-        "10.96.0.10 . tcp . 80 : goto svc-",
-        "10.96.0.10 . udp . 53 : goto svc-",
-        "203.0.113.7 . tcp . 80 : goto ext-",
-        "10.96.0.11 . tcp . 80 : goto local-",
-        "198.51.100.1 . tcp . 80 : goto ext-",
-    ] {
-        assert!(ips.contains(element), "missing {element} in\n{ips}");
+    let cluster = ns.nft(&format!("list set ip {TABLE} cluster-ips")).unwrap();
+    for element in ["10.96.0.10 . tcp . 80", "10.96.0.10 . udp . 53"] {
+        assert!(cluster.contains(element), "missing {element} in\n{cluster}");
     }
-    let nodeports = ns
-        .nft(&format!("list map ip {TABLE} no-endpoint-nodeports"))
+    let external = ns
+        .nft(&format!("list set ip {TABLE} external-ips"))
         .unwrap();
-    assert!(
-        nodeports.contains("tcp . 30082 : goto reject-chain"),
-        "{nodeports}"
-    );
+    assert!(external.contains("203.0.113.7 . tcp . 80"), "{external}");
+    let local = ns
+        .nft(&format!("list set ip {TABLE} external-ips-local"))
+        .unwrap();
+    assert!(local.contains("198.51.100.1 . tcp . 80"), "{local}");
+    let rejects = ns.nft(&format!("list set ip {TABLE} reject-ips")).unwrap();
+    assert!(rejects.contains("10.96.0.12 . tcp . 80"), "{rejects}");
     let rejects = ns
-        .nft(&format!("list map ip {TABLE} no-endpoint-services"))
+        .nft(&format!("list set ip {TABLE} reject-node-ports"))
         .unwrap();
-    assert!(
-        rejects.contains("10.96.0.12 . tcp . 80 : goto reject-chain"),
-        "{rejects}"
-    );
+    assert!(rejects.contains("tcp . 30082"), "{rejects}");
+    let sticky = ns
+        .nft(&format!("list set ip {TABLE} affinity-600"))
+        .unwrap();
+    assert!(sticky.contains("10.96.0.11 . tcp . 80"), "{sticky}");
 
-    // Everything reads back as written: fingerprints, rule counts, elements, sets.
-    assert_eq!(without_generation(ns.state(TABLE)), expected(&snap));
-    assert_eq!(ns.state(TABLE).generation, Some(dp.generation()));
+    // Everything reads back as written: chains, rule counts, elements.
+    assert!(holds(&ns, &snap));
+    assert_eq!(ns.live(TABLE).generation, Some(dp.generation()));
 }
 
 #[tokio::test]
-async fn delta_holds_only_the_difference_and_equals_a_fresh_apply() {
-    let Some(ns) = Netns::create("delta_holds_only_the_difference") else {
+async fn a_change_is_only_its_elements_and_equals_a_fresh_apply() {
+    let Some(ns) = Netns::create("a_change_is_only_its_elements") else {
         return;
     };
     let tee = Tee::new(&ns);
@@ -218,10 +230,11 @@ async fn delta_holds_only_the_difference_and_equals_a_fresh_apply() {
         .await
         .unwrap();
     tee.take();
+    let chains = ns.live(TABLE).chains;
 
-    // This node's web endpoint replaced: web's chains pick endpoints by
-    // index, so no chain changes; only its DNAT targets (one per port) and
-    // its hairpin pair.
+    // This node's web endpoint replaced: its DNAT targets (both ports at
+    // the ClusterIP and the external IP, and the NodePort) and its hairpin
+    // pair change, nothing else.
     let next = snapshot(
         2,
         vec![
@@ -229,47 +242,27 @@ async fn delta_holds_only_the_difference_and_equals_a_fresh_apply() {
             endpoint([10, 244, 2, 7], "node-b"),
         ],
     );
-    let stats = dp.apply(&ctx(), &next).await.unwrap();
+    let stats = dp
+        .apply_changes(&ctx(), &next, &keys(&["web"]))
+        .await
+        .unwrap();
     assert_eq!(
         (stats.elements_added, stats.elements_deleted),
-        (3, 3),
+        (6, 6),
         "{stats:?}"
     );
-    assert_eq!(
-        (
-            stats.chains_created,
-            stats.chains_rewritten,
-            stats.chains_deleted
-        ),
-        (0, 0, 0),
-        "{stats:?}"
-    );
-    let scripts = tee.take();
-    assert_eq!(scripts.len(), 1);
-    let script = &scripts[0];
+    assert_eq!(stats.chains_rewritten, 0, "{stats:?}");
     assert!(
-        !script.contains("add table") && !script.contains("add map"),
-        "{script}"
+        tee.take().is_empty(),
+        "the change went over netlink, not nft -f"
     );
-    assert!(
-        !script.contains("10.96.0.11"),
-        "untouched service in delta:\n{script}"
-    );
-    assert!(
-        script.contains("10.244.1.6 . 8080")
-            && script.contains("10.244.1.6 . 5353")
-            && script.contains("10.244.1.6 . 10.244.1.6"),
-        "{script}"
-    );
+    assert_eq!(ns.live(TABLE).chains, chains, "no chain or rule changed");
+    assert!(holds(&ns, &next));
 
-    // The incrementally reached table equals a fresh full apply of `next`.
+    // The same table as a fresh full load of `next`.
     let mut fresh = DataPath::open("fresh", ns.runner()).await.unwrap();
     fresh.apply(&ctx(), &next).await.unwrap();
-    assert_eq!(
-        without_generation(ns.state(TABLE)),
-        without_generation(ns.state("fresh"))
-    );
-    assert_eq!(without_generation(ns.state(TABLE)), expected(&next));
+    assert_eq!(ns.live(TABLE).table, ns.live("fresh").table);
 }
 
 #[tokio::test]
@@ -294,43 +287,38 @@ async fn failed_transaction_leaves_the_table_and_reports_nft_stderr() {
         "atomic: nothing changed"
     );
 
-    // The next attempt reconciles from the live table and succeeds.
+    // The next attempt succeeds.
     dp.apply(&ctx(), &snapshot(2, vec![])).await.unwrap();
-    assert_eq!(
-        without_generation(ns.state(TABLE)),
-        expected(&snapshot(2, vec![]))
-    );
+    assert!(holds(&ns, &snapshot(2, vec![])));
 }
 
-/// The agent's own runner sends deltas over netlink: a delta the kernel
+/// The agent's own runner sends changes over netlink: a change the kernel
 /// refuses names the refused command, changes nothing, and the next apply
-/// repairs the table from a fresh read.
+/// loads the table in full.
 #[tokio::test]
-async fn refused_netlink_delta_names_the_command_and_changes_nothing() {
-    let Some(ns) = Netns::create("refused_netlink_delta_names_the_command") else {
+async fn a_refused_netlink_change_names_the_command_and_changes_nothing() {
+    let Some(ns) = Netns::create("a_refused_netlink_change") else {
         return;
     };
     let mut dp = DataPath::open(TABLE, ns.runner()).await.unwrap();
     dp.apply(&ctx(), &snapshot(1, two_web_endpoints()))
         .await
         .unwrap();
-    // Someone else takes the key the next delta adds, with another verdict.
+    // Someone else takes the slot the next change adds, with another target.
     ns.nft(&format!(
-        "add element ip {TABLE} no-endpoint-services {{ 10.96.0.10 . tcp . 80 : drop }}"
+        "add element ip {TABLE} service-backends {{ 10.96.0.10 . tcp . 80 . 65536 : 192.0.2.1 . 80 }}"
     ))
     .unwrap();
     let before = ns.nft(&format!("list table ip {TABLE}")).unwrap();
 
-    let web = std::collections::BTreeSet::from([ServiceKey::new("default", "web")]);
+    let one = snapshot(2, vec![endpoint([10, 244, 1, 5], "node-a")]);
     let err = dp
-        .apply_changes(&ctx(), &snapshot(2, vec![]), &web)
+        .apply_changes(&ctx(), &one, &keys(&["web"]))
         .await
         .unwrap_err();
     let stderr = err.nft_stderr().expect("the kernel's refusal");
     assert!(
-        stderr.starts_with(&format!(
-            "add element ip {TABLE} no-endpoint-services {{ 10.96.0.10 . tcp . 80 : goto reject-chain"
-        )),
+        stderr.starts_with(&format!("add element ip {TABLE} service-backends {{ ")),
         "{stderr}"
     );
     assert!(stderr.ends_with(": File exists"), "{stderr}");
@@ -340,13 +328,10 @@ async fn refused_netlink_delta_names_the_command_and_changes_nothing() {
         "atomic: nothing changed"
     );
 
-    dp.apply_changes(&ctx(), &snapshot(2, vec![]), &web)
+    dp.apply_changes(&ctx(), &one, &keys(&["web"]))
         .await
         .unwrap();
-    assert_eq!(
-        without_generation(ns.state(TABLE)),
-        expected(&snapshot(2, vec![]))
-    );
+    assert!(holds(&ns, &one));
 }
 
 #[tokio::test]
@@ -373,28 +358,23 @@ async fn drift_is_detected_cheaply_and_repaired() {
             !dp.check_drift().await.unwrap(),
             "still drifted after {vandalism}"
         );
-        assert_eq!(
-            without_generation(ns.state(TABLE)),
-            expected(&snap),
-            "after {vandalism}"
-        );
+        assert!(holds(&ns, &snap), "after {vandalism}");
     }
 
     // Edits the canary cannot see are found by a full resync, from a
     // listing taken off the caller's loop.
-    let chain = compile(&ctx(), &snap)
-        .chains
-        .keys()
-        .find(|c| c.starts_with("svc-"))
-        .cloned()
-        .unwrap();
-    ns.nft(&format!("flush chain ip {TABLE} {chain}")).unwrap();
-    tee.take();
-    let live = dp.read_live_later().await.unwrap();
-    let stats = dp.resync_from(&ctx(), &snap, live).await.unwrap().unwrap();
-    assert_eq!(stats.chains_rewritten, 1, "{stats:?}");
-    assert_eq!(tee.take().len(), 1);
-    assert_eq!(without_generation(ns.state(TABLE)), expected(&snap));
+    for vandalism in [
+        format!("flush chain ip {TABLE} services"),
+        format!("delete element ip {TABLE} cluster-ips {{ 10.96.0.10 . tcp . 80 }}"),
+    ] {
+        ns.nft(&vandalism).unwrap();
+        tee.take();
+        let live = dp.read_live_later().await.unwrap();
+        let stats = dp.resync_from(&ctx(), &snap, live).await.unwrap().unwrap();
+        assert!(!stats.is_empty(), "{vandalism}: {stats:?}");
+        assert_eq!(tee.take().len(), 1);
+        assert!(holds(&ns, &snap), "after {vandalism}");
+    }
     let live = dp.read_live_later().await.unwrap();
     let stats = dp.resync_from(&ctx(), &snap, live).await.unwrap().unwrap();
     assert!(stats.is_empty(), "{stats:?}");
@@ -406,34 +386,28 @@ async fn drift_is_detected_cheaply_and_repaired() {
     // A listing taken before an apply is out of date: it repairs nothing.
     let before = dp.read_live_later().await.unwrap();
     let next = snapshot(2, vec![endpoint([10, 244, 1, 5], "node-a")]);
-    dp.apply(&ctx(), &next).await.unwrap();
-    tee.take();
+    dp.apply_changes(&ctx(), &next, &keys(&["web"]))
+        .await
+        .unwrap();
     assert_eq!(dp.resync_from(&ctx(), &next, before).await.unwrap(), None);
     assert!(tee.take().is_empty());
-    assert_eq!(without_generation(ns.state(TABLE)), expected(&next));
+    assert!(holds(&ns, &next));
 
-    // After a failed transaction the listing is the truth: the resync
-    // applies the snapshot that failed, without waiting for another push.
+    // After a failed transaction the resync applies the snapshot that
+    // failed, without waiting for another push.
     let third = snapshot(3, two_web_endpoints());
     tee.corrupt.store(true, Ordering::SeqCst);
     dp.apply(&ctx(), &third).await.unwrap_err();
-    assert_eq!(without_generation(ns.state(TABLE)), expected(&next));
+    assert!(holds(&ns, &next));
     let live = dp.read_live_later().await.unwrap();
     let stats = dp.resync_from(&ctx(), &third, live).await.unwrap().unwrap();
     assert!(!stats.is_empty(), "{stats:?}");
-    assert_eq!(without_generation(ns.state(TABLE)), expected(&third));
-    let next = third;
-
-    // The synchronous resync (drift repair) finds the same edits.
-    ns.nft(&format!("flush chain ip {TABLE} {chain}")).unwrap();
-    let stats = dp.resync(&ctx(), &next).await.unwrap();
-    assert_eq!(stats.chains_rewritten, 1, "{stats:?}");
-    assert_eq!(without_generation(ns.state(TABLE)), expected(&next));
+    assert!(holds(&ns, &third));
 }
 
 #[tokio::test]
-async fn restart_reconciles_without_touching_an_intact_table() {
-    let Some(ns) = Netns::create("restart_reconciles") else {
+async fn a_restart_keeps_an_intact_table_and_the_remembered_clients() {
+    let Some(ns) = Netns::create("a_restart_keeps_an_intact_table") else {
         return;
     };
     let snap = snapshot(1, two_web_endpoints());
@@ -441,15 +415,16 @@ async fn restart_reconciles_without_touching_an_intact_table() {
     first.apply(&ctx(), &snap).await.unwrap();
     let generation = first.generation();
     drop(first);
+    // A client the kernel remembered for the affinity Service.
+    let remembered = "192.0.2.1 . 10.96.0.11 . tcp . 80 timeout 10m : 10.244.1.9 . 8080";
+    ns.nft(&format!(
+        "add element ip {TABLE} affinity {{ {remembered} }}"
+    ))
+    .unwrap();
 
     let tee = Tee::new(&ns);
     let mut restarted = DataPath::open(TABLE, tee.clone()).await.unwrap();
     assert_eq!(restarted.generation(), generation);
-    assert!(
-        restarted.plan(&ctx(), &snap).is_empty(),
-        "{}",
-        restarted.plan(&ctx(), &snap).script()
-    );
     assert!(restarted.apply(&ctx(), &snap).await.unwrap().is_empty());
     assert!(
         tee.take().is_empty(),
@@ -457,15 +432,51 @@ async fn restart_reconciles_without_touching_an_intact_table() {
     );
     assert!(!restarted.check_drift().await.unwrap());
 
-    // A restart that finds an older table applies just the difference:
-    // one endpoint fewer changes backend ranges, never the chain's rule.
+    // A restart that finds an older table rewrites it in place; the
+    // clients it remembers stay.
+    let mut again = DataPath::open(TABLE, ns.runner()).await.unwrap();
     let next = snapshot(2, vec![endpoint([10, 244, 1, 5], "node-a")]);
-    let stats = restarted.apply(&ctx(), &next).await.unwrap();
+    again.apply(&ctx(), &next).await.unwrap();
+    assert!(holds(&ns, &next));
+    let affinity = ns.nft(&format!("list map ip {TABLE} affinity")).unwrap();
     assert!(
-        stats.elements_deleted > 0 && stats.chains_created == 0 && stats.chains_rewritten == 0,
-        "{stats:?}"
+        affinity.contains("192.0.2.1 . 10.96.0.11 . tcp . 80"),
+        "{affinity}"
     );
-    assert_eq!(without_generation(ns.state(TABLE)), expected(&next));
+}
+
+#[tokio::test]
+async fn clients_remembered_on_a_removed_backend_are_forgotten() {
+    let Some(ns) = Netns::create("clients_remembered_on_a_removed_backend") else {
+        return;
+    };
+    let mut dp = DataPath::open(TABLE, ns.runner()).await.unwrap();
+    dp.apply(&ctx(), &snapshot(1, two_web_endpoints()))
+        .await
+        .unwrap();
+    for client in [
+        "192.0.2.1 . 10.96.0.11 . tcp . 80 timeout 10m : 10.244.1.9 . 8080",
+        "192.0.2.2 . 10.96.0.11 . tcp . 80 timeout 10m : 10.244.2.9 . 8080",
+        "192.0.2.3 . 192.168.1.10 . tcp . 30081 timeout 10m : 10.244.2.9 . 8080",
+    ] {
+        ns.nft(&format!("add element ip {TABLE} affinity {{ {client} }}"))
+            .unwrap();
+    }
+    let mut next = snapshot(2, two_web_endpoints());
+    let local = next
+        .services
+        .get_mut(&ServiceKey::new("default", "local"))
+        .unwrap();
+    local
+        .endpoints
+        .retain(|e| e.ip == Ipv4Addr::new(10, 244, 1, 9));
+    dp.apply_changes(&ctx(), &next, &keys(&["local"]))
+        .await
+        .unwrap();
+    let affinity = ns.nft(&format!("list map ip {TABLE} affinity")).unwrap();
+    assert!(affinity.contains("192.0.2.1 . 10.96.0.11"), "{affinity}");
+    assert!(!affinity.contains("192.0.2.2"), "{affinity}");
+    assert!(!affinity.contains("192.0.2.3"), "{affinity}");
 }
 
 #[tokio::test]
@@ -476,47 +487,57 @@ async fn absent_table_is_created_and_other_tables_are_left_alone() {
     ns.nft("add table ip other").unwrap();
     ns.nft("add chain ip other c").unwrap();
     let mut dp = DataPath::open(TABLE, ns.runner()).await.unwrap();
-    assert!(dp
-        .plan(&ctx(), &Snapshot::default())
-        .script()
-        .starts_with("add table ip switchyard\n"));
     dp.apply(&ctx(), &Snapshot::default()).await.unwrap();
     assert!(ns.nft("list chain ip other c").is_ok());
-    assert_eq!(ns.state(TABLE).generation, Some(1));
+    assert_eq!(ns.live(TABLE).generation, Some(1));
+    assert!(holds(&ns, &Snapshot::default()));
 }
 
+/// An agent of the per-Service-chain layout left its table: the new one
+/// replaces it whole, leaving none of its chains or maps behind.
 #[tokio::test]
-async fn a_table_with_one_key_per_endpoint_maps_is_upgraded_in_place() {
-    let Some(ns) = Netns::create("upgrade_backend_maps") else {
+async fn an_older_agents_table_is_replaced() {
+    let Some(ns) = Netns::create("an_older_agents_table_is_replaced") else {
         return;
     };
-    let snap = snapshot(1, two_web_endpoints());
-    DataPath::open(TABLE, ns.runner())
-        .await
-        .unwrap()
-        .apply(&ctx(), &snap)
-        .await
-        .unwrap();
-    // Rewrite a Service chain the way agents before backend ranges did: a
-    // hash map keyed by one numgen value per endpoint.
-    let desired = compile(&ctx(), &snap);
-    let chain = desired
-        .chains
-        .keys()
-        .find(|c| c.starts_with("svc-"))
-        .unwrap();
     for command in [
-        "add map ip switchyard backends-tcp-19 { typeof numgen random mod 1 : ip daddr . tcp dport ; }".to_owned(),
-        "add element ip switchyard backends-tcp-19 { 0 : 10.244.1.5 . 8080 , 1 : 10.244.2.5 . 8080 }".to_owned(),
-        format!("flush chain ip switchyard {chain}"),
-        format!("add rule ip switchyard {chain} meta l4proto tcp dnat ip to numgen random mod 2 map @backends-tcp-19"),
+        format!("add table ip {TABLE}"),
+        format!("add map ip {TABLE} service-ips {{ type ipv4_addr . inet_proto . inet_service : verdict; }}"),
+        format!("add chain ip {TABLE} svc-85208ae619feec63"),
+        format!("add element ip {TABLE} service-ips {{ 10.96.0.10 . tcp . 80 : goto svc-85208ae619feec63 }}"),
+        format!("add chain ip {TABLE} services"),
+        format!("add rule ip {TABLE} services ip daddr . meta l4proto . th dport vmap @service-ips"),
     ] {
         ns.nft(&command).unwrap();
     }
+    let snap = snapshot(1, two_web_endpoints());
+    let mut dp = DataPath::open(TABLE, ns.runner()).await.unwrap();
+    dp.apply(&ctx(), &snap).await.unwrap();
+    assert!(holds(&ns, &snap));
+    let live = ns.live(TABLE);
+    assert!(!live.sets.contains("service-ips"), "{:?}", live.sets);
+    assert!(!live.chains.contains_key("svc-85208ae619feec63"));
+}
 
-    let mut upgraded = DataPath::open(TABLE, ns.runner()).await.unwrap();
-    let stats = upgraded.apply(&ctx(), &snap).await.unwrap();
-    assert_eq!(stats.chains_rewritten, 1, "{stats:?}");
-    assert!(ns.nft("list map ip switchyard backends-tcp-19").is_err());
-    assert_eq!(without_generation(ns.state(TABLE)), expected(&snap));
+/// Someone else's table of the same name is not ours to delete: loading
+/// into it fails with the kernel's words and leaves it as it was.
+#[tokio::test]
+async fn a_foreign_object_in_the_way_is_refused_not_deleted() {
+    let Some(ns) = Netns::create("a_foreign_object_in_the_way") else {
+        return;
+    };
+    ns.nft(&format!("add table ip {TABLE}")).unwrap();
+    ns.nft(&format!(
+        "add set ip {TABLE} cluster-ips {{ type inet_service; }}"
+    ))
+    .unwrap();
+    let mut dp = DataPath::open(TABLE, ns.runner()).await.unwrap();
+    let err = dp
+        .apply(&ctx(), &snapshot(1, two_web_endpoints()))
+        .await
+        .unwrap_err();
+    let stderr = err.nft_stderr().unwrap();
+    assert!(stderr.contains("@cluster-ips"), "{stderr}");
+    let listing = ns.nft(&format!("list set ip {TABLE} cluster-ips")).unwrap();
+    assert!(listing.contains("type inet_service"), "{listing}");
 }

@@ -8,24 +8,18 @@ use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
 
-use super::state::{BackendRange, BaseHook, MapKey, Target, Verdict};
+use super::state::{MapKey, Target};
 
 /// A statement on the agent's table (`ip <table>`, given at render time).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
-    AddTable,
     /// `add map|set ip T NAME { DECL }`.
     AddSet {
         kind: SetKind,
         name: String,
         decl: String,
     },
-    AddChain {
-        name: String,
-        base: Option<BaseHook>,
-    },
     FlushChain(String),
-    DeleteChain(String),
     /// `add rule ip T CHAIN RULE`; `rule` is nft syntax, comment included.
     AddRule {
         chain: String,
@@ -69,10 +63,6 @@ impl fmt::Display for SetKind {
 /// An element of one of the table's sets or maps.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Element {
-    /// `addr . proto . port : verdict` (or `proto . port`) in a verdict map.
-    Service(MapKey, Verdict),
-    /// `first-last : addr . port` in a backend (interval) map.
-    Backend(u32, BackendRange),
     /// `addr . addr` in the hairpin set.
     Hairpin(Ipv4Addr),
     /// A mark in the canary set.
@@ -83,20 +73,20 @@ pub enum Element {
     Slot(MapKey, u32, Target),
     /// `tuple . source range` in the constant layout's firewall-allow set.
     Allow(MapKey, Ipv4Net),
+    /// `client . tuple` in the affinity map (deleted only: the kernel adds).
+    Remembered(Ipv4Addr, MapKey),
 }
 
 impl Element {
     /// The key alone, as `delete element` wants it.
     pub fn key(&self) -> String {
         match self {
-            Element::Service(key, _) => key.to_string(),
-            Element::Backend(first, range) if *first == range.last => first.to_string(),
-            Element::Backend(first, range) => format!("{first}-{}", range.last),
             Element::Mark(key) => key.to_string(),
             Element::Hairpin(ip) => format!("{ip} . {ip}"),
             Element::Tuple(key) => key.to_string(),
             Element::Slot(key, slot, _) => format!("{key} . {slot}"),
             Element::Allow(key, range) => format!("{key} . {range}"),
+            Element::Remembered(client, key) => format!("{client} . {key}"),
         }
     }
 }
@@ -104,12 +94,12 @@ impl Element {
 impl fmt::Display for Element {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Element::Service(key, verdict) => write!(f, "{key} : {verdict}"),
-            Element::Backend(_, range) => write!(f, "{} : {}", self.key(), range.target),
             Element::Slot(_, _, target) => write!(f, "{} : {target}", self.key()),
-            Element::Hairpin(_) | Element::Mark(_) | Element::Tuple(_) | Element::Allow(..) => {
-                f.write_str(&self.key())
-            }
+            Element::Hairpin(_)
+            | Element::Mark(_)
+            | Element::Tuple(_)
+            | Element::Allow(..)
+            | Element::Remembered(..) => f.write_str(&self.key()),
         }
     }
 }
@@ -124,21 +114,10 @@ impl Command {
         let t = table;
         // Writing to a String cannot fail.
         let _ = match self {
-            Command::AddTable => writeln!(out, "add table ip {t}"),
             Command::AddSet { kind, name, decl } => {
                 writeln!(out, "add {kind} ip {t} {name} {{ {decl} }}")
             }
-            Command::AddChain { name, base: None } => writeln!(out, "add chain ip {t} {name}"),
-            Command::AddChain {
-                name,
-                base: Some(b),
-            } => writeln!(
-                out,
-                "add chain ip {t} {name} {{ type {} hook {} priority {}; policy accept; }}",
-                b.kind, b.hook, b.priority
-            ),
             Command::FlushChain(name) => writeln!(out, "flush chain ip {t} {name}"),
-            Command::DeleteChain(name) => writeln!(out, "delete chain ip {t} {name}"),
             Command::AddRule { chain, rule } => writeln!(out, "add rule ip {t} {chain} {rule}"),
             Command::FlushSet { kind, name } => writeln!(out, "flush {kind} ip {t} {name}"),
             Command::DeleteSet { kind, name } => writeln!(out, "delete {kind} ip {t} {name}"),
@@ -184,7 +163,6 @@ pub fn script<'a>(table: &str, commands: impl IntoIterator<Item = &'a Command>) 
 mod tests {
     use super::*;
     use crate::model::Protocol;
-    use crate::nft::state::Target;
 
     #[test]
     fn renders_nft_syntax() {
@@ -200,19 +178,24 @@ mod tests {
         };
         let commands = [
             Command::AddElements {
-                set: "service-ips".into(),
-                elements: vec![Element::Service(key, Verdict::Goto("svc-a".into()))],
+                set: "service-backends".into(),
+                elements: vec![Element::Slot(key, 0x1_0000, target)],
             },
             Command::DeleteElements {
-                set: "backend-ranges-udp-0".into(),
-                elements: vec![
-                    Element::Backend(7, BackendRange { last: 7, target }),
-                    Element::Backend(8, BackendRange { last: 99, target }),
-                ],
+                set: "service-backends".into(),
+                elements: vec![Element::Slot(key, 0x2_0001, target)],
+            },
+            Command::AddElements {
+                set: "firewall-allow".into(),
+                elements: vec![Element::Allow(key, "192.0.2.0/24".parse().unwrap())],
             },
             Command::AddElements {
                 set: "hairpin".into(),
                 elements: vec![Element::Hairpin(target.ip)],
+            },
+            Command::DeleteElements {
+                set: "affinity".into(),
+                elements: vec![Element::Remembered(Ipv4Addr::new(192, 0, 2, 1), key)],
             },
             Command::FlushSet {
                 kind: SetKind::Set,
@@ -221,9 +204,11 @@ mod tests {
         ];
         assert_eq!(
             script("sy", &commands),
-            "add element ip sy service-ips { 10.96.0.10 . udp . 53 : goto svc-a }\n\
-             delete element ip sy backend-ranges-udp-0 { 7, 8-99 }\n\
+            "add element ip sy service-backends { 10.96.0.10 . udp . 53 . 65536 : 10.244.1.5 . 5353 }\n\
+             delete element ip sy service-backends { 10.96.0.10 . udp . 53 . 131073 }\n\
+             add element ip sy firewall-allow { 10.96.0.10 . udp . 53 . 192.0.2.0/24 }\n\
              add element ip sy hairpin { 10.244.1.5 . 10.244.1.5 }\n\
+             delete element ip sy affinity { 192.0.2.1 . 10.96.0.10 . udp . 53 }\n\
              flush set ip sy canary\n"
         );
     }

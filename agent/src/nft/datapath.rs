@@ -1,5 +1,8 @@
 //! [`DataPath`]: owns the agent's table, remembers what is applied, and turns
-//! each snapshot into one incremental transaction.
+//! each snapshot into one incremental transaction of the constant layout
+//! (see [`layout`]): a change is element deletes and adds sent as one
+//! netlink batch; a full load (the first apply, a repair) rewrites the
+//! table in place with one `nft -f` transaction.
 //!
 //! Drift detection is cheap by design: every transaction also rewrites a
 //! one-element `canary` set with a new generation number, and
@@ -13,19 +16,20 @@
 //! may run on a slow timer: [`DataPath::read_live_later`] lists the table off
 //! the caller's loop (seconds at 10,000 Services) and
 //! [`DataPath::resync_from`] repairs from that listing if it is still current.
+//!
+//! After a change takes a backend from a Service with ClientIP affinity,
+//! the clients remembered on it are forgotten (see `layout::affinity`).
 
 use std::collections::BTreeSet;
 use std::future::Future;
 
 use tracing::{debug, info, instrument, warn};
 
-use super::diff::{plan, plan_touched, ApplyStats, Transaction};
 use super::error::{NftError, Result};
-use super::index::Index;
-use super::live;
-use super::ruleset::compile;
+use super::layout::{self, Index, Live};
 use super::runner::NftRunner;
-use super::state::{AppliedState, CANARY_SET};
+use super::state::CANARY_SET;
+use super::transaction::{ApplyStats, Transaction};
 use crate::cpu::heavy;
 use crate::model::{NodeContext, ServiceKey, Snapshot};
 
@@ -34,79 +38,90 @@ use crate::model::{NodeContext, ServiceKey, Snapshot};
 pub struct DataPath<R> {
     table: String,
     runner: R,
-    applied: AppliedState,
     /// Last generation written to (or read from) the canary.
     generation: u32,
-    /// Set after a failed transaction: what we believe is applied may be
-    /// wrong, so the next apply reads the table back first.
-    stale: bool,
-    /// The desired ruleset of the last successful apply, by Service, and
-    /// the node it was compiled for; `None` forces a full apply.
-    index: Option<(NodeContext, Index)>,
+    /// What the table holds, by Service, and the node it was compiled
+    /// for; `None` (at start, after a failed transaction) makes the next
+    /// apply a full load.
+    applied: Option<(NodeContext, Index)>,
+    /// The table holds an older agent's layout: the first full load
+    /// deletes it rather than leave its chains and maps behind.
+    replace: bool,
+    /// The canary showed a table of ours at open: the first full apply
+    /// reads it back and leaves it alone if it already holds the snapshot
+    /// (an agent restart at 10,000 Services then writes nothing).
+    adopt: bool,
 }
 
 impl<R: NftRunner> DataPath<R> {
-    /// Reads the live table (if any) so the first [`apply`](Self::apply)
-    /// reconciles against it instead of starting over: traffic never blips.
+    /// Notes the live table's generation and layout; the first
+    /// [`apply`](Self::apply) rewrites the table in place in one
+    /// transaction, so traffic never blips.
     pub async fn open(table: &str, runner: R) -> Result<Self> {
         validate_table_name(table)?;
         let mut dp = Self {
             table: table.to_owned(),
             runner,
-            applied: AppliedState::default(),
             generation: 0,
-            stale: false,
-            index: None,
+            applied: None,
+            replace: false,
+            adopt: false,
         };
-        // A table nft cannot read yet (nft missing, a foreign table in
-        // the way) is read again at the first apply, whose NACK says why.
-        if let Err(e) = dp.read_live().await {
-            warn!(table, error = %e, "cannot read the nftables table yet; the first apply tries again");
-            dp.stale = true;
+        // A table nft cannot read (nft missing) is written all the same;
+        // the first apply's NACK says what is wrong.
+        match dp.live_generation().await {
+            Ok(generation) => {
+                dp.adopt = generation.is_some();
+                dp.generation = generation.unwrap_or(0);
+            }
+            Err(e) => warn!(table, error = %e, "cannot read the nftables table yet"),
         }
+        dp.replace = dp.holds_old_layout().await;
         info!(
             table,
-            exists = dp.applied.table_exists,
             generation = dp.generation,
+            replace = dp.replace,
             "opened nftables table"
         );
         Ok(dp)
     }
 
-    /// Programs `snap` as one atomic transaction holding only the difference
-    /// from what is applied. On error the previous ruleset stays in force.
+    /// Programs `snap` as one atomic transaction rewriting the whole
+    /// table. On error the previous ruleset stays in force.
     #[instrument(skip_all, fields(table = %self.table, version = snap.version))]
     pub async fn apply(&mut self, ctx: &NodeContext, snap: &Snapshot) -> Result<ApplyStats> {
-        self.index = None;
-        if self.stale {
-            self.read_live().await?;
-        }
+        self.applied = None;
         let index = heavy(|| Index::build(ctx, snap));
-        for conflict in &index.desired().conflicts {
+        let desired = heavy(|| index.table());
+        for conflict in &desired.conflicts {
             warn!(%conflict, "service address conflict");
         }
-        self.apply_index(ctx, index).await
-    }
-
-    /// Diffs all of `index` against what is applied and commits the result.
-    async fn apply_index(&mut self, ctx: &NodeContext, index: Index) -> Result<ApplyStats> {
-        let desired = index.desired();
-        let mut tx = heavy(|| plan(&self.table, &self.applied, desired));
-        let generation = self.next_generation(&tx);
-        if self.applied.generation != Some(generation) {
-            tx.set_generation(generation);
+        if std::mem::take(&mut self.adopt) && self.holds(&desired, ctx).await {
+            info!(table = %self.table, "the table already holds the snapshot");
+            self.applied = Some((ctx.clone(), index));
+            return Ok(ApplyStats::default());
         }
-        self.run(&tx).await?;
-        self.applied = heavy(|| AppliedState::from_ruleset(desired, generation));
+        let generation = self.generation.wrapping_add(1);
+        let script = heavy(|| {
+            layout::full_load(
+                &self.table,
+                &desired,
+                ctx.pod_cidr,
+                generation,
+                self.replace,
+            )
+        });
+        self.runner.run_script(&script).await?;
         self.generation = generation;
-        self.index = Some((ctx.clone(), index));
-        Ok(tx.stats)
+        self.replace = false;
+        self.applied = Some((ctx.clone(), index));
+        Ok(full_stats(&desired))
     }
 
     /// Like [`apply`](Self::apply) when only the Services in `changed` may
-    /// differ from the last applied snapshot: recompiles and diffs just
-    /// those. Falls back to a full apply after a failure, on a new node
-    /// context, or before the first apply.
+    /// differ from the last applied snapshot: recompiles just those and
+    /// sends the elements that differ. Falls back to a full apply after a
+    /// failure, on a new node context, or before the first apply.
     #[instrument(skip_all, fields(table = %self.table, version = snap.version, changed = changed.len()))]
     pub async fn apply_changes(
         &mut self,
@@ -114,33 +129,34 @@ impl<R: NftRunner> DataPath<R> {
         snap: &Snapshot,
         changed: &BTreeSet<ServiceKey>,
     ) -> Result<ApplyStats> {
-        let index = match self.index.take() {
-            Some((indexed, index)) if !self.stale && indexed == *ctx => index,
+        let mut index = match self.applied.take() {
+            Some((indexed, index)) if indexed == *ctx => index,
             _ => return self.apply(ctx, snap).await,
         };
-        let mut index = index;
-        let touched = index.update(ctx, snap, changed);
-        let desired = index.desired();
-        let mut tx = plan_touched(&self.table, &self.applied, desired, &touched);
-        let generation = self.next_generation(&tx);
-        if self.applied.generation != Some(generation) {
-            tx.set_generation(generation);
+        let change = index.update(ctx, snap, changed);
+        for conflict in &index.conflicts_among(changed) {
+            warn!(%conflict, "service address conflict");
         }
-        self.run(&tx).await?;
-        self.applied.patch(desired, &touched, generation);
+        let mut tx = layout::delta(&self.table, &change.before, &change.after);
+        if !tx.has_changes() {
+            self.applied = Some((ctx.clone(), index));
+            return Ok(ApplyStats::default());
+        }
+        let generation = self.generation.wrapping_add(1);
+        tx.set_generation(generation);
+        // On failure `applied` stays `None`: the next apply loads in full.
+        self.runner.apply(&tx).await?;
         self.generation = generation;
-        self.index = Some((ctx.clone(), index));
+        if layout::may_strand(&change) {
+            self.forget_stranded_clients(&index).await;
+        }
+        self.applied = Some((ctx.clone(), index));
         Ok(tx.stats)
     }
 
     /// Cheap check: does the canary still hold our generation?
     pub async fn check_drift(&self) -> Result<bool> {
-        let object = format!("set ip {} {CANARY_SET}", self.table);
-        let live = match self.runner.list_json(&object).await? {
-            Some(json) => live::parse_canary(&json)?,
-            None => None,
-        };
-        Ok(live != self.applied.generation)
+        Ok(self.live_generation().await? != Some(self.generation))
     }
 
     /// Runs [`check_drift`](Self::check_drift) and, on drift, [`resync`](Self::resync).
@@ -155,16 +171,14 @@ impl<R: NftRunner> DataPath<R> {
         Ok(true)
     }
 
-    /// Reads the whole table back and applies the difference to `snap`.
+    /// Rewrites the whole table for `snap`.
     pub async fn resync(&mut self, ctx: &NodeContext, snap: &Snapshot) -> Result<ApplyStats> {
-        self.read_live().await?;
         self.apply(ctx, snap).await
     }
 
-    /// Lists the table as [`resync`](Self::resync) does, as a task of its
-    /// own, so the caller keeps applying pushes meanwhile; hand the result
-    /// to [`resync_from`](Self::resync_from).
-    pub fn read_live_later(&self) -> impl Future<Output = Result<AppliedState>> + Send + 'static
+    /// Lists the table as a task of its own, so the caller keeps applying
+    /// pushes meanwhile; hand the result to [`resync_from`](Self::resync_from).
+    pub fn read_live_later(&self) -> impl Future<Output = Result<Live>> + Send + 'static
     where
         R: Clone + 'static,
     {
@@ -172,49 +186,42 @@ impl<R: NftRunner> DataPath<R> {
         async move { runner.list_table(&table).await }
     }
 
-    /// Repairs what `live` (from [`read_live_later`](Self::read_live_later))
-    /// shows drifted, against the ruleset last applied. After a failed
-    /// transaction (which changed nothing) it applies `snap` in full from
-    /// `live`, so a transient failure heals without waiting for a push.
+    /// Rewrites the table if `live` (from [`read_live_later`](Self::read_live_later))
+    /// differs from what was applied, or if the last transaction failed.
     /// `Ok(None)` when the listing is out of date: a transaction ran after
     /// it was taken, or the canary is gone (the drift check repairs that).
     pub async fn resync_from(
         &mut self,
         ctx: &NodeContext,
         snap: &Snapshot,
-        live: AppliedState,
+        live: Live,
     ) -> Result<Option<ApplyStats>> {
-        if live.generation.is_none() {
+        if live.generation != Some(self.generation) {
             return Ok(None);
         }
-        if self.stale {
-            self.stale = false;
-            self.applied = live;
-            return self.apply(ctx, snap).await.map(Some);
-        }
-        if live.generation != self.applied.generation {
-            return Ok(None);
-        }
-        let index = match self.index.take() {
-            Some((indexed, index)) if indexed == *ctx => index,
-            _ => {
-                self.applied = live;
-                return self.apply(ctx, snap).await.map(Some);
+        let holds = match &self.applied {
+            Some((indexed, index)) if indexed == ctx => {
+                heavy(|| live.holds(&index.table(), ctx.pod_cidr))
             }
+            _ => false,
         };
-        // Nearly always nothing drifted: then what is applied stays as it
-        // is, and no second copy of it is built.
-        if heavy(|| plan(&self.table, &live, index.desired())).is_empty() {
-            self.index = Some((ctx.clone(), index));
-            return Ok(Some(ApplyStats::default()));
+        match holds {
+            true => Ok(Some(ApplyStats::default())),
+            false => self.apply(ctx, snap).await.map(Some),
         }
-        self.applied = live;
-        self.apply_index(ctx, index).await.map(Some)
     }
 
-    /// The transaction [`apply`](Self::apply) would run, without running it.
-    pub fn plan(&self, ctx: &NodeContext, snap: &Snapshot) -> Transaction {
-        plan(&self.table, &self.applied, &compile(ctx, snap))
+    /// The script a full [`apply`](Self::apply) would run, without running it.
+    pub fn full_load(&self, ctx: &NodeContext, snap: &Snapshot) -> String {
+        let desired = layout::compile(ctx, snap);
+        let generation = self.generation.wrapping_add(1);
+        layout::full_load(
+            &self.table,
+            &desired,
+            ctx.pod_cidr,
+            generation,
+            self.replace,
+        )
     }
 
     /// Last generation written to the canary.
@@ -226,39 +233,82 @@ impl<R: NftRunner> DataPath<R> {
         &self.runner
     }
 
-    /// A new generation when something changes; the current one otherwise
-    /// (a resync that finds only an emptied canary rewrites just the canary).
-    fn next_generation(&self, tx: &Transaction) -> u32 {
-        match tx.has_changes() {
-            true => self.generation.wrapping_add(1),
-            false => self.generation,
-        }
-    }
-
-    async fn run(&mut self, tx: &Transaction) -> Result<()> {
-        if tx.is_empty() {
-            debug!("nftables already up to date");
-            return Ok(());
-        }
-        match self.runner.apply(tx).await {
-            Ok(()) => {
-                debug!(stats = ?tx.stats, "applied nftables transaction");
-                Ok(())
+    /// Whether the live table holds `desired` at our generation.
+    async fn holds(&self, desired: &layout::Table, ctx: &NodeContext) -> bool {
+        match self.runner.list_table(&self.table).await {
+            Ok(live) => {
+                live.generation == Some(self.generation)
+                    && heavy(|| live.holds(desired, ctx.pod_cidr))
             }
-            Err(err) => {
-                self.stale = true;
-                Err(err)
+            Err(e) => {
+                warn!(error = %e, "cannot read the table back; loading it in full");
+                false
             }
         }
     }
 
-    async fn read_live(&mut self) -> Result<()> {
-        self.applied = self.runner.list_table(&self.table).await?;
-        if let Some(generation) = self.applied.generation {
-            self.generation = generation;
+    async fn live_generation(&self) -> Result<Option<u32>> {
+        let object = format!("set ip {} {CANARY_SET}", self.table);
+        match self.runner.list_json(&object).await? {
+            Some(json) => Ok(layout::read_live(json.as_bytes(), &self.table)?.generation),
+            None => Ok(None),
         }
-        self.stale = false;
-        Ok(())
+    }
+
+    /// Whether the table is an older agent's (its verdict map
+    /// `service-ips`): such a table is ours to replace, a foreign one is not.
+    async fn holds_old_layout(&self) -> bool {
+        let object = format!("map ip {} service-ips", self.table);
+        match self.runner.list_json(&object).await {
+            Ok(Some(json)) => {
+                json.contains(r#""map": "verdict""#) || json.contains(r#""map":"verdict""#)
+            }
+            _ => false,
+        }
+    }
+
+    /// Deletes the remembered clients whose backend is gone, one element
+    /// per transaction: an entry may expire between the listing and its
+    /// deletion, and a missing element fails its whole batch.
+    async fn forget_stranded_clients(&self, index: &Index) {
+        let object = format!("map ip {} affinity", self.table);
+        let listed = match self.runner.list_json(&object).await {
+            Ok(Some(json)) => layout::read_remembered(json.as_bytes(), &self.table),
+            Ok(None) => return,
+            Err(e) => Err(e),
+        };
+        let remembered = match listed {
+            Ok(remembered) => remembered,
+            Err(e) => return warn!(error = %e, "cannot list the affinity map"),
+        };
+        for element in layout::stranded(&remembered, index) {
+            let tx = Transaction::elements(
+                &self.table,
+                vec![super::command::Command::DeleteElements {
+                    set: layout::AFFINITY.to_owned(),
+                    elements: vec![element],
+                }],
+                Vec::new(),
+            );
+            if let Err(e) = self.runner.apply(&tx).await {
+                debug!(error = %e, "a remembered client was gone already");
+            }
+        }
+    }
+}
+
+/// What a full load wrote.
+fn full_stats(table: &layout::Table) -> ApplyStats {
+    let elements = table
+        .tuples
+        .values()
+        .map(|f| f.facts.len() + f.slots.len() + f.allow.len() + usize::from(f.affinity.is_some()))
+        .sum::<usize>()
+        + table.hairpin.len();
+    ApplyStats {
+        chains_rewritten: 1,
+        elements_added: elements,
+        ..ApplyStats::default()
     }
 }
 
@@ -309,49 +359,72 @@ mod tests {
                 }],
                 ..Default::default()
             };
-            s.services
-                .insert(ServiceKey::new("kube-system", "dns"), svc);
+            s.services.insert(dns(), svc);
         }
         s
     }
 
+    fn dns() -> ServiceKey {
+        ServiceKey::new("kube-system", "dns")
+    }
+
     #[tokio::test]
-    async fn applies_incrementally_and_skips_empty_diffs() {
+    async fn loads_in_full_then_sends_only_what_changed() {
         let rec = RecordingRunner::new();
         let mut dp = DataPath::open("switchyard", rec.clone()).await.unwrap();
-        let first = dp.apply(&ctx(), &snap(1, None)).await.unwrap();
-        assert!(first.chains_created > 0);
+        dp.apply(&ctx(), &snap(1, None)).await.unwrap();
         assert_eq!(dp.generation(), 1);
-        assert!(dp.apply(&ctx(), &snap(2, None)).await.unwrap().is_empty());
-        assert_eq!(rec.scripts().len(), 1, "empty diff runs nothing");
-        dp.apply(&ctx(), &snap(3, Some([10, 96, 0, 10])))
+        let first = &rec.scripts()[0];
+        assert!(
+            first.starts_with("add table ip switchyard\ntable ip switchyard {\n"),
+            "{first}"
+        );
+        assert!(
+            first.ends_with("add element ip switchyard canary { 1 }\n"),
+            "{first}"
+        );
+        let changed = [dns()].into();
+        assert!(dp
+            .apply_changes(&ctx(), &snap(2, None), &changed)
+            .await
+            .unwrap()
+            .is_empty());
+        assert_eq!(rec.scripts().len(), 1, "no change, no transaction");
+        let stats = dp
+            .apply_changes(&ctx(), &snap(3, Some([10, 96, 0, 10])), &changed)
             .await
             .unwrap();
-        let scripts = rec.scripts();
+        assert_eq!(stats.elements_added, 1);
         assert_eq!(
-            scripts[1],
-            "add element ip switchyard no-endpoint-services { 10.96.0.10 . udp . 53 : goto reject-chain }\n\
+            rec.scripts()[1],
+            "add element ip switchyard reject-ips { 10.96.0.10 . udp . 53 }\n\
              flush set ip switchyard canary\nadd element ip switchyard canary { 2 }\n"
         );
         assert!(!dp.check_drift().await.unwrap());
     }
 
     #[tokio::test]
-    async fn failure_keeps_error_text_and_rereads_before_next_apply() {
+    async fn a_failed_change_makes_the_next_apply_a_full_load() {
         let rec = RecordingRunner::new();
         let mut dp = DataPath::open("switchyard", rec.clone()).await.unwrap();
         dp.apply(&ctx(), &snap(1, None)).await.unwrap();
         rec.fail_next("Error: Could not process rule: No such file or directory");
+        let changed = [dns()].into();
         let err = dp
-            .apply(&ctx(), &snap(2, Some([10, 96, 0, 10])))
+            .apply_changes(&ctx(), &snap(2, Some([10, 96, 0, 10])), &changed)
             .await
             .unwrap_err();
         assert!(err.nft_stderr().unwrap().contains("Could not process rule"));
-        // The recorder shows no live table, so the retry rebuilds from scratch.
-        dp.apply(&ctx(), &snap(2, Some([10, 96, 0, 10])))
+        assert_eq!(dp.generation(), 1, "nothing was written");
+        dp.apply_changes(&ctx(), &snap(2, Some([10, 96, 0, 10])), &changed)
             .await
             .unwrap();
-        assert!(rec.scripts()[1].starts_with("add table ip switchyard\n"));
+        let retry = &rec.scripts()[1];
+        assert!(retry.starts_with("add table ip switchyard\n"), "{retry}");
+        assert!(
+            retry.contains("elements = { 10.96.0.10 . udp . 53 }"),
+            "{retry}"
+        );
     }
 
     #[tokio::test]

@@ -1,6 +1,6 @@
 //! Walks an `nft -j list` listing, `{"nftables": [{kind: body}, ...]}`, one
 //! piece at a time. At 10,000 Services a table's listing is ~19 MB of JSON
-//! and its `service-ips` map alone has 10,000 elements: as one
+//! and its dispatch map alone has 100,000 elements: as one
 //! `serde_json::Value` tree the listing took several times its size, so
 //! neither the listing nor any whole set or map is ever held here.
 

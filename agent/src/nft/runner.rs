@@ -9,11 +9,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 
-use super::diff::Transaction;
 use super::error::{NftError, Result};
-use super::live;
+use super::layout::{self, Live};
 use super::netlink;
-use super::state::{AppliedState, CANARY_SET};
+use super::state::CANARY_SET;
+use super::transaction::Transaction;
 
 /// Runs nft transactions and listings.
 pub trait NftRunner: Send + Sync {
@@ -31,11 +31,11 @@ pub trait NftRunner: Send + Sync {
     fn list_json(&self, object: &str) -> impl Future<Output = Result<Option<String>>> + Send;
 
     /// What `table` (family ip) holds now, empty when it does not exist.
-    fn list_table(&self, table: &str) -> impl Future<Output = Result<AppliedState>> + Send {
+    fn list_table(&self, table: &str) -> impl Future<Output = Result<Live>> + Send {
         async move {
             match self.list_json(&format!("table ip {table}")).await? {
-                Some(json) => live::parse_table(&json, table),
-                None => Ok(AppliedState::default()),
+                Some(json) => layout::read_live(json.as_bytes(), table),
+                None => Ok(Live::default()),
             }
         }
     }
@@ -162,13 +162,13 @@ impl NftCommand {
 
     /// `nft -j list table ip <table>`, parsed while nft writes it: the
     /// listing is ~19 MB at 10,000 Services, which need never be held whole.
-    fn stream_table(&self, table: &str) -> Result<AppliedState> {
+    fn stream_table(&self, table: &str) -> Result<Live> {
         let mut child = self
             .blocking_command(&["-j", "list", "table", "ip", table])
             .spawn()
             .map_err(|e| self.spawn_error(e))?;
         let parsed = match child.stdout.take() {
-            Some(stdout) => live::read_table(std::io::BufReader::new(stdout), table),
+            Some(stdout) => layout::read_live(std::io::BufReader::new(stdout), table),
             None => Err(NftError::Malformed("nft's stdout was not piped".into())),
         };
         if parsed.is_err() {
@@ -178,7 +178,7 @@ impl NftCommand {
         let out = child.wait_with_output().map_err(|e| self.spawn_error(e))?;
         if !out.status.success() && !out.stderr.is_empty() {
             return match absent(&out) {
-                true => Ok(AppliedState::default()),
+                true => Ok(Live::default()),
                 false => Err(rejected(&out)),
             };
         }
@@ -254,7 +254,7 @@ impl NftRunner for NftCommand {
         }
     }
 
-    async fn list_table(&self, table: &str) -> Result<AppliedState> {
+    async fn list_table(&self, table: &str) -> Result<Live> {
         let (runner, table) = (self.clone(), table.to_owned());
         tokio::task::spawn_blocking(move || runner.stream_table(&table))
             .await
@@ -358,9 +358,10 @@ impl NftRunner for RecordingRunner {
 
     async fn list_json(&self, object: &str) -> Result<Option<String>> {
         let rec = self.lock();
+        let table = object.split_whitespace().nth(2).unwrap_or_default();
         match (object.ends_with(&format!(" {CANARY_SET}")), &rec.canary) {
             (true, Some(generation)) => Ok(Some(format!(
-                r#"{{"nftables": [{{"set": {{"name": "{CANARY_SET}", "elem": [{generation}]}}}}]}}"#
+                r#"{{"nftables": [{{"set": {{"name": "{CANARY_SET}", "table": "{table}", "elem": [{generation}]}}}}]}}"#
             ))),
             _ => Ok(None),
         }
@@ -370,7 +371,7 @@ impl NftRunner for RecordingRunner {
 #[cfg(test)]
 mod fallback_tests {
     use super::*;
-    use crate::nft::state::{AppliedState, Ruleset};
+    use crate::nft::layout;
 
     /// No such namespace: no netlink socket, so the transaction goes to
     /// `nft -f` (which fails too), and the fallback is counted.
@@ -379,7 +380,7 @@ mod fallback_tests {
         let counter = prometheus_client::metrics::counter::Counter::default();
         let runner =
             NftCommand::in_netns("sytest-no-such-namespace").counting_fallbacks(counter.clone());
-        let mut tx = crate::nft::diff::plan("t", &AppliedState::default(), &Ruleset::default());
+        let mut tx = layout::delta("t", &layout::Table::default(), &layout::Table::default());
         tx.set_generation(1);
         assert!(runner.apply(&tx).await.is_err());
         assert_eq!(counter.get(), 1);

@@ -108,7 +108,7 @@ pub fn probe(c: &Cluster, ns: &str, url: &str) -> Result<(u16, String), i32> {
     Ok((code.parse().unwrap_or(0), body.to_string()))
 }
 
-/// Puts a foreign `ip switchyard` table (a `service-ips` set of another
+/// Puts a foreign `ip switchyard` table (a `cluster-ips` set of another
 /// type) in node `i`'s way with its agent stopped, then starts the agent:
 /// every apply there is refused until the table is deleted.
 pub fn block_with_foreign_table(c: &mut Cluster, i: usize) {
@@ -122,7 +122,7 @@ pub fn block_with_foreign_table(c: &mut Cluster, i: usize) {
             "set",
             "ip",
             "switchyard",
-            "service-ips",
+            "cluster-ips",
             "{ type inet_service; }",
         ],
     ] {

@@ -6,8 +6,7 @@
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use switchyard_agent::nft::live::parse_table;
-use switchyard_agent::nft::{AppliedState, NftCommand};
+use switchyard_agent::nft::{layout, Live, NftCommand};
 
 /// A network namespace deleted on drop, also when the test panics.
 pub struct Netns {
@@ -44,10 +43,10 @@ impl Netns {
         NftCommand::in_netns(&self.name)
     }
 
-    /// The live table as the differ sees it.
-    pub fn state(&self, table: &str) -> AppliedState {
+    /// The live table as the agent reads it back.
+    pub fn live(&self, table: &str) -> Live {
         let json = self.nft(&format!("-j list table ip {table}")).unwrap();
-        parse_table(&json, table).unwrap()
+        layout::read_live(json.as_bytes(), table).unwrap()
     }
 }
 

@@ -126,15 +126,16 @@ fn firewall(ctx: &NodeContext, svc: &ServiceEntry, facts: &mut TupleFacts) {
         return;
     }
     facts.facts.insert(Fact::Firewalled);
-    facts.allow.extend(ranges.iter().copied());
+    let mut allow = ranges.clone();
     let holds_node = ranges
         .iter()
         .any(|r| ctx.node_ips.iter().any(|ip| r.contains(ip)));
     if holds_node {
-        facts
-            .allow
-            .extend(svc.load_balancer_ips.iter().map(|ip| Ipv4Net::from(*ip)));
+        allow.extend(svc.load_balancer_ips.iter().map(|ip| Ipv4Net::from(*ip)));
     }
+    // An interval set refuses overlapping elements: a range inside another
+    // (an LB IP in the node's range) is merged into it.
+    facts.allow = Ipv4Net::aggregate(&allow).into_iter().collect();
 }
 
 fn only(fact: Fact) -> TupleFacts {
@@ -285,6 +286,10 @@ mod tests {
         let lb = &t.tuples[&key(Some([172, 18, 0, 200]), 80)];
         assert_eq!(lb.facts, [Fact::External, Fact::Firewalled].into());
         let allow: Vec<String> = lb.allow.iter().map(ToString::to_string).collect();
-        assert_eq!(allow, ["172.18.0.0/24", "172.18.0.200/32"]);
+        assert_eq!(
+            allow,
+            ["172.18.0.0/24"],
+            "the LB IP is in the range already"
+        );
     }
 }

@@ -7,13 +7,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::render::{
-    affinity_record_rules, tuple_type, AFFINITY_RECORD, FIREWALL_ALLOW, NODE_PORT_BACKENDS,
+    affinity_record_chain, tuple_type, AFFINITY_RECORD, FIREWALL_ALLOW, NODE_PORT_BACKENDS,
     SERVICE_BACKENDS,
 };
 use super::table::{affinity_set, Table, TupleFacts};
 use crate::nft::command::{Command, Element, SetKind};
-use crate::nft::diff::{Phase, Transaction};
 use crate::nft::state::{MapKey, HAIRPIN_SET};
+use crate::nft::transaction::{Phase, Transaction};
 
 /// Elements by the set holding them.
 type BySet = BTreeMap<String, Vec<Element>>;
@@ -74,7 +74,7 @@ fn affinity_timeouts(tx: &mut Transaction, from: &BTreeSet<u32>, to: &BTreeSet<u
         Phase::Flush,
         Command::FlushChain(AFFINITY_RECORD.to_owned()),
     );
-    for rule in affinity_record_rules(to) {
+    for rule in affinity_record_chain(to) {
         tx.push_in(
             Phase::Rules,
             Command::AddRule {

@@ -131,6 +131,30 @@ impl Index {
         Some(facts.slots.values().copied().collect())
     }
 
+    /// The tuples Services in `keys` want that another Service wants too,
+    /// worded as [`Table::conflicts`].
+    pub fn conflicts_among(&self, keys: &BTreeSet<ServiceKey>) -> Vec<String> {
+        let tuples: BTreeSet<&MapKey> = keys
+            .iter()
+            .filter_map(|k| self.wanted.get(k))
+            .flat_map(|w| w.tuples.keys())
+            .collect();
+        tuples
+            .into_iter()
+            .flat_map(|tuple| {
+                let claimants = self
+                    .claims
+                    .get(tuple)
+                    .map(Vec::as_slice)
+                    .unwrap_or_default();
+                claimants
+                    .iter()
+                    .skip(1)
+                    .map(move |loser| format!("{loser}: {tuple} already taken"))
+            })
+            .collect()
+    }
+
     /// Whether some Service has `tuple`.
     pub fn has(&self, tuple: &MapKey) -> bool {
         self.claims.contains_key(tuple)

@@ -1,5 +1,6 @@
 //! [`Table`] → one `nft -f` script that creates the whole table: fixed
-//! chains (the same for any number of Services) and the elements.
+//! chains (the same for any number of Services) and the elements; and
+//! [`full_load`], which rewrites a table in place in one transaction.
 
 use std::fmt::Write as _;
 
@@ -8,7 +9,8 @@ use ipnet::Ipv4Net;
 use std::collections::BTreeSet;
 
 use super::table::{affinity_set, Fact, Table, EXACT_MAX, LOCAL_SLOTS, MANY_BASE, MANY_SLOTS};
-use crate::nft::state::{HAIRPIN_SET, MARK_MASQ_CHAIN, MASQ_MARK, REJECT_CHAIN};
+use crate::nft::fingerprint;
+use crate::nft::state::{CANARY_SET, HAIRPIN_SET, MARK_MASQ_CHAIN, MASQ_MARK, REJECT_CHAIN};
 
 const TUPLE: &str = "ip daddr . meta l4proto . th dport";
 const NODE_PORT: &str = "fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport";
@@ -16,7 +18,7 @@ pub(super) const SERVICE_BACKENDS: &str = "service-backends";
 pub(super) const NODE_PORT_BACKENDS: &str = "node-port-backends";
 pub(super) const FIREWALL_ALLOW: &str = "firewall-allow";
 /// Each client's backend per Service tuple, remembered for its timeout.
-pub(super) const AFFINITY: &str = "affinity";
+pub const AFFINITY: &str = "affinity";
 /// The chain recording new connections' backends into [`AFFINITY`].
 pub(super) const AFFINITY_RECORD: &str = "affinity-record";
 /// The client, then the tuple as the dispatch sees it: the daddr and port
@@ -31,20 +33,88 @@ const AFFINITY_SIZE: u32 = 1 << 20;
 /// The script creating table `ip <name>` with `table`'s content, for a
 /// node whose pod CIDR is `pod_cidr` (unknown: masquerade everything).
 pub fn render(name: &str, table: &Table, pod_cidr: Option<Ipv4Net>) -> String {
-    let mut out = format!("table ip {name} {{\n");
-    declarations(&mut out, table);
+    let mut out = String::new();
+    block(&mut out, name, table, pod_cidr, true);
+    out
+}
+
+/// One transaction that makes table `ip <name>` hold exactly `table` and
+/// the canary `generation`, whatever it held: the table, chains and sets
+/// are declared (a no-op for those that exist, an error for a foreign
+/// object of the same name), chains and sets flushed, then filled. The
+/// affinity map keeps the clients it remembers. `replace` deletes the
+/// table first (an older agent's layout, whose objects would linger).
+pub fn full_load(
+    name: &str,
+    table: &Table,
+    pod_cidr: Option<Ipv4Net>,
+    generation: u32,
+    replace: bool,
+) -> String {
+    let mut out = format!("add table ip {name}\n");
+    if replace {
+        let _ = writeln!(out, "delete table ip {name}");
+    }
+    let skeleton = Table {
+        affinity_timeouts: table.affinity_timeouts.clone(),
+        ..Table::default()
+    };
+    block(&mut out, name, &skeleton, pod_cidr, false);
+    for (chain, _, _) in chains(pod_cidr, &table.affinity_timeouts) {
+        let _ = writeln!(out, "flush chain ip {name} {chain}");
+    }
+    for (kind, set) in flushed_sets(&table.affinity_timeouts) {
+        let _ = writeln!(out, "flush {kind} ip {name} {set}");
+    }
+    // nft 1.0.6 cannot check a DNAT rule against a dispatch map it read
+    // back from the kernel (its `th dport` data lacks a protocol:
+    // "conflicting protocols specified: ip vs. th"), so the maps are made
+    // anew, unreferenced now that the chains are empty.
+    for map in [SERVICE_BACKENDS, NODE_PORT_BACKENDS] {
+        let _ = writeln!(out, "delete map ip {name} {map}");
+    }
+    block(&mut out, name, table, pod_cidr, true);
+    let _ = writeln!(out, "add element ip {name} {CANARY_SET} {{ {generation} }}");
+    out
+}
+
+/// Every set but the affinity map (whose elements the kernel adds) and
+/// the dispatch maps (deleted and made anew).
+fn flushed_sets(timeouts: &BTreeSet<u32>) -> Vec<(&'static str, String)> {
+    let mut sets: Vec<(&str, String)> = [true, false]
+        .into_iter()
+        .flat_map(|by_address| {
+            Fact::ALL
+                .into_iter()
+                .filter_map(move |f| f.set_name(by_address))
+        })
+        .chain([FIREWALL_ALLOW, HAIRPIN_SET, CANARY_SET])
+        .map(|set| ("set", set.to_owned()))
+        .collect();
+    sets.extend(
+        timeouts
+            .iter()
+            .flat_map(|t| [true, false].map(|by_address| ("set", affinity_set(*t, by_address)))),
+    );
+    sets
+}
+
+/// `table ip <name> { … }`: declarations and chains, with elements and
+/// rules when `content`, else bare (hooks kept).
+fn block(out: &mut String, name: &str, table: &Table, pod_cidr: Option<Ipv4Net>, content: bool) {
+    let _ = writeln!(out, "table ip {name} {{");
+    declarations(out, table);
     for (chain, hook, rules) in chains(pod_cidr, &table.affinity_timeouts) {
         let _ = writeln!(out, "  chain {chain} {{");
         if let Some(hook) = hook {
-            let _ = writeln!(out, "    {hook};");
+            let _ = writeln!(out, "    {hook}; policy accept;");
         }
-        for rule in rules {
+        for rule in rules.iter().filter(|_| content) {
             let _ = writeln!(out, "    {rule}");
         }
         out.push_str("  }\n");
     }
     out.push_str("}\n");
-    out
 }
 
 fn declarations(out: &mut String, table: &Table) {
@@ -81,6 +151,7 @@ fn declarations(out: &mut String, table: &Table) {
         "type ipv4_addr . ipv4_addr;",
         &hairpin,
     );
+    declare(out, "set", CANARY_SET, "type mark;", &[]);
     for (map, key, by_address) in [
         (SERVICE_BACKENDS, TUPLE, true),
         (NODE_PORT_BACKENDS, "meta l4proto . th dport", false),
@@ -128,7 +199,7 @@ pub(super) fn tuple_type(by_address: bool) -> &'static str {
 /// The rules recording, for every affinity timeout, a new connection's
 /// backend when its tuple is in that timeout's sets: per protocol, since
 /// `ct original proto-dst` has a port type only where the protocol is known.
-pub(super) fn affinity_record_rules(timeouts: &BTreeSet<u32>) -> Vec<String> {
+fn affinity_record_rules(timeouts: &BTreeSet<u32>) -> Vec<String> {
     let mut rules = Vec::new();
     for timeout in timeouts {
         for by_address in [true, false] {
@@ -158,9 +229,32 @@ fn declare(out: &mut String, kind: &str, name: &str, decl: &str, elements: &[Str
 
 type Chain = (&'static str, Option<String>, Vec<String>);
 
-/// The fixed chains, top to bottom; only the affinity record chain has
-/// rules per affinity timeout.
-fn chains(pod_cidr: Option<Ipv4Net>, timeouts: &BTreeSet<u32>) -> Vec<Chain> {
+/// The fixed chains, top to bottom, each first rule carrying the chain's
+/// fingerprint (so a listing shows a hand-edited chain, see `live`); only
+/// the affinity record chain has rules per affinity timeout.
+pub(super) fn chains(pod_cidr: Option<Ipv4Net>, timeouts: &BTreeSet<u32>) -> Vec<Chain> {
+    unstamped_chains(pod_cidr, timeouts)
+        .into_iter()
+        .map(|(name, hook, rules)| (name, hook, stamped(name, rules)))
+        .collect()
+}
+
+/// The record chain's rules for `timeouts`, stamped, for a delta.
+pub(super) fn affinity_record_chain(timeouts: &BTreeSet<u32>) -> Vec<String> {
+    stamped(AFFINITY_RECORD, affinity_record_rules(timeouts))
+}
+
+/// `rules` with the fingerprint of all of them on the first.
+fn stamped(chain: &str, mut rules: Vec<String>) -> Vec<String> {
+    let fingerprint = fingerprint::of(&rules);
+    if let Some(first) = rules.first_mut() {
+        let comment = fingerprint::comment(&fingerprint, chain);
+        *first = format!("{first} comment \"{comment}\"");
+    }
+    rules
+}
+
+fn unstamped_chains(pod_cidr: Option<Ipv4Net>, timeouts: &BTreeSet<u32>) -> Vec<Chain> {
     let base = |kind: &str, hook: &str, priority: i32| {
         Some(format!("type {kind} hook {hook} priority {priority}"))
     };

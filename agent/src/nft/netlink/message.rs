@@ -193,7 +193,7 @@ mod tests {
             0,
         );
         w.string(NFTA_RULE_TABLE, "sy").unwrap();
-        let nest = w.begin_nest(NFTA_RULE_EXPRESSIONS);
+        let nest = w.begin_nest(NFTA_SET_ELEM_LIST_ELEMENTS);
         w.be32(7, 0x0102_0304).unwrap();
         w.end_nest(nest).unwrap();
         w.end_message(msg).unwrap();
@@ -208,7 +208,7 @@ mod tests {
         assert_eq!(&b[16..20], &[2, 0, 0, 0]);
         // "sy\0" is 7 bytes long, padded to 8.
         assert_eq!(&b[20..28], &[7, 0, 1, 0, b's', b'y', 0, 0]);
-        assert_eq!(&b[28..32], &[12, 0, 4, 0x80]);
+        assert_eq!(&b[28..32], &[12, 0, 3, 0x80]);
         assert_eq!(&b[32..40], &[8, 0, 7, 0, 1, 2, 3, 4]);
     }
 

@@ -7,24 +7,18 @@
 //! and evaluating the script takes longer than the kernel's work. A batch
 //! here costs what its messages cost.
 //!
-//! Everything the differ and the compiler write is encoded: the table,
-//! base and regular chains, set and map declarations (`set.rs`), flushes
-//! and deletions, elements, and every rule shape (`rule.rs`,
-//! `skeleton.rs`, `affinity.rs`, with anonymous maps in `anonymous.rs`).
-//! [`encode`] returns `None` for anything else, and the caller runs that
-//! transaction through `nft -f` instead. Each message replicates what nft
-//! itself sends for the same text, so both paths leave identical tables.
+//! What a change of the constant layout writes is encoded: elements of
+//! every set and map, set declarations (`set.rs`), flushes and deletions.
+//! [`encode`] returns `None` for anything else (rules: the record chain
+//! rewritten when an affinity timeout comes or goes), and the caller runs
+//! that transaction through `nft -f` instead; so do full loads. Each
+//! message replicates what nft itself sends for the same text, so both
+//! paths leave identical tables.
 
-mod affinity;
-mod anonymous;
-mod chain;
 mod consts;
 mod element;
-mod expr;
 mod message;
-mod rule;
 mod set;
-mod skeleton;
 mod socket;
 
 pub use socket::Socket;
@@ -34,9 +28,6 @@ use message::Writer;
 
 use super::command::{Command, Element};
 use super::error::NftError;
-use super::state::Verdict;
-use expr::RuleVerdict;
-use rule::Rule;
 
 /// Elements per netlink message: the same lines `nft -f` would get, so an
 /// error names the same `add element` line nft would have shown.
@@ -266,10 +257,6 @@ impl Encoder<'_> {
     fn command(&mut self, command: &Command) -> Option<()> {
         let table = self.table;
         match command {
-            Command::AddTable => self.request(NFT_MSG_NEWTABLE, NLM_F_CREATE, |w| {
-                w.string(NFTA_TABLE_NAME, table)?;
-                w.be32(NFTA_TABLE_FLAGS, 0)
-            })?,
             Command::AddSet { kind, name, decl } if identifier(name) => {
                 let decl = set::parse(*kind, decl)?;
                 let id = self.next_set_id();
@@ -277,28 +264,10 @@ impl Encoder<'_> {
                     decl.write(w, table, name, id)
                 })?
             }
-            Command::AddChain { name, base: None } if identifier(name) => {
-                self.request(NFT_MSG_NEWCHAIN, NLM_F_CREATE, |w| {
-                    w.string(NFTA_CHAIN_TABLE, table)?;
-                    w.string(NFTA_CHAIN_NAME, name)
-                })?
-            }
-            Command::AddChain {
-                name,
-                base: Some(base),
-            } if identifier(name) => self.request(NFT_MSG_NEWCHAIN, NLM_F_CREATE, |w| {
-                chain::write_base(w, table, name, base)
-            })?,
             Command::FlushChain(name) if identifier(name) => {
                 self.request(NFT_MSG_DELRULE, 0, |w| {
                     w.string(NFTA_RULE_TABLE, table)?;
                     w.string(NFTA_RULE_CHAIN, name)
-                })?
-            }
-            Command::DeleteChain(name) if identifier(name) => {
-                self.request(NFT_MSG_DELCHAIN, 0, |w| {
-                    w.string(NFTA_CHAIN_TABLE, table)?;
-                    w.string(NFTA_CHAIN_NAME, name)
                 })?
             }
             // No element list: the kernel flushes the whole set.
@@ -314,10 +283,6 @@ impl Encoder<'_> {
                     w.string(NFTA_SET_NAME, name)
                 })?
             }
-            // A rule with an anonymous map records itself for each message.
-            Command::AddRule { chain, rule } if identifier(chain) => {
-                return self.rule(chain, &rule::parse(rule)?)
-            }
             // Element commands record one origin per chunk.
             Command::AddElements { set, elements } => return self.elements(set, elements, false),
             Command::DeleteElements { set, elements } => return self.elements(set, elements, true),
@@ -327,57 +292,10 @@ impl Encoder<'_> {
         Some(())
     }
 
-    /// `NEWRULE`, preceded by the declaration and elements of its
-    /// anonymous map if it has one; the rule names each message.
-    fn rule(&mut self, chain: &str, rule: &Rule) -> Option<()> {
-        let table = self.table;
-        let anonymous = match &rule.anonymous {
-            Some(map) => {
-                let id = self.next_set_id();
-                let decl = map.declaration()?;
-                self.request(NFT_MSG_NEWSET, NLM_F_CREATE, |w| {
-                    decl.write(w, table, anonymous::NAME, id)
-                })?;
-                self.record(1);
-                let chunks = self.element_messages(
-                    NFT_MSG_NEWSETELEM,
-                    NLM_F_CREATE,
-                    &map.elements,
-                    |w| {
-                        w.string(NFTA_SET_ELEM_LIST_TABLE, table)?;
-                        w.string(NFTA_SET_ELEM_LIST_SET, anonymous::NAME)?;
-                        w.be32(NFTA_SET_ELEM_LIST_SET_ID, id)
-                    },
-                    |w, (key, verdict): &(u32, RuleVerdict)| {
-                        anonymous::write_element(w, *key, verdict)
-                    },
-                )?;
-                self.record(chunks.len());
-                Some(id)
-            }
-            None => None,
-        };
-        self.request(NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND, |w| {
-            w.string(NFTA_RULE_TABLE, table)?;
-            w.string(NFTA_RULE_CHAIN, chain)?;
-            let list = w.begin_nest(NFTA_RULE_EXPRESSIONS);
-            for expr in &rule.exprs {
-                expr.write(w, anonymous)?;
-            }
-            w.end_nest(list)?;
-            match rule.userdata() {
-                Some(data) => w.bytes(NFTA_RULE_USERDATA, &data),
-                None => Some(()),
-            }
-        })?;
-        self.record(1);
-        Some(())
-    }
-
     /// `NEWSETELEM`/`DELSETELEM` messages for `elements`. An empty list
     /// sends nothing: a `DELSETELEM` without elements would flush the set.
     fn elements(&mut self, set: &str, elements: &[Element], delete: bool) -> Option<()> {
-        if !identifier(set) || !elements.iter().all(element_names_ok) {
+        if !identifier(set) {
             return None;
         }
         let (msg_type, flags) = match delete {
@@ -443,14 +361,6 @@ impl Encoder<'_> {
     }
 }
 
-/// Chain names inside verdict elements must be identifiers too.
-fn element_names_ok(element: &Element) -> bool {
-    match element {
-        Element::Service(_, Verdict::Goto(chain)) => identifier(chain),
-        _ => true,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::net::Ipv4Addr;
@@ -458,17 +368,20 @@ mod tests {
     use super::*;
     use crate::model::Protocol;
     use crate::nft::command::SetKind;
-    use crate::nft::state::{BaseHook, MapKey};
+    use crate::nft::state::{MapKey, Target};
 
-    fn service(port: u16, chain: &str) -> Element {
-        Element::Service(
-            MapKey {
-                addr: Some(Ipv4Addr::new(10, 96, 0, 1)),
-                protocol: Protocol::Tcp,
-                port,
-            },
-            Verdict::Goto(chain.into()),
-        )
+    fn slot(port: u16) -> Element {
+        let tuple = MapKey {
+            addr: Some(Ipv4Addr::new(10, 96, 0, 1)),
+            protocol: Protocol::Tcp,
+            port,
+        };
+        let target = Target {
+            ip: Ipv4Addr::new(10, 244, 1, 5),
+            port: 8080,
+            protocol: Protocol::Tcp,
+        };
+        Element::Slot(tuple, 0x1_0000, target)
     }
 
     #[test]
@@ -488,14 +401,6 @@ mod tests {
                 kind: SetKind::Map,
                 name: "bad name".into(),
             },
-            Command::AddChain {
-                name: "input".into(),
-                base: Some(BaseHook {
-                    kind: "route",
-                    hook: "output",
-                    priority: 0,
-                }),
-            },
             Command::AddRule {
                 chain: "c".into(),
                 rule: "counter accept".into(),
@@ -509,14 +414,6 @@ mod tests {
             );
         }
         assert!(encode("bad table", &[]).is_none());
-        assert!(encode(
-            "sy",
-            &[Command::AddElements {
-                set: "service-ips".into(),
-                elements: vec![service(1, "9lives")]
-            }]
-        )
-        .is_none());
     }
 
     fn message_types(batch: &Batch) -> Vec<u16> {
@@ -528,94 +425,39 @@ mod tests {
     }
 
     #[test]
-    fn declarations_number_their_sets() {
-        let set = |name: &str, decl: &str| Command::AddSet {
-            kind: SetKind::Set,
-            name: name.into(),
-            decl: decl.into(),
-        };
-        let vmap = Command::AddRule {
-            chain: "svc-a".into(),
-            rule: "numgen random mod 2 vmap { 0 : goto ep-a, 1 : goto ep-b }".into(),
-        };
-        let commands = [
-            Command::AddTable,
-            set("canary", "type mark;"),
-            Command::AddChain {
-                name: "filter-input".into(),
-                base: Some(BaseHook {
-                    kind: "filter",
-                    hook: "input",
-                    priority: -110,
-                }),
-            },
-            set(
-                "aff-a",
-                "type ipv4_addr; flags dynamic,timeout; timeout 10800s;",
-            ),
-            vmap.clone(),
-            Command::DeleteSet {
-                kind: SetKind::Set,
-                name: "aff-b".into(),
-            },
-        ];
-        let batch = encode("sy", &commands).unwrap();
-        // Table, set, chain, set, then the anonymous map's set, elements
-        // and the rule, then the deletion.
-        assert_eq!(
-            message_types(&batch),
-            [16, 0x0a00, 0x0a09, 0x0a03, 0x0a09, 0x0a09, 0x0a0c, 0x0a06, 0x0a0b, 17]
-        );
-        let rule = "add rule ip sy svc-a numgen random mod 2 vmap { 0 : goto ep-a, 1 : goto ep-b }";
-        for request in 4..7 {
-            assert_eq!(batch.describe(&commands, request).unwrap(), rule);
-        }
-        // Set ids 1, 2, 3: the anonymous map's id is in its elements and rule.
-        let id3 = [8u8, 0, 4, 0, 0, 0, 0, 3];
-        for message in [6, 7] {
-            let bytes = &batch.bytes[batch.offsets[message]..batch.offsets[message + 1]];
-            assert!(bytes.windows(8).any(|x| x == id3), "message {message}");
-        }
-        assert_eq!(
-            batch.describe(&commands, 7).unwrap(),
-            "delete set ip sy aff-b",
-            "requests follow the messages"
-        );
-    }
-
-    #[test]
     fn frames_every_command_between_begin_and_end() {
         let commands = [
-            Command::AddChain {
-                name: "svc-a".into(),
-                base: None,
+            Command::AddSet {
+                kind: SetKind::Set,
+                name: "affinity-60".into(),
+                decl: "type ipv4_addr . inet_proto . inet_service;".into(),
             },
-            Command::AddRule {
-                chain: "svc-a".into(),
-                rule: "drop".into(),
-            },
+            Command::FlushChain("affinity-record".into()),
             Command::DeleteElements {
                 set: "hairpin".into(),
                 elements: vec![],
             },
+            Command::DeleteSet {
+                kind: SetKind::Set,
+                name: "affinity-10800".into(),
+            },
         ];
         let batch = encode("sy", &commands).unwrap();
-        // Begin, two requests, end; the empty delete sends nothing.
-        assert_eq!(batch.offsets.len(), 4);
-        assert_eq!(batch.requests.len(), 2);
-        assert_eq!(message_types(&batch), [16, 0x0a03, 0x0a06, 17]);
+        // Begin, three requests, end; the empty delete sends nothing.
+        assert_eq!(batch.requests.len(), 3);
+        assert_eq!(message_types(&batch), [16, 0x0a09, 0x0a08, 0x0a0b, 17]);
         assert_eq!(
-            batch.describe(&commands, 1).unwrap(),
-            "add rule ip sy svc-a drop"
+            batch.describe(&commands, 2).unwrap(),
+            "delete set ip sy affinity-10800"
         );
     }
 
     #[test]
     fn a_refusal_names_the_failed_command() {
         let commands = [
-            Command::AddChain {
+            Command::FlushSet {
+                kind: SetKind::Set,
                 name: "a".into(),
-                base: None,
             },
             Command::FlushChain("b".into()),
         ];
@@ -635,41 +477,20 @@ mod tests {
 
     #[test]
     fn large_element_lists_are_chunked_like_nft_lines() {
-        let elements: Vec<Element> = (0..1200).map(|p| service(p, "svc-a")).collect();
+        let elements: Vec<Element> = (0..1200).map(slot).collect();
         let commands = [Command::AddElements {
-            set: "service-ips".into(),
+            set: "service-backends".into(),
             elements: elements.clone(),
         }];
         let batch = encode("sy", &commands).unwrap();
         assert_eq!(batch.requests.len(), 3);
         let mut last = String::new();
         Command::AddElements {
-            set: "service-ips".into(),
+            set: "service-backends".into(),
             elements: elements[1000..].to_vec(),
         }
         .render("sy", &mut last);
         assert_eq!(batch.describe(&commands, 2).unwrap(), last.trim_end());
-        // Long chain names are split by size instead.
-        let long = "c".repeat(250);
-        let elements: Vec<Element> = (0..500).map(|p| service(p, &long)).collect();
-        let batch = encode(
-            "sy",
-            &[Command::DeleteElements {
-                set: "service-ips".into(),
-                elements: elements.clone(),
-            }],
-        )
-        .unwrap();
-        assert_eq!(batch.requests.len(), 1, "keys alone are small");
-        let batch = encode(
-            "sy",
-            &[Command::AddElements {
-                set: "service-ips".into(),
-                elements,
-            }],
-        )
-        .unwrap();
-        assert!(batch.requests.len() > 1);
         assert!(batch.largest_message() < 40 * 1024);
     }
 }

@@ -1,26 +1,16 @@
-//! Set and map declarations (`NFT_MSG_NEWSET`) for the declarations the
-//! differ writes, attribute for attribute as nft 1.0.6 sends them.
+//! Set declarations (`NFT_MSG_NEWSET`) for the sets a change declares (an
+//! affinity timeout's tuple sets), attribute for attribute as nft 1.0.6
+//! sends them.
 //!
-//! The kernel only needs key and data types and lengths; nft also stores
-//! in `NFTA_SET_USERDATA` how to print the set back (key and data byte
-//! order, and for `typeof` declarations the expressions the types came
-//! from). Without the same userdata, `nft list` would show a netlink-made
-//! set differently (`type integer` instead of `typeof numgen …`), and the
-//! live reader would misread its elements. Accepted declarations:
-//!
-//! - `type T [. T …] [: verdict];` with T one of `ipv4_addr`,
-//!   `inet_proto`, `inet_service`, `mark`; a map iff `: verdict`;
-//! - `typeof numgen random mod M : ip daddr . PROTO dport;` (a map);
-//!
-//! each optionally followed by `flags F[,F];` (F `dynamic` or `timeout`,
-//! and `interval` for the `typeof numgen` map only: nft sends other
-//! interval sets with more attributes)
-//! and `timeout Ns;` (nft's limit: at most 8 digits).
+//! The kernel only needs key types and lengths; nft also stores in
+//! `NFTA_SET_USERDATA` how to print the set back (key byte order, and
+//! that the key is a concatenation). Without the same userdata `nft list`
+//! would show a netlink-made set differently. Accepted: plain sets
+//! `type T [. T …];` with T one of `ipv4_addr`, `inet_proto`,
+//! `inet_service`, `mark`.
 
 use super::consts::*;
 use super::message::Writer;
-use super::rule::{number, protocol};
-use crate::model::Protocol;
 use crate::nft::command::SetKind;
 
 /// What a `NEWSET` message says about one set or map.
@@ -133,63 +123,31 @@ const DATA_TYPES: [DataType; 4] = [
 
 /// nft packs a concatenation's type ids into one u32: at most this many.
 const MAX_CONCAT_FIELDS: usize = 5;
-/// nft's limit on time values: `timeout` takes at most 8 digits.
-const MAX_TIME_DIGITS: usize = 8;
 
-/// The `NEWSET` attributes for `add KIND ip T NAME { DECL }`, or `None`
+/// The `NEWSET` attributes for `add set ip T NAME { DECL }`, or `None`
 /// for a declaration not listed in the module docs.
 pub fn parse(kind: SetKind, decl: &str) -> Option<SetDecl> {
     let mut statements = decl.split(';').map(str::trim).filter(|s| !s.is_empty());
     let first: Vec<&str> = statements.next()?.split_whitespace().collect();
-    let (mut set, interval_ok) = match first.as_slice() {
-        ["typeof", "numgen", "random", "mod", modulus, ":", "ip", "daddr", ".", proto, "dport"] => {
-            (backend_map(number(modulus)?, protocol(proto)?)?, true)
-        }
-        ["type", types @ ..] => (typed(types)?, false),
-        _ => return None,
-    };
-    let (mut flags, mut timeout) = (None, None);
-    for statement in statements {
-        match statement.split_whitespace().collect::<Vec<_>>().as_slice() {
-            ["flags", list] if flags.is_none() => flags = Some(set_flags(list)?),
-            ["timeout", value] if timeout.is_none() => timeout = Some(seconds(value)?),
-            _ => return None,
-        }
-    }
-    let flags = flags.unwrap_or(0);
-    if flags & NFT_SET_INTERVAL != 0 && !interval_ok {
+    let ["type", types @ ..] = first.as_slice() else {
         return None;
-    }
-    set.flags |= flags;
-    set.timeout_ms = timeout.unwrap_or(0) * 1000;
-    // nft sets the timeout flag itself when a default timeout is given.
-    if set.timeout_ms > 0 {
-        set.flags |= NFT_SET_TIMEOUT;
-    }
-    (set.data.is_some() == (kind == SetKind::Map)).then_some(set)
+    };
+    (kind == SetKind::Set && statements.next().is_none()).then_some(())?;
+    typed(types)
 }
 
-/// `T [. T …] [: verdict]`.
+/// `T [. T …]`.
 fn typed(words: &[&str]) -> Option<SetDecl> {
-    let (key, data) = match words.iter().position(|w| *w == ":") {
-        Some(colon) => (&words[..colon], Some(&words[colon + 1..])),
-        None => (words, None),
-    };
-    let is_map = match data {
-        None => false,
-        Some(["verdict"]) => true,
-        Some(_) => return None,
-    };
     // Types at even positions, `.` between them.
     let mut fields = Vec::new();
-    for (i, word) in key.iter().enumerate() {
+    for (i, word) in words.iter().enumerate() {
         match i % 2 {
             0 => fields.push(DATA_TYPES.iter().find(|t| t.name == *word)?),
             _ if *word == "." => {}
             _ => return None,
         }
     }
-    if key.len() % 2 == 0 || fields.len() > MAX_CONCAT_FIELDS {
+    if words.len().is_multiple_of(2) || fields.len() > MAX_CONCAT_FIELDS {
         return None;
     }
     let (key_type, key_len, byteorder) = match fields.as_slice() {
@@ -203,86 +161,19 @@ fn typed(words: &[&str]) -> Option<SetDecl> {
     };
     let mut udata = Udata::default();
     udata.u32(NFTNL_UDATA_SET_KEYBYTEORDER, byteorder)?;
-    if is_map {
-        udata.u32(NFTNL_UDATA_SET_DATABYTEORDER, BYTEORDER_INVALID)?;
-    }
     if fields.len() > 1 {
         // nft records a concatenation of plain types as an empty concat.
         udata.typeof_record(NFTNL_UDATA_SET_KEY_TYPEOF, EXPR_CONCAT, Udata::default())?;
     }
-    if is_map {
-        udata.u32(NFTNL_UDATA_SET_DATA_INTERVAL, 0)?;
-    }
     Some(SetDecl {
-        flags: if is_map { NFT_SET_MAP } else { 0 },
+        flags: 0,
         key_type,
         key_len,
-        data: is_map.then_some((NFT_DATA_VERDICT, 0)),
+        data: None,
         timeout_ms: 0,
         size: None,
         userdata: udata.into_bytes(),
     })
-}
-
-/// `typeof numgen random mod M : ip daddr . PROTO dport`: keys are numgen
-/// values (host order), data `ipv4_addr . inet_service`.
-fn backend_map(modulus: u32, protocol: Protocol) -> Option<SetDecl> {
-    let mut numgen = Udata::default();
-    numgen
-        .u32(NFTNL_UDATA_SET_KEY_NUMGEN_TYPE, NFT_NG_RANDOM)?
-        .u32(NFTNL_UDATA_SET_KEY_NUMGEN_MOD, modulus)?
-        .u32(NFTNL_UDATA_SET_KEY_NUMGEN_OFFSET, 0)?;
-    let desc = match protocol {
-        Protocol::Tcp => PROTO_DESC_TCP,
-        Protocol::Udp => PROTO_DESC_UDP,
-        Protocol::Sctp => PROTO_DESC_SCTP,
-    };
-    let mut fields = Udata::default();
-    for (i, (desc, field)) in [(PROTO_DESC_IP, IPHDR_DADDR), (desc, L4HDR_DPORT)]
-        .into_iter()
-        .enumerate()
-    {
-        let mut payload = Udata::default();
-        payload
-            .u32(NFTNL_UDATA_SET_KEY_PAYLOAD_DESC, desc)?
-            .u32(NFTNL_UDATA_SET_KEY_PAYLOAD_TYPE, field)?;
-        // A concatenation's fields are records numbered from 0.
-        fields.typeof_record(u8::try_from(i).ok()?, EXPR_PAYLOAD, payload)?;
-    }
-    let mut udata = Udata::default();
-    udata
-        .u32(NFTNL_UDATA_SET_KEYBYTEORDER, BYTEORDER_HOST_ENDIAN)?
-        .u32(NFTNL_UDATA_SET_DATABYTEORDER, BYTEORDER_INVALID)?
-        .typeof_record(NFTNL_UDATA_SET_KEY_TYPEOF, EXPR_NUMGEN, numgen)?
-        .typeof_record(NFTNL_UDATA_SET_DATA_TYPEOF, EXPR_CONCAT, fields)?
-        .u32(NFTNL_UDATA_SET_DATA_INTERVAL, 0)?;
-    Some(SetDecl {
-        flags: NFT_SET_MAP,
-        key_type: TYPE_INTEGER,
-        key_len: 4,
-        data: Some((TYPE_IPADDR << TYPE_BITS | TYPE_INET_SERVICE, 8)),
-        timeout_ms: 0,
-        size: None,
-        userdata: udata.into_bytes(),
-    })
-}
-
-fn set_flags(list: &str) -> Option<u32> {
-    list.split(',').try_fold(0, |flags, flag| match flag {
-        "dynamic" => Some(flags | NFT_SET_EVAL),
-        "timeout" => Some(flags | NFT_SET_TIMEOUT),
-        "interval" => Some(flags | NFT_SET_INTERVAL),
-        _ => None,
-    })
-}
-
-/// `Ns` with at most [`MAX_TIME_DIGITS`] digits (nft refuses more).
-fn seconds(value: &str) -> Option<u64> {
-    let digits = value.strip_suffix('s')?;
-    let plain = !digits.is_empty()
-        && digits.len() <= MAX_TIME_DIGITS
-        && digits.bytes().all(|b| b.is_ascii_digit());
-    plain.then(|| digits.parse().ok())?
 }
 
 #[cfg(test)]
@@ -291,51 +182,7 @@ mod tests {
 
     /// Userdata bytes as `nft --debug=mnl` shows them (x86-64, host order).
     #[test]
-    fn concat_verdict_map_matches_nft() {
-        let set = parse(
-            SetKind::Map,
-            "type ipv4_addr . inet_proto . inet_service : verdict;",
-        )
-        .unwrap();
-        assert_eq!(set.flags, NFT_SET_MAP);
-        assert_eq!((set.key_type, set.key_len), (0x730d, 12));
-        assert_eq!(set.data, Some((NFT_DATA_VERDICT, 0)));
-        assert_eq!(
-            set.userdata,
-            [0, 4, 0, 0, 0, 0, 1, 4, 0, 0, 0, 0, 3, 8, 0, 4, 13, 0, 0, 0, 1, 0, 6, 4, 0, 0, 0, 0]
-        );
-        let nodeports = parse(SetKind::Map, "type inet_proto . inet_service : verdict;").unwrap();
-        assert_eq!((nodeports.key_type, nodeports.key_len), (0x30d, 8));
-        assert_eq!(nodeports.userdata, set.userdata);
-    }
-
-    #[test]
-    fn backend_map_records_its_typeof() {
-        let set = parse(
-            SetKind::Map,
-            "typeof numgen random mod 1 : ip daddr . udp dport;",
-        )
-        .unwrap();
-        assert_eq!((set.key_type, set.key_len), (TYPE_INTEGER, 4));
-        assert_eq!(set.data, Some((0x1cd, 8)));
-        let expected = "000401000000010400000000031a000417000000011200040100000001040100\
-                        0000020400000000043400040d000000012c0014000407000000010c00040c00\
-                        000001040c0000000114000407000000010c0004060000000104020000000604\
-                        00000000";
-        let hex: String = set.userdata.iter().map(|b| format!("{b:02x}")).collect();
-        assert_eq!(hex, expected);
-        let interval = parse(
-            SetKind::Map,
-            "typeof numgen random mod 1 : ip daddr . udp dport; flags interval;",
-        )
-        .unwrap();
-        // nft 1.0.6 (`--debug=mnl`): the same attributes, flags 0xc.
-        assert_eq!(interval.flags, NFT_SET_MAP | NFT_SET_INTERVAL);
-        assert_eq!(interval.userdata, set.userdata);
-    }
-
-    #[test]
-    fn plain_sets_and_affinity_sets() {
+    fn plain_and_concatenated_sets_match_nft() {
         let canary = parse(SetKind::Set, "type mark;").unwrap();
         assert_eq!((canary.flags, canary.key_type, canary.key_len), (0, 19, 4));
         assert_eq!(canary.userdata, [0, 4, 1, 0, 0, 0]);
@@ -345,41 +192,27 @@ mod tests {
             hairpin.userdata,
             [0, 4, 0, 0, 0, 0, 3, 8, 0, 4, 13, 0, 0, 0, 1, 0]
         );
-        let aff = parse(
-            SetKind::Set,
-            "type ipv4_addr; flags dynamic,timeout; timeout 10800s;",
-        )
-        .unwrap();
-        assert_eq!((aff.flags, aff.timeout_ms), (0x30, 10_800_000));
-        assert_eq!(aff.userdata, [0, 4, 2, 0, 0, 0]);
-        let zero = parse(SetKind::Set, "type ipv4_addr; timeout 0s;").unwrap();
-        assert_eq!((zero.flags, zero.timeout_ms), (0, 0));
-        let implied = parse(SetKind::Set, "type ipv4_addr; timeout 99999999s;").unwrap();
-        assert_eq!(implied.flags, NFT_SET_TIMEOUT);
+        let tuples = parse(SetKind::Set, "type ipv4_addr . inet_proto . inet_service;").unwrap();
+        assert_eq!((tuples.key_type, tuples.key_len), (0x730d, 12));
+        let node_ports = parse(SetKind::Set, "type inet_proto . inet_service;").unwrap();
+        assert_eq!((node_ports.key_type, node_ports.key_len), (0x30d, 8));
+        assert_eq!(node_ports.userdata, hairpin.userdata);
     }
 
     #[test]
     fn other_declarations_are_none() {
         for (kind, decl) in [
-            (SetKind::Set, "type ipv4_addr : verdict;"),
+            (
+                SetKind::Map,
+                "type ipv4_addr . inet_proto . inet_service : verdict;",
+            ),
             (SetKind::Map, "type ipv4_addr;"),
             (SetKind::Set, "type ipv6_addr;"),
             (SetKind::Set, "type ipv4_addr ipv4_addr;"),
             (SetKind::Set, "type ipv4_addr .;"),
             (SetKind::Set, "type;"),
-            (SetKind::Map, "type mark : ipv4_addr;"),
             (SetKind::Set, "type ipv4_addr; flags interval;"),
-            (SetKind::Set, "type ipv4_addr; timeout 100000000s;"),
             (SetKind::Set, "type ipv4_addr; timeout 3h;"),
-            (
-                SetKind::Set,
-                "type ipv4_addr; flags timeout; flags dynamic;",
-            ),
-            (SetKind::Set, "type ipv4_addr; size 10;"),
-            (
-                SetKind::Map,
-                "typeof numgen random mod 1 : ip daddr . icmp dport;",
-            ),
             (SetKind::Map, "typeof ip saddr : verdict;"),
             (SetKind::Set, ""),
         ] {

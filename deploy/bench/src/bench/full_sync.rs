@@ -104,7 +104,7 @@ async fn agent_script(channel: Channel, node: &NodeContext) -> anyhow::Result<St
         .fold(ClusterView::default(), |view, part| view.fold(part));
     let snap = view.data_path_snapshot();
     let dp = DataPath::open("switchyard", HollowRunner::default()).await?;
-    Ok(dp.plan(node, &snap).script())
+    Ok(dp.full_load(node, &snap))
 }
 
 /// `nft -f` of `script` into a fresh namespace, in milliseconds.

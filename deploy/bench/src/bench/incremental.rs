@@ -1,15 +1,11 @@
 //! Benchmark 3, incremental sync: the agent-side cost of one change
 //! (`DataPath::apply_changes`, what the agent runs for a delta push:
-//! recompile the changed Service, diff it, `nft -f` of the difference) with 10,000 Services loaded, against the same change with
-//! 100 Services loaded. The measuring process runs inside a throwaway
-//! network namespace, as an agent runs on its host, so no `ip netns exec`
-//! is timed.
-//!
-//! Beside it, in the same run, the constant-size layout (issue 26,
-//! `nft::layout`), which the agent does not program yet: the same changes
-//! as the agent would run them on it — `layout::Index::update` of the
-//! changed Service, its element-only delta, sent as one netlink batch —
-//! and both layouts' chain and rule counts.
+//! recompile the changed Service, its element-only delta, one netlink
+//! batch) with 10,000 Services loaded, against the same change with 100
+//! Services loaded, and the table's chain and rule counts at both (the
+//! constant layout's: equal). The measuring process runs inside a
+//! throwaway network namespace, as an agent runs on its host, so no
+//! `ip netns exec` is timed.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
@@ -17,7 +13,7 @@ use std::time::Instant;
 use anyhow::{bail, Context as _};
 use rand::{Rng, SeedableRng};
 use switchyard_agent::model::{NodeContext, ServiceKey, Snapshot};
-use switchyard_agent::nft::{layout, DataPath, NftCommand, NftRunner};
+use switchyard_agent::nft::{DataPath, NftCommand};
 
 use crate::context::Ctx;
 use crate::fixture::{self, Shape};
@@ -26,20 +22,12 @@ use crate::report::{Report, Row, Target};
 use crate::stats::Summary;
 
 pub const BENCH: &str = "incremental-sync";
-const TARGET_MS: f64 = 10.0;
-const TARGET_RATIO: f64 = 1.2;
+const TARGET_MS: f64 = 1.0;
+const TARGET_RATIO: f64 = 1.5;
 const SMALL: usize = 100;
 const CASES: [&str; 3] = ["endpoint-change", "service-add", "service-delete"];
-/// The constant layout's rows.
-const CONSTANT_CASES: [&str; 3] = [
-    "endpoint-change@constant",
-    "service-add@constant",
-    "service-delete@constant",
-];
-/// Table sizes, for both layouts.
-const SIZES: [&str; 4] = ["chains", "rules", "chains@constant", "rules@constant"];
-/// The constant layout's table, beside the agent's.
-const CONSTANT_TABLE: &str = "switchyard-constant";
+/// Table sizes.
+const SIZES: [&str; 2] = ["chains", "rules"];
 
 pub async fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
     if !report.has_root(ctx.root, BENCH) {
@@ -65,11 +53,6 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
                 let target = (services == big).then_some(Target::p99(TARGET_MS));
                 report
                     .push(Row::at(BENCH, case, &scale, services as f64).measured("ms", s, target));
-            }
-        }
-        for case in CONSTANT_CASES {
-            if let Some(s) = samples.get(case).and_then(|v| Summary::of(v)) {
-                report.push(Row::at(BENCH, case, &scale, services as f64).measured("ms", s, None));
             }
         }
         for size in SIZES {
@@ -166,101 +149,7 @@ pub async fn inner(services: usize, reps: usize) -> anyhow::Result<()> {
     let (chains, rules) = table_size("switchyard")?;
     samples.insert("chains".into(), vec![chains]);
     samples.insert("rules".into(), vec![rules]);
-    // Alone in the namespace: each nft run reads every table's chains and
-    // sets, so the agent's table would slow the other layout's runs.
-    nft_script("delete table ip switchyard\n")?;
-    constant_layout(&node, &shape, &mut snap, reps, &mut samples).await?;
     println!("{}", serde_json::to_string(&samples)?);
-    Ok(())
-}
-
-/// The same changes on the constant layout: loaded whole with `nft -f`,
-/// then each change as the agent would run it (index update, delta, one
-/// netlink batch), all of it timed.
-async fn constant_layout(
-    node: &NodeContext,
-    shape: &Shape,
-    snap: &mut Snapshot,
-    reps: usize,
-    samples: &mut BTreeMap<String, Vec<f64>>,
-) -> anyhow::Result<()> {
-    let services = shape.services;
-    let mut index = layout::Index::build(node, snap);
-    let t = Instant::now();
-    nft_script(&layout::render(
-        CONSTANT_TABLE,
-        &index.table(),
-        node.pod_cidr,
-    ))?;
-    samples.insert("initial-load@constant".into(), vec![ms(t)]);
-    let fallbacks = prometheus_client::metrics::counter::Counter::default();
-    let runner = NftCommand::new().counting_fallbacks(fallbacks.clone());
-    let mut rng = rand::rngs::StdRng::seed_from_u64(3);
-    let extra = fixture::service_key(services + 1);
-    for _ in 0..reps {
-        let key = fixture::service_key(rng.random_range(0..services));
-        for ready in [false, true] {
-            set_ready(snap, &key, ready)?;
-            let ms = constant_step(&mut index, &runner, node, snap, &key).await?;
-            samples
-                .entry("endpoint-change@constant".into())
-                .or_default()
-                .push(ms);
-        }
-        snap.services
-            .insert(extra.clone(), fixture::service_entry(shape, services + 1));
-        let ms = constant_step(&mut index, &runner, node, snap, &extra).await?;
-        samples
-            .entry("service-add@constant".into())
-            .or_default()
-            .push(ms);
-        snap.services.remove(&extra);
-        let ms = constant_step(&mut index, &runner, node, snap, &extra).await?;
-        samples
-            .entry("service-delete@constant".into())
-            .or_default()
-            .push(ms);
-    }
-    if fallbacks.get() > 0 {
-        bail!(
-            "{} constant-layout changes fell back to nft -f",
-            fallbacks.get()
-        );
-    }
-    let (chains, rules) = table_size(CONSTANT_TABLE)?;
-    samples.insert("chains@constant".into(), vec![chains]);
-    samples.insert("rules@constant".into(), vec![rules]);
-    Ok(())
-}
-
-/// One change to `key` on the constant layout, timed: ms.
-async fn constant_step(
-    index: &mut layout::Index,
-    runner: &NftCommand,
-    node: &NodeContext,
-    snap: &Snapshot,
-    key: &ServiceKey,
-) -> anyhow::Result<f64> {
-    let t = Instant::now();
-    let change = index.update(node, snap, &BTreeSet::from([key.clone()]));
-    let tx = layout::delta(CONSTANT_TABLE, &change.before, &change.after);
-    runner.apply(&tx).await?;
-    Ok(ms(t))
-}
-
-/// Runs `script` with `nft -f` (an empty script runs `nft -f` all the same:
-/// the floor every change pays).
-fn nft_script(script: &str) -> anyhow::Result<()> {
-    let path = std::env::temp_dir().join(format!("sy-bench-layout-{}.nft", std::process::id()));
-    std::fs::write(&path, script)?;
-    let out = std::process::Command::new("nft")
-        .arg("-f")
-        .arg(&path)
-        .output()?;
-    let _ = std::fs::remove_file(&path);
-    if !out.status.success() {
-        bail!("nft -f: {}", String::from_utf8_lossy(&out.stderr));
-    }
     Ok(())
 }
 
