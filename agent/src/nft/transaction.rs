@@ -20,9 +20,7 @@ use super::state::CANARY_SET;
 /// What one transaction changes; all zero means nothing to do.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ApplyStats {
-    pub chains_created: usize,
     pub chains_rewritten: usize,
-    pub chains_deleted: usize,
     pub elements_added: usize,
     pub elements_deleted: usize,
     pub sets_created: usize,

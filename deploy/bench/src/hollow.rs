@@ -63,17 +63,28 @@ impl NftRunner for HollowRunner {
         Ok(())
     }
 
-    /// Only reached through the trait's default `apply`, which this runner
-    /// replaces: the data path never hands it a script.
-    async fn run_script(&self, _script: &str) -> NftResult<()> {
+    /// A full load: records the canary it ends with instead of running nft.
+    async fn run_script(&self, script: &str) -> NftResult<()> {
+        let marker = format!(" {CANARY_SET} {{ ");
+        let generation = script
+            .lines()
+            .rev()
+            .find(|l| l.starts_with("add element") && l.contains(&marker))
+            .and_then(|l| l.rsplit("{ ").next())
+            .map(|g| g.trim_end_matches(" }").to_owned());
+        if let Some(generation) = generation {
+            let mut rec = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+            rec.canary = Some(generation);
+        }
         Ok(())
     }
 
     async fn list_json(&self, object: &str) -> NftResult<Option<String>> {
         let rec = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let table = object.split_whitespace().nth(2).unwrap_or_default();
         match (object.ends_with(" canary"), &rec.canary) {
             (true, Some(g)) => Ok(Some(format!(
-                r#"{{"nftables": [{{"set": {{"name": "canary", "elem": [{g}]}}}}]}}"#
+                r#"{{"nftables": [{{"set": {{"name": "canary", "table": "{table}", "elem": [{g}]}}}}]}}"#
             ))),
             _ => Ok(None),
         }

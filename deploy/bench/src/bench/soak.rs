@@ -30,7 +30,8 @@ const WRITERS: usize = 16;
 /// Memory of the last tenth against the first after warm-up, at most.
 const RSS_GROWTH_PCT: f64 = 5.0;
 /// What an apply of the restarted agents logs when it changes nothing.
-const NOTHING_CHANGED: &str = "chains_created: 0, chains_rewritten: 0, chains_deleted: 0, elements_added: 0, elements_deleted: 0, sets_created: 0, sets_deleted: 0";
+const NOTHING_CHANGED: &str =
+    "chains_rewritten: 0, elements_added: 0, elements_deleted: 0, sets_created: 0, sets_deleted: 0";
 
 /// How big a soak is.
 #[derive(Debug, Clone, Copy)]
