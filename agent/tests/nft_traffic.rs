@@ -16,7 +16,7 @@ mod support;
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -41,6 +41,8 @@ fn traffic_helper() {
     match role.split_once('=') {
         Some(("serve", addr)) => serve(addr.parse().unwrap(), false),
         Some(("serve-local", addr)) => serve(addr.parse().unwrap(), true),
+        Some(("serve-udp", addr)) => serve_udp(addr.parse().unwrap()),
+        Some(("ask-udp", addr)) => println!("{MARK}{}", ask_udp(addr.parse().unwrap())),
         Some(("connect", addr)) => println!("{MARK}{}", connect(addr.parse().unwrap())),
         _ => panic!("unknown role {role}"),
     }
@@ -61,6 +63,31 @@ fn serve(addr: SocketAddr, local: bool) {
         if let Ok(seen) = seen {
             let _ = stream.write_all(seen.ip().to_string().as_bytes());
         }
+    }
+}
+
+/// Answers each datagram with the address it came from.
+fn serve_udp(addr: SocketAddr) {
+    let socket = UdpSocket::bind(addr).unwrap();
+    println!("{MARK}listening");
+    std::io::stdout().flush().unwrap();
+    let mut buf = [0u8; 64];
+    while let Ok((_, peer)) = socket.recv_from(&mut buf) {
+        let _ = socket.send_to(peer.ip().to_string().as_bytes(), peer);
+    }
+}
+
+/// `ok <address the server saw>` or `timeout`.
+fn ask_udp(addr: SocketAddr) -> String {
+    let socket = UdpSocket::bind("0.0.0.0:0").unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(1500)))
+        .unwrap();
+    socket.send_to(b"?", addr).unwrap();
+    let mut buf = [0u8; 64];
+    match socket.recv(&mut buf) {
+        Ok(n) => format!("ok {}", String::from_utf8_lossy(&buf[..n])),
+        Err(_) => "timeout".into(),
     }
 }
 
@@ -101,7 +128,12 @@ fn helper_command(ns: &Netns, role: &str) -> Command {
 
 /// Connects from inside `ns` and returns the client's verdict.
 fn connect_from(ns: &Netns, addr: &str) -> String {
-    let out = helper_command(ns, &format!("connect={addr}"))
+    ask_from(ns, "connect", addr)
+}
+
+/// Runs the client `role` against `addr` inside `ns`: its verdict.
+fn ask_from(ns: &Netns, role: &str, addr: &str) -> String {
+    let out = helper_command(ns, &format!("{role}={addr}"))
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -227,7 +259,18 @@ fn snapshot() -> Snapshot {
         .into();
     }
     sticky.session_affinity_timeout = Some(10800);
+    // UDP, port 53 to the pod's 5353.
+    let mut dns = service(15, 30085, false, vec![endpoint([10, 244, 1, 5], "node-a")]);
+    dns.ports[0].protocol = Protocol::Udp;
+    dns.ports[0].port = 53;
+    dns.endpoints[0].ports = vec![EndpointPortEntry {
+        name: "http".into(),
+        protocol: Protocol::Udp,
+        port: 5353,
+    }]
+    .into();
     let services = [
+        ("dns", dns),
         ("sticky", sticky),
         ("web", web),
         ("web-local", service(11, 30081, true, pod())),
@@ -289,12 +332,11 @@ async fn service_traffic_is_dnatted_masqueraded_and_rejected_as_kube_proxy_does(
     check_traffic(&node, &pod, &client);
 }
 
-/// The constant-size layout (issue 26), loaded whole with `nft -f`, must
-/// treat every packet as today's layout does; a change goes over netlink
-/// as element deletes and adds only.
+/// The table as `layout::render` writes it serves the same traffic, and a
+/// change reaches packets as element deletes and adds over netlink.
 #[tokio::test]
-async fn the_constant_size_layout_treats_traffic_the_same() {
-    let Some((node, pod, client)) = topology("constant_layout_traffic") else {
+async fn changes_reach_traffic_as_element_deltas_over_netlink() {
+    let Some((node, pod, client)) = topology("changes_reach_traffic_as_element_deltas") else {
         return;
     };
     let ctx = node_context();
@@ -370,6 +412,18 @@ fn check_affinity(node: &Netns, pod: &Netns, client: &Netns) {
             "{answer}"
         );
     }
+}
+
+/// UDP takes the same path: a ClusterIP from the pod itself (hairpin) and
+/// from the host, both masqueraded, and a NodePort.
+fn check_udp(node: &Netns, pod: &Netns, client: &Netns) {
+    let _server = Server::start_role(pod, "serve-udp", "0.0.0.0:5353");
+    assert_eq!(ask_from(pod, "ask-udp", "10.96.0.15:53"), "ok 10.244.1.1");
+    assert_eq!(ask_from(node, "ask-udp", "10.96.0.15:53"), "ok 10.244.1.1");
+    assert_eq!(
+        ask_from(client, "ask-udp", "192.168.1.10:30085"),
+        "ok 10.244.1.1"
+    );
 }
 
 fn check_traffic(node: &Netns, pod: &Netns, client: &Netns) {
@@ -456,4 +510,5 @@ fn check_traffic(node: &Netns, pod: &Netns, client: &Netns) {
     }
     assert!(failures.is_empty(), "\n{}", failures.join("\n"));
     check_affinity(node, pod, client);
+    check_udp(node, pod, client);
 }

@@ -102,15 +102,7 @@ impl<R: NftRunner> DataPath<R> {
             return Ok(ApplyStats::default());
         }
         let generation = self.generation.wrapping_add(1);
-        let script = heavy(|| {
-            layout::full_load(
-                &self.table,
-                &desired,
-                ctx.pod_cidr,
-                generation,
-                self.replace,
-            )
-        });
+        let script = heavy(|| self.script(&desired, ctx, generation));
         self.runner.run_script(&script).await?;
         self.generation = generation;
         self.replace = false;
@@ -214,14 +206,12 @@ impl<R: NftRunner> DataPath<R> {
     /// The script a full [`apply`](Self::apply) would run, without running it.
     pub fn full_load(&self, ctx: &NodeContext, snap: &Snapshot) -> String {
         let desired = layout::compile(ctx, snap);
-        let generation = self.generation.wrapping_add(1);
-        layout::full_load(
-            &self.table,
-            &desired,
-            ctx.pod_cidr,
-            generation,
-            self.replace,
-        )
+        self.script(&desired, ctx, self.generation.wrapping_add(1))
+    }
+
+    /// The full load of `desired` writing canary `generation`.
+    fn script(&self, desired: &layout::Table, ctx: &NodeContext, generation: u32) -> String {
+        layout::full_load(&self.table, desired, ctx.pod_cidr, generation, self.replace)
     }
 
     /// Last generation written to the canary.
