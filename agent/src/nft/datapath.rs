@@ -102,8 +102,12 @@ impl<R: NftRunner> DataPath<R> {
             return Ok(ApplyStats::default());
         }
         let generation = self.generation.wrapping_add(1);
-        let script = heavy(|| self.script(&desired, ctx, generation));
-        self.runner.run_script(&script).await?;
+        if self.table_exists().await? {
+            let script = heavy(|| self.script(&desired, ctx, generation));
+            self.runner.run_script(&script).await?;
+        } else {
+            self.create(&desired, ctx, generation).await?;
+        }
         self.generation = generation;
         self.replace = false;
         self.applied = Some((ctx.clone(), index));
@@ -221,6 +225,45 @@ impl<R: NftRunner> DataPath<R> {
 
     pub fn runner(&self) -> &R {
         &self.runner
+    }
+
+    /// Makes a table that does not exist yet in two steps: its fixed
+    /// chains and empty sets with `nft -f` (a few hundred rules, whatever
+    /// the Services), then every element and the canary in one netlink
+    /// batch, since nft takes seconds to parse 100,000 elements. Nothing
+    /// was served before, so nothing is lost between the steps; should the
+    /// second fail, the table has no canary and the next apply loads it in
+    /// full, in one transaction.
+    async fn create(
+        &self,
+        desired: &layout::Table,
+        ctx: &NodeContext,
+        generation: u32,
+    ) -> Result<()> {
+        let skeleton = layout::Table {
+            affinity_timeouts: desired.affinity_timeouts.clone(),
+            ..layout::Table::default()
+        };
+        let script = layout::render(&self.table, &skeleton, ctx.pod_cidr);
+        self.runner.run_script(&script).await?;
+        let mut elements = heavy(|| layout::delta(&self.table, &skeleton, desired));
+        elements.set_generation(generation);
+        self.runner.apply(&elements).await
+    }
+
+    /// Whether table `ip <name>` exists (`nft list tables`: names only).
+    async fn table_exists(&self) -> Result<bool> {
+        let Some(json) = self.runner.list_json("tables").await? else {
+            return Ok(false);
+        };
+        let listing: serde_json::Value = serde_json::from_str(&json).map_err(NftError::Json)?;
+        let tables = listing["nftables"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        Ok(tables
+            .iter()
+            .any(|o| o["table"]["family"] == "ip" && o["table"]["name"] == self.table.as_str()))
     }
 
     /// Whether the live table holds `desired` at our generation.
@@ -364,14 +407,12 @@ mod tests {
         let mut dp = DataPath::open("switchyard", rec.clone()).await.unwrap();
         dp.apply(&ctx(), &snap(1, None)).await.unwrap();
         assert_eq!(dp.generation(), 1);
+        // No table yet: the fixed chains, then the elements and canary.
         let first = &rec.scripts()[0];
-        assert!(
-            first.starts_with("add table ip switchyard\ntable ip switchyard {\n"),
-            "{first}"
-        );
-        assert!(
-            first.ends_with("add element ip switchyard canary { 1 }\n"),
-            "{first}"
+        assert!(first.starts_with("table ip switchyard {\n"), "{first}");
+        assert_eq!(
+            rec.scripts()[1],
+            "flush set ip switchyard canary\nadd element ip switchyard canary { 1 }\n"
         );
         let changed = [dns()].into();
         assert!(dp
@@ -379,14 +420,14 @@ mod tests {
             .await
             .unwrap()
             .is_empty());
-        assert_eq!(rec.scripts().len(), 1, "no change, no transaction");
+        assert_eq!(rec.scripts().len(), 2, "no change, no transaction");
         let stats = dp
             .apply_changes(&ctx(), &snap(3, Some([10, 96, 0, 10])), &changed)
             .await
             .unwrap();
         assert_eq!(stats.elements_added, 1);
         assert_eq!(
-            rec.scripts()[1],
+            rec.scripts()[2],
             "add element ip switchyard reject-ips { 10.96.0.10 . udp . 53 }\n\
              flush set ip switchyard canary\nadd element ip switchyard canary { 2 }\n"
         );
@@ -409,10 +450,10 @@ mod tests {
         dp.apply_changes(&ctx(), &snap(2, Some([10, 96, 0, 10])), &changed)
             .await
             .unwrap();
-        let retry = &rec.scripts()[1];
-        assert!(retry.starts_with("add table ip switchyard\n"), "{retry}");
+        // The recorder shows no table: made anew, its elements sent apart.
+        let retry = &rec.scripts()[3];
         assert!(
-            retry.contains("elements = { 10.96.0.10 . udp . 53 }"),
+            retry.starts_with("add element ip switchyard reject-ips { 10.96.0.10 . udp . 53 }"),
             "{retry}"
         );
     }
