@@ -1,21 +1,25 @@
 //! [`DataPath`]: owns the agent's table, remembers what is applied, and turns
 //! each snapshot into one incremental transaction of the constant layout
 //! (see [`layout`]): a change is element deletes and adds sent as one
-//! netlink batch; a full load (the first apply, a repair) rewrites the
-//! table in place with one `nft -f` transaction.
+//! netlink batch.
+//!
+//! A full load (the first apply, a repair) takes the cheapest safe way: a
+//! table that does not exist is made (fixed chains with `nft -f`, then the
+//! elements over netlink); one whose listing shows the fixed chains intact
+//! gets just the differing elements (a restarted agent whose table already
+//! holds the snapshot writes nothing); any other is rewritten in place by
+//! one `nft -f` transaction.
 //!
 //! Drift detection is cheap by design: every transaction also rewrites a
 //! one-element `canary` set with a new generation number, and
-//! [`DataPath::check_drift`] lists only that set (a few milliseconds even
-//! when the table holds tens of thousands of rules, whereas listing one chain
-//! makes nft 1.0 load every rule of the table). A deleted table, `flush
+//! [`DataPath::check_drift`] lists only that set. A deleted table, `flush
 //! ruleset`, or a restored older copy all change or remove the canary; then
-//! [`DataPath::resync`] reads the whole table back and repairs the
-//! difference. Edits that keep the canary (`flush table`, a single rule or
-//! element changed by hand) are only seen by a full resync, which the caller
-//! may run on a slow timer: [`DataPath::read_live_later`] lists the table off
-//! the caller's loop (seconds at 10,000 Services) and
-//! [`DataPath::resync_from`] repairs from that listing if it is still current.
+//! [`DataPath::resync`] loads the table in full. Edits that keep the canary
+//! (`flush table`, a single rule or element changed by hand) are only seen
+//! by a full resync, which the caller may run on a slow timer:
+//! [`DataPath::read_live_later`] lists the table off the caller's loop
+//! (seconds at 10,000 Services) and [`DataPath::resync_from`] repairs from
+//! that listing if it is still current.
 //!
 //! After a change takes a backend from a Service with ClientIP affinity,
 //! the clients remembered on it are forgotten (see `layout::affinity`).
@@ -92,26 +96,55 @@ impl<R: NftRunner> DataPath<R> {
     pub async fn apply(&mut self, ctx: &NodeContext, snap: &Snapshot) -> Result<ApplyStats> {
         self.applied = None;
         let index = heavy(|| Index::build(ctx, snap));
+        let live = match std::mem::take(&mut self.adopt) {
+            true => self.read_live().await,
+            false => None,
+        };
+        self.load(ctx, index, live).await
+    }
+
+    /// Makes the table hold `index`: nothing when `live` (a listing at our
+    /// generation) shows it does already; the differing elements when
+    /// `live` shows the fixed chains intact; else a whole new table when
+    /// there is none, or a rewrite in place.
+    async fn load(
+        &mut self,
+        ctx: &NodeContext,
+        index: Index,
+        live: Option<Live>,
+    ) -> Result<ApplyStats> {
         let desired = heavy(|| index.table());
         for conflict in &desired.conflicts {
             warn!(%conflict, "service address conflict");
         }
-        if std::mem::take(&mut self.adopt) && self.holds(&desired, ctx).await {
-            info!(table = %self.table, "the table already holds the snapshot");
-            self.applied = Some((ctx.clone(), index));
-            return Ok(ApplyStats::default());
-        }
+        let live = live.filter(|l| l.generation == Some(self.generation));
         let generation = self.generation.wrapping_add(1);
-        if self.table_exists().await? {
-            let script = heavy(|| self.script(&desired, ctx, generation));
-            self.runner.run_script(&script).await?;
-        } else {
-            self.create(&desired, ctx, generation).await?;
-        }
+        let stats = match live {
+            Some(live) if heavy(|| live.holds(&desired, ctx.pod_cidr)) => {
+                info!(table = %self.table, "the table already holds the snapshot");
+                self.applied = Some((ctx.clone(), index));
+                return Ok(ApplyStats::default());
+            }
+            Some(live) if live.has_chains_for(&desired, ctx.pod_cidr) => {
+                let mut tx = heavy(|| layout::delta(&self.table, &live.table, &desired));
+                tx.set_generation(generation);
+                self.runner.apply(&tx).await?;
+                tx.stats
+            }
+            _ if self.table_exists().await? => {
+                let script = heavy(|| self.script(&desired, ctx, generation));
+                self.runner.run_script(&script).await?;
+                full_stats(&desired)
+            }
+            _ => {
+                self.create(&desired, ctx, generation).await?;
+                full_stats(&desired)
+            }
+        };
         self.generation = generation;
         self.replace = false;
         self.applied = Some((ctx.clone(), index));
-        Ok(full_stats(&desired))
+        Ok(stats)
     }
 
     /// Like [`apply`](Self::apply) when only the Services in `changed` may
@@ -195,16 +228,12 @@ impl<R: NftRunner> DataPath<R> {
         if live.generation != Some(self.generation) {
             return Ok(None);
         }
-        let holds = match &self.applied {
-            Some((indexed, index)) if indexed == ctx => {
-                heavy(|| live.holds(&index.table(), ctx.pod_cidr))
-            }
-            _ => false,
+        let index = match self.applied.take() {
+            Some((indexed, index)) if indexed == *ctx => index,
+            _ => heavy(|| Index::build(ctx, snap)),
         };
-        match holds {
-            true => Ok(Some(ApplyStats::default())),
-            false => self.apply(ctx, snap).await.map(Some),
-        }
+        let stats = self.load(ctx, index, Some(live)).await?;
+        Ok(Some(stats))
     }
 
     /// The script a full [`apply`](Self::apply) would run, without running it.
@@ -266,16 +295,14 @@ impl<R: NftRunner> DataPath<R> {
             .any(|o| o["table"]["family"] == "ip" && o["table"]["name"] == self.table.as_str()))
     }
 
-    /// Whether the live table holds `desired` at our generation.
-    async fn holds(&self, desired: &layout::Table, ctx: &NodeContext) -> bool {
+    /// A listing of the table to adopt or repair from; `None` (logged)
+    /// when it cannot be read.
+    async fn read_live(&self) -> Option<Live> {
         match self.runner.list_table(&self.table).await {
-            Ok(live) => {
-                live.generation == Some(self.generation)
-                    && heavy(|| live.holds(desired, ctx.pod_cidr))
-            }
+            Ok(live) => Some(live),
             Err(e) => {
                 warn!(error = %e, "cannot read the table back; loading it in full");
-                false
+                None
             }
         }
     }

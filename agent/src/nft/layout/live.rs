@@ -38,6 +38,16 @@ impl Live {
     /// Whether the table holds exactly `desired` and the fixed chains for
     /// a node with `pod_cidr`.
     pub fn holds(&self, desired: &Table, pod_cidr: Option<Ipv4Net>) -> bool {
+        self.has_chains_for(desired, pod_cidr)
+            && self.table.tuples == desired.tuples
+            && self.table.hairpin == desired.hairpin
+            && self.table.affinity_timeouts == desired.affinity_timeouts
+    }
+
+    /// Whether the table has `desired`'s fixed chains, rules untouched, and
+    /// its canary, whatever its elements: then a delta of elements makes it
+    /// hold `desired` (the rules reference every other set, so those exist).
+    pub fn has_chains_for(&self, desired: &Table, pod_cidr: Option<Ipv4Net>) -> bool {
         let want: BTreeMap<String, (usize, Option<String>)> =
             chains(pod_cidr, &desired.affinity_timeouts)
                 .into_iter()
@@ -50,12 +60,7 @@ impl Live {
                     (name.to_owned(), (rules.len(), fingerprint))
                 })
                 .collect();
-        self.exists
-            && !self.unreadable
-            && self.chains == want
-            && self.table.tuples == desired.tuples
-            && self.table.hairpin == desired.hairpin
-            && self.table.affinity_timeouts == desired.affinity_timeouts
+        self.exists && !self.unreadable && self.chains == want && self.sets.contains(CANARY_SET)
     }
 }
 
