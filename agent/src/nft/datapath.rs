@@ -59,8 +59,8 @@ pub struct DataPath<R> {
 
 impl<R: NftRunner> DataPath<R> {
     /// Notes the live table's generation and layout; the first
-    /// [`apply`](Self::apply) rewrites the table in place in one
-    /// transaction, so traffic never blips.
+    /// [`apply`](Self::apply) reads a table of ours back and sends only what
+    /// differs, so traffic never blips.
     pub async fn open(table: &str, runner: R) -> Result<Self> {
         validate_table_name(table)?;
         let mut dp = Self {
@@ -90,8 +90,8 @@ impl<R: NftRunner> DataPath<R> {
         Ok(dp)
     }
 
-    /// Programs `snap` as one atomic transaction rewriting the whole
-    /// table. On error the previous ruleset stays in force.
+    /// Programs `snap` in full (see the module docs for how). On error the
+    /// previous ruleset stays in force.
     #[instrument(skip_all, fields(table = %self.table, version = snap.version))]
     pub async fn apply(&mut self, ctx: &NodeContext, snap: &Snapshot) -> Result<ApplyStats> {
         self.applied = None;
@@ -143,6 +143,11 @@ impl<R: NftRunner> DataPath<R> {
         };
         self.generation = generation;
         self.replace = false;
+        // The affinity map outlives full loads: its clients of backends
+        // gone meanwhile are forgotten.
+        if !desired.affinity_timeouts.is_empty() {
+            self.forget_stranded_clients(&index).await;
+        }
         self.applied = Some((ctx.clone(), index));
         Ok(stats)
     }
