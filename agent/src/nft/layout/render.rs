@@ -152,23 +152,6 @@ fn declarations(out: &mut String, table: &Table) {
         &hairpin,
     );
     declare(out, "set", CANARY_SET, "type mark;", &[]);
-    for (map, key, by_address) in [
-        (SERVICE_BACKENDS, TUPLE, true),
-        (NODE_PORT_BACKENDS, "meta l4proto . th dport", false),
-    ] {
-        let slots: Vec<String> = table
-            .tuples
-            .iter()
-            .filter(|(t, _)| t.addr.is_some() == by_address)
-            .flat_map(|(t, f)| {
-                f.slots
-                    .iter()
-                    .map(move |(k, to)| format!("{t} . {k} : {to}"))
-            })
-            .collect();
-        let decl = format!("typeof {key} . numgen random mod 2 : ip daddr . th dport;");
-        declare(out, "map", map, &decl, &slots);
-    }
     let decl = format!(
         "type ipv4_addr . ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; \
          size {AFFINITY_SIZE}; flags dynamic,timeout;"
@@ -185,6 +168,25 @@ fn declarations(out: &mut String, table: &Table) {
             let name = affinity_set(timeout, by_address);
             declare(out, "set", &name, tuple_type(by_address), &tuples);
         }
+    }
+    // The dispatch maps last: a full load deletes and makes them anew, so
+    // declared last they list in the same place before and after one.
+    for (map, key, by_address) in [
+        (SERVICE_BACKENDS, TUPLE, true),
+        (NODE_PORT_BACKENDS, "meta l4proto . th dport", false),
+    ] {
+        let slots: Vec<String> = table
+            .tuples
+            .iter()
+            .filter(|(t, _)| t.addr.is_some() == by_address)
+            .flat_map(|(t, f)| {
+                f.slots
+                    .iter()
+                    .map(move |(k, to)| format!("{t} . {k} : {to}"))
+            })
+            .collect();
+        let decl = format!("typeof {key} . numgen random mod 2 : ip daddr . th dport;");
+        declare(out, "map", map, &decl, &slots);
     }
 }
 
