@@ -129,52 +129,16 @@ fn remembered(element: &Value) -> Option<Remembered> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{
-        EndpointEntry, EndpointPortEntry, NodeContext, ServiceEntry, ServiceKey, ServicePortEntry,
-        Snapshot,
-    };
+    use crate::model::{ServiceKey, Snapshot};
+    use crate::nft::layout::compile::tests::{ctx, endpoint, web};
 
+    /// `web` (10.96.0.10:80, NodePort 30080) with affinity over `backends`.
     fn sticky(backends: &[[u8; 4]]) -> Snapshot {
-        let svc = ServiceEntry {
-            cluster_ip: Some(Ipv4Addr::new(10, 96, 0, 10)),
-            ports: vec![ServicePortEntry {
-                name: "http".into(),
-                protocol: Protocol::Tcp,
-                port: 80,
-                node_port: Some(30080),
-            }],
-            session_affinity_timeout: Some(60),
-            endpoints: backends
-                .iter()
-                .map(|ip| EndpointEntry {
-                    ip: Ipv4Addr::from(*ip),
-                    node_name: None,
-                    ready: true,
-                    serving: true,
-                    terminating: false,
-                    ports: vec![EndpointPortEntry {
-                        name: "http".into(),
-                        protocol: Protocol::Tcp,
-                        port: 8080,
-                    }]
-                    .into(),
-                    hints: None,
-                })
-                .collect(),
-            ..Default::default()
-        };
+        let mut svc = web(backends.iter().map(|ip| endpoint(*ip, "node-2")).collect());
+        svc.session_affinity_timeout = Some(60);
         Snapshot {
             version: 1,
             services: [(ServiceKey::new("default", "sticky"), svc)].into(),
-        }
-    }
-
-    fn ctx() -> NodeContext {
-        NodeContext {
-            node_name: "n1".into(),
-            node_ips: vec![Ipv4Addr::new(172, 18, 0, 11)],
-            pod_cidr: None,
-            zone: None,
         }
     }
 

@@ -156,13 +156,13 @@ fn add_slots(facts: &mut TupleFacts, backends: &[Backend], flavor: u32, protocol
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use std::net::Ipv4Addr;
 
     use super::*;
     use crate::model::{EndpointEntry, ServiceKey, ServicePortEntry};
 
-    fn ctx() -> NodeContext {
+    pub(in crate::nft::layout) fn ctx() -> NodeContext {
         NodeContext {
             node_name: "node-1".into(),
             node_ips: vec![Ipv4Addr::new(172, 18, 0, 11)],
@@ -171,7 +171,7 @@ mod tests {
         }
     }
 
-    fn endpoint(ip: [u8; 4], node: &str) -> EndpointEntry {
+    pub(in crate::nft::layout) fn endpoint(ip: [u8; 4], node: &str) -> EndpointEntry {
         EndpointEntry {
             ip: Ipv4Addr::from(ip),
             node_name: Some(node.into()),
@@ -188,7 +188,7 @@ mod tests {
         }
     }
 
-    fn web(endpoints: Vec<EndpointEntry>) -> ServiceEntry {
+    pub(in crate::nft::layout) fn web(endpoints: Vec<EndpointEntry>) -> ServiceEntry {
         ServiceEntry {
             cluster_ip: Some(Ipv4Addr::new(10, 96, 0, 10)),
             ports: vec![ServicePortEntry {
