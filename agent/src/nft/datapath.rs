@@ -205,7 +205,7 @@ impl<R: NftRunner> DataPath<R> {
         Ok(true)
     }
 
-    /// Rewrites the whole table for `snap`.
+    /// Loads `snap` in full, as [`apply`](Self::apply) does: the drift repair.
     pub async fn resync(&mut self, ctx: &NodeContext, snap: &Snapshot) -> Result<ApplyStats> {
         self.apply(ctx, snap).await
     }
@@ -220,7 +220,7 @@ impl<R: NftRunner> DataPath<R> {
         async move { runner.list_table(&table).await }
     }
 
-    /// Rewrites the table if `live` (from [`read_live_later`](Self::read_live_later))
+    /// Repairs the table if `live` (from [`read_live_later`](Self::read_live_later))
     /// differs from what was applied, or if the last transaction failed.
     /// `Ok(None)` when the listing is out of date: a transaction ran after
     /// it was taken, or the canary is gone (the drift check repairs that).
