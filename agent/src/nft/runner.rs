@@ -339,17 +339,7 @@ impl NftRunner for RecordingRunner {
                 stderr,
             });
         }
-        let marker = format!(" {CANARY_SET} {{ ");
-        if let Some(line) = script
-            .lines()
-            .rev()
-            .find(|l| l.starts_with("add element") && l.contains(&marker))
-        {
-            let generation = line
-                .rsplit("{ ")
-                .next()
-                .unwrap_or_default()
-                .trim_end_matches(" }");
+        if let Some(generation) = canary_written(script) {
             rec.canary = Some(generation.to_owned());
         }
         rec.scripts.push(script.to_owned());
@@ -358,14 +348,35 @@ impl NftRunner for RecordingRunner {
 
     async fn list_json(&self, object: &str) -> Result<Option<String>> {
         let rec = self.lock();
-        let table = object.split_whitespace().nth(2).unwrap_or_default();
-        match (object.ends_with(&format!(" {CANARY_SET}")), &rec.canary) {
-            (true, Some(generation)) => Ok(Some(format!(
-                r#"{{"nftables": [{{"set": {{"name": "{CANARY_SET}", "table": "{table}", "elem": [{generation}]}}}}]}}"#
-            ))),
-            _ => Ok(None),
-        }
+        Ok(rec
+            .canary
+            .as_deref()
+            .and_then(|generation| canary_listing(object, generation)))
     }
+}
+
+/// The generation the last canary write of `script` holds: what a runner
+/// standing in for the kernel keeps of a transaction it records.
+pub fn canary_written(script: &str) -> Option<&str> {
+    let marker = format!(" {CANARY_SET} {{ ");
+    let line = script
+        .lines()
+        .rev()
+        .find(|l| l.starts_with("add element") && l.contains(&marker))?;
+    Some(line.rsplit("{ ").next()?.trim_end_matches(" }"))
+}
+
+/// What `nft -j list <object>` prints when `object` is a table's canary
+/// set (`set ip <table> canary`) holding `generation`; `None` for any
+/// other object.
+pub fn canary_listing(object: &str, generation: &str) -> Option<String> {
+    if !object.ends_with(&format!(" {CANARY_SET}")) {
+        return None;
+    }
+    let table = object.split_whitespace().nth(2).unwrap_or_default();
+    Some(format!(
+        r#"{{"nftables": [{{"set": {{"name": "{CANARY_SET}", "table": "{table}", "elem": [{generation}]}}}}]}}"#
+    ))
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ use switchyard_agent::conntrack::Conntrack;
 use switchyard_agent::metrics::Metrics;
 use switchyard_agent::model::NodeContext;
 use switchyard_agent::nft::command::{Command, Element};
+use switchyard_agent::nft::runner::{canary_listing, canary_written};
 use switchyard_agent::nft::state::CANARY_SET;
 use switchyard_agent::nft::{netlink, DataPath, NftRunner, Result as NftResult, Transaction};
 use switchyard_agent::runtime::{AgentConfig, Refused, Runtime, FULL_RESYNC};
@@ -65,29 +66,19 @@ impl NftRunner for HollowRunner {
 
     /// A full load: records the canary it ends with instead of running nft.
     async fn run_script(&self, script: &str) -> NftResult<()> {
-        let marker = format!(" {CANARY_SET} {{ ");
-        let generation = script
-            .lines()
-            .rev()
-            .find(|l| l.starts_with("add element") && l.contains(&marker))
-            .and_then(|l| l.rsplit("{ ").next())
-            .map(|g| g.trim_end_matches(" }").to_owned());
-        if let Some(generation) = generation {
+        if let Some(generation) = canary_written(script) {
             let mut rec = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-            rec.canary = Some(generation);
+            rec.canary = Some(generation.to_owned());
         }
         Ok(())
     }
 
     async fn list_json(&self, object: &str) -> NftResult<Option<String>> {
         let rec = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        let table = object.split_whitespace().nth(2).unwrap_or_default();
-        match (object.ends_with(" canary"), &rec.canary) {
-            (true, Some(g)) => Ok(Some(format!(
-                r#"{{"nftables": [{{"set": {{"name": "canary", "table": "{table}", "elem": [{g}]}}}}]}}"#
-            ))),
-            _ => Ok(None),
-        }
+        Ok(rec
+            .canary
+            .as_deref()
+            .and_then(|generation| canary_listing(object, generation)))
     }
 }
 
